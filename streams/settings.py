@@ -1,0 +1,86 @@
+"""Worker settings in one typed object, read from the environment (``LW_*``, ``KAFKA_BOOTSTRAP``, ``REDIS_URL``)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+from topics import TopicNames
+
+__all__ = ["Settings"]
+
+
+def _int(env: dict[str, str], name: str, default: int) -> int:
+    return int(env[name]) if env.get(name) else default
+
+
+def _float(env: dict[str, str], name: str, default: float) -> float:
+    return float(env[name]) if env.get(name) else default
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything a worker needs to know; every field has an environment variable."""
+
+    #: Kafka bootstrap servers, ``kafka://host:port`` or ``host:port[,host:port]`` (KAFKA_BOOTSTRAP).
+    broker: str = "kafka://127.0.0.1:9092"
+    #: Redis URL (REDIS_URL).
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    #: Consumer group and state-topic prefix (LW_APP_ID).
+    app_id: str = "lendwatch"
+    #: Partitions of every topic the pipeline creates; replay uses it too (LW_PARTITIONS).
+    partitions: int = 8
+    #: Events per batch and how long to wait to fill one (LW_BATCH_SIZE, LW_BATCH_WINDOW_MS).
+    batch_size: int = 500
+    batch_window_ms: int = 50
+    #: Producer linger: lets alert sends share requests (LW_PRODUCER_LINGER_MS).
+    producer_linger_ms: int = 5
+    #: An input partition silent this long no longer holds event time back (LW_IDLE_STREAM_SECONDS).
+    idle_stream_seconds: float = 30.0
+    #: Prefix of the Redis keys the pipeline owns (LW_REDIS_PREFIX).
+    redis_prefix: str = "lw"
+    #: Faust web port for the worker, 0 to pick a free one (LW_WEB_PORT).
+    web_port: int = 6066
+    topics: TopicNames = field(default_factory=TopicNames)
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None, **overrides: object) -> Settings:
+        env = dict(os.environ) if env is None else env
+        defaults = cls()
+        values: dict[str, object] = {
+            "broker": env.get("KAFKA_BOOTSTRAP") or defaults.broker,
+            "redis_url": env.get("REDIS_URL") or defaults.redis_url,
+            "app_id": env.get("LW_APP_ID") or defaults.app_id,
+            "partitions": _int(env, "LW_PARTITIONS", defaults.partitions),
+            "batch_size": _int(env, "LW_BATCH_SIZE", defaults.batch_size),
+            "batch_window_ms": _int(env, "LW_BATCH_WINDOW_MS", defaults.batch_window_ms),
+            "producer_linger_ms": _int(env, "LW_PRODUCER_LINGER_MS", defaults.producer_linger_ms),
+            "idle_stream_seconds": _float(
+                env, "LW_IDLE_STREAM_SECONDS", defaults.idle_stream_seconds
+            ),
+            "redis_prefix": env.get("LW_REDIS_PREFIX") or defaults.redis_prefix,
+            "web_port": _int(env, "LW_WEB_PORT", defaults.web_port),
+            "topics": TopicNames.from_env(env),
+        }
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**values)  # type: ignore[arg-type]
+
+    @property
+    def broker_url(self) -> str:
+        """The broker as Faust wants it: ``kafka://host:port;host:port``."""
+        hosts = self.broker.removeprefix("kafka://").replace(";", ",")
+        return "kafka://" + ";".join(h.strip() for h in hosts.split(",") if h.strip())
+
+    @property
+    def bootstrap_servers(self) -> str:
+        """The broker as aiokafka wants it: ``host:port,host:port``."""
+        return self.broker_url.removeprefix("kafka://").replace(";", ",")
+
+    @property
+    def environment_variables(self) -> tuple[str, ...]:
+        """Every environment variable :meth:`from_env` reads (the compose test checks these)."""
+        names = ["KAFKA_BOOTSTRAP", "REDIS_URL", "LW_APP_ID", "LW_PARTITIONS", "LW_BATCH_SIZE",
+                 "LW_BATCH_WINDOW_MS", "LW_PRODUCER_LINGER_MS", "LW_IDLE_STREAM_SECONDS",
+                 "LW_REDIS_PREFIX", "LW_WEB_PORT"]
+        names += [f"LW_TOPIC_{name.upper()}" for name in TopicNames.__dataclass_fields__]
+        return tuple(names)

@@ -1,0 +1,23 @@
+"""The event contract: topic names, records and their validation."""
+
+from topics.names import CONTRACT_VERSION, Source, TopicNames
+from topics.records import Alert, DeadLetter, Geo, Login, Reason, Repayment, Transaction
+from topics.validate import ContractError, InputRecord, check_key, decode, parse_value
+
+__all__ = [
+    "CONTRACT_VERSION",
+    "Alert",
+    "ContractError",
+    "DeadLetter",
+    "Geo",
+    "InputRecord",
+    "Login",
+    "Reason",
+    "Repayment",
+    "Source",
+    "TopicNames",
+    "Transaction",
+    "check_key",
+    "decode",
+    "parse_value",
+]

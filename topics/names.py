@@ -1,0 +1,66 @@
+"""Topic names of the event contract, with their defaults and environment overrides."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from enum import StrEnum
+
+__all__ = ["CONTRACT_VERSION", "Source", "TopicNames"]
+
+#: Version of the event contract. Minor: fields added (old consumers keep working).
+#: Major: a field removed, renamed or retyped. See the README's "Event contract".
+CONTRACT_VERSION = "1.0"
+
+
+class Source(StrEnum):
+    """The three input streams a platform produces."""
+
+    TRANSACTIONS = "transactions"
+    LOGINS = "logins"
+    REPAYMENTS = "repayments"
+
+
+@dataclass(frozen=True, slots=True)
+class TopicNames:
+    """Names of every topic the pipeline reads or writes."""
+
+    transactions: str = "lending.transactions"
+    logins: str = "lending.logins"
+    repayments: str = "lending.repayments"
+    deadletter: str = "lending.deadletter"
+    alerts_fraud: str = "alerts.fraud"
+    alerts_security: str = "alerts.security"
+    alerts_collections: str = "alerts.collections"
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None) -> TopicNames:
+        """Read overrides such as ``LW_TOPIC_TRANSACTIONS`` from the environment."""
+        env = dict(os.environ) if env is None else env
+        defaults = cls()
+        return cls(
+            **{
+                name: env.get(f"LW_TOPIC_{name.upper()}", getattr(defaults, name))
+                for name in cls.__dataclass_fields__
+            }
+        )
+
+    def input_topic(self, source: Source) -> str:
+        return str(getattr(self, source.value))
+
+    def source_of(self, topic: str) -> Source | None:
+        """Which input stream a topic name carries, if any (replay files name topics)."""
+        for source in Source:
+            if self.input_topic(source) == topic:
+                return source
+        return None
+
+    def alert_topic(self, category: str) -> str:
+        return {
+            "falsified_flow": self.alerts_fraud,
+            "abnormal_behaviour": self.alerts_security,
+            "delinquency_risk": self.alerts_collections,
+        }[category]
+
+    def all(self) -> list[str]:
+        return [getattr(self, name) for name in self.__dataclass_fields__]
