@@ -1,4 +1,4 @@
-"""Worker settings in one typed object, read from the environment (``LW_*``, ``KAFKA_BOOTSTRAP``, ``REDIS_URL``)."""
+"""Worker settings in one typed object, read from ``LW_*``, ``KAFKA_BOOTSTRAP``, ``REDIS_URL``."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ def _float(env: dict[str, str], name: str, default: float) -> float:
 class Settings:
     """Everything a worker needs to know; every field has an environment variable."""
 
-    #: Kafka bootstrap servers, ``kafka://host:port`` or ``host:port[,host:port]`` (KAFKA_BOOTSTRAP).
+    #: Kafka bootstrap, ``kafka://host:port`` or ``host:port[,host:port]`` (KAFKA_BOOTSTRAP).
     broker: str = "kafka://127.0.0.1:9092"
     #: Redis URL (REDIS_URL).
     redis_url: str = "redis://127.0.0.1:6379/0"
@@ -79,8 +79,17 @@ class Settings:
     @property
     def environment_variables(self) -> tuple[str, ...]:
         """Every environment variable :meth:`from_env` reads (the compose test checks these)."""
-        names = ["KAFKA_BOOTSTRAP", "REDIS_URL", "LW_APP_ID", "LW_PARTITIONS", "LW_BATCH_SIZE",
-                 "LW_BATCH_WINDOW_MS", "LW_PRODUCER_LINGER_MS", "LW_IDLE_STREAM_SECONDS",
-                 "LW_REDIS_PREFIX", "LW_WEB_PORT"]
+        names = [
+            "KAFKA_BOOTSTRAP",
+            "REDIS_URL",
+            "LW_APP_ID",
+            "LW_PARTITIONS",
+            "LW_BATCH_SIZE",
+            "LW_BATCH_WINDOW_MS",
+            "LW_PRODUCER_LINGER_MS",
+            "LW_IDLE_STREAM_SECONDS",
+            "LW_REDIS_PREFIX",
+            "LW_WEB_PORT",
+        ]
         names += [f"LW_TOPIC_{name.upper()}" for name in TopicNames.__dataclass_fields__]
         return tuple(names)

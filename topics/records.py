@@ -22,7 +22,7 @@ __all__ = [
 _RECORD_OPTIONS = {"serializer": "json", "validation": False, "coerce": False}
 
 
-class Transaction(faust.Record, **_RECORD_OPTIONS):  # type: ignore[call-arg]
+class Transaction(faust.Record, **_RECORD_OPTIONS):
     """A movement of money on one of the borrower's accounts."""
 
     event_id: str
@@ -38,7 +38,7 @@ class Transaction(faust.Record, **_RECORD_OPTIONS):  # type: ignore[call-arg]
     memo: str | None = None
 
 
-class Geo(faust.Record, **_RECORD_OPTIONS):  # type: ignore[call-arg]
+class Geo(faust.Record, **_RECORD_OPTIONS):
     """Where a session came from, as the platform geolocated it."""
 
     lat: float
@@ -46,7 +46,7 @@ class Geo(faust.Record, **_RECORD_OPTIONS):  # type: ignore[call-arg]
     city: str | None = None
 
 
-class Login(faust.Record, **_RECORD_OPTIONS):  # type: ignore[call-arg]
+class Login(faust.Record, **_RECORD_OPTIONS):
     """A login or another account action (payout change, loan application, drawdown)."""
 
     event_id: str
@@ -62,7 +62,7 @@ class Login(faust.Record, **_RECORD_OPTIONS):  # type: ignore[call-arg]
     amount: Decimal | None = None
 
 
-class Repayment(faust.Record, **_RECORD_OPTIONS):  # type: ignore[call-arg]
+class Repayment(faust.Record, **_RECORD_OPTIONS):
     """An installment being scheduled, paid or reversed."""
 
     event_id: str
@@ -77,7 +77,7 @@ class Repayment(faust.Record, **_RECORD_OPTIONS):  # type: ignore[call-arg]
     currency: str = "CNY"
 
 
-class Reason(faust.Record, **_RECORD_OPTIONS):  # type: ignore[call-arg]
+class Reason(faust.Record, **_RECORD_OPTIONS):
     """Why an alert fired: the observed value and what it was compared with."""
 
     code: str
@@ -86,8 +86,8 @@ class Reason(faust.Record, **_RECORD_OPTIONS):  # type: ignore[call-arg]
     threshold: float | str | None = None
 
 
-class Alert(faust.Record, **_RECORD_OPTIONS):  # type: ignore[call-arg]
-    """What the pipeline publishes to ``alerts.fraud``, ``alerts.security``, ``alerts.collections``."""
+class Alert(faust.Record, **_RECORD_OPTIONS):
+    """What the pipeline publishes to the three alert topics (``alerts.*``)."""
 
     alert_id: str
     ts: datetime
@@ -108,7 +108,7 @@ class Alert(faust.Record, **_RECORD_OPTIONS):  # type: ignore[call-arg]
     schema_version: str = "1.0"
 
 
-class DeadLetter(faust.Record, **_RECORD_OPTIONS):  # type: ignore[call-arg]
+class DeadLetter(faust.Record, **_RECORD_OPTIONS):
     """An input record the pipeline refused, kept whole with the reason."""
 
     source_topic: str

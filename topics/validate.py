@@ -96,7 +96,9 @@ def _date(value: Mapping[str, Any], field: str) -> date:
     try:
         parsed = date.fromisoformat(raw)
     except ValueError:
-        raise ContractError(f"field '{field}' is not an ISO date (YYYY-MM-DD): {raw[:40]!r}") from None
+        raise ContractError(
+            f"field '{field}' is not an ISO date (YYYY-MM-DD): {raw[:40]!r}"
+        ) from None
     if not MIN_YEAR <= parsed.year <= MAX_YEAR:
         raise ContractError(f"field '{field}' is outside {MIN_YEAR}..{MAX_YEAR}: {raw!r}")
     return parsed

@@ -1,0 +1,108 @@
+"""Circular transfers: money sent round a ring of accounts and back, shrinking only by fees."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from detectors.base import FALSIFIED_FLOW, Detector, Finding
+from detectors.graph import Cycle, Edge, Neighbourhood, find_cycles
+from detectors.state import BorrowerState, day_of
+from detectors.thresholds import CircularFlowThresholds
+from topics.records import Reason, Transaction
+
+__all__ = ["CircularFlowDetector"]
+
+
+class CircularFlowDetector(Detector):
+    """Flags every borrower whose account is a hop of a 3-cycle A→B→C→A within the window.
+
+    Round-tripping inflates each member's turnover with the same money. A two-party
+    round trip (a refund) is not a cycle here; transfers between a borrower's own accounts
+    are not turnover and never become edges.
+
+    >>> from detectors.graph import Edge, Neighbourhood
+    >>> detector = CircularFlowDetector(CircularFlowThresholds())
+    >>> ab = Edge("a", "b", 0.0, 100_000.0, "e1", "A")
+    >>> bc = Edge("b", "c", 3600.0, 99_000.0, "e2", "B")
+    >>> ca = Edge("c", "a", 7200.0, 98_500.0, "e3", "C")
+    >>> [f.borrower_id for f in detector.close(ca, Neighbourhood((ab,), (bc,)))]
+    ['A', 'B', 'C']
+    """
+
+    name = "circular_flow"
+    category = FALSIFIED_FLOW
+    version = "1"
+
+    def __init__(self, thresholds: CircularFlowThresholds) -> None:
+        self.thresholds = thresholds
+
+    def edge_for(self, event: Transaction, state: BorrowerState) -> Edge | None:
+        """The account-to-account edge a transaction adds to the index, if it can matter."""
+        if event.counterparty_id in state.own_accounts or event.counterparty_id == event.account_id:
+            return None
+        amount = float(event.amount)
+        smallest_hop = self.thresholds.min_amount * (1.0 - self.thresholds.max_fee_ratio) ** 2
+        if amount < smallest_hop:
+            return None
+        if event.direction == "out":
+            src, dst = event.account_id, event.counterparty_id
+        else:
+            src, dst = event.counterparty_id, event.account_id
+        return Edge(src, dst, event.ts.timestamp(), amount, event.event_id, event.borrower_id)
+
+    def on_transaction(
+        self, event: Transaction, state: BorrowerState, around: Neighbourhood | None
+    ) -> list[Finding]:
+        edge = self.edge_for(event, state)
+        if edge is None or around is None:
+            return []
+        return self.close(edge, around)
+
+    def close(self, edge: Edge, around: Neighbourhood) -> list[Finding]:
+        """Findings for every borrower who reported a hop of a cycle this edge completes."""
+        t = self.thresholds
+        findings: dict[str, Finding] = {}
+        for cycle in find_cycles(
+            edge,
+            around,
+            window_seconds=t.window_hours * 3600.0,
+            max_fee_ratio=t.max_fee_ratio,
+            min_amount=t.min_amount,
+        ):
+            for borrower_id in sorted({hop.borrower_id for hop in cycle.hops}):
+                finding = self._finding(borrower_id, cycle)
+                findings.setdefault(finding.alert_id, finding)
+        return sorted(findings.values(), key=lambda f: (f.borrower_id, f.episode))
+
+    def _finding(self, borrower_id: str, cycle: Cycle) -> Finding:
+        t = self.thresholds
+        hours = cycle.span_seconds / 3600.0
+        # Two hops may each lose up to max_fee_ratio; the less lost, the more deliberate.
+        tightness = 1.0 - min(1.0, cycle.shrink / (2 * t.max_fee_ratio))
+        score = min(1.0, 0.7 + 0.25 * tightness + (0.05 if hours <= 24 else 0.0))
+        ring = "→".join([hop.src for hop in cycle.hops] + [cycle.hops[0].src])
+        first = cycle.hops[0]
+        return Finding(
+            detector=self.name,
+            detector_version=self.version,
+            category=self.category,
+            borrower_id=borrower_id,
+            episode=f"cycle:{'|'.join(cycle.accounts)}:day:{day_of(first.ts)}",
+            ts=datetime.fromtimestamp(cycle.hops[-1].ts, UTC),
+            score=score,
+            reasons=(
+                Reason(
+                    code="circular_transfer",
+                    message=f"{first.amount:,.2f} went {ring} in {hours:.1f} h",
+                    observed=round(hours, 2),
+                    threshold=t.window_hours,
+                ),
+                Reason(
+                    code="amount_shrink",
+                    message="the amount came back smaller only by fees",
+                    observed=round(cycle.shrink, 4),
+                    threshold=round(1 - (1 - t.max_fee_ratio) ** 2, 4),
+                ),
+            ),
+            evidence=tuple(sorted({hop.event_id for hop in cycle.hops})),
+        )

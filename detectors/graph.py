@@ -1,0 +1,169 @@
+"""Account-to-account transfer edges across borrowers, and the 3-cycles among them."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+import orjson
+
+__all__ = ["Cycle", "Edge", "EdgeIndex", "MemoryEdgeIndex", "Neighbourhood", "find_cycles"]
+
+
+@dataclass(frozen=True, slots=True)
+class Edge:
+    """Money moving from account ``src`` to account ``dst``, as one borrower reported it."""
+
+    src: str
+    dst: str
+    ts: float
+    amount: float
+    event_id: str
+    borrower_id: str
+
+    def encode(self) -> bytes:
+        return orjson.dumps(
+            [self.src, self.dst, self.ts, self.amount, self.event_id, self.borrower_id]
+        )
+
+    @classmethod
+    def decode(cls, raw: bytes | str) -> Edge:
+        src, dst, ts, amount, event_id, borrower_id = orjson.loads(raw)
+        return cls(src, dst, float(ts), float(amount), event_id, borrower_id)
+
+    @property
+    def transfer(self) -> tuple[str, str, float, float]:
+        """Identity of the money movement: the sender's and receiver's reports share it."""
+        return (self.src, self.dst, self.ts, self.amount)
+
+
+@dataclass(frozen=True, slots=True)
+class Neighbourhood:
+    """What the index knew around a new edge u→v: edges leaving v and edges entering u."""
+
+    out_of_dst: tuple[Edge, ...] = ()
+    into_src: tuple[Edge, ...] = ()
+
+
+class EdgeIndex(Protocol):
+    """Where edges of all borrowers meet: Redis in the worker, memory in replay."""
+
+    async def add_and_fetch(
+        self, edges: Sequence[Edge], window_seconds: float, max_per_account: int
+    ) -> list[Neighbourhood]:
+        """Store ``edges``, then return each one's neighbourhood within ``window_seconds``.
+
+        All writes happen before any read, so of two workers adding the last two edges of a
+        cycle at the same moment, at least one sees the other's edge.
+        """
+        ...
+
+
+class MemoryEdgeIndex:
+    """The in-process index replay uses; same bounds and semantics as the Redis one."""
+
+    def __init__(self) -> None:
+        self._out: defaultdict[str, dict[bytes, float]] = defaultdict(dict)
+        self._in: defaultdict[str, dict[bytes, float]] = defaultdict(dict)
+
+    async def add_and_fetch(
+        self, edges: Sequence[Edge], window_seconds: float, max_per_account: int
+    ) -> list[Neighbourhood]:
+        for edge in edges:
+            member = edge.encode()
+            for index, account in ((self._out, edge.src), (self._in, edge.dst)):
+                members = index[account]
+                members[member] = edge.ts
+                if len(members) > max_per_account:
+                    # Like ZREMRANGEBYRANK: drop the oldest by event time (ties by member).
+                    for stale in sorted(members, key=lambda m: (members[m], m))[
+                        : len(members) - max_per_account
+                    ]:
+                        del members[stale]
+        return [
+            Neighbourhood(
+                out_of_dst=self._within(self._out.get(edge.dst), edge.ts, window_seconds),
+                into_src=self._within(self._in.get(edge.src), edge.ts, window_seconds),
+            )
+            for edge in edges
+        ]
+
+    @staticmethod
+    def _within(members: dict[bytes, float] | None, ts: float, window: float) -> tuple[Edge, ...]:
+        if not members:
+            return ()
+        return tuple(
+            Edge.decode(member)
+            for member, at in sorted(members.items(), key=lambda item: (item[1], item[0]))
+            if ts - window <= at <= ts + window
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Cycle:
+    """Three transfers u→v→w→u in time order; ``hops[0]`` is the earliest."""
+
+    hops: tuple[Edge, Edge, Edge]
+
+    @property
+    def accounts(self) -> tuple[str, ...]:
+        return tuple(sorted(hop.src for hop in self.hops))
+
+    @property
+    def span_seconds(self) -> float:
+        return self.hops[-1].ts - self.hops[0].ts
+
+    @property
+    def shrink(self) -> float:
+        """Share of the first hop's amount lost by the last hop (fees taken along the way)."""
+        return 1.0 - self.hops[-1].amount / self.hops[0].amount
+
+
+def find_cycles(
+    edge: Edge,
+    around: Neighbourhood,
+    *,
+    window_seconds: float,
+    max_fee_ratio: float,
+    min_amount: float,
+) -> list[Cycle]:
+    """Every 3-cycle that ``edge`` closes, in whatever order its hops arrived.
+
+    The new edge may be any hop of the cycle: the hops are tried in each rotation and kept
+    when one rotation runs forward in time within the window, each hop at most
+    ``max_fee_ratio`` smaller than the one before and never larger.
+    """
+    u, v = edge.src, edge.dst
+    if u == v:
+        return []
+    into_u: defaultdict[str, list[Edge]] = defaultdict(list)
+    for back in around.into_src:
+        if back.src not in (u, v):
+            into_u[back.src].append(back)
+    found: dict[tuple[tuple[str, str, float, float], ...], Cycle] = {}
+    for onward in around.out_of_dst:
+        w = onward.dst
+        for back in into_u.get(w, ()):
+            for hops in _rotations(edge, onward, back):
+                if _plausible(hops, window_seconds, max_fee_ratio, min_amount):
+                    found.setdefault(tuple(h.transfer for h in hops), Cycle(hops))
+    return list(found.values())
+
+
+def _rotations(a: Edge, b: Edge, c: Edge) -> list[tuple[Edge, Edge, Edge]]:
+    return [(a, b, c), (b, c, a), (c, a, b)]
+
+
+def _plausible(
+    hops: tuple[Edge, Edge, Edge], window: float, max_fee_ratio: float, min_amount: float
+) -> bool:
+    if hops[0].amount < min_amount:
+        return False
+    for before, after in zip(hops, hops[1:], strict=False):
+        if not before.ts <= after.ts:
+            return False
+        if not before.amount * (1.0 - max_fee_ratio) <= after.amount <= before.amount:
+            return False
+    return hops[-1].ts - hops[0].ts <= window

@@ -1,0 +1,183 @@
+"""Per-borrower state: small, plain, and serialisable to JSON for the changelog."""
+
+from __future__ import annotations
+
+from array import array
+from dataclasses import dataclass, field
+from datetime import date
+from decimal import Decimal
+from typing import Any
+
+__all__ = [
+    "BorrowerState",
+    "InflowHistory",
+    "Installment",
+    "LoginHistory",
+    "day_of",
+    "installment_key",
+]
+
+SECONDS_PER_DAY = 86_400
+INFLOW_HISTORY_DAYS = 96
+MAX_KNOWN_DEVICES = 16
+MAX_KNOWN_IPS = 16
+MAX_OWN_ACCOUNTS = 8
+
+
+def day_of(epoch: float) -> int:
+    """UTC day number of an event time (days since 1970-01-01)."""
+    return int(epoch // SECONDS_PER_DAY)
+
+
+@dataclass(slots=True)
+class InflowHistory:
+    """Daily inflow sums over a ring of the last ``INFLOW_HISTORY_DAYS`` days of event time.
+
+    A ring of doubles (~800 bytes) instead of a dict of days keeps state small; sums are used
+    for ratios and trends only, so float is exact enough here (money itself stays Decimal).
+    """
+
+    sums: array[float] = field(default_factory=lambda: array("d", [0.0] * INFLOW_HISTORY_DAYS))
+    first_day: int = -1
+    last_day: int = -1
+
+    def add(self, day: int, amount: float) -> None:
+        if self.first_day < 0:
+            self.first_day = self.last_day = day
+        if day > self.last_day:
+            for stale in range(max(self.last_day + 1, day - INFLOW_HISTORY_DAYS + 1), day + 1):
+                self.sums[stale % INFLOW_HISTORY_DAYS] = 0.0
+            self.last_day = day
+        if day <= self.last_day - INFLOW_HISTORY_DAYS:
+            return  # older than the ring: too late to count
+        self.first_day = min(self.first_day, day)
+        self.sums[day % INFLOW_HISTORY_DAYS] += amount
+
+    def total(self, start_day: int, end_day: int) -> tuple[float, int]:
+        """Sum and number of observed days in ``[start_day, end_day)``, clipped to known days."""
+        if self.first_day < 0:
+            return 0.0, 0
+        start = max(start_day, self.first_day, self.last_day - INFLOW_HISTORY_DAYS + 1)
+        end = min(end_day, self.last_day + 1)
+        if end <= start:
+            return 0.0, 0
+        return sum(self.sums[d % INFLOW_HISTORY_DAYS] for d in range(start, end)), end - start
+
+
+@dataclass(slots=True)
+class LoginHistory:
+    """Devices and IPs a borrower has succeeded from, and the recent failed attempts."""
+
+    known_devices: dict[str, int] = field(default_factory=dict)  # device -> last day seen
+    known_ips: dict[str, int] = field(default_factory=dict)
+    failures: list[tuple[float, str, str, str]] = field(default_factory=list)  # ts, event, ip, dev
+
+    def remember(self, device_id: str, ip: str, day: int, forget_before: int) -> None:
+        for known, key, cap in (
+            (self.known_devices, device_id, MAX_KNOWN_DEVICES),
+            (self.known_ips, ip, MAX_KNOWN_IPS),
+        ):
+            known[key] = max(day, known.get(key, day))
+            for stale in [k for k, seen in known.items() if seen < forget_before]:
+                del known[stale]
+            while len(known) > cap:
+                del known[min(known, key=known.__getitem__)]
+
+
+@dataclass(slots=True)
+class Installment:
+    """One installment of a loan: what is due, and what was paid and reversed, with times."""
+
+    loan_id: str
+    number: int
+    # Unknown until the "scheduled" event arrives (a payment may come first).
+    due_date: date | None = None
+    amount_due: Decimal | None = None
+    scheduled_event: str | None = None
+    payments: list[tuple[float, Decimal, str]] = field(default_factory=list)
+    reversals: list[tuple[float, Decimal, str]] = field(default_factory=list)
+    stages_done: list[str] = field(default_factory=list)
+
+    def paid_by(self, epoch: float) -> Decimal:
+        """Net amount paid up to and including ``epoch`` (event time), reversals deducted."""
+        paid = sum((amount for ts, amount, _ in self.payments if ts <= epoch), Decimal(0))
+        reversed_ = sum((amount for ts, amount, _ in self.reversals if ts <= epoch), Decimal(0))
+        return paid - reversed_
+
+    def evidence_until(self, epoch: float) -> list[str]:
+        scheduled = [self.scheduled_event] if self.scheduled_event else []
+        return scheduled + [event for ts, _, event in self.payments + self.reversals if ts <= epoch]
+
+
+@dataclass(slots=True)
+class BorrowerState:
+    """Everything the detectors remember about one borrower."""
+
+    borrower_id: str
+    partition: int = 0
+    own_accounts: list[str] = field(default_factory=list)
+    inflows: InflowHistory = field(default_factory=InflowHistory)
+    logins: LoginHistory = field(default_factory=LoginHistory)
+    installments: dict[str, Installment] = field(default_factory=dict)
+
+    def note_own_account(self, account_id: str) -> None:
+        """An account that appears as the borrower's ``account_id`` belongs to the borrower."""
+        if account_id not in self.own_accounts:
+            self.own_accounts.append(account_id)
+            del self.own_accounts[:-MAX_OWN_ACCOUNTS]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "borrower_id": self.borrower_id,
+            "partition": self.partition,
+            "own_accounts": self.own_accounts,
+            "inflows": [self.inflows.first_day, self.inflows.last_day, list(self.inflows.sums)],
+            "devices": self.logins.known_devices,
+            "ips": self.logins.known_ips,
+            "failures": self.logins.failures,
+            "installments": [
+                {
+                    "loan_id": i.loan_id,
+                    "number": i.number,
+                    "due_date": i.due_date.isoformat() if i.due_date else None,
+                    "amount_due": None if i.amount_due is None else str(i.amount_due),
+                    "scheduled_event": i.scheduled_event,
+                    "payments": [[ts, str(a), e] for ts, a, e in i.payments],
+                    "reversals": [[ts, str(a), e] for ts, a, e in i.reversals],
+                    "stages_done": i.stages_done,
+                }
+                for i in self.installments.values()
+            ],
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> BorrowerState:
+        first_day, last_day, sums = data["inflows"]
+        state = cls(
+            borrower_id=data["borrower_id"],
+            partition=data["partition"],
+            own_accounts=list(data["own_accounts"]),
+            inflows=InflowHistory(array("d", sums), first_day, last_day),
+            logins=LoginHistory(
+                dict(data["devices"]), dict(data["ips"]), [tuple(f) for f in data["failures"]]
+            ),
+        )
+        for raw in data["installments"]:
+            installment = Installment(
+                loan_id=raw["loan_id"],
+                number=raw["number"],
+                due_date=date.fromisoformat(raw["due_date"]) if raw["due_date"] else None,
+                amount_due=None if raw["amount_due"] is None else Decimal(raw["amount_due"]),
+                scheduled_event=raw["scheduled_event"],
+                payments=[(ts, Decimal(a), e) for ts, a, e in raw["payments"]],
+                reversals=[(ts, Decimal(a), e) for ts, a, e in raw["reversals"]],
+                stages_done=list(raw["stages_done"]),
+            )
+            state.installments[installment_key(installment.loan_id, installment.number)] = (
+                installment
+            )
+        return state
+
+
+def installment_key(loan_id: str, number: int) -> str:
+    return f"{loan_id}#{number}"

@@ -1,0 +1,185 @@
+"""The ``lendwatch`` command line."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from streams.settings import Settings
+
+__all__ = ["main"]
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    return Settings.from_env(
+        broker=getattr(args, "broker", None),
+        redis_url=getattr(args, "redis", None),
+        partitions=getattr(args, "partitions", None),
+    )
+
+
+def _add_services(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--broker", help="Kafka bootstrap, kafka://host:port (or KAFKA_BOOTSTRAP)")
+    parser.add_argument("--redis", help="Redis URL, redis://host:port/0 (or REDIS_URL)")
+
+
+def _add_simulation(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--borrowers", type=int, default=200)
+    parser.add_argument("--days", type=int, default=60)
+    parser.add_argument("--seed", type=int, default=7)
+
+
+def _simulation(args: argparse.Namespace) -> object:
+    from streams.simulate import SimulationConfig
+
+    return SimulationConfig(borrowers=args.borrowers, days=args.days, seed=args.seed)
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    from streams.app import run_worker
+
+    run_worker(_settings(args), loglevel=args.log_level)
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from streams.run import DemoOptions, run_demo
+
+    embedded = not (
+        args.broker
+        or args.redis
+        or os.environ.get("KAFKA_BOOTSTRAP")
+        or os.environ.get("REDIS_URL")
+    )
+    if not embedded and not (
+        (args.broker or os.environ.get("KAFKA_BOOTSTRAP"))
+        and (args.redis or os.environ.get("REDIS_URL"))
+    ):
+        print("lendwatch run: give both a broker and a Redis, or neither", file=sys.stderr)
+        return 2
+    options = DemoOptions(
+        simulation=_simulation(args),  # type: ignore[arg-type]
+        rate=args.rate or None,
+        duration=args.duration,
+    )
+    status = asyncio.run(run_demo(_settings(args), options, embedded=embedded))
+    return 0 if status.processed else 1
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    from streams.replay import replay_file
+
+    settings = _settings(args)
+    report = replay_file(
+        Path(args.input), Path(args.output), partitions=settings.partitions, topics=settings.topics
+    )
+    by_topic = ", ".join(f"{t} {n}" for t, n in sorted(report.alerts_by_topic.items()))
+    print(
+        f"replayed {report.events:,} events: {report.alerts} alerts ({by_topic or 'none'}); "
+        f"{len(report.rejected)} records rejected",
+        file=sys.stderr,
+    )
+    for number, reason in report.rejected[:20]:
+        print(f"  line {number}: {reason}", file=sys.stderr)
+    return 0
+
+
+def cmd_simulate(args: argparse.Namespace) -> int:
+    from streams.simulate import simulate, write_jsonl
+
+    simulation = simulate(_simulation(args))  # type: ignore[arg-type]
+    if args.to_kafka:
+        from streams.broker import produce_records
+
+        settings = _settings(args)
+        sent = asyncio.run(
+            produce_records(settings.bootstrap_servers, simulation.records, rate=args.rate or None)
+        )
+        print(f"produced {sent:,} events to {settings.bootstrap_servers}", file=sys.stderr)
+        return 0
+    if not args.output:
+        print("lendwatch simulate: give --output FILE or --to-kafka", file=sys.stderr)
+        return 2
+    write_jsonl(simulation, Path(args.output), Path(args.labels) if args.labels else None)
+    print(
+        f"wrote {len(simulation.records):,} events to {args.output}"
+        + (f" and {len(simulation.labels)} labels to {args.labels}" if args.labels else ""),
+        file=sys.stderr,
+    )
+    return 0
+
+
+def cmd_create_topics(args: argparse.Namespace) -> int:
+    from streams.broker import create_topics
+
+    settings = _settings(args)
+    created = asyncio.run(
+        create_topics(settings.bootstrap_servers, settings.topics.all(), settings.partitions)
+    )
+    print(f"created {len(created)} topics: {', '.join(created) or '(all existed)'}")
+    return 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    import urllib.request
+
+    with urllib.request.urlopen(f"{args.url.rstrip('/')}/metrics", timeout=5) as response:  # noqa: S310
+        for line in response.read().decode().splitlines():
+            if line.startswith("lendwatch_") and "_created" not in line:
+                print(line)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="lendwatch", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    run = commands.add_parser("run", help="the whole pipeline with simulated traffic, live")
+    _add_services(run)
+    _add_simulation(run)
+    run.add_argument("--rate", type=float, default=4000.0, help="events/s (0: unlimited)")
+    run.add_argument("--duration", type=float, help="stop after this many seconds")
+    run.set_defaults(func=cmd_run)
+
+    worker = commands.add_parser("worker", help="run the Faust worker (deployments)")
+    _add_services(worker)
+    worker.add_argument("--log-level", default="info")
+    worker.set_defaults(func=cmd_worker)
+
+    replay = commands.add_parser("replay", help="run the detectors over a JSONL file")
+    replay.add_argument("--input", required=True)
+    replay.add_argument("--output", required=True)
+    replay.add_argument("--partitions", type=int, help="partitions of the live topics")
+    replay.set_defaults(func=cmd_replay)
+
+    simulate = commands.add_parser("simulate", help="generate a platform's traffic")
+    _add_simulation(simulate)
+    simulate.add_argument("--output", help="events JSONL file")
+    simulate.add_argument("--labels", help="labels JSONL file (injected cases)")
+    simulate.add_argument("--to-kafka", action="store_true", help="produce to the input topics")
+    simulate.add_argument("--rate", type=float, default=0.0, help="events/s (0: unlimited)")
+    _add_services(simulate)
+    simulate.set_defaults(func=cmd_simulate)
+
+    topics = commands.add_parser("create-topics", help="create every topic (idempotent)")
+    _add_services(topics)
+    topics.add_argument("--partitions", type=int)
+    topics.set_defaults(func=cmd_create_topics)
+
+    status = commands.add_parser("status", help="print a running worker's metrics")
+    status.add_argument("--url", default="http://127.0.0.1:6066")
+    status.set_defaults(func=cmd_status)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return int(args.func(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,225 @@
+"""``lendwatch run``: the whole pipeline on one machine, with alerts shown live in the terminal."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TextIO
+
+import aiohttp
+import orjson
+from aiokafka import AIOKafkaConsumer
+
+from streams.broker import create_topics, produce_records
+from streams.embedded import EmbeddedKafka, EmbeddedRedis, free_port
+from streams.settings import Settings
+from streams.simulate import SimulationConfig, simulate
+
+__all__ = ["DemoOptions", "run_demo"]
+
+SEVERITY_COLOURS = {"low": "37", "medium": "33", "high": "31", "critical": "1;31"}
+
+
+@dataclass
+class DemoOptions:
+    simulation: SimulationConfig = field(default_factory=SimulationConfig)
+    rate: float | None = 4000.0
+    bad_every: int | None = 2000
+    duration: float | None = None  # stop by itself after this many seconds (CI, scripts)
+    out: TextIO = sys.stdout
+
+
+@dataclass
+class _Status:
+    produced: int = 0
+    total: int = 0
+    processed: int = 0
+    alerts: Counter[str] = field(default_factory=Counter)
+    deadletters: int = 0
+
+
+async def run_demo(settings: Settings, options: DemoOptions, *, embedded: bool) -> _Status:
+    """Start what is missing, the worker and the simulator; print alerts until stopped."""
+    with contextlib.ExitStack() as stack:
+        if embedded:
+            kafka = stack.enter_context(EmbeddedKafka())
+            redis = stack.enter_context(EmbeddedRedis())
+            settings = Settings.from_env(
+                {**os.environ, "KAFKA_BOOTSTRAP": kafka.bootstrap, "REDIS_URL": redis.url}
+            )
+            _say(options, f"embedded Tansu broker at {kafka.bootstrap}, Valkey at {redis.url}")
+        await create_topics(settings.bootstrap_servers, settings.topics.all(), settings.partitions)
+        web_port = free_port()
+        worker = _start_worker(settings, web_port)
+        stack.callback(_stop, worker)
+        return await _watch(settings, options, worker, web_port)
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _start_worker(settings: Settings, web_port: int) -> subprocess.Popen[bytes]:
+    env = {
+        **os.environ,
+        "KAFKA_BOOTSTRAP": settings.bootstrap_servers,
+        "REDIS_URL": settings.redis_url,
+        "LW_PARTITIONS": str(settings.partitions),
+        "LW_WEB_PORT": str(web_port),
+    }
+    log = Path(os.environ.get("LW_WORKER_LOG", os.devnull))
+    with log.open("ab") as handle:
+        return subprocess.Popen(
+            [sys.executable, "-m", "streams.cli", "worker", "--log-level", "warning"],
+            env=env,
+            stdout=handle,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+
+
+def _stop(worker: subprocess.Popen[bytes]) -> None:
+    if worker.poll() is None:
+        worker.send_signal(signal.SIGTERM)
+        try:
+            worker.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            worker.kill()
+            worker.wait()
+
+
+async def _watch(
+    settings: Settings, options: DemoOptions, worker: subprocess.Popen[bytes], web_port: int
+) -> _Status:
+    status = _Status()
+    simulation = simulate(options.simulation)
+    status.total = len(simulation.records)
+    _say(
+        options,
+        f"simulating {options.simulation.borrowers} borrowers × "
+        f"{options.simulation.days} days: {status.total:,} events, "
+        f"{len(simulation.labels)} injected cases; Ctrl-C stops",
+    )
+
+    def sent(count: int) -> None:
+        status.produced = count
+
+    producer = asyncio.create_task(
+        produce_records(
+            settings.bootstrap_servers,
+            simulation.records,
+            rate=options.rate,
+            bad_every=options.bad_every,
+            bad_topic=settings.topics.transactions,
+            on_sent=sent,
+        )
+    )
+    alerts = asyncio.create_task(_show_alerts(settings, options, status))
+    stopping = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stopping.set)
+    started = time.monotonic()
+    try:
+        while not stopping.is_set():
+            if worker.poll() is not None:
+                raise RuntimeError(f"the worker exited with code {worker.returncode}")
+            if producer.done() and producer.exception():
+                raise producer.exception()  # type: ignore[misc]
+            status.processed = await _processed(web_port, status.processed)
+            _status_line(options, status)
+            if options.duration and time.monotonic() - started > options.duration:
+                break
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stopping.wait(), 1.0)
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+        producer.cancel()
+        alerts.cancel()
+        await asyncio.gather(producer, alerts, return_exceptions=True)
+        options.out.write("\n")
+        _say(options, "stopping: " + _summary(status))
+    return status
+
+
+async def _show_alerts(settings: Settings, options: DemoOptions, status: _Status) -> None:
+    names = settings.topics
+    consumer = AIOKafkaConsumer(
+        names.alerts_fraud,
+        names.alerts_security,
+        names.alerts_collections,
+        names.deadletter,
+        bootstrap_servers=settings.bootstrap_servers,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        group_id=None,
+    )
+    await consumer.start()
+    try:
+        async for message in consumer:
+            if message.value is None:
+                continue
+            if message.topic == names.deadletter:
+                status.deadletters += 1
+                continue
+            alert = orjson.loads(message.value)
+            status.alerts[message.topic] += 1
+            options.out.write("\r\033[K" + _format_alert(message.topic, alert) + "\n")
+    finally:
+        await consumer.stop()
+
+
+def _format_alert(topic: str, alert: dict[str, Any]) -> str:
+    severity = str(alert["severity"])
+    colour = SEVERITY_COLOURS.get(severity, "0")
+    reasons = "; ".join(str(reason["message"]) for reason in alert["reasons"])
+    return (
+        f"\033[{colour}m{severity:<8}\033[0m {topic:<19} {alert['detector']:<17} "
+        f"{alert['borrower_id']:<8} score {float(alert['score']):.2f}  "
+        f"{str(alert['ts'])[:16]}  {reasons}"
+    )
+
+
+_EVENTS = re.compile(rb"^lendwatch_events_total\{[^}]*\} ([0-9.e+]+)$", re.MULTILINE)
+
+
+async def _processed(web_port: int, previous: int) -> int:
+    """Events the worker has processed, from its /metrics page (previous value if not up yet)."""
+    try:
+        async with (
+            aiohttp.ClientSession() as session,
+            session.get(
+                f"http://127.0.0.1:{web_port}/metrics", timeout=aiohttp.ClientTimeout(total=1)
+            ) as response,
+        ):
+            body = await response.read()
+    except (aiohttp.ClientError, TimeoutError):
+        return previous
+    return int(sum(float(v) for v in _EVENTS.findall(body)))
+
+
+def _summary(status: _Status) -> str:
+    counts = ", ".join(f"{topic} {n}" for topic, n in sorted(status.alerts.items())) or "no alerts"
+    return (
+        f"events produced {status.produced:,}, processed {status.processed:,}, "
+        f"lag {max(0, status.produced - status.processed):,} | alerts: {counts} | "
+        f"dead-lettered {status.deadletters}"
+    )
+
+
+def _status_line(options: DemoOptions, status: _Status) -> None:
+    options.out.write("\r\033[K" + _summary(status))
+    options.out.flush()
+
+
+def _say(options: DemoOptions, text: str) -> None:
+    options.out.write(f"lendwatch: {text}\n")
+    options.out.flush()
