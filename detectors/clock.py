@@ -12,6 +12,7 @@ __all__ = ["EventTimeClock", "Timer", "TimerQueue"]
 @dataclass(slots=True)
 class _PartitionTime:
     max_ts: dict[str, float] = field(default_factory=dict)  # stream -> latest event time seen
+    watermark: float | None = None  # never moves back, even when an idle stream resumes
     last_arrival: dict[str, float] = field(default_factory=dict)  # stream -> wall time
     first_arrival: float | None = None
 
@@ -52,11 +53,15 @@ class EventTimeClock:
             return None
         times = []
         for stream in self._expected.get(partition, self._streams):
-            if stream in part.max_ts and not self._idle(part, stream, wall):
-                times.append(part.max_ts[stream])
-            elif not self._idle(part, stream, wall):
-                return None  # a stream we still wait for has not started
-        return min(times) if times else max(part.max_ts.values())
+            if self._idle(part, stream, wall):
+                continue
+            if stream not in part.max_ts:
+                return part.watermark  # a stream we still wait for has not started
+            times.append(part.max_ts[stream])
+        current = min(times) if times else max(part.max_ts.values())
+        if part.watermark is None or current > part.watermark:
+            part.watermark = current
+        return part.watermark
 
     def _idle(self, part: _PartitionTime, stream: str, wall: float | None) -> bool:
         if self._idle_after is None or wall is None:

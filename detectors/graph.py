@@ -142,13 +142,15 @@ def find_cycles(
     for back in around.into_src:
         if back.src not in (u, v):
             into_u[back.src].append(back)
-    found: dict[tuple[tuple[str, str, float, float], ...], Cycle] = {}
+    # Keyed by the reports, not just the transfers: the sender's and the receiver's report of
+    # one transfer name different borrowers, and each of them must be alerted.
+    found: dict[tuple[str, ...], Cycle] = {}
     for onward in around.out_of_dst:
         w = onward.dst
         for back in into_u.get(w, ()):
             for hops in _rotations(edge, onward, back):
                 if _plausible(hops, window_seconds, max_fee_ratio, min_amount):
-                    found.setdefault(tuple(h.transfer for h in hops), Cycle(hops))
+                    found.setdefault(tuple(h.event_id for h in hops), Cycle(hops))
     return list(found.values())
 
 

@@ -54,14 +54,19 @@ class InflowHistory:
         self.sums[day % INFLOW_HISTORY_DAYS] += amount
 
     def total(self, start_day: int, end_day: int) -> tuple[float, int]:
-        """Sum and number of observed days in ``[start_day, end_day)``, clipped to known days."""
+        """Sum and number of days in ``[start_day, end_day)`` since the first inflow.
+
+        Days after the last inflow count as zero: callers ask at an event time every stream
+        has passed, so a day with no inflow recorded had none.
+        """
         if self.first_day < 0:
             return 0.0, 0
         start = max(start_day, self.first_day, self.last_day - INFLOW_HISTORY_DAYS + 1)
-        end = min(end_day, self.last_day + 1)
-        if end <= start:
+        if end_day <= start:
             return 0.0, 0
-        return sum(self.sums[d % INFLOW_HISTORY_DAYS] for d in range(start, end)), end - start
+        recorded_end = min(end_day, self.last_day + 1)
+        total = sum(self.sums[d % INFLOW_HISTORY_DAYS] for d in range(start, recorded_end))
+        return total, end_day - start
 
 
 @dataclass(slots=True)

@@ -37,15 +37,18 @@ class AccountTakeoverDetector(Detector):
                 history.failures.append((epoch, event.event_id, event.ip, event.device_id))
                 del history.failures[:-MAX_REMEMBERED_FAILURES]
             return []
+        if event.action != "login":
+            # Only a successful login vouches for a device: a password reset or a payout
+            # change from an unseen device must not make the attacker's device "known".
+            return []
         findings: list[Finding] = []
-        if event.action == "login":
-            recent = [f for f in history.failures if f[0] <= epoch]
-            if (
-                len(recent) >= t.min_failures
-                and history.known_devices
-                and event.device_id not in history.known_devices
-            ):
-                findings.append(self._finding(event, state, recent))
+        recent = [f for f in history.failures if f[0] <= epoch]
+        if (
+            len(recent) >= t.min_failures
+            and history.known_devices
+            and event.device_id not in history.known_devices
+        ):
+            findings.append(self._finding(event, state, recent))
         day = day_of(epoch)
         history.remember(event.device_id, event.ip, day, forget_before=day - t.device_memory_days)
         return findings

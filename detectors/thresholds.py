@@ -39,7 +39,7 @@ class DelinquencyThresholds:
     recent_days: int = 14
     baseline_days: int = 28
     #: Warn when recent daily inflow is at most this share of the baseline ...
-    max_inflow_ratio: float = 0.6
+    max_inflow_ratio: float = 0.5
     #: ... and the last 30 days of inflow cover the installment at most this many times.
     max_coverage: float = 4.0
     #: Baseline days needed before the decline is trusted.

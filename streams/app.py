@@ -191,12 +191,11 @@ def create_app(settings: Settings) -> tuple[faust.App, Pipeline]:
         web_host="127.0.0.1" if settings.web_port else "0.0.0.0",
         processing_guarantee="at_least_once",
     )
-    table = app.Table(
-        STATE_TABLE,
-        default=None,
-        partitions=settings.partitions,
-        schema=faust.Schema(key_serializer="raw", value_serializer="lendwatch_state"),
-    )
+    table = app.Table(STATE_TABLE, default=None, partitions=settings.partitions, key_type=str)
+    # Faust derives a table's codecs from key/value *types* only (json for anything that is not
+    # a Record); set them before first use so the changelog and its recovery use ours.
+    table.key_serializer = "raw"
+    table.value_serializer = "lendwatch_state"
     redis = Redis.from_url(settings.redis_url)
     pipeline = Pipeline(app, settings, table, redis)
 

@@ -84,9 +84,10 @@ def _timestamp(value: Mapping[str, Any], field: str) -> datetime:
         raise ContractError(f"field '{field}' is not an ISO-8601 timestamp: {raw[:40]!r}") from None
     if parsed.tzinfo is None or parsed.utcoffset() is None:
         raise ContractError(f"field '{field}' has no UTC offset (naive timestamp): {raw[:40]!r}")
-    if not MIN_YEAR <= parsed.year <= MAX_YEAR:
+    instant = parsed.astimezone(UTC)
+    if not MIN_YEAR <= instant.year <= MAX_YEAR:
         raise ContractError(f"field '{field}' is outside {MIN_YEAR}..{MAX_YEAR}: {raw[:40]!r}")
-    return parsed.astimezone(UTC)
+    return instant
 
 
 def _date(value: Mapping[str, Any], field: str) -> date:

@@ -1,0 +1,343 @@
+"""Circular transfers: 3-cycles of accounts, whatever order their hops arrive in."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from itertools import permutations
+
+import pytest
+
+from detectors.base import FALSIFIED_FLOW, alert_id
+from detectors.circular import CircularFlowDetector
+from detectors.graph import Edge, MemoryEdgeIndex, Neighbourhood, find_cycles
+from detectors.state import BorrowerState, day_of
+from detectors.thresholds import CircularFlowThresholds
+from tests.detectors.factories import T0, at, transaction
+from topics.records import Transaction
+
+THRESHOLDS = CircularFlowThresholds()
+WINDOW = THRESHOLDS.window_hours * 3600.0
+START = T0.timestamp()
+HOUR = 3600.0
+
+
+def _edge(src: str, dst: str, hours: float, amount: float, event_id: str, borrower: str) -> Edge:
+    return Edge(src, dst, START + hours * HOUR, amount, event_id, borrower)
+
+
+# The ring: borrower A owns account a, B owns b, C owns c; money goes a→b→c→a in five hours.
+AB = _edge("a", "b", 0, 100_000.0, "tx-A-1", "A")
+BC = _edge("b", "c", 2, 99_000.0, "tx-B-1", "B")
+CA = _edge("c", "a", 5, 98_500.0, "tx-C-1", "C")
+RING = (AB, BC, CA)
+EPISODE = f"cycle:a|b|c:day:{day_of(START)}"
+RING_IDS = {borrower: alert_id("circular_flow", borrower, EPISODE) for borrower in "ABC"}
+
+
+async def _feed(
+    edges: list[Edge] | tuple[Edge, ...], detector: CircularFlowDetector
+) -> list[list[str]]:
+    """Add edges one per call to a fresh index; the alert ids each edge's close() returns."""
+    index = MemoryEdgeIndex()
+    t = detector.thresholds
+    per_edge = []
+    for edge in edges:
+        [around] = await index.add_and_fetch(
+            [edge], t.window_hours * 3600.0, t.max_edges_per_account
+        )
+        per_edge.append([f.alert_id for f in detector.close(edge, around)])
+    return per_edge
+
+
+def test_find_cycles_with_the_closing_edge_last() -> None:
+    [cycle] = find_cycles(
+        CA,
+        Neighbourhood(out_of_dst=(AB,), into_src=(BC,)),
+        window_seconds=WINDOW,
+        max_fee_ratio=0.05,
+        min_amount=5000.0,
+    )
+
+    assert cycle.hops == (AB, BC, CA)
+    assert cycle.accounts == ("a", "b", "c")
+    assert cycle.span_seconds == 5 * HOUR
+    assert cycle.shrink == pytest.approx(0.015)
+
+
+@pytest.mark.parametrize("last", [AB, BC, CA], ids=["ab-last", "bc-last", "ca-last"])
+def test_find_cycles_whichever_hop_arrives_last(last: Edge) -> None:
+    around = Neighbourhood(
+        out_of_dst=tuple(e for e in RING if e.src == last.dst),
+        into_src=tuple(e for e in RING if e.dst == last.src),
+    )
+
+    cycles = find_cycles(last, around, window_seconds=WINDOW, max_fee_ratio=0.05, min_amount=5000.0)
+
+    assert [c.hops for c in cycles] == [(AB, BC, CA)]
+
+
+@pytest.mark.parametrize("order", list(permutations(RING)), ids=lambda o: "".join(e.src for e in o))
+async def test_every_arrival_order_gives_the_same_alerts(order: tuple[Edge, ...]) -> None:
+    detector = CircularFlowDetector(THRESHOLDS)
+
+    per_edge = await _feed(order, detector)
+
+    # Only the edge that completes the ring finds it, and it names every ring borrower.
+    assert per_edge[:2] == [[], []]
+    assert set(per_edge[2]) == set(RING_IDS.values())
+    assert len(per_edge[2]) == 3
+
+
+def test_each_ring_borrower_gets_an_explained_alert() -> None:
+    detector = CircularFlowDetector(THRESHOLDS)
+
+    findings = detector.close(CA, Neighbourhood(out_of_dst=(AB,), into_src=(BC,)))
+
+    assert [f.borrower_id for f in findings] == ["A", "B", "C"]
+    for finding in findings:
+        assert finding.alert_id == RING_IDS[finding.borrower_id]
+        assert finding.detector == "circular_flow"
+        assert finding.category == FALSIFIED_FLOW
+        assert finding.episode == EPISODE
+        assert finding.ts == datetime.fromtimestamp(CA.ts, UTC)
+        assert finding.evidence == ("tx-A-1", "tx-B-1", "tx-C-1")
+        # 0.7 + 0.25 * (1 - 0.015 / 0.1) + 0.05 because it took at most a day
+        assert finding.score == pytest.approx(0.9625)
+        transfer, shrink = finding.reasons
+        assert (transfer.code, transfer.observed, transfer.threshold) == (
+            "circular_transfer",
+            5.0,
+            48.0,
+        )
+        assert transfer.message == "100,000.00 went a→b→c→a in 5.0 h"
+        assert (shrink.code, shrink.observed, shrink.threshold) == ("amount_shrink", 0.015, 0.0975)
+
+
+def test_slower_looser_ring_scores_lower() -> None:
+    ab = _edge("a", "b", 0, 100_000.0, "e1", "A")
+    bc = _edge("b", "c", 20, 95_500.0, "e2", "B")
+    ca = _edge("c", "a", 30, 91_000.0, "e3", "C")
+    detector = CircularFlowDetector(THRESHOLDS)
+
+    findings = detector.close(ab, Neighbourhood(out_of_dst=(bc,), into_src=(ca,)))
+
+    # shrink 0.09 → tightness 0.1; 30 h → no same-day bonus
+    assert [f.score for f in findings] == [pytest.approx(0.725)] * 3
+    assert findings[0].reasons[0].observed == 30.0
+
+
+NOT_CYCLES = {
+    "amounts-grow": (
+        _edge("a", "b", 0, 100_000.0, "e1", "A"),
+        _edge("b", "c", 1, 101_000.0, "e2", "B"),
+        _edge("c", "a", 2, 102_000.0, "e3", "C"),
+    ),
+    "one-hop-grows": (
+        _edge("a", "b", 0, 100_000.0, "e1", "A"),
+        _edge("b", "c", 1, 99_000.0, "e2", "B"),
+        _edge("c", "a", 2, 99_500.0, "e3", "C"),
+    ),
+    "shrinks-beyond-fee-ratio": (
+        _edge("a", "b", 0, 100_000.0, "e1", "A"),
+        _edge("b", "c", 1, 94_000.0, "e2", "B"),
+        _edge("c", "a", 2, 93_500.0, "e3", "C"),
+    ),
+    "hops-out-of-time-order": (
+        _edge("a", "b", 0, 100_000.0, "e1", "A"),
+        _edge("b", "c", 5, 100_000.0, "e2", "B"),
+        _edge("c", "a", 2, 100_000.0, "e3", "C"),
+    ),
+    "span-over-window": (
+        _edge("a", "b", 0, 100_000.0, "e1", "A"),
+        _edge("b", "c", 30, 99_000.0, "e2", "B"),
+        _edge("c", "a", 48.5, 98_500.0, "e3", "C"),
+    ),
+    "first-hop-below-min-amount": (
+        _edge("a", "b", 0, 4_990.0, "e1", "A"),
+        _edge("b", "c", 1, 4_950.0, "e2", "B"),
+        _edge("c", "a", 2, 4_900.0, "e3", "C"),
+    ),
+}
+
+
+@pytest.mark.parametrize("edges", list(NOT_CYCLES.values()), ids=list(NOT_CYCLES))
+def test_not_a_cycle_in_find_cycles(edges: tuple[Edge, Edge, Edge]) -> None:
+    ab, bc, ca = edges
+    for new, around in (
+        (ab, Neighbourhood(out_of_dst=(bc,), into_src=(ca,))),
+        (bc, Neighbourhood(out_of_dst=(ca,), into_src=(ab,))),
+        (ca, Neighbourhood(out_of_dst=(ab,), into_src=(bc,))),
+    ):
+        assert (
+            find_cycles(new, around, window_seconds=WINDOW, max_fee_ratio=0.05, min_amount=5000.0)
+            == []
+        )
+
+
+@pytest.mark.parametrize("edges", list(NOT_CYCLES.values()), ids=list(NOT_CYCLES))
+async def test_not_a_cycle_in_any_arrival_order(edges: tuple[Edge, Edge, Edge]) -> None:
+    detector = CircularFlowDetector(THRESHOLDS)
+
+    for order in permutations(edges):
+        assert await _feed(order, detector) == [[], [], []], order
+
+
+def test_window_and_fee_ratio_are_data() -> None:
+    ab, bc, ca = NOT_CYCLES["span-over-window"]
+    wide = CircularFlowDetector(CircularFlowThresholds(window_hours=49))
+    assert [f.borrower_id for f in wide.close(ca, Neighbourhood((ab,), (bc,)))] == ["A", "B", "C"]
+
+    ab, bc, ca = NOT_CYCLES["shrinks-beyond-fee-ratio"]
+    loose = CircularFlowDetector(CircularFlowThresholds(max_fee_ratio=0.07))
+    assert [f.borrower_id for f in loose.close(ca, Neighbourhood((ab,), (bc,)))] == ["A", "B", "C"]
+
+    ab, bc, ca = NOT_CYCLES["first-hop-below-min-amount"]
+    small = CircularFlowDetector(CircularFlowThresholds(min_amount=4000))
+    assert [f.borrower_id for f in small.close(ca, Neighbourhood((ab,), (bc,)))] == ["A", "B", "C"]
+
+
+def test_two_party_refund_is_not_a_cycle() -> None:
+    there = _edge("u", "v", 0, 100_000.0, "e1", "U")
+    back = _edge("v", "u", 1, 99_000.0, "e2", "V")
+
+    assert (
+        find_cycles(
+            back,
+            Neighbourhood(out_of_dst=(there,), into_src=(there,)),
+            window_seconds=WINDOW,
+            max_fee_ratio=0.05,
+            min_amount=5000.0,
+        )
+        == []
+    )
+
+
+async def test_two_party_refund_in_the_index_is_not_a_cycle() -> None:
+    there = _edge("u", "v", 0, 100_000.0, "e1", "U")
+    back = _edge("v", "u", 1, 99_000.0, "e2", "V")
+    again = _edge("u", "v", 2, 98_500.0, "e3", "U")
+    detector = CircularFlowDetector(THRESHOLDS)
+
+    assert await _feed([there, back, again], detector) == [[], [], []]
+
+
+def test_edge_for_orients_by_direction() -> None:
+    detector = CircularFlowDetector(THRESHOLDS)
+    state = BorrowerState(borrower_id="A", own_accounts=["a"])
+    out = transaction("o1", "A", "a", "b", "100000.50", at(), direction="out")
+    into = transaction("i1", "A", "a", "c", "98500", at(hours=5), direction="in")
+
+    assert detector.edge_for(out, state) == Edge("a", "b", START, 100_000.5, "o1", "A")
+    assert detector.edge_for(into, state) == Edge("c", "a", START + 5 * HOUR, 98_500.0, "i1", "A")
+
+
+@pytest.mark.parametrize(
+    "event",
+    [
+        transaction("own", "A", "a", "a-savings", "100000", at()),
+        transaction("own-in", "A", "a", "a-savings", "100000", at(), direction="in"),
+        transaction("self", "A", "a", "a", "100000", at()),
+        transaction("small", "A", "a", "b", "4512.49", at()),
+    ],
+    ids=["own-account-out", "own-account-in", "same-account", "below-smallest-hop"],
+)
+def test_edge_for_skips_what_cannot_matter(event: Transaction) -> None:
+    detector = CircularFlowDetector(THRESHOLDS)
+    state = BorrowerState(borrower_id="A", own_accounts=["a", "a-savings"])
+
+    assert detector.edge_for(event, state) is None
+    assert detector.on_transaction(event, state, Neighbourhood((AB,), (BC,))) == []
+
+
+def test_smallest_hop_itself_still_makes_an_edge() -> None:
+    detector = CircularFlowDetector(THRESHOLDS)
+    state = BorrowerState(borrower_id="A", own_accounts=["a"])
+
+    edge = detector.edge_for(transaction("t", "A", "a", "b", "4512.5", at()), state)
+
+    assert edge is not None and edge.amount == 4512.5
+
+
+def test_on_transaction_closes_through_edge_for() -> None:
+    detector = CircularFlowDetector(THRESHOLDS)
+    state = BorrowerState(borrower_id="C", own_accounts=["c"])
+    closing = transaction("tx-C-1", "C", "c", "a", "98500", at(hours=5))
+
+    findings = detector.on_transaction(closing, state, Neighbourhood((AB,), (BC,)))
+
+    assert {f.alert_id for f in findings} == set(RING_IDS.values())
+    assert detector.on_transaction(closing, state, None) == []
+
+
+# Every transfer of the ring reported twice: by the sender ("out") and by the receiver ("in").
+REPORTS = [
+    transaction("A-001", "A", "a", "b", "100000", at(hours=0), direction="out"),
+    transaction("B-001", "B", "b", "a", "100000", at(hours=0), direction="in"),
+    transaction("B-002", "B", "b", "c", "99000", at(hours=2), direction="out"),
+    transaction("C-001", "C", "c", "b", "99000", at(hours=2), direction="in"),
+    transaction("C-002", "C", "c", "a", "98500", at(hours=5), direction="out"),
+    transaction("A-002", "A", "a", "c", "98500", at(hours=5), direction="in"),
+]
+
+
+def _report_edges(reports: list[Transaction]) -> list[Edge]:
+    detector = CircularFlowDetector(THRESHOLDS)
+    edges = []
+    for report in reports:
+        state = BorrowerState(borrower_id=report.borrower_id, own_accounts=[report.account_id])
+        edge = detector.edge_for(report, state)
+        assert edge is not None
+        edges.append(edge)
+    return edges
+
+
+def test_sender_and_receiver_reports_are_the_same_transfer() -> None:
+    edges = _report_edges(REPORTS)
+
+    assert [e.transfer for e in edges[0::2]] == [e.transfer for e in edges[1::2]]
+    assert [e.borrower_id for e in edges] == ["A", "B", "B", "C", "C", "A"]
+
+
+async def test_duplicate_reports_give_one_alert_per_ring_borrower_in_every_order() -> None:
+    """Sender and receiver both report each hop; every order must alert A, B and C once each."""
+    detector = CircularFlowDetector(THRESHOLDS)
+    edges = _report_edges(REPORTS)
+    borrower_of = {i: b for b, i in RING_IDS.items()}
+    wrong: list[tuple[list[str], list[str]]] = []
+
+    for order in permutations(range(len(edges))):
+        per_edge = await _feed([edges[i] for i in order], detector)
+        ids = {i for found in per_edge for i in found}
+        if ids != set(RING_IDS.values()):
+            alerted = sorted(borrower_of.get(i, i) for i in ids)
+            wrong.append(([REPORTS[i].event_id for i in order], alerted))
+
+    assert wrong == [], (
+        f"{len(wrong)} of 720 orders miss a ring borrower; first order {wrong[0][0]} "
+        f"alerts only {wrong[0][1]}"
+    )
+
+
+def test_duplicate_reports_in_one_neighbourhood_alert_every_reporter() -> None:
+    """A's report of a→b closes the ring while b→c and c→a are each reported twice."""
+    edges = dict(zip([r.event_id for r in REPORTS], _report_edges(REPORTS), strict=True))
+    around = Neighbourhood(
+        out_of_dst=(edges["B-002"], edges["C-001"]),  # b→c as B and C reported it
+        into_src=(edges["A-002"], edges["C-002"]),  # c→a as A and C reported it
+    )
+
+    findings = CircularFlowDetector(THRESHOLDS).close(edges["A-001"], around)
+
+    assert [f.borrower_id for f in findings] == ["A", "B", "C"]
+
+
+async def test_duplicate_reports_in_report_order() -> None:
+    detector = CircularFlowDetector(THRESHOLDS)
+
+    per_edge = await _feed(_report_edges(REPORTS), detector)
+
+    found = [i for ids in per_edge for i in ids]
+    assert set(found) == set(RING_IDS.values())
+    # The ring completes at the fifth report, which alone names all three borrowers.
+    assert per_edge[:4] == [[], [], [], []]
+    assert sorted(per_edge[4]) == sorted(RING_IDS.values())

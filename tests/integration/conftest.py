@@ -1,0 +1,189 @@
+"""Real services for integration tests: a Tansu broker per session, Redis or Valkey."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import aiohttp
+import orjson
+import pytest
+import redis
+from aiokafka import AIOKafkaConsumer
+
+from streams.broker import create_topics
+from streams.embedded import EmbeddedKafka, EmbeddedRedis, ServiceError, free_port
+from topics import TopicNames
+
+
+@pytest.fixture(scope="session")
+def kafka() -> Iterator[EmbeddedKafka]:
+    """A real Kafka-compatible broker; a failure to start fails the tests, never skips them."""
+    try:
+        broker = EmbeddedKafka().start()
+    except ServiceError as exc:
+        pytest.fail(f"could not start the Tansu broker: {exc}")
+    yield broker
+    broker.cleanup()
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> Iterator[str]:
+    """REDIS_URL when set (a real server the machine runs), else an embedded Valkey."""
+    url = os.environ.get("REDIS_URL")
+    if url:
+        try:
+            redis.Redis.from_url(url, socket_connect_timeout=3).ping()
+        except redis.RedisError as exc:
+            pytest.fail(f"REDIS_URL={url} is set but does not answer: {exc}")
+        yield url
+        return
+    try:
+        server = EmbeddedRedis().start()
+    except ServiceError as exc:
+        pytest.fail(f"could not start Valkey: {exc}")
+    yield server.url
+    server.cleanup()
+
+
+@dataclass
+class Worker:
+    """A ``lendwatch worker`` subprocess with its own topics, consumer group and Redis prefix."""
+
+    process: subprocess.Popen[bytes]
+    web_port: int
+    log: Path
+
+    async def processed(self) -> int:
+        """Input records the worker has consumed (processed or dead-lettered)."""
+        try:
+            async with (
+                aiohttp.ClientSession() as session,
+                session.get(f"http://127.0.0.1:{self.web_port}/metrics") as response,
+            ):
+                body = await response.text()
+        except aiohttp.ClientError:
+            return 0
+        return int(
+            sum(float(v) for v in re.findall(r"^lendwatch_events_total\{.*\} (\S+)$", body, re.M))
+        )
+
+    async def wait_processed(self, count: int, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            self.check_alive()
+            if await self.processed() >= count:
+                return
+            await asyncio.sleep(0.25)
+        raise AssertionError(
+            f"worker processed {await self.processed()} of {count} records in {timeout}s; "
+            f"log tail:\n{self.log.read_text()[-3000:]}"
+        )
+
+    def check_alive(self) -> None:
+        if self.process.poll() is not None:
+            raise AssertionError(
+                f"worker exited with {self.process.returncode}:\n{self.log.read_text()[-3000:]}"
+            )
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+@dataclass
+class Deployment:
+    """Unique names for one test, so tests share the session's broker and Redis safely."""
+
+    kafka: EmbeddedKafka
+    redis_url: str
+    topics: TopicNames
+    app_id: str
+    partitions: int
+    tmp_path: Path
+
+    @property
+    def env(self) -> dict[str, str]:
+        env = {
+            **os.environ,
+            "KAFKA_BOOTSTRAP": self.kafka.bootstrap,
+            "REDIS_URL": self.redis_url,
+            "LW_APP_ID": self.app_id,
+            "LW_REDIS_PREFIX": self.app_id,
+            "LW_PARTITIONS": str(self.partitions),
+            # Exact live/replay agreement needs streams that never count as idle.
+            "LW_IDLE_STREAM_SECONDS": "3600",
+        }
+        env.update(
+            {
+                f"LW_TOPIC_{name.upper()}": getattr(self.topics, name)
+                for name in TopicNames.__dataclass_fields__
+            }
+        )
+        return env
+
+    def start_worker(self, name: str = "worker") -> Worker:
+        port = free_port()
+        log = self.tmp_path / f"{name}.log"
+        with log.open("wb") as handle:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "streams.cli", "worker", "--log-level", "info"],
+                env={**self.env, "LW_WEB_PORT": str(port)},
+                stdout=handle,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+            )
+        return Worker(process, port, log)
+
+    async def consume(
+        self, topics: list[str], *, idle: float, timeout: float
+    ) -> list[tuple[str, dict]]:
+        """Everything on ``topics`` until nothing new arrives for ``idle`` seconds."""
+        consumer = AIOKafkaConsumer(
+            *topics,
+            bootstrap_servers=self.kafka.bootstrap,
+            auto_offset_reset="earliest",
+            enable_auto_commit=False,
+            group_id=None,
+        )
+        await consumer.start()
+        received: list[tuple[str, dict]] = []
+        try:
+            deadline = time.monotonic() + timeout
+            last_new = time.monotonic()
+            while time.monotonic() < deadline and time.monotonic() - last_new < idle:
+                batches = await consumer.getmany(timeout_ms=500)
+                for messages in batches.values():
+                    for message in messages:
+                        received.append((message.topic, orjson.loads(message.value)))
+                        last_new = time.monotonic()
+        finally:
+            await consumer.stop()
+        return received
+
+
+@pytest.fixture
+async def deployment(kafka: EmbeddedKafka, redis_url: str, tmp_path: Path) -> Deployment:
+    suffix = uuid.uuid4().hex[:8]
+    topics = TopicNames(
+        **{
+            name: f"{getattr(TopicNames(), name)}.{suffix}"
+            for name in TopicNames.__dataclass_fields__
+        }
+    )
+    deployment = Deployment(kafka, redis_url, topics, f"lw-test-{suffix}", 4, tmp_path)
+    await create_topics(kafka.bootstrap, topics.all(), deployment.partitions)
+    return deployment
