@@ -6,7 +6,7 @@ import logging
 import time
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 import faust
 import orjson
@@ -59,10 +59,22 @@ class TableStateStore:
     def states_in_partition(self, partition: int) -> Iterable[BorrowerState]:
         return [s for s in list(self.table.data.values()) if s.partition == partition]
 
-    def persist(self, dirty: dict[str, BorrowerState]) -> None:
-        """One changelog record per changed borrower, on the partition its events come from."""
+    async def persist(self, dirty: dict[str, BorrowerState]) -> None:
+        """One changelog record per changed borrower, on the partition its events come from.
+
+        Sent straight to the producer rather than through ``send_soon``'s 100-message buffer,
+        which a batch of 500 borrowers would overflow; Faust flushes the producer before it
+        commits offsets, so state is durable before the events that made it are committed.
+        """
+        topic = self.table.changelog_topic
         for borrower_id, state in dirty.items():
-            self.table.send_changelog(state.partition, borrower_id, state)
+            await topic.send(
+                key=borrower_id,
+                value=state,
+                partition=state.partition,
+                key_serializer="raw",
+                value_serializer="lendwatch_state",
+            )
 
 
 class Metrics:
@@ -157,7 +169,7 @@ class Pipeline:
         for reason in result.degraded:
             log.warning("degraded: %s", reason)
             self.metrics.degraded.labels(reason.split(":", 1)[0]).inc()
-        self.store.persist(result.dirty)
+        await self.store.persist(result.dirty)
 
     async def _dead_letter(self, event: EventT[bytes], reason: str) -> None:
         message = event.message
@@ -190,8 +202,13 @@ def create_app(settings: Settings) -> tuple[faust.App, Pipeline]:
         web_port=settings.web_port,
         web_host="127.0.0.1" if settings.web_port else "0.0.0.0",
         processing_guarantee="at_least_once",
+        broker_session_timeout=settings.session_timeout_seconds,
+        broker_heartbeat_interval=min(3.0, settings.session_timeout_seconds / 3),
     )
-    table = app.Table(STATE_TABLE, default=None, partitions=settings.partitions, key_type=str)
+    table = cast(
+        faust.Table[str, BorrowerState],
+        app.Table(STATE_TABLE, default=None, partitions=settings.partitions, key_type=str),
+    )
     # Faust derives a table's codecs from key/value *types* only (json for anything that is not
     # a Record); set them before first use so the changelog and its recovery use ours.
     table.key_serializer = "raw"

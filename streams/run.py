@@ -26,6 +26,9 @@ from streams.simulate import SimulationConfig, simulate
 
 __all__ = ["DemoOptions", "run_demo"]
 
+# Tansu answers a group join after half the session timeout: keep the demo's start quick.
+EMBEDDED_SESSION_TIMEOUT = 10.0
+
 SEVERITY_COLOURS = {"low": "37", "medium": "33", "high": "31", "critical": "1;31"}
 
 
@@ -59,13 +62,13 @@ async def run_demo(settings: Settings, options: DemoOptions, *, embedded: bool) 
             _say(options, f"embedded Tansu broker at {kafka.bootstrap}, Valkey at {redis.url}")
         await create_topics(settings.bootstrap_servers, settings.topics.all(), settings.partitions)
         web_port = free_port()
-        worker = _start_worker(settings, web_port)
+        worker = _start_worker(settings, web_port, embedded=embedded)
         stack.callback(_stop, worker)
         return await _watch(settings, options, worker, web_port)
     raise AssertionError("unreachable")  # pragma: no cover
 
 
-def _start_worker(settings: Settings, web_port: int) -> subprocess.Popen[bytes]:
+def _start_worker(settings: Settings, web_port: int, *, embedded: bool) -> subprocess.Popen[bytes]:
     env = {
         **os.environ,
         "KAFKA_BOOTSTRAP": settings.bootstrap_servers,
@@ -73,6 +76,8 @@ def _start_worker(settings: Settings, web_port: int) -> subprocess.Popen[bytes]:
         "LW_PARTITIONS": str(settings.partitions),
         "LW_WEB_PORT": str(web_port),
     }
+    if embedded:
+        env.setdefault("LW_SESSION_TIMEOUT_SECONDS", str(EMBEDDED_SESSION_TIMEOUT))
     log = Path(os.environ.get("LW_WORKER_LOG", os.devnull))
     with log.open("ab") as handle:
         return subprocess.Popen(

@@ -37,6 +37,9 @@ class Settings:
     producer_linger_ms: int = 5
     #: An input partition silent this long no longer holds event time back (LW_IDLE_STREAM_SECONDS).
     idle_stream_seconds: float = 30.0
+    #: Consumer session timeout (LW_SESSION_TIMEOUT_SECONDS). Tansu holds a group join for
+    #: half of it, so the embedded setup uses a short one; Faust's 60 s suits production.
+    session_timeout_seconds: float = 60.0
     #: Prefix of the Redis keys the pipeline owns (LW_REDIS_PREFIX).
     redis_prefix: str = "lw"
     #: Faust web port for the worker, 0 to pick a free one (LW_WEB_PORT).
@@ -57,6 +60,9 @@ class Settings:
             "producer_linger_ms": _int(env, "LW_PRODUCER_LINGER_MS", defaults.producer_linger_ms),
             "idle_stream_seconds": _float(
                 env, "LW_IDLE_STREAM_SECONDS", defaults.idle_stream_seconds
+            ),
+            "session_timeout_seconds": _float(
+                env, "LW_SESSION_TIMEOUT_SECONDS", defaults.session_timeout_seconds
             ),
             "redis_prefix": env.get("LW_REDIS_PREFIX") or defaults.redis_prefix,
             "web_port": _int(env, "LW_WEB_PORT", defaults.web_port),
@@ -88,6 +94,7 @@ class Settings:
             "LW_BATCH_WINDOW_MS",
             "LW_PRODUCER_LINGER_MS",
             "LW_IDLE_STREAM_SECONDS",
+            "LW_SESSION_TIMEOUT_SECONDS",
             "LW_REDIS_PREFIX",
             "LW_WEB_PORT",
         ]

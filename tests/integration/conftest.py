@@ -126,6 +126,8 @@ class Deployment:
             "LW_PARTITIONS": str(self.partitions),
             # Exact live/replay agreement needs streams that never count as idle.
             "LW_IDLE_STREAM_SECONDS": "3600",
+            # Tansu answers a group join after half the session timeout.
+            "LW_SESSION_TIMEOUT_SECONDS": "10",
         }
         env.update(
             {
