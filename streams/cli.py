@@ -49,24 +49,19 @@ def cmd_worker(args: argparse.Namespace) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     from streams.run import DemoOptions, run_demo
 
-    embedded = not (
-        args.broker
-        or args.redis
-        or os.environ.get("KAFKA_BOOTSTRAP")
-        or os.environ.get("REDIS_URL")
-    )
-    if not embedded and not (
-        (args.broker or os.environ.get("KAFKA_BOOTSTRAP"))
-        and (args.redis or os.environ.get("REDIS_URL"))
-    ):
-        print("lendwatch run: give both a broker and a Redis, or neither", file=sys.stderr)
-        return 2
     options = DemoOptions(
         simulation=_simulation(args),  # type: ignore[arg-type]
         rate=args.rate or None,
         duration=args.duration,
     )
-    status = asyncio.run(run_demo(_settings(args), options, embedded=embedded))
+    status = asyncio.run(
+        run_demo(
+            _settings(args),
+            options,
+            embedded_kafka=not (args.broker or os.environ.get("KAFKA_BOOTSTRAP")),
+            embedded_redis=not (args.redis or os.environ.get("REDIS_URL")),
+        )
+    )
     return 0 if status.processed else 1
 
 

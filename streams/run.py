@@ -11,7 +11,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -50,19 +50,22 @@ class _Status:
     deadletters: int = 0
 
 
-async def run_demo(settings: Settings, options: DemoOptions, *, embedded: bool) -> _Status:
-    """Start what is missing, the worker and the simulator; print alerts until stopped."""
+async def run_demo(
+    settings: Settings, options: DemoOptions, *, embedded_kafka: bool, embedded_redis: bool
+) -> _Status:
+    """Start what was not given, the worker and the simulator; print alerts until stopped."""
     with contextlib.ExitStack() as stack:
-        if embedded:
+        if embedded_kafka:
             kafka = stack.enter_context(EmbeddedKafka())
+            settings = replace(settings, broker=kafka.bootstrap)
+            _say(options, f"embedded Tansu broker at {kafka.bootstrap}")
+        if embedded_redis:
             redis = stack.enter_context(EmbeddedRedis())
-            settings = Settings.from_env(
-                {**os.environ, "KAFKA_BOOTSTRAP": kafka.bootstrap, "REDIS_URL": redis.url}
-            )
-            _say(options, f"embedded Tansu broker at {kafka.bootstrap}, Valkey at {redis.url}")
+            settings = replace(settings, redis_url=redis.url)
+            _say(options, f"embedded Valkey at {redis.url}")
         await create_topics(settings.bootstrap_servers, settings.topics.all(), settings.partitions)
         web_port = free_port()
-        worker = _start_worker(settings, web_port, embedded=embedded)
+        worker = _start_worker(settings, web_port, embedded=embedded_kafka)
         stack.callback(_stop, worker)
         return await _watch(settings, options, worker, web_port)
     raise AssertionError("unreachable")  # pragma: no cover
