@@ -110,7 +110,9 @@ class DelinquencyDetector(Detector):
             + 0.25 * (1.0 - ratio / t.max_inflow_ratio)
             + 0.2 * (1.0 - coverage / t.max_coverage)
         )
-        return [self._finding(state, installment, WARNING, at, min(score, 0.89), reasons)]
+        return [
+            self._finding(state, installment, WARNING, at, min(score, 0.89), list(reasons))
+        ]
 
     def _missed(self, at: float, installment: Installment, state: BorrowerState) -> list[Finding]:
         assert installment.amount_due is not None
@@ -126,14 +128,19 @@ class DelinquencyDetector(Detector):
             )
         ]
         decline = self._decline(at, installment, state)
-        if decline is not None and decline[0] <= self.thresholds.max_inflow_ratio:
-            reasons.extend(decline[2])
-            score += 0.05
+        if decline is not None:
+            ratio, coverage, (decline_reason, coverage_reason) = decline
+            # Only conditions that hold are reasons: each one is a fact the team can act on.
+            if ratio <= self.thresholds.max_inflow_ratio:
+                reasons.append(decline_reason)
+                score += 0.05
+            if coverage <= self.thresholds.max_coverage:
+                reasons.append(coverage_reason)
         return [self._finding(state, installment, DEADLINE, at, score, reasons)]
 
     def _decline(
         self, at: float, installment: Installment, state: BorrowerState
-    ) -> tuple[float, float, list[Reason]] | None:
+    ) -> tuple[float, float, tuple[Reason, Reason]] | None:
         """Recent daily inflow against the borrower's own baseline, and installment coverage."""
         t = self.thresholds
         assert installment.amount_due is not None
@@ -147,7 +154,7 @@ class DelinquencyDetector(Detector):
         ratio = (recent / recent_days) / (baseline / baseline_days)
         month, _ = state.inflows.total(today - COVERAGE_DAYS, today)
         coverage = month / float(installment.amount_due) if installment.amount_due else 0.0
-        reasons = [
+        reasons = (
             Reason(
                 code="inflow_decline",
                 message=f"daily inflow over the last {t.recent_days} days is {ratio:.0%} of the "
@@ -162,7 +169,7 @@ class DelinquencyDetector(Detector):
                 observed=round(coverage, 2),
                 threshold=t.max_coverage,
             ),
-        ]
+        )
         return ratio, coverage, reasons
 
     def _finding(

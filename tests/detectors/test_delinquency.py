@@ -211,6 +211,21 @@ def test_deadline_after_a_collapse_carries_the_decline() -> None:
     assert finding.score == pytest.approx(0.95)
 
 
+def test_deadline_lists_only_the_conditions_that_hold() -> None:
+    # Inflows collapsed, but a small installment is still well covered: the coverage reason
+    # would be a false statement, so only the decline is given.
+    detector, state = _schedule(amount_due="3000")
+    _collapse(state, 2_000.0)
+    _inflows(state, 2_000.0, 0, day_of(DEADLINE.timestamp()) - TODAY)
+
+    [finding] = detector.on_timer(DEADLINE_TIMER, state)
+
+    assert _codes([finding]) == [["installment_missed", "inflow_decline"]]
+    decline = finding.reasons[1]
+    assert isinstance(decline.observed, float) and isinstance(decline.threshold, float)
+    assert decline.observed <= decline.threshold
+
+
 def test_no_warning_for_a_sector_like_slump_of_forty_percent() -> None:
     # 6 000 a day against 10 000: a slump shared by a whole sector, not a collapse. The
     # installment is large enough that coverage (244 000 / 70 000 = 3.5) would not stop it.
