@@ -110,9 +110,7 @@ class DelinquencyDetector(Detector):
             + 0.25 * (1.0 - ratio / t.max_inflow_ratio)
             + 0.2 * (1.0 - coverage / t.max_coverage)
         )
-        return [
-            self._finding(state, installment, WARNING, at, min(score, 0.89), list(reasons))
-        ]
+        return [self._finding(state, installment, WARNING, at, min(score, 0.89), list(reasons))]
 
     def _missed(self, at: float, installment: Installment, state: BorrowerState) -> list[Finding]:
         assert installment.amount_due is not None

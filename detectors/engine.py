@@ -121,7 +121,7 @@ class Engine:
         for position, (item, state) in enumerate(zip(batch, states, strict=True)):
             try:
                 findings += self._detect(item, state, own_transfers[position], around.get(position))
-            except Exception as exc:  # a detector bug must not stop the stream  # noqa: BLE001
+            except Exception as exc:  # a detector bug must not stop the stream
                 result.failed.append((position, f"detector error: {exc!r}"))
             self.clock.observe(item.partition, item.source.value, item.record.ts.timestamp(), wall)
         findings += self._fire_timers({item.partition for item in batch}, wall, result)
@@ -192,7 +192,7 @@ class Engine:
             neighbourhoods = await self.edges.add_and_fetch(
                 [edge for _, edge in edges], t.window_hours * 3600.0, t.max_edges_per_account
             )
-        except Exception as exc:  # the index (Redis) is down: other detectors go on  # noqa: BLE001
+        except Exception as exc:  # the index (Redis) is down: other detectors go on
             result.degraded.append(f"{self.circular.name}: edge index unavailable: {exc!r}")
             return own_transfers, {}
         return own_transfers, {
@@ -220,7 +220,11 @@ class Engine:
                 detector = self._by_name.get(timer.detector)
                 if state is None or detector is None:
                     continue
-                findings += detector.on_timer(timer, state)
+                try:
+                    findings += detector.on_timer(timer, state)
+                except Exception as exc:  # as for events: one bad state must not stop the rest
+                    where = f"timer {timer.key} of {timer.borrower_id}"
+                    result.degraded.append(f"{timer.detector}: {where} failed: {exc!r}")
                 result.dirty[state.borrower_id] = state
         return findings
 

@@ -11,7 +11,7 @@ from typing import Any, cast
 import faust
 import orjson
 from faust.serializers import codecs
-from faust.types import EventT, TableT
+from faust.types import TP, EventT, TableT
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from redis.asyncio import Redis
 
@@ -224,6 +224,15 @@ def create_app(settings: Settings) -> tuple[faust.App, Pipeline]:
             partitions=settings.partitions,
         )
         app.agent(topic, name=f"lendwatch.{source.value}")(_consumer(pipeline, source))
+
+    input_topics = {settings.topics.input_topic(source) for source in Source}
+
+    @app.on_partitions_revoked.connect  # type: ignore[arg-type]  # mode types receivers narrowly
+    async def forget_revoked(sender: Any, *args: Any, signal: Any, **kwargs: Any) -> None:
+        """Timers of partitions now owned elsewhere must not fire here."""
+        revoked: set[TP] = args[0]
+        for partition in {tp.partition for tp in revoked if tp.topic in input_topics}:
+            pipeline.engine.forget_partition(partition)
 
     @app.timer(1.0)  # type: ignore[untyped-decorator]
     async def fire_quiet_timers() -> None:

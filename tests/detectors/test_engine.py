@@ -336,3 +336,21 @@ async def test_advance_fires_timers_of_a_quiet_partition_once_streams_are_idle()
 
     assert [a.alert_id for a in result.alerts] == [MISSED_ID]
     assert set(result.dirty) == {"d-1"}
+
+
+async def test_a_revoked_partition_fires_no_timers_until_it_is_taken_back() -> None:
+    store = MemoryStateStore()
+    engine = Engine(Thresholds(), store, MemoryEdgeIndex(), idle_after=60.0)
+    await engine.process([item for item in SCENARIO if item.record.event_id == "s-1"], wall=0.0)
+
+    engine.forget_partition(0)  # rebalanced away: another worker owns partition 0 now
+    assert len(engine.timers) == 0
+    assert engine.advance(wall=1_000.0).alerts == []
+
+    # Taken back (restart or rebalance): the next batch of the partition re-arms the timers
+    # from the stored state, and the missed installment is still found.
+    late = [item for item in SCENARIO if item.record.event_id in {"late-tx", "late-login"}]
+    taken_back = await engine.process(late, wall=2_000.0)
+    after_idle = engine.advance(wall=2_061.0)
+    fired = [a.alert_id for a in taken_back.alerts + after_idle.alerts]
+    assert fired.count(MISSED_ID) == 1
