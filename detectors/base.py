@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
 from detectors.clock import Timer
-from detectors.graph import Neighbourhood
+from detectors.index import Found, Lookups
 from detectors.state import BorrowerState
 from topics.records import Alert, Login, Reason, Repayment, Transaction
+from topics.validate import InputRecord
 
 __all__ = [
     "ABNORMAL_BEHAVIOUR",
@@ -19,6 +21,7 @@ __all__ = [
     "DELINQUENCY_RISK",
     "FALSIFIED_FLOW",
     "Finding",
+    "Output",
     "alert_id",
     "severity_for",
     "to_alert",
@@ -107,35 +110,63 @@ def to_alert(finding: Finding, *, emitted_at: datetime, thresholds_version: str)
     )
 
 
+#: What a hook returns: findings, and event-time timers to arm for the borrower.
+Output = list[Finding | Timer]
+
+
 class Detector:
     """Base of every detector: pure functions of (event, state) to findings.
 
-    A detector overrides the hooks of the streams it reads; each returns the findings the event
-    completes. It never does I/O: what it needs from outside the borrower's state (the
-    cross-borrower edge neighbourhood) is handed in, and thresholds come in as data.
+    A detector overrides the hooks of the streams it reads. It never does I/O: what it needs
+    from other borrowers comes from the cross-borrower index, asked for in :meth:`lookups` and
+    handed to the hook as ``found``; thresholds come in as data. Per-borrower memory lives in
+    ``state.slots[self.name]`` as JSON-compatible values, so it is changelogged with the rest.
     """
 
     name: str = ""
     category: str = ""
     version: str = "1"
 
-    def on_transaction(
-        self, event: Transaction, state: BorrowerState, around: Neighbourhood | None
-    ) -> list[Finding]:
+    def lookups(self, event: InputRecord, state: BorrowerState) -> Lookups | None:
+        """Index writes and reads this event needs; answered in one round trip per batch."""
+        return None
+
+    def on_transaction(self, event: Transaction, state: BorrowerState, found: Found) -> Output:
         return []
 
-    def on_login(self, event: Login, state: BorrowerState) -> list[Finding]:
+    def on_login(self, event: Login, state: BorrowerState, found: Found) -> Output:
         return []
 
-    def on_repayment(self, event: Repayment, state: BorrowerState) -> list[Finding]:
+    def on_repayment(self, event: Repayment, state: BorrowerState, found: Found) -> Output:
         return []
 
     def pending_timers(self, state: BorrowerState) -> list[Timer]:
-        """Event-time callbacks this borrower's state needs (asked after repayment events)."""
+        """Timers this state still needs: re-armed after a restart or a rebalance."""
         return []
 
-    def on_timer(self, timer: Timer, state: BorrowerState) -> list[Finding]:
+    def on_timer(self, timer: Timer, state: BorrowerState) -> Output:
         return []
+
+    def on_day_close(
+        self, partition: int, day: int, states: Sequence[BorrowerState]
+    ) -> list[Finding]:
+        """Event time of ``partition`` has passed the end of UTC ``day``; ``states`` are the
+        partition's borrowers, by id. For per-partition models of daily aggregates."""
+        return []
+
+    def snapshot(self, partition: int) -> bytes | None:
+        """The detector's own per-partition memory (a model), to checkpoint; None if none."""
+        return None
+
+    def restore(self, partition: int, snapshot: bytes) -> None:
+        """Take back what :meth:`snapshot` gave."""
+
+    def slot(self, state: BorrowerState, default: Callable[[], Any]) -> Any:
+        """This detector's JSON-compatible memory of one borrower, created on first use."""
+        value = state.slots.get(self.name)
+        if value is None:
+            value = state.slots[self.name] = default()
+        return value
 
     def finding(
         self,

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime
 
-from detectors.base import FALSIFIED_FLOW, Detector, Finding
+from detectors.base import FALSIFIED_FLOW, Detector, Finding, Output
 from detectors.graph import Cycle, Edge, Neighbourhood, find_cycles
+from detectors.index import Found, Lookups, Read, Write
 from detectors.state import BorrowerState, day_of
 from detectors.thresholds import CircularFlowThresholds
 from topics.records import Reason, Transaction
+from topics.validate import InputRecord
 
 __all__ = ["CircularFlowDetector"]
 
@@ -50,13 +53,42 @@ class CircularFlowDetector(Detector):
             src, dst = event.counterparty_id, event.account_id
         return Edge(src, dst, event.ts.timestamp(), amount, event.event_id, event.borrower_id)
 
-    def on_transaction(
-        self, event: Transaction, state: BorrowerState, around: Neighbourhood | None
-    ) -> list[Finding]:
+    def lookups(self, event: InputRecord, state: BorrowerState) -> Lookups | None:
+        if not isinstance(event, Transaction):
+            return None
         edge = self.edge_for(event, state)
-        if edge is None or around is None:
+        return None if edge is None else self.edge_lookups(edge)
+
+    def edge_lookups(self, edge: Edge) -> Lookups:
+        """Add the edge u→v; read the edges leaving v and entering u within the window."""
+        member = edge.encode()
+        window = self.thresholds.window_hours * 3600.0
+        low, high = edge.ts - window, edge.ts + window
+        return Lookups(
+            writes=(
+                Write(f"edges:out:{edge.src}", member, edge.ts),
+                Write(f"edges:in:{edge.dst}", member, edge.ts),
+            ),
+            reads=(
+                Read(f"edges:out:{edge.dst}", low, high),
+                Read(f"edges:in:{edge.src}", low, high),
+            ),
+        )
+
+    @staticmethod
+    def neighbourhood(found: Sequence[Sequence[bytes]]) -> Neighbourhood:
+        out_of_dst, into_src = found
+        return Neighbourhood(
+            tuple(Edge.decode(m) for m in out_of_dst), tuple(Edge.decode(m) for m in into_src)
+        )
+
+    def on_transaction(self, event: Transaction, state: BorrowerState, found: Found) -> Output:
+        if not found:  # no edge for this event, or the index is down
             return []
-        return self.close(edge, around)
+        edge = self.edge_for(event, state)
+        if edge is None:
+            return []
+        return list(self.close(edge, self.neighbourhood(found)))
 
     def close(self, edge: Edge, around: Neighbourhood) -> list[Finding]:
         """Findings for every borrower who reported a hop of a cycle this edge completes."""

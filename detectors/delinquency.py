@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta, timezone
 
-from detectors.base import DELINQUENCY_RISK, Detector, Finding
+from detectors.base import DELINQUENCY_RISK, Detector, Finding, Output
 from detectors.clock import Timer
+from detectors.index import Found
 from detectors.state import SECONDS_PER_DAY, BorrowerState, Installment, day_of, installment_key
 from detectors.thresholds import DelinquencyThresholds
 from topics.records import Reason, Repayment
@@ -32,7 +33,7 @@ class DelinquencyDetector(Detector):
         self.thresholds = thresholds
         self._zone = timezone(timedelta(hours=thresholds.platform_utc_offset_hours))
 
-    def on_repayment(self, event: Repayment, state: BorrowerState) -> list[Finding]:
+    def on_repayment(self, event: Repayment, state: BorrowerState, found: Found) -> Output:
         key = installment_key(event.loan_id, event.installment)
         installment = state.installments.get(key)
         if installment is None:
@@ -42,7 +43,7 @@ class DelinquencyDetector(Detector):
             installment.due_date = event.due_date
             installment.amount_due = event.amount_due
             installment.scheduled_event = event.event_id
-            return []
+            return list(self.pending_timers(state, only=key))
         assert event.amount is not None  # the contract requires it on payments and reversals
         if event.kind == "payment":
             installment.payments.append((epoch, event.amount, event.event_id))
@@ -69,10 +70,10 @@ class DelinquencyDetector(Detector):
             )
         ]
 
-    def pending_timers(self, state: BorrowerState) -> list[Timer]:
+    def pending_timers(self, state: BorrowerState, only: str | None = None) -> list[Timer]:
         timers = []
         for key, installment in state.installments.items():
-            if installment.due_date is None:
+            if installment.due_date is None or (only is not None and key != only):
                 continue
             for stage, at in (
                 (WARNING, self._warning_time(installment.due_date)),
@@ -82,7 +83,7 @@ class DelinquencyDetector(Detector):
                     timers.append(Timer(at, state.borrower_id, self.name, f"{stage}|{key}"))
         return timers
 
-    def on_timer(self, timer: Timer, state: BorrowerState) -> list[Finding]:
+    def on_timer(self, timer: Timer, state: BorrowerState) -> Output:
         stage, key = timer.key.split("|", 1)
         installment = state.installments.get(key)
         if installment is None or installment.due_date is None or installment.amount_due is None:
@@ -96,7 +97,7 @@ class DelinquencyDetector(Detector):
             return self._warning(timer.due, installment, state)
         return self._missed(timer.due, installment, state)
 
-    def _warning(self, at: float, installment: Installment, state: BorrowerState) -> list[Finding]:
+    def _warning(self, at: float, installment: Installment, state: BorrowerState) -> Output:
         t = self.thresholds
         assert installment.amount_due is not None and installment.due_date is not None
         decline = self._decline(at, installment, state)
@@ -112,7 +113,7 @@ class DelinquencyDetector(Detector):
         )
         return [self._finding(state, installment, WARNING, at, min(score, 0.89), list(reasons))]
 
-    def _missed(self, at: float, installment: Installment, state: BorrowerState) -> list[Finding]:
+    def _missed(self, at: float, installment: Installment, state: BorrowerState) -> Output:
         assert installment.amount_due is not None
         paid = installment.paid_by(at)
         code, score = ("partial_payment", 0.8) if paid > 0 else ("installment_missed", 0.9)

@@ -8,13 +8,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
 
-from detectors.base import Detector, Finding, to_alert
-from detectors.circular import CircularFlowDetector
-from detectors.clock import EventTimeClock, TimerQueue
-from detectors.delinquency import DelinquencyDetector
-from detectors.graph import Edge, EdgeIndex, Neighbourhood
+from detectors.base import Detector, Finding, Output, to_alert
+from detectors.clock import EventTimeClock, Timer, TimerQueue
+from detectors.index import CrossIndex, Found, Read, Write
+from detectors.registry import build_detectors
 from detectors.state import BorrowerState, day_of
-from detectors.takeover import AccountTakeoverDetector
 from detectors.thresholds import Thresholds
 from topics.names import Source
 from topics.records import Alert, Login, Repayment, Transaction
@@ -24,6 +22,8 @@ __all__ = ["BatchResult", "Engine", "Input", "MemoryStateStore", "StateStore"]
 
 # Alert ids remembered to suppress re-sends (a cycle found by two of its edges, a replayed batch).
 REMEMBERED_ALERT_IDS = 200_000
+# Members kept per set of the cross-borrower index (bounds memory on hub accounts and IPs).
+INDEX_MAX_MEMBERS = 200
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,7 +42,7 @@ class BatchResult:
     dirty: dict[str, BorrowerState] = field(default_factory=dict)
     #: Events a detector failed on, by position in the batch, with the error: dead-lettered.
     failed: list[tuple[int, str]] = field(default_factory=list)
-    #: Detectors that ran without a dependency (the edge index), and why.
+    #: Detectors that ran without a dependency (the index), or whose timer failed, and why.
     degraded: list[str] = field(default_factory=list)
 
 
@@ -75,8 +75,8 @@ class MemoryStateStore:
 class Engine:
     """Turns batches of validated events into alerts, keeping per-borrower state and timers.
 
-    The caller owns I/O: it decodes events, passes a :class:`StateStore` and an
-    :class:`~detectors.graph.EdgeIndex`, publishes the alerts and persists ``dirty`` states.
+    The caller owns I/O: it decodes events, passes a :class:`StateStore` and a
+    :class:`~detectors.index.CrossIndex`, publishes the alerts and persists ``dirty`` states.
     ``now`` stamps ``emitted_at``; without it (replay) ``emitted_at`` is the event time, so
     replay output depends on its input only.
     """
@@ -85,73 +85,61 @@ class Engine:
         self,
         thresholds: Thresholds,
         states: StateStore,
-        edges: EdgeIndex,
+        index: CrossIndex,
         *,
         idle_after: float | None = None,
         now: Callable[[], datetime] | None = None,
     ) -> None:
         self.states = states
-        self.edges = edges
+        self.index = index
         self.clock = EventTimeClock([s.value for s in Source], idle_after=idle_after)
         self.timers = TimerQueue()
         self._now = now
         self._loaded_partitions: set[int] = set()
+        self._closed_day: dict[int, int] = {}
         self._emitted: OrderedDict[str, None] = OrderedDict()
+        self.detectors: list[Detector] = []
         self.set_thresholds(thresholds)
 
     def set_thresholds(self, thresholds: Thresholds) -> None:
-        """Swap in new thresholds; state and timers carry over."""
+        """Swap in new thresholds; state, timers and models carry over."""
+        snapshots = {
+            (d.name, p): blob
+            for d in self.detectors
+            for p in self.clock.partitions()
+            if (blob := d.snapshot(p)) is not None
+        }
         self.thresholds = thresholds
-        self.circular = CircularFlowDetector(thresholds.circular_flow)
-        self.detectors: list[Detector] = [
-            self.circular,
-            AccountTakeoverDetector(thresholds.takeover),
-            DelinquencyDetector(thresholds.delinquency),
-        ]
+        self.detectors = build_detectors(thresholds)
         self._by_name = {d.name: d for d in self.detectors}
+        for (name, partition), blob in snapshots.items():
+            if name in self._by_name:
+                self._by_name[name].restore(partition, blob)
 
     async def process(self, batch: Sequence[Input], wall: float | None = None) -> BatchResult:
-        """Run the detectors over ``batch`` (in order), then fire timers event time has passed."""
+        """Run the detectors over ``batch`` (in order), then fire what event time has passed."""
         result = BatchResult()
         findings: list[Finding] = []
         for partition in {item.partition for item in batch} - self._loaded_partitions:
             self._load_timers(partition)
         states = [self._state(item, result) for item in batch]
-        own_transfers, around = await self._cross_borrower_context(batch, states, result)
+        own_transfers, found = await self._cross_borrower_context(batch, states, result)
         for position, (item, state) in enumerate(zip(batch, states, strict=True)):
             try:
-                findings += self._detect(item, state, own_transfers[position], around.get(position))
+                outputs = self._detect(item, state, own_transfers[position], found, position)
             except Exception as exc:  # a detector bug must not stop the stream
                 result.failed.append((position, f"detector error: {exc!r}"))
+            else:
+                findings += self._arm(outputs, state)
             self.clock.observe(item.partition, item.source.value, item.record.ts.timestamp(), wall)
-        findings += self._fire_timers({item.partition for item in batch}, wall, result)
+        findings += self._fire({item.partition for item in batch}, wall, result)
         result.alerts = self._alerts(findings)
         return result
-
-    def _detect(
-        self, item: Input, state: BorrowerState, own_transfer: bool, links: Neighbourhood | None
-    ) -> list[Finding]:
-        findings: list[Finding] = []
-        record = item.record
-        if isinstance(record, Transaction):
-            if record.direction == "in" and not own_transfer:
-                state.inflows.add(day_of(record.ts.timestamp()), float(record.amount))
-            for detector in self.detectors:
-                findings += detector.on_transaction(record, state, links)
-        elif isinstance(record, Login):
-            for detector in self.detectors:
-                findings += detector.on_login(record, state)
-        elif isinstance(record, Repayment):
-            for detector in self.detectors:
-                findings += detector.on_repayment(record, state)
-                for timer in detector.pending_timers(state):
-                    self.timers.schedule(state.partition, timer)
-        return findings
 
     def advance(self, wall: float | None = None) -> BatchResult:
         """Fire timers without new events (a partition gone quiet still reaches due dates)."""
         result = BatchResult()
-        result.alerts = self._alerts(self._fire_timers(set(self.clock.partitions()), wall, result))
+        result.alerts = self._alerts(self._fire(set(self.clock.partitions()), wall, result))
         return result
 
     def forget_partition(self, partition: int) -> None:
@@ -159,6 +147,58 @@ class Engine:
         self.timers.forget(partition)
         self.clock.forget(partition)
         self._loaded_partitions.discard(partition)
+        self._closed_day.pop(partition, None)
+
+    def snapshots(self) -> dict[tuple[str, int], bytes]:
+        """Every detector's per-partition memory (models), to checkpoint."""
+        return {
+            (d.name, p): blob
+            for d in self.detectors
+            for p in self.clock.partitions()
+            if (blob := d.snapshot(p)) is not None
+        }
+
+    def restore(self, detector: str, partition: int, snapshot: bytes) -> None:
+        if detector in self._by_name:
+            self._by_name[detector].restore(partition, snapshot)
+
+    def _detect(
+        self,
+        item: Input,
+        state: BorrowerState,
+        own_transfer: bool,
+        found: dict[tuple[int, str], Found],
+        position: int,
+    ) -> Output:
+        outputs: Output = []
+        record = item.record
+        if isinstance(record, Transaction):
+            if record.direction == "in" and not own_transfer:
+                state.inflows.add(day_of(record.ts.timestamp()), float(record.amount))
+            for detector in self.detectors:
+                outputs += detector.on_transaction(
+                    record, state, found.get((position, detector.name), ())
+                )
+        elif isinstance(record, Login):
+            for detector in self.detectors:
+                outputs += detector.on_login(
+                    record, state, found.get((position, detector.name), ())
+                )
+        elif isinstance(record, Repayment):
+            for detector in self.detectors:
+                outputs += detector.on_repayment(
+                    record, state, found.get((position, detector.name), ())
+                )
+        return outputs
+
+    def _arm(self, outputs: Output, state: BorrowerState) -> list[Finding]:
+        findings = []
+        for output in outputs:
+            if isinstance(output, Timer):
+                self.timers.schedule(state.partition, output)
+            else:
+                findings.append(output)
+        return findings
 
     def _state(self, item: Input, result: BatchResult) -> BorrowerState:
         borrower_id = item.record.borrower_id
@@ -172,31 +212,37 @@ class Engine:
 
     async def _cross_borrower_context(
         self, batch: Sequence[Input], states: list[BorrowerState], result: BatchResult
-    ) -> tuple[list[bool], dict[int, Neighbourhood]]:
-        """Learn own accounts in event order; fetch edge neighbourhoods in one round trip."""
+    ) -> tuple[list[bool], dict[tuple[int, str], Found]]:
+        """Learn own accounts in event order; answer every detector's lookups in one exchange."""
         own_transfers = [False] * len(batch)
-        edges: list[tuple[int, Edge]] = []
+        writes: list[Write] = []
+        reads: list[Read] = []
+        asked: list[tuple[int, str, int, int]] = []  # position, detector, first read, count
         for position, (item, state) in enumerate(zip(batch, states, strict=True)):
             record = item.record
-            if not isinstance(record, Transaction):
-                continue
-            state.note_own_account(record.account_id)
-            own_transfers[position] = record.counterparty_id in state.own_accounts
-            edge = self.circular.edge_for(record, state)
-            if edge is not None:
-                edges.append((position, edge))
-        if not edges:
+            if isinstance(record, Transaction):
+                state.note_own_account(record.account_id)
+                own_transfers[position] = record.counterparty_id in state.own_accounts
+            for detector in self.detectors:
+                lookups = detector.lookups(record, state)
+                if lookups is None:
+                    continue
+                writes += lookups.writes
+                asked.append((position, detector.name, len(reads), len(lookups.reads)))
+                reads += lookups.reads
+        if not asked:
             return own_transfers, {}
-        t = self.thresholds.circular_flow
         try:
-            neighbourhoods = await self.edges.add_and_fetch(
-                [edge for _, edge in edges], t.window_hours * 3600.0, t.max_edges_per_account
-            )
+            answers = await self.index.exchange(writes, reads, INDEX_MAX_MEMBERS)
         except Exception as exc:  # the index (Redis) is down: other detectors go on
-            result.degraded.append(f"{self.circular.name}: edge index unavailable: {exc!r}")
-            return own_transfers, {}
+            names = sorted({name for _, name, _, _ in asked})
+            result.degraded += [
+                f"{name}: cross-borrower index unavailable: {exc!r}" for name in names
+            ]
+            return own_transfers, {(position, name): None for position, name, _, _ in asked}
         return own_transfers, {
-            position: links for (position, _), links in zip(edges, neighbourhoods, strict=True)
+            (position, name): answers[first : first + count]
+            for position, name, first, count in asked
         }
 
     def _load_timers(self, partition: int) -> None:
@@ -207,25 +253,51 @@ class Engine:
                 for timer in detector.pending_timers(state):
                     self.timers.schedule(partition, timer)
 
-    def _fire_timers(
+    def _fire(
         self, partitions: Iterable[int], wall: float | None, result: BatchResult
     ) -> list[Finding]:
+        """Timers and day closes that each partition's event time has passed, in time order."""
         findings: list[Finding] = []
         for partition in sorted(partitions):
             watermark = self.clock.watermark(partition, wall)
             if watermark is None:
                 continue
-            for timer in self.timers.pop_due(partition, watermark):
-                state = self.states.get(timer.borrower_id)
-                detector = self._by_name.get(timer.detector)
-                if state is None or detector is None:
-                    continue
+            findings += self._fire_timers(partition, watermark, result)
+            findings += self._close_days(partition, day_of(watermark), result)
+        return findings
+
+    def _fire_timers(self, partition: int, watermark: float, result: BatchResult) -> list[Finding]:
+        findings: list[Finding] = []
+        for timer in self.timers.pop_due(partition, watermark):
+            state = self.states.get(timer.borrower_id)
+            detector = self._by_name.get(timer.detector)
+            if state is None or detector is None:
+                continue
+            try:
+                findings += self._arm(detector.on_timer(timer, state), state)
+            except Exception as exc:  # as for events: one bad state must not stop the rest
+                where = f"timer {timer.key} of {timer.borrower_id}"
+                result.degraded.append(f"{timer.detector}: {where} failed: {exc!r}")
+            result.dirty[state.borrower_id] = state
+        return findings
+
+    def _close_days(self, partition: int, today: int, result: BatchResult) -> list[Finding]:
+        """Call ``on_day_close`` once per UTC day the partition's event time has left behind."""
+        last = self._closed_day.get(partition)
+        if last is None:
+            self._closed_day[partition] = today - 1
+            return []
+        if today - 1 <= last:
+            return []
+        findings: list[Finding] = []
+        states = sorted(self.states.states_in_partition(partition), key=lambda s: s.borrower_id)
+        for day in range(last + 1, today):
+            for detector in self.detectors:
                 try:
-                    findings += detector.on_timer(timer, state)
-                except Exception as exc:  # as for events: one bad state must not stop the rest
-                    where = f"timer {timer.key} of {timer.borrower_id}"
-                    result.degraded.append(f"{timer.detector}: {where} failed: {exc!r}")
-                result.dirty[state.borrower_id] = state
+                    findings += detector.on_day_close(partition, day, states)
+                except Exception as exc:
+                    result.degraded.append(f"{detector.name}: day close {day} failed: {exc!r}")
+        self._closed_day[partition] = today - 1
         return findings
 
     def _alerts(self, findings: list[Finding]) -> list[Alert]:

@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol
 
 import orjson
 
-__all__ = ["Cycle", "Edge", "EdgeIndex", "MemoryEdgeIndex", "Neighbourhood", "find_cycles"]
+__all__ = ["Cycle", "Edge", "Neighbourhood", "find_cycles"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,60 +43,6 @@ class Neighbourhood:
 
     out_of_dst: tuple[Edge, ...] = ()
     into_src: tuple[Edge, ...] = ()
-
-
-class EdgeIndex(Protocol):
-    """Where edges of all borrowers meet: Redis in the worker, memory in replay."""
-
-    async def add_and_fetch(
-        self, edges: Sequence[Edge], window_seconds: float, max_per_account: int
-    ) -> list[Neighbourhood]:
-        """Store ``edges``, then return each one's neighbourhood within ``window_seconds``.
-
-        All writes happen before any read, so of two workers adding the last two edges of a
-        cycle at the same moment, at least one sees the other's edge.
-        """
-        ...
-
-
-class MemoryEdgeIndex:
-    """The in-process index replay uses; same bounds and semantics as the Redis one."""
-
-    def __init__(self) -> None:
-        self._out: defaultdict[str, dict[bytes, float]] = defaultdict(dict)
-        self._in: defaultdict[str, dict[bytes, float]] = defaultdict(dict)
-
-    async def add_and_fetch(
-        self, edges: Sequence[Edge], window_seconds: float, max_per_account: int
-    ) -> list[Neighbourhood]:
-        for edge in edges:
-            member = edge.encode()
-            for index, account in ((self._out, edge.src), (self._in, edge.dst)):
-                members = index[account]
-                members[member] = edge.ts
-                if len(members) > max_per_account:
-                    # Like ZREMRANGEBYRANK: drop the oldest by event time (ties by member).
-                    for stale in sorted(members, key=lambda m: (members[m], m))[
-                        : len(members) - max_per_account
-                    ]:
-                        del members[stale]
-        return [
-            Neighbourhood(
-                out_of_dst=self._within(self._out.get(edge.dst), edge.ts, window_seconds),
-                into_src=self._within(self._in.get(edge.src), edge.ts, window_seconds),
-            )
-            for edge in edges
-        ]
-
-    @staticmethod
-    def _within(members: dict[bytes, float] | None, ts: float, window: float) -> tuple[Edge, ...]:
-        if not members:
-            return ()
-        return tuple(
-            Edge.decode(member)
-            for member, at in sorted(members.items(), key=lambda item: (item[1], item[0]))
-            if ts - window <= at <= ts + window
-        )
 
 
 @dataclass(frozen=True, slots=True)

@@ -124,6 +124,8 @@ class BorrowerState:
     inflows: InflowHistory = field(default_factory=InflowHistory)
     logins: LoginHistory = field(default_factory=LoginHistory)
     installments: dict[str, Installment] = field(default_factory=dict)
+    #: Each detector's own memory of the borrower, by detector name; JSON-compatible values.
+    slots: dict[str, Any] = field(default_factory=dict)
 
     def note_own_account(self, account_id: str) -> None:
         """An account that appears as the borrower's ``account_id`` belongs to the borrower."""
@@ -140,6 +142,7 @@ class BorrowerState:
             "devices": self.logins.known_devices,
             "ips": self.logins.known_ips,
             "failures": self.logins.failures,
+            "slots": self.slots,
             "installments": [
                 {
                     "loan_id": i.loan_id,
@@ -166,6 +169,7 @@ class BorrowerState:
             logins=LoginHistory(
                 dict(data["devices"]), dict(data["ips"]), [tuple(f) for f in data["failures"]]
             ),
+            slots=dict(data.get("slots", {})),
         )
         for raw in data["installments"]:
             installment = Installment(

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from detectors.base import ABNORMAL_BEHAVIOUR, Detector, Finding
+from detectors.base import ABNORMAL_BEHAVIOUR, Detector, Finding, Output
+from detectors.index import Found
 from detectors.state import BorrowerState, day_of
 from detectors.thresholds import TakeoverThresholds
 from topics.records import Login, Reason
@@ -26,7 +27,7 @@ class AccountTakeoverDetector(Detector):
     def __init__(self, thresholds: TakeoverThresholds) -> None:
         self.thresholds = thresholds
 
-    def on_login(self, event: Login, state: BorrowerState) -> list[Finding]:
+    def on_login(self, event: Login, state: BorrowerState, found: Found) -> Output:
         t = self.thresholds
         history = state.logins
         epoch = event.ts.timestamp()
@@ -41,7 +42,7 @@ class AccountTakeoverDetector(Detector):
             # Only a successful login vouches for a device: a password reset or a payout
             # change from an unseen device must not make the attacker's device "known".
             return []
-        findings: list[Finding] = []
+        findings: Output = []
         recent = [f for f in history.failures if f[0] <= epoch]
         if (
             len(recent) >= t.min_failures

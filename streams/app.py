@@ -18,7 +18,7 @@ from redis.asyncio import Redis
 from detectors.engine import BatchResult, Engine, Input
 from detectors.state import BorrowerState
 from detectors.thresholds import Thresholds
-from streams.redis_index import RedisEdgeIndex
+from streams.redis_index import RedisCrossIndex
 from streams.settings import Settings
 from topics import ContractError, Source, decode
 from topics.codec import dead_letter, encode_alert, encode_dead_letter
@@ -120,7 +120,7 @@ class Pipeline:
         self.engine = Engine(
             Thresholds(),
             self.store,
-            RedisEdgeIndex(redis, settings.redis_prefix),
+            RedisCrossIndex(redis, settings.redis_prefix),
             idle_after=settings.idle_stream_seconds,
             now=lambda: datetime.now(UTC),
         )

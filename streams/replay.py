@@ -13,7 +13,7 @@ import orjson
 from aiokafka.partitioner import murmur2
 
 from detectors.engine import Engine, Input, MemoryStateStore
-from detectors.graph import MemoryEdgeIndex
+from detectors.index import MemoryCrossIndex
 from detectors.thresholds import Thresholds
 from topics import ContractError, TopicNames, check_key, parse_value
 from topics.codec import encode_alert
@@ -82,7 +82,7 @@ async def replay(
         streams[partition].add(source.value)
         decoded.append((record.ts.timestamp(), number, Input(partition, source, record)))
     decoded.sort(key=lambda item: (item[0], item[1]))
-    engine = Engine(thresholds or Thresholds(), MemoryStateStore(), MemoryEdgeIndex())
+    engine = Engine(thresholds or Thresholds(), MemoryStateStore(), MemoryCrossIndex())
     for partition, seen in streams.items():
         engine.clock.expect(partition, seen)
     alerts: list[Alert] = []

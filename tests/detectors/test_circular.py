@@ -9,7 +9,8 @@ import pytest
 
 from detectors.base import FALSIFIED_FLOW, alert_id
 from detectors.circular import CircularFlowDetector
-from detectors.graph import Edge, MemoryEdgeIndex, Neighbourhood, find_cycles
+from detectors.graph import Edge, Neighbourhood, find_cycles
+from detectors.index import MemoryCrossIndex
 from detectors.state import BorrowerState, day_of
 from detectors.thresholds import CircularFlowThresholds
 from tests.detectors.factories import T0, at, transaction
@@ -34,18 +35,21 @@ EPISODE = f"cycle:a|b|c:day:{day_of(START)}"
 RING_IDS = {borrower: alert_id("circular_flow", borrower, EPISODE) for borrower in "ABC"}
 
 
+def _found(out_of_dst: Edge, into_src: Edge) -> list[list[bytes]]:
+    """What the index answers for an edge u→v: edges leaving v, edges entering u."""
+    return [[out_of_dst.encode()], [into_src.encode()]]
+
+
 async def _feed(
     edges: list[Edge] | tuple[Edge, ...], detector: CircularFlowDetector
 ) -> list[list[str]]:
     """Add edges one per call to a fresh index; the alert ids each edge's close() returns."""
-    index = MemoryEdgeIndex()
-    t = detector.thresholds
+    index = MemoryCrossIndex()
     per_edge = []
     for edge in edges:
-        [around] = await index.add_and_fetch(
-            [edge], t.window_hours * 3600.0, t.max_edges_per_account
-        )
-        per_edge.append([f.alert_id for f in detector.close(edge, around)])
+        lookups = detector.edge_lookups(edge)
+        found = await index.exchange(lookups.writes, lookups.reads, 200)
+        per_edge.append([f.alert_id for f in detector.close(edge, detector.neighbourhood(found))])
     return per_edge
 
 
@@ -246,7 +250,7 @@ def test_edge_for_skips_what_cannot_matter(event: Transaction) -> None:
     state = BorrowerState(borrower_id="A", own_accounts=["a", "a-savings"])
 
     assert detector.edge_for(event, state) is None
-    assert detector.on_transaction(event, state, Neighbourhood((AB,), (BC,))) == []
+    assert detector.on_transaction(event, state, _found(AB, BC)) == []
 
 
 def test_smallest_hop_itself_still_makes_an_edge() -> None:
@@ -263,7 +267,7 @@ def test_on_transaction_closes_through_edge_for() -> None:
     state = BorrowerState(borrower_id="C", own_accounts=["c"])
     closing = transaction("tx-C-1", "C", "c", "a", "98500", at(hours=5))
 
-    findings = detector.on_transaction(closing, state, Neighbourhood((AB,), (BC,)))
+    findings = detector.on_transaction(closing, state, _found(AB, BC))
 
     assert {f.alert_id for f in findings} == set(RING_IDS.values())
     assert detector.on_transaction(closing, state, None) == []

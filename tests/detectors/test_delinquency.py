@@ -29,7 +29,8 @@ def _schedule(amount_due: str = "3000") -> tuple[DelinquencyDetector, BorrowerSt
     detector = DelinquencyDetector(DelinquencyThresholds())
     state = BorrowerState(borrower_id="b-1")
     event = scheduled("s-1", datetime(2024, 3, 1, tzinfo=UTC), DUE, amount_due)
-    assert detector.on_repayment(event, state) == []
+    # A scheduled installment arms exactly its warning and deadline timers.
+    assert detector.on_repayment(event, state, ()) == [WARNING_TIMER, DEADLINE_TIMER]
     return detector, state
 
 
@@ -79,7 +80,9 @@ def test_missed_installment_at_the_deadline() -> None:
 def test_partial_payment_at_the_deadline() -> None:
     detector, state = _schedule()
     assert (
-        detector.on_repayment(payment("p-1", datetime(2024, 4, 10, 2, tzinfo=UTC), "1000"), state)
+        detector.on_repayment(
+            payment("p-1", datetime(2024, 4, 10, 2, tzinfo=UTC), "1000"), state, ()
+        )
         == []
     )
 
@@ -108,7 +111,7 @@ def test_partial_payment_at_the_deadline() -> None:
 def test_paid_in_time_is_not_flagged(paid: list[tuple[str, datetime, str]]) -> None:
     detector, state = _schedule()
     for event_id, ts, amount in paid:
-        assert detector.on_repayment(payment(event_id, ts, amount), state) == []
+        assert detector.on_repayment(payment(event_id, ts, amount), state, ()) == []
 
     assert detector.on_timer(WARNING_TIMER, state) == []
     assert detector.on_timer(DEADLINE_TIMER, state) == []
@@ -124,7 +127,7 @@ def test_payment_after_the_deadline_does_not_count(amount: str, code: str) -> No
     detector, state = _schedule()
     late = payment("p-late", datetime(2024, 4, 13, 16, 0, 1, tzinfo=UTC), amount)
     # The late payment is processed before the timer fires: event time decides, not arrival.
-    assert detector.on_repayment(late, state) == []
+    assert detector.on_repayment(late, state, ()) == []
 
     [finding] = detector.on_timer(DEADLINE_TIMER, state)
 
@@ -137,11 +140,11 @@ def test_payment_before_the_schedule_event_counts() -> None:
     detector = DelinquencyDetector(DelinquencyThresholds())
     state = BorrowerState(borrower_id="b-1")
     early = payment("p-1", datetime(2024, 4, 9, tzinfo=UTC), "3000")
-    assert detector.on_repayment(early, state) == []
+    assert detector.on_repayment(early, state, ()) == []
     assert detector.pending_timers(state) == []  # no due date known yet
 
     sched = scheduled("s-1", datetime(2024, 4, 9, 1, tzinfo=UTC), DUE, "3000")
-    assert detector.on_repayment(sched, state) == []
+    assert detector.on_repayment(sched, state, ()) == [WARNING_TIMER, DEADLINE_TIMER]
 
     assert detector.pending_timers(state) == [WARNING_TIMER, DEADLINE_TIMER]
     assert detector.on_timer(DEADLINE_TIMER, state) == []
@@ -150,11 +153,12 @@ def test_payment_before_the_schedule_event_counts() -> None:
 def test_reversal_is_flagged_immediately_and_the_installment_then_missed() -> None:
     detector, state = _schedule()
     assert (
-        detector.on_repayment(payment("p-1", datetime(2024, 4, 9, tzinfo=UTC), "3000"), state) == []
+        detector.on_repayment(payment("p-1", datetime(2024, 4, 9, tzinfo=UTC), "3000"), state, ())
+        == []
     )
     reversal = payment("r-1", datetime(2024, 4, 11, tzinfo=UTC), "3000", kind="reversal")
 
-    [reversed_] = detector.on_repayment(reversal, state)
+    [reversed_] = detector.on_repayment(reversal, state, ())
 
     assert reversed_.episode == f"{KEY}:reversal:r-1"
     assert reversed_.ts == reversal.ts
@@ -171,10 +175,10 @@ def test_reversal_is_flagged_immediately_and_the_installment_then_missed() -> No
 
 def test_reversal_after_the_deadline_leaves_the_deadline_judgement() -> None:
     detector, state = _schedule()
-    detector.on_repayment(payment("p-1", datetime(2024, 4, 9, tzinfo=UTC), "3000"), state)
+    detector.on_repayment(payment("p-1", datetime(2024, 4, 9, tzinfo=UTC), "3000"), state, ())
     later = payment("r-1", datetime(2024, 4, 20, tzinfo=UTC), "3000", kind="reversal")
 
-    assert _codes(detector.on_repayment(later, state)) == [["payment_reversed"]]
+    assert _codes(detector.on_repayment(later, state, ())) == [["payment_reversed"]]
     assert detector.on_timer(DEADLINE_TIMER, state) == []
 
 
@@ -252,7 +256,7 @@ def test_no_warning_when_inflows_cover_the_installment_well() -> None:
 def test_no_warning_when_paid_before_the_warning() -> None:
     detector, state = _schedule(amount_due="70000")
     _collapse(state, 2_000.0)
-    detector.on_repayment(payment("p-1", datetime(2024, 4, 2, tzinfo=UTC), "70000"), state)
+    detector.on_repayment(payment("p-1", datetime(2024, 4, 2, tzinfo=UTC), "70000"), state, ())
 
     assert detector.on_timer(WARNING_TIMER, state) == []
 
@@ -312,8 +316,9 @@ def test_installments_are_kept_apart() -> None:
     detector.on_repayment(
         scheduled("s-2", datetime(2024, 3, 1, tzinfo=UTC), second_due, "3000", installment=2),
         state,
+        (),
     )
-    detector.on_repayment(payment("p-1", datetime(2024, 4, 9, tzinfo=UTC), "3000"), state)
+    detector.on_repayment(payment("p-1", datetime(2024, 4, 9, tzinfo=UTC), "3000"), state, ())
 
     timers = detector.pending_timers(state)
 
@@ -334,7 +339,9 @@ def test_grace_and_time_zone_are_data() -> None:
         DelinquencyThresholds(grace_days=0, warn_days_before_due=1, platform_utc_offset_hours=0)
     )
     state = BorrowerState(borrower_id="b-1")
-    detector.on_repayment(scheduled("s-1", datetime(2024, 3, 1, tzinfo=UTC), DUE, "3000"), state)
+    detector.on_repayment(
+        scheduled("s-1", datetime(2024, 3, 1, tzinfo=UTC), DUE, "3000"), state, ()
+    )
 
     assert [t.due for t in detector.pending_timers(state)] == [
         datetime(2024, 4, 9, tzinfo=UTC).timestamp(),

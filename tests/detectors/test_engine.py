@@ -9,10 +9,10 @@ from typing import Any
 import orjson
 import pytest
 
-from detectors.base import Detector, Finding, alert_id, severity_for
+from detectors.base import Detector, Output, alert_id, severity_for
 from detectors.delinquency import DelinquencyDetector
 from detectors.engine import Engine, Input, MemoryStateStore
-from detectors.graph import Edge, MemoryEdgeIndex, Neighbourhood
+from detectors.index import Found, MemoryCrossIndex, Read, Write
 from detectors.state import BorrowerState, day_of
 from detectors.takeover import AccountTakeoverDetector
 from detectors.thresholds import Thresholds
@@ -64,7 +64,7 @@ SCENARIO: list[Input] = [
 
 def _engine(edges: Any = None, **kwargs: Any) -> Engine:
     return Engine(
-        Thresholds(), MemoryStateStore(), MemoryEdgeIndex() if edges is None else edges, **kwargs
+        Thresholds(), MemoryStateStore(), MemoryCrossIndex() if edges is None else edges, **kwargs
     )
 
 
@@ -207,7 +207,7 @@ async def test_state_round_trip_through_json_keeps_behaviour() -> None:
     await _run(reference, [extra_inflows + before])
     expected = await _run(reference, [after])
 
-    index = MemoryEdgeIndex()  # the edge index lives outside the engine (Redis)
+    index = MemoryCrossIndex()  # the edge index lives outside the engine (Redis)
     store = MemoryStateStore()
     crashed = Engine(Thresholds(), store, index)
     await _run(crashed, [extra_inflows + before])
@@ -229,14 +229,14 @@ def test_round_trip_state_gives_the_same_findings() -> None:
     state = BorrowerState(borrower_id="b-1", partition=3)
     state.note_own_account("acc-1")
     takeover = AccountTakeoverDetector(Thresholds().takeover)
-    takeover.on_login(login("old", at(days=-5), device="phone-1", ip="10.0.0.1"), state)
+    takeover.on_login(login("old", at(days=-5), device="phone-1", ip="10.0.0.1"), state, ())
     for i in range(6):
         takeover.on_login(
-            login(f"f{i}", at(minutes=i), device="x", ip="203.0.113.9", success=False), state
+            login(f"f{i}", at(minutes=i), device="x", ip="203.0.113.9", success=False), state, ()
         )
     delinquency = DelinquencyDetector(Thresholds().delinquency)
-    delinquency.on_repayment(scheduled("s-1", at(), DUE, "50000.25"), state)
-    delinquency.on_repayment(payment("p-1", at(days=8), "100.10"), state)
+    delinquency.on_repayment(scheduled("s-1", at(), DUE, "50000.25"), state, ())
+    delinquency.on_repayment(payment("p-1", at(days=8), "100.10"), state, ())
     for offset in range(-45, 11):  # 10 000 a day, then 500 a day from 15 days before T0
         state.inflows.add(day_of(at(days=offset).timestamp()), 10_000.0 if offset < -15 else 500.0)
 
@@ -244,7 +244,7 @@ def test_round_trip_state_gives_the_same_findings() -> None:
 
     assert copy.partition == 3 and copy.own_accounts == ["acc-1"]
     success = login("win", at(minutes=10), device="x", ip="203.0.113.9")
-    assert takeover.on_login(success, copy) == takeover.on_login(success, state)
+    assert takeover.on_login(success, copy, ()) == takeover.on_login(success, state, ())
     timers = delinquency.pending_timers(state)
     assert delinquency.pending_timers(copy) == timers
     original = [delinquency.on_timer(t, state) for t in timers]
@@ -263,7 +263,7 @@ class Exploding(Detector):
     name = "exploding"
     category = "abnormal_behaviour"
 
-    def on_login(self, event: Login, state: BorrowerState) -> list[Finding]:
+    def on_login(self, event: Login, state: BorrowerState, found: Found) -> Output:
         if event.event_id == "boom":
             raise RuntimeError("kaboom")
         return []
@@ -288,9 +288,9 @@ class DownIndex:
     def __init__(self) -> None:
         self.calls = 0
 
-    async def add_and_fetch(
-        self, edges: Sequence[Edge], window_seconds: float, max_per_account: int
-    ) -> list[Neighbourhood]:
+    async def exchange(
+        self, writes: Sequence[Write], reads: Sequence[Read], max_members: int
+    ) -> list[list[bytes]]:
         self.calls += 1
         raise ConnectionError("redis down")
 
@@ -303,7 +303,7 @@ async def test_edge_index_down_degrades_only_the_circular_detector() -> None:
 
     assert index.calls == 1
     assert result.degraded == [
-        "circular_flow: edge index unavailable: ConnectionError('redis down')"
+        "circular_flow: cross-borrower index unavailable: ConnectionError('redis down')"
     ]
     assert result.failed == []
     assert {a.alert_id for a in result.alerts} == {TAKEOVER_ID, MISSED_ID}
@@ -340,7 +340,7 @@ async def test_advance_fires_timers_of_a_quiet_partition_once_streams_are_idle()
 
 async def test_a_revoked_partition_fires_no_timers_until_it_is_taken_back() -> None:
     store = MemoryStateStore()
-    engine = Engine(Thresholds(), store, MemoryEdgeIndex(), idle_after=60.0)
+    engine = Engine(Thresholds(), store, MemoryCrossIndex(), idle_after=60.0)
     await engine.process([item for item in SCENARIO if item.record.event_id == "s-1"], wall=0.0)
 
     engine.forget_partition(0)  # rebalanced away: another worker owns partition 0 now

@@ -20,7 +20,8 @@ def _known_borrower() -> BorrowerState:
     state = BorrowerState(borrower_id="b-1")
     detector = AccountTakeoverDetector(TakeoverThresholds())
     assert (
-        detector.on_login(login("old-1", at(days=-10), device=HOME_PHONE, ip=HOME_IP), state) == []
+        detector.on_login(login("old-1", at(days=-10), device=HOME_PHONE, ip=HOME_IP), state, ())
+        == []
     )
     return state
 
@@ -37,7 +38,7 @@ def _failures(
 def _run(
     detector: AccountTakeoverDetector, state: BorrowerState, events: list[Login]
 ) -> list[list[Finding]]:
-    return [detector.on_login(event, state) for event in events]
+    return [detector.on_login(event, state, ()) for event in events]
 
 
 def test_attack_alerts_once_with_every_reason() -> None:
@@ -67,8 +68,8 @@ def test_attack_alerts_once_with_every_reason() -> None:
 
     # The attacker's device is now known: later logins from it, or a re-sent success, stay quiet.
     again = login("win-2", at(minutes=20), device=ATTACKER_DEVICE, ip=ATTACKER_IP)
-    assert detector.on_login(again, state) == []
-    assert detector.on_login(success, state) == []
+    assert detector.on_login(again, state, ()) == []
+    assert detector.on_login(success, state, ()) == []
     assert ATTACKER_DEVICE in state.logins.known_devices
 
 
@@ -132,7 +133,7 @@ def test_new_phone_without_a_failure_burst() -> None:
     detector = AccountTakeoverDetector(TakeoverThresholds())
     state = _known_borrower()
 
-    findings = detector.on_login(login("new", at(), device="phone-2", ip="10.0.0.2"), state)
+    findings = detector.on_login(login("new", at(), device="phone-2", ip="10.0.0.2"), state, ())
 
     assert findings == []
     assert set(state.logins.known_devices) == {HOME_PHONE, "phone-2"}

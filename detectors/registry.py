@@ -1,0 +1,20 @@
+"""The detectors the engine runs, built from the thresholds in force."""
+
+from __future__ import annotations
+
+from detectors.base import Detector
+from detectors.circular import CircularFlowDetector
+from detectors.delinquency import DelinquencyDetector
+from detectors.takeover import AccountTakeoverDetector
+from detectors.thresholds import Thresholds
+
+__all__ = ["build_detectors"]
+
+
+def build_detectors(thresholds: Thresholds) -> list[Detector]:
+    """One instance of every detector, in a fixed order (findings keep this order)."""
+    return [
+        CircularFlowDetector(thresholds.circular_flow),
+        AccountTakeoverDetector(thresholds.takeover),
+        DelinquencyDetector(thresholds.delinquency),
+    ]
