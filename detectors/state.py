@@ -102,12 +102,19 @@ class Installment:
     payments: list[tuple[float, Decimal, str]] = field(default_factory=list)
     reversals: list[tuple[float, Decimal, str]] = field(default_factory=list)
     stages_done: list[str] = field(default_factory=list)
+    #: Highest severity rank alerted for this installment (0 none, 1 low … 4 critical).
+    alerted: int = 0
+    #: Feature vectors taken at each check, learnt from once the outcome is known.
+    snapshots: list[list[float]] = field(default_factory=list)
 
     def paid_by(self, epoch: float) -> Decimal:
         """Net amount paid up to and including ``epoch`` (event time), reversals deducted."""
         paid = sum((amount for ts, amount, _ in self.payments if ts <= epoch), Decimal(0))
         reversed_ = sum((amount for ts, amount, _ in self.reversals if ts <= epoch), Decimal(0))
         return paid - reversed_
+
+    def paid_in_full_by(self, epoch: float) -> bool:
+        return self.amount_due is not None and self.paid_by(epoch) >= self.amount_due
 
     def evidence_until(self, epoch: float) -> list[str]:
         scheduled = [self.scheduled_event] if self.scheduled_event else []
@@ -153,6 +160,8 @@ class BorrowerState:
                     "payments": [[ts, str(a), e] for ts, a, e in i.payments],
                     "reversals": [[ts, str(a), e] for ts, a, e in i.reversals],
                     "stages_done": i.stages_done,
+                    "alerted": i.alerted,
+                    "snapshots": i.snapshots,
                 }
                 for i in self.installments.values()
             ],
@@ -181,6 +190,8 @@ class BorrowerState:
                 payments=[(ts, Decimal(a), e) for ts, a, e in raw["payments"]],
                 reversals=[(ts, Decimal(a), e) for ts, a, e in raw["reversals"]],
                 stages_done=list(raw["stages_done"]),
+                alerted=raw.get("alerted", 0),
+                snapshots=[list(x) for x in raw.get("snapshots", [])],
             )
             state.installments[installment_key(installment.loan_id, installment.number)] = (
                 installment

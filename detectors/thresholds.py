@@ -33,17 +33,28 @@ class TakeoverThresholds:
 class DelinquencyThresholds:
     #: An installment not fully paid this many days after its due date is missed.
     grace_days: int = 3
-    #: The early warning is evaluated this many days before the due date.
-    warn_days_before_due: int = 5
+    #: Days before the due date at which an unpaid installment's risk is assessed.
+    check_days_before_due: tuple[int, ...] = (10, 7, 5, 3)
     #: Recent inflow window, and the baseline window before it, in days.
     recent_days: int = 14
     baseline_days: int = 28
-    #: Warn when recent daily inflow is at most this share of the baseline ...
-    max_inflow_ratio: float = 0.5
-    #: ... and the last 30 days of inflow cover the installment at most this many times.
-    max_coverage: float = 4.0
-    #: Baseline days needed before the decline is trusted.
+    #: Baseline days needed before an inflow trend is trusted.
     min_baseline_days: int = 7
+    #: Recent daily inflow at or below this share of the baseline is a decline.
+    max_inflow_ratio: float = 0.5
+    #: Inflows of the last 30 days covering the installment at most this many times is low.
+    max_coverage: float = 4.0
+    #: Days without a successful login from which silence counts, and where it is full.
+    silence_from_days: int = 7
+    silence_full_days: int = 21
+    #: A payout-account change this many days before a check raises the risk.
+    payout_change_days: int = 14
+    #: Alert when the risk score reaches this (severity follows the score).
+    min_alert_score: float = 0.5
+    #: Outcomes the per-partition classifier must learn before its score is blended in.
+    min_labels_for_model: int = 30
+    #: Weight of the classifier in the blended score once it has learnt enough.
+    model_weight: float = 0.5
     #: Due dates are calendar days in the platform's time zone (hours east of UTC).
     platform_utc_offset_hours: int = 8
 

@@ -13,6 +13,7 @@ from detectors.base import Detector, Output, alert_id, severity_for
 from detectors.delinquency import DelinquencyDetector
 from detectors.engine import Engine, Input, MemoryStateStore
 from detectors.index import Found, MemoryCrossIndex, Read, Write
+from detectors.registry import build_detectors
 from detectors.state import BorrowerState, day_of
 from detectors.takeover import AccountTakeoverDetector
 from detectors.thresholds import Thresholds
@@ -26,7 +27,10 @@ RING_EPISODE = f"cycle:a|b|c:day:{day_of(T0.timestamp())}"
 
 RING_IDS = {b: alert_id("circular_flow", b, RING_EPISODE) for b in "ABC"}
 TAKEOVER_ID = alert_id("account_takeover", "b-1", "device:dev-x")
-MISSED_ID = alert_id("delinquency", "d-1", "loan-1#1:deadline")
+MISSED_ID = alert_id("delinquency", "d-1", "loan-1#1:critical")
+# Past due with collapsing inflows: the installment's first, medium rung.
+PAST_DUE_ID = alert_id("delinquency", "d-1", "loan-1#1:medium")
+VERSIONS = {d.name: d.version for d in build_detectors(Thresholds())}
 ALL_IDS = {*RING_IDS.values(), TAKEOVER_ID, MISSED_ID}
 
 
@@ -111,13 +115,13 @@ async def test_each_category_comes_out_with_its_topic_severity_and_id() -> None:
         assert alert.severity == severity == severity_for(alert.score)
         assert 0.0 <= alert.score <= 1.0
         assert alert.thresholds_version == "default-1"
-        assert alert.detector_version == "1"
+        assert alert.detector_version == VERSIONS[alert.detector]
         assert alert.emitted_at == alert.ts  # replay: emitted_at is event time
     assert by_id[TAKEOVER_ID].score == 0.87
     assert by_id[RING_IDS["A"]].score == 0.9625
     missed = by_id[MISSED_ID]
     assert (missed.score, missed.loan_id, missed.installment, missed.due_date) == (
-        0.9,
+        0.95,
         "loan-1",
         1,
         DUE,
@@ -222,7 +226,7 @@ async def test_state_round_trip_through_json_keeps_behaviour() -> None:
 
     assert [a.alert_id for a in got] == [a.alert_id for a in expected]
     assert got == expected
-    assert {a.alert_id for a in got} == {*RING_IDS.values(), TAKEOVER_ID, MISSED_ID}
+    assert {a.alert_id for a in got} == {*RING_IDS.values(), TAKEOVER_ID, PAST_DUE_ID, MISSED_ID}
 
 
 def test_round_trip_state_gives_the_same_findings() -> None:
@@ -250,8 +254,14 @@ def test_round_trip_state_gives_the_same_findings() -> None:
     original = [delinquency.on_timer(t, state) for t in timers]
     restored = [delinquency.on_timer(t, copy) for t in timers]
     assert restored == original
+    # Checks at 10, 7, 5, 3 days: the decline shows by the 7-day check (medium), then stays
+    # silent at the same severity; past due raises it to high; the partial payment to critical.
     assert [[r.code for f in found for r in f.reasons] for found in original] == [
+        [],
         ["inflow_decline", "low_installment_coverage"],
+        [],
+        [],
+        ["past_due", "inflow_decline", "low_installment_coverage"],
         ["partial_payment", "inflow_decline", "low_installment_coverage"],
     ]
     assert orjson.dumps(copy.to_dict()) == orjson.dumps(state.to_dict())
