@@ -5,6 +5,7 @@ from __future__ import annotations
 from detectors.base import Detector
 from detectors.circular import CircularFlowDetector
 from detectors.delinquency import DelinquencyDetector
+from detectors.flow_anomaly import FlowAnomalyDetector
 from detectors.takeover import AccountTakeoverDetector
 from detectors.thresholds import Thresholds
 
@@ -17,4 +18,5 @@ def build_detectors(thresholds: Thresholds) -> list[Detector]:
         CircularFlowDetector(thresholds.circular_flow),
         AccountTakeoverDetector(thresholds.takeover),
         DelinquencyDetector(thresholds.delinquency),
+        FlowAnomalyDetector(thresholds.flow_anomaly),
     ]

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-__all__ = ["CircularFlowThresholds", "DelinquencyThresholds", "TakeoverThresholds", "Thresholds"]
+__all__ = [
+    "CircularFlowThresholds",
+    "DelinquencyThresholds",
+    "FlowAnomalyThresholds",
+    "TakeoverThresholds",
+    "Thresholds",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +66,25 @@ class DelinquencyThresholds:
 
 
 @dataclass(frozen=True, slots=True)
+class FlowAnomalyThresholds:
+    #: Days of the borrower's own history its daily inflow is compared with.
+    baseline_days: int = 28
+    #: Days of history needed before a borrower is scored.
+    min_baseline_days: int = 14
+    #: A day counts as lifted when inflow, after the sector's own change, is this many times
+    #: the borrower's baseline.
+    min_lift: float = 2.5
+    #: Lifted days needed within the last ``sustained_window`` days: one big contract is not
+    #: fabricated turnover, weeks of it may be.
+    sustained_days: int = 5
+    sustained_window: int = 7
+    #: Anomaly score (HalfSpaceTrees, 0..1) at or above which a sustained lift alerts.
+    min_anomaly_score: float = 0.6
+    #: Borrowers of a sector in the partition needed to estimate the sector's daily change.
+    min_sector_peers: int = 5
+
+
+@dataclass(frozen=True, slots=True)
 class Thresholds:
     """The thresholds of all detectors, with the version stamped on every alert."""
 
@@ -67,3 +92,4 @@ class Thresholds:
     circular_flow: CircularFlowThresholds = field(default_factory=CircularFlowThresholds)
     takeover: TakeoverThresholds = field(default_factory=TakeoverThresholds)
     delinquency: DelinquencyThresholds = field(default_factory=DelinquencyThresholds)
+    flow_anomaly: FlowAnomalyThresholds = field(default_factory=FlowAnomalyThresholds)

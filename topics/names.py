@@ -10,7 +10,7 @@ __all__ = ["CONTRACT_VERSION", "Source", "TopicNames"]
 
 #: Version of the event contract. Minor: fields added (old consumers keep working).
 #: Major: a field removed, renamed or retyped. See the README's "Event contract".
-CONTRACT_VERSION = "1.0"
+CONTRACT_VERSION = "1.1"
 
 
 class Source(StrEnum):

@@ -7,6 +7,8 @@ from decimal import Decimal
 
 import faust
 
+from topics.names import CONTRACT_VERSION
+
 __all__ = [
     "Alert",
     "DeadLetter",
@@ -36,6 +38,9 @@ class Transaction(faust.Record, **_RECORD_OPTIONS):
     channel: str | None = None
     counterparty_name: str | None = None
     memo: str | None = None
+    #: The borrower's sector (contract 1.1), as the platform knows it from the business licence:
+    #: detectors compare a borrower with its sector's borrowers on the same day.
+    sector: str | None = None
 
 
 class Geo(faust.Record, **_RECORD_OPTIONS):
@@ -105,7 +110,7 @@ class Alert(faust.Record, **_RECORD_OPTIONS):
     loan_id: str | None = None
     installment: int | None = None
     due_date: date | None = None
-    schema_version: str = "1.0"
+    schema_version: str = CONTRACT_VERSION
 
 
 class DeadLetter(faust.Record, **_RECORD_OPTIONS):
@@ -118,4 +123,4 @@ class DeadLetter(faust.Record, **_RECORD_OPTIONS):
     value_b64: str
     key_b64: str | None
     received_at: datetime
-    schema_version: str = "1.0"
+    schema_version: str = CONTRACT_VERSION

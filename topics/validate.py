@@ -166,6 +166,7 @@ def _transaction(value: Mapping[str, Any]) -> Transaction:
         channel=_identifier(value, "channel", required=False),
         counterparty_name=_text(value, "counterparty_name"),
         memo=_text(value, "memo"),
+        sector=_identifier(value, "sector", required=False),
     )
 
 

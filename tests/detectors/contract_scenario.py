@@ -4,5 +4,6 @@ shared contract test (tests/detectors/test_detector_contract.py). Append, never 
 from __future__ import annotations
 
 from detectors.engine import Input
+from tests.detectors import test_flow_anomaly
 
-SCENARIO_EXTENSIONS: list[Input] = []
+SCENARIO_EXTENSIONS: list[Input] = [*test_flow_anomaly.CONTRACT_EVENTS]

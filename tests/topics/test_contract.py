@@ -12,6 +12,7 @@ import orjson
 import pytest
 
 from topics import (
+    CONTRACT_VERSION,
     Alert,
     ContractError,
     Geo,
@@ -38,6 +39,7 @@ TRANSACTION: Value = {
     "channel": "bank_transfer",
     "counterparty_name": "Acme Trading",
     "memo": "invoice 7",
+    "sector": "retail",
 }
 LOGIN: Value = {
     "event_id": "lg-1",
@@ -120,6 +122,7 @@ def test_transaction_decodes_with_exact_values() -> None:
         "channel": "bank_transfer",
         "counterparty_name": "Acme Trading",
         "memo": "invoice 7",
+        "sector": "retail",
     }
     assert _exact(record.amount) == _exact(Decimal("12.34"))
     assert record.ts.tzinfo is UTC
@@ -844,7 +847,7 @@ def test_encode_alert_has_every_documented_field() -> None:
         "loan_id": "loan-1",
         "installment": 3,
         "due_date": "2024-03-10",
-        "schema_version": "1.0",
+        "schema_version": CONTRACT_VERSION,
     }
 
 
@@ -911,7 +914,7 @@ def test_dead_letter_keeps_the_original_bytes(key: bytes | None, value: bytes) -
     assert (decoded["partition"], decoded["offset"]) == (3, 1234)
     assert decoded["reason"] == "value is not valid UTF-8 JSON: unexpected end"
     assert decoded["received_at"] == "2024-03-01T12:00:00+00:00"
-    assert decoded["schema_version"] == "1.0"
+    assert decoded["schema_version"] == CONTRACT_VERSION
     assert base64.b64decode(decoded["value_b64"], validate=True) == value
     if key is None:
         assert decoded["key_b64"] is None

@@ -1,0 +1,180 @@
+"""Sustained inflow lifts beyond the borrower's own baseline and its sector's, scored online."""
+
+from __future__ import annotations
+
+import math
+import pickle
+import statistics
+from collections import defaultdict
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from river import anomaly
+
+from detectors.base import FALSIFIED_FLOW, Detector, Finding, Output
+from detectors.index import Found
+from detectors.state import SECONDS_PER_DAY, BorrowerState
+from detectors.thresholds import FlowAnomalyThresholds
+from topics.records import Reason, Transaction
+
+__all__ = ["FlowAnomalyDetector"]
+
+UNKNOWN_SECTOR = "unknown"
+MAX_LIFTED_DAYS = 14
+MAX_TOP_DAYS = 8
+# log-lifts are mapped from [-LOG_RANGE, LOG_RANGE] onto [0, 1], the space HalfSpaceTrees needs.
+LOG_RANGE = 3.0
+
+
+class FlowAnomalyDetector(Detector):
+    """Flags weeks of inflow far above the borrower's own baseline *and* its sector's move.
+
+    Once per day of event time and partition (``on_day_close``), each borrower's inflow lift
+    over its own baseline is divided by the median lift of its sector's borrowers in the
+    partition: a sale day that lifts every e-commerce shop, or a slump that hits every
+    restaurant, cancels out. A per-partition River ``HalfSpaceTrees`` scores the adjusted lift
+    online; an alert needs a sustained lift as well as a high score, with the features that
+    mattered as reasons.
+    """
+
+    name = "flow_anomaly"
+    category = FALSIFIED_FLOW
+    version = "1"
+
+    def __init__(self, thresholds: FlowAnomalyThresholds) -> None:
+        self.thresholds = thresholds
+        self._models: dict[int, anomaly.HalfSpaceTrees] = {}
+
+    def on_transaction(self, event: Transaction, state: BorrowerState, found: Found) -> Output:
+        memory = self.slot(state, _memory)
+        sector = event.sector
+        if sector and memory["sector"] != sector:
+            memory["sector"] = sector
+        if event.direction == "in" and event.counterparty_id not in state.own_accounts:
+            # The largest inflow of each recent day: the evidence a lifted day points to.
+            # Days are kept until closed: later days' events may arrive before the close.
+            day = str(int(event.ts.timestamp() // SECONDS_PER_DAY))
+            tops: dict[str, list[Any]] = memory["tops"]
+            amount = float(event.amount)
+            if day not in tops or amount > tops[day][0]:
+                tops[day] = [amount, event.event_id]
+            for stale in sorted(tops, key=int)[:-MAX_TOP_DAYS]:
+                del tops[stale]
+        return []
+
+    def on_day_close(
+        self, partition: int, day: int, states: Sequence[BorrowerState]
+    ) -> list[Finding]:
+        t = self.thresholds
+        lifts: dict[str, tuple[float, float, float]] = {}  # borrower -> lift, today, baseline
+        by_sector: defaultdict[str, list[float]] = defaultdict(list)
+        for state in states:
+            # The baseline ends where the sustained window starts: a lift must not raise the
+            # bar it is measured against.
+            end = day - t.sustained_window + 1
+            baseline, days = state.inflows.total(end - t.baseline_days, end)
+            if days < t.min_baseline_days or baseline <= 0:
+                continue
+            today, _ = state.inflows.total(day, day + 1)
+            average = baseline / days
+            lift = (today + 1.0) / (average + 1.0)
+            lifts[state.borrower_id] = (lift, today, average)
+            by_sector[self._sector(state)].append(lift)
+        sector_move = {
+            sector: statistics.median(values) if len(values) >= t.min_sector_peers else 1.0
+            for sector, values in by_sector.items()
+        }
+        model = self._models.setdefault(
+            partition, anomaly.HalfSpaceTrees(n_trees=10, height=6, window_size=250, seed=7)
+        )
+        findings = []
+        for state in states:
+            if state.borrower_id not in lifts:
+                continue
+            lift, today, average = lifts[state.borrower_id]
+            move = max(sector_move[self._sector(state)], 1e-6)
+            adjusted = lift / move
+            features = {"adjusted_lift": _unit(adjusted), "sector_move": _unit(move)}
+            score = float(model.score_one(features))  # type: ignore[no-untyped-call]
+            model.learn_one(features)  # type: ignore[no-untyped-call]
+            memory = self.slot(state, _memory)
+            lifted: list[list[Any]] = memory["lifted"]  # [day, evidence event id]
+            top = memory["tops"].pop(str(day), None)
+            if adjusted >= t.min_lift:
+                # The day's largest inflow is its evidence; when event time lags far behind
+                # the transactions it may have been dropped, and the day still counts.
+                lifted.append([day, None if top is None else top[1]])
+                del lifted[:-MAX_LIFTED_DAYS]
+            recent = [entry for entry in lifted if day - t.sustained_window < entry[0] <= day]
+            if len(recent) >= t.sustained_days and score >= t.min_anomaly_score:
+                findings.append(
+                    self._finding(state, day, adjusted, move, today, average, recent, score)
+                )
+        return findings
+
+    def _finding(
+        self,
+        state: BorrowerState,
+        day: int,
+        adjusted: float,
+        move: float,
+        today: float,
+        average: float,
+        recent: list[list[Any]],
+        score: float,
+    ) -> Finding:
+        t = self.thresholds
+        week = datetime.fromtimestamp(day * SECONDS_PER_DAY, UTC).isocalendar()
+        return self.finding(
+            state,
+            episode=f"flow:{week.year}-W{week.week:02d}",
+            ts=datetime.fromtimestamp((day + 1) * SECONDS_PER_DAY, UTC),
+            score=min(1.0, 0.5 + 0.45 * score),
+            reasons=[
+                Reason(
+                    code="sustained_inflow_lift",
+                    message=f"inflow was {adjusted:.1f}× the borrower's own {t.baseline_days}-day "
+                    f"baseline, after the sector's change, on {len(recent)} of the last "
+                    f"{t.sustained_window} days ({today:,.0f} vs {average:,.0f} a day)",
+                    observed=round(adjusted, 2),
+                    threshold=t.min_lift,
+                ),
+                Reason(
+                    code="sector_move",
+                    message=f"the borrower's sector moved {move:.2f}× on the same day",
+                    observed=round(move, 3),
+                    threshold=1.0,
+                ),
+                Reason(
+                    code="anomaly_score",
+                    message=f"HalfSpaceTrees anomaly score {score:.2f} of the adjusted lift",
+                    observed=round(score, 3),
+                    threshold=t.min_anomaly_score,
+                ),
+            ],
+            evidence=[event_id for _, event_id in recent if event_id is not None]
+            or [f"{state.borrower_id}:inflows"],
+        )
+
+    def _sector(self, state: BorrowerState) -> str:
+        sector: str = self.slot(state, _memory)["sector"]
+        return sector
+
+    def snapshot(self, partition: int) -> bytes | None:
+        model = self._models.get(partition)
+        return None if model is None else pickle.dumps(model)
+
+    def restore(self, partition: int, snapshot: bytes) -> None:
+        # Snapshots come from this process's own checkpoints (the worker's changelog).
+        self._models[partition] = pickle.loads(snapshot)  # noqa: S301
+
+
+def _unit(ratio: float) -> float:
+    """A ratio's logarithm mapped onto [0, 1]; 0.5 is no change."""
+    clipped = max(-LOG_RANGE, min(LOG_RANGE, math.log(max(ratio, 1e-9))))
+    return 0.5 + clipped / (2 * LOG_RANGE)
+
+
+def _memory() -> dict[str, Any]:
+    return {"sector": UNKNOWN_SECTOR, "lifted": [], "tops": {}}

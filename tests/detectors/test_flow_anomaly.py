@@ -1,0 +1,165 @@
+"""Flow anomaly: sustained lifts beyond the borrower's own and its sector's baseline."""
+
+from __future__ import annotations
+
+import random
+from datetime import UTC, datetime, timedelta
+
+import orjson
+
+from detectors.base import Finding
+from detectors.engine import Input
+from detectors.flow_anomaly import FlowAnomalyDetector
+from detectors.state import BorrowerState, day_of
+from detectors.thresholds import FlowAnomalyThresholds
+from tests.detectors.factories import transaction
+from topics.names import Source
+from topics.records import Transaction
+
+START = datetime(2024, 1, 1, 2, 0, tzinfo=UTC)
+DAYS = 60
+PEERS = 12
+
+
+def _tx(borrower: str, day: int, amount: float, sector: str) -> Transaction:
+    record = transaction(
+        f"{borrower}-d{day}",
+        borrower,
+        f"acc-{borrower}",
+        f"cust-{day}",
+        f"{amount:.2f}",
+        START + timedelta(days=day),
+        direction="in",
+    )
+    return Transaction(**{**record.asdict(), "sector": sector})
+
+
+def _run(
+    lift: dict[str, dict[int, float]],
+    *,
+    detector: FlowAnomalyDetector | None = None,
+    sector_of: dict[str, str] | None = None,
+) -> tuple[FlowAnomalyDetector, list[Finding]]:
+    """PEERS borrowers with ~10 000 a day; ``lift`` multiplies a borrower's inflow on days."""
+    detector = detector or FlowAnomalyDetector(FlowAnomalyThresholds())
+    noise = random.Random(3)
+    states = [BorrowerState(borrower_id=f"r-{i:02d}") for i in range(PEERS)]
+    findings: list[Finding] = []
+    for day in range(DAYS):
+        for state in states:
+            amount = (
+                10_000.0 * noise.uniform(0.8, 1.2) * lift.get(state.borrower_id, {}).get(day, 1.0)
+            )
+            sector = (sector_of or {}).get(state.borrower_id, "retail")
+            event = _tx(state.borrower_id, day, amount, sector)
+            state.inflows.add(day_of(event.ts.timestamp()), amount)
+            detector.on_transaction(event, state, ())
+        findings += detector.on_day_close(
+            0, day_of((START + timedelta(days=day)).timestamp()), states
+        )
+    return detector, findings
+
+
+def test_weeks_of_inflated_inflow_alert_with_reasons_and_evidence() -> None:
+    _, findings = _run({"r-03": {day: 4.0 for day in range(45, DAYS)}})
+
+    assert {f.borrower_id for f in findings} == {"r-03"}
+    first = findings[0]
+    assert [r.code for r in first.reasons] == [
+        "sustained_inflow_lift",
+        "sector_move",
+        "anomaly_score",
+    ]
+    lift = first.reasons[0]
+    assert isinstance(lift.observed, float) and lift.observed >= 2.5 and lift.threshold == 2.5
+    assert len(first.evidence) >= 5
+    assert all(e.startswith("r-03-d") for e in first.evidence)
+    assert first.episode.startswith("flow:2024-W")
+    assert 0.5 <= first.score <= 1.0
+
+
+def test_a_sector_wide_surge_is_not_an_anomaly() -> None:
+    everyone = {f"r-{i:02d}": {day: 3.0 for day in range(40, 52)} for i in range(PEERS)}
+
+    _, findings = _run(everyone)
+
+    assert findings == []
+
+
+def test_the_surge_of_another_sector_does_not_hide_a_borrower() -> None:
+    sectors = {f"r-{i:02d}": ("ecommerce" if i < 6 else "restaurant") for i in range(PEERS)}
+    surge = {f"r-{i:02d}": {day: 3.0 for day in range(40, 52)} for i in range(6)}
+    surge["r-08"] = {day: 4.0 for day in range(40, 52)}  # a restaurant whose inflows jump
+
+    _, findings = _run(surge, sector_of=sectors)
+
+    assert {f.borrower_id for f in findings} == {"r-08"}
+
+
+def test_one_big_contract_is_not_sustained() -> None:
+    _, findings = _run({"r-05": {50: 12.0}})
+
+    assert findings == []
+
+
+def test_thresholds_are_data() -> None:
+    strict = FlowAnomalyDetector(FlowAnomalyThresholds(min_lift=6.0))
+
+    _, findings = _run({"r-03": {day: 4.0 for day in range(45, DAYS)}}, detector=strict)
+
+    assert findings == []
+
+
+def test_the_partition_model_survives_a_checkpoint() -> None:
+    detector, _ = _run({})
+    blob = detector.snapshot(0)
+    assert blob is not None and detector.snapshot(1) is None
+    restored = FlowAnomalyDetector(FlowAnomalyThresholds())
+    restored.restore(0, blob)
+    x = {"adjusted_lift": 0.8, "sector_move": 0.5}
+
+    assert restored._models[0].score_one(x) == detector._models[0].score_one(x)
+
+
+def test_memory_is_small_and_json() -> None:
+    detector = FlowAnomalyDetector(FlowAnomalyThresholds())
+    state = BorrowerState(borrower_id="r-1")
+    for day in range(400):
+        detector.on_transaction(_tx("r-1", day, 1000.0, "retail"), state, ())
+
+    encoded = orjson.dumps(state.slots)
+    assert len(encoded) < 400
+    assert orjson.loads(encoded) == state.slots
+
+
+def _contract_events() -> list[Input]:
+    """Twenty retail borrowers over 45 days (the model needs a full window of 250 borrower-days
+    before it scores); fa-0's inflows jump sevenfold for the last nine."""
+    events = []
+    base = datetime(2024, 3, 2, 3, 0, tzinfo=UTC)
+    for day in range(45):
+        for i in range(20):
+            borrower = f"fa-{i}"
+            amount = (
+                5_000.0
+                + 100 * ((day * 7 + i * 3) % 11)
+                + (30_000.0 if i == 0 and day >= 36 else 0.0)
+            )
+            record = transaction(
+                f"{borrower}-{day}",
+                borrower,
+                f"acc-{borrower}",
+                f"cust-{day}-{i}",
+                f"{amount:.2f}",
+                base + timedelta(days=day),
+                direction="in",
+            )
+            events.append(
+                Input(
+                    0, Source.TRANSACTIONS, Transaction(**{**record.asdict(), "sector": "retail"})
+                )
+            )
+    return events
+
+
+CONTRACT_EVENTS: list[Input] = _contract_events()
