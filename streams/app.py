@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import logging
 import time
 from collections.abc import Iterable, Sequence
@@ -28,6 +29,7 @@ __all__ = ["Pipeline", "create_app"]
 log = logging.getLogger("lendwatch")
 
 STATE_TABLE = "borrower-state"
+MODEL_TABLE = "model-checkpoints"
 
 
 class StateCodec(codecs.Codec):
@@ -77,6 +79,73 @@ class TableStateStore:
             )
 
 
+class ModelCheckpoints:
+    """Per-partition detector models, checkpointed with the input offsets they reflect.
+
+    Models (River estimators) live in the detectors, one per partition. Every
+    ``LW_CHECKPOINT_SECONDS`` their snapshots go to a changelogged table, keyed
+    ``detector:partition`` and written to that partition, so whichever worker owns the partition
+    next recovers them with it; a process restores a partition's models before its first batch.
+    Snapshots are pickles: the table is written by lendwatch workers only.
+    """
+
+    def __init__(self, table: TableT[str, bytes], engine: Engine) -> None:
+        self.table = table
+        self.engine = engine
+        self.offsets: dict[int, dict[str, int]] = {}
+        self._restored: set[int] = set()
+
+    def note(self, partition: int, topic: str, offset: int) -> None:
+        """The latest input offset a partition's models have seen."""
+        seen = self.offsets.setdefault(partition, {})
+        if offset > seen.get(topic, -1):
+            seen[topic] = offset
+
+    def restore(self, partitions: Iterable[int]) -> None:
+        for partition in set(partitions) - self._restored:
+            self._restored.add(partition)
+            for key, value in list(self.table.data.items()):
+                detector, _, owner = key.rpartition(":")
+                if owner != str(partition):
+                    continue
+                checkpoint = orjson.loads(value)
+                self.engine.restore(detector, partition, base64.b64decode(checkpoint["snapshot"]))
+                self.offsets[partition] = dict(checkpoint["offsets"])
+                log.info(
+                    "restored %s model of partition %d, reflecting offsets %s",
+                    detector,
+                    partition,
+                    checkpoint["offsets"],
+                )
+
+    def forget(self, partition: int) -> None:
+        self._restored.discard(partition)
+
+    async def save(self) -> int:
+        saved = 0
+        for (detector, partition), snapshot in self.engine.snapshots().items():
+            key = f"{detector}:{partition}"
+            value = orjson.dumps(
+                {
+                    "detector": detector,
+                    "partition": partition,
+                    "offsets": self.offsets.get(partition, {}),
+                    "saved_at": datetime.now(UTC),
+                    "snapshot": base64.b64encode(snapshot).decode("ascii"),
+                }
+            )
+            await self.table.changelog_topic.send(
+                key=key,
+                value=value,
+                partition=partition,
+                key_serializer="raw",
+                value_serializer="raw",
+            )
+            self.table.data[key] = value
+            saved += 1
+        return saved
+
+
 class Metrics:
     """Counters the status line, ``lendwatch status`` and Prometheus read."""
 
@@ -112,7 +181,12 @@ class Pipeline:
     """Glue between Faust and the engine: what the agents and the timer call."""
 
     def __init__(
-        self, app: faust.App, settings: Settings, table: TableT[str, BorrowerState], redis: Redis
+        self,
+        app: faust.App,
+        settings: Settings,
+        table: TableT[str, BorrowerState],
+        models: TableT[str, bytes],
+        redis: Redis,
     ) -> None:
         self.settings = settings
         self.store = TableStateStore(table)
@@ -124,6 +198,7 @@ class Pipeline:
             idle_after=settings.idle_stream_seconds,
             now=lambda: datetime.now(UTC),
         )
+        self.checkpoints = ModelCheckpoints(models, self.engine)
         names = settings.topics
         self.deadletter_topic = app.topic(
             names.deadletter, key_serializer="raw", value_serializer="raw"
@@ -149,6 +224,8 @@ class Pipeline:
                 continue
             inputs.append(Input(message.partition, source, record))
             originals.append(event)
+            self.checkpoints.note(message.partition, message.topic, message.offset)
+        self.checkpoints.restore({item.partition for item in inputs})
         result = await self.engine.process(inputs, wall=time.time())
         for position, reason in result.failed:
             await self._dead_letter(originals[position], reason)
@@ -206,15 +283,11 @@ def create_app(settings: Settings) -> tuple[faust.App, Pipeline]:
         broker_heartbeat_interval=min(3.0, settings.session_timeout_seconds / 3),
     )
     table = cast(
-        faust.Table[str, BorrowerState],
-        app.Table(STATE_TABLE, default=None, partitions=settings.partitions, key_type=str),
+        faust.Table[str, BorrowerState], _table(app, settings, STATE_TABLE, "lendwatch_state")
     )
-    # Faust derives a table's codecs from key/value *types* only (json for anything that is not
-    # a Record); set them before first use so the changelog and its recovery use ours.
-    table.key_serializer = "raw"
-    table.value_serializer = "lendwatch_state"
+    models = cast(faust.Table[str, bytes], _table(app, settings, MODEL_TABLE, "raw"))
     redis = Redis.from_url(settings.redis_url)
-    pipeline = Pipeline(app, settings, table, redis)
+    pipeline = Pipeline(app, settings, table, models, redis)
 
     for source in Source:
         topic = app.topic(
@@ -233,16 +306,55 @@ def create_app(settings: Settings) -> tuple[faust.App, Pipeline]:
         revoked: set[TP] = args[0]
         for partition in {tp.partition for tp in revoked if tp.topic in input_topics}:
             pipeline.engine.forget_partition(partition)
+            pipeline.checkpoints.forget(partition)
 
     @app.timer(1.0)  # type: ignore[untyped-decorator]
     async def fire_quiet_timers() -> None:
         await pipeline.tick()
+
+    @app.timer(settings.checkpoint_seconds)  # type: ignore[untyped-decorator]
+    async def checkpoint_models() -> None:
+        await pipeline.checkpoints.save()
 
     @app.page("/metrics")
     async def metrics(web: Any, request: Any) -> Any:
         return web.bytes(generate_latest(pipeline.metrics.registry), content_type="text/plain")
 
     return app, pipeline
+
+
+def _table(app: faust.App, settings: Settings, name: str, value_serializer: str) -> Any:
+    """A changelogged in-memory table keyed by a plain string, with our value codec.
+
+    Faust derives a table's codecs from its key and value *types*, JSON for anything that is
+    not a Record, and decodes recovery through the changelog topic it made with them; so the
+    changelog topic is made here, with the codecs the writes use.
+    """
+    changelog = app.topic(
+        f"{settings.app_id}-{name}-changelog",
+        key_type=str,
+        key_serializer="raw",
+        value_serializer=value_serializer,
+        partitions=settings.partitions,
+        compacting=True,
+        acks=False,
+        internal=True,
+        maxsize=131_072,
+        allow_empty=True,
+    )
+    table = cast(
+        faust.Table[str, Any],
+        app.Table(
+            name,
+            default=None,
+            partitions=settings.partitions,
+            key_type=str,
+            changelog_topic=changelog,
+        ),
+    )
+    table.key_serializer = "raw"
+    table.value_serializer = value_serializer
+    return table
 
 
 def _consumer(pipeline: Pipeline, source: Source) -> Any:

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import defaultdict
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
+from itertools import islice
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -15,11 +17,20 @@ from aiokafka.partitioner import murmur2
 from detectors.engine import Engine, Input, MemoryStateStore
 from detectors.index import MemoryCrossIndex
 from detectors.thresholds import Thresholds
-from topics import ContractError, TopicNames, check_key, parse_value
+from topics import ContractError, InputRecord, Source, TopicNames, check_key, parse_value
 from topics.codec import encode_alert
 from topics.records import Alert
 
-__all__ = ["ReplayReport", "partition_for", "read_records", "replay", "replay_file"]
+__all__ = [
+    "ReplayReport",
+    "RunStats",
+    "drive",
+    "parse_record",
+    "partition_for",
+    "read_records",
+    "replay",
+    "replay_file",
+]
 
 BATCH_SIZE = 512
 
@@ -44,19 +55,93 @@ def read_records(path: Path) -> Iterator[tuple[int, bytes]]:
                 yield number, line
 
 
-def _decode(line: bytes, topics: TopicNames) -> tuple[str, Any]:
-    try:
-        raw = orjson.loads(line)
-    except orjson.JSONDecodeError as exc:
-        raise ContractError(f"line is not JSON: {exc}") from None
-    if not isinstance(raw, dict) or "topic" not in raw or "value" not in raw:
+def parse_record(raw: Any, topics: TopicNames) -> tuple[Source, InputRecord]:
+    """Validate one ``{"topic", "key", "value"}`` record; raise ContractError with the reason."""
+    if not isinstance(raw, Mapping) or "topic" not in raw or "value" not in raw:
         raise ContractError("line must be an object with 'topic', 'key' and 'value'")
-    source = topics.source_of(raw["topic"])
+    topic = raw["topic"]
+    source = topics.source_of(topic) if isinstance(topic, str) else None
     if source is None:
-        raise ContractError(f"unknown topic {raw['topic']!r}")
+        raise ContractError(f"unknown topic {topic!r}")
     record = parse_value(source, raw["value"])
     check_key(raw.get("key"), record.borrower_id)
-    return raw["topic"], (source, record)
+    return source, record
+
+
+@dataclass
+class RunStats:
+    """What one pass of the engine over a stream took."""
+
+    events: int = 0
+    alerts: list[Alert] = field(default_factory=list)
+    #: Seconds spent waiting for the next records (reading, simulating, validating).
+    source_seconds: float = 0.0
+    #: Seconds a baseline took: building each batch's Inputs and a no-op pass over them.
+    baseline_seconds: float = 0.0
+    #: Seconds inside ``Engine.process``.
+    detector_seconds: float = 0.0
+
+
+async def drive(
+    records: Iterable[tuple[Source, InputRecord]],
+    engine: Engine,
+    *,
+    partitions: int,
+    expected: Mapping[int, Iterable[str]] | None = None,
+) -> RunStats:
+    """Feed valid records, in event-time order, through ``engine`` in batches: replay's loop.
+
+    Records are consumed lazily (a simulation can stream). Each borrower goes to the partition
+    Kafka's default partitioner gives it. With ``expected`` (partition to stream names, known
+    from a whole input) each partition's clock waits for those streams; without it, for the
+    streams the partition has carried so far.
+    """
+    stats = RunStats()
+    partition_of: dict[str, int] = {}
+    carried: defaultdict[int, set[str]] = defaultdict(set)
+    for partition, names in (expected or {}).items():
+        engine.clock.expect(partition, names)
+    latest = float("-inf")
+    incoming = iter(records)
+    while True:
+        started = time.perf_counter()
+        chunk = list(islice(incoming, BATCH_SIZE))
+        pulled = time.perf_counter()
+        stats.source_seconds += pulled - started
+        if not chunk:
+            return stats
+        batch = []
+        for source, record in chunk:
+            known = partition_of.get(record.borrower_id)
+            if known is None:
+                known = partition_of[record.borrower_id] = partition_for(
+                    record.borrower_id, partitions
+                )
+            batch.append(Input(known, source, record))
+        _baseline(batch)
+        built = time.perf_counter()
+        stats.baseline_seconds += built - pulled
+        for item in batch:
+            epoch = item.record.ts.timestamp()
+            if epoch < latest:
+                raise ValueError(
+                    f"record {item.record.event_id} at {item.record.ts.isoformat()} comes after "
+                    "a later one: records must be in event-time order"
+                )
+            latest = epoch
+            if expected is None and item.source.value not in carried[item.partition]:
+                carried[item.partition].add(item.source.value)
+                engine.clock.expect(item.partition, carried[item.partition])
+        before = time.perf_counter()
+        result = await engine.process(batch)
+        stats.detector_seconds += time.perf_counter() - before
+        stats.events += len(batch)
+        stats.alerts += result.alerts
+
+
+def _baseline(batch: list[Input]) -> int:
+    """The work every pipeline does per event before any detector: touch each input."""
+    return sum(item.partition >= 0 for item in batch)
 
 
 async def replay(
@@ -67,36 +152,38 @@ async def replay(
     topics: TopicNames | None = None,
     out: BinaryIO | None = None,
 ) -> tuple[ReplayReport, list[Alert]]:
-    """Run the detectors over ``lines``; write alerts as JSON lines to ``out`` if given."""
+    """Run the detectors over ``lines`` in event-time order; write alerts to ``out`` if given."""
     topics = topics or TopicNames()
     report = ReplayReport()
-    decoded: list[tuple[float, int, Input]] = []
+    decoded: list[tuple[float, int, Source, InputRecord]] = []
     streams: defaultdict[int, set[str]] = defaultdict(set)
     for number, line in lines:
         try:
-            _, (source, record) = _decode(line, topics)
+            try:
+                raw = orjson.loads(line)
+            except orjson.JSONDecodeError as exc:
+                raise ContractError(f"line is not JSON: {exc}") from None
+            source, record = parse_record(raw, topics)
         except ContractError as exc:
             report.rejected.append((number, str(exc)))
             continue
-        partition = partition_for(record.borrower_id, partitions)
-        streams[partition].add(source.value)
-        decoded.append((record.ts.timestamp(), number, Input(partition, source, record)))
+        streams[partition_for(record.borrower_id, partitions)].add(source.value)
+        decoded.append((record.ts.timestamp(), number, source, record))
     decoded.sort(key=lambda item: (item[0], item[1]))
     engine = Engine(thresholds or Thresholds(), MemoryStateStore(), MemoryCrossIndex())
-    for partition, seen in streams.items():
-        engine.clock.expect(partition, seen)
-    alerts: list[Alert] = []
-    for start in range(0, len(decoded), BATCH_SIZE):
-        batch = [item for _, _, item in decoded[start : start + BATCH_SIZE]]
-        result = await engine.process(batch)
-        alerts += result.alerts
-    report.events = len(decoded)
-    report.alerts = len(alerts)
-    for alert in alerts:
+    stats = await drive(
+        ((source, record) for _, _, source, record in decoded),
+        engine,
+        partitions=partitions,
+        expected=streams,
+    )
+    report.events = stats.events
+    report.alerts = len(stats.alerts)
+    for alert in stats.alerts:
         report.alerts_by_topic[topics.alert_topic(alert.category)] += 1
         if out is not None:
             out.write(encode_alert(alert) + b"\n")
-    return report, alerts
+    return report, stats.alerts
 
 
 def replay_file(

@@ -137,13 +137,13 @@ class Deployment:
         )
         return env
 
-    def start_worker(self, name: str = "worker") -> Worker:
+    def start_worker(self, name: str = "worker", **env: str) -> Worker:
         port = free_port()
         log = self.tmp_path / f"{name}.log"
         with log.open("wb") as handle:
             process = subprocess.Popen(
                 [sys.executable, "-m", "streams.cli", "worker", "--log-level", "info"],
-                env={**self.env, "LW_WEB_PORT": str(port)},
+                env={**self.env, **env, "LW_WEB_PORT": str(port)},
                 stdout=handle,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,

@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
+from typing import Any
+
 import orjson
+import pytest
 from aiokafka.partitioner import DefaultPartitioner
 
+from detectors.engine import Engine, MemoryStateStore
+from detectors.index import MemoryCrossIndex
+from detectors.thresholds import Thresholds
 from streams.cli import main
-from streams.replay import partition_for
+from streams.replay import drive, parse_record, partition_for
 from streams.simulate import SimulationConfig, simulate, write_jsonl
+from topics import Source, TopicNames
 
 
 def test_replay_twice_is_byte_identical_and_reports_bad_lines(tmp_path, capsys) -> None:
@@ -48,3 +56,24 @@ def test_partition_for_matches_the_producers_default_partitioner() -> None:
         expected = partitioner(key.encode(), list(range(8)), list(range(8)))
         assert partition_for(key, 8) == expected, key
     assert {partition_for(f"b-{i:05d}", 8) for i in range(200)} == set(range(8))
+
+
+def test_drive_refuses_records_out_of_event_time_order() -> None:
+    def record(event_id: str, ts: str) -> dict[str, Any]:
+        value = {
+            "event_id": event_id,
+            "ts": ts,
+            "borrower_id": "b-1",
+            "action": "login",
+            "device_id": "d-1",
+            "ip": "10.0.0.1",
+        }
+        return {"topic": TopicNames().input_topic(Source.LOGINS), "key": "b-1", "value": value}
+
+    records = [
+        record("lg-1", "2026-01-05T10:00:00+08:00"),
+        record("lg-2", "2026-01-05T09:00:00+08:00"),
+    ]
+    engine = Engine(Thresholds(), MemoryStateStore(), MemoryCrossIndex())
+    with pytest.raises(ValueError, match="event-time order"):
+        asyncio.run(drive([parse_record(r, TopicNames()) for r in records], engine, partitions=8))
