@@ -12,6 +12,7 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import orjson
@@ -152,7 +153,7 @@ class Deployment:
 
     async def consume(
         self, topics: list[str], *, idle: float, timeout: float
-    ) -> list[tuple[str, dict]]:
+    ) -> list[tuple[str, dict[str, Any]]]:
         """Everything on ``topics`` until nothing new arrives for ``idle`` seconds."""
         consumer = AIOKafkaConsumer(
             *topics,
@@ -162,7 +163,7 @@ class Deployment:
             group_id=None,
         )
         await consumer.start()
-        received: list[tuple[str, dict]] = []
+        received: list[tuple[str, dict[str, Any]]] = []
         try:
             deadline = time.monotonic() + timeout
             last_new = time.monotonic()

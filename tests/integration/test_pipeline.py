@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 from collections import Counter
 
+import orjson
 import pytest
 
 from detectors.base import CATEGORIES
@@ -68,7 +69,7 @@ async def test_live_pipeline_matches_replay_and_dead_letters_bad_input(
     assert Counter(letter["reason"].split(" ")[0] for letter in letters)
 
     # The same events through replay give the same alert ids (at-least-once: compare sets).
-    lines = [(number, _line(record)) for number, record in enumerate(simulation.records, start=1)]
+    lines = [(n, orjson.dumps(record)) for n, record in enumerate(simulation.records, start=1)]
     report, replayed = await replay(
         lines, partitions=deployment.partitions, topics=deployment.topics
     )
