@@ -111,10 +111,31 @@ class Engine:
         }
         self.thresholds = thresholds
         self.detectors = build_detectors(thresholds)
-        self._by_name = {d.name: d for d in self.detectors}
+        self._index_hooks()
         for (name, partition), blob in snapshots.items():
             if name in self._by_name:
                 self._by_name[name].restore(partition, blob)
+
+    def use(self, detectors: list[Detector]) -> None:
+        """Run exactly these detectors (one detector's tests and backtests)."""
+        self.detectors = detectors
+        self._index_hooks()
+
+    def _index_hooks(self) -> None:
+        """Which detectors implement which hook: most events concern a few detectors only."""
+        self._by_name = {d.name: d for d in self.detectors}
+
+        def implementing(hook: str) -> list[Detector]:
+            return [
+                d for d in self.detectors if getattr(type(d), hook) is not getattr(Detector, hook)
+            ]
+
+        self._hooks = {
+            Source.TRANSACTIONS: implementing("on_transaction"),
+            Source.LOGINS: implementing("on_login"),
+            Source.REPAYMENTS: implementing("on_repayment"),
+        }
+        self._asking = implementing("lookups")
 
     async def process(self, batch: Sequence[Input], wall: float | None = None) -> BatchResult:
         """Run the detectors over ``batch`` (in order), then fire what event time has passed."""
@@ -131,7 +152,7 @@ class Engine:
                 result.failed.append((position, f"detector error: {exc!r}"))
             else:
                 findings += self._arm(outputs, state)
-            self.clock.observe(item.partition, item.source.value, item.record.ts.timestamp(), wall)
+            self.clock.observe(item.partition, item.source, item.record.ts.timestamp(), wall)
         findings += self._fire({item.partition for item in batch}, wall, result)
         result.alerts = self._alerts(findings)
         return result
@@ -172,20 +193,21 @@ class Engine:
     ) -> Output:
         outputs: Output = []
         record = item.record
+        detectors = self._hooks[item.source]
         if isinstance(record, Transaction):
             if record.direction == "in" and not own_transfer:
                 state.inflows.add(day_of(record.ts.timestamp()), float(record.amount))
-            for detector in self.detectors:
+            for detector in detectors:
                 outputs += detector.on_transaction(
                     record, state, found.get((position, detector.name), ())
                 )
         elif isinstance(record, Login):
-            for detector in self.detectors:
+            for detector in detectors:
                 outputs += detector.on_login(
                     record, state, found.get((position, detector.name), ())
                 )
         elif isinstance(record, Repayment):
-            for detector in self.detectors:
+            for detector in detectors:
                 outputs += detector.on_repayment(
                     record, state, found.get((position, detector.name), ())
                 )
@@ -223,7 +245,7 @@ class Engine:
             if isinstance(record, Transaction):
                 state.note_own_account(record.account_id)
                 own_transfers[position] = record.counterparty_id in state.own_accounts
-            for detector in self.detectors:
+            for detector in self._asking:
                 lookups = detector.lookups(record, state)
                 if lookups is None:
                     continue

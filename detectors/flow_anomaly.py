@@ -57,10 +57,12 @@ class FlowAnomalyDetector(Detector):
             day = str(int(event.ts.timestamp() // SECONDS_PER_DAY))
             tops: dict[str, list[Any]] = memory["tops"]
             amount = float(event.amount)
-            if day not in tops or amount > tops[day][0]:
+            if day not in tops:
                 tops[day] = [amount, event.event_id]
-            for stale in sorted(tops, key=int)[:-MAX_TOP_DAYS]:
-                del tops[stale]
+                if len(tops) > MAX_TOP_DAYS:
+                    del tops[min(tops, key=int)]
+            elif amount > tops[day][0]:
+                tops[day] = [amount, event.event_id]
         return []
 
     def on_day_close(

@@ -88,8 +88,7 @@ def _prepared_states() -> MemoryStateStore:
 async def _drive(detector: Detector, store: MemoryStateStore) -> list[Finding]:
     """Run one detector over the scenario through an engine; no input may be changed."""
     engine = Engine(Thresholds(), store, MemoryCrossIndex())
-    engine.detectors = [detector]
-    engine._by_name = {detector.name: detector}
+    engine.use([detector])
     inputs = _inputs()
     before = [copy.deepcopy(item.record.asdict()) for item in inputs]
     findings: list[Finding] = []

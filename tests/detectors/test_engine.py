@@ -281,7 +281,7 @@ class Exploding(Detector):
 
 async def test_a_failing_detector_is_isolated_to_its_event() -> None:
     engine = _engine()
-    engine.detectors.append(Exploding())
+    engine.use([*engine.detectors, Exploding()])
     batch = list(SCENARIO)
     batch.insert(3, _login("boom", at(hours=1), device="p", ip="i", borrower_id="z-9"))
 
