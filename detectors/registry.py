@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from detectors.base import Detector
 from detectors.circular import CircularFlowDetector
+from detectors.credential_stuffing import CredentialStuffingDetector
 from detectors.delinquency import DelinquencyDetector
+from detectors.device_ring import DeviceRingDetector
 from detectors.flow_anomaly import FlowAnomalyDetector
+from detectors.impossible_travel import ImpossibleTravelDetector
 from detectors.takeover import AccountTakeoverDetector
 from detectors.thresholds import Thresholds
 
@@ -17,6 +20,9 @@ def build_detectors(thresholds: Thresholds) -> list[Detector]:
     return [
         CircularFlowDetector(thresholds.circular_flow),
         AccountTakeoverDetector(thresholds.takeover),
+        CredentialStuffingDetector(thresholds.credential_stuffing),
+        DeviceRingDetector(thresholds.device_ring),
+        ImpossibleTravelDetector(thresholds.impossible_travel),
         DelinquencyDetector(thresholds.delinquency),
         FlowAnomalyDetector(thresholds.flow_anomaly),
     ]

@@ -5,6 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 __all__ = [
+    "ImpossibleTravelThresholds",
+    "DeviceRingThresholds",
+    "CredentialStuffingThresholds",
     "CircularFlowThresholds",
     "DelinquencyThresholds",
     "FlowAnomalyThresholds",
@@ -33,6 +36,12 @@ class TakeoverThresholds:
     min_failures: int = 5
     #: Devices unused for this many days are forgotten.
     device_memory_days: int = 90
+    #: A payout-account change or drawdown from a flagged login's device or IP within this
+    #: many hours of it escalates the takeover.
+    followup_hours: float = 24.0
+    #: Failures in the window before a success from a known device id replayed from an unseen
+    #: IP, city or app (fewer than min_failures: the other signs are strong, typos are 1–3).
+    min_failures_known_device: int = 4
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +94,36 @@ class FlowAnomalyThresholds:
 
 
 @dataclass(frozen=True, slots=True)
+class CredentialStuffingThresholds:
+    #: The failures must all fall within a span of this many hours (an attack may be slow).
+    window_hours: float = 12.0
+    #: This many distinct borrowers failing from one IP, each on a device new to them (count).
+    min_borrowers: int = 8
+    #: Share of the IP's failing borrowers who were on a new device at or above which the
+    #: failures are the attacker's alone; raises the score (typos come from known devices).
+    min_failure_ratio: float = 0.8
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceRingThresholds:
+    #: The borrowers must all have used the device within a span of this many days.
+    window_days: float = 30.0
+    #: This many distinct borrowers on one device within the span is a ring (count).
+    min_borrowers: int = 3
+
+
+@dataclass(frozen=True, slots=True)
+class ImpossibleTravelThresholds:
+    #: Faster than this between two logins (km/h) is impossible; an airliner does ~900.
+    max_speed_kmh: float = 1000.0
+    #: Closer than this (km) is never flagged: geolocation of one city varies this much.
+    min_distance_km: float = 500.0
+    #: A flagged jump's way back, to within min_distance_km of where it started, is part of
+    #: the same episode for this many hours.
+    return_hours: float = 24.0
+
+
+@dataclass(frozen=True, slots=True)
 class Thresholds:
     """The thresholds of all detectors, with the version stamped on every alert."""
 
@@ -93,3 +132,10 @@ class Thresholds:
     takeover: TakeoverThresholds = field(default_factory=TakeoverThresholds)
     delinquency: DelinquencyThresholds = field(default_factory=DelinquencyThresholds)
     flow_anomaly: FlowAnomalyThresholds = field(default_factory=FlowAnomalyThresholds)
+    impossible_travel: ImpossibleTravelThresholds = field(
+        default_factory=ImpossibleTravelThresholds
+    )
+    device_ring: DeviceRingThresholds = field(default_factory=DeviceRingThresholds)
+    credential_stuffing: CredentialStuffingThresholds = field(
+        default_factory=CredentialStuffingThresholds
+    )

@@ -4,6 +4,18 @@ shared contract test (tests/detectors/test_detector_contract.py). Append, never 
 from __future__ import annotations
 
 from detectors.engine import Input
-from tests.detectors import test_flow_anomaly
+from tests.detectors import (
+    test_credential_stuffing,
+    test_device_ring,
+    test_flow_anomaly,
+    test_impossible_travel,
+    test_takeover,
+)
 
-SCENARIO_EXTENSIONS: list[Input] = [*test_flow_anomaly.CONTRACT_EVENTS]
+SCENARIO_EXTENSIONS: list[Input] = [
+    *test_flow_anomaly.CONTRACT_EVENTS,
+    *test_takeover.CONTRACT_EVENTS,
+    *test_credential_stuffing.CONTRACT_EVENTS,
+    *test_device_ring.CONTRACT_EVENTS,
+    *test_impossible_travel.CONTRACT_EVENTS,
+]

@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+import orjson
 import pytest
 
 from detectors.base import ABNORMAL_BEHAVIOUR, Finding, alert_id
+from detectors.engine import Engine, Input, MemoryStateStore
+from detectors.index import MemoryCrossIndex
 from detectors.state import BorrowerState, day_of
 from detectors.takeover import AccountTakeoverDetector
-from detectors.thresholds import TakeoverThresholds
+from detectors.thresholds import TakeoverThresholds, Thresholds
 from tests.detectors.factories import at, login
-from topics.records import Login
+from topics.names import Source
+from topics.records import Geo, Login
 
 HOME_PHONE, HOME_IP = "phone-1", "10.0.0.1"
 ATTACKER_DEVICE, ATTACKER_IP = "dev-x", "203.0.113.9"
@@ -229,3 +237,421 @@ def test_failure_window_is_data() -> None:
 
     assert finding.reasons[0].observed == 7
     assert "60 minutes" in finding.reasons[0].message
+
+
+# --- A known device id replayed from elsewhere, and what follows a flagged login ---------------
+
+CITIES = {
+    "Shanghai": (31.2304, 121.4737),
+    "Beijing": (39.9042, 116.4074),
+    "Hangzhou": (30.2741, 120.1551),
+}
+HOME_AGENT = "LendApp/5.2.4 (iPhone; iOS 17.4)"
+UPDATED_AGENT = "LendApp/5.3.1 (iPhone; iOS 18.1)"  # the same app and phone, newer versions
+BOT_AGENT = "okhttp/4.9.3"
+SPOOF_EPISODE = f"spoofed:{HOME_PHONE}:{ATTACKER_IP}"
+
+
+def _at(
+    event_id: str,
+    ts: datetime,
+    *,
+    device: str = HOME_PHONE,
+    ip: str = HOME_IP,
+    city: str | None = "Shanghai",
+    agent: str | None = HOME_AGENT,
+    success: bool = True,
+    action: str = "login",
+    amount: str | None = None,
+    borrower_id: str = "b-1",
+) -> Login:
+    """A login with its place and app, as platforms send them."""
+    geo = None if city is None else Geo(lat=CITIES[city][0], lon=CITIES[city][1], city=city)
+    return Login(
+        event_id=event_id,
+        ts=ts,
+        borrower_id=borrower_id,
+        action=action,
+        device_id=device,
+        ip=ip,
+        success=success,
+        geo=geo,
+        user_agent=agent,
+        amount=None if amount is None else Decimal(amount),
+    )
+
+
+def _settled(detector: AccountTakeoverDetector | None = None) -> BorrowerState:
+    """A borrower who logged in from its phone at home in Shanghai on three days."""
+    detector = detector or AccountTakeoverDetector(TakeoverThresholds())
+    state = BorrowerState(borrower_id="b-1")
+    for day in (-20, -10, -2):
+        assert detector.on_login(_at(f"home{day}", at(days=day)), state, ()) == []
+    return state
+
+
+def _burst(
+    count: int,
+    *,
+    device: str = HOME_PHONE,
+    ip: str = ATTACKER_IP,
+    city: str | None = "Beijing",
+    agent: str | None = BOT_AGENT,
+) -> list[Login]:
+    return [
+        _at(f"fail-{i}", at(minutes=i), device=device, ip=ip, city=city, agent=agent, success=False)
+        for i in range(count)
+    ]
+
+
+def _replay_attack(**success: Any) -> list[Login]:
+    """Five failures and a success on the borrower's own phone id, from Beijing, by a bot."""
+    fields: dict[str, Any] = {"ip": ATTACKER_IP, "city": "Beijing", "agent": BOT_AGENT}
+    fields.update(success)
+    return [*_burst(5), _at("win", at(minutes=7), **fields)]
+
+
+def _run_all(
+    detector: AccountTakeoverDetector, state: BorrowerState, events: list[Login]
+) -> list[Finding]:
+    return [
+        f for event in events for f in detector.on_login(event, state, ()) if isinstance(f, Finding)
+    ]
+
+
+def test_replayed_device_id_from_an_unseen_ip_city_and_app_alerts() -> None:
+    detector = AccountTakeoverDetector(TakeoverThresholds())
+    state = _settled(detector)
+
+    per_event = [detector.on_login(event, state, ()) for event in _replay_attack()]
+
+    assert per_event[:5] == [[]] * 5
+    [finding] = per_event[5]
+    assert isinstance(finding, Finding)
+    assert finding.episode == SPOOF_EPISODE
+    assert finding.alert_id == alert_id("account_takeover", "b-1", SPOOF_EPISODE)
+    assert [r.code for r in finding.reasons] == [
+        "failed_login_burst",
+        "spoofed_known_device",
+        "unseen_ip",
+        "unseen_city",
+        "unseen_user_agent",
+    ]
+    burst, device, ip, city, agent = finding.reasons
+    assert (burst.observed, burst.threshold) == (5, 4)
+    assert (device.observed, ip.observed) == (HOME_PHONE, ATTACKER_IP)
+    assert (city.observed, agent.observed) == ("Beijing", BOT_AGENT)
+    assert all(r.message for r in finding.reasons)
+    assert finding.evidence == ("fail-0", "fail-1", "fail-2", "fail-3", "fail-4", "win")
+    # 0.7 + 0.05 * (5 - 4) / 10 + 0.1 for the city + 0.1 for the app
+    assert finding.score == pytest.approx(0.905)
+    assert finding.category == ABNORMAL_BEHAVIOUR and finding.ts == at(minutes=7)
+
+
+@pytest.mark.parametrize(
+    ("success", "codes", "score"),
+    [
+        ({"agent": UPDATED_AGENT}, ["unseen_city"], 0.805),
+        ({"city": "Shanghai"}, ["unseen_user_agent"], 0.805),
+        ({"city": None}, ["unseen_user_agent"], 0.805),
+    ],
+    ids=["new-city-app-updated", "new-app-same-city", "new-app-no-geo"],
+)
+def test_one_unseen_place_or_app_is_enough(
+    success: dict[str, Any], codes: list[str], score: float
+) -> None:
+    detector = AccountTakeoverDetector(TakeoverThresholds())
+    state = _settled(detector)
+
+    [finding] = _run_all(detector, state, _replay_attack(**success))
+
+    assert [r.code for r in finding.reasons] == [
+        "failed_login_burst",
+        "spoofed_known_device",
+        "unseen_ip",
+        *codes,
+    ]
+    assert finding.score == pytest.approx(score)
+
+
+@pytest.mark.parametrize(
+    "success",
+    [
+        {"ip": HOME_IP},  # typos on the own phone at home
+        {"city": "Shanghai", "agent": UPDATED_AGENT},  # a new mobile address in the home city
+        {"city": None, "agent": None},  # nothing to compare the place and app with
+    ],
+    ids=["known-ip", "only-the-ip-is-new", "no-geo-no-agent"],
+)
+def test_known_device_after_failures_without_an_unseen_place_or_app(
+    success: dict[str, Any],
+) -> None:
+    detector = AccountTakeoverDetector(TakeoverThresholds())
+    state = _settled(detector)
+
+    assert _run_all(detector, state, _replay_attack(**success)) == []
+
+
+def test_traveller_who_forgets_the_password_and_resets_it() -> None:
+    detector = AccountTakeoverDetector(TakeoverThresholds())
+    state = _settled(detector)
+    away: dict[str, Any] = {"ip": "111.196.1.2", "city": "Beijing", "agent": HOME_AGENT}
+    events = [
+        *_burst(7, **away),
+        _at("reset", at(minutes=9), action="password_reset", **away),
+        _at("ok", at(minutes=11), **away),
+    ]
+
+    assert _run_all(detector, state, events) == []
+
+
+def test_a_reset_before_the_burst_does_not_clear_it() -> None:
+    detector = AccountTakeoverDetector(TakeoverThresholds())
+    state = _settled(detector)
+    reset = _at("reset", at(minutes=-20), action="password_reset")
+
+    [finding] = _run_all(detector, state, [reset, *_replay_attack()])
+
+    assert finding.episode == SPOOF_EPISODE
+
+
+def test_traveller_without_failures_is_not_flagged() -> None:
+    detector = AccountTakeoverDetector(TakeoverThresholds())
+    state = _settled(detector)
+    trip = [
+        _at(f"trip-{i}", at(hours=3 * i), ip=f"111.196.0.{i}", city="Beijing", agent=UPDATED_AGENT)
+        for i in range(4)
+    ]
+
+    assert _run_all(detector, state, trip) == []
+
+
+def test_a_few_typos_on_the_own_phone_abroad_are_below_the_burst() -> None:
+    detector = AccountTakeoverDetector(TakeoverThresholds())
+    state = _settled(detector)
+    events = [*_burst(3), _at("win", at(minutes=4), ip=ATTACKER_IP, city="Beijing")]
+
+    assert _run_all(detector, state, events) == []
+
+
+def test_min_failures_known_device_is_data() -> None:
+    strict = AccountTakeoverDetector(TakeoverThresholds(min_failures_known_device=6))
+    state = _settled(strict)
+
+    assert _run_all(strict, state, _replay_attack()) == []
+
+    lenient = AccountTakeoverDetector(TakeoverThresholds(min_failures_known_device=2))
+    state = _settled(lenient)
+    [finding] = _run_all(lenient, state, _replay_attack())
+    assert finding.reasons[0].threshold == 2
+
+
+@pytest.mark.parametrize(
+    ("action", "amount", "code", "observed", "score"),
+    [
+        ("payout_account_change", None, "payout_change_after_takeover", 0.5, 0.97),
+        ("drawdown", "50000", "drawdown_after_takeover", 50_000.0, 1.0),
+    ],
+    ids=["payout-change", "drawdown"],
+)
+def test_payout_change_or_drawdown_after_a_takeover_escalates(
+    action: str, amount: str | None, code: str, observed: float, score: float
+) -> None:
+    detector = AccountTakeoverDetector(TakeoverThresholds())
+    state = _known_borrower()
+    attack = [*_failures(7), login("win-1", at(minutes=14), device=ATTACKER_DEVICE, ip=ATTACKER_IP)]
+    [flagged] = _run(detector, state, attack)[-1]
+    follow = _at(
+        "follow",
+        at(minutes=44),
+        device=ATTACKER_DEVICE,
+        ip=ATTACKER_IP,
+        action=action,
+        amount=amount,
+    )
+
+    [finding] = detector.on_login(follow, state, ())
+
+    assert isinstance(finding, Finding) and isinstance(flagged, Finding)
+    assert finding.episode == "device:dev-x:followup"
+    assert finding.alert_id != flagged.alert_id
+    assert finding.score > flagged.score
+    assert finding.score == pytest.approx(score)
+    [reason] = finding.reasons
+    assert (reason.code, reason.observed, reason.threshold) == (code, observed, 24.0)
+    assert "win-1" in reason.message
+    assert finding.evidence == ("win-1", "follow")
+
+
+def test_followup_of_a_replayed_device_from_its_ip_on_another_device() -> None:
+    detector = AccountTakeoverDetector(TakeoverThresholds())
+    state = _settled(detector)
+    [flagged] = _run_all(detector, state, _replay_attack())
+    drawdown = _at("dd", at(hours=2), device="other", ip=ATTACKER_IP, action="drawdown", amount="9")
+
+    [finding] = detector.on_login(drawdown, state, ())
+
+    assert isinstance(finding, Finding)
+    assert finding.episode == f"{SPOOF_EPISODE}:followup"
+    assert finding.score == pytest.approx(min(1.0, flagged.score + 0.15))
+    assert finding.reasons[0].observed == 9.0
+
+
+def test_a_failed_payout_change_after_a_takeover_escalates_too() -> None:
+    detector = AccountTakeoverDetector(TakeoverThresholds())
+    state = _settled(detector)
+    _run_all(detector, state, _replay_attack())
+    attempt = _at("try", at(hours=1), ip=ATTACKER_IP, action="payout_account_change", success=False)
+
+    [finding] = detector.on_login(attempt, state, ())
+
+    assert isinstance(finding, Finding)
+    assert "failed attempt" in finding.reasons[0].message
+
+
+@pytest.mark.parametrize(
+    ("hours", "device", "ip", "thresholds", "alerts"),
+    [
+        (25, ATTACKER_DEVICE, ATTACKER_IP, TakeoverThresholds(), False),
+        (25, ATTACKER_DEVICE, ATTACKER_IP, TakeoverThresholds(followup_hours=48), True),
+        (1, HOME_PHONE, HOME_IP, TakeoverThresholds(), False),
+        (1, HOME_PHONE, ATTACKER_IP, TakeoverThresholds(), True),
+    ],
+    ids=["after-the-hours", "hours-are-data", "owners-device-and-ip", "attackers-ip"],
+)
+def test_followup_needs_the_flagged_device_or_ip_within_the_hours(
+    hours: float, device: str, ip: str, thresholds: TakeoverThresholds, alerts: bool
+) -> None:
+    detector = AccountTakeoverDetector(thresholds)
+    state = _known_borrower()
+    attack = [*_failures(7), login("win-1", at(minutes=14), device=ATTACKER_DEVICE, ip=ATTACKER_IP)]
+    _run(detector, state, attack)
+    change = _at("chg", at(hours=hours), device=device, ip=ip, action="payout_account_change")
+
+    findings = detector.on_login(change, state, ())
+
+    assert len(findings) == (1 if alerts else 0)
+
+
+def test_own_drawdown_and_payout_change_without_a_flag_stay_quiet() -> None:
+    detector = AccountTakeoverDetector(TakeoverThresholds())
+    state = _settled(detector)
+    events = [
+        _at("in", at()),
+        _at("chg", at(minutes=5), action="payout_account_change"),
+        _at("dd", at(minutes=9), action="drawdown", amount="50000"),
+        # even from a new place and phone: nothing was flagged before
+        _at("dd2", at(hours=1), device="phone-new", ip="1.2.3.4", action="drawdown", amount="9"),
+    ]
+
+    assert _run_all(detector, state, events) == []
+
+
+def test_memory_round_trips_through_orjson_with_the_same_behaviour() -> None:
+    detector = AccountTakeoverDetector(TakeoverThresholds())
+    live = _settled(detector)
+    events = _replay_attack() + [
+        _at("chg", at(minutes=30), ip=ATTACKER_IP, action="payout_account_change")
+    ]
+    _run_all(detector, live, events[:3])
+    restored = BorrowerState.from_dict(orjson.loads(orjson.dumps(live.to_dict())))
+
+    rest_live = _run_all(detector, live, events[3:])
+    rest_restored = _run_all(detector, restored, events[3:])
+
+    assert [f.alert_id for f in rest_restored] == [f.alert_id for f in rest_live]
+    assert [f.episode for f in rest_live] == [SPOOF_EPISODE, f"{SPOOF_EPISODE}:followup"]
+    assert restored.to_dict() == live.to_dict()
+
+
+def test_memory_of_places_apps_and_flags_is_bounded() -> None:
+    detector = AccountTakeoverDetector(TakeoverThresholds())
+    state = _settled(detector)
+    for i in range(60):
+        city = ("Shanghai", "Beijing", "Hangzhou")[i % 3]
+        geo = Geo(lat=30.0, lon=120.0, city=f"{city}-{i}")
+        agent = f"App{'x' * (i % 7)}/{i} (model {chr(65 + i % 26)})"
+        when = at(days=i)
+        burst = [
+            _at(f"f{i}-{k}", when, device=f"d{i}", ip=f"ip{i}", success=False) for k in range(6)
+        ]
+        win = _at(f"w{i}", when, device=f"d{i}", ip=f"ip{i}", agent=agent)
+        win = Login(**{**win.asdict(), "geo": geo})
+        _run_all(detector, state, [*burst, win])
+
+    memory = state.slots["account_takeover"]
+    assert len(memory["c"]) <= 6 and len(memory["u"]) <= 4 and len(memory["f"]) <= 2
+    assert len(orjson.dumps(memory)) < 400
+
+
+#: Events of a borrower whose phone id is replayed from another city, then used to change the
+#: payout account and draw down: for the shared contract test (ts order, partition 0).
+CONTRACT_EVENTS: list[Input] = [
+    Input(0, Source.LOGINS, event)
+    for event in [
+        _at(
+            "at-home-1", at(days=-2, hours=1), device="at-phone", ip="10.9.9.9", borrower_id="at-1"
+        ),
+        *[
+            _at(
+                f"at-fail-{i}",
+                at(days=1, minutes=i),
+                device="at-phone",
+                ip="198.51.100.23",
+                city="Beijing",
+                agent=BOT_AGENT,
+                success=False,
+                borrower_id="at-1",
+            )
+            for i in range(5)
+        ],
+        _at(
+            "at-win",
+            at(days=1, minutes=6),
+            device="at-phone",
+            ip="198.51.100.23",
+            city="Beijing",
+            agent=BOT_AGENT,
+            borrower_id="at-1",
+        ),
+        _at(
+            "at-payout",
+            at(days=1, minutes=20),
+            device="at-phone",
+            ip="198.51.100.23",
+            city="Beijing",
+            agent=BOT_AGENT,
+            action="payout_account_change",
+            borrower_id="at-1",
+        ),
+        _at(
+            "at-drawdown",
+            at(days=1, minutes=35),
+            device="at-phone",
+            ip="198.51.100.23",
+            city="Beijing",
+            agent=BOT_AGENT,
+            action="drawdown",
+            amount="180000",
+            borrower_id="at-1",
+        ),
+    ]
+]
+
+
+async def test_contract_events_alert_through_an_engine() -> None:
+    detector = AccountTakeoverDetector(TakeoverThresholds())
+    engine = Engine(Thresholds(), MemoryStateStore(), MemoryCrossIndex())
+    engine.use([detector])
+
+    episodes = []
+    for item in sorted(CONTRACT_EVENTS, key=lambda item: item.record.ts):
+        result = await engine.process([item])
+        assert result.failed == [] and result.degraded == []
+        episodes += [(a.borrower_id, a.episode, a.severity) for a in result.alerts]
+
+    spoofed = "spoofed:at-phone:198.51.100.23"
+    assert episodes == [
+        ("at-1", spoofed, "critical"),
+        ("at-1", f"{spoofed}:followup", "critical"),
+    ]

@@ -1,0 +1,210 @@
+"""Credential stuffing: one IP failing to log into many borrowers, on devices new to each."""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+
+from detectors.base import ABNORMAL_BEHAVIOUR, Detector, Finding, Output
+from detectors.device_ring import crowded
+from detectors.index import Found, Lookups, Read, Write
+from detectors.state import SECONDS_PER_DAY, BorrowerState
+from detectors.thresholds import CredentialStuffingThresholds
+from topics.records import Login, Reason
+from topics.validate import InputRecord
+
+__all__ = ["CredentialStuffingDetector", "CredentialStuffingThresholds"]
+
+HOUR = 3600.0
+#: Devices a borrower has logged in from, remembered to tell its typos from an attacker's tries.
+MAX_KNOWN_DEVICES = 8
+#: (IP, time bucket, kind) marks a borrower remembers, to write each to the index once.
+MAX_WRITTEN = 4
+#: Buckets per window: a borrower writes at most one attempt of each kind per IP per bucket.
+BUCKETS_PER_WINDOW = 12
+#: Kinds of members: a failure on a device the borrower used before, on a new device, and a
+#: success on a new device (only the last two are written for successes).
+KNOWN_FAILURE, NEW_FAILURE, NEW_SUCCESS = 0, 1, 2
+
+
+def _known_devices(state: BorrowerState) -> dict[str, Any]:
+    """Memory of a borrower first met: seeded with the devices it logged in from before."""
+    known = sorted(state.logins.known_devices.items(), key=lambda item: (-item[1], item[0]))
+    return {
+        "d": [[zlib.crc32(device.encode()), day] for device, day in known[:MAX_KNOWN_DEVICES]],
+        "w": [],
+    }
+
+
+class CredentialStuffingDetector(Detector):
+    """Flags every borrower of a span of ``window_hours`` in which one IP failed to log into
+    ``min_borrowers`` distinct borrowers, each time from a device the borrower never logged in
+    from; and the borrowers the IP got into from a new device within that span.
+
+    An attacker replaying leaked passwords has none of the victims' devices; borrowers behind a
+    carrier-grade NAT or an office address who mistype do so on their own phones. Counting only
+    failures on new devices keeps the condition one that only grows with the events seen, so
+    every arrival order yields the same alert ids (see :func:`detectors.device_ring.crowded`);
+    a failure share against the IP's successes would shrink as successes arrive and could not
+    (and a NAT address the attacker shares with hundreds of users has a low one). One borrower
+    failing many times is a takeover attempt, not stuffing: it counts once.
+
+    Failed logins write ``[borrower, event, kind, ts]`` to ``ipfail:{ip}``, successful ones from
+    a device new to the borrower to ``ipok:{ip}``, scored by event time; both read the two sets
+    ``±window_hours`` around the event.
+    """
+
+    name = "credential_stuffing"
+    category = ABNORMAL_BEHAVIOUR
+    version = "1"
+
+    def __init__(self, thresholds: CredentialStuffingThresholds) -> None:
+        self.thresholds = thresholds
+
+    def lookups(self, event: InputRecord, state: BorrowerState) -> Lookups | None:
+        """Learn devices from successes; write and read for a failure or a new device.
+
+        The engine asks every event's lookups, in order, before any hook of the batch runs, so
+        what decides the member written (is the device new to the borrower?) is learnt here:
+        the same members are written whatever the batch sizes.
+        """
+        if not isinstance(event, Login) or event.action != "login":
+            return None
+        memory: dict[str, Any] = self.slot(state, lambda: _known_devices(state))
+        known: list[list[int]] = memory["d"]
+        device = zlib.crc32(event.device_id.encode())
+        epoch = event.ts.timestamp()
+        seen = any(entry[0] == device for entry in known)
+        if event.success:
+            day = int(epoch // SECONDS_PER_DAY)
+            if seen:
+                for entry in known:
+                    if entry[0] == device and entry[1] < day:
+                        entry[1] = day
+                return None  # the common case: a login from a device the borrower uses
+            known.append([device, day])
+            if len(known) > MAX_KNOWN_DEVICES:
+                known.remove(min(known, key=lambda entry: entry[1]))
+            kind = NEW_SUCCESS
+        else:
+            kind = KNOWN_FAILURE if seen else NEW_FAILURE
+        span = self.thresholds.window_hours * HOUR
+        bucket = int(epoch // max(60.0, span / BUCKETS_PER_WINDOW))
+        ip = event.ip
+        mark = [zlib.crc32(ip.encode()), bucket, kind]
+        written: list[list[int]] = memory["w"]
+        if mark in written:
+            return None
+        written.append(mark)
+        del written[:-MAX_WRITTEN]
+        failures, successes = f"ipfail:{ip}", f"ipok:{ip}"
+        member = orjson.dumps([event.borrower_id, event.event_id, kind, epoch])
+        low, high = epoch - span, epoch + span
+        return Lookups(
+            (Write(successes if kind == NEW_SUCCESS else failures, member, epoch),),
+            (Read(failures, low, high), Read(successes, low, high)),
+        )
+
+    def on_login(self, event: Login, state: BorrowerState, found: Found) -> Output:
+        if not found:  # nothing written for this event, or the index is down
+            return []
+        failures, successes = found
+        if len(failures) < self.thresholds.min_borrowers:
+            return []
+        return list(
+            self.close(
+                event.ip,
+                [orjson.loads(m) for m in failures],
+                [orjson.loads(m) for m in successes],
+            )
+        )
+
+    def close(
+        self, ip: str, failures: Sequence[list[Any]], successes: Sequence[list[Any]] = ()
+    ) -> list[Finding]:
+        """Findings for every borrower of a crowded span of failures on new devices from
+        ``ip``, and for those it logged into from a new device within such a span.
+
+        >>> detector = CredentialStuffingDetector(CredentialStuffingThresholds(min_borrowers=3))
+        >>> tries = [[b, f"e-{b}", 1, 60.0 * i] for i, b in enumerate("ABC")]
+        >>> [(f.borrower_id, f.episode) for f in detector.close("203.0.113.7", tries)]
+        [('A', 'ip:203.0.113.7'), ('B', 'ip:203.0.113.7'), ('C', 'ip:203.0.113.7')]
+        """
+        t = self.thresholds
+        strangers = sorted(
+            (m for m in failures if m[2] == NEW_FAILURE), key=lambda m: (m[3], m[0], m[1])
+        )
+        stretches = [
+            (strangers[first][3], strangers[last][3])
+            for first, last in crowded(
+                [(m[3], m[0]) for m in strangers], t.window_hours * HOUR, t.min_borrowers
+            )
+        ]
+        if not stretches:
+            return []
+
+        def inside(member: list[Any]) -> bool:
+            return any(start <= member[3] <= end for start, end in stretches)
+
+        tried = [m for m in strangers if inside(m)]
+        got_in = sorted(
+            (m for m in successes if m[2] == NEW_SUCCESS and inside(m)),
+            key=lambda m: (m[3], m[0], m[1]),
+        )
+        victims = {m[0] for m in tried}
+        failing = {m[0] for m in failures if inside(m)}
+        share = len(victims) / len(failing)
+        hours = max(end - start for start, end in stretches) / HOUR
+        excess = min(1.0, (len(victims) - t.min_borrowers) / t.min_borrowers)
+        reasons = [
+            Reason(
+                code="ip_failures_across_borrowers",
+                message=f"IP {ip} failed to log into {len(victims)} borrowers within "
+                f"{hours:.1f} h, each time from a device the borrower never logged in from",
+                observed=len(victims),
+                threshold=t.min_borrowers,
+            )
+        ]
+        if share >= t.min_failure_ratio:
+            reasons.append(
+                Reason(
+                    code="ip_failure_ratio",
+                    message=f"{len(victims)} of the {len(failing)} borrowers failing from this IP "
+                    "then were on a device new to them: not their own typos",
+                    observed=round(share, 3),
+                    threshold=t.min_failure_ratio,
+                )
+            )
+        score = 0.75 + 0.15 * excess + (0.05 if share >= t.min_failure_ratio else 0.0)
+        findings = []
+        for borrower in sorted(victims | {m[0] for m in got_in}):
+            own = [m for m in tried if m[0] == borrower]
+            entered = [m for m in got_in if m[0] == borrower]
+            extra: list[Reason] = []
+            if entered:
+                extra.append(
+                    Reason(
+                        code="login_during_stuffing",
+                        message="the IP then logged into this borrower from a device new to it",
+                        observed=entered[0][1],
+                        threshold="a new device",
+                    )
+                )
+            findings.append(
+                Finding(
+                    detector=self.name,
+                    detector_version=self.version,
+                    category=self.category,
+                    borrower_id=borrower,
+                    episode=f"ip:{ip}",
+                    ts=datetime.fromtimestamp(max(m[3] for m in own + entered), UTC),
+                    score=min(1.0, score + (0.1 if entered else 0.0)),
+                    reasons=tuple(reasons + extra),
+                    evidence=tuple(m[1] for m in sorted(own + entered, key=lambda m: m[3])),
+                )
+            )
+        return findings

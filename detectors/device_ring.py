@@ -1,0 +1,180 @@
+"""Device rings: one device used by several borrowers, as an agent applying in their names."""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+
+from detectors.base import ABNORMAL_BEHAVIOUR, Detector, Finding, Output
+from detectors.index import Found, Lookups, Read, Write
+from detectors.state import SECONDS_PER_DAY, BorrowerState
+from detectors.thresholds import DeviceRingThresholds
+from topics.records import Login, Reason
+from topics.validate import InputRecord
+
+__all__ = ["DeviceRingDetector", "crowded"]
+
+DAY = 86_400.0
+#: Actions that show who holds a device: a successful login, a loan application.
+RING_ACTIONS = frozenset({"login", "loan_application"})
+#: (device, day, action) marks a borrower remembers, to write each to the index once a day.
+MAX_WRITTEN = 4
+#: Event ids listed per finding (the borrower's own first, then the others').
+MAX_EVIDENCE = 24
+
+
+def crowded(
+    points: Sequence[tuple[float, str]], span: float, min_distinct: int
+) -> list[tuple[int, int]]:
+    """Stretches of the points (sorted by time) covered by spans of at most ``span`` seconds
+    that each hold at least ``min_distinct`` distinct owners, as (first, last) positions.
+
+    The answer for a set of points does not depend on the order they were learnt in, and every
+    point of a crowded span is within ``span`` of every other: whoever reads ``±span`` around
+    the last point of a crowded span to arrive sees all of it.
+
+    >>> crowded([(0.0, "a"), (5.0, "b"), (9.0, "c"), (30.0, "d"), (35.0, "e")], 10.0, 3)
+    [(0, 2)]
+    >>> crowded([(0.0, "a"), (5.0, "a"), (9.0, "b"), (30.0, "c")], 10.0, 3)
+    []
+    >>> crowded([(0.0, "a"), (5.0, "b"), (9.0, "c"), (12.0, "d"), (30.0, "e")], 10.0, 3)
+    [(0, 3)]
+    """
+    counts: dict[str, int] = {}
+    stretches: list[tuple[int, int]] = []
+    left = 0
+    for right, (ts, owner) in enumerate(points):
+        counts[owner] = counts.get(owner, 0) + 1
+        while ts - points[left][0] > span:
+            gone = points[left][1]
+            counts[gone] -= 1
+            if not counts[gone]:
+                del counts[gone]
+            left += 1
+        if len(counts) >= min_distinct:
+            if stretches and stretches[-1][1] >= left:  # shares points with the one before
+                stretches[-1] = (stretches[-1][0], right)
+            else:
+                stretches.append((left, right))
+    return stretches
+
+
+class DeviceRingDetector(Detector):
+    """Flags every borrower of a device that ``min_borrowers`` distinct borrowers used within
+    ``window_days`` (successful logins and loan applications).
+
+    Each borrower writes, once a day per device and action, ``[borrower, event, applied, ts]``
+    to ``device:{device}`` scored by event time, and reads ``±window_days`` around it. The
+    alert is whether a crowded span exists in the set, which only grows: whatever the arrival
+    order, the last member of a crowded span to arrive sees the whole span and names all its
+    borrowers, and nothing else is named, so the set of alert ids is the same. A family tablet
+    or an accountant's computer shared by two borrowers, or a borrower with several devices,
+    is not a ring.
+    """
+
+    name = "device_ring"
+    category = ABNORMAL_BEHAVIOUR
+    version = "1"
+
+    def __init__(self, thresholds: DeviceRingThresholds) -> None:
+        self.thresholds = thresholds
+
+    def lookups(self, event: InputRecord, state: BorrowerState) -> Lookups | None:
+        """Write and read only for the first use of a device by the borrower in a UTC day.
+
+        The engine asks every event's lookups, in order, before any hook of the batch runs, so
+        the borrower's memory of what it wrote is kept here: whatever the batch sizes, the same
+        events are written.
+        """
+        if not isinstance(event, Login) or not event.success:
+            return None
+        action = event.action
+        if action not in RING_ACTIONS:
+            return None
+        applied = 1 if action == "loan_application" else 0
+        epoch = event.ts.timestamp()
+        device = event.device_id
+        mark = [zlib.crc32(device.encode()), int(epoch // SECONDS_PER_DAY), applied]
+        written: list[list[int]] = self.slot(state, list)
+        if mark in written:
+            return None
+        written.append(mark)
+        del written[:-MAX_WRITTEN]
+        span = self.thresholds.window_days * DAY
+        key = f"device:{device}"
+        member = orjson.dumps([event.borrower_id, event.event_id, applied, epoch])
+        return Lookups((Write(key, member, epoch),), (Read(key, epoch - span, epoch + span),))
+
+    def on_login(self, event: Login, state: BorrowerState, found: Found) -> Output:
+        if not found:  # not a first use of the day, or the index is down
+            return []
+        [members] = found
+        t = self.thresholds
+        if len(members) < t.min_borrowers:
+            return []
+        # The common case, a device only its borrower uses, without decoding the members.
+        own = b"\n[" + orjson.dumps(event.borrower_id) + b","
+        if len(members) - (b"\n" + b"\n".join(members)).count(own) < t.min_borrowers - 1:
+            return []
+        return list(self.close(event.device_id, [orjson.loads(m) for m in members]))
+
+    def close(self, device_id: str, members: list[list[Any]]) -> list[Finding]:
+        """Findings for every borrower of a crowded span among ``members`` of one device.
+
+        >>> detector = DeviceRingDetector(DeviceRingThresholds())
+        >>> uses = [["A", "e1", 1, 0.0], ["B", "e2", 1, 3600.0], ["C", "e3", 0, 7200.0]]
+        >>> [(f.borrower_id, f.episode) for f in detector.close("dev-9", uses)]
+        [('A', 'device:dev-9'), ('B', 'device:dev-9'), ('C', 'device:dev-9')]
+        """
+        t = self.thresholds
+        members = sorted(members, key=lambda m: (m[3], m[0], m[1]))
+        stretches = crowded([(m[3], m[0]) for m in members], t.window_days * DAY, t.min_borrowers)
+        marked = [m for first, last in stretches for m in members[first : last + 1]]
+        if not marked:
+            return []
+        borrowers = sorted({m[0] for m in marked})
+        applicants = sorted({m[0] for m in marked if m[2]})
+        days = max(members[last][3] - members[first][3] for first, last in stretches) / DAY
+        score = 0.6 + 0.05 * min(3, len(borrowers) - t.min_borrowers) + (0.2 if applicants else 0)
+        reasons = [
+            Reason(
+                code="shared_device",
+                message=f"device {device_id} was used by {len(borrowers)} borrowers within "
+                f"{days:.1f} days: {', '.join(borrowers[:10])}",
+                observed=len(borrowers),
+                threshold=t.min_borrowers,
+            )
+        ]
+        if applicants:
+            reasons.append(
+                Reason(
+                    code="loan_applications_from_shared_device",
+                    message=f"{len(applicants)} of them applied for a loan from it",
+                    observed=len(applicants),
+                    threshold=1,
+                )
+            )
+        ts = datetime.fromtimestamp(marked[-1][3], UTC)
+        return [
+            Finding(
+                detector=self.name,
+                detector_version=self.version,
+                category=self.category,
+                borrower_id=borrower,
+                episode=f"device:{device_id}",
+                ts=ts,
+                score=min(0.95, score),
+                reasons=tuple(reasons),
+                evidence=tuple(
+                    (
+                        [m[1] for m in marked if m[0] == borrower]
+                        + [m[1] for m in marked if m[0] != borrower]
+                    )[:MAX_EVIDENCE]
+                ),
+            )
+            for borrower in borrowers
+        ]
