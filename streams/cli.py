@@ -9,6 +9,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+import orjson
+
 from streams.settings import Settings
 
 __all__ = ["main"]
@@ -33,12 +35,6 @@ def _add_simulation(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=7)
 
 
-def _simulation(args: argparse.Namespace) -> object:
-    from streams.simulate import SimulationConfig
-
-    return SimulationConfig(borrowers=args.borrowers, days=args.days, seed=args.seed)
-
-
 def cmd_worker(args: argparse.Namespace) -> int:
     from streams.app import run_worker
 
@@ -48,9 +44,10 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from streams.run import DemoOptions, run_demo
+    from streams.simulate import SimulationConfig
 
     options = DemoOptions(
-        simulation=_simulation(args),  # type: ignore[arg-type]
+        simulation=SimulationConfig(borrowers=args.borrowers, days=args.days, seed=args.seed),
         rate=args.rate or None,
         duration=args.duration,
     )
@@ -83,26 +80,42 @@ def cmd_replay(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_simulate(args: argparse.Namespace) -> int:
-    from streams.simulate import simulate, write_jsonl
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from streams.evaluate import evaluate
 
-    simulation = simulate(_simulation(args))  # type: ignore[arg-type]
+    report = evaluate(
+        seeds=[int(seed) for seed in args.seeds.split(",") if seed.strip()],
+        borrowers=args.borrowers,
+        days=args.days,
+        partitions=_settings(args).partitions,
+    )
+    if args.json:
+        Path(args.json).write_bytes(orjson.dumps(report.to_dict(), option=orjson.OPT_INDENT_2))
+    return 0
+
+
+def cmd_simulate(args: argparse.Namespace) -> int:
+    from streams.simulate import SimulationConfig, simulate_stream, write_jsonl
+
+    config = SimulationConfig(borrowers=args.borrowers, days=args.days, seed=args.seed)
     if args.to_kafka:
         from streams.broker import produce_records
 
         settings = _settings(args)
+        _, records = simulate_stream(config)
         sent = asyncio.run(
-            produce_records(settings.bootstrap_servers, simulation.records, rate=args.rate or None)
+            produce_records(settings.bootstrap_servers, records, rate=args.rate or None)
         )
         print(f"produced {sent:,} events to {settings.bootstrap_servers}", file=sys.stderr)
         return 0
     if not args.output:
         print("lendwatch simulate: give --output FILE or --to-kafka", file=sys.stderr)
         return 2
-    write_jsonl(simulation, Path(args.output), Path(args.labels) if args.labels else None)
+    labels = Path(args.labels) if args.labels else None
+    written = write_jsonl(config, Path(args.output), labels)  # day by day, never all in memory
     print(
-        f"wrote {len(simulation.records):,} events to {args.output}"
-        + (f" and {len(simulation.labels)} labels to {args.labels}" if args.labels else ""),
+        f"wrote {written:,} events to {args.output}"
+        + (f" and the labels to {args.labels}" if labels else ""),
         file=sys.stderr,
     )
     return 0
@@ -150,6 +163,15 @@ def build_parser() -> argparse.ArgumentParser:
     replay.add_argument("--output", required=True)
     replay.add_argument("--partitions", type=int, help="partitions of the live topics")
     replay.set_defaults(func=cmd_replay)
+
+    evaluation = commands.add_parser(
+        "evaluate", help="detectors against simulated, labelled traffic: recall, precision, speed"
+    )
+    evaluation.add_argument("--seeds", default="7,8,9", help="comma-separated seeds")
+    evaluation.add_argument("--borrowers", type=int, default=2000)
+    evaluation.add_argument("--days", type=int, default=90)
+    evaluation.add_argument("--json", help="also write the figures to this JSON file")
+    evaluation.set_defaults(func=cmd_evaluate)
 
     simulate = commands.add_parser("simulate", help="generate a platform's traffic")
     _add_simulation(simulate)
