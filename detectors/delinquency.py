@@ -72,6 +72,7 @@ class DelinquencyDetector(Detector):
         self._zone = timezone(timedelta(hours=thresholds.platform_utc_offset_hours))
         self._models: dict[int, compose.Pipeline] = {}
         self._labels: dict[int, int] = {}
+        self._positives: dict[int, int] = {}
 
     # Hooks -----------------------------------------------------------------------------
 
@@ -148,13 +149,20 @@ class DelinquencyDetector(Detector):
     def snapshot(self, partition: int) -> bytes | None:
         if partition not in self._models:
             return None
-        return pickle.dumps((self._models[partition], self._labels.get(partition, 0)))
+        return pickle.dumps(
+            (
+                self._models[partition],
+                self._labels.get(partition, 0),
+                self._positives.get(partition, 0),
+            )
+        )
 
     def restore(self, partition: int, snapshot: bytes) -> None:
         # Snapshots come from this process's own checkpoints (the worker's changelog).
-        model, labels = pickle.loads(snapshot)  # noqa: S301
+        model, labels, positives = pickle.loads(snapshot)  # noqa: S301
         self._models[partition] = model
         self._labels[partition] = labels
+        self._positives[partition] = positives
 
     # Decisions ---------------------------------------------------------------------------
 
@@ -166,6 +174,7 @@ class DelinquencyDetector(Detector):
         for vector in installment.snapshots:
             model.learn_one(dict(zip(FEATURES, vector, strict=True)), missed)
             self._labels[state.partition] = self._labels.get(state.partition, 0) + 1
+            self._positives[state.partition] = self._positives.get(state.partition, 0) + missed
         installment.snapshots.clear()
         if not missed:
             return []
@@ -319,13 +328,23 @@ class DelinquencyDetector(Detector):
     def _blend(
         self, partition: int, features: dict[str, float], rule: float, reasons: list[Reason]
     ) -> tuple[float, list[Reason]]:
-        """Rules alone until the classifier has learnt enough; then a weighted blend."""
+        """Rules alone until the classifier has learnt enough; then its evidence is added.
+
+        Missed installments are rare (about one in a hundred), so a calibrated probability is
+        small even for a risky installment; what carries information is how far it stands
+        above the partition's base rate. That lift is one more signal in the noisy-or.
+        """
         t = self.thresholds
         model = self._models.get(partition)
-        if model is None or self._labels.get(partition, 0) < t.min_labels_for_model:
+        labels = self._labels.get(partition, 0)
+        if model is None or labels < t.min_labels_for_model:
             return rule, reasons
         probability = float(model.predict_proba_one(features).get(True, 0.0))
-        score = (1.0 - t.model_weight) * rule + t.model_weight * probability
+        base_rate = max(self._positives.get(partition, 0) / labels, 0.005)
+        lift = probability / base_rate
+        if lift < t.min_model_lift:
+            return rule, reasons
+        strength = min(t.max_model_strength, 0.15 * math.log2(lift))
         scaled = model["StandardScaler"].transform_one(features)
         weights = model["LogisticRegression"].weights
         contributions = sorted(
@@ -335,11 +354,12 @@ class DelinquencyDetector(Detector):
         top = ", ".join(f"{name} ({value:+.2f})" for value, name in contributions[:3] if value > 0)
         model_reason = Reason(
             code="model_probability",
-            message=f"classifier: {probability:.0%} risk; raised most by {top or 'nothing'}",
-            observed=round(probability, 3),
-            threshold=t.min_alert_score,
+            message=f"classifier: {probability:.1%} risk, {lift:.1f}× the partition's base rate "
+            f"{base_rate:.1%}; raised most by {top or 'nothing'}",
+            observed=round(lift, 2),
+            threshold=t.min_model_lift,
         )
-        return score, [*reasons, model_reason]
+        return 1.0 - (1.0 - rule) * (1.0 - strength), [*reasons, model_reason]
 
     def _escalate(
         self,

@@ -68,8 +68,11 @@ class DelinquencyThresholds:
     min_alert_score: float = 0.5
     #: Outcomes the per-partition classifier must learn before its score is blended in.
     min_labels_for_model: int = 30
-    #: Weight of the classifier in the blended score once it has learnt enough.
-    model_weight: float = 0.5
+    #: The classifier adds evidence when its probability is this many times the partition's
+    #: base rate of missed installments ...
+    min_model_lift: float = 2.0
+    #: ... and at most this much on its own (below an alert: rules must agree).
+    max_model_strength: float = 0.45
     #: Due dates are calendar days in the platform's time zone (hours east of UTC).
     platform_utc_offset_hours: int = 8
 

@@ -1671,7 +1671,13 @@ class _World:
         detail["paid"] = _money(paid)
         detail["signals"] = signals
         detail["strength"] = "weak" if weak else "strong"
-        self.label(min(starts), b, "missed_installment", (due_day + 3) * DAY + DAY - 1, detail)
+        end = (due_day + 3) * DAY + DAY - 1
+        if loan.missed_from is not None:
+            # Not cured: every later installment goes unpaid too, so the borrower stays a
+            # delinquent to the end of the period; alerts on those installments are right.
+            detail["later_installments_missed"] = True
+            end = max(end, self.days * DAY - 1)
+        self.label(min(starts), b, "missed_installment", end, detail)
 
     def ring_days(self) -> list[int]:
         """2–4 days at least two apart, each leaving room for a cycle to finish next morning."""

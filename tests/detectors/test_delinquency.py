@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import pickle
 from datetime import UTC, date, datetime, timedelta
 
@@ -227,36 +228,36 @@ def test_earlier_unpaid_installments_raise_the_risk_of_the_next() -> None:
     assert 0 < rule < 0.5  # one signal alone does not alert
 
 
-def test_the_classifier_learns_outcomes_at_the_deadline_and_is_blended_in() -> None:
-    # A low alert bar so the blended score shows whatever the young model says.
-    thresholds = DelinquencyThresholds(min_labels_for_model=4, min_alert_score=0.3)
-    detector = DelinquencyDetector(thresholds)
-    for borrower in range(6):
-        state = BorrowerState(borrower_id=f"b-{borrower}", partition=2)
-        detector.on_repayment(
-            scheduled(
-                "s", datetime(2024, 3, 1, tzinfo=UTC), DUE, "70000", borrower_id=state.borrower_id
-            ),
-            state,
-            (),
-        )
+def _train(detector: DelinquencyDetector, borrower: str, *, misses: bool) -> BorrowerState:
+    """One installment through its checks and deadline: collapsing and unpaid, or paid."""
+    state = BorrowerState(borrower_id=borrower, partition=2)
+    detector.on_repayment(
+        scheduled("s", datetime(2024, 3, 1, tzinfo=UTC), DUE, "70000", borrower_id=borrower),
+        state,
+        (),
+    )
+    if misses:
         _collapse(state, 2_000.0)
-        for stage in ("check5", "check3"):
-            detector.on_timer(
-                Timer(
-                    _timer(stage, MIDNIGHT - timedelta(days=int(stage[-1]))).due,
-                    state.borrower_id,
-                    "delinquency",
-                    f"{stage}|{KEY}",
-                ),
-                state,
-            )
-        assert len(state.installments[KEY].snapshots) == 2
-        detector.on_timer(
-            Timer(DEADLINE.timestamp(), state.borrower_id, "delinquency", f"deadline|{KEY}"), state
-        )
-        assert state.installments[KEY].snapshots == []
-    assert detector._labels[2] == 12
+    else:
+        _inflows(state, 10_000.0, -54, 10)
+        paid = payment("p", MIDNIGHT - timedelta(days=1), "70000", borrower_id=borrower)
+        detector.on_repayment(paid, state, ())
+    for days in (5, 3):
+        check = _timer(f"check{days}", MIDNIGHT - timedelta(days=days))
+        detector.on_timer(Timer(check.due, borrower, "delinquency", check.key), state)
+    detector.on_timer(
+        Timer(DEADLINE.timestamp(), borrower, "delinquency", DEADLINE_TIMER.key), state
+    )
+    assert state.installments[KEY].snapshots == []  # learnt, then forgotten
+    return state
+
+
+def test_the_classifier_learns_outcomes_at_the_deadline_and_adds_its_lift() -> None:
+    thresholds = DelinquencyThresholds(min_labels_for_model=4, min_model_lift=1.5)
+    detector = DelinquencyDetector(thresholds)
+    for i in range(12):
+        _train(detector, f"b-{i}", misses=i % 4 == 0)  # three of twelve miss
+    assert (detector._labels[2], detector._positives[2]) == (24, 6)
 
     fresh = BorrowerState(borrower_id="b-new", partition=2)
     detector.on_repayment(
@@ -265,14 +266,17 @@ def test_the_classifier_learns_outcomes_at_the_deadline_and_is_blended_in() -> N
         (),
     )
     _collapse(fresh, 2_000.0)
-    [finding] = detector.on_timer(Timer(CHECK5.due, "b-new", "delinquency", f"check5|{KEY}"), fresh)
+    [finding] = detector.on_timer(Timer(CHECK5.due, "b-new", "delinquency", CHECK5.key), fresh)
+
     features, _, rule = detector._assess(CHECK5.due, fresh.installments[KEY], fresh)
     probability = detector._models[2].predict_proba_one(features)[True]
+    lift = probability / (6 / 24)
     model_reason = finding.reasons[-1]  # type: ignore[union-attr]
     assert model_reason.code == "model_probability"
-    assert model_reason.observed == round(probability, 3)
+    assert model_reason.observed == round(lift, 2) and lift >= 1.5
     assert "raised most by" in model_reason.message
-    assert finding.score == pytest.approx(0.5 * rule + 0.5 * probability)  # type: ignore[union-attr]
+    strength = min(0.45, 0.15 * math.log2(lift))
+    assert finding.score == pytest.approx(1 - (1 - rule) * (1 - strength))  # type: ignore[union-attr]
 
     # The partition's model survives a checkpoint: the restored copy predicts the same.
     blob = detector.snapshot(2)
@@ -281,7 +285,7 @@ def test_the_classifier_learns_outcomes_at_the_deadline_and_is_blended_in() -> N
     restored.restore(2, blob)
     x = dict(zip(FEATURES, [0.2, 1.0, 5.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0], strict=True))
     assert restored._models[2].predict_proba_one(x) == detector._models[2].predict_proba_one(x)
-    assert pickle.loads(blob)[1] == 12
+    assert pickle.loads(blob)[1:] == (24, 6)
 
 
 def test_state_survives_a_json_round_trip_mid_installment() -> None:

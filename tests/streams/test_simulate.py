@@ -544,14 +544,19 @@ def _check_missed(config: SimulationConfig, sim: Simulation, label: Label, by: I
     due = date.fromisoformat(detail["due_date"])
     due_day = (due - config.start.date()).days
     assert 30 <= due_day <= config.days - 5
-    assert label.end == f"{due + timedelta(days=3)}T23:59:59+08:00"
+    grace_end = datetime.fromisoformat(f"{due + timedelta(days=3)}T23:59:59+08:00")
+    if detail.get("later_installments_missed"):
+        # Not cured: the borrower stays delinquent, the label runs to the end of the period.
+        period_end = config.start + timedelta(days=config.days) - timedelta(seconds=1)
+        assert _instant(label.end) == max(grace_end, period_end)
+    else:
+        assert _instant(label.end) == grace_end
     loan = [
         r for r in by[Source.REPAYMENTS][label.borrower_id] if r["loan_id"] == detail["loan_id"]
     ]
     scheduled = {r["installment"]: r for r in loan if r["kind"] == "scheduled"}
     assert scheduled[detail["installment"]]["due_date"] == detail["due_date"]
     assert _instant(scheduled[1]) < config.start + timedelta(hours=1)
-    grace_end = datetime.fromisoformat(label.end)
 
     def paid_by(installment: int, when: datetime) -> Decimal:
         return sum(
