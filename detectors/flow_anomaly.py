@@ -95,7 +95,9 @@ class FlowAnomalyDetector(Detector):
             if state.borrower_id not in lifts:
                 continue
             lift, today, average = lifts[state.borrower_id]
-            move = max(sector_move[self._sector(state)], 1e-6)
+            move = sector_move[self._sector(state)]
+            if move < t.min_sector_move:
+                continue  # the whole sector is quiet (a B2B weekend): no day to judge
             adjusted = lift / move
             features = {"adjusted_lift": _unit(adjusted), "sector_move": _unit(move)}
             score = float(model.score_one(features))  # type: ignore[no-untyped-call]

@@ -85,15 +85,18 @@ class FlowAnomalyThresholds:
     min_baseline_days: int = 14
     #: A day counts as lifted when inflow, after the sector's own change, is this many times
     #: the borrower's baseline.
-    min_lift: float = 2.5
+    min_lift: float = 4.0
     #: Lifted days needed within the last ``sustained_window`` days: one big contract is not
     #: fabricated turnover, weeks of it may be.
-    sustained_days: int = 5
+    sustained_days: int = 6
     sustained_window: int = 7
     #: Anomaly score (HalfSpaceTrees, 0..1) at or above which a sustained lift alerts.
-    min_anomaly_score: float = 0.6
+    min_anomaly_score: float = 0.75
     #: Borrowers of a sector in the partition needed to estimate the sector's daily change.
     min_sector_peers: int = 5
+    #: Days on which the sector as a whole moved below this share of its baseline (a B2B
+    #: weekend) are not judged: dividing by a near-zero move would inflate every lift.
+    min_sector_move: float = 0.3
 
 
 @dataclass(frozen=True, slots=True)
