@@ -275,7 +275,7 @@ def test_the_classifier_learns_outcomes_at_the_deadline_and_adds_its_lift() -> N
     assert model_reason.code == "model_probability"
     assert model_reason.observed == round(lift, 2) and lift >= 1.5
     assert "raised most by" in model_reason.message
-    strength = min(0.45, 0.15 * math.log2(lift))
+    strength = min(thresholds.max_model_strength, 0.15 * math.log2(lift))
     assert finding.score == pytest.approx(1 - (1 - rule) * (1 - strength))  # type: ignore[union-attr]
 
     # The partition's model survives a checkpoint: the restored copy predicts the same.
