@@ -5,6 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 __all__ = [
+    "MachineFlowThresholds",
+    "RevenueInflationThresholds",
+    "WashTradingThresholds",
     "ImpossibleTravelThresholds",
     "DeviceRingThresholds",
     "CredentialStuffingThresholds",
@@ -131,6 +134,80 @@ class ImpossibleTravelThresholds:
 
 
 @dataclass(frozen=True, slots=True)
+class WashTradingThresholds:
+    #: In and out legs match when they differ by at most this share of the larger one.
+    amount_tolerance: float = 0.005
+    #: ... and are at most this many hours apart.
+    pair_window_hours: float = 24.0
+    #: Legs smaller than this (major units) are ignored.
+    min_amount: float = 10_000.0
+    #: Alert when round trips with one counterparty happen on at least this many distinct days
+    min_pair_days: int = 3
+    #: ... within this many days (first to last round-trip day, inclusive).
+    lookback_days: int = 21
+
+
+@dataclass(frozen=True, slots=True)
+class RevenueInflationThresholds:
+    #: Recent window: this many days before the application's UTC day.
+    recent_days: int = 28
+    #: Baseline window: this many days before the recent one (recent + baseline <= 96 days).
+    baseline_days: int = 56
+    #: Days of inflow history the baseline needs before any verdict.
+    min_baseline_days: int = 21
+    #: A counterparty is tracked from its first single inflow of at least this (major units).
+    large_inflow: float = 10_000.0
+    #: Alert when recent daily inflow is at least this multiple of the baseline's ...
+    min_growth: float = 1.8
+    #: ... and large inflows from counterparties first seen in it are at least this share ...
+    min_new_share: float = 0.4
+    #: ... and there are at least this many such counterparties.
+    min_new_counterparties: int = 3
+
+
+@dataclass(frozen=True, slots=True)
+class MachineFlowThresholds:
+    """Tunables of :class:`MachineFlowDetector`.
+
+    Benford's law is tested on the amounts that are not round: round sums are the round test's
+    business, and a few denominations (top-ups of 100, 200, 500) would otherwise fail both
+    tests for one reason. Their first-digit mean absolute deviation (MAD) is compared with two
+    allowances combined in quadrature (independent sources of deviation). Sampling noise: the
+    MAD of amounts drawn from Benford's law falls as 1/sqrt(n); at 60 amounts its 99.9th
+    percentile is 0.059 (simulated), hence ``BENFORD_NOISE_AT_60`` scaled by
+    sqrt(60 / effective sample size). And ``min_benford_mad``, what a real business shows for
+    want of spread or because of its price points: Nigrini's 0.015 "nonconformity" is meant
+    for thousands of accounting amounts, while one merchant's takings commonly sit at 0.05-0.13
+    (simulated SME flows). The bound is 0.125 at 40 amounts and 0.109 at the 119 of a full
+    decayed window: only crude scripts (digits confined to a few values across orders of
+    magnitude) fail; uniform amounts (about 0.06) pass, as real flows do. The spread gate
+    keeps amounts within about one order of magnitude (a daily settlement) out of the test,
+    to which the law does not apply, real or not.
+    """
+
+    #: Inflows smaller than this (major units) are left out of every statistic.
+    min_amount: float = 100.0
+    #: Memory of the statistics, in inflows: a weight shrinks by 1 - 1/window per later inflow.
+    window: int = 60
+    #: No verdict before this many inflows of at least ``min_amount`` have been seen.
+    min_samples: int = 40
+    #: An amount is round when it is a whole multiple of this (major units).
+    round_unit: float = 100.0
+    #: Round signal: the decayed share of round inflows is above this share (0..1).
+    max_round_share: float = 0.5
+    #: Regular signal: coefficient of variation of the times between inflows is at most this ...
+    max_interval_cv: float = 0.15
+    #: ... or at least this share of inflows come one fixed period (+-45 s) after an earlier one.
+    min_clock_share: float = 0.3
+    #: Benford signal: first-digit mean absolute deviation at least this (and the noise bound).
+    min_benford_mad: float = 0.1
+    #: Benford is tested only when log10(amount) has at least this standard deviation (decades).
+    min_benford_spread: float = 0.3
+    #: Alert when at least this many of the three signals hold.
+    min_signals: int = 2
+
+
+@dataclass(frozen=True, slots=True)
 class Thresholds:
     """The thresholds of all detectors, with the version stamped on every alert."""
 
@@ -139,6 +216,11 @@ class Thresholds:
     takeover: TakeoverThresholds = field(default_factory=TakeoverThresholds)
     delinquency: DelinquencyThresholds = field(default_factory=DelinquencyThresholds)
     flow_anomaly: FlowAnomalyThresholds = field(default_factory=FlowAnomalyThresholds)
+    machine_flow: MachineFlowThresholds = field(default_factory=MachineFlowThresholds)
+    revenue_inflation: RevenueInflationThresholds = field(
+        default_factory=RevenueInflationThresholds
+    )
+    wash_trading: WashTradingThresholds = field(default_factory=WashTradingThresholds)
     impossible_travel: ImpossibleTravelThresholds = field(
         default_factory=ImpossibleTravelThresholds
     )

@@ -9,7 +9,10 @@ from tests.detectors import (
     test_device_ring,
     test_flow_anomaly,
     test_impossible_travel,
+    test_machine_flow,
+    test_revenue_inflation,
     test_takeover,
+    test_wash_trading,
 )
 
 SCENARIO_EXTENSIONS: list[Input] = [
@@ -18,4 +21,7 @@ SCENARIO_EXTENSIONS: list[Input] = [
     *test_credential_stuffing.CONTRACT_EVENTS,
     *test_device_ring.CONTRACT_EVENTS,
     *test_impossible_travel.CONTRACT_EVENTS,
+    *test_wash_trading.CONTRACT_EVENTS,
+    *test_revenue_inflation.CONTRACT_EVENTS,
+    *test_machine_flow.CONTRACT_EVENTS,
 ]

@@ -1,0 +1,413 @@
+"""Machine-made flows: round amounts, clockwork intervals, first digits far from Benford."""
+
+from __future__ import annotations
+
+import math
+import random
+import re
+
+import orjson
+import pytest
+
+import detectors.machine_flow as machine_flow
+from detectors.base import FALSIFIED_FLOW, Finding, alert_id
+from detectors.engine import Engine, Input, MemoryStateStore
+from detectors.index import MemoryCrossIndex
+from detectors.machine_flow import MachineFlowDetector, MachineFlowThresholds
+from detectors.state import BorrowerState
+from detectors.thresholds import Thresholds
+from tests.detectors.factories import at, transaction
+from topics.names import Source
+from topics.records import Transaction
+
+ACCOUNT = "acc-1"
+HOUR = 3600.0
+MAX_SLOT_BYTES = 1_000  # stated cap: ~40 numbers, six times and five event ids
+
+Flow = list[tuple[float, float]]  # (seconds after T0, amount)
+
+
+def _events(flow: Flow, *, direction: str = "in", counterparty: str = "") -> list[Transaction]:
+    return [
+        transaction(
+            f"e-{i}",
+            "b-1",
+            ACCOUNT,
+            counterparty or f"cp-{i % 7}",
+            f"{amount:.2f}",
+            at(seconds=seconds),
+            direction,
+        )
+        for i, (seconds, amount) in enumerate(flow)
+    ]
+
+
+def _feed(
+    detector: MachineFlowDetector, state: BorrowerState, events: list[Transaction]
+) -> list[Finding]:
+    """What the engine does before the hook (learn own accounts), then the hook itself."""
+    findings: list[Finding] = []
+    for event in events:
+        state.note_own_account(event.account_id)
+        for output in detector.on_transaction(event, state, ()):
+            assert isinstance(output, Finding)
+            findings.append(output)
+    return findings
+
+
+def _run(flow: Flow, thresholds: MachineFlowThresholds | None = None) -> list[Finding]:
+    detector = MachineFlowDetector(thresholds or MachineFlowThresholds())
+    return _feed(detector, BorrowerState(borrower_id="b-1"), _events(flow))
+
+
+def _codes(findings: list[Finding]) -> list[list[str]]:
+    return [[r.code for r in f.reasons] for f in findings]
+
+
+def _poisson(rng: random.Random, count: int, mean_gap: float) -> list[float]:
+    times, now = [], 0.0
+    for _ in range(count):
+        now += rng.expovariate(1.0 / mean_gap)
+        times.append(now)
+    return times
+
+
+def _script_round_regular(count: int = 60, seed: int = 1) -> Flow:
+    """Every four hours, give or take a minute, one of four round sums."""
+    rng = random.Random(seed)
+    return [
+        (4 * HOUR * i + rng.uniform(-60, 60), float(rng.choice([20_000, 30_000, 50_000, 80_000])))
+        for i in range(count)
+    ]
+
+
+def _script_regular_uniform(count: int = 300, seed: int = 2) -> Flow:
+    """Every six hours, an amount drawn uniformly between 1 000 and 100 000, with cents."""
+    rng = random.Random(seed)
+    return [
+        (6 * HOUR * i + rng.uniform(-60, 60), round(rng.uniform(1_000, 99_999), 2))
+        for i in range(count)
+    ]
+
+
+def _skewed(rng: random.Random) -> float:
+    """A crude script's amount: never starting with 1 to 4, over three orders of magnitude."""
+    return round(rng.uniform(5, 10) * 10 ** rng.choice([2, 3, 4]), 2)
+
+
+def _script_regular_skewed(count: int = 300, seed: int = 2) -> Flow:
+    """Every six hours, give or take a minute, an amount of :func:`_skewed`."""
+    rng = random.Random(seed)
+    return [(6 * HOUR * i + rng.uniform(-60, 60), _skewed(rng)) for i in range(count)]
+
+
+def _script_among_customers(seed: int = 3) -> Flow:
+    """Round sums every 47 minutes to the second during office hours, for three weeks, while
+    real customers keep paying at random times."""
+    rng = random.Random(seed)
+    script = []
+    for day in range(21):
+        start = 86_400.0 * day
+        t = start + 2 * rng.uniform(0, 600)  # 09:00 or so
+        while t < start + 12 * HOUR:
+            script.append((t, float(rng.randint(5, 40) * 1000)))
+            t += 47 * 60 + rng.randint(-5, 5)
+    customers = [
+        (t, round(max(100.0, math.exp(rng.gauss(7.0, 1.0))), 2))
+        for t in _poisson(rng, 260, 2 * HOUR)
+    ]
+    return sorted([*script, *customers])
+
+
+def _retail(count: int = 500, seed: int = 4, round_share: float = 0.15) -> Flow:
+    """Customers paying at random times, log-normal amounts, some of them in round sums."""
+    rng = random.Random(seed)
+    flow = []
+    for t in _poisson(rng, count, 2 * HOUR):
+        amount = max(100.0, math.exp(rng.gauss(7.0, 1.0)))
+        flow.append((t, round(amount, -2) if rng.random() < round_share else round(amount, 2)))
+    return flow
+
+
+def _settlement(count: int = 300, seed: int = 5) -> Flow:
+    """The card acquirer settles yesterday's takings at 02:00 every day: never round."""
+    rng = random.Random(seed)
+    return [
+        (86_400.0 * i + 17 * HOUR + rng.uniform(0, 180), round(math.exp(rng.gauss(9.0, 0.25)), 2))
+        for i in range(count)
+    ]
+
+
+def test_round_sums_on_a_clock_alert_with_both_reasons() -> None:
+    flow = _script_round_regular()
+    detector = MachineFlowDetector(MachineFlowThresholds())
+    state = BorrowerState(borrower_id="b-1")
+    events = _events(flow)
+
+    assert _feed(detector, state, events[:39]) == []  # below the minimum sample
+    [finding] = _feed(detector, state, events[39:40])
+
+    assert finding.detector == "machine_flow"
+    assert finding.category == FALSIFIED_FLOW
+    # The 40th inflow, 156 hours after Friday 1 March 09:00, is on Thursday 7 March: week 10.
+    assert finding.episode == "machine:2024-W10"
+    assert finding.alert_id == alert_id("machine_flow", "b-1", "machine:2024-W10")
+    assert finding.ts == events[39].ts
+    assert _codes([finding]) == [["round_amounts", "regular_intervals"]]
+    round_, regular = finding.reasons
+    assert (round_.observed, round_.threshold) == (1.0, 0.5)
+    assert isinstance(regular.observed, float) and regular.observed < 0.01
+    assert regular.threshold == 0.15
+    assert "4.0 h" in regular.message
+    assert finding.evidence == ("e-35", "e-36", "e-37", "e-38", "e-39")
+    assert finding.score == pytest.approx(0.5 + 0.3 * (2.0 - regular.observed / 0.15) / 2, abs=1e-3)
+
+
+def test_one_alert_per_iso_week() -> None:
+    findings = _run(_script_round_regular(count=120))
+
+    # 120 inflows every 4 hours run to Thursday 21 March: weeks 10, 11 and 12.
+    assert [f.episode for f in findings] == [
+        "machine:2024-W10",
+        "machine:2024-W11",
+        "machine:2024-W12",
+    ]
+
+
+def test_clockwork_with_skewed_digits_alerts_on_benford() -> None:
+    findings = _run(_script_regular_skewed())
+
+    assert findings
+    assert set(map(tuple, _codes(findings))) == {("regular_intervals", "benford_deviation")}
+    benford = findings[-1].reasons[1]
+    assert isinstance(benford.observed, float) and isinstance(benford.threshold, float)
+    assert benford.observed >= benford.threshold
+    # 0.1 for real flows' own deviation and sampling noise at ~119 amounts, in quadrature.
+    assert benford.threshold == pytest.approx(math.hypot(0.1, 0.06 * math.sqrt(60 / 119)), abs=2e-3)
+
+
+def test_uniform_script_amounts_are_not_a_benford_deviation() -> None:
+    # Uniform amounts deviate by ~0.06, as much as many real merchants do: regular only.
+    assert _run(_script_regular_uniform()) == []
+    assert _codes(_run(_script_regular_uniform(), MachineFlowThresholds(min_signals=1)))[0] == [
+        "regular_intervals"
+    ]
+
+
+def test_a_clock_among_real_customers_is_still_regular() -> None:
+    findings = _run(_script_among_customers())
+
+    assert findings
+    assert _codes(findings[:1]) == [["round_amounts", "regular_intervals"]]
+    regular = findings[0].reasons[1]
+    assert regular.threshold == 0.3  # the clock share, not the coefficient of variation
+    assert isinstance(regular.observed, float) and regular.observed >= 0.3
+    assert re.search(r"came 4[67]\.\d min after an earlier one", regular.message)
+
+
+def test_all_three_signals_score_highest() -> None:
+    rng = random.Random(6)
+    flow = [
+        (2 * HOUR * i, float(rng.randint(1, 99) * 1000) if rng.random() < 0.7 else _skewed(rng))
+        for i in range(300)
+    ]
+
+    findings = _run(flow)
+
+    three = [f for f in findings if len(f.reasons) == 3]
+    assert three and min(f.score for f in three) >= 0.65
+    assert max(f.score for f in three) > max(f.score for f in _run(_script_round_regular(300)))
+
+
+def _rent_and_payroll() -> list[Transaction]:
+    # A shop: customers at random, a tenant's round rent each month, and round payroll and
+    # rent paid out.
+    events = _events(_retail(count=400, seed=8))
+    for month in range(3):
+        ts = at(days=30 * month, hours=1)
+        events.append(transaction(f"rent-in-{month}", "b-1", ACCOUNT, "tenant", "8000", ts, "in"))
+        for k in range(12):
+            events.append(
+                transaction(f"pay-{month}-{k}", "b-1", ACCOUNT, f"staff-{k}", "6000", ts, "out")
+            )
+        events.append(transaction(f"rent-{month}", "b-1", ACCOUNT, "landlord", "30000", ts, "out"))
+    return sorted(events, key=lambda e: e.ts)
+
+
+def _round_sums_at_random_times() -> Flow:
+    # A wholesaler's clients pay invoices in round sums, whenever they like: round only.
+    rng = random.Random(18)
+    return [(t, float(rng.randint(1, 99) * 1000)) for t in _poisson(rng, 300, 5 * HOUR)]
+
+
+def _top_ups_and_card_payments() -> Flow:
+    # A gym: members top up prepaid cards in round sums, others pay by card.
+    rng = random.Random(15)
+    flow = []
+    for t in _poisson(rng, 400, 2 * HOUR):
+        if rng.random() < 0.6:
+            flow.append((t, float(rng.choice((100, 200, 200, 300, 500, 500, 1000)))))
+        else:
+            flow.append((t, round(max(100.0, math.exp(rng.gauss(6.5, 0.8))), 2)))
+    return flow
+
+
+def _platform_batches_and_retail() -> Flow:
+    # A marketplace settles orders every four hours to the second; customers also pay direct.
+    rng = random.Random(16)
+    batches = [(4 * HOUR * i, round(math.exp(rng.gauss(8.5, 0.3)), 2)) for i in range(6 * 40)]
+    return sorted([*batches, *_retail(count=240, seed=17)])
+
+
+def _own_account_sweeps() -> list[Transaction]:
+    events = [transaction("open-2", "b-1", "acc-2", "cust-1", "150", at(days=-1), "in")]
+    events += _events(_script_round_regular(count=100), counterparty="acc-2")
+    return events
+
+
+@pytest.mark.parametrize(
+    "events",
+    [
+        _events(_settlement()),
+        _events(_platform_batches_and_retail()),
+        _events(_top_ups_and_card_payments()),
+        _events(_round_sums_at_random_times()),
+        _rent_and_payroll(),
+        _events(_retail()),
+        _events(_retail(seed=9, round_share=0.3)),
+        _events(_script_round_regular(count=39)),
+        _events([(4 * HOUR * i, 50.0) for i in range(300)]),
+        _events(_script_round_regular(count=300), direction="out"),
+        _own_account_sweeps(),
+    ],
+    ids=[
+        "daily-card-settlement",
+        "platform-batches-every-four-hours",
+        "prepaid-top-ups-in-round-sums",
+        "round-sums-at-irregular-times",
+        "rent-and-payroll",
+        "genuine-retail",
+        "retail-with-many-round-payments",
+        "too-few-samples",
+        "below-min-amount",
+        "outflows",
+        "own-account-sweeps",
+    ],
+)
+def test_traps_do_not_alert(events: list[Transaction]) -> None:
+    detector = MachineFlowDetector(MachineFlowThresholds())
+
+    assert _feed(detector, BorrowerState(borrower_id="b-1"), events) == []
+
+
+def test_the_settlement_is_regular_and_nothing_else() -> None:
+    only_one = MachineFlowThresholds(min_signals=1)
+
+    findings = _run(_settlement(), only_one)
+
+    assert findings and set(map(tuple, _codes(findings))) == {("regular_intervals",)}
+
+
+@pytest.mark.parametrize(
+    ("thresholds", "first_alert_at"),
+    [
+        (MachineFlowThresholds(), 39),
+        (MachineFlowThresholds(min_samples=100), 99),
+        (MachineFlowThresholds(min_signals=3), None),
+        (MachineFlowThresholds(round_unit=1_000_000), None),
+        (MachineFlowThresholds(max_interval_cv=0.0001, min_clock_share=1.0), None),
+        (MachineFlowThresholds(min_amount=100_000), None),
+    ],
+    ids=["defaults", "more-samples", "three-signals", "rounder", "stricter-clock", "bigger"],
+)
+def test_thresholds_are_data(thresholds: MachineFlowThresholds, first_alert_at: int | None) -> None:
+    events = _events(_script_round_regular(count=150))
+
+    findings = _feed(MachineFlowDetector(thresholds), BorrowerState(borrower_id="b-1"), events)
+
+    if first_alert_at is None:
+        assert findings == []
+    else:
+        assert findings[0].ts == events[first_alert_at].ts
+
+
+def _mixed(seed: int) -> Flow:
+    """Retail, then a script takes over, then retail again."""
+    script = [(t + 50 * 86_400.0, a) for t, a in _script_round_regular(count=150, seed=seed)]
+    after = [(t + 80 * 86_400.0, a) for t, a in _retail(count=200, seed=seed)]
+    return [*_retail(count=400, seed=seed), *script, *after]
+
+
+def test_slot_survives_json_with_identical_behaviour() -> None:
+    events = _events(_mixed(seed=10))
+    detector = MachineFlowDetector(MachineFlowThresholds())
+    straight = BorrowerState(borrower_id="b-1")
+    _feed(detector, straight, events[:450])
+    reloaded = BorrowerState(borrower_id="b-1", own_accounts=list(straight.own_accounts))
+    reloaded.slots = orjson.loads(orjson.dumps(straight.slots))
+
+    later = _feed(detector, straight, events[450:])
+    later_reloaded = _feed(detector, reloaded, events[450:])
+
+    assert later  # the script is found after the reload
+    assert later_reloaded == later
+    assert orjson.dumps(reloaded.slots) == orjson.dumps(straight.slots)
+
+
+def test_rescaling_the_weights_changes_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
+    flow = _mixed(seed=12)
+    usual = _run(flow)
+    monkeypatch.setattr(machine_flow, "RESCALE_AT", 1e3)  # rescale every few inflows
+
+    rescaled = _run(flow)
+
+    assert [(f.episode, f.evidence, _codes([f])) for f in rescaled] == [
+        (f.episode, f.evidence, _codes([f])) for f in usual
+    ]
+    for a, b in zip(rescaled, usual, strict=True):
+        assert a.score == pytest.approx(b.score, abs=1e-6)
+
+
+def test_memory_stays_bounded() -> None:
+    detector = MachineFlowDetector(MachineFlowThresholds())
+    state = BorrowerState(borrower_id="b-1")
+    largest = 0
+    flow = [*_retail(count=5_000, seed=13), *_script_regular_skewed(count=5_000, seed=14)]
+    for event in _events(flow):
+        _feed(detector, state, [event])
+        largest = max(largest, len(orjson.dumps(state.slots[detector.name])))
+
+    assert largest < MAX_SLOT_BYTES
+
+
+#: Events that make machine_flow find something in the shared contract test: 45 round sums,
+#: one every three hours, from 2 March.
+CONTRACT_EVENTS: list[Input] = [
+    Input(
+        0,
+        Source.TRANSACTIONS,
+        transaction(
+            f"m-{i}",
+            "m-1",
+            "ma-1",
+            f"m-src-{i % 3}",
+            ("20000", "30000", "50000")[i % 3],
+            at(days=1, hours=3 * i),
+            "in",
+        ),
+    )
+    for i in range(45)
+]
+
+
+async def test_contract_events_alert_through_the_engine() -> None:
+    detector = MachineFlowDetector(MachineFlowThresholds())
+    engine = Engine(Thresholds(), MemoryStateStore(), MemoryCrossIndex())
+    engine.use([detector])
+    alerts = []
+    for item in CONTRACT_EVENTS:
+        result = await engine.process([item])
+        assert result.failed == [] and result.degraded == []
+        alerts += result.alerts
+
+    assert [(a.borrower_id, a.episode) for a in alerts] == [("m-1", "machine:2024-W10")]
