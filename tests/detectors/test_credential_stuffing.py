@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import random
 from collections.abc import Sequence
 
 import orjson
@@ -20,7 +19,7 @@ from detectors.engine import Engine, Input, MemoryStateStore
 from detectors.index import MemoryCrossIndex, Read, Write
 from detectors.state import BorrowerState, day_of
 from detectors.thresholds import Thresholds
-from tests.detectors.factories import at, login
+from tests.detectors.factories import at, engine_alert_ids, feed_logins, interleaved, login
 from topics.names import Source
 from topics.records import Login
 
@@ -61,41 +60,19 @@ async def _feed(
     events: Sequence[Login],
     index: MemoryCrossIndex | None = None,
 ) -> list[Finding]:
-    """Each event's lookups, answered by a fresh in-memory index, then its hook."""
-    index = index or MemoryCrossIndex()
-    states: dict[str, BorrowerState] = {}
-    findings: list[Finding] = []
-    for event in events:
-        state = states.setdefault(event.borrower_id, BorrowerState(borrower_id=event.borrower_id))
-        lookups = detector.lookups(event, state)
-        found = () if lookups is None else await index.exchange(lookups.writes, lookups.reads, 200)
-        findings += [f for f in detector.on_login(event, state, found) if isinstance(f, Finding)]
-    return findings
+    return await feed_logins(detector, events, index)
 
 
 async def _alert_ids(
     events: Sequence[Login], batch: int = 1, thresholds: CredentialStuffingThresholds | None = None
 ) -> set[str]:
-    """Alert ids an engine running only this detector sends, ``batch`` events at a time."""
-    engine = Engine(Thresholds(), MemoryStateStore(), MemoryCrossIndex())
-    engine.use([CredentialStuffingDetector(thresholds or CredentialStuffingThresholds())])
-    ids: set[str] = set()
-    inputs = [Input(0, Source.LOGINS, event) for event in events]
-    for start in range(0, len(inputs), batch):
-        result = await engine.process(inputs[start : start + batch])
-        assert result.failed == [] and result.degraded == []
-        ids |= {alert.alert_id for alert in result.alerts}
-    return ids
+    return await engine_alert_ids(
+        CredentialStuffingDetector(thresholds or CredentialStuffingThresholds()), events, batch
+    )
 
 
 def _interleaved(events: Sequence[Login], seed: int) -> list[Login]:
-    """Another arrival order: borrowers interleave at random, each keeps its own order."""
-    queues: dict[str, list[Login]] = {}
-    for event in events:
-        queues.setdefault(event.borrower_id, []).append(event)
-    turns = [b for b, queue in queues.items() for _ in queue]
-    random.Random(seed).shuffle(turns)
-    return [queues[b].pop(0) for b in turns]
+    return interleaved(events, seed)
 
 
 def _ids(borrowers: Sequence[str]) -> set[str]:

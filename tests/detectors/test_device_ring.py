@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import random
 from collections.abc import Sequence
 from itertools import permutations
 
@@ -15,7 +14,7 @@ from detectors.engine import Engine, Input, MemoryStateStore
 from detectors.index import MemoryCrossIndex, Read, Write
 from detectors.state import BorrowerState
 from detectors.thresholds import Thresholds
-from tests.detectors.factories import at, login
+from tests.detectors.factories import at, engine_alert_ids, feed_logins, interleaved, login
 from topics.names import Source
 from topics.records import Login
 
@@ -47,41 +46,22 @@ RING = [*_uses("r-1", 0), *_uses("r-2", 1.5), *_uses("r-3", 3)]
 RING_IDS = {alert_id("device_ring", b, EPISODE) for b in ("r-1", "r-2", "r-3")}
 
 
-async def _feed(detector: DeviceRingDetector, events: Sequence[Login]) -> list[Finding]:
-    """Each event's lookups, answered by one in-memory index, then its hook."""
-    index = MemoryCrossIndex()
-    states: dict[str, BorrowerState] = {}
-    findings: list[Finding] = []
-    for event in events:
-        state = states.setdefault(event.borrower_id, BorrowerState(borrower_id=event.borrower_id))
-        lookups = detector.lookups(event, state)
-        found = () if lookups is None else await index.exchange(lookups.writes, lookups.reads, 200)
-        findings += [f for f in detector.on_login(event, state, found) if isinstance(f, Finding)]
-    return findings
+async def _feed(
+    detector: DeviceRingDetector, events: Sequence[Login], index: MemoryCrossIndex | None = None
+) -> list[Finding]:
+    return await feed_logins(detector, events, index)
 
 
 async def _alert_ids(
     events: Sequence[Login], batch: int = 1, thresholds: DeviceRingThresholds | None = None
 ) -> set[str]:
-    engine = Engine(Thresholds(), MemoryStateStore(), MemoryCrossIndex())
-    engine.use([DeviceRingDetector(thresholds or DeviceRingThresholds())])
-    ids: set[str] = set()
-    inputs = [Input(0, Source.LOGINS, event) for event in events]
-    for start in range(0, len(inputs), batch):
-        result = await engine.process(inputs[start : start + batch])
-        assert result.failed == [] and result.degraded == []
-        ids |= {alert.alert_id for alert in result.alerts}
-    return ids
+    return await engine_alert_ids(
+        DeviceRingDetector(thresholds or DeviceRingThresholds()), events, batch
+    )
 
 
 def _interleaved(events: Sequence[Login], seed: int) -> list[Login]:
-    """Another arrival order: borrowers interleave at random, each keeps its own order."""
-    queues: dict[str, list[Login]] = {}
-    for event in events:
-        queues.setdefault(event.borrower_id, []).append(event)
-    turns = [b for b, queue in queues.items() for _ in queue]
-    random.Random(seed).shuffle(turns)
-    return [queues[b].pop(0) for b in turns]
+    return interleaved(events, seed)
 
 
 def test_crowded_spans() -> None:
