@@ -25,10 +25,11 @@ EVIDENCE_KEPT = 5
 MAX_COUNT = 1_000_000
 #: The weight of the next inflow is brought back to 1 (every sum divided by it) above this.
 RESCALE_AT = 1e30
-#: Clock search: the gaps from each inflow to the previous CLOCK_DEPTH ones, between CLOCK_MIN
-#: and CLOCK_MAX seconds, go to a decayed histogram of CLOCK_BUCKET-second buckets (at most
-#: CLOCK_BUCKETS kept). An inflow is on the clock when one of its gaps falls in the top bucket
-#: or next to it: a script keeps its period even when real customers pay in between.
+#: Clock search: the gap from each inflow to the previous one, between CLOCK_MIN and CLOCK_MAX
+#: seconds, goes to a decayed histogram of CLOCK_BUCKET-second buckets (CLOCK_BUCKETS kept);
+#: the bucket that counts most with its neighbour is the period. An inflow is on the clock
+#: when its gap to one of the previous CLOCK_DEPTH inflows falls on the period, give or take
+#: a bucket: a script keeps its period even when real customers pay in between.
 CLOCK_DEPTH = 6
 CLOCK_MIN = 300
 CLOCK_MAX = 93_600
@@ -123,7 +124,9 @@ class MachineFlowDetector(Detector):
         amount = float(event.amount)
         if amount < t.min_amount or amount <= 0.0 or event.counterparty_id in state.own_accounts:
             return []
-        memory: dict[str, Any] = self.slot(state, _empty)
+        memory: dict[str, Any] | None = state.slots.get(self.name)
+        if memory is None:
+            memory = self.slot(state, _empty)
         epoch = event.ts.timestamp()
         shown = self._learn(memory, amount, epoch, event.event_id)
         if memory["n"] < t.min_samples:
@@ -136,7 +139,8 @@ class MachineFlowDetector(Detector):
         """Add the inflow to the statistics; whether it is round, and whether on the clock."""
         unit = self.thresholds.round_unit
         g: float = memory["g"]
-        memory["n"] = min(MAX_COUNT, memory["n"] + 1)
+        if memory["n"] < MAX_COUNT:
+            memory["n"] += 1
         memory["w"] += g
         is_round = unit > 0 and amount % unit == 0.0
         if is_round:
@@ -159,7 +163,8 @@ class MachineFlowDetector(Detector):
         on_clock = self._clock(memory, int(epoch), g)
         evidence: list[str] = memory["ev"]
         evidence.append(event_id)
-        del evidence[:-EVIDENCE_KEPT]
+        if len(evidence) > EVIDENCE_KEPT:
+            del evidence[0]
         g /= 1.0 - 1.0 / max(2, self.thresholds.window)
         if g > RESCALE_AT:
             for key in ("w", "r", "b", "l1", "l2", "iw", "i1", "i2", "ch"):
@@ -176,49 +181,49 @@ class MachineFlowDetector(Detector):
     def _clock(memory: dict[str, Any], now: int, g: float) -> bool:
         """Count the inflow as on the clock if a gap to a recent one is the usual period.
 
-        Gaps to every recent inflow reinforce the buckets already kept; only the gap to the
-        latest inflow may open a new bucket, so that random arrivals do not churn the table.
-        Counts are unnormalised (see ``_empty``), so the period's merged count ``tc`` only
-        changes when the period or its neighbours grow: another bucket overtakes it only by
-        growing itself, which is the one case where the period is looked for again.
+        The gap to the latest inflow goes to its bucket (opening it, in place of the weakest,
+        if need be); a gap to any recent inflow that falls on the period reinforces the
+        period. A script's period thus emerges whenever two of its transfers are consecutive,
+        and then holds while customers pay in between. Counts are unnormalised (see
+        ``_empty``): a bucket overtakes the period only by growing itself, the one case where
+        the period is looked for again.
         """
         keys: list[int] = memory["hk"]
         values: list[float] = memory["hv"]
         times: list[int] = memory["ct"]
         top: int = memory["tb"]
-        gaps = {(now - before) // CLOCK_BUCKET for before in times}
-        on_clock = top >= 0 and (top in gaps or top - 1 in gaps or top + 1 in gaps)
-        near_top = False  # the period or a neighbour changed
-        challenger = -1  # another bucket grew or was opened
-        for bucket in gaps.intersection(keys):  # buckets kept are in range
-            values[keys.index(bucket)] += g
-            if top - 1 <= bucket <= top + 1:
-                near_top = True
+        hit = -1
+        if top >= 0:
+            low, high = (top - 1) * CLOCK_BUCKET, (top + 2) * CLOCK_BUCKET
+            for before in times:
+                if low <= now - before < high:
+                    hit = (now - before) // CLOCK_BUCKET
+                    break
+        latest = (now - times[-1]) // CLOCK_BUCKET if times else -1
+        if hit >= 0 and hit != latest:
+            if hit in keys:
+                values[keys.index(hit)] += g
+            memory["tc"] = _merged(keys, values, top)
+        if CLOCK_MIN <= latest * CLOCK_BUCKET <= CLOCK_MAX:
+            if latest in keys:
+                values[keys.index(latest)] += g
             else:
-                challenger = bucket
-        if times:
-            bucket = (now - times[-1]) // CLOCK_BUCKET
-            if CLOCK_MIN <= bucket * CLOCK_BUCKET <= CLOCK_MAX and bucket not in keys:
                 if len(keys) >= CLOCK_BUCKETS:
                     weakest = values.index(min(values))
-                    near_top = near_top or top - 1 <= keys[weakest] <= top + 1
                     del keys[weakest], values[weakest]
-                keys.append(bucket)
+                keys.append(latest)
                 values.append(g)
-                if top - 1 <= bucket <= top + 1:
-                    near_top = True
-                else:
-                    challenger = bucket
-        if on_clock:
+            if top - 1 <= latest <= top + 1:
+                memory["tc"] = _merged(keys, values, top)
+            elif _merged(keys, values, latest) > memory["tc"]:
+                top = memory["tb"] = _period_bucket(keys, values)
+                memory["tc"] = _merged(keys, values, top)
+        if hit >= 0:
             memory["ch"] += g
-        if near_top:
-            memory["tc"] = _merged(keys, values, top)
-        if challenger >= 0 and _merged(keys, values, challenger) > memory["tc"]:
-            top = memory["tb"] = _period_bucket(keys, values)
-            memory["tc"] = _merged(keys, values, top)
         times.append(now)
-        del times[:-CLOCK_DEPTH]
-        return on_clock
+        if len(times) > CLOCK_DEPTH:
+            del times[0]
+        return hit >= 0
 
     def _regular(self, memory: dict[str, Any]) -> tuple[Reason, float, bool] | None:
         """Clockwork arrivals: intervals of nearly one length, or a period kept among others;
