@@ -13,7 +13,7 @@ from detectors.index import MemoryCrossIndex
 from detectors.state import BorrowerState
 from detectors.thresholds import Thresholds
 from topics.names import Source
-from topics.records import Login, Repayment, Transaction
+from topics.records import Geo, Login, Repayment, Transaction
 
 #: A Friday morning in UTC; every scenario is placed relative to it.
 T0 = datetime(2024, 3, 1, 9, 0, tzinfo=UTC)
@@ -52,6 +52,9 @@ def login(
     success: bool = True,
     action: str = "login",
     borrower_id: str = "b-1",
+    geo: Geo | None = None,
+    user_agent: str | None = None,
+    amount: str | None = None,
 ) -> Login:
     return Login(
         event_id=event_id,
@@ -61,6 +64,9 @@ def login(
         device_id=device,
         ip=ip,
         success=success,
+        geo=geo,
+        user_agent=user_agent,
+        amount=None if amount is None else Decimal(amount),
     )
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import datetime
-from decimal import Decimal
 from typing import Any
 
 import orjson
@@ -267,17 +266,17 @@ def _at(
 ) -> Login:
     """A login with its place and app, as platforms send them."""
     geo = None if city is None else Geo(lat=CITIES[city][0], lon=CITIES[city][1], city=city)
-    return Login(
-        event_id=event_id,
-        ts=ts,
-        borrower_id=borrower_id,
-        action=action,
-        device_id=device,
+    return login(
+        event_id,
+        ts,
+        device=device,
         ip=ip,
         success=success,
+        action=action,
+        borrower_id=borrower_id,
         geo=geo,
         user_agent=agent,
-        amount=None if amount is None else Decimal(amount),
+        amount=amount,
     )
 
 
