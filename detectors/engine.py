@@ -103,18 +103,12 @@ class Engine:
 
     def set_thresholds(self, thresholds: Thresholds) -> None:
         """Swap in new thresholds; state, timers and models carry over."""
-        snapshots = {
-            (d.name, p): blob
-            for d in self.detectors
-            for p in self.clock.partitions()
-            if (blob := d.snapshot(p)) is not None
-        }
+        snapshots = self.snapshots()
         self.thresholds = thresholds
         self.detectors = build_detectors(thresholds)
         self._index_hooks()
         for (name, partition), blob in snapshots.items():
-            if name in self._by_name:
-                self._by_name[name].restore(partition, blob)
+            self.restore(name, partition, blob)
 
     def use(self, detectors: list[Detector]) -> None:
         """Run exactly these detectors (one detector's tests and backtests)."""
