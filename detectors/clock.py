@@ -5,6 +5,7 @@ from __future__ import annotations
 import heapq
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 __all__ = ["EventTimeClock", "Timer", "TimerQueue"]
 
@@ -68,6 +69,27 @@ class EventTimeClock:
             return False
         since = part.last_arrival.get(stream, part.first_arrival)
         return since is not None and wall - since >= self._idle_after
+
+    def position(self, partition: int) -> dict[str, Any] | None:
+        """How far each stream of ``partition`` has come, to checkpoint (None: not seen)."""
+        part = self._partitions.get(partition)
+        if part is None:
+            return None
+        return {
+            "max_ts": {str(stream): epoch for stream, epoch in part.max_ts.items()},
+            "watermark": part.watermark,
+        }
+
+    def resume(self, partition: int, position: dict[str, Any]) -> None:
+        """Start ``partition`` where a checkpoint left it: after a restart, a stream that has
+        no new events must still count with the time it had reached, or no timer would fire."""
+        part = self._partitions.setdefault(partition, _PartitionTime())
+        for stream, epoch in position.get("max_ts", {}).items():
+            if epoch > part.max_ts.get(stream, float("-inf")):
+                part.max_ts[stream] = epoch
+        watermark = position.get("watermark")
+        if watermark is not None and (part.watermark is None or watermark > part.watermark):
+            part.watermark = watermark
 
     def partitions(self) -> list[int]:
         return sorted(self._partitions)

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import astuple, dataclass, field
 from datetime import datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 from detectors.base import Detector, Finding, Output, to_alert
 from detectors.clock import EventTimeClock, Timer, TimerQueue
@@ -24,15 +26,29 @@ __all__ = ["BatchResult", "Engine", "Input", "MemoryStateStore", "StateStore"]
 REMEMBERED_ALERT_IDS = 200_000
 # Members kept per set of the cross-borrower index (bounds memory on hub accounts and IPs).
 INDEX_MAX_MEMBERS = 200
+# Event ids remembered per borrower to process a duplicate once: producers retry, platforms
+# resend. A duplicate is expected within a few events of the original; 32 ids of 6 base64
+# characters (36 bits of a hash) cost about 260 bytes of state.
+REMEMBERED_EVENT_IDS = 32
+EVENT_ID_WIDTH = 6
+# Slot of a borrower's state where the engine keeps what it has applied (see ``_fresh``).
+APPLIED_SLOT = "_applied"
 
 
 @dataclass(frozen=True, slots=True)
 class Input:
-    """One valid event and the partition it came from (the unit of event time)."""
+    """One valid event and the partition it came from (the unit of event time).
+
+    ``offset`` is the record's offset in its topic partition when it came from Kafka: the
+    engine remembers, per borrower and topic, the last offset it applied, so that records
+    re-delivered after a crash (their state already written, their offsets not yet committed)
+    are not applied twice.
+    """
 
     partition: int
     source: Source
     record: InputRecord
+    offset: int | None = None
 
 
 @dataclass(slots=True)
@@ -44,6 +60,14 @@ class BatchResult:
     failed: list[tuple[int, str]] = field(default_factory=list)
     #: Detectors that ran without a dependency (the index), or whose timer failed, and why.
     degraded: list[str] = field(default_factory=list)
+    #: Events not applied: their event id was seen before, or their offset already applied.
+    duplicates: int = 0
+    redelivered: int = 0
+    #: Partitions whose detectors may have learned (a timer fired, a day closed): their models
+    #: are to be checkpointed with this batch's state.
+    learned: set[int] = field(default_factory=set)
+    #: The timers fired, by partition.
+    fired: dict[int, list[Timer]] = field(default_factory=dict)
 
 
 class StateStore(Protocol):
@@ -97,6 +121,8 @@ class Engine:
         self._now = now
         self._loaded_partitions: set[int] = set()
         self._closed_day: dict[int, int] = {}
+        self._learned: dict[tuple[int, str], set[Timer]] = {}
+        self._resumed_day: dict[tuple[int, str], int] = {}
         self._emitted: OrderedDict[str, None] = OrderedDict()
         self.detectors: list[Detector] = []
         self.set_thresholds(thresholds)
@@ -138,14 +164,16 @@ class Engine:
         for partition in {item.partition for item in batch} - self._loaded_partitions:
             self._load_timers(partition)
         states = [self._state(item, result) for item in batch]
-        own_transfers, found = await self._cross_borrower_context(batch, states, result)
+        fresh = [self._fresh(item, s, result) for item, s in zip(batch, states, strict=True)]
+        own_transfers, found = await self._cross_borrower_context(batch, states, fresh, result)
         for position, (item, state) in enumerate(zip(batch, states, strict=True)):
-            try:
-                outputs = self._detect(item, state, own_transfers[position], found, position)
-            except Exception as exc:  # a detector bug must not stop the stream
-                result.failed.append((position, f"detector error: {exc!r}"))
-            else:
-                findings += self._arm(outputs, state)
+            if fresh[position]:
+                try:
+                    outputs = self._detect(item, state, own_transfers[position], found, position)
+                except Exception as exc:  # a detector bug must not stop the stream
+                    result.failed.append((position, f"detector error: {exc!r}"))
+                else:
+                    findings += self._arm(outputs, state)
             self.clock.observe(item.partition, item.source, item.record.ts.timestamp(), wall)
         findings += self._fire({item.partition for item in batch}, wall, result)
         result.alerts = self._alerts(findings)
@@ -163,6 +191,9 @@ class Engine:
         self.clock.forget(partition)
         self._loaded_partitions.discard(partition)
         self._closed_day.pop(partition, None)
+        for resumed in (self._learned, self._resumed_day):
+            for key in [key for key in resumed if key[0] == partition]:
+                del resumed[key]
 
     def snapshots(self) -> dict[tuple[str, int], bytes]:
         """Every detector's per-partition memory (models), to checkpoint."""
@@ -176,6 +207,36 @@ class Engine:
     def restore(self, detector: str, partition: int, snapshot: bytes) -> None:
         if detector in self._by_name:
             self._by_name[detector].restore(partition, snapshot)
+
+    def progress(self, partition: int, result: BatchResult) -> dict[str, Any]:
+        """How far a partition's models have learned, as of ``result``: checkpointed with them.
+
+        Models learn only in day closes and timers: the last day closed, and the timers this
+        batch fired (those the states written after the checkpoint may not show yet).
+        """
+        return {
+            "closed_day": self._closed_day.get(partition),
+            "fired": [list(astuple(timer)) for timer in result.fired.get(partition, [])],
+        }
+
+    def resume(self, detector: str, partition: int, progress: dict[str, Any]) -> None:
+        """Continue a detector's partition model, restored from a checkpoint at ``progress``.
+
+        The checkpoint is written before the batch's states, so after a crash the model may
+        be ahead of the states by that batch: its timers come back with the states. They run
+        again for their alerts and state, but what they teach the model is undone; and days
+        the model has closed are not closed again for it.
+        """
+        closed = progress.get("closed_day")
+        if closed is not None:
+            self._resumed_day[(partition, detector)] = closed
+            current = self._closed_day.get(partition)
+            self._closed_day[partition] = closed if current is None else min(current, closed)
+        self._learned[(partition, detector)] = {
+            timer
+            for timer in (Timer(*fields) for fields in progress.get("fired", []))
+            if timer.detector == detector
+        }
 
     def _detect(
         self,
@@ -216,6 +277,35 @@ class Engine:
                 findings.append(output)
         return findings
 
+    @staticmethod
+    def _fresh(item: Input, state: BorrowerState, result: BatchResult) -> bool:
+        """Whether to apply the event: not a redelivery, not a duplicate event id.
+
+        Both are remembered in the borrower's state, so they survive restarts and rebalances
+        with it: a redelivered record has an offset at or below the last one applied from its
+        topic partition; a duplicate has an event id among the borrower's latest ones.
+        """
+        applied: dict[str, Any] | None = state.slots.get(APPLIED_SLOT)
+        if applied is None:
+            applied = state.slots[APPLIED_SLOT] = {"ids": ""}
+        source = item.source.value
+        if item.offset is not None:
+            if item.offset <= applied.get(source, -1):
+                result.redelivered += 1
+                return False
+            applied[source] = item.offset
+        digest = hashlib.blake2b(item.record.event_id.encode(), digest_size=6).digest()
+        key = base64.urlsafe_b64encode(digest).decode()[:EVENT_ID_WIDTH]
+        ids: str = applied["ids"]
+        at = ids.find(key)
+        while at >= 0 and at % EVENT_ID_WIDTH:
+            at = ids.find(key, at + 1)
+        if at >= 0:
+            result.duplicates += 1
+            return False
+        applied["ids"] = (ids + key)[-REMEMBERED_EVENT_IDS * EVENT_ID_WIDTH :]
+        return True
+
     def _state(self, item: Input, result: BatchResult) -> BorrowerState:
         borrower_id = item.record.borrower_id
         state = self.states.get(borrower_id)
@@ -227,7 +317,11 @@ class Engine:
         return state
 
     async def _cross_borrower_context(
-        self, batch: Sequence[Input], states: list[BorrowerState], result: BatchResult
+        self,
+        batch: Sequence[Input],
+        states: list[BorrowerState],
+        fresh: list[bool],
+        result: BatchResult,
     ) -> tuple[list[bool], dict[tuple[int, str], Found]]:
         """Learn own accounts in event order; answer every detector's lookups in one exchange."""
         own_transfers = [False] * len(batch)
@@ -235,6 +329,8 @@ class Engine:
         reads: list[Read] = []
         asked: list[tuple[int, str, int, int]] = []  # position, detector, first read, count
         for position, (item, state) in enumerate(zip(batch, states, strict=True)):
+            if not fresh[position]:
+                continue
             record = item.record
             if isinstance(record, Transaction):
                 state.note_own_account(record.account_id)
@@ -289,11 +385,20 @@ class Engine:
             detector = self._by_name.get(timer.detector)
             if state is None or detector is None:
                 continue
+            result.learned.add(partition)
+            result.fired.setdefault(partition, []).append(timer)
+            learned = self._learned.get((partition, detector.name))
+            model = None
+            if learned and timer in learned:
+                learned.discard(timer)
+                model = detector.snapshot(partition)
             try:
                 findings += self._arm(detector.on_timer(timer, state), state)
             except Exception as exc:  # as for events: one bad state must not stop the rest
                 where = f"timer {timer.key} of {timer.borrower_id}"
                 result.degraded.append(f"{timer.detector}: {where} failed: {exc!r}")
+            if model is not None:
+                detector.restore(partition, model)  # already learned before the crash
             result.dirty[state.borrower_id] = state
         return findings
 
@@ -306,9 +411,12 @@ class Engine:
         if today - 1 <= last:
             return []
         findings: list[Finding] = []
+        result.learned.add(partition)
         states = sorted(self.states.states_in_partition(partition), key=lambda s: s.borrower_id)
         for day in range(last + 1, today):
             for detector in self.detectors:
+                if day <= self._resumed_day.get((partition, detector.name), day - 1):
+                    continue  # its restored model has seen this day
                 try:
                     findings += detector.on_day_close(partition, day, states)
                 except Exception as exc:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import orjson
+
 from detectors.clock import EventTimeClock, Timer, TimerQueue
+from topics.names import Source
 
 STREAMS = ("transactions", "logins", "repayments")
 
@@ -202,3 +205,19 @@ def test_timer_queue_forget_drops_one_partition() -> None:
     # A forgotten timer can be scheduled again when the partition comes back.
     queue.schedule(0, _timer(100.0, "a"))
     assert queue.pop_due(0, 1e12) == [_timer(100.0, "a")]
+
+
+def test_a_resumed_clock_counts_streams_that_have_no_new_events() -> None:
+    streams = [Source.TRANSACTIONS.value, Source.LOGINS.value]
+    before = EventTimeClock(streams)
+    before.observe(0, Source.TRANSACTIONS, 100.0)  # the engine observes with the enum
+    before.observe(0, Source.LOGINS, 50.0)
+    position = before.position(0)
+    assert position is not None
+    after = EventTimeClock(streams)  # a restarted process: only transactions have new events
+
+    after.resume(0, orjson.loads(orjson.dumps(position)))
+    after.observe(0, Source.TRANSACTIONS, 200.0)
+
+    assert after.watermark(0) == 50.0
+    assert EventTimeClock(streams).position(0) is None

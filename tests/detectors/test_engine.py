@@ -255,14 +255,15 @@ def test_round_trip_state_gives_the_same_findings() -> None:
     original = [delinquency.on_timer(t, state) for t in timers]
     restored = [delinquency.on_timer(t, copy) for t in timers]
     assert restored == original
-    # Checks at 10, 7, 5, 3 days: the decline shows by the 7-day check (medium), then stays
-    # silent at the same severity; past due raises it to high; the partial payment to critical.
+    # Checks at 10, 7, 5, 3 days: a decline counts in full only from 3 days before the due
+    # date, so it alerts at the 3-day check (medium); past due raises it to high; the partial
+    # payment to critical.
     assert [[r.code for f in found for r in f.reasons] for found in original] == [
         [],
+        [],
+        [],
         ["inflow_decline", "low_installment_coverage"],
-        [],
-        [],
-        ["past_due", "inflow_decline", "low_installment_coverage"],
+        ["inflow_decline", "past_due", "low_installment_coverage"],
         ["partial_payment", "inflow_decline", "low_installment_coverage"],
     ]
     assert orjson.dumps(copy.to_dict()) == orjson.dumps(state.to_dict())
@@ -384,3 +385,71 @@ async def test_models_carry_over_a_threshold_change() -> None:
     assert new_counts == old_counts and old_counts[0] > 0
     x = dict.fromkeys(FEATURES, 1.0)
     assert new_model.predict_proba_one(x) == old_model.predict_proba_one(x)
+
+
+def _with_offsets(items: Sequence[Input]) -> list[Input]:
+    """The scenario as Kafka delivers it: each topic's records numbered in order."""
+    counters: dict[Source, int] = {}
+    numbered = []
+    for item in items:
+        offset = counters.get(item.source, 0)
+        counters[item.source] = offset + 1
+        numbered.append(Input(item.partition, item.source, item.record, offset))
+    return numbered
+
+
+async def test_a_duplicate_event_id_is_applied_once() -> None:
+    engine = _engine()
+    inflow = _tx("pay-1", "shop-1", "acct", "client", "500", at(), direction="in")
+
+    first = await engine.process([inflow, inflow])
+    again = await engine.process([inflow])
+
+    state = engine.states.get("shop-1")
+    assert state is not None
+    day = day_of(at().timestamp())
+    assert state.inflows.total(day, day + 1) == (500.0, 1)
+    assert (first.duplicates, again.duplicates) == (1, 1)
+
+
+async def test_event_ids_are_remembered_through_the_changelog() -> None:
+    engine = _engine()
+    inflow = _tx("pay-1", "shop-1", "acct", "client", "500", at(), direction="in")
+    await engine.process([inflow])
+    store = MemoryStateStore()
+    for borrower_id, state in engine.states.states.items():  # type: ignore[attr-defined]
+        store.put(borrower_id, _round_trip(state))
+    restarted = _engine()
+    restarted.states = store
+
+    result = await restarted.process([inflow])
+
+    assert result.duplicates == 1
+
+
+async def test_records_redelivered_after_a_crash_are_not_applied_twice() -> None:
+    scenario = _with_offsets(SCENARIO)
+    uninterrupted = {a.alert_id for a in await _run(_engine(), [scenario])}
+    crashed = _engine()
+    cut = 1 + next(i for i, item in enumerate(scenario) if item.record.event_id == "win-1")
+    before = await crashed.process(scenario[:cut])  # state written, offsets not committed
+    # A new process: the same state (changelog) and index (Redis), nothing else.
+    restarted = Engine(Thresholds(), crashed.states, crashed.index)
+
+    result = await restarted.process(scenario)  # redelivered from the last commit
+
+    assert (result.redelivered, result.duplicates) == (cut, 0)
+    found_before = {a.alert_id for a in before.alerts}
+    assert found_before
+    assert {a.alert_id for a in result.alerts} == uninterrupted - found_before
+
+
+async def test_a_batch_that_fires_a_timer_marks_its_partition_as_learning() -> None:
+    engine = _engine()
+    quiet = await engine.process(SCENARIO[:3])
+    assert quiet.learned == set()
+
+    result = await engine.process(SCENARIO)
+
+    assert MISSED_ID in {a.alert_id for a in result.alerts}
+    assert result.learned == {0}
