@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import math
 import pickle
+from bisect import bisect_left, bisect_right, insort
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta, timezone
 from typing import Any
 
 from river import compose, linear_model, optim, preprocessing
+from river.optim import losses
 
 from detectors.base import DELINQUENCY_RISK, Detector, Output, severity_for
 from detectors.clock import Timer
@@ -15,6 +18,7 @@ from detectors.index import Found
 from detectors.state import (
     SECONDS_PER_DAY,
     BorrowerState,
+    InflowHistory,
     Installment,
     day_of,
     installment_key,
@@ -25,29 +29,57 @@ from topics.records import Login, Reason, Repayment
 __all__ = ["FEATURES", "DelinquencyDetector"]
 
 CHECK, PAST_DUE, DEADLINE = "check", "past_due", "deadline"
-COVERAGE_DAYS = 30
 SEVERITY_RANK = {"low": 1, "medium": 2, "high": 3, "critical": 4}
-MAX_REMEMBERED_DAYS = 40
+#: Login days remembered: enough for the login-rate window of any sensible threshold.
+MAX_REMEMBERED_DAYS = 60
+#: Days an inflow projection covers when set against one monthly installment.
+MONTH_DAYS = 30
+#: Weight of each new prediction in a partition's running mean of predicted risk.
+TYPICAL_WEIGHT = 0.01
 
 #: What the classifier sees of an installment at a check, in this order.
 FEATURES = (
-    "inflow_ratio",
-    "coverage_log",
-    "days_to_due",
-    "paid_share",
-    "silence_days",
+    "inflow_drop",
+    "inflow_rank_low",
+    "installment_share",
+    "silence_log",
     "payout_change",
-    "prior_bad",
+    "prior_missed",
     "prior_late",
+    "past_due",
+    "paid_share",
+    "days_to_due",
     "reversals",
 )
 
 
-def _new_model() -> compose.Pipeline:
+def _new_model(positive_weight: float) -> compose.Pipeline:
+    """Scaled features into a logistic regression; a miss weighs ``positive_weight`` times a
+    paid installment, since misses are about one in fifty open installments."""
     return compose.Pipeline(
         preprocessing.StandardScaler(),
-        linear_model.LogisticRegression(optimizer=optim.SGD(0.05)),
+        linear_model.LogisticRegression(
+            optimizer=optim.SGD(0.005), loss=losses.Log(weight_pos=positive_weight)
+        ),
     )
+
+
+@dataclass(frozen=True, slots=True)
+class _Inflow:
+    """The borrower's recent inflow against its own earlier days (None: too little history)."""
+
+    ratio: float | None  # trimmed daily mean of the recent window / of the baseline
+    rank_z: float | None  # rank-sum z of the last two weeks' days against the baseline days
+    coverage: float | None  # a month of inflow at the recent rate / the installment
+    recent: float  # trimmed daily mean of the recent window
+    baseline: float  # trimmed daily mean of the baseline
+
+
+@dataclass(frozen=True, slots=True)
+class _Silence:
+    days: int  # whole days since the last successful login
+    rate: float  # the borrower's own share of days with a login before the silence
+    surprise: float  # -ln P(a silence this long at that rate); 0 when unknown
 
 
 class DelinquencyDetector(Detector):
@@ -55,17 +87,34 @@ class DelinquencyDetector(Detector):
 
     At each check (``check_days_before_due``), the day after the due date and at the end of
     the grace period, an event-time timer assesses an unpaid installment from data stamped no
-    later than that time: inflow trend and coverage of the installment, login silence, a recent
-    payout-account change, the borrower's earlier partial, missed or late installments. Rules
-    score it; once a per-partition River classifier has learnt ``min_labels_for_model``
-    outcomes, its probability is blended in. The classifier learns each feature snapshot when
-    the installment's outcome becomes known (delayed labels, nothing from the future).
-    One alert per installment and severity: a new one only when the severity rises.
+    later than that time. Each signal compares the borrower with its own history, so that a
+    small business with lumpy flows or a rarely used app is not read as a failing one:
+
+    - inflow decline: the last week's trimmed daily inflow against the borrower's own
+      baseline, *and* a rank test that the last two weeks sit consistently below the baseline
+      days (one quiet week of a lumpy B2B business is not a decline);
+    - coverage: a month of inflow at the recent rate against the installment;
+    - silence: days without a login, priced by the borrower's own login rate
+      (``-ln P``: eleven silent days are routine for a weekly user, not for a daily one);
+    - a payout-account change in the few days before a check, the installment unpaid;
+    - earlier installments missed (not paid by the end of their grace);
+    - past due: part-paid is a strong sign, unpaid is weak, and for a borrower who habitually
+      pays a day or two late within grace it is no sign at all.
+
+    Rules combine the signals as a noisy-or. The strong ones alert alone (an earlier miss, a
+    part-paid installment past due, a long silence of a habitually active borrower, a payout
+    change or a deep decline in the last days before the due date); the others need company.
+    Decline, silence and a payout change weigh less at the early checks, when there is still
+    time to recover. Once a per-partition River classifier has learnt ``min_labels_for_model``
+    outcomes, its lift over its own running mean for the partition is one more, capped,
+    signal. It learns each feature snapshot when the installment's outcome becomes known
+    (delayed labels, nothing from the future). One alert per installment and severity: a new
+    one only when the severity rises.
     """
 
     name = "delinquency"
     category = DELINQUENCY_RISK
-    version = "2"
+    version = "3"
 
     def __init__(self, thresholds: DelinquencyThresholds) -> None:
         self.thresholds = thresholds
@@ -73,19 +122,25 @@ class DelinquencyDetector(Detector):
         self._models: dict[int, compose.Pipeline] = {}
         self._labels: dict[int, int] = {}
         self._positives: dict[int, int] = {}
+        #: Running mean of the risk the classifier predicted for the partition's installments.
+        self._typical: dict[int, float] = {}
 
     # Hooks -----------------------------------------------------------------------------
 
     def on_login(self, event: Login, state: BorrowerState, found: Found) -> Output:
-        if not event.success or event.action in ("logout",):
+        if not event.success or event.action == "logout":
             return []
-        memory = self.slot(state, _memory)
-        day = day_of(event.ts.timestamp())
-        key = "payouts" if event.action == "payout_account_change" else "logins"
-        days: list[int] = memory[key]
-        if day not in days:
+        # The hot path of this detector (one call per login): no helper calls.
+        memory = state.slots.get(self.name) or self.slot(state, _memory)
+        day = int(event.ts.timestamp() // SECONDS_PER_DAY)
+        days: list[int] = memory["payouts" if event.action == "payout_account_change" else "logins"]
+        # Events come in time order: appending is the common case, an insert the rare one.
+        if not days or day > days[-1]:
             days.append(day)
-            days.sort()
+            if len(days) > MAX_REMEMBERED_DAYS:
+                del days[0]
+        elif day not in days:
+            insort(days, day)
             del days[:-MAX_REMEMBERED_DAYS]
         return []
 
@@ -135,14 +190,8 @@ class DelinquencyDetector(Detector):
             return self._deadline(timer.due, installment, state)
         if installment.paid_in_full_by(timer.due):
             return []
-        features, reasons, rule = self._assess(timer.due, installment, state)
+        features, reasons, rule = self._assess(timer.due, installment, state, stage == PAST_DUE)
         installment.snapshots.append([features[name] for name in FEATURES])
-        if stage == PAST_DUE:
-            # Past due weighs heavily but does not alert alone: many borrowers pay a day or two
-            # late within the grace period. With any other signal it does.
-            reasons.insert(0, self._past_due_reason(timer.due, installment))
-            habitual = features["prior_late"] > 0 and not features["prior_bad"]
-            rule = 1.0 - (1.0 - rule) * (1.0 - (0.2 if habitual else 0.45))
         score, reasons = self._blend(state.partition, features, rule, reasons)
         return self._escalate(state, installment, timer.due, score, reasons)
 
@@ -154,15 +203,19 @@ class DelinquencyDetector(Detector):
                 self._models[partition],
                 self._labels.get(partition, 0),
                 self._positives.get(partition, 0),
+                self._typical.get(partition),
             )
         )
 
     def restore(self, partition: int, snapshot: bytes) -> None:
         # Snapshots come from this process's own checkpoints (the worker's changelog).
-        model, labels, positives = pickle.loads(snapshot)  # noqa: S301
+        model, labels, positives, *rest = pickle.loads(snapshot)  # noqa: S301
         self._models[partition] = model
         self._labels[partition] = labels
         self._positives[partition] = positives
+        typical = rest[0] if rest else None  # checkpoints of version 2 had no running mean
+        if typical is not None:
+            self._typical[partition] = typical
 
     # Decisions ---------------------------------------------------------------------------
 
@@ -170,11 +223,15 @@ class DelinquencyDetector(Detector):
         """The outcome is known: learn every snapshot taken, then flag a miss."""
         assert installment.amount_due is not None
         missed = not installment.paid_in_full_by(at)
-        model = self._models.setdefault(state.partition, _new_model())
+        model = self._models.get(state.partition)
+        if model is None:
+            model = self._models[state.partition] = _new_model(self.thresholds.positive_weight)
         for vector in installment.snapshots:
-            model.learn_one(dict(zip(FEATURES, vector, strict=True)), missed)
-            self._labels[state.partition] = self._labels.get(state.partition, 0) + 1
-            self._positives[state.partition] = self._positives.get(state.partition, 0) + missed
+            # Snapshots of an older version (fewer features) are dropped, not misread.
+            if len(vector) == len(FEATURES):
+                model.learn_one(dict(zip(FEATURES, vector, strict=True)), missed)
+                self._labels[state.partition] = self._labels.get(state.partition, 0) + 1
+                self._positives[state.partition] = self._positives.get(state.partition, 0) + missed
         installment.snapshots.clear()
         if not missed:
             return []
@@ -189,124 +246,207 @@ class DelinquencyDetector(Detector):
                 threshold=str(installment.amount_due),
             )
         ]
-        _, signals, _ = self._assess(at, installment, state)
+        _, signals, _ = self._assess(at, installment, state, past_due=False)
         return self._escalate(state, installment, at, score, reasons + signals)
 
     def _assess(
-        self, at: float, installment: Installment, state: BorrowerState
+        self, at: float, installment: Installment, state: BorrowerState, past_due: bool
     ) -> tuple[dict[str, float], list[Reason], float]:
         """Features at ``at``, the reasons among them that hold, and the rules' score."""
         t = self.thresholds
         assert installment.amount_due is not None and installment.due_date is not None
         today = day_of(at)
         amount_due = float(installment.amount_due) or 1.0
-        recent, recent_days = state.inflows.total(today - t.recent_days, today)
-        baseline, baseline_days = state.inflows.total(
-            today - t.recent_days - t.baseline_days, today - t.recent_days
-        )
-        trusted = baseline_days >= t.min_baseline_days and recent_days > 0 and baseline > 0
-        ratio = (recent / recent_days) / (baseline / baseline_days) if trusted else 1.0
-        month, _ = state.inflows.total(today - COVERAGE_DAYS, today)
-        coverage = month / amount_due
+        inflow = self._inflow(state.inflows, today, amount_due)
         memory = self.slot(state, _memory)
-        logins = [d for d in memory["logins"] if d <= today]
-        silence = float(today - logins[-1]) if logins else 0.0
-        payout_change = any(today - t.payout_change_days <= d <= today for d in memory["payouts"])
-        prior_bad, prior_late = self._history(at, installment, state)
+        silence = self._silence(memory["logins"], state.inflows, today)
+        payout_days = [today - d for d in memory["payouts"] if d <= today]
+        payout_ago = payout_days[-1] if payout_days else None
+        payout_change = payout_ago is not None and payout_ago <= t.payout_change_days
+        missed, late = self._history(at, installment, state)
+        paid = float(installment.paid_by(at))
+        # Each feature grows with the risk it stands for and is 0 when unknown or benign, which
+        # keeps a linear model's weights readable and its contributions comparable.
+        drop = rank_low = share = 0.0
+        if inflow.ratio is not None:
+            drop = min(3.0, max(0.0, -math.log(max(inflow.ratio, 0.05))))
+        if inflow.rank_z is not None:
+            rank_low = min(6.0, max(0.0, -inflow.rank_z))
+        if inflow.coverage is not None:
+            # The installment as a share of a month's inflow at the recent rate.
+            share = min(1.0, 1.0 / max(inflow.coverage, 1.0))
         features = {
-            "inflow_ratio": min(ratio, 3.0),
-            "coverage_log": math.log1p(min(coverage, 1000.0)),
-            "days_to_due": (self._midnight(installment.due_date) - at) / SECONDS_PER_DAY,
-            "paid_share": float(installment.paid_by(at)) / amount_due,
-            "silence_days": min(silence, 60.0),
+            "inflow_drop": drop,
+            "inflow_rank_low": rank_low,
+            "installment_share": share,
+            "silence_log": math.log1p(silence.surprise),
             "payout_change": 1.0 if payout_change else 0.0,
-            "prior_bad": float(prior_bad),
-            "prior_late": float(prior_late),
+            "prior_missed": float(min(missed, 3)),
+            "prior_late": float(min(late, 3)),
+            "past_due": 1.0 if past_due else 0.0,
+            "paid_share": paid / amount_due,
+            "days_to_due": (self._midnight(installment.due_date) - at) / SECONDS_PER_DAY,
             "reversals": float(len([r for r in installment.reversals if r[0] <= at])),
         }
+        # A sign well before the due date leaves time to recover; in the last days before it, it
+        # is money or attention missing for this installment. Earlier checks weigh it less.
+        urgency = 1.0 if features["days_to_due"] <= t.near_due_days else t.early_signal_weight
         signals: list[tuple[float, Reason]] = []
-        if trusted and ratio <= t.max_inflow_ratio:
-            strength = 0.25 + 0.2 * (1.0 - ratio / t.max_inflow_ratio)
+        if past_due:
+            signals.append(self._past_due_signal(at, installment, paid, late, missed))
+        if missed:
             signals.append(
                 (
-                    strength,
+                    0.6,
                     Reason(
-                        code="inflow_decline",
-                        message=f"daily inflow over the last {t.recent_days} days is "
-                        f"{ratio:.0%} of the {t.baseline_days} days before",
-                        observed=round(ratio, 3),
-                        threshold=t.max_inflow_ratio,
+                        code="earlier_installments_unpaid",
+                        message=f"{missed} earlier installment(s) not paid in full by the end "
+                        "of their grace period",
+                        observed=missed,
+                        threshold=0,
                     ),
                 )
             )
-        if month > 0 and coverage <= t.max_coverage:
-            strength = 0.35 * (1.0 - coverage / t.max_coverage) + 0.1
+        if silence.surprise >= t.min_silence_surprise:
+            span = max(1.0, t.full_silence_surprise - t.min_silence_surprise)
+            strength = 0.5 + 0.1 * min(1.0, (silence.surprise - t.min_silence_surprise) / span)
             signals.append(
                 (
-                    strength,
-                    Reason(
-                        code="low_installment_coverage",
-                        message=f"inflows of the last {COVERAGE_DAYS} days cover the installment "
-                        f"{coverage:.1f} times",
-                        observed=round(coverage, 2),
-                        threshold=t.max_coverage,
-                    ),
-                )
-            )
-        if silence >= t.silence_from_days:
-            span = max(1, t.silence_full_days - t.silence_from_days)
-            strength = 0.2 + 0.25 * min(1.0, (silence - t.silence_from_days) / span)
-            signals.append(
-                (
-                    strength,
+                    strength * urgency,
                     Reason(
                         code="login_silence",
-                        message=f"no successful login for {silence:.0f} days",
-                        observed=silence,
-                        threshold=t.silence_from_days,
+                        message=f"no login for {silence.days} days by a borrower who logs in on "
+                        f"{silence.rate:.0%} of days: a chance of {math.exp(-silence.surprise):.1g}"
+                        " at that rate (observed: -ln of it)",
+                        observed=round(silence.surprise, 1),
+                        threshold=t.min_silence_surprise,
                     ),
                 )
             )
         if payout_change:
             signals.append(
                 (
-                    0.3,
+                    t.payout_change_weight * urgency,
                     Reason(
                         code="payout_account_changed",
-                        message=f"payout account changed in the {t.payout_change_days} days before",
-                        observed=1,
-                        threshold=0,
+                        message=f"payout account changed {payout_ago} day(s) before, with the "
+                        "installment unpaid",
+                        observed=payout_ago,
+                        threshold=t.payout_change_days,
                     ),
                 )
             )
-        if prior_bad:
+        if (
+            inflow.ratio is not None
+            and inflow.rank_z is not None
+            and inflow.ratio <= t.max_inflow_ratio
+            and inflow.rank_z <= t.max_inflow_rank_z
+        ):
+            depth = min(1.0, (t.max_inflow_ratio - inflow.ratio) / 0.3)
             signals.append(
                 (
-                    0.35,
+                    (0.4 + 0.2 * depth) * urgency,
                     Reason(
-                        code="earlier_installments_unpaid",
-                        message=f"{prior_bad} earlier installment(s) partly or not paid",
-                        observed=prior_bad,
-                        threshold=0,
+                        code="inflow_decline",
+                        message=f"daily inflow over the last {t.recent_days} days is "
+                        f"{inflow.ratio:.0%} of the borrower's own baseline "
+                        f"({inflow.recent:,.0f} against {inflow.baseline:,.0f}); its last two "
+                        f"weeks rank below the baseline days (z = {inflow.rank_z:.1f})",
+                        observed=round(inflow.ratio, 3),
+                        threshold=t.max_inflow_ratio,
                     ),
                 )
             )
-        if prior_late >= 2:
+        if inflow.coverage is not None and inflow.coverage <= t.max_coverage:
             signals.append(
                 (
                     0.1,
                     Reason(
-                        code="earlier_installments_late",
-                        message=f"{prior_late} earlier installment(s) paid after the due date",
-                        observed=prior_late,
-                        threshold=2,
+                        code="low_installment_coverage",
+                        message=f"a month of inflow at the recent rate covers the installment "
+                        f"{inflow.coverage:.1f} times",
+                        observed=round(inflow.coverage, 2),
+                        threshold=t.max_coverage,
                     ),
                 )
             )
-        # Independent signals combine as a noisy-or: each alone stays below an alert.
+        # Independent signals combine as a noisy-or.
         rule = 1.0 - math.prod(1.0 - strength for strength, _ in signals)
         ranked = sorted(signals, key=lambda signal: -signal[0])
         return features, [reason for _, reason in ranked], rule
+
+    def _past_due_signal(
+        self, at: float, installment: Installment, paid: float, late: int, missed: int
+    ) -> tuple[float, Reason]:
+        """Past due weighs by what was paid and by the borrower's own habit.
+
+        Part of the installment paid, then nothing by the due date, is a borrower who tried and
+        ran short: that alerts alone. Nothing paid is weak, since many pay a day or two late
+        within grace; a borrower who always did so, and never missed, is simply on schedule.
+        """
+        if paid > 0:
+            strength = 0.6
+        elif late and not missed:
+            strength = 0.0
+        else:
+            strength = 0.2
+        reason = Reason(
+            code="past_due",
+            message=f"{installment.paid_by(at)} of {installment.amount_due} paid after the due "
+            f"date {installment.due_date}"
+            + (f"; {late} earlier installment(s) paid late within grace" if late else ""),
+            observed=str(installment.paid_by(at)),
+            threshold=str(installment.amount_due),
+        )
+        return strength, reason
+
+    def _inflow(self, inflows: InflowHistory, today: int, amount_due: float) -> _Inflow:
+        """The recent week against the borrower's baseline, both from whole days before today.
+
+        Means are trimmed (the largest day of the week, the largest seventh of the baseline)
+        so that one big contract payment neither hides a decline nor fakes one. The rank test
+        (Mann-Whitney) asks whether the last two weeks' days sit below the baseline days as a
+        whole; it is blind to the size of single payments, which makes lumpy B2B flows
+        comparable with a shop's.
+        """
+        t = self.thresholds
+        # Every day the windows need, the latest first; one read of the ring.
+        history = _days(inflows, today - t.baseline_gap_days - t.baseline_days, today)
+        recent = history[: t.recent_days]
+        fortnight = history[: 2 * t.recent_days]
+        baseline = history[t.baseline_gap_days :]
+        if len(recent) < t.recent_days:
+            return _Inflow(None, None, None, 0.0, 0.0)
+        recent_mean = _trimmed_mean(recent, 1)
+        coverage = recent_mean * MONTH_DAYS / amount_due
+        if len(baseline) < t.min_baseline_days:
+            return _Inflow(None, None, coverage, recent_mean, 0.0)
+        baseline_mean = _trimmed_mean(baseline, max(1, len(baseline) // 7))
+        ratio = recent_mean / baseline_mean if baseline_mean > 0 else None
+        # Whole weeks of baseline, the most recent first: weekdays weigh as in the fortnight.
+        weeks = baseline[: len(baseline) // 7 * 7]
+        return _Inflow(ratio, _rank_z(fortnight, weeks), coverage, recent_mean, baseline_mean)
+
+    def _silence(self, logins: list[int], inflows: InflowHistory, today: int) -> _Silence:
+        """Days without a login, and how unlikely that is at the borrower's own login rate.
+
+        The rate is the share of days with a login over ``login_rate_days`` before the last
+        one (since the borrower was first seen, whichever is shorter), smoothed by half a day
+        either way so that a short history does not claim certainty.
+        """
+        t = self.thresholds
+        seen = [d for d in logins if d <= today]
+        if not seen:
+            return _Silence(0, 0.0, 0.0)
+        last = seen[-1]
+        first = min(seen[0], inflows.first_day) if inflows.first_day >= 0 else seen[0]
+        span = min(t.login_rate_days, last - first + 1)
+        quiet = today - last - 1
+        if span < t.min_login_history_days or quiet <= 0:
+            return _Silence(max(quiet, 0), 0.0, 0.0)
+        active = sum(1 for d in seen if d > last - t.login_rate_days)
+        rate = min((active + 0.5) / (span + 1), 0.99)
+        return _Silence(quiet, rate, -quiet * math.log(1.0 - rate))
 
     def _history(self, at: float, current: Installment, state: BorrowerState) -> tuple[int, int]:
         """Earlier installments settled by ``at``: how many went unpaid, how many were late."""
@@ -330,21 +470,26 @@ class DelinquencyDetector(Detector):
     ) -> tuple[float, list[Reason]]:
         """Rules alone until the classifier has learnt enough; then its evidence is added.
 
-        Missed installments are rare (about one in a hundred), so a calibrated probability is
-        small even for a risky installment; what carries information is how far it stands
-        above the partition's base rate. That lift is one more signal in the noisy-or.
+        An online model trained on a few dozen misses is not calibrated, and its scale drifts
+        as it learns: what carries information is how far an installment stands above the
+        risk the same model gives the partition's installments in general (a running mean of
+        its predictions). That lift is one more signal in the noisy-or, capped: the model
+        ranks, the rules decide.
         """
         t = self.thresholds
         model = self._models.get(partition)
         labels = self._labels.get(partition, 0)
-        if model is None or labels < t.min_labels_for_model:
+        positives = self._positives.get(partition, 0)
+        if model is None or labels < t.min_labels_for_model or positives < t.min_model_misses:
             return rule, reasons
         probability = float(model.predict_proba_one(features).get(True, 0.0))
-        base_rate = max(self._positives.get(partition, 0) / labels, 0.005)
-        lift = probability / base_rate
-        if lift < t.min_model_lift:
+        typical = self._typical.get(partition, probability)
+        typical += TYPICAL_WEIGHT * (probability - typical)
+        self._typical[partition] = typical
+        lift = probability / max(typical, 1e-9)
+        if lift < t.min_model_lift or t.max_model_strength <= 0:
             return rule, reasons
-        strength = min(t.max_model_strength, 0.15 * math.log2(lift))
+        strength = t.max_model_strength
         scaled = model["StandardScaler"].transform_one(features)
         weights = model["LogisticRegression"].weights
         contributions = sorted(
@@ -354,8 +499,9 @@ class DelinquencyDetector(Detector):
         top = ", ".join(f"{name} ({value:+.2f})" for value, name in contributions[:3] if value > 0)
         model_reason = Reason(
             code="model_probability",
-            message=f"classifier: {probability:.1%} risk, {lift:.1f}× the partition's base rate "
-            f"{base_rate:.1%}; raised most by {top or 'nothing'}",
+            message=f"classifier: {lift:.1f}× the risk it gives the partition's open "
+            f"installments on average ({probability:.1%} against {typical:.1%}); raised most "
+            f"by {top or 'nothing'}",
             observed=round(lift, 2),
             threshold=t.min_model_lift,
         )
@@ -393,15 +539,6 @@ class DelinquencyDetector(Detector):
             )
         ]
 
-    def _past_due_reason(self, at: float, installment: Installment) -> Reason:
-        return Reason(
-            code="past_due",
-            message=f"{installment.paid_by(at)} of {installment.amount_due} paid after the due "
-            f"date {installment.due_date}",
-            observed=str(installment.paid_by(at)),
-            threshold=str(installment.amount_due),
-        )
-
     # Event time of the stages ----------------------------------------------------------------
 
     def _stages(self, due: date) -> list[tuple[str, float]]:
@@ -426,3 +563,44 @@ class DelinquencyDetector(Detector):
 def _memory() -> dict[str, Any]:
     """Days of successful logins and of payout-account changes (event time), newest last."""
     return {"logins": [], "payouts": []}
+
+
+def _days(inflows: InflowHistory, start: int, end: int) -> list[float]:
+    """Daily inflow of each day in ``[start, end)`` the history covers, the latest first.
+
+    As :meth:`InflowHistory.total` counts them: from the first inflow on, within the ring,
+    and days after the last inflow as zero.
+    """
+    if inflows.first_day < 0:
+        return []
+    sums, last = inflows.sums, inflows.last_day
+    first = max(start, inflows.first_day, last - len(sums) + 1)
+    return [sums[day % len(sums)] if day <= last else 0.0 for day in range(end - 1, first - 1, -1)]
+
+
+def _trimmed_mean(values: list[float], drop: int) -> float:
+    """Mean without the ``drop`` largest values (never all of them).
+
+    >>> _trimmed_mean([1.0, 2.0, 3.0, 100.0], 1)
+    2.0
+    """
+    kept = sorted(values)[: max(1, len(values) - drop)]
+    return sum(kept) / len(kept)
+
+
+def _rank_z(sample: list[float], reference: list[float]) -> float | None:
+    """Mann-Whitney z of ``sample`` against ``reference``: negative when it ranks lower.
+
+    >>> round(_rank_z([1.0, 1.0, 1.0], [5.0, 6.0, 7.0, 8.0]), 2)
+    -2.12
+    """
+    n1, n2 = len(sample), len(reference)
+    if not n1 or not n2:
+        return None
+    ordered = sorted(reference)
+    wins = 0.0
+    for x in sample:
+        below = bisect_left(ordered, x)
+        wins += below + 0.5 * (bisect_right(ordered, x) - below)
+    spread = math.sqrt(n1 * n2 * (n1 + n2 + 1) / 12.0)
+    return (wins - n1 * n2 / 2.0) / spread

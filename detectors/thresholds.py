@@ -49,34 +49,66 @@ class TakeoverThresholds:
 
 @dataclass(frozen=True, slots=True)
 class DelinquencyThresholds:
+    """Tunables of :class:`~detectors.delinquency.DelinquencyDetector`.
+
+    Signals combine as a noisy-or and an alert needs a score of ``min_alert_score``. The
+    strong signals reach it alone (an earlier installment missed, part-paid past due, a long
+    silence, a payout change right before the due date, a deep decline); the others need
+    company. Precision against warning is set mostly by ``max_inflow_ratio`` and
+    ``min_silence_surprise``: a lower ratio or a higher surprise alerts less and earlier.
+    """
+
     #: An installment not fully paid this many days after its due date is missed.
     grace_days: int = 3
     #: Days before the due date at which an unpaid installment's risk is assessed.
     check_days_before_due: tuple[int, ...] = (10, 7, 5, 3)
-    #: Recent inflow window, and the baseline window before it, in days.
-    recent_days: int = 14
-    baseline_days: int = 28
+    #: Recent inflow window (days); the rank test compares twice this with the baseline.
+    recent_days: int = 7
+    #: The baseline ends this many days before a check (a decline under way must not drag
+    #: its own baseline down) and covers this many days before that.
+    baseline_gap_days: int = 21
+    baseline_days: int = 42
     #: Baseline days needed before an inflow trend is trusted.
     min_baseline_days: int = 7
-    #: Recent daily inflow at or below this share of the baseline is a decline.
-    max_inflow_ratio: float = 0.5
-    #: Inflows of the last 30 days covering the installment at most this many times is low.
+    #: Recent trimmed daily inflow at or below this share of the baseline is a decline (it
+    #: alerts alone from 0.15 below) ...
+    max_inflow_ratio: float = 0.65
+    #: ... when the last two weeks' days also rank below the baseline days (Mann-Whitney z at
+    #: or below this): one quiet week of a lumpy business is not a decline.
+    max_inflow_rank_z: float = -1.5
+    #: A month of inflow at the recent rate covering the installment at most this often is low.
     max_coverage: float = 4.0
-    #: Days without a successful login from which silence counts, and where it is full.
-    silence_from_days: int = 7
-    silence_full_days: int = 21
-    #: A payout-account change this many days before a check raises the risk.
-    payout_change_days: int = 14
+    #: Login silence counts (and alerts alone) from this surprise, -ln P(a silence this long
+    #: at the borrower's own login rate): 8 is about one chance in 3,000; its weight grows
+    #: until ``full_silence_surprise``.
+    min_silence_surprise: float = 8.0
+    full_silence_surprise: float = 34.0
+    #: Days over which the borrower's login rate is measured, and the least history for it.
+    login_rate_days: int = 42
+    min_login_history_days: int = 7
+    #: A payout-account change at most this many days before a check raises the risk ...
+    payout_change_days: int = 3
+    #: ... with this weight in the noisy-or (from 0.5 it alerts alone).
+    payout_change_weight: float = 0.5
+    #: Inflow decline, silence and a payout change count in full this many days or fewer
+    #: before the due date, and with this weight at earlier checks (time to recover).
+    near_due_days: int = 3
+    early_signal_weight: float = 0.7
     #: Alert when the risk score reaches this (severity follows the score).
     min_alert_score: float = 0.5
-    #: Outcomes the per-partition classifier must learn before its score is blended in.
-    min_labels_for_model: int = 30
-    #: The classifier adds evidence when its probability is this many times the partition's
-    #: base rate of missed installments ...
+    #: Outcomes (feature snapshots), and misses among them, the per-partition classifier
+    #: must learn before its score is blended in.
+    min_labels_for_model: int = 300
+    min_model_misses: int = 10
+    #: A snapshot of a missed installment weighs this many paid ones in the classifier.
+    positive_weight: float = 30.0
+    #: The classifier adds evidence when its probability is this many times its running mean
+    #: over the partition's installments ...
     min_model_lift: float = 4.0
-    #: ... and at most this much: it ranks, it does not tip a single weak signal into an alert
-    #: (at 0.45, evaluate showed 70 % warned but precision 0.29; at 0.25, 40 % and 0.48).
-    max_model_strength: float = 0.25
+    #: ... and this much: it ranks, it does not tip a single weak signal into an alert. With
+    #: a few dozen misses per partition it adds little (evaluate: 0.1 moves precision by
+    #: -0.006 and warned by 0; 0.45 in version 2 gave 70 % warned at precision 0.29).
+    max_model_strength: float = 0.1
     #: Due dates are calendar days in the platform's time zone (hours east of UTC).
     platform_utc_offset_hours: int = 8
 
@@ -149,20 +181,39 @@ class WashTradingThresholds:
 
 @dataclass(frozen=True, slots=True)
 class RevenueInflationThresholds:
+    """Tunables of :class:`~detectors.revenue_inflation.RevenueInflationDetector`.
+
+    A ramp is judged over two windows ending at the application's UTC day, ``recent_days``
+    and ``ramp_days`` long (a forged ramp runs three to six weeks), each against the
+    ``baseline_days`` before it. The verdict comes ``quiet_days`` after the application:
+    genuine new clients keep paying after a loan, forged payers stop.
+    """
+
     #: Recent window: this many days before the application's UTC day.
     recent_days: int = 28
-    #: Baseline window: this many days before the recent one (recent + baseline <= 96 days).
+    #: Longest ramp: a payer first seen this many days before the application is still new,
+    #: and a second window this long is judged too.
+    ramp_days: int = 42
+    #: Baseline window: at most this many days before a window (the inflow ring holds 96).
     baseline_days: int = 56
-    #: Days of inflow history the baseline needs before any verdict.
-    min_baseline_days: int = 21
+    #: Days of history the baseline needs: a shorter history is compared with what it has.
+    min_baseline_days: int = 7
     #: A counterparty is tracked from its first single inflow of at least this (major units).
     large_inflow: float = 10_000.0
-    #: Alert when recent daily inflow is at least this multiple of the baseline's ...
-    min_growth: float = 1.8
-    #: ... and large inflows from counterparties first seen in it are at least this share ...
-    min_new_share: float = 0.4
-    #: ... and there are at least this many such counterparties.
+    #: Alert when a window's daily turnover is at least this multiple of the baseline's ...
+    min_growth: float = 1.4
+    #: ... and new payers that then went quiet sent at least this share of the window's
+    #: turnover ...
+    min_new_share: float = 0.45
+    #: ... and there are at least this many such payers.
     min_new_counterparties: int = 3
+    #: Days from the application's UTC day in which those payers must have paid nothing.
+    quiet_days: int = 7
+    #: A new payer's later inflow of at least this (major units) shows it is still paying.
+    min_followup_inflow: float = 5_000.0
+    #: A counterparty the borrower sent at least this (major units) is a trading partner:
+    #: its inflows are not turnover (returned deposits, goods bought and sold back).
+    min_two_way_outflow: float = 5_000.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -183,6 +234,18 @@ class MachineFlowThresholds:
     magnitude) fail; uniform amounts (about 0.06) pass, as real flows do. The spread gate
     keeps amounts within about one order of magnitude (a daily settlement) out of the test,
     to which the law does not apply, real or not.
+
+    Payers on the clock are in no fixed order when, at every lag k up to PAYER_LAGS, at most
+    ``max_payer_repeat_share`` of the inflows on the clock have the payer of the one k before
+    them on it. A script that picks one of n accounts at random repeats each lag about 1/n of
+    the time (0.33 with three); settlement schedules repeat one lag nearly always (one payer:
+    lag 1; an acquirer at 02:00 and a platform at 14:00: lag 2). Simulated, after the first
+    ``min_payer_samples``: scripts reach 0.1-0.38 (median 0.2), settlement clocks never go
+    below 0.79. Sellers on several platforms that settle at the same hours, one or another
+    with nothing to pay on some ticks, can look unordered too, but a share of their inflows
+    on the clock come within minutes of another (never below 0.067, simulated), where a
+    script's come one a tick (at most 0.005, crossed by chance customers):
+    ``max_batched_share`` sits between.
     """
 
     #: Inflows smaller than this (major units) are left out of every statistic.
@@ -203,7 +266,15 @@ class MachineFlowThresholds:
     min_benford_mad: float = 0.1
     #: Benford is tested only when log10(amount) has at least this standard deviation (decades).
     min_benford_spread: float = 0.3
-    #: Alert when at least this many of the three signals hold.
+    #: Rotating-payers signal (counted only with the clock): for every lag k up to PAYER_LAGS,
+    #: at most this share of the inflows on the clock have the payer of the one k before ...
+    max_payer_repeat_share: float = 0.5
+    #: ... judged once this many inflows on the clock have been compared with their PAYER_LAGS
+    #: predecessors on it ...
+    min_payer_samples: int = 10
+    #: ... and at most this share come within CLOCK_MIN (5 min) of another on the clock.
+    max_batched_share: float = 0.02
+    #: Alert when at least this many of the four signals hold.
     min_signals: int = 2
 
 

@@ -1,4 +1,5 @@
-"""Machine-made flows: round amounts, clockwork intervals, first digits far from Benford."""
+"""Machine-made flows: round amounts, clockwork intervals, first digits far from Benford,
+payers taking turns on the clock."""
 
 from __future__ import annotations
 
@@ -22,9 +23,9 @@ from topics.records import Transaction
 
 ACCOUNT = "acc-1"
 HOUR = 3600.0
-MAX_SLOT_BYTES = 1_000  # stated cap: ~40 numbers, six times and five event ids
+MAX_SLOT_BYTES = 1_200  # stated cap: ~45 numbers, six times and payers, five event ids
 
-Flow = list[tuple[float, float]]  # (seconds after T0, amount)
+Flow = list[tuple[float, float, str]]  # (seconds after T0, amount, payer)
 
 
 def _events(flow: Flow, *, direction: str = "in", counterparty: str = "") -> list[Transaction]:
@@ -33,12 +34,12 @@ def _events(flow: Flow, *, direction: str = "in", counterparty: str = "") -> lis
             f"e-{i}",
             "b-1",
             ACCOUNT,
-            counterparty or f"cp-{i % 7}",
+            counterparty or payer,
             f"{amount:.2f}",
             at(seconds=seconds),
             direction,
         )
-        for i, (seconds, amount) in enumerate(flow)
+        for i, (seconds, amount, payer) in enumerate(flow)
     ]
 
 
@@ -72,20 +73,30 @@ def _poisson(rng: random.Random, count: int, mean_gap: float) -> list[float]:
     return times
 
 
-def _script_round_regular(count: int = 60, seed: int = 1) -> Flow:
-    """Every four hours, give or take a minute, one of four round sums."""
+def _customer(rng: random.Random) -> str:
+    """A walk-in customer: a payer seldom seen twice."""
+    return f"cust-{rng.randrange(10**8):08d}"
+
+
+def _script_round_regular(count: int = 60, seed: int = 1, payer: str = "related-co") -> Flow:
+    """Every four hours, give or take a minute, one of four round sums from one account."""
     rng = random.Random(seed)
     return [
-        (4 * HOUR * i + rng.uniform(-60, 60), float(rng.choice([20_000, 30_000, 50_000, 80_000])))
+        (
+            4 * HOUR * i + rng.uniform(-60, 60),
+            float(rng.choice([20_000, 30_000, 50_000, 80_000])),
+            payer,
+        )
         for i in range(count)
     ]
 
 
 def _script_regular_uniform(count: int = 300, seed: int = 2) -> Flow:
-    """Every six hours, an amount drawn uniformly between 1 000 and 100 000, with cents."""
+    """Every six hours, from one account, an amount drawn uniformly between 1 000 and
+    100 000, with cents."""
     rng = random.Random(seed)
     return [
-        (6 * HOUR * i + rng.uniform(-60, 60), round(rng.uniform(1_000, 99_999), 2))
+        (6 * HOUR * i + rng.uniform(-60, 60), round(rng.uniform(1_000, 99_999), 2), "related-co")
         for i in range(count)
     ]
 
@@ -96,36 +107,59 @@ def _skewed(rng: random.Random) -> float:
 
 
 def _script_regular_skewed(count: int = 300, seed: int = 2) -> Flow:
-    """Every six hours, give or take a minute, an amount of :func:`_skewed`."""
+    """Every six hours, give or take a minute, an amount of :func:`_skewed`, from one account."""
     rng = random.Random(seed)
-    return [(6 * HOUR * i + rng.uniform(-60, 60), _skewed(rng)) for i in range(count)]
+    return [(6 * HOUR * i + rng.uniform(-60, 60), _skewed(rng), "related-co") for i in range(count)]
 
 
 def _script_among_customers(seed: int = 3) -> Flow:
-    """Round sums every 47 minutes to the second during office hours, for three weeks, while
-    real customers keep paying at random times."""
+    """Round sums from one account every 47 minutes to the second during office hours, for
+    three weeks, while real customers keep paying at random times."""
     rng = random.Random(seed)
     script = []
     for day in range(21):
         start = 86_400.0 * day
         t = start + 2 * rng.uniform(0, 600)  # 09:00 or so
         while t < start + 12 * HOUR:
-            script.append((t, float(rng.randint(5, 40) * 1000)))
+            script.append((t, float(rng.randint(5, 40) * 1000), "related-co"))
             t += 47 * 60 + rng.randint(-5, 5)
+    names = random.Random(seed + 1)
     customers = [
-        (t, round(max(100.0, math.exp(rng.gauss(7.0, 1.0))), 2))
+        (t, round(max(100.0, math.exp(rng.gauss(7.0, 1.0))), 2), _customer(names))
         for t in _poisson(rng, 260, 2 * HOUR)
     ]
     return sorted([*script, *customers])
 
 
-def _retail(count: int = 500, seed: int = 4, round_share: float = 0.15) -> Flow:
-    """Customers paying at random times, log-normal amounts, some of them in round sums."""
+def _script_rotating(seed: int = 20, payers: int = 4, days: int = 21) -> Flow:
+    """A script posing as customers: every 53 minutes, give or take 3 s, from 08:00 to 21:00,
+    an amount drawn uniformly between 0.2 and 1.8 times 3 000 (with cents), from one of a few
+    accounts picked at random; real customers keep paying at random times."""
     rng = random.Random(seed)
+    accounts = [_customer(rng) for _ in range(payers)]
+    script = []
+    t = -HOUR + rng.uniform(0, 53 * 60)
+    while t < days * 86_400.0:
+        if 8 * HOUR <= (t + 9 * HOUR) % 86_400.0 < 21 * HOUR:  # T0 is 09:00
+            script.append((t, round(3_000 * rng.uniform(0.2, 1.8), 2), rng.choice(accounts)))
+        t += 53 * 60 + rng.randint(-3, 3)
+    return sorted([*script, *_retail(count=days * 8, seed=seed + 1, mean_gap=3 * HOUR)])
+
+
+def _retail(
+    count: int = 500, seed: int = 4, round_share: float = 0.15, mean_gap: float = 2 * HOUR
+) -> Flow:
+    """Customers paying at random times, log-normal amounts, some of them in round sums; one
+    customer in four is a regular (one of thirty)."""
+    rng, names = random.Random(seed), random.Random(-seed)
+    regulars = [_customer(names) for _ in range(30)]
     flow = []
-    for t in _poisson(rng, count, 2 * HOUR):
+    for t in _poisson(rng, count, mean_gap):
         amount = max(100.0, math.exp(rng.gauss(7.0, 1.0)))
-        flow.append((t, round(amount, -2) if rng.random() < round_share else round(amount, 2)))
+        payer = names.choice(regulars) if names.random() < 0.25 else _customer(names)
+        flow.append(
+            (t, round(amount, -2) if rng.random() < round_share else round(amount, 2), payer)
+        )
     return flow
 
 
@@ -133,7 +167,11 @@ def _settlement(count: int = 300, seed: int = 5) -> Flow:
     """The card acquirer settles yesterday's takings at 02:00 every day: never round."""
     rng = random.Random(seed)
     return [
-        (86_400.0 * i + 17 * HOUR + rng.uniform(0, 180), round(math.exp(rng.gauss(9.0, 0.25)), 2))
+        (
+            86_400.0 * i + 17 * HOUR + rng.uniform(0, 180),
+            round(math.exp(rng.gauss(9.0, 0.25)), 2),
+            "acquirer",
+        )
         for i in range(count)
     ]
 
@@ -208,7 +246,11 @@ def test_a_clock_among_real_customers_is_still_regular() -> None:
 def test_all_three_signals_score_highest() -> None:
     rng = random.Random(6)
     flow = [
-        (2 * HOUR * i, float(rng.randint(1, 99) * 1000) if rng.random() < 0.7 else _skewed(rng))
+        (
+            2 * HOUR * i,
+            float(rng.randint(1, 99) * 1000) if rng.random() < 0.7 else _skewed(rng),
+            "related-co",
+        )
         for i in range(300)
     ]
 
@@ -237,26 +279,79 @@ def _rent_and_payroll() -> list[Transaction]:
 def _round_sums_at_random_times() -> Flow:
     # A wholesaler's clients pay invoices in round sums, whenever they like: round only.
     rng = random.Random(18)
-    return [(t, float(rng.randint(1, 99) * 1000)) for t in _poisson(rng, 300, 5 * HOUR)]
+    clients = [f"corp-{k}" for k in range(12)]
+    return [
+        (t, float(rng.randint(1, 99) * 1000), rng.choice(clients))
+        for t in _poisson(rng, 300, 5 * HOUR)
+    ]
 
 
 def _top_ups_and_card_payments() -> Flow:
     # A gym: members top up prepaid cards in round sums, others pay by card.
     rng = random.Random(15)
+    members = [f"member-{k}" for k in range(60)]
     flow = []
     for t in _poisson(rng, 400, 2 * HOUR):
         if rng.random() < 0.6:
-            flow.append((t, float(rng.choice((100, 200, 200, 300, 500, 500, 1000)))))
+            amount = float(rng.choice((100, 200, 200, 300, 500, 500, 1000)))
+            flow.append((t, amount, rng.choice(members)))
         else:
-            flow.append((t, round(max(100.0, math.exp(rng.gauss(6.5, 0.8))), 2)))
+            flow.append((t, round(max(100.0, math.exp(rng.gauss(6.5, 0.8))), 2), _customer(rng)))
     return flow
 
 
 def _platform_batches_and_retail() -> Flow:
     # A marketplace settles orders every four hours to the second; customers also pay direct.
     rng = random.Random(16)
-    batches = [(4 * HOUR * i, round(math.exp(rng.gauss(8.5, 0.3)), 2)) for i in range(6 * 40)]
+    batches = [
+        (4 * HOUR * i, round(math.exp(rng.gauss(8.5, 0.3)), 2), "platform-1") for i in range(6 * 40)
+    ]
     return sorted([*batches, *_retail(count=240, seed=17)])
+
+
+def _platforms_settling_together(seed: int = 32, shops: int = 3, orders: float = 0.45) -> Flow:
+    """A seller on a few platforms that all settle every four hours, within 25 s of each
+    other; a platform with no orders in a slot pays nothing, so on many ticks one platform
+    settles alone, and not the one of the tick before. Customers also pay direct."""
+    rng = random.Random(seed)
+    batches = []
+    for tick in range(6 * 45):
+        for shop in range(shops):
+            if rng.random() < orders:
+                amount = round(math.exp(rng.gauss(8.0, 0.8)), 2)
+                batches.append((4 * HOUR * tick + rng.uniform(0, 25), amount, f"platform-{shop}"))
+    return sorted([*batches, *_retail(count=540, seed=seed + 1)])
+
+
+def _narrow_prices_at_random_times(seed: int = 21) -> Flow:
+    """A noodle shop: every customer pays between 180 and 420, any cent, whenever they come;
+    its card takings settle at 02:00 the next day from one acquirer."""
+    rng = random.Random(seed)
+    walk_ins = [
+        (t, round(rng.uniform(180, 420), 2), _customer(rng)) for t in _poisson(rng, 900, HOUR)
+    ]
+    daily = [
+        (
+            86_400.0 * day + 17 * HOUR + rng.uniform(0, 40),
+            round(rng.uniform(6_000, 9_000), 2),
+            "acq",
+        )
+        for day in range(40)
+    ]
+    return sorted([*walk_ins, *daily])
+
+
+def _two_acquirers() -> Flow:
+    """Card takings settled by two acquirers, at 02:00 and at 07:30, each from its own account,
+    with narrow amounts, and a few customers at random times: the second acquirer always
+    comes 5.5 hours after the first, another payer, on what looks like a 5.5-hour clock."""
+    rng = random.Random(22)
+    daily = []
+    for day in range(60):
+        for hour, payer in ((17.0, "acq-a"), (22.5, "acq-b")):
+            t = 86_400.0 * day + hour * HOUR + rng.uniform(0, 40)
+            daily.append((t, round(math.exp(rng.gauss(9.0, 0.2)), 2), payer))
+    return sorted([*daily, *_retail(count=60, seed=23, mean_gap=24 * HOUR)])
 
 
 def _own_account_sweeps() -> list[Transaction]:
@@ -275,8 +370,12 @@ def _own_account_sweeps() -> list[Transaction]:
         _rent_and_payroll(),
         _events(_retail()),
         _events(_retail(seed=9, round_share=0.3)),
+        _events(_platforms_settling_together()),
+        _events(_platforms_settling_together(seed=24, shops=2, orders=0.6)),
+        _events(_narrow_prices_at_random_times()),
+        _events(_two_acquirers()),
         _events(_script_round_regular(count=39)),
-        _events([(4 * HOUR * i, 50.0) for i in range(300)]),
+        _events([(4 * HOUR * i, 50.0, f"cp-{i % 4}") for i in range(300)]),
         _events(_script_round_regular(count=300), direction="out"),
         _own_account_sweeps(),
     ],
@@ -288,6 +387,10 @@ def _own_account_sweeps() -> list[Transaction]:
         "rent-and-payroll",
         "genuine-retail",
         "retail-with-many-round-payments",
+        "three-platforms-settling-together",
+        "two-platforms-settling-together",
+        "narrow-prices-and-daily-settlement",
+        "two-acquirers-each-on-its-clock",
         "too-few-samples",
         "below-min-amount",
         "outflows",
@@ -308,6 +411,148 @@ def test_the_settlement_is_regular_and_nothing_else() -> None:
     assert findings and set(map(tuple, _codes(findings))) == {("regular_intervals",)}
 
 
+def test_payers_taking_turns_on_a_clock_alert() -> None:
+    findings = _run(_script_rotating())
+
+    assert findings
+    assert set(map(tuple, _codes(findings))) == {("regular_intervals", "rotating_payers")}
+    rotating = findings[0].reasons[1]
+    assert rotating.threshold == 0.5
+    # Four accounts picked at random: each lag repeats about a quarter of the time.
+    assert isinstance(rotating.observed, float) and 0.1 <= rotating.observed <= 0.5
+    assert re.search(
+        r"on the 5[23]\.\d min clock come from payers in no fixed order", rotating.message
+    )
+    assert re.search(r"at most \d+% have the payer of the one [1-4] before them", rotating.message)
+    assert re.search(
+        r"\d+% came within 5 min of another on the clock \(at most 2%", rotating.message
+    )
+    # Three weeks from Friday 1 March: one alert a week, weeks 10 to 13 at most.
+    assert 3 <= len(findings) <= 4
+    assert all(0.5 <= f.score <= 0.8 for f in findings)
+
+
+@pytest.mark.parametrize(
+    ("thresholds", "alerts"),
+    [
+        (MachineFlowThresholds(), True),
+        (MachineFlowThresholds(max_payer_repeat_share=0.1), False),
+        (MachineFlowThresholds(max_batched_share=0.0, max_payer_repeat_share=1.0), True),
+        (MachineFlowThresholds(min_payer_samples=10_000), False),
+    ],
+    ids=["defaults", "stricter-order", "no-batch-at-all", "more-payer-samples"],
+)
+def test_rotation_thresholds_are_data(thresholds: MachineFlowThresholds, alerts: bool) -> None:
+    assert bool(_run(_script_rotating(), thresholds)) is alerts
+
+
+def test_rotation_waits_for_enough_payers_on_the_clock() -> None:
+    events = _events(_script_rotating())
+    first = {}
+    for floor in (10, 2):
+        detector = MachineFlowDetector(
+            MachineFlowThresholds(min_samples=5, min_payer_samples=floor)
+        )
+        state = BorrowerState(borrower_id="b-1")
+        for count, event in enumerate(events):
+            if _feed(detector, state, [event]):
+                first[floor] = count
+                assert state.slots["machine_flow"]["pn"] >= floor
+                break
+
+    # A share of fewer payers would be noise: the floor, not the rest, sets the first alert.
+    assert first[2] < first[10]
+
+
+def test_a_slot_of_version_1_learns_payers_from_then_on() -> None:
+    events = _events(_script_rotating())
+    detector = MachineFlowDetector(MachineFlowThresholds())
+    state = BorrowerState(borrower_id="b-1")
+    _feed(detector, state, events[:40])
+    for key in ("lc", "pp", "pc", "pn", "pm", "bt"):  # what version 1 did not keep
+        del state.slots["machine_flow"][key]
+
+    findings = _feed(detector, state, events[40:])
+
+    assert set(map(tuple, _codes(findings))) == {("regular_intervals", "rotating_payers")}
+    assert state.slots["machine_flow"]["pn"] >= 10
+
+
+def _script_then_quiet() -> Flow:
+    """Round sums every four hours for 16 days; then a quiet shop: a customer a day, a
+    tenant's round rent on day 35, and on day 40 two customers four hours apart to the
+    second, on the stopped script's period."""
+    rng = random.Random(27)
+    script = _script_round_regular(count=100)
+    quiet = [
+        (86_400.0 * day + rng.uniform(0, 8 * HOUR), round(rng.uniform(300, 3_000), 2), f"c-{day}")
+        for day in range(17, 50)
+    ]
+    rent = [(35 * 86_400.0 + 3 * HOUR, 5_000.0, "tenant")]
+    chance = [(40 * 86_400.0 + 10 * HOUR + k * 4 * HOUR, 1_234.56, f"w-{k}") for k in range(2)]
+    return sorted([*script, *quiet, *rent, *chance])
+
+
+def test_a_stopped_script_does_not_alert_from_its_decayed_statistics() -> None:
+    findings = _run(_script_then_quiet())
+
+    # Weeks 10 to 12 while the script runs (to 17 March); nothing after, though the round
+    # share and the clock share fade slowly at a customer a day, and a round sum and a
+    # chance hit on the old period come weeks later.
+    assert findings and all(f.ts < at(days=17) for f in findings)
+    assert [f.episode for f in findings] == ["machine:2024-W10", "machine:2024-W11"]
+
+
+def test_a_script_with_one_account_does_not_rotate() -> None:
+    one_account = [(t, a, "related-co") for t, a, _ in _script_rotating()]
+
+    assert _run(one_account) == []
+    assert _codes(_run(one_account, MachineFlowThresholds(min_signals=1)))[0] == [
+        "regular_intervals"
+    ]
+
+
+def _interleaved_settlements(hours: tuple[float, ...]) -> Flow:
+    """A restaurant whose card acquirer settles at one hour of the day and its delivery
+    platform(s) at others, each from its own account, and a few customers at random: the
+    settlements are evenly spaced and alternate payers, but in a fixed order."""
+    rng = random.Random(25)
+    daily = []
+    for day in range(60):
+        for k, hour in enumerate(hours):
+            t = 86_400.0 * day + hour * HOUR + rng.uniform(0, 40)
+            daily.append((t, round(math.exp(rng.gauss(9.0, 0.3)), 2), f"settles-{k}"))
+    return sorted([*daily, *_retail(count=60, seed=26, mean_gap=24 * HOUR)])
+
+
+@pytest.mark.parametrize(
+    ("flow", "relaxed"),
+    [
+        (_platforms_settling_together(), MachineFlowThresholds(max_batched_share=1.0)),
+        (_interleaved_settlements((17, 5)), MachineFlowThresholds(max_payer_repeat_share=1.0)),
+        (_interleaved_settlements((1, 9, 17)), MachineFlowThresholds(max_payer_repeat_share=1.0)),
+        (_two_acquirers(), MachineFlowThresholds(max_payer_repeat_share=1.0)),
+        (_settlement(), MachineFlowThresholds(max_payer_repeat_share=1.0)),
+        (_platform_batches_and_retail(), MachineFlowThresholds(max_payer_repeat_share=1.0)),
+    ],
+    ids=[
+        "platforms-settling-together",
+        "acquirer-and-platform-12-h-apart",
+        "three-settlements-8-h-apart",
+        "two-acquirers-5.5-h-apart",
+        "daily-settlement",
+        "platform-batches",
+    ],
+)
+def test_settlement_clocks_do_not_rotate(flow: Flow, relaxed: MachineFlowThresholds) -> None:
+    # Each has a clock (alone, an alert with min_signals=1), and payers that only the guard
+    # relaxed here tells from a script's: several on one tick, or a fixed order.
+    regular_only = _codes(_run(flow, MachineFlowThresholds(min_signals=1)))
+    assert regular_only and {tuple(codes) for codes in regular_only} == {("regular_intervals",)}
+    assert _run(flow) == []
+    assert ["regular_intervals", "rotating_payers"] in _codes(_run(flow, relaxed))
+
+
 @pytest.mark.parametrize(
     ("thresholds", "first_alert_at"),
     [
@@ -317,8 +562,17 @@ def test_the_settlement_is_regular_and_nothing_else() -> None:
         (MachineFlowThresholds(round_unit=1_000_000), None),
         (MachineFlowThresholds(max_interval_cv=0.0001, min_clock_share=1.0), None),
         (MachineFlowThresholds(min_amount=100_000), None),
+        (MachineFlowThresholds(max_payer_repeat_share=1.0, max_batched_share=1.0), 39),
     ],
-    ids=["defaults", "more-samples", "three-signals", "rounder", "stricter-clock", "bigger"],
+    ids=[
+        "defaults",
+        "more-samples",
+        "three-signals",
+        "rounder",
+        "stricter-clock",
+        "bigger",
+        "any-payers-rotate",
+    ],
 )
 def test_thresholds_are_data(thresholds: MachineFlowThresholds, first_alert_at: int | None) -> None:
     events = _events(_script_round_regular(count=150))
@@ -333,8 +587,8 @@ def test_thresholds_are_data(thresholds: MachineFlowThresholds, first_alert_at: 
 
 def _mixed(seed: int) -> Flow:
     """Retail, then a script takes over, then retail again."""
-    script = [(t + 50 * 86_400.0, a) for t, a in _script_round_regular(count=150, seed=seed)]
-    after = [(t + 80 * 86_400.0, a) for t, a in _retail(count=200, seed=seed)]
+    script = [(t + 50 * 86_400.0, a, p) for t, a, p in _script_round_regular(150, seed)]
+    after = [(t + 80 * 86_400.0, a, p) for t, a, p in _retail(count=200, seed=seed)]
     return [*_retail(count=400, seed=seed), *script, *after]
 
 
