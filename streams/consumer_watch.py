@@ -1,0 +1,141 @@
+"""Watchdogs over Faust's consumer bookkeeping: what keeps a worker fetching and committing.
+
+Faust commits, per partition, the unbroken run of acknowledged offsets that starts at the
+committed one. Around a restart or a rebalance that record can lose an acknowledgement:
+records handled before recovery seeks back to the committed offsets, a commit computed from
+acknowledgements that a seek then makes stale (the faust-streaming #312/#378/#606 family).
+From then on the run never starts at the committed offset, and the partition is never
+committed again although every record of it was handled. The worker keeps processing, its
+consumer-group lag never comes down, and a restart redoes everything since.
+
+:class:`CommitWatch` finds such partitions and has their records delivered again from the
+committed offset. That is safe because delivery is at least once anyway: the engine skips
+records a borrower already applied, and alerts already published are not sent again.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from faust.types import TP
+
+__all__ = ["CommitWatch", "describe_stall", "refetch_paused"]
+
+log = logging.getLogger("lendwatch")
+
+#: Seconds a partition's commit may stand still while later offsets are acknowledged. Faust
+#: commits every 2.8 s, so this is ten missed commits.
+STUCK_AFTER_SECONDS = 30.0
+#: Seconds without a batch after which partitions Faust still holds back are fetched again.
+REFETCH_AFTER_IDLE_SECONDS = 10.0
+
+
+class CommitWatch:
+    """Input partitions whose commit stopped behind acknowledged records, and their repair."""
+
+    def __init__(self, topics: set[str], stuck_after: float = STUCK_AFTER_SECONDS) -> None:
+        self.topics = topics
+        self.stuck_after = stuck_after
+        self._since: dict[TP, tuple[int, float]] = {}  # committed offset, first seen at
+
+    def stuck(self, consumer: Any, assigned: set[TP], now: float) -> dict[TP, int]:
+        """Partitions to deliver again, with the committed offset to deliver them from.
+
+        A partition is stuck when records above its committed offset are acknowledged and
+        the committed offset has not moved for ``stuck_after`` seconds. (A batch in flight
+        cannot explain it: a partition's records are handled in order, one batch at a time,
+        so none above the batch is acknowledged before it.) A broker outage longer than
+        that also holds commits back; the records are then delivered again once, which
+        costs time but loses nothing.
+        """
+        found: dict[TP, int] = {}
+        for tp in assigned:
+            if tp.topic not in self.topics:
+                continue
+            committed = consumer._committed_offset.get(tp)
+            if committed is None or not consumer._acked.get(tp):
+                self._since.pop(tp, None)
+                continue
+            seen = self._since.get(tp)
+            if seen is None or seen[0] != committed:
+                self._since[tp] = (committed, now)
+            elif now - seen[1] >= self.stuck_after:
+                found[tp] = committed
+        for tp in set(self._since) - assigned:
+            del self._since[tp]
+        return found
+
+    def forget_acks(self, consumer: Any, tp: TP) -> None:
+        """Drop the partition's acknowledgement record; the redelivered records rebuild it."""
+        consumer._acked.pop(tp, None)
+        consumer._acked_index.pop(tp, None)
+        consumer._gap.pop(tp, None)
+        self._since.pop(tp, None)
+
+    async def repair(self, consumer: Any, now: float) -> dict[TP, int]:
+        """Deliver every stuck partition again from its committed offset; returns them."""
+        found = self.stuck(consumer, consumer.assignment(), now)
+        for tp, committed in found.items():
+            log.warning(
+                "%s/%d: commit stuck at %d behind acknowledged records; delivering again "
+                "from there (records already applied are skipped)",
+                tp.topic,
+                tp.partition,
+                committed,
+            )
+            self.forget_acks(consumer, tp)
+            await consumer.seek(tp, committed)
+        return found
+
+
+def refetch_paused(consumer: Any, idle: float) -> None:
+    """Work around a Faust flow-control gap seen after rebalances.
+
+    When a stream's buffer is under pressure, Faust stops fetching its partition until the
+    buffer drains (``Consumer.on_buffer_full`` / ``on_buffer_drop``). If a rebalance empties
+    the buffer meanwhile, the drain is never signalled and the partition is never fetched
+    again: the worker sits idle with lag. No batch for a while means no buffer is under
+    pressure, so whatever is still held back is released.
+    """
+    held = set(getattr(consumer, "_buffered_partitions", ()))
+    if idle < REFETCH_AFTER_IDLE_SECONDS or not held:
+        return
+    log.warning("fetching again %d partitions left paused by flow control: %s", len(held), held)
+    for tp in held:
+        consumer.on_buffer_drop(tp)
+
+
+def describe_stall(consumer: Any, topics: set[str], handled: dict[tuple[str, int], int]) -> str:
+    """Why input partitions are not committed: empty when every one is (or is unknown).
+
+    For each: the offset committed, the acknowledged offsets waiting (first, last, count), the
+    last offset the pipeline handled, the fetch position and the high-water mark; then which
+    partitions the consumer fetches, pauses or holds back.
+    """
+    fetcher = consumer._thread._ensure_consumer()
+    assignment = fetcher._subscription.subscription.assignment
+    lagging = {}
+    for tp in sorted(consumer.assignment()):
+        committed = consumer._committed_offset.get(tp)
+        highwater = consumer.highwater(tp)
+        if tp.topic not in topics or committed is None or highwater is None:
+            continue  # not ours, or mid-rebalance
+        if committed >= highwater:
+            continue
+        state = assignment.state_value(tp)
+        acked = sorted(consumer._acked.get(tp, ()))
+        lagging[f"{tp.topic}/{tp.partition}"] = {
+            "committed": committed,
+            "acked": (acked[0], acked[-1], len(acked)) if acked else None,
+            "handled": handled.get((tp.topic, tp.partition)),
+            "position": state.position if state is not None else None,
+            "highwater": highwater,
+        }
+    if not lagging:
+        return ""
+    return (
+        f"input not committed: {lagging}; unacked messages {len(consumer._unacked_messages)}; "
+        f"paused {sorted(consumer._paused_partitions)}; "
+        f"held back {sorted(consumer._buffered_partitions)}; flow active {consumer.flow_active}"
+    )
