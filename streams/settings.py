@@ -40,8 +40,6 @@ class Settings:
     #: Consumer session timeout (LW_SESSION_TIMEOUT_SECONDS). Tansu holds a group join for
     #: half of it, so the embedded setup uses a short one; Faust's 60 s suits production.
     session_timeout_seconds: float = 60.0
-    #: How often per-partition models are checkpointed (LW_CHECKPOINT_SECONDS).
-    checkpoint_seconds: float = 30.0
     #: Prefix of the Redis keys the pipeline owns (LW_REDIS_PREFIX).
     redis_prefix: str = "lw"
     #: Faust web port for the worker, 0 to pick a free one (LW_WEB_PORT).
@@ -66,7 +64,6 @@ class Settings:
             "session_timeout_seconds": _float(
                 env, "LW_SESSION_TIMEOUT_SECONDS", defaults.session_timeout_seconds
             ),
-            "checkpoint_seconds": _float(env, "LW_CHECKPOINT_SECONDS", defaults.checkpoint_seconds),
             "redis_prefix": env.get("LW_REDIS_PREFIX") or defaults.redis_prefix,
             "web_port": _int(env, "LW_WEB_PORT", defaults.web_port),
             "topics": TopicNames.from_env(env),

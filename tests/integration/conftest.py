@@ -18,7 +18,7 @@ import aiohttp
 import orjson
 import pytest
 import redis
-from aiokafka import AIOKafkaConsumer
+from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from streams.broker import create_topics
 from streams.embedded import EmbeddedKafka, EmbeddedRedis, ServiceError, free_port
@@ -89,11 +89,31 @@ class Worker:
             f"log tail:\n{self.log.read_text()[-3000:]}"
         )
 
+    def cpu_seconds(self) -> float:
+        """User plus system CPU time the worker has used (from /proc)."""
+        fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    async def metric(self, name: str) -> float:
+        """Sum of a metric's samples on the worker's /metrics page (0 when absent)."""
+        async with (
+            aiohttp.ClientSession() as session,
+            session.get(f"http://127.0.0.1:{self.web_port}/metrics") as response,
+        ):
+            body = await response.text()
+        pattern = rf"^{re.escape(name)}(?:\{{.*\}})? (\S+)$"
+        return sum(float(v) for v in re.findall(pattern, body, re.M))
+
     def check_alive(self) -> None:
         if self.process.poll() is not None:
             raise AssertionError(
                 f"worker exited with {self.process.returncode}:\n{self.log.read_text()[-3000:]}"
             )
+
+    def kill(self) -> None:
+        """SIGKILL: no flush, no commit, no goodbye to the group."""
+        self.process.kill()
+        self.process.wait()
 
     def stop(self) -> None:
         if self.process.poll() is None:
@@ -151,6 +171,35 @@ class Deployment:
             )
         return Worker(process, port, log)
 
+    async def committed(self) -> int:
+        """Input records the consumer group has committed, over every input partition."""
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=self.kafka.bootstrap, group_id=self.app_id, enable_auto_commit=False
+        )
+        await consumer.start()
+        try:
+            total = 0
+            for topic in (self.topics.transactions, self.topics.logins, self.topics.repayments):
+                for partition in range(self.partitions):
+                    offset = await consumer.committed(TopicPartition(topic, partition))
+                    total += offset or 0
+            return total
+        finally:
+            await consumer.stop()
+
+    async def wait_committed(self, count: int, timeout: float, *workers: Worker) -> None:
+        """Until the group has committed ``count`` input records (all of them, usually)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for worker in workers:
+                worker.check_alive()
+            if await self.committed() >= count:
+                return
+            await asyncio.sleep(0.5)
+        logs = "\n".join(w.log.read_text()[-2000:] for w in workers)
+        committed = await self.committed()
+        raise AssertionError(f"committed {committed} of {count} in {timeout}s:\n{logs}")
+
     async def consume(
         self, topics: list[str], *, idle: float, timeout: float
     ) -> list[tuple[str, dict[str, Any]]]:
@@ -178,8 +227,8 @@ class Deployment:
         return received
 
 
-@pytest.fixture
-async def deployment(kafka: EmbeddedKafka, redis_url: str, tmp_path: Path) -> Deployment:
+async def make_deployment(kafka: EmbeddedKafka, redis_url: str, tmp_path: Path) -> Deployment:
+    """Fresh topics, consumer group and Redis prefix on ``kafka`` and ``redis_url``."""
     suffix = uuid.uuid4().hex[:8]
     topics = TopicNames(
         **{
@@ -190,3 +239,8 @@ async def deployment(kafka: EmbeddedKafka, redis_url: str, tmp_path: Path) -> De
     deployment = Deployment(kafka, redis_url, topics, f"lw-test-{suffix}", 4, tmp_path)
     await create_topics(kafka.bootstrap, topics.all(), deployment.partitions)
     return deployment
+
+
+@pytest.fixture
+async def deployment(kafka: EmbeddedKafka, redis_url: str, tmp_path: Path) -> Deployment:
+    return await make_deployment(kafka, redis_url, tmp_path)

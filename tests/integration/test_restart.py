@@ -1,8 +1,9 @@
-"""A worker restarted mid-stream resumes with its state and its models: alerts as in replay."""
+"""Crashes and rebalances: state, models and offsets come back; alerts are those of a replay."""
 
 from __future__ import annotations
 
-import asyncio
+import re
+from collections import Counter
 
 import orjson
 import pytest
@@ -15,32 +16,62 @@ from tests.integration.conftest import Deployment
 pytestmark = pytest.mark.integration
 
 
-async def test_models_and_state_survive_a_restart(deployment: Deployment) -> None:
-    simulation = simulate(SimulationConfig(borrowers=60, days=60, seed=5, topics=deployment.topics))
-    half = len(simulation.records) // 2
-    first, second = simulation.records[:half], simulation.records[half:]
+async def _replayed_ids(deployment: Deployment, records: list[dict[str, object]]) -> set[str]:
+    lines = [(n, orjson.dumps(r)) for n, r in enumerate(records, start=1)]
+    _, alerts = await replay(lines, partitions=deployment.partitions, topics=deployment.topics)
+    return {alert.alert_id for alert in alerts}
+
+
+def _alert_topics(deployment: Deployment) -> list[str]:
     topics = deployment.topics
-    alert_topics = [topics.alerts_fraud, topics.alerts_security, topics.alerts_collections]
+    return [topics.alerts_fraud, topics.alerts_security, topics.alerts_collections]
 
-    worker = deployment.start_worker("before", LW_CHECKPOINT_SECONDS="1")
+
+async def test_a_worker_killed_mid_stream_resumes_as_if_never_stopped(
+    deployment: Deployment,
+) -> None:
+    simulation = simulate(SimulationConfig(borrowers=40, days=50, seed=5, topics=deployment.topics))
+    records = simulation.records
+    worker = deployment.start_worker("killed")
     try:
-        sent = await produce_records(deployment.kafka.bootstrap, first)
-        await worker.wait_processed(sent, timeout=180)
-        await asyncio.sleep(3)  # a checkpoint of the models after the last batch
+        sent = await produce_records(deployment.kafka.bootstrap, records)
+        await worker.wait_processed(sent // 2, timeout=180)
     finally:
-        worker.stop()  # graceful: Faust commits the offsets it has processed
+        worker.kill()  # mid-stream: uncommitted batches, a model checkpoint possibly in flight
+    committed = await deployment.committed()
+    assert committed < sent, "the kill came too late to test anything"
 
-    worker = deployment.start_worker("after", LW_CHECKPOINT_SECONDS="1")
+    worker = deployment.start_worker("restarted")
     try:
-        sent = await produce_records(deployment.kafka.bootstrap, second)
-        await worker.wait_processed(sent, timeout=180)
-        received = await deployment.consume(alert_topics, idle=5.0, timeout=60)
+        await deployment.wait_committed(sent, 180, worker)
+        received = await deployment.consume(_alert_topics(deployment), idle=5.0, timeout=60)
         worker.check_alive()
     finally:
         worker.stop()
 
-    restored = [line for line in worker.log.read_text().splitlines() if "restored" in line]
-    assert any("delinquency model" in line for line in restored), worker.log.read_text()[-2000:]
-    lines = [(n, orjson.dumps(r)) for n, r in enumerate(simulation.records, start=1)]
-    _, replayed = await replay(lines, partitions=deployment.partitions, topics=topics)
-    assert {alert["alert_id"] for _, alert in received} == {a.alert_id for a in replayed}
+    log = worker.log.read_text()
+    assert re.search(r"resumed event time of partition", log), log[-2000:]
+    assert {alert["alert_id"] for _, alert in received} == await _replayed_ids(deployment, records)
+
+
+async def test_a_second_worker_takes_over_when_the_first_stops(deployment: Deployment) -> None:
+    simulation = simulate(SimulationConfig(borrowers=40, days=50, seed=6, topics=deployment.topics))
+    records = simulation.records
+    first = deployment.start_worker("first")
+    second = deployment.start_worker("second")
+    try:
+        sent = await produce_records(deployment.kafka.bootstrap, records)
+        await first.wait_processed(1, timeout=120)
+        await second.wait_processed(1, timeout=120)  # both own partitions
+        first.stop()  # graceful: it commits, leaves the group; the second takes everything
+        await deployment.wait_committed(sent, 180, second)
+        received = await deployment.consume(_alert_topics(deployment), idle=5.0, timeout=60)
+        second.check_alive()
+    finally:
+        first.stop()
+        second.stop()
+
+    ids = [alert["alert_id"] for _, alert in received]
+    assert set(ids) == await _replayed_ids(deployment, records)
+    repeated = {alert_id: n for alert_id, n in Counter(ids).items() if n > 1}
+    assert repeated == {}, "an alert published twice across the hand-over"

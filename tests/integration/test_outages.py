@@ -1,0 +1,125 @@
+"""Outages of the real broker and the real Redis: the worker waits, degrades, comes back."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import orjson
+import pytest
+
+from streams.broker import produce_records
+from streams.embedded import EmbeddedKafka, EmbeddedRedis, free_port
+from streams.replay import replay
+from streams.simulate import SimulationConfig, simulate
+from tests.integration.conftest import Deployment, make_deployment
+from tests.integration.proxy import TcpProxy
+
+pytestmark = pytest.mark.integration
+
+OUTAGE_SECONDS = 30
+#: CPU a worker may burn while its broker is away: well under a core, no busy loop.
+MAX_CPU_SHARE_WHILE_WAITING = 0.25
+CROSS_BORROWER = {"circular_flow", "credential_stuffing", "device_ring"}
+
+
+def _alert_topics(deployment: Deployment) -> list[str]:
+    topics = deployment.topics
+    return [topics.alerts_fraud, topics.alerts_security, topics.alerts_collections]
+
+
+async def _replayed(deployment: Deployment, records: list[dict[str, object]]) -> dict[str, str]:
+    """Alert id -> detector, from replaying the records."""
+    lines = [(n, orjson.dumps(r)) for n, r in enumerate(records, start=1)]
+    _, alerts = await replay(lines, partitions=deployment.partitions, topics=deployment.topics)
+    return {alert.alert_id: alert.detector for alert in alerts}
+
+
+@pytest.fixture
+async def proxied_kafka() -> AsyncIterator[tuple[EmbeddedKafka, TcpProxy]]:
+    """A broker of its own that clients reach only through a proxy the test can cut."""
+    proxy_port = free_port()
+    kafka = EmbeddedKafka(advertised_port=proxy_port).start()
+    proxy = await TcpProxy(proxy_port, kafka.port).start()
+    yield kafka, proxy
+    await proxy.cut()
+    kafka.cleanup()
+
+
+async def test_the_worker_waits_out_a_broker_outage_and_loses_nothing(
+    proxied_kafka: tuple[EmbeddedKafka, TcpProxy], redis_url: str, tmp_path: Path
+) -> None:
+    kafka, proxy = proxied_kafka
+    deployment = await make_deployment(kafka, redis_url, tmp_path)
+    records = simulate(
+        SimulationConfig(borrowers=40, days=45, seed=8, topics=deployment.topics)
+    ).records
+    half = len(records) // 2
+    worker = deployment.start_worker("outage")
+    try:
+        sent = await produce_records(kafka.bootstrap, records[:half])
+        await deployment.wait_committed(sent, 120, worker)
+
+        cpu_before = worker.cpu_seconds()
+        await proxy.cut()
+        await asyncio.sleep(OUTAGE_SECONDS)
+        waiting_cpu = worker.cpu_seconds() - cpu_before
+        worker.check_alive()
+        await proxy.restore()
+
+        sent += await produce_records(kafka.bootstrap, records[half:])
+        await deployment.wait_committed(sent, 180, worker)
+        received = await deployment.consume(_alert_topics(deployment), idle=5.0, timeout=60)
+        worker.check_alive()
+    finally:
+        worker.stop()
+
+    assert waiting_cpu < MAX_CPU_SHARE_WHILE_WAITING * OUTAGE_SECONDS, (
+        f"{waiting_cpu:.1f} s of CPU in a {OUTAGE_SECONDS} s outage"
+    )
+    assert {alert["alert_id"] for _, alert in received} == set(await _replayed(deployment, records))
+
+
+async def test_redis_down_degrades_the_cross_borrower_detectors_only(
+    kafka: EmbeddedKafka, tmp_path: Path
+) -> None:
+    redis = EmbeddedRedis().start()
+    try:
+        deployment = await make_deployment(kafka, redis.url, tmp_path)
+        records = simulate(
+            SimulationConfig(borrowers=40, days=45, seed=9, topics=deployment.topics)
+        ).records
+        thirds = [records[: len(records) // 3], records[len(records) // 3 : 2 * len(records) // 3]]
+        thirds.append(records[2 * len(records) // 3 :])
+        worker = deployment.start_worker("redis-outage")
+        try:
+            sent = await produce_records(kafka.bootstrap, thirds[0])
+            await deployment.wait_committed(sent, 120, worker)
+
+            redis.stop()
+            sent += await produce_records(kafka.bootstrap, thirds[1])
+            await deployment.wait_committed(sent, 120, worker)  # processing goes on
+            degraded = await worker.metric("lendwatch_degraded_batches_total")
+
+            redis = EmbeddedRedis(port=redis.port).start()
+            sent += await produce_records(kafka.bootstrap, thirds[2])
+            await deployment.wait_committed(sent, 120, worker)
+            received = await deployment.consume(_alert_topics(deployment), idle=5.0, timeout=60)
+            worker.check_alive()
+        finally:
+            worker.stop()
+    finally:
+        redis.cleanup()
+
+    log = worker.log.read_text()
+    assert degraded > 0
+    assert "cross-borrower index unavailable" in log
+    assert "recovered:" in log, "the worker did not report Redis back"
+    assert "Traceback" not in log
+    expected = {
+        alert_id
+        for alert_id, detector in (await _replayed(deployment, records)).items()
+        if detector not in CROSS_BORROWER
+    }
+    assert expected <= {alert["alert_id"] for _, alert in received}
