@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test lint format clean
+.PHONY: help install run test bench lint format clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -24,6 +24,9 @@ run: $(STAMP)  ## the whole pipeline on embedded Tansu + Valkey with simulated t
 
 test: $(STAMP)  ## every test: unit, and integration against a real broker and Redis
 	$(BIN)/python -m pytest $(ARGS)
+
+bench: $(STAMP)  ## throughput, latency and memory against their ceilings (ARGS="--quick")
+	$(BIN)/python -m benchmarks $(ARGS)
 
 lint: $(STAMP)  ## ruff and mypy
 	$(BIN)/ruff check .

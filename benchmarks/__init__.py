@@ -1,0 +1,1 @@
+"""Throughput, latency and memory of the pipeline against its ceilings: ``python -m benchmarks``."""

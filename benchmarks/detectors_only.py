@@ -1,0 +1,125 @@
+"""(c) The detectors alone, as replay runs them, and the memory a borrower's state takes.
+
+Run by ``python -m benchmarks`` as child processes (peak RSS of each is its own)::
+
+    python -m benchmarks.detectors_only replay FILE --partitions 8 --result F
+    python -m benchmarks.detectors_only memory --borrowers 300 --days 90 --result F
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import time
+import tracemalloc
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from benchmarks.common import peak_rss, write_result
+from detectors.engine import Engine, MemoryStateStore
+from detectors.index import MemoryCrossIndex
+from detectors.state import BorrowerState
+from detectors.thresholds import Thresholds
+from streams.replay import drive, parse_record
+from streams.simulate import SimulationConfig, simulate_stream
+from topics import InputRecord, Source, TopicNames
+
+__all__ = ["memory", "replay"]
+
+
+def _parsed(records: Iterable[Any]) -> Iterator[tuple[Source, InputRecord]]:
+    topics = TopicNames()
+    for raw in records:
+        yield parse_record(raw, topics)
+
+
+async def _drive(
+    records: Iterable[Any], partitions: int
+) -> tuple[Engine, MemoryStateStore, dict[str, Any]]:
+    """Replay's loop over ``records``, parsed lazily (parsing is timed apart, as source time)."""
+    store = MemoryStateStore()
+    engine = Engine(Thresholds(), store, MemoryCrossIndex())
+    started = time.perf_counter()
+    stats = await drive(_parsed(records), engine, partitions=partitions)
+    wall = time.perf_counter() - started
+    figures = {
+        "events": stats.events,
+        "alerts": len(stats.alerts),
+        "alert_ids": [alert.alert_id for alert in stats.alerts],
+        # drive() minus reading and parsing: batching, the baseline pass and Engine.process.
+        "seconds": wall - stats.source_seconds,
+        "detector_seconds": stats.detector_seconds,
+        "source_seconds": stats.source_seconds,
+    }
+    return engine, store, figures
+
+
+def replay(path: Path, partitions: int) -> dict[str, Any]:
+    """Detector throughput over a dataset file written by :func:`benchmarks.common.make_dataset`."""
+
+    def lines() -> Iterator[Any]:
+        with path.open("rb") as handle:
+            for line in handle:
+                yield orjson.loads(line)
+
+    _, _, figures = asyncio.run(_drive(lines(), partitions))
+    return {**figures, "peak_rss": peak_rss()}
+
+
+def memory(borrowers: int, days: int, seed: int, partitions: int) -> dict[str, Any]:
+    """State per borrower after ``days`` of simulated traffic.
+
+    ``changelog_bytes``: what the worker writes to the changelog for a borrower (its JSON).
+    ``process_bytes``: what a borrower's state takes in memory, as traced by ``tracemalloc``
+    while the states are rebuilt from their JSON (as a worker recovering its table holds them);
+    tracing the whole run instead would slow it several times over.
+    """
+    _, records = simulate_stream(SimulationConfig(borrowers=borrowers, days=days, seed=seed))
+    _, store, figures = asyncio.run(_drive(records, partitions))
+    del figures["alert_ids"]
+    states = list(store.states.values())
+    blobs = [orjson.dumps(state.to_dict()) for state in states]
+    gc.collect()
+    tracemalloc.start()
+    before = tracemalloc.get_traced_memory()[0]
+    rebuilt = [BorrowerState.from_dict(orjson.loads(blob)) for blob in blobs]
+    gc.collect()
+    traced = tracemalloc.get_traced_memory()[0] - before
+    tracemalloc.stop()
+    traced -= rebuilt.__sizeof__()  # the list holding them is not state
+    return {
+        **figures,
+        "borrowers": len(states),
+        "changelog_bytes": sum(len(blob) for blob in blobs) / len(states),
+        "changelog_max_bytes": max(len(blob) for blob in blobs),
+        "process_bytes": traced / len(rebuilt),
+        "peak_rss": peak_rss(),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    run = commands.add_parser("replay")
+    run.add_argument("input", type=Path)
+    mem = commands.add_parser("memory")
+    mem.add_argument("--borrowers", type=int, required=True)
+    mem.add_argument("--days", type=int, required=True)
+    mem.add_argument("--seed", type=int, default=7)
+    for sub in (run, mem):
+        sub.add_argument("--partitions", type=int, default=8)
+        sub.add_argument("--result", type=Path, required=True)
+    args = parser.parse_args()
+    if args.command == "replay":
+        figures = replay(args.input, args.partitions)
+    else:
+        figures = memory(args.borrowers, args.days, args.seed, args.partitions)
+    write_result(args.result, figures)
+
+
+if __name__ == "__main__":
+    main()

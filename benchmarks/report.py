@@ -1,0 +1,209 @@
+"""The printed table: every figure beside its target."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = ["Results", "Targets", "render"]
+
+
+@dataclass(frozen=True)
+class Targets:
+    worker_vs_faust: float = 0.8
+    worker_events_per_second: float = 8_000.0
+    two_workers_speedup: float = 1.8
+    p99_ms: float = 250.0
+    state_bytes: float = 2_048.0
+
+
+@dataclass
+class Results:
+    """Every figure of one run; ``None`` where a part did not run."""
+
+    events: int = 0
+    borrowers: int = 0
+    days: int = 0
+    partitions: int = 0
+    by_source: dict[str, int] = field(default_factory=dict)
+    produce_events_per_second: float | None = None
+    #: name -> {"events", "seconds", "peak_rss", ...} of (a), (a'), (b), (c), (b2)
+    runs: dict[str, dict[str, Any]] = field(default_factory=dict)
+    latency: dict[str, Any] | None = None
+    memory: dict[str, Any] | None = None
+    profile: str | None = None
+    fetch_wait_ms: int | None = None
+
+    def rate(self, name: str) -> float | None:
+        run = self.runs.get(name)
+        if not run or not run.get("seconds"):
+            return None
+        return float(run["events"]) / float(run["seconds"])
+
+    def to_dict(self) -> dict[str, Any]:
+        rates = {name: self.rate(name) for name in self.runs}
+        return {**self.__dict__, "events_per_second": rates}
+
+
+LABELS = {
+    "a": "(a)  aiokafka consume-decode-produce",
+    "a'": "(a') bare Faust agent, decode only",
+    "b": "(b)  lendwatch worker, all detectors",
+    "c": "(c)  detectors alone (replay drive)",
+    "b2": "(b2) two lendwatch workers, one group",
+}
+
+
+def _int(value: float | None) -> str:
+    return "–" if value is None or math.isnan(value) else f"{value:,.0f}"
+
+
+def _mib(value: float | None) -> str:
+    return "–" if value is None else f"{value / 2**20:,.0f} MiB"
+
+
+def _ratio(top: float | None, bottom: float | None) -> float | None:
+    return top / bottom if top is not None and bottom else None
+
+
+def _fixed(value: float | None, spec: str = ".2f") -> str:
+    return "–" if value is None else f"{value:{spec}}"
+
+
+def _mark(value: float | None, target: float, *, at_most: bool = False) -> str:
+    if value is None:
+        return "–"
+    return "✓" if (value <= target if at_most else value >= target) else "✗"
+
+
+def _ms(value: float | None) -> str:
+    return "–" if value is None else f"{value * 1000:,.0f} ms"
+
+
+def render(results: Results, targets: Targets | None = None) -> str:
+    t = targets or Targets()
+    lines = [
+        f"lendwatch benchmarks: {results.events:,} simulated events "
+        f"({results.borrowers:,} borrowers × {results.days} days; "
+        + ", ".join(f"{k} {v:,}" for k, v in results.by_source.items())
+        + f"), {results.partitions} partitions"
+        if results.events
+        else f"lendwatch benchmarks, {results.partitions} partitions"
+    ]
+    if results.produce_events_per_second:
+        lines.append(f"pre-produced to Tansu at {_int(results.produce_events_per_second)} events/s")
+    lines.append("")
+    header = f"{'':40} {'events/s':>9} {'peak RSS':>10} {'(b)/this':>9}   target"
+    if results.runs:
+        lines += [header, "-" * len(header)]
+    b = results.rate("b")
+    for name in ("a", "a'", "b", "c", "b2"):
+        run = results.runs.get(name)
+        if run is None:
+            continue
+        rate = results.rate(name)
+        rss = run.get("peak_rss")
+        rss_text = " + ".join(_mib(r) for r in rss) if isinstance(rss, list) else _mib(rss)
+        ratio = _ratio(b, rate) if name != "b" else None
+        target = ""
+        if name == "a'":
+            target = f"(b)/(a') ≥ {t.worker_vs_faust:.2f} {_mark(ratio, t.worker_vs_faust)}"
+        elif name == "b":
+            target = (
+                f"≥ {t.worker_events_per_second:,.0f} {_mark(rate, t.worker_events_per_second)}"
+            )
+        elif name == "b2":
+            speedup = _ratio(rate, b)
+            ratio = None
+            target = (
+                f"{_fixed(speedup)} × (b); ≥ {t.two_workers_speedup:.1f} "
+                f"{_mark(speedup, t.two_workers_speedup)}"
+            )
+        extra = ""
+        if run.get("alerts") is not None:
+            extra = f"   [{run['alerts']:,} alerts"
+            replayed = results.runs.get("c", {}).get("alert_ids")
+            if name != "c" and replayed is not None and run.get("alert_ids") is not None:
+                common = len(set(run["alert_ids"]) & set(replayed))
+                extra += f", {common:,} of them also in (c)"
+            extra += "]"
+        lines.append(
+            f"{LABELS[name]:40} {_int(rate):>9} {rss_text:>10} {_fixed(ratio):>9}   {target}{extra}"
+        )
+    for name in ("b", "b2"):
+        run = results.runs.get(name)
+        if run and run.get("batches"):
+            events = run["total_events"]
+            lines.append(
+                f"  {name}: {run['batches']:,} batches, {events / run['batches']:,.1f} events "
+                f"a batch; {run['changelog_records']:,} state changelog records, "
+                f"{run['changelog_records'] / events:.2f} an event; Redis index "
+                f"{run['redis_keys']:,} keys, {run['redis_bytes'] / 2**20:,.1f} MiB"
+            )
+    if results.fetch_wait_ms is not None:
+        lines.append(
+            f"  workers ran with fetch_max_wait_ms={results.fetch_wait_ms} "
+            "(benchmarks.fetch_wait), not Faust's 1500"
+        )
+    if results.profile:
+        lines.append(f"  (b) ran under cProfile ({results.profile}): its rate is not comparable")
+    if b is not None:
+        lines.append("")
+        lines.append(
+            "ratios: "
+            + "   ".join(
+                f"(b)/{name} {_fixed(_ratio(b, results.rate(name.strip('()'))))}"
+                for name in ("(a)", "(a')", "(c)")
+            )
+        )
+    latency = results.latency
+    if latency is not None:
+        from benchmarks.worker import Latency
+
+        event = latency["event_alerts"]
+        timer = latency["timer_alerts"]
+        p50, p99 = Latency.percentile(event, 0.5), Latency.percentile(event, 0.99)
+        met = _mark(None if p99 is None else p99 * 1000, t.p99_ms, at_most=True)
+        few = "   (few alerts: p99 is about the max)" if 0 < len(event) < 100 else ""
+        timer_p50, timer_p99 = Latency.percentile(timer, 0.5), Latency.percentile(timer, 0.99)
+        emitted = latency["event_emitted"]
+        emitted_p50 = Latency.percentile(emitted, 0.5)
+        emitted_p99 = Latency.percentile(emitted, 0.99)
+        lag = latency["lag"]
+        share = f"{latency['rate'] / b:.0%} of (b)" if b else "--rate"
+        lines += [
+            "",
+            f"event→alert latency of (b), paced at {_int(latency['rate'])} events/s "
+            f"({share}; achieved {_int(latency['achieved_rate'])}), "
+            f"{latency['events']:,} events, peak RSS {_mib(latency['peak_rss'])}:",
+            f"  alerts an event raised    n={len(event):<5} p50 {_ms(p50)}   p99 {_ms(p99)}"
+            f"   max {_ms(max(event) if event else None)}   p99 ≤ {t.p99_ms:.0f} ms {met}{few}",
+            f"    of which until the worker stamped emitted_at: p50 "
+            f"{_ms(emitted_p50)}   p99 {_ms(emitted_p99)}"
+            f";  consumer lag while producing: mean {_int(sum(lag) / len(lag) if lag else None)}"
+            f", max {_int(max(lag) if lag else None)} events",
+            f"  alerts a timer raised     n={len(timer):<5} p50 {_ms(timer_p50)}"
+            f"   p99 {_ms(timer_p99)}"
+            "   (from the first event past the alert's time; event time must pass all streams)",
+        ]
+        if latency.get("unmatched"):
+            lines.append(f"  {latency['unmatched']} alerts on warm-up events only, not timed")
+    memory = results.memory
+    if memory is not None:
+        changelog = memory["changelog_bytes"]
+        process = memory["process_bytes"]
+        lines += [
+            "",
+            f"state per borrower ({memory['borrowers']:,} borrowers after "
+            f"{memory['days']} simulated days, {memory['events']:,} events; "
+            f"replay peak RSS {_mib(memory['peak_rss'])}):",
+            f"  changelog, BorrowerState.to_dict as JSON  {changelog:>7,.0f} B"
+            f"  = {changelog * 10_000 / 1e6:6.1f} MB per 10,000 borrowers"
+            f"   ≤ {t.state_bytes / 1024:.0f} KiB {_mark(changelog, t.state_bytes, at_most=True)}"
+            f"   (largest {memory['changelog_max_bytes']:,} B)",
+            f"  in process, tracemalloc of rebuilt states {process:>7,.0f} B"
+            f"  = {process * 10_000 / 1e6:6.1f} MB per 10,000 borrowers"
+            f"   ≤ {t.state_bytes / 1024:.0f} KiB {_mark(process, t.state_bytes, at_most=True)}",
+        ]
+    return "\n".join(lines) + "\n"
