@@ -1,12 +1,12 @@
 """Watchdogs over Faust's consumer bookkeeping: what keeps a worker fetching and committing.
 
 Faust commits, per partition, the unbroken run of acknowledged offsets that starts at the
-committed one. Around a restart or a rebalance that record can lose an acknowledgement:
-records handled before recovery seeks back to the committed offsets, a commit computed from
-acknowledgements that a seek then makes stale (the faust-streaming #312/#378/#606 family).
-From then on the run never starts at the committed offset, and the partition is never
-committed again although every record of it was handled. The worker keeps processing, its
-consumer-group lag never comes down, and a restart redoes everything since.
+committed one. Around a restart or a rebalance that record can break (the faust-streaming
+#312/#378/#606 family). Seen in a worker restarted after a kill: recovery resumes the fetcher
+before it seeks the streams back to their committed offsets, so records are acknowledged
+twice, or the ones delivered again are dropped as already read. From then on each commit
+advances by an offset or two, or not at all, although every record was handled: the group
+lag never comes down, and a restart redoes everything since.
 
 :class:`CommitWatch` finds such partitions and has their records delivered again from the
 committed offset. That is safe because delivery is at least once anyway: the engine skips
@@ -20,47 +20,43 @@ from typing import Any
 
 from faust.types import TP
 
-__all__ = ["CommitWatch", "describe_stall", "refetch_paused"]
+__all__ = ["CommitWatch", "broken", "describe_stall", "refetch_paused"]
 
 log = logging.getLogger("lendwatch")
 
-#: Seconds a partition's commit may stand still while later offsets are acknowledged. Faust
-#: commits every 2.8 s, so this is ten missed commits.
-STUCK_AFTER_SECONDS = 30.0
+#: Seconds a partition's acknowledgement record may stay broken before it is rebuilt. Faust
+#: commits every 2.8 s; a broken record lasts until the worker stops.
+STUCK_AFTER_SECONDS = 15.0
 #: Seconds without a batch after which partitions Faust still holds back are fetched again.
 REFETCH_AFTER_IDLE_SECONDS = 10.0
 
 
 class CommitWatch:
-    """Input partitions whose commit stopped behind acknowledged records, and their repair."""
+    """Input partitions whose commit cannot catch up with their acknowledged records."""
 
     def __init__(self, topics: set[str], stuck_after: float = STUCK_AFTER_SECONDS) -> None:
         self.topics = topics
         self.stuck_after = stuck_after
-        self._since: dict[TP, tuple[int, float]] = {}  # committed offset, first seen at
+        self._since: dict[TP, float] = {}  # first seen broken at
 
     def stuck(self, consumer: Any, assigned: set[TP], now: float) -> dict[TP, int]:
-        """Partitions to deliver again, with the committed offset to deliver them from.
-
-        A partition is stuck when records above its committed offset are acknowledged and
-        the committed offset has not moved for ``stuck_after`` seconds. (A batch in flight
-        cannot explain it: a partition's records are handled in order, one batch at a time,
-        so none above the batch is acknowledged before it.) A broker outage longer than
-        that also holds commits back; the records are then delivered again once, which
-        costs time but loses nothing.
-        """
+        """Partitions to deliver again, with the committed offset to deliver them from: those
+        whose acknowledgement record has been broken (see :func:`broken`) for ``stuck_after``
+        seconds."""
         found: dict[TP, int] = {}
         for tp in assigned:
-            if tp.topic not in self.topics:
-                continue
             committed = consumer._committed_offset.get(tp)
-            if committed is None or not consumer._acked.get(tp):
+            acked = consumer._acked.get(tp)
+            if (
+                tp.topic not in self.topics
+                or committed is None
+                or not acked
+                or not broken(committed, acked, bool(consumer._gap.get(tp)))
+            ):
                 self._since.pop(tp, None)
                 continue
-            seen = self._since.get(tp)
-            if seen is None or seen[0] != committed:
-                self._since[tp] = (committed, now)
-            elif now - seen[1] >= self.stuck_after:
+            since = self._since.setdefault(tp, now)
+            if now - since >= self.stuck_after:
                 found[tp] = committed
         for tp in set(self._since) - assigned:
             del self._since[tp]
@@ -78,8 +74,8 @@ class CommitWatch:
         found = self.stuck(consumer, consumer.assignment(), now)
         for tp, committed in found.items():
             log.warning(
-                "%s/%d: commit stuck at %d behind acknowledged records; delivering again "
-                "from there (records already applied are skipped)",
+                "%s/%d: Faust cannot commit past %d (acknowledgement record broken); "
+                "delivering again from there (records already applied are skipped)",
                 tp.topic,
                 tp.partition,
                 committed,
@@ -87,6 +83,21 @@ class CommitWatch:
             self.forget_acks(consumer, tp)
             await consumer.seek(tp, committed)
         return found
+
+
+def broken(committed: int, acked: list[int], known_gaps: bool) -> bool:
+    """Whether Faust's record of a partition's acknowledged offsets is one it cannot commit.
+
+    Faust commits the first unbroken run of ``acked`` and only if it starts at the committed
+    offset. An offset below the committed one or one acknowledged twice splits the run, so
+    each commit advances by an offset or two; a hole at the head that no known gap (records
+    compacted away, transaction markers) explains stops it. None of these happens while
+    records are handled in order, one batch at a time, as the pipeline does.
+    """
+    lowest = min(acked)
+    if lowest < committed or len(set(acked)) != len(acked):
+        return True
+    return lowest > committed and not known_gaps
 
 
 def refetch_paused(consumer: Any, idle: float) -> None:

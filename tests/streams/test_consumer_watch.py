@@ -11,7 +11,7 @@ import pytest
 from faust.types import TP
 from faust.types.tuples import Message
 
-from streams.consumer_watch import CommitWatch
+from streams.consumer_watch import CommitWatch, broken
 
 TOPIC = "lending.logins"
 TP0 = TP(TOPIC, 0)
@@ -36,48 +36,86 @@ def _ack(consumer: object, tp: TP, offsets: range) -> None:
         consumer.ack(message)  # type: ignore[attr-defined]
 
 
-def test_faust_never_commits_past_a_lost_acknowledgement(consumer: object) -> None:
-    """The failure CommitWatch exists for, as Faust computes it."""
+def _commit(consumer: object, tp: TP) -> None:
+    """What Faust's periodic commit does to its bookkeeping (the broker call left out)."""
+    offset = consumer._new_offset(tp)  # type: ignore[attr-defined]
+    if offset is not None and consumer._should_commit(tp, offset):  # type: ignore[attr-defined]
+        consumer._committed_offset[tp] = offset  # type: ignore[attr-defined]
+
+
+def test_faust_never_commits_past_a_hole_at_the_head(consumer: object) -> None:
+    """The first failure CommitWatch exists for, as Faust computes it."""
     consumer._committed_offset[TP0] = 11  # type: ignore[attr-defined]
-    _ack(consumer, TP0, range(21, 45))  # 11..20 were handled, their acks lost
-    assert consumer._new_offset(TP0) is None  # type: ignore[attr-defined]
-    assert consumer._new_offset(TP0) is None  # type: ignore[attr-defined]
+    _ack(consumer, TP0, range(21, 45))  # 11..20 were handled, their acknowledgements lost
+    for _ in range(3):
+        _commit(consumer, TP0)
+    assert consumer._committed_offset[TP0] == 11  # type: ignore[attr-defined]
 
 
-def test_a_commit_standing_still_behind_acknowledged_records_is_stuck_after_the_delay(
+def test_faust_commits_one_offset_at_a_time_past_duplicates(consumer: object) -> None:
+    """The second: each record acknowledged twice (handled before and after recovery's seek)."""
+    consumer._committed_offset[TP0] = 2381  # type: ignore[attr-defined]
+    consumer._acked[TP0].extend(sorted([*range(2381, 4056), *range(2381, 4056)]))  # type: ignore[attr-defined]
+    for _ in range(3):
+        _commit(consumer, TP0)
+    assert consumer._committed_offset[TP0] == 2384  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize(
+    ("committed", "acked", "gaps", "expected"),
+    [
+        (11, [11, 12, 13], False, False),  # healthy
+        (11, [13, 14], True, False),  # a hole Faust knows as a gap (compaction, markers)
+        (11, [21, 22], False, True),  # a hole at the head
+        (521, [520, 521, 522], False, True),  # below the committed offset
+        (11, [11, 11, 12, 12], False, True),  # twice
+    ],
+)
+def test_broken(committed: int, acked: list[int], gaps: bool, expected: bool) -> None:
+    assert broken(committed, acked, gaps) is expected
+
+
+def test_a_broken_record_is_stuck_after_the_delay_even_while_commits_creep(
     consumer: object,
 ) -> None:
-    watch = CommitWatch({TOPIC}, stuck_after=30.0)
-    consumer._committed_offset[TP0] = 11  # type: ignore[attr-defined]
-    _ack(consumer, TP0, range(21, 45))
+    watch = CommitWatch({TOPIC}, stuck_after=15.0)
+    consumer._committed_offset[TP0] = 2381  # type: ignore[attr-defined]
+    consumer._acked[TP0].extend(sorted([*range(2381, 2500), *range(2381, 2500)]))  # type: ignore[attr-defined]
     assert watch.stuck(consumer, {TP0}, now=100.0) == {}
-    assert watch.stuck(consumer, {TP0}, now=129.0) == {}
-    assert watch.stuck(consumer, {TP0}, now=130.0) == {TP0: 11}
+    _commit(consumer, TP0)
+    assert watch.stuck(consumer, {TP0}, now=114.0) == {}
+    _commit(consumer, TP0)
+    assert watch.stuck(consumer, {TP0}, now=115.0) == {TP0: 2383}
 
 
-def test_a_moving_commit_an_empty_record_and_other_partitions_are_not_stuck(
-    consumer: object,
-) -> None:
-    watch = CommitWatch({TOPIC}, stuck_after=30.0)
+def test_healthy_partitions_and_other_topics_are_never_stuck(consumer: object) -> None:
+    watch = CommitWatch({TOPIC}, stuck_after=15.0)
     consumer._committed_offset[TP0] = 11  # type: ignore[attr-defined]
     _ack(consumer, TP0, range(11, 20))
     consumer._committed_offset[TP1] = 5  # type: ignore[attr-defined]  # nothing acknowledged
     other = TP("lw-borrower-state-changelog", 0)
     consumer._committed_offset[other] = 3  # type: ignore[attr-defined]
-    assert watch.stuck(consumer, {TP0, TP1, other}, now=0.0) == {}
-    consumer._committed_offset[TP0] = 15  # type: ignore[attr-defined]  # a commit went through
-    assert watch.stuck(consumer, {TP0, TP1, other}, now=40.0) == {}
-    assert watch.stuck(consumer, {TP0, TP1, other}, now=69.0) == {}
-    assert watch.stuck(consumer, {TP0, TP1, other}, now=70.0) == {TP0: 15}
-    assert watch.stuck(consumer, {TP1, other}, now=80.0) == {}, "revoked: no longer ours"
+    consumer._acked[other].extend([9, 9])  # type: ignore[attr-defined]
+    for now in (0.0, 20.0, 1000.0):
+        assert watch.stuck(consumer, {TP0, TP1, other}, now=now) == {}
 
 
-def test_records_delivered_again_after_forget_acks_are_committed(consumer: object) -> None:
-    """Also when the record holds an offset below the committed one and duplicates, as seen
-    in a worker restarted after a kill."""
-    watch = CommitWatch({TOPIC}, stuck_after=30.0)
+def test_a_revoked_partition_is_no_longer_reported(consumer: object) -> None:
+    watch = CommitWatch({TOPIC}, stuck_after=15.0)
+    consumer._committed_offset[TP0] = 11  # type: ignore[attr-defined]
+    _ack(consumer, TP0, range(21, 45))
+    assert watch.stuck(consumer, {TP0}, now=0.0) == {}
+    assert watch.stuck(consumer, {TP1}, now=20.0) == {}
+    assert watch.stuck(consumer, {TP0}, now=21.0) == {}, "seen anew when assigned again"
+
+
+def test_records_delivered_again_after_forget_acks_are_committed_at_once(
+    consumer: object,
+) -> None:
+    watch = CommitWatch({TOPIC}, stuck_after=15.0)
     consumer._committed_offset[TP0] = 521  # type: ignore[attr-defined]
     consumer._acked[TP0].extend([520, 520, 522, 523, 523, 524])  # type: ignore[attr-defined]
     watch.forget_acks(consumer, TP0)
     _ack(consumer, TP0, range(521, 640))  # delivered again from the committed offset
-    assert consumer._new_offset(TP0) == 640  # type: ignore[attr-defined]
+    _commit(consumer, TP0)
+    assert consumer._committed_offset[TP0] == 640  # type: ignore[attr-defined]
