@@ -24,6 +24,7 @@ from detectors.thresholds import Thresholds
 from streams.consumer_watch import (
     REFETCH_AFTER_IDLE_SECONDS,
     CommitWatch,
+    DeliveryGaps,
     describe_stall,
     refetch_paused,
 )
@@ -257,6 +258,12 @@ class Metrics:
             ["topic", "partition"],
             registry=registry,
         )
+        self.refetched_partitions = Counter(
+            "lendwatch_offset_gaps",
+            "Partitions fetched again from a record Faust skipped (held back what came after)",
+            ["topic"],
+            registry=registry,
+        )
         self.redelivered_partitions = Counter(
             "lendwatch_partitions_redelivered",
             "Partitions delivered again from their committed offset because Faust's commit of "
@@ -312,6 +319,11 @@ class Pipeline:
         self.last_batch_at = time.monotonic()
         self.stall_reported = False
         self.input_topics = {settings.topics.input_topic(source) for source in Source}
+        self.app = app
+        self.gaps = DeliveryGaps(self.input_topics)
+        # Records of a batch held back behind a gap: Faust acknowledges them with the batch, so
+        # their acknowledgements are withdrawn until they come again and are handled.
+        self._held_back: dict[TP, set[int]] = {}
         names = settings.topics
         self.deadletter_topic = app.topic(
             names.deadletter, key_serializer="raw", value_serializer="raw"
@@ -331,6 +343,7 @@ class Pipeline:
     async def _handle(self, source: Source, events: Sequence[EventT[bytes]]) -> None:
         started = time.perf_counter()
         self.last_batch_at = time.monotonic()
+        events = await self._in_offset_order(events)
         inputs: list[Input] = []
         originals: list[EventT[bytes]] = []
         for event in events:
@@ -358,6 +371,42 @@ class Pipeline:
         if result.redelivered:
             self.metrics.skipped.labels(topic, "redelivered").inc(result.redelivered)
         self.metrics.batch_seconds.labels(topic).observe(time.perf_counter() - started)
+
+    async def _in_offset_order(self, events: Sequence[EventT[bytes]]) -> list[EventT[bytes]]:
+        """The events to handle: none past a gap in its partition's offsets (see
+        :class:`DeliveryGaps`); a partition with a gap is fetched again from it."""
+        consumer: Any = self.app.consumer  # Faust's acknowledgement record is not typed
+        for tp, offsets in self._held_back.items():
+            acked = consumer._acked.get(tp)
+            if acked:
+                acked[:] = [offset for offset in acked if offset not in offsets]
+            consumer._acked_index.get(tp, set()).difference_update(offsets)
+        tps = [event.message.tp for event in events]
+        admitted, refetch = self.gaps.admit(
+            [(tp, event.message.offset) for tp, event in zip(tps, events, strict=True)],
+            {tp: consumer._committed_offset.get(tp) for tp in set(tps)},
+        )
+        kept = []
+        for event, tp, admit in zip(events, tps, admitted, strict=True):
+            held = self._held_back.get(tp)
+            if admit:
+                kept.append(event)
+                if held is not None:
+                    held.discard(event.message.offset)
+            else:
+                self._held_back.setdefault(tp, set()).add(event.message.offset)
+        for tp, offset in refetch.items():
+            log.warning(
+                "%s/%d: offset %d was skipped; fetching again from it",
+                tp.topic,
+                tp.partition,
+                offset,
+            )
+            self.metrics.refetched_partitions.labels(tp.topic).inc()
+            await consumer.seek(tp, offset)
+        for tp in [tp for tp, held in self._held_back.items() if not held]:
+            del self._held_back[tp]
+        return kept
 
     async def tick(self) -> None:
         """Fire event-time timers of partitions that went quiet."""
@@ -446,6 +495,10 @@ class Pipeline:
         """A partition now owned elsewhere: no timers, models or lag of it here."""
         self.engine.forget_partition(partition)
         self.checkpoints.forget(partition)
+        revoked = {TP(topic, partition) for topic in topics}
+        self.gaps.forget(revoked)
+        for tp in revoked:
+            self._held_back.pop(tp, None)
         for topic in topics:
             if self.positions.pop((topic, partition), None) is not None:
                 self.metrics.lag.remove(topic, str(partition))

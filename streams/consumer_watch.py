@@ -20,13 +20,16 @@ from typing import Any
 
 from faust.types import TP
 
-__all__ = ["CommitWatch", "broken", "describe_stall", "refetch_paused"]
+__all__ = ["CommitWatch", "DeliveryGaps", "broken", "describe_stall", "refetch_paused"]
 
 log = logging.getLogger("lendwatch")
 
 #: Seconds a partition's acknowledgement record may stay broken before it is rebuilt. Faust
 #: commits every 2.8 s; a broken record lasts until the worker stops.
 STUCK_AFTER_SECONDS = 15.0
+#: A gap fetched again this many times with the same record after it is taken as real:
+#: offsets that hold no record (transaction markers, records compacted away).
+GAP_RETRIES = 3
 #: Seconds without a batch after which partitions Faust still holds back are fetched again.
 REFETCH_AFTER_IDLE_SECONDS = 10.0
 
@@ -83,6 +86,80 @@ class CommitWatch:
             self.forget_acks(consumer, tp)
             await consumer.seek(tp, committed)
         return found
+
+
+class DeliveryGaps:
+    """Records of a partition must reach the pipeline in offset order, none skipped.
+
+    Around a restart or a rebalance Faust can skip records: fetched before the rebalance
+    settled, a stream drops them unacknowledged (their generation has passed, or flow control
+    was suspended), the fetch position has moved past them, and the seek that should bring
+    them back races Faust's own fetch loop. The later records of
+    the partition would then be applied first, event time would pass the skipped ones (an
+    installment judged missed while its payment waits), and when the skipped ones came back
+    they would look like redeliveries of records already applied. So the first record past a
+    gap stops its partition: it and the rest of its partition's batch are not handled, and
+    the partition is fetched again from the first missing offset.
+    """
+
+    def __init__(self, topics: set[str]) -> None:
+        self.topics = topics
+        self._next: dict[TP, int] = {}  # offset the next new record of the partition must have
+        self._retries: dict[tuple[TP, int], tuple[int, int]] = {}  # first seen, times
+
+    def admit(
+        self, offsets: list[tuple[TP, int]], committed: dict[TP, int | None]
+    ) -> tuple[list[bool], dict[TP, int]]:
+        """Which records of a batch to handle, and where to fetch partitions with a gap again.
+
+        ``committed`` gives the committed offset of a partition the first time it is seen:
+        the first record must be that one.
+        """
+        admitted: list[bool] = []
+        refetch: dict[TP, int] = {}
+        for tp, offset in offsets:
+            if tp in refetch or tp.topic not in self.topics:
+                admitted.append(tp not in refetch)
+                continue
+            expected = self._next.get(tp)
+            if expected is None:
+                expected = committed.get(tp)
+            if expected is None or offset <= expected:
+                # The first record ever, the next one, or one delivered again (the engine
+                # skips what a borrower already applied).
+                if expected is None or offset == expected:
+                    self._next[tp] = offset + 1
+                    self._retries.pop((tp, offset), None)
+                admitted.append(True)
+                continue
+            # A gap Kafka really has comes back with the same first record after it on every
+            # fetch; one Faust made moves as the records fetched before the seek drain away.
+            seen, retries = self._retries.get((tp, expected), (offset, 0))
+            retries = retries + 1 if seen == offset else 1
+            if retries > GAP_RETRIES:
+                log.warning(
+                    "%s/%d: offsets %d..%d never delivered after %d fetches; taken as empty",
+                    tp.topic,
+                    tp.partition,
+                    expected,
+                    offset - 1,
+                    GAP_RETRIES,
+                )
+                del self._retries[(tp, expected)]
+                self._next[tp] = offset + 1
+                admitted.append(True)
+                continue
+            self._retries[(tp, expected)] = (offset, retries)
+            refetch[tp] = expected
+            admitted.append(False)
+        return admitted, refetch
+
+    def forget(self, tps: set[TP]) -> None:
+        """Partitions revoked: whoever has them next starts from their committed offset."""
+        for tp in tps:
+            self._next.pop(tp, None)
+        for key in [key for key in self._retries if key[0] in tps]:
+            del self._retries[key]
 
 
 def broken(committed: int, acked: list[int], known_gaps: bool) -> bool:

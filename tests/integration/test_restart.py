@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
+from typing import Any
 
 import orjson
 import pytest
@@ -12,14 +13,25 @@ from streams.broker import produce_records
 from streams.replay import replay
 from streams.simulate import SimulationConfig, simulate
 from tests.integration.conftest import Deployment
+from topics.codec import alert_to_dict
 
 pytestmark = pytest.mark.integration
 
 
-async def _replayed_ids(deployment: Deployment, records: list[dict[str, object]]) -> set[str]:
+async def _assert_as_replayed(
+    deployment: Deployment, records: list[dict[str, object]], live: list[dict[str, Any]]
+) -> None:
+    """The live alert ids are the replay's; on a difference, show the alerts that differ."""
     lines = [(n, orjson.dumps(r)) for n, r in enumerate(records, start=1)]
     _, alerts = await replay(lines, partitions=deployment.partitions, topics=deployment.topics)
-    return {alert.alert_id for alert in alerts}
+    replayed = {alert.alert_id: alert for alert in alerts}
+    received = {alert["alert_id"]: alert for alert in live}
+    only_live = [received[i] for i in received.keys() - replayed.keys()]
+    only_replayed = [alert_to_dict(replayed[i]) for i in replayed.keys() - received.keys()]
+    assert not only_live and not only_replayed, (
+        f"{len(only_live)} alerts only live: {only_live}\n"
+        f"{len(only_replayed)} only in replay: {only_replayed}"
+    )
 
 
 def _alert_topics(deployment: Deployment) -> list[str]:
@@ -51,7 +63,7 @@ async def test_a_worker_killed_mid_stream_resumes_as_if_never_stopped(
 
     log = worker.log.read_text()
     assert re.search(r"resumed event time of partition", log), log[-2000:]
-    assert {alert["alert_id"] for _, alert in received} == await _replayed_ids(deployment, records)
+    await _assert_as_replayed(deployment, records, [alert for _, alert in received])
 
 
 async def test_a_second_worker_takes_over_when_the_first_stops(deployment: Deployment) -> None:
@@ -72,6 +84,6 @@ async def test_a_second_worker_takes_over_when_the_first_stops(deployment: Deplo
         second.stop()
 
     ids = [alert["alert_id"] for _, alert in received]
-    assert set(ids) == await _replayed_ids(deployment, records)
+    await _assert_as_replayed(deployment, records, [alert for _, alert in received])
     repeated = {alert_id: n for alert_id, n in Counter(ids).items() if n > 1}
     assert repeated == {}, "an alert published twice across the hand-over"

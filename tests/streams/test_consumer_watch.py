@@ -11,7 +11,7 @@ import pytest
 from faust.types import TP
 from faust.types.tuples import Message
 
-from streams.consumer_watch import CommitWatch, broken
+from streams.consumer_watch import GAP_RETRIES, CommitWatch, DeliveryGaps, broken
 
 TOPIC = "lending.logins"
 TP0 = TP(TOPIC, 0)
@@ -119,3 +119,60 @@ def test_records_delivered_again_after_forget_acks_are_committed_at_once(
     _ack(consumer, TP0, range(521, 640))  # delivered again from the committed offset
     _commit(consumer, TP0)
     assert consumer._committed_offset[TP0] == 640  # type: ignore[attr-defined]
+
+
+def test_records_in_offset_order_are_all_handled() -> None:
+    gaps = DeliveryGaps({TOPIC})
+    admitted, refetch = gaps.admit([(TP0, 26), (TP0, 27), (TP1, 5), (TP0, 28)], {TP0: 26, TP1: 5})
+    assert admitted == [True, True, True, True] and refetch == {}
+    admitted, refetch = gaps.admit([(TP0, 29)], {})
+    assert admitted == [True] and refetch == {}
+
+
+def test_records_past_a_skipped_one_are_held_back_and_fetched_again() -> None:
+    """As seen after a restart: committed 26, the stream delivered 34 first."""
+    gaps = DeliveryGaps({TOPIC})
+    admitted, refetch = gaps.admit([(TP1, 5), (TP0, 34), (TP0, 35), (TP1, 6)], {TP0: 26, TP1: 5})
+    assert admitted == [True, False, False, True]
+    assert refetch == {TP0: 26}
+    admitted, refetch = gaps.admit([(TP0, 26), (TP0, 27), (TP0, 34)], {TP0: 26})
+    assert admitted == [True, True, False], "still missing 28..33"
+    assert refetch == {TP0: 28}
+    admitted, refetch = gaps.admit([(TP0, o) for o in range(28, 36)], {TP0: 26})
+    assert all(admitted) and refetch == {}
+
+
+def test_records_delivered_again_pass_and_the_engine_skips_them() -> None:
+    gaps = DeliveryGaps({TOPIC})
+    gaps.admit([(TP0, o) for o in range(10, 20)], {TP0: 10})
+    admitted, refetch = gaps.admit([(TP0, 12), (TP0, 13), (TP0, 20)], {TP0: 10})
+    assert all(admitted) and refetch == {}
+
+
+def test_a_gap_that_comes_back_the_same_way_is_taken_as_empty() -> None:
+    """Offsets with no record (a transaction marker): the same record follows the gap on
+    every fetch. A moving first record (Faust still draining what it fetched before the
+    seek) does not count."""
+    gaps = DeliveryGaps({TOPIC})
+    gaps.admit([(TP0, 10)], {TP0: 10})
+    for first in (13, 14, 15):  # draining: a different first record each time
+        admitted, refetch = gaps.admit([(TP0, first)], {})
+        assert admitted == [False] and refetch == {TP0: 11}
+    for _ in range(GAP_RETRIES - 1):
+        admitted, refetch = gaps.admit([(TP0, 15)], {})
+        assert admitted == [False] and refetch == {TP0: 11}
+    admitted, refetch = gaps.admit([(TP0, 15), (TP0, 16)], {})
+    assert admitted == [True, True] and refetch == {}
+    admitted, refetch = gaps.admit([(TP0, 17)], {})
+    assert admitted == [True] and refetch == {}
+
+
+def test_other_topics_are_not_watched_and_revoked_partitions_start_over() -> None:
+    gaps = DeliveryGaps({TOPIC})
+    other = TP("lw-borrower-state-changelog", 0)
+    admitted, refetch = gaps.admit([(other, 3), (other, 9)], {})
+    assert all(admitted) and refetch == {}
+    gaps.admit([(TP0, 40)], {TP0: 40})
+    gaps.forget({TP0})
+    admitted, refetch = gaps.admit([(TP0, 12)], {TP0: 12})
+    assert admitted == [True] and refetch == {}
