@@ -395,7 +395,7 @@ class Pipeline:
                     held.discard(event.message.offset)
             else:
                 self._held_back.setdefault(tp, set()).add(event.message.offset)
-        for tp, offset in refetch.items():
+        for tp, offset in self.gaps.opened:
             log.warning(
                 "%s/%d: offset %d was skipped; fetching again from it",
                 tp.topic,
@@ -403,6 +403,7 @@ class Pipeline:
                 offset,
             )
             self.metrics.refetched_partitions.labels(tp.topic).inc()
+        for tp, offset in refetch.items():
             await consumer.seek(tp, offset)
         for tp in [tp for tp, held in self._held_back.items() if not held]:
             del self._held_back[tp]

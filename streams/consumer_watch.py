@@ -106,6 +106,8 @@ class DeliveryGaps:
         self.topics = topics
         self._next: dict[TP, int] = {}  # offset the next new record of the partition must have
         self._retries: dict[tuple[TP, int], tuple[int, int]] = {}  # first seen, times
+        #: Gaps the last :meth:`admit` found for the first time (partition, first missing).
+        self.opened: list[tuple[TP, int]] = []
 
     def admit(
         self, offsets: list[tuple[TP, int]], committed: dict[TP, int | None]
@@ -117,6 +119,7 @@ class DeliveryGaps:
         """
         admitted: list[bool] = []
         refetch: dict[TP, int] = {}
+        self.opened = []
         for tp, offset in offsets:
             if tp in refetch or tp.topic not in self.topics:
                 admitted.append(tp not in refetch)
@@ -134,6 +137,8 @@ class DeliveryGaps:
                 continue
             # A gap Kafka really has comes back with the same first record after it on every
             # fetch; one Faust made moves as the records fetched before the seek drain away.
+            if (tp, expected) not in self._retries:
+                self.opened.append((tp, expected))
             seen, retries = self._retries.get((tp, expected), (offset, 0))
             retries = retries + 1 if seen == offset else 1
             if retries > GAP_RETRIES:

@@ -134,7 +134,7 @@ def test_records_past_a_skipped_one_are_held_back_and_fetched_again() -> None:
     gaps = DeliveryGaps({TOPIC})
     admitted, refetch = gaps.admit([(TP1, 5), (TP0, 34), (TP0, 35), (TP1, 6)], {TP0: 26, TP1: 5})
     assert admitted == [True, False, False, True]
-    assert refetch == {TP0: 26}
+    assert refetch == {TP0: 26} and gaps.opened == [(TP0, 26)]
     admitted, refetch = gaps.admit([(TP0, 26), (TP0, 27), (TP0, 34)], {TP0: 26})
     assert admitted == [True, True, False], "still missing 28..33"
     assert refetch == {TP0: 28}
@@ -158,6 +158,7 @@ def test_a_gap_that_comes_back_the_same_way_is_taken_as_empty() -> None:
     for first in (13, 14, 15):  # draining: a different first record each time
         admitted, refetch = gaps.admit([(TP0, first)], {})
         assert admitted == [False] and refetch == {TP0: 11}
+        assert gaps.opened == ([(TP0, 11)] if first == 13 else []), "logged once"
     for _ in range(GAP_RETRIES - 1):
         admitted, refetch = gaps.admit([(TP0, 15)], {})
         assert admitted == [False] and refetch == {TP0: 11}
