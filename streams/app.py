@@ -27,6 +27,7 @@ from streams.consumer_watch import (
     DeliveryGaps,
     describe_stall,
     refetch_paused,
+    seek,
 )
 from streams.delivery import Breaker, PublishedAlerts
 from streams.redis_index import RedisCrossIndex
@@ -404,7 +405,7 @@ class Pipeline:
             )
             self.metrics.refetched_partitions.labels(tp.topic).inc()
         for tp, offset in refetch.items():
-            await consumer.seek(tp, offset)
+            await seek(consumer, tp, offset)
         for tp in [tp for tp, held in self._held_back.items() if not held]:
             del self._held_back[tp]
         return kept

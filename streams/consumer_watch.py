@@ -20,7 +20,7 @@ from typing import Any
 
 from faust.types import TP
 
-__all__ = ["CommitWatch", "DeliveryGaps", "broken", "describe_stall", "refetch_paused"]
+__all__ = ["CommitWatch", "DeliveryGaps", "broken", "describe_stall", "refetch_paused", "seek"]
 
 log = logging.getLogger("lendwatch")
 
@@ -84,7 +84,7 @@ class CommitWatch:
                 committed,
             )
             self.forget_acks(consumer, tp)
-            await consumer.seek(tp, committed)
+            await seek(consumer, tp, committed)
         return found
 
 
@@ -165,6 +165,18 @@ class DeliveryGaps:
             self._next.pop(tp, None)
         for key in [key for key in self._retries if key[0] in tps]:
             del self._retries[key]
+
+
+async def seek(consumer: Any, tp: TP, offset: int) -> None:
+    """Fetch ``tp`` from ``offset`` next, as Faust's ``Consumer.seek`` means to.
+
+    Faust's seek calls aiokafka from the worker's thread while aiokafka runs in a thread of
+    its own; during fetching that corrupts aiokafka's fetched-records map (``KeyError`` in
+    ``Fetcher.fetched_records``, the fetcher crashes). The seek is made in aiokafka's thread.
+    """
+    fetcher = consumer._thread
+    await fetcher.call_thread(fetcher._ensure_consumer().seek, tp, offset)
+    consumer._read_offset[tp] = offset
 
 
 def broken(committed: int, acked: list[int], known_gaps: bool) -> bool:
