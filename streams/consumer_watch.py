@@ -1,16 +1,19 @@
-"""Watchdogs over Faust's consumer bookkeeping: what keeps a worker fetching and committing.
+"""Guards over Faust's consumer bookkeeping: every record handled, in order, and committed.
 
-Faust commits, per partition, the unbroken run of acknowledged offsets that starts at the
-committed one. Around a restart or a rebalance that record can break (the faust-streaming
-#312/#378/#606 family). Seen in a worker restarted after a kill: recovery resumes the fetcher
-before it seeks the streams back to their committed offsets, so records are acknowledged
-twice, or the ones delivered again are dropped as already read. From then on each commit
-advances by an offset or two, or not at all, although every record was handled: the group
-lag never comes down, and a restart redoes everything since.
+Around a restart or a rebalance Faust can lose track of records (the faust-streaming
+#312/#378/#606 family). Seen in a worker restarted after a kill: recovery resumes fetching
+before it seeks the streams back to their committed offsets; a stream drops what was fetched
+in between, unacknowledged; the seek back races Faust's own fetch loop, which drops the
+redelivered records as already read. Records then go missing, and Faust's acknowledgement
+record breaks (offsets twice, or never), so its commit creeps an offset or two at a time, or
+stops.
 
-:class:`CommitWatch` finds such partitions and has their records delivered again from the
-committed offset. That is safe because delivery is at least once anyway: the engine skips
-records a borrower already applied, and alerts already published are not sent again.
+- :class:`DeliveryGaps` holds back what comes after a missing record and fetches the
+  partition again from it, so records are handled in offset order.
+- :class:`CommitWatch` delivers a partition whose acknowledgement record broke again from its
+  committed offset. That is safe because delivery is at least once anyway: the engine skips
+  records a borrower already applied, and alerts already published are not sent again.
+- :func:`seek` makes those seeks in aiokafka's own thread, which Faust's seek does not.
 """
 
 from __future__ import annotations
@@ -94,12 +97,12 @@ class DeliveryGaps:
     Around a restart or a rebalance Faust can skip records: fetched before the rebalance
     settled, a stream drops them unacknowledged (their generation has passed, or flow control
     was suspended), the fetch position has moved past them, and the seek that should bring
-    them back races Faust's own fetch loop. The later records of
-    the partition would then be applied first, event time would pass the skipped ones (an
-    installment judged missed while its payment waits), and when the skipped ones came back
-    they would look like redeliveries of records already applied. So the first record past a
-    gap stops its partition: it and the rest of its partition's batch are not handled, and
-    the partition is fetched again from the first missing offset.
+    them back races Faust's own fetch loop. The later records of the partition would then be
+    applied first, event time would pass the skipped ones (an installment judged missed while
+    its payment waits), and when the skipped ones came back they would look like redeliveries
+    of records already applied. So the first record past a gap stops its partition: it and the
+    rest of its partition's batch are not handled, and the partition is fetched again from the
+    first missing offset.
     """
 
     def __init__(self, topics: set[str]) -> None:
