@@ -581,7 +581,7 @@ def create_app(settings: Settings) -> tuple[faust.App, Pipeline]:
         """Repairs of Faust's consumer bookkeeping (see streams.consumer_watch)."""
         idle = time.monotonic() - pipeline.last_batch_at
         refetch_paused(app.consumer, idle=idle)
-        for tp in await commits.repair(app.consumer, time.monotonic()):
+        for tp in await commits.repair(app.consumer, time.monotonic(), idle):
             pipeline.metrics.redelivered_partitions.labels(tp.topic).inc()
         pipeline.report_stall(app.consumer, idle)
 

@@ -75,12 +75,35 @@ class CommitWatch:
         consumer._gap.pop(tp, None)
         self._since.pop(tp, None)
 
-    async def repair(self, consumer: Any, now: float) -> dict[TP, int]:
+    def fetched_but_lost(
+        self, consumer: Any, positions: dict[TP, int | None], idle: float
+    ) -> dict[TP, int]:
+        """Partitions of an idle worker fetched past their committed offset: records that
+        never reached a stream (nothing is in flight when no batch has come for a while)."""
+        if idle < REFETCH_AFTER_IDLE_SECONDS:
+            return {}
+        found = {}
+        for tp, position in positions.items():
+            committed = consumer._committed_offset.get(tp)
+            if tp.topic in self.topics and committed is not None and position is not None:
+                if position > committed:
+                    found[tp] = committed
+        return found
+
+    async def repair(self, consumer: Any, now: float, idle: float) -> dict[TP, int]:
         """Deliver every stuck partition again from its committed offset; returns them."""
-        found = self.stuck(consumer, consumer.assignment(), now)
+        assigned = consumer.assignment()
+        found = self.stuck(consumer, assigned, now)
+        subscription = consumer._thread._ensure_consumer()._subscription.subscription
+        assignment = subscription.assignment if subscription is not None else None
+        positions = {}
+        for tp in assigned:
+            state = assignment.state_value(tp) if assignment is not None else None
+            positions[tp] = state.position if state is not None else None
+        found.update(self.fetched_but_lost(consumer, positions, idle))
         for tp, committed in found.items():
             log.warning(
-                "%s/%d: Faust cannot commit past %d (acknowledgement record broken); "
+                "%s/%d: records after offset %d were lost or cannot be committed; "
                 "delivering again from there (records already applied are skipped)",
                 tp.topic,
                 tp.partition,

@@ -177,3 +177,17 @@ def test_other_topics_are_not_watched_and_revoked_partitions_start_over() -> Non
     gaps.forget({TP0})
     admitted, refetch = gaps.admit([(TP0, 12)], {TP0: 12})
     assert admitted == [True] and refetch == {}
+
+
+def test_an_idle_worker_fetched_past_its_commit_has_lost_records(consumer: object) -> None:
+    """As seen after a restart: committed 19, fetched to 45, nothing acknowledged, no batch."""
+    watch = CommitWatch({TOPIC})
+    consumer._committed_offset[TP0] = 19  # type: ignore[attr-defined]
+    consumer._committed_offset[TP1] = 45  # type: ignore[attr-defined]
+    other = TP("lw-borrower-state-changelog", 0)
+    consumer._committed_offset[other] = 3  # type: ignore[attr-defined]
+    positions: dict[TP, int | None] = {TP0: 45, TP1: 45, other: 9}
+    assert watch.fetched_but_lost(consumer, positions, idle=5.0) == {}, "may still be handled"
+    assert watch.fetched_but_lost(consumer, positions, idle=10.0) == {TP0: 19}
+    consumer._committed_offset[TP0] = 45  # type: ignore[attr-defined]
+    assert watch.fetched_but_lost(consumer, positions, idle=60.0) == {}
