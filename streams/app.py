@@ -28,6 +28,7 @@ from streams.consumer_watch import (
     describe_stall,
     refetch_paused,
     seek,
+    withdraw_acks,
 )
 from streams.delivery import Breaker, PublishedAlerts
 from streams.redis_index import RedisCrossIndex
@@ -378,10 +379,7 @@ class Pipeline:
         :class:`DeliveryGaps`); a partition with a gap is fetched again from it."""
         consumer: Any = self.app.consumer  # Faust's acknowledgement record is not typed
         for tp, offsets in self._held_back.items():
-            acked = consumer._acked.get(tp)
-            if acked:
-                acked[:] = [offset for offset in acked if offset not in offsets]
-            consumer._acked_index.get(tp, set()).difference_update(offsets)
+            withdraw_acks(consumer, tp, offsets)
         tps = [event.message.tp for event in events]
         admitted, refetch = self.gaps.admit(
             [(tp, event.message.offset) for tp, event in zip(tps, events, strict=True)],

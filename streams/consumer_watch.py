@@ -23,7 +23,16 @@ from typing import Any
 
 from faust.types import TP
 
-__all__ = ["CommitWatch", "DeliveryGaps", "broken", "describe_stall", "refetch_paused", "seek"]
+__all__ = [
+    "CommitWatch",
+    "DeliveryGaps",
+    "broken",
+    "describe_stall",
+    "fetch_positions",
+    "refetch_paused",
+    "seek",
+    "withdraw_acks",
+]
 
 log = logging.getLogger("lendwatch")
 
@@ -94,13 +103,7 @@ class CommitWatch:
         """Deliver every stuck partition again from its committed offset; returns them."""
         assigned = consumer.assignment()
         found = self.stuck(consumer, assigned, now)
-        subscription = consumer._thread._ensure_consumer()._subscription.subscription
-        assignment = subscription.assignment if subscription is not None else None
-        positions = {}
-        for tp in assigned:
-            state = assignment.state_value(tp) if assignment is not None else None
-            positions[tp] = state.position if state is not None else None
-        found.update(self.fetched_but_lost(consumer, positions, idle))
+        found.update(self.fetched_but_lost(consumer, fetch_positions(consumer, assigned), idle))
         for tp, committed in found.items():
             log.warning(
                 "%s/%d: records after offset %d were lost or cannot be committed; "
@@ -193,6 +196,25 @@ class DeliveryGaps:
             del self._retries[key]
 
 
+def withdraw_acks(consumer: Any, tp: TP, offsets: set[int]) -> None:
+    """Take back Faust's acknowledgement of records not handled: it must not commit them."""
+    acked = consumer._acked.get(tp)
+    if acked:
+        acked[:] = [offset for offset in acked if offset not in offsets]
+    consumer._acked_index.get(tp, set()).difference_update(offsets)
+
+
+def fetch_positions(consumer: Any, tps: set[TP]) -> dict[TP, int | None]:
+    """The offset aiokafka fetches next for each partition (None: not known)."""
+    subscription = consumer._thread._ensure_consumer()._subscription.subscription
+    assignment = subscription.assignment if subscription is not None else None
+    positions: dict[TP, int | None] = {}
+    for tp in tps:
+        state = assignment.state_value(tp) if assignment is not None else None
+        positions[tp] = state.position if state is not None else None
+    return positions
+
+
 async def seek(consumer: Any, tp: TP, offset: int) -> None:
     """Fetch ``tp`` from ``offset`` next, as Faust's ``Consumer.seek`` means to.
 
@@ -244,23 +266,22 @@ def describe_stall(consumer: Any, topics: set[str], handled: dict[tuple[str, int
     last offset the pipeline handled, the fetch position and the high-water mark; then which
     partitions the consumer fetches, pauses or holds back.
     """
-    fetcher = consumer._thread._ensure_consumer()
-    assignment = fetcher._subscription.subscription.assignment
+    assigned = consumer.assignment()
+    positions = fetch_positions(consumer, assigned)
     lagging = {}
-    for tp in sorted(consumer.assignment()):
+    for tp in sorted(assigned):
         committed = consumer._committed_offset.get(tp)
         highwater = consumer.highwater(tp)
         if tp.topic not in topics or committed is None or highwater is None:
             continue  # not ours, or mid-rebalance
         if committed >= highwater:
             continue
-        state = assignment.state_value(tp)
         acked = sorted(consumer._acked.get(tp, ()))
         lagging[f"{tp.topic}/{tp.partition}"] = {
             "committed": committed,
             "acked": (acked[0], acked[-1], len(acked)) if acked else None,
             "handled": handled.get((tp.topic, tp.partition)),
-            "position": state.position if state is not None else None,
+            "position": positions[tp],
             "highwater": highwater,
         }
     if not lagging:

@@ -11,7 +11,7 @@ import pytest
 from faust.types import TP
 from faust.types.tuples import Message
 
-from streams.consumer_watch import GAP_RETRIES, CommitWatch, DeliveryGaps, broken
+from streams.consumer_watch import GAP_RETRIES, CommitWatch, DeliveryGaps, broken, withdraw_acks
 
 TOPIC = "lending.logins"
 TP0 = TP(TOPIC, 0)
@@ -191,3 +191,16 @@ def test_an_idle_worker_fetched_past_its_commit_has_lost_records(consumer: objec
     assert watch.fetched_but_lost(consumer, positions, idle=10.0) == {TP0: 19}
     consumer._committed_offset[TP0] = 45  # type: ignore[attr-defined]
     assert watch.fetched_but_lost(consumer, positions, idle=60.0) == {}
+
+
+def test_withdrawn_acknowledgements_hold_the_commit_until_the_records_come_again(
+    consumer: object,
+) -> None:
+    consumer._committed_offset[TP0] = 10  # type: ignore[attr-defined]
+    _ack(consumer, TP0, range(10, 16))
+    withdraw_acks(consumer, TP0, {12, 13, 14, 15})  # held back behind a gap, not handled
+    _commit(consumer, TP0)
+    assert consumer._committed_offset[TP0] == 12  # type: ignore[attr-defined]
+    _ack(consumer, TP0, range(12, 16))  # delivered again and handled
+    _commit(consumer, TP0)
+    assert consumer._committed_offset[TP0] == 16  # type: ignore[attr-defined]
