@@ -14,13 +14,14 @@ from typing import Any, cast
 import faust
 import orjson
 from faust.serializers import codecs
-from faust.types import TP, EventT, TableT
+from faust.types import TP, Message, TableT
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from redis.asyncio import Redis
 
 from detectors.engine import BatchResult, Engine, Input
 from detectors.state import BorrowerState
 from detectors.thresholds import Thresholds
+from streams.batches import InputReader, InputTopic, ack, release
 from streams.consumer_watch import (
     REFETCH_AFTER_IDLE_SECONDS,
     CommitWatch,
@@ -28,11 +29,11 @@ from streams.consumer_watch import (
     describe_stall,
     refetch_paused,
     seek,
-    withdraw_acks,
 )
 from streams.delivery import Breaker, PublishedAlerts
 from streams.redis_index import RedisCrossIndex
 from streams.settings import Settings
+from streams.transport import App
 from topics import ContractError, Source, decode
 from topics.codec import dead_letter, encode_alert, encode_dead_letter
 
@@ -44,6 +45,8 @@ STATE_TABLE = "borrower-state"
 MODEL_TABLE = "model-checkpoints"
 #: Key prefix of the event-time clock positions in the model table.
 CLOCK_KEY = "clock"
+#: Changed states written at once when this many wait (bounds memory and a flush's pause).
+MAX_UNWRITTEN_STATES = 5_000
 
 
 class StateCodec(codecs.Codec):
@@ -75,25 +78,21 @@ class TableStateStore:
     def states_in_partition(self, partition: int) -> Iterable[BorrowerState]:
         return [s for s in list(self.table.data.values()) if s.partition == partition]
 
-    async def persist(self, dirty: dict[str, BorrowerState]) -> None:
+    async def persist(self, producer: Any, dirty: dict[str, BorrowerState]) -> None:
         """One changelog record per changed borrower, on the partition its events come from,
-        acknowledged before the next batch: a model checkpoint is then ahead of the states by
-        one batch at most (see :meth:`Engine.resume`).
+        all acknowledged by the broker before this returns.
 
-        Sent straight to the producer rather than through ``send_soon``'s 100-message buffer,
-        which a batch of 500 borrowers would overflow.
+        Straight to the producer, encoded here as the table's codec would: Faust's
+        ``Topic.send`` costs about as much again per record in its own bookkeeping.
         """
-        topic = self.table.changelog_topic
-        acks = []
-        for borrower_id, state in dirty.items():
-            sending = await topic.send(
-                key=borrower_id,
-                value=state,
-                partition=state.partition,
-                key_serializer="raw",
-                value_serializer="lendwatch_state",
+        topic = self.table.changelog_topic.get_topic_name()
+        send = producer.send
+        acks = [
+            await send(
+                topic, key.encode(), orjson.dumps(state.to_dict()), state.partition, None, None
             )
-            acks.append(sending)
+            for key, state in dirty.items()
+        ]
         await asyncio.gather(*acks)
 
 
@@ -282,13 +281,16 @@ class Metrics:
 
 
 class Pipeline:
-    """Glue between Faust and the engine: what the agents and the timer call.
+    """Glue between Faust and the engine: what the input reader and the timers call.
 
-    Delivery is at least once: a batch's alerts are sent and acknowledged by the broker, then
-    its states and changed models are written, and only then does the agent take the next
-    batch, which lets Faust commit this one's offsets (after flushing the producer). Alerts
-    already published are not sent again (:class:`PublishedAlerts`); records redelivered
-    after a crash are not applied twice (the engine's per-borrower offsets).
+    Delivery is at least once. A batch's alerts are sent and acknowledged by the broker at
+    once (latency), and its changed models with them. Changed states are written behind:
+    collected over batches and written together every ``state_flush_ms`` (a borrower
+    touched by many batches is written once), and only when they are acknowledged are the
+    records behind them acknowledged to Faust, which then commits their offsets. A crash
+    in between redelivers those records; alerts already published are not sent again
+    (:class:`PublishedAlerts`) and records a written state already reflects are not applied
+    twice (the engine's per-borrower offsets).
     """
 
     def __init__(
@@ -314,18 +316,22 @@ class Pipeline:
         self.checkpoints = ModelCheckpoints(models, self.engine)
         self.positions: dict[tuple[str, int], int] = {}
         self._redis_down = False
+        # Written behind (see the class docstring): states changed since the last flush, the
+        # partitions whose event time moved, and the records they reflect, not yet acknowledged.
+        self._unwritten: dict[str, BorrowerState] = {}
+        self._clocks_moved: set[int] = set()
+        self._unacknowledged: list[Message] = []
+        self._last_flush = time.monotonic()
         # One batch at a time through engine and publication, whichever agent it comes from:
         # a batch's states must not be written (by another agent's batch touching the same
         # borrowers or models) before its own alerts are acknowledged.
         self._one_batch = asyncio.Lock()
         self.last_batch_at = time.monotonic()
         self.stall_reported = False
-        self.input_topics = {settings.topics.input_topic(source) for source in Source}
+        self.sources = {settings.topics.input_topic(source): source for source in Source}
+        self.input_topics = set(self.sources)
         self.app = app
         self.gaps = DeliveryGaps(self.input_topics)
-        # Records of a batch held back behind a gap: Faust acknowledges them with the batch, so
-        # their acknowledgements are withdrawn until they come again and are handled.
-        self._held_back: dict[TP, set[int]] = {}
         names = settings.topics
         self.deadletter_topic = app.topic(
             names.deadletter, key_serializer="raw", value_serializer="raw"
@@ -337,63 +343,88 @@ class Pipeline:
             for category in ("falsified_flow", "abnormal_behaviour", "delinquency_risk")
         }
 
-    async def handle(self, source: Source, events: Sequence[EventT[bytes]]) -> None:
-        """Process one batch of one input topic; bad records go to the dead-letter topic."""
-        async with self._one_batch:
-            await self._handle(source, events)
+    async def handle(self, messages: Sequence[Message]) -> None:
+        """Process one batch of input records; bad records go to the dead-letter topic.
 
-    async def _handle(self, source: Source, events: Sequence[EventT[bytes]]) -> None:
+        The records handled are acknowledged to Faust when the states they changed are
+        written (:meth:`flush`); those held back behind a gap are not.
+        """
+        async with self._one_batch:
+            self._unacknowledged += await self._handle(messages)
+            if self._flush_due():
+                await self._flush()
+
+    async def flush(self) -> None:
+        """Write the states changed since the last flush, then acknowledge their records."""
+        async with self._one_batch:
+            await self._flush()
+
+    def _flush_due(self) -> bool:
+        return (
+            len(self._unwritten) >= MAX_UNWRITTEN_STATES
+            or time.monotonic() - self._last_flush >= self.settings.state_flush_ms / 1000.0
+        )
+
+    async def _flush(self) -> None:
+        self._last_flush = time.monotonic()
+        if self._unwritten:
+            unwritten, self._unwritten = self._unwritten, {}
+            await self.store.persist(self.app.producer, unwritten)
+        if self._clocks_moved:
+            moved, self._clocks_moved = self._clocks_moved, set()
+            await self.checkpoints.save_clocks(moved)
+        if self._unacknowledged:
+            handled, self._unacknowledged = self._unacknowledged, []
+            ack(self.app.consumer, handled)
+
+    async def _handle(self, messages: Sequence[Message]) -> list[Message]:
         started = time.perf_counter()
         self.last_batch_at = time.monotonic()
-        events = await self._in_offset_order(events)
+        messages = await self._in_offset_order(messages)
         inputs: list[Input] = []
-        originals: list[EventT[bytes]] = []
-        for event in events:
-            message = event.message
-            self.positions[(message.topic, message.partition)] = message.offset
+        originals: list[Message] = []
+        counts: dict[str, int] = {}
+        for message in messages:
+            topic = message.topic
+            counts[topic] = counts.get(topic, 0) + 1
+            self.positions[(topic, message.partition)] = message.offset
+            source = self.sources[topic]
             try:
                 record = decode(source, message.key, message.value)
             except ContractError as exc:
-                await self._dead_letter(event, str(exc))
+                await self._dead_letter(message, str(exc))
                 continue
             inputs.append(Input(message.partition, source, record, message.offset))
-            originals.append(event)
-            self.checkpoints.note(message.partition, message.topic, message.offset)
+            originals.append(message)
+            self.checkpoints.note(message.partition, topic, message.offset)
         self.checkpoints.restore({item.partition for item in inputs})
         result = await self.engine.process(inputs, wall=time.time())
         for position, reason in result.failed:
             await self._dead_letter(originals[position], reason)
-        topic = self.settings.topics.input_topic(source)
-        sent_at = {e.message.key: e.message.timestamp for e in originals}
-        await self._publish(result, topic, sent_at)
-        await self.checkpoints.save_clocks({item.partition for item in inputs})
-        self.metrics.events.labels(topic).inc(len(events))
+        sent_at = {m.key: m.timestamp for m in originals}
+        await self._publish(result, "inputs", sent_at)
+        self._clocks_moved.update(item.partition for item in inputs)
+        for topic, count in counts.items():
+            self.metrics.events.labels(topic).inc(count)
         if result.duplicates:
-            self.metrics.skipped.labels(topic, "duplicate_event_id").inc(result.duplicates)
+            self.metrics.skipped.labels("inputs", "duplicate_event_id").inc(result.duplicates)
         if result.redelivered:
-            self.metrics.skipped.labels(topic, "redelivered").inc(result.redelivered)
-        self.metrics.batch_seconds.labels(topic).observe(time.perf_counter() - started)
+            self.metrics.skipped.labels("inputs", "redelivered").inc(result.redelivered)
+        self.metrics.batch_seconds.labels("inputs").observe(time.perf_counter() - started)
+        return messages
 
-    async def _in_offset_order(self, events: Sequence[EventT[bytes]]) -> list[EventT[bytes]]:
-        """The events to handle: none past a gap in its partition's offsets (see
+    async def _in_offset_order(self, messages: Sequence[Message]) -> list[Message]:
+        """The records to handle: none past a gap in its partition's offsets (see
         :class:`DeliveryGaps`); a partition with a gap is fetched again from it."""
         consumer: Any = self.app.consumer  # Faust's acknowledgement record is not typed
-        for tp, offsets in self._held_back.items():
-            withdraw_acks(consumer, tp, offsets)
-        tps = [event.message.tp for event in events]
+        tps = [message.tp for message in messages]
         admitted, refetch = self.gaps.admit(
-            [(tp, event.message.offset) for tp, event in zip(tps, events, strict=True)],
+            [(tp, message.offset) for tp, message in zip(tps, messages, strict=True)],
             {tp: consumer._committed_offset.get(tp) for tp in set(tps)},
         )
-        kept = []
-        for event, tp, admit in zip(events, tps, admitted, strict=True):
-            held = self._held_back.get(tp)
-            if admit:
-                kept.append(event)
-                if held is not None:
-                    held.discard(event.message.offset)
-            else:
-                self._held_back.setdefault(tp, set()).add(event.message.offset)
+        kept = [message for message, admit in zip(messages, admitted, strict=True) if admit]
+        if len(kept) < len(messages):
+            release(consumer, [m for m, admit in zip(messages, admitted, strict=True) if not admit])
         for tp, offset in self.gaps.opened:
             log.warning(
                 "%s/%d: offset %d was skipped; fetching again from it",
@@ -404,19 +435,21 @@ class Pipeline:
             self.metrics.refetched_partitions.labels(tp.topic).inc()
         for tp, offset in refetch.items():
             await seek(consumer, tp, offset)
-        for tp in [tp for tp, held in self._held_back.items() if not held]:
-            del self._held_back[tp]
         return kept
 
     async def tick(self) -> None:
-        """Fire event-time timers of partitions that went quiet."""
+        """Fire event-time timers of partitions that went quiet; write states when due."""
         async with self._one_batch:
             await self._publish(self.engine.advance(wall=time.time()), "timers", {})
+            if self._flush_due():
+                await self._flush()
 
     async def _publish(
         self, result: BatchResult, topic_name: str, sent_at: dict[bytes | None, float]
     ) -> None:
-        """Alerts first, acknowledged; then the models, acknowledged; then the states."""
+        """Alerts first, acknowledged; then the models, acknowledged; the states are written
+        behind, except after new models: then at once, so that states never fall behind the
+        models checkpointed (see :meth:`Engine.resume`)."""
         alerts = result.alerts
         degraded = list(result.degraded)
         try:
@@ -448,8 +481,9 @@ class Pipeline:
             except Exception as exc:
                 degraded.append(f"delivery: could not record published alerts: {exc!r}")
         self._report(degraded)
-        await self.checkpoints.save(result)
-        await self.store.persist(result.dirty)
+        self._unwritten.update(result.dirty)
+        if await self.checkpoints.save(result):
+            await self._flush()
 
     def _report(self, degraded: list[str]) -> None:
         """Count degraded batches. Redis going and coming back is logged once each way (the
@@ -497,14 +531,11 @@ class Pipeline:
         self.checkpoints.forget(partition)
         revoked = {TP(topic, partition) for topic in topics}
         self.gaps.forget(revoked)
-        for tp in revoked:
-            self._held_back.pop(tp, None)
         for topic in topics:
             if self.positions.pop((topic, partition), None) is not None:
                 self.metrics.lag.remove(topic, str(partition))
 
-    async def _dead_letter(self, event: EventT[bytes], reason: str) -> None:
-        message = event.message
+    async def _dead_letter(self, message: Message, reason: str) -> None:
         letter = dead_letter(
             source_topic=message.topic,
             partition=message.partition,
@@ -523,8 +554,9 @@ class Pipeline:
 
 def create_app(settings: Settings) -> tuple[faust.App, Pipeline]:
     """Build the Faust app and wire its agents; ``lendwatch worker`` runs it."""
-    app = faust.App(
+    app = App(
         settings.app_id,
+        fetch_max_wait_ms=settings.fetch_max_wait_ms,
         broker=settings.broker_url,
         store="memory://",
         topic_partitions=settings.partitions,
@@ -544,15 +576,18 @@ def create_app(settings: Settings) -> tuple[faust.App, Pipeline]:
     # Timeouts bound a hung Redis; the breaker then keeps an outage off the per-batch path.
     redis = Redis.from_url(settings.redis_url, socket_timeout=2.0, socket_connect_timeout=2.0)
     pipeline = Pipeline(app, settings, table, models, redis)
+    app.finish_in_flight = pipeline.flush
 
-    for source in Source:
-        topic = app.topic(
-            settings.topics.input_topic(source),
-            key_serializer="raw",
-            value_serializer="raw",
-            partitions=settings.partitions,
-        )
-        app.agent(topic, name=f"lendwatch.{source.value}")(_consumer(pipeline, source))
+    inputs = InputTopic(
+        app,
+        topics=sorted(pipeline.input_topics),
+        key_serializer="raw",
+        value_serializer="raw",
+        partitions=settings.partitions,
+    )
+    channel = inputs.__aiter__()  # subscribes the worker, as an agent's stream would
+
+    app.service(InputReader(app, channel, settings.batch_size, pipeline.handle))  # type: ignore[arg-type]
 
     input_topics = pipeline.input_topics
 
@@ -636,18 +671,6 @@ def _table(app: faust.App, settings: Settings, name: str, value_serializer: str)
     table.key_serializer = "raw"
     table.value_serializer = value_serializer
     return table
-
-
-def _consumer(pipeline: Pipeline, source: Source) -> Any:
-    batch_size = pipeline.settings.batch_size
-    within = pipeline.settings.batch_window_ms / 1000.0
-
-    async def consume(stream: faust.Stream[bytes]) -> None:
-        async for events in stream.take_events(batch_size, within=within):
-            await pipeline.handle(source, events)
-
-    consume.__name__ = f"consume_{source.value}"
-    return consume
 
 
 class QuietWorker(faust.Worker):

@@ -31,7 +31,6 @@ __all__ = [
     "fetch_positions",
     "refetch_paused",
     "seek",
-    "withdraw_acks",
 ]
 
 log = logging.getLogger("lendwatch")
@@ -194,14 +193,6 @@ class DeliveryGaps:
             self._next.pop(tp, None)
         for key in [key for key in self._retries if key[0] in tps]:
             del self._retries[key]
-
-
-def withdraw_acks(consumer: Any, tp: TP, offsets: set[int]) -> None:
-    """Take back Faust's acknowledgement of records not handled: it must not commit them."""
-    acked = consumer._acked.get(tp)
-    if acked:
-        acked[:] = [offset for offset in acked if offset not in offsets]
-    consumer._acked_index.get(tp, set()).difference_update(offsets)
 
 
 def fetch_positions(consumer: Any, tps: set[TP]) -> dict[TP, int | None]:

@@ -33,6 +33,14 @@ class Settings:
     #: Events per batch and how long to wait to fill one (LW_BATCH_SIZE, LW_BATCH_WINDOW_MS).
     batch_size: int = 500
     batch_window_ms: int = 50
+    #: Longest a consumer fetch waits for records on the broker (LW_FETCH_MAX_WAIT_MS). Apache
+    #: Kafka answers as soon as records arrive; Tansu holds an empty fetch about half of this,
+    #: so it bounds event latency on the embedded broker. Faust's own value is 1500.
+    fetch_max_wait_ms: int = 100
+    #: Changed borrower states are written to the changelog together this often, and their
+    #: input records committed after (LW_STATE_FLUSH_MS). Longer writes fewer records; a crash
+    #: redelivers up to this much input (alerts are not sent twice).
+    state_flush_ms: int = 1000
     #: Producer linger: lets alert sends share requests (LW_PRODUCER_LINGER_MS).
     producer_linger_ms: int = 5
     #: An input partition silent this long no longer holds event time back (LW_IDLE_STREAM_SECONDS).
@@ -57,6 +65,8 @@ class Settings:
             "partitions": _int(env, "LW_PARTITIONS", defaults.partitions),
             "batch_size": _int(env, "LW_BATCH_SIZE", defaults.batch_size),
             "batch_window_ms": _int(env, "LW_BATCH_WINDOW_MS", defaults.batch_window_ms),
+            "fetch_max_wait_ms": _int(env, "LW_FETCH_MAX_WAIT_MS", defaults.fetch_max_wait_ms),
+            "state_flush_ms": _int(env, "LW_STATE_FLUSH_MS", defaults.state_flush_ms),
             "producer_linger_ms": _int(env, "LW_PRODUCER_LINGER_MS", defaults.producer_linger_ms),
             "idle_stream_seconds": _float(
                 env, "LW_IDLE_STREAM_SECONDS", defaults.idle_stream_seconds
