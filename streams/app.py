@@ -7,8 +7,9 @@ import base64
 import logging
 import signal
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Awaitable, Iterable, Sequence
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any, cast
 
 import faust
@@ -36,6 +37,7 @@ from streams.settings import Settings
 from streams.transport import App
 from topics import ContractError, Source, decode
 from topics.codec import dead_letter, encode_alert, encode_dead_letter
+from topics.records import Alert
 
 __all__ = ["Pipeline", "create_app"]
 
@@ -78,22 +80,21 @@ class TableStateStore:
     def states_in_partition(self, partition: int) -> Iterable[BorrowerState]:
         return [s for s in list(self.table.data.values()) if s.partition == partition]
 
-    async def persist(self, producer: Any, dirty: dict[str, BorrowerState]) -> None:
-        """One changelog record per changed borrower, on the partition its events come from,
-        all acknowledged by the broker before this returns.
+    async def send(self, producer: Any, states: dict[str, BorrowerState]) -> list[Awaitable[Any]]:
+        """One changelog record per borrower, on the partition its events come from; returns
+        the broker's acknowledgements to wait for.
 
         Straight to the producer, encoded here as the table's codec would: Faust's
         ``Topic.send`` costs about as much again per record in its own bookkeeping.
         """
         topic = self.table.changelog_topic.get_topic_name()
         send = producer.send
-        acks = [
+        return [
             await send(
                 topic, key.encode(), orjson.dumps(state.to_dict()), state.partition, None, None
             )
-            for key, state in dirty.items()
+            for key, state in states.items()
         ]
-        await asyncio.gather(*acks)
 
 
 class ModelCheckpoints:
@@ -151,10 +152,10 @@ class ModelCheckpoints:
         for key in [key for key in self._written if key[1] == partition]:
             del self._written[key]
 
-    async def save_clocks(self, partitions: Iterable[int]) -> None:
-        """Write how far each stream of ``partitions`` has come, after the batch's states:
-        a restarted worker's clock then starts no later than its states (see
-        :meth:`EventTimeClock.resume`)."""
+    async def send_clocks(self, partitions: Iterable[int]) -> list[Awaitable[Any]]:
+        """Write how far each stream of ``partitions`` has come, after the states: a
+        restarted worker's clock then starts no later than its states (see
+        :meth:`EventTimeClock.resume`). Returns the acknowledgements to wait for."""
         acks = []
         for partition in sorted(partitions):
             position = self.engine.clock.position(partition)
@@ -172,7 +173,7 @@ class ModelCheckpoints:
                 )
             )
             self.table.data[key] = value
-        await asyncio.gather(*acks)
+        return acks
 
     async def save(self, result: BatchResult) -> int:
         """Write the models of ``partitions`` that changed since they were last written, and
@@ -321,6 +322,8 @@ class Pipeline:
         self._unwritten: dict[str, BorrowerState] = {}
         self._clocks_moved: set[int] = set()
         self._unacknowledged: list[Message] = []
+        self._unconfirmed_alerts: list[tuple[Alert, Awaitable[Any]]] = []
+        self._confirming: asyncio.Future[None] | None = None
         self._last_flush = time.monotonic()
         # One batch at a time through engine and publication, whichever agent it comes from:
         # a batch's states must not be written (by another agent's batch touching the same
@@ -355,9 +358,12 @@ class Pipeline:
                 await self._flush()
 
     async def flush(self) -> None:
-        """Write the states changed since the last flush, then acknowledge their records."""
+        """Write the states changed since the last flush, and wait until they, the alerts
+        before them and the records behind them are acknowledged."""
         async with self._one_batch:
             await self._flush()
+        if self._confirming is not None:
+            await self._confirming
 
     def _flush_due(self) -> bool:
         return (
@@ -366,16 +372,53 @@ class Pipeline:
         )
 
     async def _flush(self) -> None:
+        """Hand the changed states and clock positions to the producer; the broker's
+        acknowledgements are waited for by :meth:`_confirm`, off the batch path."""
         self._last_flush = time.monotonic()
-        if self._unwritten:
-            unwritten, self._unwritten = self._unwritten, {}
-            await self.store.persist(self.app.producer, unwritten)
-        if self._clocks_moved:
-            moved, self._clocks_moved = self._clocks_moved, set()
-            await self.checkpoints.save_clocks(moved)
-        if self._unacknowledged:
-            handled, self._unacknowledged = self._unacknowledged, []
-            ack(self.app.consumer, handled)
+        unwritten, self._unwritten = self._unwritten, {}
+        moved, self._clocks_moved = self._clocks_moved, set()
+        handled, self._unacknowledged = self._unacknowledged, []
+        alerts, self._unconfirmed_alerts = self._unconfirmed_alerts, []
+        sends = [sending for _, sending in alerts]
+        sends += await self.store.send(self.app.producer, unwritten)
+        sends += await self.checkpoints.send_clocks(moved)
+        if not sends and not handled:
+            return
+        confirming = asyncio.ensure_future(
+            self._confirm(self._confirming, sends, [alert for alert, _ in alerts], handled)
+        )
+        confirming.add_done_callback(self._on_confirmed)
+        self._confirming = confirming
+
+    async def _confirm(
+        self,
+        previous: asyncio.Future[None] | None,
+        sends: list[Awaitable[Any]],
+        alerts: list[Alert],
+        handled: list[Message],
+    ) -> None:
+        """Once the broker has every alert, state and clock of a flush (and of the flushes
+        before it), remember the alerts as published and let Faust commit the records."""
+        if previous is not None:
+            await previous
+        await asyncio.gather(*sends)
+        if alerts:
+            try:
+                await self.published.mark([alert.alert_id for alert in alerts])
+            except Exception as exc:
+                self._report([f"delivery: could not record published alerts: {exc!r}"])
+        ack(self.app.consumer, handled)
+
+    def _on_confirmed(self, confirming: asyncio.Future[None]) -> None:
+        """A flush the broker refused (no more retries) leaves its records unacknowledged for
+        good: stop the worker, whose successor gets them again (at least once)."""
+        if self._confirming is confirming:
+            self._confirming = None
+        if confirming.cancelled() or confirming.exception() is None:
+            return
+        exc = confirming.exception()
+        log.error("could not write states or alerts; stopping: %r", exc)
+        asyncio.ensure_future(self.app.crash(cast(BaseException, exc)))
 
     async def _handle(self, messages: Sequence[Message]) -> list[Message]:
         started = time.perf_counter()
@@ -447,7 +490,8 @@ class Pipeline:
     async def _publish(
         self, result: BatchResult, topic_name: str, sent_at: dict[bytes | None, float]
     ) -> None:
-        """Alerts first, acknowledged; then the models, acknowledged; the states are written
+        """Alerts handed to the producer at once (their acknowledgement is waited for with the
+        states', see :meth:`_confirm`); then new models, acknowledged. The states are written
         behind, except after new models: then at once, so that states never fall behind the
         models checkpointed (see :meth:`Engine.resume`)."""
         alerts = result.alerts
@@ -458,32 +502,32 @@ class Pipeline:
             pending = [True] * len(alerts)
             if alerts:
                 degraded.append(f"delivery: published alerts unknown, resending: {exc!r}")
-        acks = []
         for alert, send in zip(alerts, pending, strict=True):
             if not send:
                 self.metrics.resends.labels(alert.detector).inc()
                 continue
             topic = self.alert_topics[alert.category]
-            acks.append(await topic.send(key=alert.borrower_id.encode(), value=encode_alert(alert)))
-        sent = [alert for alert, send in zip(alerts, pending, strict=True) if send]
-        if acks:
-            await asyncio.gather(*acks)
-            acked = time.time()
-            for alert in sent:
-                topic = self.alert_topics[alert.category]
-                self.metrics.alerts.labels(topic.get_topic_name(), alert.detector).inc()
-                self.metrics.scores.labels(alert.detector).observe(alert.score)
-                origin = sent_at.get(alert.borrower_id.encode())
-                if origin is not None:
-                    self.metrics.latency.labels(topic_name).observe(max(0.0, acked - origin))
-            try:
-                await self.published.mark([alert.alert_id for alert in sent])
-            except Exception as exc:
-                degraded.append(f"delivery: could not record published alerts: {exc!r}")
+            sending = await topic.send(key=alert.borrower_id.encode(), value=encode_alert(alert))
+            origin = sent_at.get(alert.borrower_id.encode())
+            cast("asyncio.Future[Any]", sending).add_done_callback(
+                partial(self._on_alert_acknowledged, alert, topic_name, origin)
+            )
+            self._unconfirmed_alerts.append((alert, sending))
         self._report(degraded)
         self._unwritten.update(result.dirty)
         if await self.checkpoints.save(result):
             await self._flush()
+
+    def _on_alert_acknowledged(
+        self, alert: Alert, topic_name: str, origin: float | None, sending: asyncio.Future[Any]
+    ) -> None:
+        if sending.cancelled() or sending.exception() is not None:
+            return  # the confirmation fails on it
+        topic = self.alert_topics[alert.category].get_topic_name()
+        self.metrics.alerts.labels(topic, alert.detector).inc()
+        self.metrics.scores.labels(alert.detector).observe(alert.score)
+        if origin is not None:
+            self.metrics.latency.labels(topic_name).observe(max(0.0, time.time() - origin))
 
     def _report(self, degraded: list[str]) -> None:
         """Count degraded batches. Redis going and coming back is logged once each way (the
@@ -557,6 +601,7 @@ def create_app(settings: Settings) -> tuple[faust.App, Pipeline]:
     app = App(
         settings.app_id,
         fetch_max_wait_ms=settings.fetch_max_wait_ms,
+        fetch_min_bytes=settings.fetch_min_bytes,
         broker=settings.broker_url,
         store="memory://",
         topic_partitions=settings.partitions,

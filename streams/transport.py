@@ -66,6 +66,7 @@ class Consumer(faust_aiokafka.Consumer):
     """Faust's aiokafka consumer with the eager fetch loop and the configured fetch wait."""
 
     fetch_max_wait_ms = 1500
+    fetch_min_bytes = 1
 
     def _new_consumer_thread(self) -> faust_aiokafka.AIOKafkaConsumerThread:
         return _ConsumerThread(self, loop=self.loop, beacon=self.beacon)
@@ -148,7 +149,9 @@ class _ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
     def _create_worker_consumer(self, transport: Any) -> Any:
         consumer = super()._create_worker_consumer(transport)
         # Read by aiokafka when the consumer starts and builds its fetcher.
-        consumer._fetch_max_wait_ms = cast(Consumer, self.consumer).fetch_max_wait_ms
+        settings = cast(Consumer, self.consumer)
+        consumer._fetch_max_wait_ms = settings.fetch_max_wait_ms
+        consumer._fetch_min_bytes = settings.fetch_min_bytes
         return consumer
 
 
@@ -159,9 +162,12 @@ class Transport(faust_aiokafka.Transport):
 class App(faust.App):
     """The lendwatch worker's Faust app: Faust's, on the transport above."""
 
-    def __init__(self, *args: Any, fetch_max_wait_ms: int = 1500, **kwargs: Any) -> None:
+    def __init__(
+        self, *args: Any, fetch_max_wait_ms: int = 1500, fetch_min_bytes: int = 1, **kwargs: Any
+    ) -> None:
         super().__init__(*args, **kwargs)
         self.fetch_max_wait_ms = fetch_max_wait_ms
+        self.fetch_min_bytes = fetch_min_bytes
         #: Work to finish before Faust waits for records in flight (see Consumer.wait_empty).
         self.finish_in_flight: Callable[[], Awaitable[None]] | None = None
 
@@ -171,4 +177,5 @@ class App(faust.App):
     def _new_consumer(self) -> Any:
         consumer: Any = super()._new_consumer()
         consumer.fetch_max_wait_ms = self.fetch_max_wait_ms
+        consumer.fetch_min_bytes = self.fetch_min_bytes
         return consumer
