@@ -421,6 +421,8 @@ class Engine:
                     findings += detector.on_day_close(partition, day, states)
                 except Exception as exc:
                     result.degraded.append(f"{detector.name}: day close {day} failed: {exc!r}")
+        # A day close may change any of them (a detector's memory of the day): written too.
+        result.dirty.update((state.borrower_id, state) for state in states)
         self._closed_day[partition] = today - 1
         return findings
 

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import zlib
 from array import array
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
+
+import orjson
 
 __all__ = [
     "BorrowerState",
@@ -22,6 +26,14 @@ INFLOW_HISTORY_DAYS = 96
 MAX_KNOWN_DEVICES = 16
 MAX_KNOWN_IPS = 16
 MAX_OWN_ACCOUNTS = 8
+#: First bytes of an encoded state (:meth:`BorrowerState.to_bytes`). The format includes the
+#: compression dictionary: a new dictionary, a new tag (and the old one kept to read).
+STATE_FORMAT = b"LS1"
+#: zlib level: 1 is 40 % faster and 13 % larger (1,981 B against 1,752 B a state).
+STATE_COMPRESSION = 6
+#: The JSON of one typical state (simulation seed 3, 200 borrowers, 90 days: the state of
+#: median size). Not seed 7, which the memory benchmark measures.
+_DICTIONARY = (Path(__file__).parent / "state_dictionary.json").read_bytes()
 
 
 def day_of(epoch: float) -> int:
@@ -51,7 +63,10 @@ class InflowHistory:
         if day <= self.last_day - INFLOW_HISTORY_DAYS:
             return  # older than the ring: too late to count
         self.first_day = min(self.first_day, day)
-        self.sums[day % INFLOW_HISTORY_DAYS] += amount
+        # Kept to the cent: money has no more, and a sum like 2580.3399999999997 would cost
+        # the changelog 18 characters where 7 do.
+        slot = day % INFLOW_HISTORY_DAYS
+        self.sums[slot] = round(self.sums[slot] + amount, 2)
 
     def total(self, start_day: int, end_day: int) -> tuple[float, int]:
         """Sum and number of days in ``[start_day, end_day)`` since the first inflow.
@@ -139,6 +154,38 @@ class BorrowerState:
         if account_id not in self.own_accounts:
             self.own_accounts.append(account_id)
             del self.own_accounts[:-MAX_OWN_ACCOUNTS]
+
+    def to_bytes(self) -> bytes:
+        """The changelog record: a header (format, partition) and the compressed JSON.
+
+        JSON because the changelog is data other tools may read; compressed against a preset
+        dictionary (``state_dictionary.json``, a typical state) because a state is small and
+        repeats the keys and shapes every other one has: about a third of the JSON.
+        """
+        compressor = zlib.compressobj(
+            STATE_COMPRESSION, zlib.DEFLATED, -15, 9, zlib.Z_DEFAULT_STRATEGY, _DICTIONARY
+        )
+        body = compressor.compress(orjson.dumps(self.to_dict())) + compressor.flush()
+        return STATE_FORMAT + self.partition.to_bytes(2, "big") + body
+
+    @classmethod
+    def from_bytes(cls, blob: bytes) -> BorrowerState:
+        """Read :meth:`to_bytes`, or the plain JSON that changelogs held before it."""
+        if blob[:1] == b"{":
+            return cls.from_dict(orjson.loads(blob))
+        if blob[: len(STATE_FORMAT)] != STATE_FORMAT:
+            raise ValueError(f"not a borrower state record: {blob[:8]!r}")
+        decompressor = zlib.decompressobj(-15, _DICTIONARY)
+        body = blob[len(STATE_FORMAT) + 2 :]
+        return cls.from_dict(orjson.loads(decompressor.decompress(body) + decompressor.flush()))
+
+    @staticmethod
+    def partition_of(blob: bytes) -> int:
+        """The partition of an encoded state, read from its header alone."""
+        if blob[:1] == b"{":
+            return int(orjson.loads(blob)["partition"])
+        start = len(STATE_FORMAT)
+        return int.from_bytes(blob[start : start + 2], "big")
 
     def to_dict(self) -> dict[str, Any]:
         return {

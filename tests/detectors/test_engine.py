@@ -349,7 +349,9 @@ async def test_advance_fires_timers_of_a_quiet_partition_once_streams_are_idle()
     result = engine.advance(wall=61.0)
 
     assert [a.alert_id for a in result.alerts] == [MISSED_ID]
-    assert set(result.dirty) == {"d-1"}
+    assert "d-1" in result.dirty, (
+        "the timer changed it; the day close marks the rest of its partition"
+    )
 
 
 async def test_a_revoked_partition_fires_no_timers_until_it_is_taken_back() -> None:

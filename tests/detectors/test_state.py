@@ -1,0 +1,62 @@
+"""The changelog form of a borrower's state: compact, lossless, readable in its old form."""
+
+from __future__ import annotations
+
+from datetime import date
+from decimal import Decimal
+
+import orjson
+import pytest
+
+from detectors.state import BorrowerState, InflowHistory, Installment
+
+
+def _state() -> BorrowerState:
+    state = BorrowerState(borrower_id="b-7", partition=300)
+    for day in range(20_000, 20_090):
+        state.inflows.add(day, 1234.56 + day % 7 * 0.1)
+    for number in range(1, 7):
+        installment = Installment(
+            loan_id="ln-7-1",
+            number=number,
+            due_date=date(2026, number, 5),
+            amount_due=Decimal("1500.00"),
+        )
+        installment.payments.append((1.77e9 + number, Decimal("1500.00"), f"rp-{number}"))
+        state.installments[f"ln-7-1#{number}"] = installment
+    state.logins.known_ips = {f"111.196.{i}.{i * 3}": 20_089 for i in range(16)}
+    state.slots["machine_flow"] = {"n": 583, "g": 18007.614558437912, "d": [485146.6506911768] * 9}
+    return state
+
+
+def test_a_state_survives_its_changelog_form() -> None:
+    state = _state()
+    assert BorrowerState.from_bytes(state.to_bytes()).to_dict() == state.to_dict()
+
+
+def test_the_changelog_form_is_a_fraction_of_the_json() -> None:
+    state = _state()
+    assert len(state.to_bytes()) < len(orjson.dumps(state.to_dict())) / 2
+
+
+def test_the_partition_is_read_without_decoding() -> None:
+    assert BorrowerState.partition_of(_state().to_bytes()) == 300
+
+
+def test_plain_json_of_earlier_changelogs_is_still_read() -> None:
+    state = _state()
+    blob = orjson.dumps(state.to_dict())
+    assert BorrowerState.from_bytes(blob).to_dict() == state.to_dict()
+    assert BorrowerState.partition_of(blob) == 300
+
+
+def test_anything_else_is_refused() -> None:
+    with pytest.raises(ValueError, match="not a borrower state"):
+        BorrowerState.from_bytes(b"\x00\x01garbage")
+
+
+def test_inflow_sums_are_kept_to_the_cent() -> None:
+    inflows = InflowHistory()
+    for amount in (0.1, 0.2, 2580.04):
+        inflows.add(20_000, amount)
+    assert inflows.total(20_000, 20_001) == (2580.34, 1)
