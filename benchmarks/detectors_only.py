@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
+import sys
 import time
 import tracemalloc
 from collections.abc import Iterable, Iterator
@@ -73,29 +74,39 @@ def replay(path: Path, partitions: int) -> dict[str, Any]:
 def memory(borrowers: int, days: int, seed: int, partitions: int) -> dict[str, Any]:
     """State per borrower after ``days`` of simulated traffic.
 
-    ``changelog_bytes``: what the worker writes to the changelog for a borrower (its JSON).
-    ``process_bytes``: what a borrower's state takes in memory, as traced by ``tracemalloc``
-    while the states are rebuilt from their JSON (as a worker recovering its table holds them);
-    tracing the whole run instead would slow it several times over.
+    ``changelog_bytes``: the changelog record the worker writes for a borrower
+    (:meth:`BorrowerState.to_bytes`); ``json_bytes``: the plain JSON inside it.
+    ``rest_bytes``: what a borrower not in use takes in the worker, which keeps it as that
+    record under its id (``tracemalloc`` of the records, plus the id strings).
+    ``process_bytes``: what a state in use takes decoded, as traced while the states are
+    rebuilt from their records; the worker keeps at most ``LW_HOT_STATES`` of them.
+    Tracing the whole run instead would slow it several times over.
     """
     _, records = simulate_stream(SimulationConfig(borrowers=borrowers, days=days, seed=seed))
     _, store, figures = asyncio.run(_drive(records, partitions))
     del figures["alert_ids"]
     states = list(store.states.values())
-    blobs = [orjson.dumps(state.to_dict()) for state in states]
+    json_sizes = [len(orjson.dumps(state.to_dict())) for state in states]
     gc.collect()
     tracemalloc.start()
     before = tracemalloc.get_traced_memory()[0]
-    rebuilt = [BorrowerState.from_dict(orjson.loads(blob)) for blob in blobs]
+    at_rest = {state.borrower_id: state.to_bytes() for state in states}
+    gc.collect()
+    rest = tracemalloc.get_traced_memory()[0] - before + sum(map(sys.getsizeof, at_rest))
+    before = tracemalloc.get_traced_memory()[0]
+    rebuilt = [BorrowerState.from_bytes(blob) for blob in at_rest.values()]
     gc.collect()
     traced = tracemalloc.get_traced_memory()[0] - before
     tracemalloc.stop()
     traced -= rebuilt.__sizeof__()  # the list holding them is not state
+    sizes = [len(blob) for blob in at_rest.values()]
     return {
         **figures,
         "borrowers": len(states),
-        "changelog_bytes": sum(len(blob) for blob in blobs) / len(states),
-        "changelog_max_bytes": max(len(blob) for blob in blobs),
+        "changelog_bytes": sum(sizes) / len(states),
+        "changelog_max_bytes": max(sizes),
+        "json_bytes": sum(json_sizes) / len(states),
+        "rest_bytes": rest / len(states),
         "process_bytes": traced / len(rebuilt),
         "peak_rss": peak_rss(),
     }

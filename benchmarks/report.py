@@ -6,6 +6,8 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from streams.settings import Settings
+
 __all__ = ["Results", "Targets", "render"]
 
 
@@ -45,6 +47,9 @@ class Results:
         rates = {name: self.rate(name) for name in self.runs}
         return {**self.__dict__, "events_per_second": rates}
 
+
+#: In-use states a worker keeps decoded at most (LW_HOT_STATES): the memory figure uses it.
+HOT_STATES = Settings().hot_states
 
 LABELS = {
     "a": "(a)  aiokafka consume-decode-produce",
@@ -192,18 +197,23 @@ def render(results: Results, targets: Targets | None = None) -> str:
     memory = results.memory
     if memory is not None:
         changelog = memory["changelog_bytes"]
+        rest = memory["rest_bytes"]
         process = memory["process_bytes"]
+        hot = HOT_STATES * process
         lines += [
             "",
             f"state per borrower ({memory['borrowers']:,} borrowers after "
             f"{memory['days']} simulated days, {memory['events']:,} events; "
             f"replay peak RSS {_mib(memory['peak_rss'])}):",
-            f"  changelog, BorrowerState.to_dict as JSON  {changelog:>7,.0f} B"
+            f"  changelog record, BorrowerState.to_bytes {changelog:>7,.0f} B"
             f"  = {changelog * 10_000 / 1e6:6.1f} MB per 10,000 borrowers"
             f"   ≤ {t.state_bytes / 1024:.0f} KiB {_mark(changelog, t.state_bytes, at_most=True)}"
-            f"   (largest {memory['changelog_max_bytes']:,} B)",
-            f"  in process, tracemalloc of rebuilt states {process:>7,.0f} B"
-            f"  = {process * 10_000 / 1e6:6.1f} MB per 10,000 borrowers"
-            f"   ≤ {t.state_bytes / 1024:.0f} KiB {_mark(process, t.state_bytes, at_most=True)}",
+            f"   (largest {memory['changelog_max_bytes']:,} B;"
+            f" {memory['json_bytes']:,.0f} B of JSON)",
+            f"  in process, a borrower at rest (record)  {rest:>7,.0f} B"
+            f"  = {rest * 10_000 / 1e6:6.1f} MB per 10,000 borrowers"
+            f"   ≤ {t.state_bytes / 1024:.0f} KiB {_mark(rest, t.state_bytes, at_most=True)}",
+            f"  in process, a borrower in use (decoded)  {process:>7,.0f} B"
+            f"  × at most LW_HOT_STATES={HOT_STATES:,} in use = {hot / 1e6:.1f} MB at most",
         ]
     return "\n".join(lines) + "\n"

@@ -7,6 +7,7 @@ import base64
 import logging
 import signal
 import time
+from collections import OrderedDict
 from collections.abc import Awaitable, Iterable, Sequence
 from datetime import UTC, datetime
 from functools import partial
@@ -14,7 +15,6 @@ from typing import Any, cast
 
 import faust
 import orjson
-from faust.serializers import codecs
 from faust.types import TP, Message, TableT
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from redis.asyncio import Redis
@@ -51,50 +51,75 @@ CLOCK_KEY = "clock"
 MAX_UNWRITTEN_STATES = 5_000
 
 
-class StateCodec(codecs.Codec):
-    """Changelog encoding of :class:`BorrowerState`: JSON, never pickle (the topic is data)."""
-
-    def _dumps(self, obj: Any) -> bytes:
-        return orjson.dumps(obj.to_dict())
-
-    def _loads(self, s: bytes) -> Any:
-        return BorrowerState.from_dict(orjson.loads(s))
-
-
-codecs.register("lendwatch_state", StateCodec())
-
-
 class TableStateStore:
-    """Engine state read from the Faust table's store; the changelog is written once per batch."""
+    """Borrower states in the worker: every one in the table as its changelog record (about
+    2 KB, :meth:`BorrowerState.to_bytes`), the ones in use decoded in a bounded cache.
 
-    def __init__(self, table: TableT[str, BorrowerState]) -> None:
+    Decoded, a state takes about ten times its record (every number and string is a Python
+    object), so only the ``hot_states`` most recently used stay decoded; the others are
+    decoded again when an event or a timer needs them. A state changed since the last write
+    stays decoded until it is written (:meth:`send`), so no change is ever dropped.
+    """
+
+    def __init__(self, table: TableT[str, bytes], hot_states: int) -> None:
         self.table = table
+        self.hot_states = hot_states
+        self._hot: OrderedDict[str, BorrowerState] = OrderedDict()
 
     def get(self, borrower_id: str) -> BorrowerState | None:
-        state: BorrowerState | None = self.table.data.get(borrower_id)
+        state = self._hot.get(borrower_id)
+        if state is not None:
+            self._hot.move_to_end(borrower_id)
+            return state
+        record = self.table.data.get(borrower_id)
+        if record is None:
+            return None
+        state = self._hot[borrower_id] = BorrowerState.from_bytes(record)
         return state
 
     def put(self, borrower_id: str, state: BorrowerState) -> None:
-        self.table.data[borrower_id] = state
+        self._hot[borrower_id] = state
 
     def states_in_partition(self, partition: int) -> Iterable[BorrowerState]:
-        return [s for s in list(self.table.data.values()) if s.partition == partition]
+        """Every state of ``partition``, decoded (a day close or a takeover reads them all)."""
+        hot = self._hot
+        found = [state for state in hot.values() if state.partition == partition]
+        for borrower_id, record in list(self.table.data.items()):
+            if borrower_id not in hot and BorrowerState.partition_of(record) == partition:
+                state = hot[borrower_id] = BorrowerState.from_bytes(record)
+                found.append(state)
+        return found
+
+    def forget_partition(self, partition: int) -> None:
+        """A partition now owned elsewhere: its decoded states would go stale here."""
+        for borrower_id in [k for k, s in self._hot.items() if s.partition == partition]:
+            del self._hot[borrower_id]
+
+    @property
+    def decoded(self) -> int:
+        return len(self._hot)
 
     async def send(self, producer: Any, states: dict[str, BorrowerState]) -> list[Awaitable[Any]]:
         """One changelog record per borrower, on the partition its events come from; returns
-        the broker's acknowledgements to wait for.
+        the broker's acknowledgements to wait for. Called with every state changed since the
+        last call, so afterwards any decoded state may be let go.
 
-        Straight to the producer, encoded here as the table's codec would: Faust's
-        ``Topic.send`` costs about as much again per record in its own bookkeeping.
+        Straight to the producer: Faust's ``Topic.send`` costs about as much again per record
+        in its own bookkeeping.
         """
         topic = self.table.changelog_topic.get_topic_name()
         send = producer.send
-        return [
-            await send(
-                topic, key.encode(), orjson.dumps(state.to_dict()), state.partition, None, None
+        data = self.table.data
+        acks = []
+        for borrower_id, state in states.items():
+            record = data[borrower_id] = state.to_bytes()
+            acks.append(
+                await send(topic, borrower_id.encode(), record, state.partition, None, None)
             )
-            for key, state in states.items()
-        ]
+        hot = self._hot
+        while len(hot) > self.hot_states:
+            hot.popitem(last=False)
+        return acks
 
 
 class ModelCheckpoints:
@@ -298,12 +323,12 @@ class Pipeline:
         self,
         app: faust.App,
         settings: Settings,
-        table: TableT[str, BorrowerState],
+        table: TableT[str, bytes],
         models: TableT[str, bytes],
         redis: Redis,
     ) -> None:
         self.settings = settings
-        self.store = TableStateStore(table)
+        self.store = TableStateStore(table, settings.hot_states)
         self.metrics = Metrics()
         breaker = self.breaker = Breaker()
         self.engine = Engine(
@@ -417,6 +442,9 @@ class Pipeline:
         if confirming.cancelled() or confirming.exception() is None:
             return
         exc = confirming.exception()
+        if self.app.should_stop:
+            log.warning("stopping before the broker confirmed a write; delivered again: %r", exc)
+            return
         log.error("could not write states or alerts; stopping: %r", exc)
         asyncio.ensure_future(self.app.crash(cast(BaseException, exc)))
 
@@ -481,7 +509,13 @@ class Pipeline:
         return kept
 
     async def tick(self) -> None:
-        """Fire event-time timers of partitions that went quiet; write states when due."""
+        """Fire event-time timers of partitions that went quiet; write states when due.
+
+        Not once the worker is stopping: Faust stops timers last, after the producer, and
+        stopping has already written and confirmed what was in flight (Consumer.wait_empty).
+        """
+        if self.app.should_stop:
+            return
         async with self._one_batch:
             await self._publish(self.engine.advance(wall=time.time()), "timers", {})
             if self._flush_due():
@@ -570,8 +604,9 @@ class Pipeline:
                 self.metrics.lag.labels(topic, str(partition)).set(lag)
 
     def forget(self, partition: int, topics: set[str]) -> None:
-        """A partition now owned elsewhere: no timers, models or lag of it here."""
+        """A partition now owned elsewhere: no timers, models, states or lag of it here."""
         self.engine.forget_partition(partition)
+        self.store.forget_partition(partition)
         self.checkpoints.forget(partition)
         revoked = {TP(topic, partition) for topic in topics}
         self.gaps.forget(revoked)
@@ -614,9 +649,7 @@ def create_app(settings: Settings) -> tuple[faust.App, Pipeline]:
         broker_session_timeout=settings.session_timeout_seconds,
         broker_heartbeat_interval=min(3.0, settings.session_timeout_seconds / 3),
     )
-    table = cast(
-        faust.Table[str, BorrowerState], _table(app, settings, STATE_TABLE, "lendwatch_state")
-    )
+    table = cast(faust.Table[str, bytes], _table(app, settings, STATE_TABLE, "raw"))
     models = cast(faust.Table[str, bytes], _table(app, settings, MODEL_TABLE, "raw"))
     # Timeouts bound a hung Redis; the breaker then keeps an outage off the per-batch path.
     redis = Redis.from_url(settings.redis_url, socket_timeout=2.0, socket_connect_timeout=2.0)

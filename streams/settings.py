@@ -44,6 +44,9 @@ class Settings:
     #: input records committed after (LW_STATE_FLUSH_MS). Longer writes fewer records; a crash
     #: redelivers up to this much input (alerts are not sent twice).
     state_flush_ms: int = 1000
+    #: Borrower states kept decoded, the most recently used (LW_HOT_STATES); the rest are kept
+    #: as their ~2 KB changelog records, a tenth of their decoded size, and decoded on use.
+    hot_states: int = 2_000
     #: Producer linger: lets alert sends share requests (LW_PRODUCER_LINGER_MS).
     producer_linger_ms: int = 5
     #: An input partition silent this long no longer holds event time back (LW_IDLE_STREAM_SECONDS).
@@ -71,6 +74,7 @@ class Settings:
             "fetch_max_wait_ms": _int(env, "LW_FETCH_MAX_WAIT_MS", defaults.fetch_max_wait_ms),
             "fetch_min_bytes": _int(env, "LW_FETCH_MIN_BYTES", defaults.fetch_min_bytes),
             "state_flush_ms": _int(env, "LW_STATE_FLUSH_MS", defaults.state_flush_ms),
+            "hot_states": _int(env, "LW_HOT_STATES", defaults.hot_states),
             "producer_linger_ms": _int(env, "LW_PRODUCER_LINGER_MS", defaults.producer_linger_ms),
             "idle_stream_seconds": _float(
                 env, "LW_IDLE_STREAM_SECONDS", defaults.idle_stream_seconds

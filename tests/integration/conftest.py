@@ -149,6 +149,9 @@ class Deployment:
             "LW_IDLE_STREAM_SECONDS": "3600",
             # Tansu answers a group join after half the session timeout.
             "LW_SESSION_TIMEOUT_SECONDS": "10",
+            # Far fewer decoded states than borrowers: every test also checks that states
+            # let go and decoded again on use lose nothing.
+            "LW_HOT_STATES": "16",
         }
         env.update(
             {
