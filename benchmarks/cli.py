@@ -406,7 +406,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--fetch-wait-ms",
         type=int,
-        help="diagnosis: run the workers with this consumer fetch wait (Faust fixes 1500 ms)",
+        help="run the workers with this consumer fetch wait, LW_FETCH_MAX_WAIT_MS (default 100)",
     )
     parser.add_argument("--json", type=Path, help="also write every figure to this file")
     parser.add_argument("--keep", action="store_true", help="keep the logs and data files")

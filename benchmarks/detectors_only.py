@@ -21,6 +21,7 @@ from typing import Any
 import orjson
 
 from benchmarks.common import peak_rss, write_result
+from benchmarks.worker import summary
 from detectors.engine import Engine, MemoryStateStore
 from detectors.index import MemoryCrossIndex
 from detectors.state import BorrowerState
@@ -28,6 +29,7 @@ from detectors.thresholds import Thresholds
 from streams.replay import drive, parse_record
 from streams.simulate import SimulationConfig, simulate_stream
 from topics import InputRecord, Source, TopicNames
+from topics.codec import encode_alert
 
 __all__ = ["memory", "replay"]
 
@@ -50,7 +52,9 @@ async def _drive(
     figures = {
         "events": stats.events,
         "alerts": len(stats.alerts),
-        "alert_ids": [alert.alert_id for alert in stats.alerts],
+        "alert_ids": {
+            alert.alert_id: summary(orjson.loads(encode_alert(alert))) for alert in stats.alerts
+        },
         # drive() minus reading and parsing: batching, the baseline pass and Engine.process.
         "seconds": wall - stats.source_seconds,
         "detector_seconds": stats.detector_seconds,

@@ -136,6 +136,17 @@ def render(results: Results, targets: Targets | None = None) -> str:
         lines.append(
             f"{LABELS[name]:40} {_int(rate):>9} {rss_text:>10} {_fixed(ratio):>9}   {target}{extra}"
         )
+    replayed = results.runs.get("c", {}).get("alert_ids")
+    for name in ("b", "b2"):
+        live = results.runs.get(name, {}).get("alert_ids")
+        if replayed is None or live is None:
+            continue
+        for label, ids, source in (
+            (f"{name} only", set(live) - set(replayed), live),
+            (f"c only (not in {name})", set(replayed) - set(live), replayed),
+        ):
+            for alert_id in sorted(ids, key=source.__getitem__)[:8]:
+                lines.append(f"  {label}: {source[alert_id]}")
     for name in ("b", "b2"):
         run = results.runs.get(name)
         if run and run.get("batches"):

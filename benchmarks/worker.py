@@ -112,7 +112,7 @@ def start_worker(
 ) -> WorkerProcess:
     """Start ``python -m streams.cli worker`` as the integration tests do.
 
-    ``fetch_wait_ms`` runs it through :mod:`benchmarks.fetch_wait` instead (a diagnosis).
+    ``fetch_wait_ms`` sets its consumer's fetch wait (``LW_FETCH_MAX_WAIT_MS``).
     """
     web_port = free_port()
     env = {
@@ -130,8 +130,7 @@ def start_worker(
     }
     command = ["-m", "streams.cli", "worker", "--log-level", "warning"]
     if fetch_wait_ms is not None:
-        command[1] = "benchmarks.fetch_wait"
-        env["BENCH_FETCH_WAIT_MS"] = str(fetch_wait_ms)
+        env["LW_FETCH_MAX_WAIT_MS"] = str(fetch_wait_ms)
     if profile is not None:
         command = ["-m", "benchmarks.profiled", str(profile), *command[1:]]
     process, log = children.spawn(name, [PYTHON, *command], env)
@@ -194,24 +193,32 @@ async def measure_throughput(
     )
 
 
-async def alert_ids(bootstrap: str, topics: TopicNames, partitions: int) -> list[str]:
-    """The ids of every alert on ``topics``' alert topics, read to their end."""
+async def alert_ids(bootstrap: str, topics: TopicNames, partitions: int) -> dict[str, str]:
+    """Every alert on ``topics``' alert topics, read to their end: id -> a one-line summary."""
     names = [topics.alerts_fraud, topics.alerts_security, topics.alerts_collections]
     parts = [TopicPartition(t, p) for t in names for p in range(partitions)]
     consumer = AIOKafkaConsumer(
         bootstrap_servers=bootstrap, group_id=None, auto_offset_reset="earliest"
     )
     consumer.assign(parts)
-    ids: list[str] = []
+    alerts: dict[str, str] = {}
     await consumer.start()
     try:
         ends = await consumer.end_offsets(parts)
         while [tp for tp, end in ends.items() if await consumer.position(tp) < end]:
             for messages in (await consumer.getmany(timeout_ms=200)).values():
-                ids += [orjson.loads(m.value)["alert_id"] for m in messages]
+                for message in messages:
+                    alert = orjson.loads(message.value)
+                    alerts[alert["alert_id"]] = summary(alert)
     finally:
         await consumer.stop()
-    return ids
+    return alerts
+
+
+def summary(alert: dict[str, Any]) -> str:
+    """An alert on one line, to tell which ones two runs disagree on."""
+    reasons = ",".join(r["code"] for r in alert.get("reasons", []))
+    return f"{alert['detector']} {alert['borrower_id']} {alert['ts']} {alert['severity']} {reasons}"
 
 
 async def end_offsets(bootstrap: str, topic: str, partitions: int) -> int:

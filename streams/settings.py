@@ -30,9 +30,8 @@ class Settings:
     app_id: str = "lendwatch"
     #: Partitions of every topic the pipeline creates; replay uses it too (LW_PARTITIONS).
     partitions: int = 8
-    #: Events per batch and how long to wait to fill one (LW_BATCH_SIZE, LW_BATCH_WINDOW_MS).
+    #: Most input records in one batch (LW_BATCH_SIZE); a batch is whatever has arrived.
     batch_size: int = 500
-    batch_window_ms: int = 50
     #: Longest a consumer fetch waits for records on the broker (LW_FETCH_MAX_WAIT_MS). Apache
     #: Kafka answers as soon as records arrive; Tansu holds an empty fetch about half of this,
     #: so it bounds event latency on the embedded broker. Faust's own value is 1500.
@@ -70,7 +69,6 @@ class Settings:
             "app_id": env.get("LW_APP_ID") or defaults.app_id,
             "partitions": _int(env, "LW_PARTITIONS", defaults.partitions),
             "batch_size": _int(env, "LW_BATCH_SIZE", defaults.batch_size),
-            "batch_window_ms": _int(env, "LW_BATCH_WINDOW_MS", defaults.batch_window_ms),
             "fetch_max_wait_ms": _int(env, "LW_FETCH_MAX_WAIT_MS", defaults.fetch_max_wait_ms),
             "fetch_min_bytes": _int(env, "LW_FETCH_MIN_BYTES", defaults.fetch_min_bytes),
             "state_flush_ms": _int(env, "LW_STATE_FLUSH_MS", defaults.state_flush_ms),
@@ -109,11 +107,13 @@ class Settings:
             "LW_APP_ID",
             "LW_PARTITIONS",
             "LW_BATCH_SIZE",
-            "LW_BATCH_WINDOW_MS",
+            "LW_FETCH_MAX_WAIT_MS",
+            "LW_FETCH_MIN_BYTES",
+            "LW_STATE_FLUSH_MS",
+            "LW_HOT_STATES",
             "LW_PRODUCER_LINGER_MS",
             "LW_IDLE_STREAM_SECONDS",
             "LW_SESSION_TIMEOUT_SECONDS",
-            "LW_CHECKPOINT_SECONDS",
             "LW_REDIS_PREFIX",
             "LW_WEB_PORT",
         ]
