@@ -309,11 +309,12 @@ class Metrics:
 class Pipeline:
     """Glue between Faust and the engine: what the input reader and the timers call.
 
-    Delivery is at least once. A batch's alerts are sent and acknowledged by the broker at
-    once (latency), and its changed models with them. Changed states are written behind:
+    Delivery is at least once. A batch's alerts are sent at once (latency), and its changed
+    models are written and acknowledged with it. Changed states are written behind:
     collected over batches and written together every ``state_flush_ms`` (a borrower
-    touched by many batches is written once), and only when they are acknowledged are the
-    records behind them acknowledged to Faust, which then commits their offsets. A crash
+    touched by many batches is written once), and only when the broker has them and the
+    alerts before them are the records behind them acknowledged to Faust, which then
+    commits their offsets. A crash
     in between redelivers those records; alerts already published are not sent again
     (:class:`PublishedAlerts`) and records a written state already reflects are not applied
     twice (the engine's per-borrower offsets).
@@ -350,9 +351,8 @@ class Pipeline:
         self._unconfirmed_alerts: list[tuple[Alert, Awaitable[Any]]] = []
         self._confirming: asyncio.Future[None] | None = None
         self._last_flush = time.monotonic()
-        # One batch at a time through engine and publication, whichever agent it comes from:
-        # a batch's states must not be written (by another agent's batch touching the same
-        # borrowers or models) before its own alerts are acknowledged.
+        # One batch, timer round or flush at a time through the engine and to the producer:
+        # a flush must take states, clocks and acknowledgements that belong together.
         self._one_batch = asyncio.Lock()
         self.last_batch_at = time.monotonic()
         self.stall_reported = False
