@@ -147,6 +147,8 @@ def render(results: Results, targets: Targets | None = None) -> str:
         ):
             for alert_id in sorted(ids, key=source.__getitem__)[:8]:
                 lines.append(f"  {label}: {source[alert_id]}")
+        for text in sorted(text for text in live.values() if text.endswith(" times)"))[:8]:
+            lines.append(f"  {name} again: {text}")
     for name in ("b", "b2"):
         run = results.runs.get(name)
         if run and run.get("batches"):

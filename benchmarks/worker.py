@@ -194,7 +194,8 @@ async def measure_throughput(
 
 
 async def alert_ids(bootstrap: str, topics: TopicNames, partitions: int) -> dict[str, str]:
-    """Every alert on ``topics``' alert topics, read to their end: id -> a one-line summary."""
+    """Every alert on ``topics``' alert topics, read to their end: id -> a one-line summary,
+    which says how many times the alert was published when that was more than once."""
     names = [topics.alerts_fraud, topics.alerts_security, topics.alerts_collections]
     parts = [TopicPartition(t, p) for t in names for p in range(partitions)]
     consumer = AIOKafkaConsumer(
@@ -202,6 +203,7 @@ async def alert_ids(bootstrap: str, topics: TopicNames, partitions: int) -> dict
     )
     consumer.assign(parts)
     alerts: dict[str, str] = {}
+    times: dict[str, int] = {}
     await consumer.start()
     try:
         ends = await consumer.end_offsets(parts)
@@ -209,9 +211,14 @@ async def alert_ids(bootstrap: str, topics: TopicNames, partitions: int) -> dict
             for messages in (await consumer.getmany(timeout_ms=200)).values():
                 for message in messages:
                     alert = orjson.loads(message.value)
-                    alerts[alert["alert_id"]] = summary(alert)
+                    alert_id = alert["alert_id"]
+                    times[alert_id] = times.get(alert_id, 0) + 1
+                    alerts[alert_id] = summary(alert)
     finally:
         await consumer.stop()
+    for alert_id, count in times.items():
+        if count > 1:
+            alerts[alert_id] += f" (published {count} times)"
     return alerts
 
 

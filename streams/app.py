@@ -348,7 +348,8 @@ class Pipeline:
         self._unwritten: dict[str, BorrowerState] = {}
         self._clocks_moved: set[int] = set()
         self._unacknowledged: list[Message] = []
-        self._unconfirmed_alerts: list[tuple[Alert, Awaitable[Any]]] = []
+        self._unconfirmed_alerts: list[Awaitable[Any]] = []
+        self._marking: set[asyncio.Future[None]] = set()
         self._confirming: asyncio.Future[None] | None = None
         self._last_flush = time.monotonic()
         # One batch, timer round or flush at a time through the engine and to the producer:
@@ -403,15 +404,12 @@ class Pipeline:
         unwritten, self._unwritten = self._unwritten, {}
         moved, self._clocks_moved = self._clocks_moved, set()
         handled, self._unacknowledged = self._unacknowledged, []
-        alerts, self._unconfirmed_alerts = self._unconfirmed_alerts, []
-        sends = [sending for _, sending in alerts]
+        sends, self._unconfirmed_alerts = self._unconfirmed_alerts, []
         sends += await self.store.send(self.app.producer, unwritten)
         sends += await self.checkpoints.send_clocks(moved)
         if not sends and not handled:
             return
-        confirming = asyncio.ensure_future(
-            self._confirm(self._confirming, sends, [alert for alert, _ in alerts], handled)
-        )
+        confirming = asyncio.ensure_future(self._confirm(self._confirming, sends, handled))
         confirming.add_done_callback(self._on_confirmed)
         self._confirming = confirming
 
@@ -419,20 +417,29 @@ class Pipeline:
         self,
         previous: asyncio.Future[None] | None,
         sends: list[Awaitable[Any]],
-        alerts: list[Alert],
         handled: list[Message],
     ) -> None:
         """Once the broker has every alert, state and clock of a flush (and of the flushes
-        before it), remember the alerts as published and let Faust commit the records."""
+        before it), let Faust commit the records behind them."""
         if previous is not None:
             await previous
         await asyncio.gather(*sends)
-        if alerts:
-            try:
-                await self.published.mark([alert.alert_id for alert in alerts])
-            except Exception as exc:
-                self._report([f"delivery: could not record published alerts: {exc!r}"])
         ack(self.app.consumer, handled)
+
+    async def _mark_published(self, alerts: list[Alert], sends: list[Awaitable[Any]]) -> None:
+        """Record a batch's alerts as published as soon as the broker has them, not with the
+        flush: another worker (a cross-borrower cycle seen from both ends) or a redelivery
+        checks this record before sending the same alert."""
+        acknowledged = await asyncio.gather(*sends, return_exceptions=True)
+        done = [
+            a.alert_id
+            for a, r in zip(alerts, acknowledged, strict=True)
+            if not isinstance(r, BaseException)
+        ]
+        try:
+            await self.published.mark(done)
+        except Exception as exc:
+            self._report([f"delivery: could not record published alerts: {exc!r}"])
 
     def _on_confirmed(self, confirming: asyncio.Future[None]) -> None:
         """A flush the broker refused (no more retries) leaves its records unacknowledged for
@@ -536,6 +543,8 @@ class Pipeline:
             pending = [True] * len(alerts)
             if alerts:
                 degraded.append(f"delivery: published alerts unknown, resending: {exc!r}")
+        sent: list[Alert] = []
+        sends: list[Awaitable[Any]] = []
         for alert, send in zip(alerts, pending, strict=True):
             if not send:
                 self.metrics.resends.labels(alert.detector).inc()
@@ -546,7 +555,13 @@ class Pipeline:
             cast("asyncio.Future[Any]", sending).add_done_callback(
                 partial(self._on_alert_acknowledged, alert, topic_name, origin)
             )
-            self._unconfirmed_alerts.append((alert, sending))
+            sent.append(alert)
+            sends.append(sending)
+        if sends:
+            self._unconfirmed_alerts += sends
+            marking = asyncio.ensure_future(self._mark_published(sent, sends))
+            self._marking.add(marking)  # the loop keeps only a weak reference to a task
+            marking.add_done_callback(self._marking.discard)
         self._report(degraded)
         self._unwritten.update(result.dirty)
         if await self.checkpoints.save(result):
