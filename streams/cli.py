@@ -13,6 +13,7 @@ from pathlib import Path
 import orjson
 
 from streams.settings import Settings
+from streams.tail import SEVERITIES
 
 __all__ = ["main"]
 
@@ -142,6 +143,25 @@ def cmd_status(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_tail(args: argparse.Namespace) -> int:
+    from streams.tail import TailOptions, tail
+
+    settings = _settings(args)
+    names = settings.topics
+    topics = args.topics or [names.alerts_fraud, names.alerts_security, names.alerts_collections]
+    options = TailOptions(
+        borrower=args.borrower,
+        min_severity=args.min_severity,
+        from_beginning=args.from_beginning,
+        colour=not args.no_colour and sys.stdout.isatty(),
+    )
+    try:
+        asyncio.run(tail(settings.bootstrap_servers, topics, options, sys.stdout))
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="lendwatch", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -186,6 +206,15 @@ def build_parser() -> argparse.ArgumentParser:
     _add_services(topics)
     topics.add_argument("--partitions", type=int)
     topics.set_defaults(func=cmd_create_topics)
+
+    tail = commands.add_parser("tail", help="print alerts as they are published; Ctrl-C stops")
+    tail.add_argument("topics", nargs="*", help="alert topics (default: all three)")
+    tail.add_argument("--borrower", help="only this borrower's alerts")
+    tail.add_argument("--min-severity", default="low", choices=SEVERITIES)
+    tail.add_argument("--from-beginning", action="store_true", help="from each topic's start")
+    tail.add_argument("--no-colour", action="store_true", help="no colour, even on a terminal")
+    tail.add_argument("--broker", help="Kafka bootstrap, kafka://host:port (or KAFKA_BOOTSTRAP)")
+    tail.set_defaults(func=cmd_tail)
 
     status = commands.add_parser("status", help="print a running worker's metrics")
     status.add_argument("--url", default="http://127.0.0.1:6066")

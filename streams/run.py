@@ -13,7 +13,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TextIO
 
 import aiohttp
 import orjson
@@ -23,13 +23,12 @@ from streams.broker import create_topics, produce_records
 from streams.embedded import EmbeddedKafka, EmbeddedRedis, free_port
 from streams.settings import Settings
 from streams.simulate import SimulationConfig, simulate
+from streams.tail import format_alert
 
 __all__ = ["DemoOptions", "run_demo"]
 
 # Tansu answers a group join after half the session timeout: keep the demo's start quick.
 EMBEDDED_SESSION_TIMEOUT = 10.0
-
-SEVERITY_COLOURS = {"low": "37", "medium": "33", "high": "31", "critical": "1;31"}
 
 
 @dataclass
@@ -180,20 +179,9 @@ async def _show_alerts(settings: Settings, options: DemoOptions, status: _Status
                 continue
             alert = orjson.loads(message.value)
             status.alerts[message.topic] += 1
-            options.out.write("\r\033[K" + _format_alert(message.topic, alert) + "\n")
+            options.out.write("\r\033[K" + format_alert(message.topic, alert) + "\n")
     finally:
         await consumer.stop()
-
-
-def _format_alert(topic: str, alert: dict[str, Any]) -> str:
-    severity = str(alert["severity"])
-    colour = SEVERITY_COLOURS.get(severity, "0")
-    reasons = "; ".join(str(reason["message"]) for reason in alert["reasons"])
-    return (
-        f"\033[{colour}m{severity:<8}\033[0m {topic:<19} {alert['detector']:<17} "
-        f"{alert['borrower_id']:<8} score {float(alert['score']):.2f}  "
-        f"{str(alert['ts'])[:16]}  {reasons}"
-    )
 
 
 _EVENTS = re.compile(rb"^lendwatch_events_total\{[^}]*\} ([0-9.e+]+)$", re.MULTILINE)
