@@ -162,6 +162,20 @@ def cmd_tail(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_explain(args: argparse.Namespace) -> int:
+    from streams.tail import describe_alert, find_alert
+
+    settings = _settings(args)
+    names = settings.topics
+    topics = [names.alerts_fraud, names.alerts_security, names.alerts_collections]
+    alert = asyncio.run(find_alert(settings.bootstrap_servers, topics, args.alert_id))
+    if alert is None:
+        print(f"no alert {args.alert_id} on {', '.join(topics)}", file=sys.stderr)
+        return 1
+    print(describe_alert(alert))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="lendwatch", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -215,6 +229,11 @@ def build_parser() -> argparse.ArgumentParser:
     tail.add_argument("--no-colour", action="store_true", help="no colour, even on a terminal")
     tail.add_argument("--broker", help="Kafka bootstrap, kafka://host:port (or KAFKA_BOOTSTRAP)")
     tail.set_defaults(func=cmd_tail)
+
+    explain = commands.add_parser("explain", help="one alert in full: reasons and evidence")
+    explain.add_argument("alert_id")
+    explain.add_argument("--broker", help="Kafka bootstrap, kafka://host:port (or KAFKA_BOOTSTRAP)")
+    explain.set_defaults(func=cmd_explain)
 
     status = commands.add_parser("status", help="print a running worker's metrics")
     status.add_argument("--url", default="http://127.0.0.1:6066")

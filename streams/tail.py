@@ -1,4 +1,4 @@
-"""``lendwatch tail``: alerts as they are published, one line each, for the teams acting on them."""
+"""Alert consumers for the teams acting on alerts: ``lendwatch tail`` and ``lendwatch explain``."""
 
 from __future__ import annotations
 
@@ -8,11 +8,11 @@ from dataclasses import dataclass
 from typing import Any, TextIO
 
 import orjson
-from aiokafka import AIOKafkaConsumer
+from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from detectors.base import SEVERITY_BANDS
 
-__all__ = ["SEVERITIES", "TailOptions", "format_alert", "tail"]
+__all__ = ["SEVERITIES", "TailOptions", "describe_alert", "find_alert", "format_alert", "tail"]
 
 #: Alert severities, lowest first.
 SEVERITIES = tuple(name for _, name in reversed(SEVERITY_BANDS))
@@ -89,3 +89,63 @@ async def tail(bootstrap: str, topics: Sequence[str], options: TailOptions, out:
     finally:
         await consumer.stop()
     return shown
+
+
+async def find_alert(bootstrap: str, topics: Sequence[str], alert_id: str) -> dict[str, Any] | None:
+    """The alert with ``alert_id``, read from the start of ``topics`` to their current end
+    (None if it is not there: expired, or another deployment's)."""
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False
+    )
+    await consumer.start()
+    try:
+        await consumer.topics()  # the cluster's metadata, for the partitions below
+        parts = [
+            TopicPartition(topic, partition)
+            for topic in topics
+            for partition in sorted(consumer.partitions_for_topic(topic) or ())
+        ]
+        if not parts:
+            return None
+        consumer.assign(parts)
+        await consumer.seek_to_beginning(*parts)
+        ends = await consumer.end_offsets(parts)
+        needle = alert_id.encode()
+        while [tp for tp, end in ends.items() if await consumer.position(tp) < end]:
+            for messages in (await consumer.getmany(timeout_ms=500)).values():
+                for message in messages:
+                    if message.value is None or needle not in message.value:
+                        continue
+                    alert = orjson.loads(message.value)
+                    if isinstance(alert, dict) and alert.get("alert_id") == alert_id:
+                        alert["_topic"] = message.topic
+                        return alert
+    finally:
+        await consumer.stop()
+    return None
+
+
+def describe_alert(alert: dict[str, Any]) -> str:
+    """Everything an alert says, for a person: what, who, when, every reason with the value
+    observed and the threshold it was compared with, and the events behind it."""
+    lines = [
+        f"{alert['alert_id']}  {alert['severity']}  score {float(alert['score']):.2f}",
+        f"  {alert.get('_topic', alert['category'])}: {alert['detector']} "
+        f"(detector {alert.get('detector_version')}, thresholds {alert.get('thresholds_version')})",
+        f"  borrower {alert['borrower_id']}, episode {alert.get('episode')}",
+    ]
+    if alert.get("loan_id"):
+        lines.append(
+            f"  loan {alert['loan_id']} installment {alert.get('installment')}"
+            f" due {alert.get('due_date')}"
+        )
+    lines.append(f"  at {alert['ts']} (event time), emitted {alert.get('emitted_at')}")
+    lines.append("  reasons:")
+    for reason in alert.get("reasons", []):
+        compared = ""
+        if reason.get("observed") is not None or reason.get("threshold") is not None:
+            compared = f" (observed {reason.get('observed')}, threshold {reason.get('threshold')})"
+        lines.append(f"    - {reason['code']}: {reason['message']}{compared}")
+    evidence = alert.get("evidence", [])
+    lines.append(f"  evidence, {len(evidence)} events: {', '.join(evidence)}")
+    return "\n".join(lines)
