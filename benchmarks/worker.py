@@ -196,7 +196,7 @@ async def measure_throughput(
 async def alert_ids(bootstrap: str, topics: TopicNames, partitions: int) -> dict[str, str]:
     """Every alert on ``topics``' alert topics, read to their end: id -> a one-line summary,
     which says how many times the alert was published when that was more than once."""
-    names = [topics.alerts_fraud, topics.alerts_security, topics.alerts_collections]
+    names = topics.alert_topics()
     parts = [TopicPartition(t, p) for t in names for p in range(partitions)]
     consumer = AIOKafkaConsumer(
         bootstrap_servers=bootstrap, group_id=None, auto_offset_reset="earliest"
@@ -306,7 +306,7 @@ async def _collect_alerts(
         auto_offset_reset="earliest",
         fetch_max_wait_ms=20,  # a fetch waiting for data must not delay the receipt we time
     )
-    names = [topics.alerts_fraud, topics.alerts_security, topics.alerts_collections]
+    names = topics.alert_topics()
     consumer.assign([TopicPartition(t, p) for t in names for p in range(partitions)])
     received: list[tuple[float, dict[str, Any]]] = []
     await consumer.start()

@@ -147,8 +147,7 @@ def cmd_tail(args: argparse.Namespace) -> int:
     from streams.tail import TailOptions, tail
 
     settings = _settings(args)
-    names = settings.topics
-    topics = args.topics or [names.alerts_fraud, names.alerts_security, names.alerts_collections]
+    topics = args.topics or settings.topics.alert_topics()
     options = TailOptions(
         borrower=args.borrower,
         min_severity=args.min_severity,
@@ -166,8 +165,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
     from streams.tail import describe_alert, find_alert
 
     settings = _settings(args)
-    names = settings.topics
-    topics = [names.alerts_fraud, names.alerts_security, names.alerts_collections]
+    topics = settings.topics.alert_topics()
     alert = asyncio.run(find_alert(settings.bootstrap_servers, topics, args.alert_id))
     if alert is None:
         print(f"no alert {args.alert_id} on {', '.join(topics)}", file=sys.stderr)

@@ -160,9 +160,7 @@ async def _watch(
 async def _show_alerts(settings: Settings, options: DemoOptions, status: _Status) -> None:
     names = settings.topics
     consumer = AIOKafkaConsumer(
-        names.alerts_fraud,
-        names.alerts_security,
-        names.alerts_collections,
+        *names.alert_topics(),
         names.deadletter,
         bootstrap_servers=settings.bootstrap_servers,
         auto_offset_reset="earliest",

@@ -10,7 +10,8 @@
 - **A fetch wait that is a setting.** Faust creates the consumer with ``fetch_max_wait_ms=1500``
   whatever the app says. A broker answers an empty fetch after at most that long; Apache Kafka
   answers as soon as a record arrives, Tansu only after about half the wait, which put most
-  of a second of latency on every quiet-time event. ``LW_FETCH_MAX_WAIT_MS`` sets it.
+  of a second of latency on every quiet-time event. ``LW_FETCH_MAX_WAIT_MS`` sets it, and
+  ``LW_FETCH_MIN_BYTES`` how much a fetch waits for.
 """
 
 from __future__ import annotations

@@ -62,5 +62,9 @@ class TopicNames:
             "delinquency_risk": self.alerts_collections,
         }[category]
 
+    def alert_topics(self) -> list[str]:
+        """The three alert topics: fraud, security, collections."""
+        return [self.alerts_fraud, self.alerts_security, self.alerts_collections]
+
     def all(self) -> list[str]:
         return [getattr(self, name) for name in self.__dataclass_fields__]

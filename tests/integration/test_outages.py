@@ -26,7 +26,7 @@ CROSS_BORROWER = {"circular_flow", "credential_stuffing", "device_ring"}
 
 def _alert_topics(deployment: Deployment) -> list[str]:
     topics = deployment.topics
-    return [topics.alerts_fraud, topics.alerts_security, topics.alerts_collections]
+    return topics.alert_topics()
 
 
 async def _replayed(deployment: Deployment, records: list[dict[str, object]]) -> dict[str, str]:

@@ -37,12 +37,7 @@ async def test_live_pipeline_matches_replay_and_dead_letters_bad_input(
         await worker.wait_processed(sent, timeout=240)
         topics = deployment.topics
         received = await deployment.consume(
-            [
-                topics.alerts_fraud,
-                topics.alerts_security,
-                topics.alerts_collections,
-                topics.deadletter,
-            ],
+            [*topics.alert_topics(), topics.deadletter],
             idle=5.0,
             timeout=60,
         )

@@ -36,7 +36,7 @@ async def _assert_as_replayed(
 
 def _alert_topics(deployment: Deployment) -> list[str]:
     topics = deployment.topics
-    return [topics.alerts_fraud, topics.alerts_security, topics.alerts_collections]
+    return topics.alert_topics()
 
 
 async def test_a_worker_killed_mid_stream_resumes_as_if_never_stopped(
