@@ -115,7 +115,7 @@ async def test_each_category_comes_out_with_its_topic_severity_and_id() -> None:
         assert topics.alert_topic(alert.category) == topic
         assert alert.severity == severity == severity_for(alert.score)
         assert 0.0 <= alert.score <= 1.0
-        assert alert.thresholds_version == "default-1"
+        assert alert.thresholds_version == "v0"
         assert alert.detector_version == VERSIONS[alert.detector]
         assert alert.emitted_at == alert.ts  # replay: emitted_at is event time
     assert by_id[TAKEOVER_ID].score == 0.87
