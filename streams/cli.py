@@ -174,6 +174,15 @@ def cmd_explain(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_thresholds(args: argparse.Namespace) -> int:
+    from streams.thresholds_cli import run
+
+    settings = _settings(args)
+    if args.prefix is None:
+        args.prefix = settings.redis_prefix
+    return run(args, settings.redis_url)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="lendwatch", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -232,6 +241,10 @@ def build_parser() -> argparse.ArgumentParser:
     explain.add_argument("alert_id")
     explain.add_argument("--broker", help="Kafka bootstrap, kafka://host:port (or KAFKA_BOOTSTRAP)")
     explain.set_defaults(func=cmd_explain)
+
+    from streams.thresholds_cli import add_parser as add_thresholds
+
+    add_thresholds(commands, _add_services).set_defaults(func=cmd_thresholds)
 
     status = commands.add_parser("status", help="print a running worker's metrics")
     status.add_argument("--url", default="http://127.0.0.1:6066")

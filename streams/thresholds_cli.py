@@ -1,0 +1,189 @@
+"""``lendwatch thresholds``: list, get, set, diff, history, rollback, shadow, promote, discard."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Sequence
+from typing import Any, TextIO
+
+from redis.asyncio import Redis
+
+from detectors.thresholds import TUNABLES, InvalidThreshold, format_value
+from streams.control import (
+    AuditEntry,
+    Candidate,
+    Conflict,
+    ThresholdStore,
+    ThresholdVersion,
+    default_author,
+)
+
+__all__ = ["add_parser", "parse_assignments", "render_history"]
+
+
+def parse_assignments(items: Sequence[str]) -> dict[str, str]:
+    """``KEY=VALUE`` arguments to a dict; the values are checked by the store."""
+    changes: dict[str, str] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise InvalidThreshold(f"{item!r}: expected KEY=VALUE, e.g. takeover.min_failures=6")
+        changes[key.strip()] = value
+    return changes
+
+
+def _version_number(text: str) -> int:
+    try:
+        return int(text.strip().lstrip("vV"))
+    except ValueError:
+        raise InvalidThreshold(f"{text!r} is not a version (v3, or 3)") from None
+
+
+def render_values(live: ThresholdVersion, candidate: Candidate | None, out: TextIO) -> None:
+    in_force = live.thresholds().values()
+    shadow = candidate.thresholds().values() if candidate else {}
+    print(f"live {live.label}" + (f", {candidate.label} in shadow" if candidate else ""), file=out)
+    width = max(len(key) for key in TUNABLES)
+    for key, declared in TUNABLES.items():
+        value = format_value(in_force[key])
+        mark = "" if in_force[key] == declared.default else " *"
+        trial = (
+            f"  (shadow: {format_value(shadow[key])})"
+            if shadow and shadow[key] != in_force[key]
+            else ""
+        )
+        print(f"{key:<{width}}  {value:>12}{mark:2}{trial}  {declared.meaning}", file=out)
+    print("* differs from the shipped default", file=out)
+
+
+def render_changes(changes: dict[str, list[Any]], out: TextIO, indent: str = "  ") -> None:
+    for key, (old, new) in sorted(changes.items()):
+        print(f"{indent}{key}: {format_value(old)} -> {format_value(new)}", file=out)
+
+
+def render_history(entries: Sequence[AuditEntry], out: TextIO) -> None:
+    if not entries:
+        print("no changes: the shipped defaults (v0) are live", file=out)
+    for entry in entries:
+        print(
+            f"{entry.at}  {entry.action:<8} {entry.version:<5} by {entry.author}: {entry.reason}",
+            file=out,
+        )
+        render_changes(entry.changes, out, indent="    ")
+
+
+async def _run(args: argparse.Namespace, redis: Redis, out: TextIO) -> int:
+    store = ThresholdStore(redis, args.prefix)
+    action = args.action
+    author = getattr(args, "author", None) or default_author()
+    if action == "list":
+        render_values(await store.live(), await store.candidate(), out)
+    elif action == "get":
+        declared = TUNABLES.get(args.key)
+        if declared is None:
+            raise InvalidThreshold(f"{args.key}: no such threshold")
+        live, candidate = await store.live(), await store.candidate()
+        print(
+            f"{args.key} = {format_value(live.thresholds().values()[args.key])}  ({live.label})",
+            file=out,
+        )
+        if candidate is not None:
+            shadow = format_value(candidate.thresholds().values()[args.key])
+            print(f"  in shadow ({candidate.label}): {shadow}", file=out)
+        print(
+            f"  {declared.type}, range [{format_value(declared.low)}, "
+            f"{format_value(declared.high)}], default {format_value(declared.default)}: "
+            f"{declared.meaning}",
+            file=out,
+        )
+    elif action == "set":
+        made = await store.set(
+            parse_assignments(args.assignments), author=author, reason=args.reason
+        )
+        print(f"{made.label} is live (was v{made.number - 1}):", file=out)
+        render_changes(made.changes, out)
+    elif action == "rollback":
+        made = await store.rollback(
+            _version_number(args.version), author=author, reason=args.reason
+        )
+        print(f"{made.label} is live, with the values of {args.version}:", file=out)
+        render_changes(made.changes, out)
+    elif action == "diff":
+        first, second = _version_number(args.first), _version_number(args.second)
+        changes = await store.diff(first, second)
+        print(f"v{first} -> v{second}: {len(changes)} value(s) differ", file=out)
+        render_changes(changes, out)
+    elif action == "history":
+        render_history(await store.history(), out)
+    elif action == "shadow":
+        candidate = await store.propose(
+            parse_assignments(args.assignments), author=author, reason=args.reason
+        )
+        print(
+            f"{candidate.label} runs in shadow beside v{candidate.base}; its alerts go to "
+            "alerts.shadow:",
+            file=out,
+        )
+        render_changes(candidate.changes, out)
+    elif action == "promote":
+        made = await store.promote(author=author, reason=args.reason)
+        print(f"{made.label} is live (promoted from shadow):", file=out)
+        render_changes(made.changes, out)
+    elif action == "discard":
+        dropped = await store.discard(author=author, reason=args.reason)
+        print(f"{dropped.label} no longer runs in shadow", file=out)
+    return 0
+
+
+def run(args: argparse.Namespace, redis_url: str) -> int:
+    """Run one ``thresholds`` action; a refused change prints why and exits 2."""
+
+    async def main() -> int:
+        redis = Redis.from_url(redis_url, socket_timeout=5.0, socket_connect_timeout=5.0)
+        try:
+            return await _run(args, redis, sys.stdout)
+        finally:
+            await redis.aclose()
+
+    try:
+        return asyncio.run(main())
+    except (InvalidThreshold, Conflict) as exc:
+        print(f"refused, nothing changed: {exc}", file=sys.stderr)
+        return 2
+
+
+def add_parser(commands: Any, add_services: Any) -> argparse.ArgumentParser:
+    parser: argparse.ArgumentParser = commands.add_parser(
+        "thresholds", help="live detector thresholds: list, change, audit, shadow, promote"
+    )
+    actions = parser.add_subparsers(dest="action", required=True)
+
+    def action(name: str, help: str, reason: bool = False) -> argparse.ArgumentParser:
+        sub: argparse.ArgumentParser = actions.add_parser(name, help=help)
+        add_services(sub)
+        sub.add_argument("--prefix", default=None, help="Redis key prefix (or LW_REDIS_PREFIX)")
+        if reason:
+            sub.add_argument("--reason", required=True, help="why: kept in the audit trail")
+            sub.add_argument("--author", help="who (default: login@host)")
+        return sub
+
+    action("list", "every threshold, its live value and meaning")
+    action("get", "one threshold: value, type, range, default").add_argument("key")
+    action("set", "make a new live version", reason=True).add_argument(
+        "assignments", nargs="+", metavar="KEY=VALUE"
+    )
+    diff = action("diff", "values that differ between two versions")
+    diff.add_argument("first")
+    diff.add_argument("second")
+    action("history", "every change: who, when, why, old and new values")
+    action(
+        "rollback", "make a new live version with an old version's values", reason=True
+    ).add_argument("version")
+    action(
+        "shadow", "run candidate values beside the live ones (alerts.shadow)", reason=True
+    ).add_argument("assignments", nargs="+", metavar="KEY=VALUE")
+    action("promote", "make the candidate in shadow live", reason=True)
+    action("discard", "stop running the candidate in shadow", reason=True)
+    return parser
