@@ -131,7 +131,7 @@ class ThresholdVersion:
         return orjson.dumps(vars(self))
 
     @classmethod
-    def from_json(cls, raw: bytes) -> ThresholdVersion:
+    def from_json(cls, raw: bytes | str) -> ThresholdVersion:
         return cls(**orjson.loads(raw))
 
     @classmethod
@@ -163,7 +163,7 @@ class Candidate:
         return orjson.dumps(vars(self))
 
     @classmethod
-    def from_json(cls, raw: bytes) -> Candidate:
+    def from_json(cls, raw: bytes | str) -> Candidate:
         return cls(**orjson.loads(raw))
 
 
@@ -182,7 +182,7 @@ class AuditEntry:
         return orjson.dumps(vars(self))
 
     @classmethod
-    def from_json(cls, raw: bytes) -> AuditEntry:
+    def from_json(cls, raw: bytes | str) -> AuditEntry:
         return cls(**orjson.loads(raw))
 
 
@@ -204,13 +204,13 @@ class ThresholdStore:
     # --- reading -----------------------------------------------------------------------------
 
     async def live(self) -> ThresholdVersion:
-        raw = await self.redis.lindex(self.versions_key, -1)  # type: ignore[misc]
+        raw = await self.redis.lindex(self.versions_key, -1)
         return ThresholdVersion.from_json(raw) if raw else ThresholdVersion.defaults()
 
     async def version(self, number: int) -> ThresholdVersion:
         if number == 0:
             return ThresholdVersion.defaults()
-        raw = await self.redis.lindex(self.versions_key, number - 1) if number > 0 else None  # type: ignore[misc]
+        raw = await self.redis.lindex(self.versions_key, number - 1) if number > 0 else None
         if not raw:
             raise InvalidThreshold(f"no version v{number}")
         return ThresholdVersion.from_json(raw)
@@ -230,7 +230,7 @@ class ThresholdStore:
         return live.thresholds(), candidate.thresholds() if candidate else None
 
     async def history(self) -> list[AuditEntry]:
-        raw = await self.redis.lrange(self.audit_key, 0, -1)  # type: ignore[misc]
+        raw = await self.redis.lrange(self.audit_key, 0, -1)
         return [AuditEntry.from_json(entry) for entry in raw]
 
     async def diff(self, first: int, second: int) -> dict[str, list[Any]]:
@@ -325,7 +325,7 @@ class ThresholdStore:
         made = ThresholdVersion(number, dict(values), author, _now(), reason, action, changed)
         audit_reason = f"{reason} ({promoted})" if promoted else reason
         entry = AuditEntry(action, made.label, author, made.at, audit_reason, changed)
-        appended = await self.redis.eval(  # type: ignore[misc]
+        appended = await self.redis.eval(
             _APPEND_VERSION,
             4,
             self.versions_key,
@@ -345,7 +345,7 @@ class ThresholdStore:
     async def _set_candidate(
         self, base: int, candidate: bytes, entry: AuditEntry, message: str
     ) -> None:
-        done = await self.redis.eval(  # type: ignore[misc]
+        done = await self.redis.eval(
             _SET_CANDIDATE,
             4,
             self.versions_key,
@@ -424,7 +424,7 @@ class ThresholdWatcher:
                 await asyncio.sleep(1.0)
             finally:
                 with contextlib.suppress(Exception):  # the connection is gone already
-                    await pubsub.aclose()
+                    await pubsub.aclose()  # type: ignore[no-untyped-call]
 
 
 def describe_tunable(key: str) -> dict[str, Any]:
