@@ -19,6 +19,7 @@ lending.deadletter
 alerts.fraud
 alerts.security
 alerts.collections
+alerts.shadow
 "
 
 for topic in $TOPICS; do

@@ -10,7 +10,7 @@ __all__ = ["CONTRACT_VERSION", "Source", "TopicNames"]
 
 #: Version of the event contract. Minor: fields added (old consumers keep working).
 #: Major: a field removed, renamed or retyped. See the README's "Event contract".
-CONTRACT_VERSION = "1.1"
+CONTRACT_VERSION = "1.2"
 
 
 class Source(StrEnum):
@@ -32,6 +32,8 @@ class TopicNames:
     alerts_fraud: str = "alerts.fraud"
     alerts_security: str = "alerts.security"
     alerts_collections: str = "alerts.collections"
+    #: Alerts of candidate thresholds run in shadow: never on the teams' topics above.
+    alerts_shadow: str = "alerts.shadow"
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> TopicNames:

@@ -712,6 +712,7 @@ def test_topic_names_defaults() -> None:
         "alerts.fraud",
         "alerts.security",
         "alerts.collections",
+        "alerts.shadow",
     ]
     assert [names.input_topic(s) for s in Source] == [
         "lending.transactions",
