@@ -87,15 +87,18 @@ def severity_for(score: float) -> str:
     return "low"
 
 
-def to_alert(finding: Finding, *, emitted_at: datetime, thresholds_version: str) -> Alert:
-    """Stamp a Finding with its id, severity, emission time and the thresholds in force."""
+def to_alert(
+    finding: Finding, *, emitted_at: datetime, thresholds_version: str, detector: str | None = None
+) -> Alert:
+    """Stamp a Finding with its id, severity, emission time and the thresholds in force
+    (``detector`` names the live detector a shadow finding stands for)."""
     score = min(1.0, max(0.0, round(finding.score, 4)))
     return Alert(
         alert_id=finding.alert_id,
         ts=finding.ts,
         emitted_at=emitted_at,
         category=finding.category,
-        detector=finding.detector,
+        detector=detector or finding.detector,
         severity=severity_for(score),
         score=score,
         borrower_id=finding.borrower_id,

@@ -10,6 +10,8 @@ from dataclasses import astuple, dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
+import orjson
+
 from detectors.base import Detector, Finding, Output, to_alert
 from detectors.clock import EventTimeClock, Timer, TimerQueue
 from detectors.index import CrossIndex, Found, Read, Write
@@ -20,7 +22,16 @@ from topics.names import Source
 from topics.records import Alert, Login, Repayment, Transaction
 from topics.validate import InputRecord
 
-__all__ = ["BatchResult", "Engine", "Input", "MemoryStateStore", "StateStore"]
+__all__ = [
+    "BatchResult",
+    "Engine",
+    "Input",
+    "MemoryStateStore",
+    "StateStore",
+    "is_shadow",
+    "live_name",
+    "shadow_name",
+]
 
 # Alert ids remembered to suppress re-sends (a cycle found by two of its edges, a replayed batch).
 REMEMBERED_ALERT_IDS = 200_000
@@ -33,6 +44,29 @@ REMEMBERED_EVENT_IDS = 32
 EVENT_ID_WIDTH = 6
 # Slot of a borrower's state where the engine keeps what it has applied (see ``_fresh``).
 APPLIED_SLOT = "_applied"
+
+
+#: Where a shadow detector keeps its own copy of the state fields detectors write besides
+#: their slot (``BorrowerState.to_dict`` keys), in the slot named after it plus this suffix.
+TWIN_SUFFIX = "/state"
+TWIN_FIELDS = ("devices", "ips", "failures", "installments")
+
+
+def shadow_name(candidate_version: str, detector: str) -> str:
+    """A shadow detector's name: its slots, timers and models never meet its live twin's.
+
+    >>> shadow_name("c3", "delinquency"), is_shadow("c3.delinquency"), live_name("c3.delinquency")
+    ('c3.delinquency', True, 'delinquency')
+    """
+    return f"{candidate_version}.{detector}"
+
+
+def is_shadow(name: str) -> bool:
+    return "." in name
+
+
+def live_name(name: str) -> str:
+    return name.split(".", 1)[1] if "." in name else name
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +88,8 @@ class Input:
 @dataclass(slots=True)
 class BatchResult:
     alerts: list[Alert] = field(default_factory=list)
+    #: Alerts of detectors running a candidate's thresholds in shadow: never to team topics.
+    shadow_alerts: list[Alert] = field(default_factory=list)
     #: States changed by this batch, to be written to the changelog.
     dirty: dict[str, BorrowerState] = field(default_factory=dict)
     #: Events a detector failed on, by position in the batch, with the error: dead-lettered.
@@ -125,20 +161,99 @@ class Engine:
         self._resumed_day: dict[tuple[int, str], int] = {}
         self._emitted: OrderedDict[str, None] = OrderedDict()
         self.detectors: list[Detector] = []
+        self._live: dict[str, Detector] = {}
+        self._prune_shadow_slots = False
+        self.shadow_thresholds: Thresholds | None = None
         self.set_thresholds(thresholds)
 
-    def set_thresholds(self, thresholds: Thresholds) -> None:
-        """Swap in new thresholds; state, timers and models carry over."""
+    def set_thresholds(self, thresholds: Thresholds, shadow: Thresholds | None = None) -> None:
+        """Swap in new thresholds; state, timers and models carry over.
+
+        With ``shadow`` (a candidate), every detector whose thresholds differ in it also runs
+        a second time with them, beside the live one: see :meth:`_start_shadows`.
+        """
         snapshots = self.snapshots()
+        same_candidate = shadow is not None and shadow.version == self._shadow_version()
         self.thresholds = thresholds
-        self.detectors = build_detectors(thresholds)
+        self.shadow_thresholds = shadow
+        live = build_detectors(thresholds)
+        shadows: list[Detector] = []
+        if shadow is not None:
+            for mine, theirs in zip(live, build_detectors(shadow), strict=True):
+                if getattr(theirs, "thresholds", None) != getattr(mine, "thresholds", None):
+                    theirs.name = shadow_name(shadow.version, mine.name)
+                    shadows.append(theirs)
+        had = {d.name for d in self.detectors if is_shadow(d.name)}
+        self.detectors = live + shadows
+        self._live = {d.name: d for d in live}
         self._index_hooks()
         for (name, partition), blob in snapshots.items():
-            self.restore(name, partition, blob)
+            if same_candidate or not is_shadow(name):
+                self.restore(name, partition, blob)
+        self._start_shadows([d for d in shadows if d.name not in had])
+        if had - {d.name for d in shadows}:
+            self._prune_shadow_slots = True
+
+    def _shadow_version(self) -> str | None:
+        candidate = self.shadow_thresholds
+        return candidate.version if candidate is not None else None
+
+    def _start_shadows(self, shadows: list[Detector]) -> None:
+        """A new shadow detector starts where its live twin is, not from nothing: it takes
+        a copy of the live model of every partition, and of each borrower's memory when it
+        first meets the borrower (:meth:`_view`), with the timers that memory implies. So a
+        candidate's alerts compare with the live ones at once, not after weeks of warm-up."""
+        for detector in shadows:
+            twin = self._live[live_name(detector.name)]
+            for partition in self.clock.partitions():
+                blob = twin.snapshot(partition)
+                if blob is not None:
+                    detector.restore(partition, blob)
+            for partition in self._loaded_partitions:
+                for state in self.states.states_in_partition(partition):
+                    self._keep(detector, state, self._view(detector, state))
+
+    def _view(self, detector: Detector, state: BorrowerState) -> BorrowerState:
+        """The borrower as a shadow detector sees it: the shared event history the engine
+        keeps (inflows, own accounts), its own slot, and its own copy of what detectors
+        write besides their slot (login history, installments): a shadow must never change
+        what its live twin reads. First met, the copy is taken from the live state, the
+        slot from the live twin's, and the timers they imply are armed."""
+        kept = state.slots.get(detector.name + TWIN_SUFFIX)
+        first = kept is None
+        if kept is None:
+            whole = state.to_dict()
+            kept = orjson.loads(orjson.dumps({key: whole[key] for key in TWIN_FIELDS}))
+            memory = state.slots.get(live_name(detector.name))
+            if memory is not None and detector.name not in state.slots:
+                state.slots[detector.name] = orjson.loads(orjson.dumps(memory))
+        view = BorrowerState.from_dict(
+            {
+                **kept,
+                "borrower_id": state.borrower_id,
+                "partition": state.partition,
+                "own_accounts": [],
+                "inflows": [None, None, []],
+            }
+        )
+        view.own_accounts = state.own_accounts
+        view.inflows = state.inflows
+        view.slots = state.slots
+        if first:
+            for timer in detector.pending_timers(view):
+                self.timers.schedule(state.partition, timer)
+        return view
+
+    @staticmethod
+    def _keep(detector: Detector, state: BorrowerState, view: BorrowerState) -> None:
+        """Store what a shadow detector changed in its view, with the borrower's state."""
+        whole = view.to_dict()
+        state.slots[detector.name + TWIN_SUFFIX] = {key: whole[key] for key in TWIN_FIELDS}
 
     def use(self, detectors: list[Detector]) -> None:
         """Run exactly these detectors (one detector's tests and backtests)."""
         self.detectors = detectors
+        self._live = {d.name: d for d in detectors}
         self._index_hooks()
 
     def _index_hooks(self) -> None:
@@ -156,6 +271,14 @@ class Engine:
             Source.REPAYMENTS: implementing("on_repayment"),
         }
         self._asking = implementing("lookups")
+        self._shadows = [d for d in self.detectors if is_shadow(d.name)]
+        # The hot path runs live detectors on the state itself, shadows on their views.
+        self._shadow_hooks = {
+            source: [d for d in hooked if is_shadow(d.name)]
+            for source, hooked in self._hooks.items()
+        }
+        for source, hooked in self._hooks.items():
+            self._hooks[source] = [d for d in hooked if not is_shadow(d.name)]
 
     async def process(self, batch: Sequence[Input], wall: float | None = None) -> BatchResult:
         """Run the detectors over ``batch`` (in order), then fire what event time has passed."""
@@ -176,13 +299,14 @@ class Engine:
                     findings += self._arm(outputs, state)
             self.clock.observe(item.partition, item.source, item.record.ts.timestamp(), wall)
         findings += self._fire({item.partition for item in batch}, wall, result)
-        result.alerts = self._alerts(findings)
+        result.alerts, result.shadow_alerts = self._alerts(findings)
         return result
 
     def advance(self, wall: float | None = None) -> BatchResult:
         """Fire timers without new events (a partition gone quiet still reaches due dates)."""
         result = BatchResult()
-        result.alerts = self._alerts(self._fire(set(self.clock.partitions()), wall, result))
+        fired = self._fire(set(self.clock.partitions()), wall, result)
+        result.alerts, result.shadow_alerts = self._alerts(fired)
         return result
 
     def forget_partition(self, partition: int) -> None:
@@ -266,6 +390,16 @@ class Engine:
                 outputs += detector.on_repayment(
                     record, state, found.get((position, detector.name), ())
                 )
+        for shadow in self._shadow_hooks[item.source]:
+            view = self._view(shadow, state)
+            seen = found.get((position, shadow.name), ())
+            if isinstance(record, Transaction):
+                outputs += shadow.on_transaction(record, view, seen)
+            elif isinstance(record, Login):
+                outputs += shadow.on_login(record, view, seen)
+            elif isinstance(record, Repayment):
+                outputs += shadow.on_repayment(record, view, seen)
+            self._keep(shadow, state, view)
         return outputs
 
     def _arm(self, outputs: Output, state: BorrowerState) -> list[Finding]:
@@ -313,8 +447,17 @@ class Engine:
             state = BorrowerState(borrower_id=borrower_id, partition=item.partition)
             self.states.put(borrower_id, state)
         state.partition = item.partition
+        if self._prune_shadow_slots:
+            self._prune(state)
         result.dirty[borrower_id] = state
         return state
+
+    def _prune(self, state: BorrowerState) -> None:
+        """Drop the memory of shadow detectors no longer running (a candidate promoted or
+        discarded): it would ride along in every write of the state."""
+        running = self._by_name
+        for name in [n for n in state.slots if is_shadow(n) and n.split("/")[0] not in running]:
+            del state.slots[name]
 
     async def _cross_borrower_context(
         self,
@@ -336,7 +479,8 @@ class Engine:
                 state.note_own_account(record.account_id)
                 own_transfers[position] = record.counterparty_id in state.own_accounts
             for detector in self._asking:
-                lookups = detector.lookups(record, state)
+                seen_by = self._view(detector, state) if is_shadow(detector.name) else state
+                lookups = detector.lookups(record, seen_by)
                 if lookups is None:
                     continue
                 writes += lookups.writes
@@ -362,7 +506,8 @@ class Engine:
         self._loaded_partitions.add(partition)
         for state in self.states.states_in_partition(partition):
             for detector in self.detectors:
-                for timer in detector.pending_timers(state):
+                seen_by = self._view(detector, state) if is_shadow(detector.name) else state
+                for timer in detector.pending_timers(seen_by):
                     self.timers.schedule(partition, timer)
 
     def _fire(
@@ -393,7 +538,12 @@ class Engine:
                 learned.discard(timer)
                 model = detector.snapshot(partition)
             try:
-                findings += self._arm(detector.on_timer(timer, state), state)
+                if is_shadow(detector.name):
+                    view = self._view(detector, state)
+                    findings += self._arm(detector.on_timer(timer, view), state)
+                    self._keep(detector, state, view)
+                else:
+                    findings += self._arm(detector.on_timer(timer, state), state)
             except Exception as exc:  # as for events: one bad state must not stop the rest
                 where = f"timer {timer.key} of {timer.borrower_id}"
                 result.degraded.append(f"{timer.detector}: {where} failed: {exc!r}")
@@ -413,21 +563,30 @@ class Engine:
         findings: list[Finding] = []
         result.learned.add(partition)
         states = sorted(self.states.states_in_partition(partition), key=lambda s: s.borrower_id)
+        views = {d.name: [self._view(d, state) for state in states] for d in self._shadows}
         for day in range(last + 1, today):
             for detector in self.detectors:
                 if day <= self._resumed_day.get((partition, detector.name), day - 1):
                     continue  # its restored model has seen this day
                 try:
-                    findings += detector.on_day_close(partition, day, states)
+                    findings += detector.on_day_close(
+                        partition, day, views.get(detector.name, states)
+                    )
                 except Exception as exc:
                     result.degraded.append(f"{detector.name}: day close {day} failed: {exc!r}")
+        for detector in self._shadows:
+            for state, view in zip(states, views[detector.name], strict=True):
+                self._keep(detector, state, view)
         # A day close may change any of them (a detector's memory of the day): written too.
         result.dirty.update((state.borrower_id, state) for state in states)
         self._closed_day[partition] = today - 1
         return findings
 
-    def _alerts(self, findings: list[Finding]) -> list[Alert]:
-        alerts = []
+    def _alerts(self, findings: list[Finding]) -> tuple[list[Alert], list[Alert]]:
+        """Live alerts, and shadow alerts: those carry the live detector's name and the
+        candidate's version (their ids differ from the live ones: another episode owner)."""
+        alerts: list[Alert] = []
+        shadow_alerts: list[Alert] = []
         for finding in findings:
             alert_id = finding.alert_id
             if alert_id in self._emitted:
@@ -436,7 +595,20 @@ class Engine:
             if len(self._emitted) > REMEMBERED_ALERT_IDS:
                 self._emitted.popitem(last=False)
             emitted_at = self._now() if self._now is not None else finding.ts
-            alerts.append(
-                to_alert(finding, emitted_at=emitted_at, thresholds_version=self.thresholds.version)
-            )
-        return alerts
+            if is_shadow(finding.detector):
+                version, detector = finding.detector.split(".", 1)
+                shadow_alerts.append(
+                    to_alert(
+                        finding,
+                        emitted_at=emitted_at,
+                        thresholds_version=version,
+                        detector=detector,
+                    )
+                )
+            else:
+                alerts.append(
+                    to_alert(
+                        finding, emitted_at=emitted_at, thresholds_version=self.thresholds.version
+                    )
+                )
+        return alerts, shadow_alerts
