@@ -164,6 +164,8 @@ class Engine:
         self._live: dict[str, Detector] = {}
         self._prune_shadow_slots = False
         self.shadow_thresholds: Thresholds | None = None
+        # States a new shadow was seeded into between batches: written with the next batch.
+        self._seeded: dict[str, BorrowerState] = {}
         self.set_thresholds(thresholds)
 
     def set_thresholds(self, thresholds: Thresholds, shadow: Thresholds | None = None) -> None:
@@ -212,6 +214,7 @@ class Engine:
             for partition in self._loaded_partitions:
                 for state in self.states.states_in_partition(partition):
                     self._keep(detector, state, self._view(detector, state))
+                    self._seeded[state.borrower_id] = state
 
     def _view(self, detector: Detector, state: BorrowerState) -> BorrowerState:
         """The borrower as a shadow detector sees it: the shared event history the engine
@@ -283,6 +286,8 @@ class Engine:
     async def process(self, batch: Sequence[Input], wall: float | None = None) -> BatchResult:
         """Run the detectors over ``batch`` (in order), then fire what event time has passed."""
         result = BatchResult()
+        result.dirty.update(self._seeded)
+        self._seeded.clear()
         findings: list[Finding] = []
         for partition in {item.partition for item in batch} - self._loaded_partitions:
             self._load_timers(partition)
@@ -305,6 +310,8 @@ class Engine:
     def advance(self, wall: float | None = None) -> BatchResult:
         """Fire timers without new events (a partition gone quiet still reaches due dates)."""
         result = BatchResult()
+        result.dirty.update(self._seeded)
+        self._seeded.clear()
         fired = self._fire(set(self.clock.partitions()), wall, result)
         result.alerts, result.shadow_alerts = self._alerts(fired)
         return result

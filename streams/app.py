@@ -31,6 +31,7 @@ from streams.consumer_watch import (
     refetch_paused,
     seek,
 )
+from streams.control import ThresholdStore, ThresholdWatcher
 from streams.delivery import Breaker, PublishedAlerts
 from streams.redis_index import RedisCrossIndex
 from streams.settings import Settings
@@ -298,6 +299,12 @@ class Metrics:
             ["topic"],
             registry=registry,
         )
+        self.thresholds = Gauge(
+            "lendwatch_thresholds",
+            "The thresholds in force: 1 for the live version and candidate in shadow applied",
+            ["live", "shadow"],
+            registry=registry,
+        )
         self.degraded = Counter(
             "lendwatch_degraded_batches",
             "Batches run without a dependency",
@@ -340,6 +347,9 @@ class Pipeline:
             now=lambda: datetime.now(UTC),
         )
         self.published = PublishedAlerts(redis, settings.redis_prefix, breaker)
+        self.thresholds = ThresholdWatcher(
+            ThresholdStore(redis, settings.redis_prefix), self.apply_thresholds
+        )
         self.checkpoints = ModelCheckpoints(models, self.engine)
         self.positions: dict[tuple[str, int], int] = {}
         self._redis_down = False
@@ -371,6 +381,9 @@ class Pipeline:
             )
             for category in ("falsified_flow", "abnormal_behaviour", "delinquency_risk")
         }
+        self.shadow_topic = app.topic(
+            names.alerts_shadow, key_serializer="raw", value_serializer="raw"
+        )
 
     async def handle(self, messages: Sequence[Message]) -> None:
         """Process one batch of input records; bad records go to the dead-letter topic.
@@ -378,10 +391,22 @@ class Pipeline:
         The records handled are acknowledged to Faust when the states they changed are
         written (:meth:`flush`); those held back behind a gap are not.
         """
+        if not self.thresholds.ready.is_set():
+            await self.thresholds.ready.wait()  # the first batch runs on the stored version
         async with self._one_batch:
             self._unacknowledged += await self._handle(messages)
             if self._flush_due():
                 await self._flush()
+
+    async def apply_thresholds(self, live: Thresholds, candidate: Thresholds | None) -> None:
+        """New live thresholds or candidate, between two batches; alerts from the next batch
+        on carry the new version."""
+        async with self._one_batch:
+            self.engine.set_thresholds(live, candidate)
+        self.metrics.thresholds.clear()
+        self.metrics.thresholds.labels(live.version, candidate.version if candidate else "").set(1)
+        shadow = f", {candidate.version} in shadow" if candidate else ""
+        log.warning("thresholds: %s live%s", live.version, shadow)
 
     async def flush(self) -> None:
         """Write the states changed since the last flush, and wait until they, the alerts
@@ -535,7 +560,10 @@ class Pipeline:
         states', see :meth:`_confirm`); then new models, acknowledged. The states are written
         behind, except after new models: then at once, so that states never fall behind the
         models checkpointed (see :meth:`Engine.resume`)."""
-        alerts = result.alerts
+        # Shadow alerts (a candidate's) go to their own topic, never to the teams'.
+        topics = [self.alert_topics[a.category] for a in result.alerts]
+        topics += [self.shadow_topic] * len(result.shadow_alerts)
+        alerts = result.alerts + result.shadow_alerts
         degraded = list(result.degraded)
         try:
             pending = await self.published.unpublished([a.alert_id for a in alerts])
@@ -545,15 +573,14 @@ class Pipeline:
                 degraded.append(f"delivery: published alerts unknown, resending: {exc!r}")
         sent: list[Alert] = []
         sends: list[Awaitable[Any]] = []
-        for alert, send in zip(alerts, pending, strict=True):
+        for alert, topic, send in zip(alerts, topics, pending, strict=True):
             if not send:
                 self.metrics.resends.labels(alert.detector).inc()
                 continue
-            topic = self.alert_topics[alert.category]
             sending = await topic.send(key=alert.borrower_id.encode(), value=encode_alert(alert))
-            origin = sent_at.get(alert.borrower_id.encode())
+            origin = None if topic is self.shadow_topic else sent_at.get(alert.borrower_id.encode())
             cast("asyncio.Future[Any]", sending).add_done_callback(
-                partial(self._on_alert_acknowledged, alert, topic_name, origin)
+                partial(self._on_alert_acknowledged, alert, topic, topic_name, origin)
             )
             sent.append(alert)
             sends.append(sending)
@@ -568,12 +595,18 @@ class Pipeline:
             await self._flush()
 
     def _on_alert_acknowledged(
-        self, alert: Alert, topic_name: str, origin: float | None, sending: asyncio.Future[Any]
+        self,
+        alert: Alert,
+        topic: Any,
+        topic_name: str,
+        origin: float | None,
+        sending: asyncio.Future[Any],
     ) -> None:
         if sending.cancelled() or sending.exception() is not None:
             return  # the confirmation fails on it
-        topic = self.alert_topics[alert.category].get_topic_name()
-        self.metrics.alerts.labels(topic, alert.detector).inc()
+        self.metrics.alerts.labels(topic.get_topic_name(), alert.detector).inc()
+        if topic is self.shadow_topic:
+            return
         self.metrics.scores.labels(alert.detector).observe(alert.score)
         if origin is not None:
             self.metrics.latency.labels(topic_name).observe(max(0.0, time.time() - origin))
@@ -695,6 +728,11 @@ def create_app(settings: Settings) -> tuple[faust.App, Pipeline]:
     async def dump_tasks_on_sigusr1() -> None:
         """``kill -USR1 <pid>`` logs every asyncio task's stack: what a stuck worker waits on."""
         asyncio.get_running_loop().add_signal_handler(signal.SIGUSR1, _dump_tasks)
+
+    @app.task  # type: ignore[untyped-decorator]
+    async def follow_thresholds() -> None:
+        """Live threshold changes and shadow candidates, from Redis, within a second."""
+        await pipeline.thresholds.run()
 
     @app.timer(1.0)  # type: ignore[untyped-decorator]
     async def fire_quiet_timers() -> None:

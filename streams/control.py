@@ -373,6 +373,9 @@ class ThresholdWatcher:
         self.store = store
         self.on_change = on_change
         self.applied: tuple[str, str | None] = (DEFAULT_VERSION, None)
+        #: Set once the first read is done, or has failed (the worker then starts on the
+        #: defaults, and takes the stored version as soon as Redis answers).
+        self.ready = asyncio.Event()
 
     async def refresh(self) -> bool:
         """Read and apply if changed; True when it changed something."""
@@ -392,6 +395,7 @@ class ThresholdWatcher:
             try:
                 await pubsub.subscribe(self.store.channel)
                 await self.refresh()  # after subscribing: no change falls in between
+                self.ready.set()
                 if down:
                     log.warning("thresholds: Redis answers again; on %s", self.applied[0])
                     down = False
@@ -407,6 +411,7 @@ class ThresholdWatcher:
             except asyncio.CancelledError:
                 raise
             except InvalidThreshold as exc:  # a version this release cannot run
+                self.ready.set()
                 log.error(
                     "thresholds: cannot apply the stored version, keeping %s: %s",
                     self.applied[0],
@@ -414,6 +419,7 @@ class ThresholdWatcher:
                 )
                 await asyncio.sleep(POLL_SECONDS)
             except Exception as exc:
+                self.ready.set()
                 if not down:
                     log.warning(
                         "thresholds: cannot read them from Redis, keeping %s: %r",
