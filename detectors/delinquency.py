@@ -26,7 +26,7 @@ from detectors.state import (
 from detectors.thresholds import DelinquencyThresholds
 from topics.records import Login, Reason, Repayment
 
-__all__ = ["FEATURES", "DelinquencyDetector"]
+__all__ = ["FEATURES", "DelinquencyDetector", "risk_view"]
 
 CHECK, PAST_DUE, DEADLINE = "check", "past_due", "deadline"
 SEVERITY_RANK = {"low": 1, "medium": 2, "high": 3, "critical": 4}
@@ -189,11 +189,17 @@ class DelinquencyDetector(Detector):
         if stage == DEADLINE:
             return self._deadline(timer.due, installment, state)
         if installment.paid_in_full_by(timer.due):
+            self._note_risk(state, timer.due, 0.0, key)
             return []
         features, reasons, rule = self._assess(timer.due, installment, state, stage == PAST_DUE)
         installment.snapshots.append([features[name] for name in FEATURES])
         score, reasons = self._blend(state.partition, features, rule, reasons)
+        self._note_risk(state, timer.due, score, key)
         return self._escalate(state, installment, timer.due, score, reasons)
+
+    def _note_risk(self, state: BorrowerState, at: float, score: float, key: str) -> None:
+        """The latest assessment, for the borrower's risk view (:func:`risk_view`)."""
+        self.slot(state, _memory)["risk"] = [at, round(min(1.0, max(0.0, score)), 4), key]
 
     def snapshot(self, partition: int) -> bytes | None:
         if partition not in self._models:
@@ -233,10 +239,13 @@ class DelinquencyDetector(Detector):
                 self._labels[state.partition] = self._labels.get(state.partition, 0) + 1
                 self._positives[state.partition] = self._positives.get(state.partition, 0) + missed
         installment.snapshots.clear()
+        key = installment_key(installment.loan_id, installment.number)
         if not missed:
+            self._note_risk(state, at, 0.0, key)
             return []
         paid = installment.paid_by(at)
         code, score = ("partial_payment", 0.9) if paid > 0 else ("installment_missed", 0.95)
+        self._note_risk(state, at, score, key)
         reasons = [
             Reason(
                 code=code,
@@ -558,6 +567,37 @@ class DelinquencyDetector(Detector):
     def _deadline_time(self, due: date) -> float:
         """End of the grace period: midnight after ``due + grace_days`` in platform time."""
         return self._midnight(due + timedelta(days=1 + self.thresholds.grace_days))
+
+
+def risk_view(state: BorrowerState) -> dict[str, Any]:
+    """What a collections team ranks a borrower by: the latest risk assessment (score, when,
+    of which installment) and the installments not yet paid in full, by every payment and
+    reversal received so far.
+
+    >>> risk_view(BorrowerState("b-1"))
+    {'score': 0.0, 'scored_at': None, 'scored_installment': None, 'open_installments': []}
+    """
+    memory = state.slots.get(DelinquencyDetector.name) or {}
+    scored_at, score, scored = memory.get("risk") or (None, 0.0, None)
+    still_open = [
+        {
+            "loan_id": i.loan_id,
+            "installment": i.number,
+            "due_date": i.due_date.isoformat(),
+            "amount_due": str(i.amount_due),
+            "paid": str(i.paid_by(math.inf)),
+        }
+        for i in sorted(state.installments.values(), key=lambda i: (i.due_date, i.loan_id))
+        if i.due_date is not None and i.amount_due is not None and not i.paid_in_full_by(math.inf)
+    ]
+    return {
+        "score": score,
+        "scored_at": None
+        if scored_at is None
+        else datetime.fromtimestamp(scored_at, UTC).isoformat(),
+        "scored_installment": scored,
+        "open_installments": still_open,
+    }
 
 
 def _memory() -> dict[str, Any]:

@@ -19,6 +19,8 @@ from faust.types import TP, Message, TableT
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from redis.asyncio import Redis
 
+from detectors.base import DELINQUENCY_RISK
+from detectors.delinquency import risk_view
 from detectors.engine import BatchResult, Engine, Input
 from detectors.state import BorrowerState
 from detectors.thresholds import Thresholds
@@ -34,6 +36,7 @@ from streams.consumer_watch import (
 from streams.control import ThresholdStore, ThresholdWatcher
 from streams.delivery import Breaker, PublishedAlerts
 from streams.redis_index import RedisCrossIndex
+from streams.risk import RiskBoard
 from streams.settings import Settings
 from streams.transport import App
 from topics import ContractError, Source, decode
@@ -347,6 +350,7 @@ class Pipeline:
             now=lambda: datetime.now(UTC),
         )
         self.published = PublishedAlerts(redis, settings.redis_prefix, breaker)
+        self.risk = RiskBoard(redis, settings.redis_prefix, breaker)
         self.thresholds = ThresholdWatcher(
             ThresholdStore(redis, settings.redis_prefix), self.apply_thresholds
         )
@@ -505,7 +509,8 @@ class Pipeline:
         for position, reason in result.failed:
             await self._dead_letter(originals[position], reason)
         sent_at = {m.key: m.timestamp for m in originals}
-        await self._publish(result, "inputs", sent_at)
+        repaid = {i.record.borrower_id for i in inputs if i.source is Source.REPAYMENTS}
+        await self._publish(result, "inputs", sent_at, repaid)
         self._clocks_moved.update(item.partition for item in inputs)
         for topic, count in counts.items():
             self.metrics.events.labels(topic).inc(count)
@@ -554,7 +559,11 @@ class Pipeline:
                 await self._flush()
 
     async def _publish(
-        self, result: BatchResult, topic_name: str, sent_at: dict[bytes | None, float]
+        self,
+        result: BatchResult,
+        topic_name: str,
+        sent_at: dict[bytes | None, float],
+        repaid: set[str] | frozenset[str] = frozenset(),
     ) -> None:
         """Alerts handed to the producer at once (their acknowledgement is waited for with the
         states', see :meth:`_confirm`); then new models, acknowledged. The states are written
@@ -589,10 +598,31 @@ class Pipeline:
             marking = asyncio.ensure_future(self._mark_published(sent, sends))
             self._marking.add(marking)  # the loop keeps only a weak reference to a task
             marking.add_done_callback(self._marking.discard)
+        degraded += await self._update_risk(result, sent, repaid)
         self._report(degraded)
         self._unwritten.update(result.dirty)
         if await self.checkpoints.save(result):
             await self._flush()
+
+    async def _update_risk(
+        self, result: BatchResult, sent: list[Alert], repaid: set[str] | frozenset[str]
+    ) -> list[str]:
+        """Refresh the risk view of borrowers whose installments, assessment or collections
+        alerts this batch changed; returns why not, if Redis is down."""
+        alerts = [a for a in sent if a.category == DELINQUENCY_RISK]
+        touched = set(repaid) | {a.borrower_id for a in alerts}
+        for timers in result.fired.values():
+            touched.update(t.borrower_id for t in timers if t.detector == "delinquency")
+        views = {}
+        for borrower in touched:
+            state = self.store.get(borrower)
+            if state is not None:
+                views[borrower] = risk_view(state)
+        try:
+            await self.risk.update(views, alerts)
+        except Exception as exc:
+            return [f"risk_view: not updated: {exc!r}"] if views or alerts else []
+        return []
 
     def _on_alert_acknowledged(
         self,

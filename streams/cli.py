@@ -183,6 +183,35 @@ def cmd_thresholds(args: argparse.Namespace) -> int:
     return run(args, settings.redis_url)
 
 
+def cmd_risk(args: argparse.Namespace) -> int:
+    from redis.asyncio import Redis
+
+    from streams.risk import RiskBoard, render_queue
+
+    settings = _settings(args)
+
+    async def read() -> list[dict[str, object]]:
+        redis = Redis.from_url(settings.redis_url, socket_timeout=5.0, socket_connect_timeout=5.0)
+        try:
+            board = RiskBoard(redis, settings.redis_prefix)
+            if args.borrower:
+                view = await board.get(args.borrower)
+                return [view] if view else []
+            return await board.queue(args.top)
+        finally:
+            await redis.aclose()
+
+    views = asyncio.run(read())
+    if args.json:
+        print(orjson.dumps(views, option=orjson.OPT_INDENT_2).decode())
+    elif args.borrower and not views:
+        print(f"no risk view of {args.borrower}", file=sys.stderr)
+        return 1
+    else:
+        print(render_queue(views))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="lendwatch", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -241,6 +270,15 @@ def build_parser() -> argparse.ArgumentParser:
     explain.add_argument("alert_id")
     explain.add_argument("--broker", help="Kafka bootstrap, kafka://host:port (or KAFKA_BOOTSTRAP)")
     explain.set_defaults(func=cmd_explain)
+
+    risk = commands.add_parser(
+        "risk", help="the collections queue: borrowers with open installments, riskiest first"
+    )
+    _add_services(risk)
+    risk.add_argument("--top", type=int, default=20, help="how many borrowers")
+    risk.add_argument("--borrower", help="one borrower's view (the id alerts carry)")
+    risk.add_argument("--json", action="store_true", help="the views as JSON")
+    risk.set_defaults(func=cmd_risk)
 
     from streams.thresholds_cli import add_parser as add_thresholds
 

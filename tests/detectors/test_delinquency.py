@@ -4,16 +4,26 @@ from __future__ import annotations
 
 import pickle
 from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
 
 import orjson
 import pytest
 
 from detectors.base import DELINQUENCY_RISK, Finding
 from detectors.clock import Timer
-from detectors.delinquency import FEATURES, DelinquencyDetector, _rank_z, _trimmed_mean
+from detectors.delinquency import (
+    FEATURES,
+    DelinquencyDetector,
+    _rank_z,
+    _trimmed_mean,
+    risk_view,
+)
+from detectors.engine import Engine, MemoryStateStore
+from detectors.index import MemoryCrossIndex
 from detectors.state import BorrowerState, day_of
-from detectors.thresholds import DelinquencyThresholds
+from detectors.thresholds import DelinquencyThresholds, Thresholds
 from tests.detectors.factories import login, payment, scheduled
+from tests.detectors.test_engine import SCENARIO
 
 DUE = date(2024, 4, 10)
 MIDNIGHT = datetime(2024, 4, 9, 16, 0, tzinfo=UTC)  # 2024-04-10 00:00+08:00
@@ -516,3 +526,28 @@ def test_rank_z_and_trimmed_mean() -> None:
     assert _rank_z([1.0] * 3, [5.0, 6.0, 7.0, 8.0]) == pytest.approx(-2.12, abs=0.01)
     assert _rank_z([5.0] * 4, [5.0] * 4) == 0.0
     assert _rank_z([], [1.0]) is None
+
+
+async def test_the_risk_view_shows_the_latest_assessment_and_what_is_still_open() -> None:
+    engine = Engine(Thresholds(), MemoryStateStore(), MemoryCrossIndex())
+    await engine.process(SCENARIO)  # d-1 pays nothing of its 3,000 due on 10 March
+    state = engine.states.get("d-1")
+    assert state is not None
+
+    view = risk_view(state)
+
+    assert view["score"] == 0.95  # the miss, assessed at the end of the grace period
+    assert view["scored_installment"] == "loan-1#1"
+    assert view["scored_at"] == "2024-03-13T16:00:00+00:00"
+    assert view["open_installments"] == [
+        {
+            "loan_id": "loan-1",
+            "installment": 1,
+            "due_date": "2024-03-10",
+            "amount_due": "3000",
+            "paid": "0",
+        }
+    ]
+    # Paid in full later: nothing open, the assessment stays what it was.
+    state.installments["loan-1#1"].payments.append((2e9, Decimal("3000"), "p-late"))
+    assert risk_view(state)["open_installments"] == []

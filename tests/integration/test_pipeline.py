@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import base64
 from collections import Counter
+from typing import Any
 
 import orjson
 import pytest
+from redis.asyncio import Redis
 
 from detectors.base import CATEGORIES
 from streams.broker import BAD_RECORDS, produce_records
 from streams.replay import replay
+from streams.risk import RiskBoard
 from streams.simulate import SimulationConfig, simulate
 from tests.integration.conftest import Deployment
 
@@ -71,3 +74,33 @@ async def test_live_pipeline_matches_replay_and_dead_letters_bad_input(
     assert report.events == len(simulation.records) and not report.rejected
     live_ids = {alert["alert_id"] for _, alert in alerts}
     assert live_ids == {alert.alert_id for alert in replayed}
+
+    await _check_risk_views(deployment, simulation.records, [a for _, a in alerts])
+
+
+async def _check_risk_views(
+    deployment: Deployment, records: list[dict[str, Any]], alerts: list[dict[str, Any]]
+) -> None:
+    """Every borrower with installments has a risk view; its last alert is its latest
+    collections alert; the queue holds borrowers with open installments, riskiest first."""
+    repaying = {r["key"] for r in records if r["topic"] == deployment.topics.repayments}
+    latest: dict[str, dict[str, Any]] = {}
+    for alert in sorted(alerts, key=lambda a: a["ts"]):
+        if alert["category"] == "delinquency_risk":
+            latest[alert["borrower_id"]] = alert
+    assert latest, "the simulation has collections alerts"
+    redis = Redis.from_url(deployment.redis_url)
+    try:
+        board = RiskBoard(redis, deployment.app_id)
+        keys = [k.decode() async for k in redis.scan_iter(match=board.key("*"))]
+        assert {k.rsplit(":", 1)[1] for k in keys} == repaying
+        for borrower, alert in latest.items():
+            view = await board.get(borrower)
+            assert view is not None and view["last_alert"] is not None, borrower
+            assert view["last_alert"]["alert_id"] == alert["alert_id"], borrower
+        queue = await board.queue(limit=1000)
+        assert queue and all(view["open_installments"] for view in queue)
+        scores = [view["score"] for view in queue]
+        assert scores == sorted(scores, reverse=True) and 0.0 <= scores[-1] <= scores[0] <= 1.0
+    finally:
+        await redis.aclose()
