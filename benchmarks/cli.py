@@ -50,7 +50,7 @@ from topics import TopicNames
 __all__ = ["main"]
 
 
-PARTS = ("a", "a'", "b", "c", "latency", "memory")
+PARTS = ("a", "a'", "b", "c", "cs", "latency", "memory")
 
 
 @dataclass(frozen=True)
@@ -104,7 +104,7 @@ class Bench:
 
     async def run(self) -> Results:
         plan, results = self.plan, self.results
-        if {"a", "a'", "b", "c"} & self.args.parts:
+        if {"a", "a'", "b", "c", "cs"} & self.args.parts:
             await self.throughput()
         b = results.rate("b") if self.wants("b") else None
         rate = self.args.rate or (0.5 * b if b else None)
@@ -191,6 +191,19 @@ class Bench:
                     "replay",
                     str(dataset.path),
                     f"--partitions={self.partitions}",
+                ],
+            )
+        if self.wants("cs"):
+            _say("(cs) detectors alone, every one also running a candidate in shadow")
+            results.runs["cs"] = await self.child(
+                "shadow",
+                [
+                    "-m",
+                    "benchmarks.detectors_only",
+                    "replay",
+                    str(dataset.path),
+                    f"--partitions={self.partitions}",
+                    "--shadow",
                 ],
             )
         if self.wants("b2"):

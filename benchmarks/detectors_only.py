@@ -40,12 +40,32 @@ def _parsed(records: Iterable[Any]) -> Iterator[tuple[Source, InputRecord]]:
         yield parse_record(raw, topics)
 
 
+#: A candidate that changes one tunable of every detector, a little: all ten run in shadow
+#: (the most a candidate can cost), and their alerts mostly match the live ones.
+EVERY_DETECTOR_IN_SHADOW = {
+    "circular_flow.window_hours": 47.0,
+    "takeover.min_failures": 6,
+    "delinquency.min_alert_score": 0.55,
+    "flow_anomaly.min_anomaly_score": 0.8,
+    "machine_flow.min_signals": 3,
+    "revenue_inflation.min_growth": 1.5,
+    "wash_trading.min_pair_days": 4,
+    "impossible_travel.max_speed_kmh": 1100.0,
+    "device_ring.min_borrowers": 4,
+    "credential_stuffing.min_borrowers": 9,
+}
+
+
 async def _drive(
-    records: Iterable[Any], partitions: int
+    records: Iterable[Any], partitions: int, shadow: bool = False
 ) -> tuple[Engine, MemoryStateStore, dict[str, Any]]:
     """Replay's loop over ``records``, parsed lazily (parsing is timed apart, as source time)."""
     store = MemoryStateStore()
     engine = Engine(Thresholds(), store, MemoryCrossIndex())
+    if shadow:
+        engine.set_thresholds(
+            Thresholds(), Thresholds().with_changes(EVERY_DETECTOR_IN_SHADOW, "c1")
+        )
     started = time.perf_counter()
     stats = await drive(_parsed(records), engine, partitions=partitions)
     wall = time.perf_counter() - started
@@ -59,19 +79,21 @@ async def _drive(
         "seconds": wall - stats.source_seconds,
         "detector_seconds": stats.detector_seconds,
         "source_seconds": stats.source_seconds,
+        "shadow_alerts": len(stats.shadow_alerts),
     }
     return engine, store, figures
 
 
-def replay(path: Path, partitions: int) -> dict[str, Any]:
-    """Detector throughput over a dataset file written by :func:`benchmarks.common.make_dataset`."""
+def replay(path: Path, partitions: int, shadow: bool = False) -> dict[str, Any]:
+    """Detector throughput over a dataset file written by :func:`benchmarks.common.make_dataset`;
+    with ``shadow``, with every detector also running a candidate's thresholds in shadow."""
 
     def lines() -> Iterator[Any]:
         with path.open("rb") as handle:
             for line in handle:
                 yield orjson.loads(line)
 
-    _, _, figures = asyncio.run(_drive(lines(), partitions))
+    _, _, figures = asyncio.run(_drive(lines(), partitions, shadow))
     return {**figures, "peak_rss": peak_rss()}
 
 
@@ -121,6 +143,7 @@ def main() -> None:
     commands = parser.add_subparsers(dest="command", required=True)
     run = commands.add_parser("replay")
     run.add_argument("input", type=Path)
+    run.add_argument("--shadow", action="store_true", help="every detector also in shadow")
     mem = commands.add_parser("memory")
     mem.add_argument("--borrowers", type=int, required=True)
     mem.add_argument("--days", type=int, required=True)
@@ -130,7 +153,7 @@ def main() -> None:
         sub.add_argument("--result", type=Path, required=True)
     args = parser.parse_args()
     if args.command == "replay":
-        figures = replay(args.input, args.partitions)
+        figures = replay(args.input, args.partitions, args.shadow)
     else:
         figures = memory(args.borrowers, args.days, args.seed, args.partitions)
     write_result(args.result, figures)

@@ -56,6 +56,7 @@ LABELS = {
     "a'": "(a') bare Faust agent, decode only",
     "b": "(b)  lendwatch worker, all detectors",
     "c": "(c)  detectors alone (replay drive)",
+    "cs": "(cs) (c) with every detector in shadow",
     "b2": "(b2) two lendwatch workers, one group",
 }
 
@@ -103,7 +104,7 @@ def render(results: Results, targets: Targets | None = None) -> str:
     if results.runs:
         lines += [header, "-" * len(header)]
     b = results.rate("b")
-    for name in ("a", "a'", "b", "c", "b2"):
+    for name in ("a", "a'", "b", "c", "cs", "b2"):
         run = results.runs.get(name)
         if run is None:
             continue
@@ -118,6 +119,9 @@ def render(results: Results, targets: Targets | None = None) -> str:
             target = (
                 f"≥ {t.worker_events_per_second:,.0f} {_mark(rate, t.worker_events_per_second)}"
             )
+        elif name == "cs":
+            cost = _ratio(rate, results.rate("c"))
+            target = f"{_fixed(cost)} × (c)   [{run.get('shadow_alerts', 0):,} shadow alerts]"
         elif name == "b2":
             speedup = _ratio(rate, b)
             ratio = None

@@ -129,6 +129,9 @@ class Detector:
     name: str = ""
     category: str = ""
     version: str = "1"
+    #: Fields of :class:`BorrowerState` the detector writes besides its slot (the login
+    #: history, the installments): a shadow of it gets its own copy of these.
+    writes: tuple[str, ...] = ()
 
     def lookups(self, event: InputRecord, state: BorrowerState) -> Lookups | None:
         """Index writes and reads this event needs; answered in one round trip per batch."""

@@ -115,6 +115,7 @@ class DelinquencyDetector(Detector):
     name = "delinquency"
     category = DELINQUENCY_RISK
     version = "3"
+    writes = ("installments",)
 
     def __init__(self, thresholds: DelinquencyThresholds) -> None:
         self.thresholds = thresholds

@@ -6,7 +6,7 @@ import base64
 import hashlib
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import astuple, dataclass, field
+from dataclasses import astuple, dataclass, field, replace
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -16,7 +16,14 @@ from detectors.base import Detector, Finding, Output, to_alert
 from detectors.clock import EventTimeClock, Timer, TimerQueue
 from detectors.index import CrossIndex, Found, Read, Write
 from detectors.registry import build_detectors
-from detectors.state import BorrowerState, day_of
+from detectors.state import (
+    BorrowerState,
+    day_of,
+    installments_from_json,
+    installments_to_json,
+    logins_from_json,
+    logins_to_json,
+)
 from detectors.thresholds import Thresholds
 from topics.names import Source
 from topics.records import Alert, Login, Repayment, Transaction
@@ -46,10 +53,13 @@ EVENT_ID_WIDTH = 6
 APPLIED_SLOT = "_applied"
 
 
-#: Where a shadow detector keeps its own copy of the state fields detectors write besides
-#: their slot (``BorrowerState.to_dict`` keys), in the slot named after it plus this suffix.
+#: Where a shadow detector keeps its own copy of the state fields it writes besides its slot
+#: (``Detector.writes``): in the slot named after it plus this suffix, encoded so.
 TWIN_SUFFIX = "/state"
-TWIN_FIELDS = ("devices", "ips", "failures", "installments")
+TWIN_CODECS: dict[str, tuple[Callable[[Any], Any], Callable[[Any], Any]]] = {
+    "logins": (logins_to_json, logins_from_json),
+    "installments": (installments_to_json, installments_from_json),
+}
 
 
 def shadow_name(candidate_version: str, detector: str) -> str:
@@ -217,31 +227,30 @@ class Engine:
                     self._seeded[state.borrower_id] = state
 
     def _view(self, detector: Detector, state: BorrowerState) -> BorrowerState:
-        """The borrower as a shadow detector sees it: the shared event history the engine
-        keeps (inflows, own accounts), its own slot, and its own copy of what detectors
-        write besides their slot (login history, installments): a shadow must never change
-        what its live twin reads. First met, the copy is taken from the live state, the
-        slot from the live twin's, and the timers they imply are armed."""
-        kept = state.slots.get(detector.name + TWIN_SUFFIX)
+        """The borrower as a shadow detector sees it: the state itself, but for the fields
+        it writes besides its slot (``Detector.writes``: login history, installments), which
+        are its own copies, so that a shadow never changes what its live twin reads.
+
+        First met, a shadow takes a copy of its twin's memory of the borrower and of those
+        fields, and arms the timers they imply.
+        """
+        key = detector.name + TWIN_SUFFIX
+        kept: dict[str, Any] | None = state.slots.get(key)
         first = kept is None
         if kept is None:
-            whole = state.to_dict()
-            kept = orjson.loads(orjson.dumps({key: whole[key] for key in TWIN_FIELDS}))
             memory = state.slots.get(live_name(detector.name))
-            if memory is not None and detector.name not in state.slots:
+            if memory is not None:
                 state.slots[detector.name] = orjson.loads(orjson.dumps(memory))
-        view = BorrowerState.from_dict(
-            {
-                **kept,
-                "borrower_id": state.borrower_id,
-                "partition": state.partition,
-                "own_accounts": [],
-                "inflows": [None, None, []],
-            }
-        )
-        view.own_accounts = state.own_accounts
-        view.inflows = state.inflows
-        view.slots = state.slots
+            kept = state.slots[key] = orjson.loads(
+                orjson.dumps(
+                    {name: TWIN_CODECS[name][0](getattr(state, name)) for name in detector.writes}
+                )
+            )
+        view = state
+        if detector.writes:
+            view = replace(
+                state, **{name: TWIN_CODECS[name][1](kept[name]) for name in detector.writes}
+            )
         if first:
             for timer in detector.pending_timers(view):
                 self.timers.schedule(state.partition, timer)
@@ -249,9 +258,11 @@ class Engine:
 
     @staticmethod
     def _keep(detector: Detector, state: BorrowerState, view: BorrowerState) -> None:
-        """Store what a shadow detector changed in its view, with the borrower's state."""
-        whole = view.to_dict()
-        state.slots[detector.name + TWIN_SUFFIX] = {key: whole[key] for key in TWIN_FIELDS}
+        """Store what a shadow detector changed in its own copies, with the borrower's state."""
+        if detector.writes:
+            kept = state.slots[detector.name + TWIN_SUFFIX]
+            for name in detector.writes:
+                kept[name] = TWIN_CODECS[name][0](getattr(view, name))
 
     def use(self, detectors: list[Detector]) -> None:
         """Run exactly these detectors (one detector's tests and backtests)."""

@@ -197,21 +197,7 @@ class BorrowerState:
             "ips": self.logins.known_ips,
             "failures": self.logins.failures,
             "slots": self.slots,
-            "installments": [
-                {
-                    "loan_id": i.loan_id,
-                    "number": i.number,
-                    "due_date": i.due_date.isoformat() if i.due_date else None,
-                    "amount_due": None if i.amount_due is None else str(i.amount_due),
-                    "scheduled_event": i.scheduled_event,
-                    "payments": [[ts, str(a), e] for ts, a, e in i.payments],
-                    "reversals": [[ts, str(a), e] for ts, a, e in i.reversals],
-                    "stages_done": i.stages_done,
-                    "alerted": i.alerted,
-                    "snapshots": i.snapshots,
-                }
-                for i in self.installments.values()
-            ],
+            "installments": installments_to_json(self.installments),
         }
 
     @classmethod
@@ -227,23 +213,56 @@ class BorrowerState:
             ),
             slots=dict(data.get("slots", {})),
         )
-        for raw in data["installments"]:
-            installment = Installment(
-                loan_id=raw["loan_id"],
-                number=raw["number"],
-                due_date=date.fromisoformat(raw["due_date"]) if raw["due_date"] else None,
-                amount_due=None if raw["amount_due"] is None else Decimal(raw["amount_due"]),
-                scheduled_event=raw["scheduled_event"],
-                payments=[(ts, Decimal(a), e) for ts, a, e in raw["payments"]],
-                reversals=[(ts, Decimal(a), e) for ts, a, e in raw["reversals"]],
-                stages_done=list(raw["stages_done"]),
-                alerted=raw.get("alerted", 0),
-                snapshots=[list(x) for x in raw.get("snapshots", [])],
-            )
-            state.installments[installment_key(installment.loan_id, installment.number)] = (
-                installment
-            )
+        state.installments = installments_from_json(data["installments"])
         return state
+
+
+def installments_to_json(installments: dict[str, Installment]) -> list[dict[str, Any]]:
+    """Installments as JSON-compatible values (a changelog record holds them so)."""
+    return [
+        {
+            "loan_id": i.loan_id,
+            "number": i.number,
+            "due_date": i.due_date.isoformat() if i.due_date else None,
+            "amount_due": None if i.amount_due is None else str(i.amount_due),
+            "scheduled_event": i.scheduled_event,
+            "payments": [[ts, str(a), e] for ts, a, e in i.payments],
+            "reversals": [[ts, str(a), e] for ts, a, e in i.reversals],
+            "stages_done": i.stages_done,
+            "alerted": i.alerted,
+            "snapshots": i.snapshots,
+        }
+        for i in installments.values()
+    ]
+
+
+def installments_from_json(values: list[dict[str, Any]]) -> dict[str, Installment]:
+    installments = {}
+    for raw in values:
+        installment = Installment(
+            loan_id=raw["loan_id"],
+            number=raw["number"],
+            due_date=date.fromisoformat(raw["due_date"]) if raw["due_date"] else None,
+            amount_due=None if raw["amount_due"] is None else Decimal(raw["amount_due"]),
+            scheduled_event=raw["scheduled_event"],
+            payments=[(ts, Decimal(a), e) for ts, a, e in raw["payments"]],
+            reversals=[(ts, Decimal(a), e) for ts, a, e in raw["reversals"]],
+            stages_done=list(raw["stages_done"]),
+            alerted=raw.get("alerted", 0),
+            snapshots=[list(x) for x in raw.get("snapshots", [])],
+        )
+        installments[installment_key(installment.loan_id, installment.number)] = installment
+    return installments
+
+
+def logins_to_json(logins: LoginHistory) -> dict[str, Any]:
+    """A login history as JSON-compatible values; shares its containers (no copy)."""
+    return {"devices": logins.known_devices, "ips": logins.known_ips, "failures": logins.failures}
+
+
+def logins_from_json(value: dict[str, Any]) -> LoginHistory:
+    """The inverse of :func:`logins_to_json`; shares the containers too."""
+    return LoginHistory(value["devices"], value["ips"], value["failures"])
 
 
 def installment_key(loan_id: str, number: int) -> str:

@@ -95,6 +95,7 @@ class AccountTakeoverDetector(Detector):
     name = "account_takeover"
     category = ABNORMAL_BEHAVIOUR
     version = "2"
+    writes = ("logins",)
 
     def __init__(self, thresholds: TakeoverThresholds) -> None:
         self.thresholds = thresholds

@@ -74,6 +74,8 @@ class RunStats:
 
     events: int = 0
     alerts: list[Alert] = field(default_factory=list)
+    #: Alerts of a candidate running in shadow (``Engine.set_thresholds(live, candidate)``).
+    shadow_alerts: list[Alert] = field(default_factory=list)
     #: Seconds spent waiting for the next records (reading, simulating, validating).
     source_seconds: float = 0.0
     #: Seconds a baseline took: building each batch's Inputs and a no-op pass over them.
@@ -137,6 +139,7 @@ async def drive(
         stats.detector_seconds += time.perf_counter() - before
         stats.events += len(batch)
         stats.alerts += result.alerts
+        stats.shadow_alerts += result.shadow_alerts
 
 
 def _baseline(batch: list[Input]) -> int:

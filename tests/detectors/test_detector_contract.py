@@ -164,6 +164,28 @@ def test_thresholds_are_frozen_data(detector: Detector) -> None:
         setattr(thresholds, field, 0)
 
 
+async def test_writes_only_its_slot_and_the_fields_it_declares(detector: Detector) -> None:
+    """A shadow copies ``writes`` only: a field written but not declared would be shared
+    between a shadow and its live twin."""
+    store = _prepared_states()
+    before = {b: s.to_dict() for b, s in store.states.items()}
+    engine = Engine(Thresholds(), store, MemoryCrossIndex())
+    engine.use([])  # the engine's own upkeep (inflows, own accounts, applied ids) alone
+    for item in _inputs():
+        await engine.process([item])
+    upkeep = {b: s.to_dict() for b, s in store.states.items()}
+    store = _prepared_states()
+    await _drive(detector, store)
+    shared = {"devices", "ips", "failures"} if "logins" in detector.writes else set()
+    shared |= {"installments"} if "installments" in detector.writes else set()
+    for borrower, state in store.states.items():
+        after = state.to_dict()
+        expected = upkeep.get(borrower) or before.get(borrower) or {}
+        for key in ("own_accounts", "inflows", "devices", "ips", "failures", "installments"):
+            if key not in shared and expected:
+                assert after[key] == expected[key], f"{detector.name} writes {key} of {borrower}"
+
+
 def test_detectors_import_no_broker_or_redis_client() -> None:
     modules = sorted(f"detectors.{m.name}" for m in pkgutil.iter_modules(detectors.__path__))
     code = f"import sys, {', '.join(modules)}; print('\\n'.join(sorted(sys.modules)))"
