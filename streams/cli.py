@@ -258,7 +258,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_services(console)
     console.add_argument("--host", default="127.0.0.1", help="address to listen on")
-    console.add_argument("--port", type=int, default=8088)
+    console.add_argument("--port", type=int, default=8088, help="port to listen on")
     console.set_defaults(func=cmd_console)
 
     status = commands.add_parser("status", help="print a running worker's metrics")

@@ -124,6 +124,8 @@ class AlertBoard:
         self._live_times: deque[tuple[datetime, str]] = deque(maxlen=self._window)
         self._forgotten_until: datetime | None = None
         self._comparison: _Comparison | None = None
+        #: Why the topics cannot be read right now, for the page (None while they can).
+        self.reader_error: str | None = None
 
     def add(self, topic: str, alert: object) -> bool:
         """Take one record of ``topic``; False (and counted as unreadable) if not an alert."""
@@ -205,6 +207,7 @@ class AlertBoard:
         return {
             "counts": self.counts(),
             "latest": list(self.latest),
+            "reader_error": self.reader_error,
             "comparison": (
                 self.comparison(candidate.label, since) if candidate and since else None
             ),
@@ -436,6 +439,7 @@ async def read_alerts(bootstrap: str, topics: Sequence[str], board: AlertBoard) 
         )
         try:
             await consumer.start()
+            board.reader_error = None
             async for message in consumer:
                 try:
                     alert = orjson.loads(message.value) if message.value is not None else None
@@ -447,6 +451,7 @@ async def read_alerts(bootstrap: str, topics: Sequence[str], board: AlertBoard) 
         except Exception as exc:
             log.warning("console: reading the alert topics failed, reading again: %r", exc)
             board.clear()
+            board.reader_error = f"cannot read the alert topics from {bootstrap}: {exc}"
             await asyncio.sleep(2.0)
         finally:
             await consumer.stop()

@@ -225,6 +225,7 @@ async def test_state_shows_the_alerts_while_redis_is_down(
     assert state["counts"]["topics"] == [{"topic": "alerts.fraud", "count": 1}]
     assert state["thresholds"] is None
     assert state["error"].startswith("Redis is unreachable")
+    assert state["reader_error"] is None
 
 
 async def test_posts_must_be_json_with_a_reason(unreachable_redis_client: TestClient) -> None:
