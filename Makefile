@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test bench lint format clean
+.PHONY: help install browser run test bench lint format clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -19,10 +19,17 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)  ## create .venv and install lendwatch with its dev tools
 
+# Debian's Chromium and its driver, for the console's browser test; nothing when both are there.
+browser:  ## install Debian's chromium and chromium-driver if missing (the console test needs them)
+	@if [ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ]; then :; else \
+		SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+		$$SUDO apt-get update && $$SUDO apt-get install -y chromium chromium-driver; \
+	fi
+
 run: $(STAMP)  ## the whole pipeline on embedded Tansu + Valkey with simulated traffic; Ctrl-C stops
 	$(BIN)/lendwatch run $(ARGS)
 
-test: $(STAMP)  ## every test: unit, and integration against a real broker and Redis
+test: $(STAMP) browser  ## every test: unit, and integration against a real broker and Redis
 	$(BIN)/python -m pytest $(ARGS)
 
 bench: $(STAMP)  ## throughput, latency and memory against their ceilings (ARGS="--quick")

@@ -212,6 +212,13 @@ def cmd_risk(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_console(args: argparse.Namespace) -> int:
+    from streams.console import run_console
+
+    run_console(_settings(args), args.host, args.port)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="lendwatch", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -283,6 +290,14 @@ def build_parser() -> argparse.ArgumentParser:
     from streams.thresholds_cli import add_parser as add_thresholds
 
     add_thresholds(commands, _add_services).set_defaults(func=cmd_thresholds)
+
+    console = commands.add_parser(
+        "console", help="a web page: alert counts, latest alerts, thresholds, shadow vs live"
+    )
+    _add_services(console)
+    console.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    console.add_argument("--port", type=int, default=8088, help="port to listen on")
+    console.set_defaults(func=cmd_console)
 
     status = commands.add_parser("status", help="print a running worker's metrics")
     status.add_argument("--url", default="http://127.0.0.1:6066")
