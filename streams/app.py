@@ -32,6 +32,7 @@ from streams.consumer_watch import (
     seek,
 )
 from streams.delivery import Breaker, PublishedAlerts
+from streams.privacy import Masker
 from streams.redis_index import RedisCrossIndex
 from streams.settings import Settings
 from streams.transport import App
@@ -340,6 +341,8 @@ class Pipeline:
             now=lambda: datetime.now(UTC),
         )
         self.published = PublishedAlerts(redis, settings.redis_prefix, breaker)
+        # Alerts leave masked (streams/privacy.py); inside the worker, ids stay raw.
+        self.masker = Masker.from_settings(settings)
         self.checkpoints = ModelCheckpoints(models, self.engine)
         self.positions: dict[tuple[str, int], int] = {}
         self._redis_down = False
@@ -550,7 +553,8 @@ class Pipeline:
                 self.metrics.resends.labels(alert.detector).inc()
                 continue
             topic = self.alert_topics[alert.category]
-            sending = await topic.send(key=alert.borrower_id.encode(), value=encode_alert(alert))
+            masked = self.masker.alert(alert)
+            sending = await topic.send(key=masked.borrower_id.encode(), value=encode_alert(masked))
             origin = sent_at.get(alert.borrower_id.encode())
             cast("asyncio.Future[Any]", sending).add_done_callback(
                 partial(self._on_alert_acknowledged, alert, topic_name, origin)

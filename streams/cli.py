@@ -23,12 +23,22 @@ def _settings(args: argparse.Namespace) -> Settings:
         broker=getattr(args, "broker", None),
         redis_url=getattr(args, "redis", None),
         partitions=getattr(args, "partitions", None),
+        mask_personal_data=False if getattr(args, "no_mask", False) else None,
     )
 
 
 def _add_services(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--broker", help="Kafka bootstrap, kafka://host:port (or KAFKA_BOOTSTRAP)")
     parser.add_argument("--redis", help="Redis URL, redis://host:port/0 (or REDIS_URL)")
+
+
+def _add_no_mask(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--no-mask",
+        action="store_true",
+        help="raw ids and IPs in alerts and logs, for internal deployments "
+        "(or LW_MASK_PERSONAL_DATA=0)",
+    )
 
 
 def _add_simulation(parser: argparse.ArgumentParser) -> None:
@@ -38,9 +48,16 @@ def _add_simulation(parser: argparse.ArgumentParser) -> None:
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
-    from streams.app import run_worker
+    import logging
 
-    run_worker(_settings(args), loglevel=args.log_level)
+    from streams.app import run_worker
+    from streams.privacy import Masker, install_log_masking, startup_warnings
+
+    settings = _settings(args)
+    install_log_masking(Masker.from_settings(settings))
+    for warning in startup_warnings(settings):
+        logging.getLogger("lendwatch").warning(warning)
+    run_worker(settings, loglevel=args.log_level)
     return 0
 
 
@@ -183,11 +200,13 @@ def build_parser() -> argparse.ArgumentParser:
     _add_simulation(run)
     run.add_argument("--rate", type=float, default=4000.0, help="events/s (0: unlimited)")
     run.add_argument("--duration", type=float, help="stop after this many seconds")
+    _add_no_mask(run)
     run.set_defaults(func=cmd_run)
 
     worker = commands.add_parser("worker", help="run the Faust worker (deployments)")
     _add_services(worker)
     worker.add_argument("--log-level", default="info")
+    _add_no_mask(worker)
     worker.set_defaults(func=cmd_worker)
 
     replay = commands.add_parser("replay", help="run the detectors over a JSONL file")

@@ -15,6 +15,7 @@ import streams.privacy
 from detectors.engine import Engine
 from detectors.index import MemoryCrossIndex
 from detectors.thresholds import Thresholds
+from streams.cli import _settings, build_parser
 from streams.privacy import (
     DEVELOPMENT_KEY,
     Masker,
@@ -357,6 +358,15 @@ def test_the_key_and_the_switch_are_read_from_the_environment() -> None:
     settings = Settings.from_env({"LW_PRIVACY_KEY": "k" * 40})
     assert settings.privacy_key == "k" * 40
     assert {"LW_PRIVACY_KEY", "LW_MASK_PERSONAL_DATA"} <= set(settings.environment_variables)
+
+
+@pytest.mark.parametrize("command", ["worker", "run"])
+def test_no_mask_opts_out(command: str) -> None:
+    extra = ["--input", "in", "--output", "out"] if command == "replay" else []
+    parser = build_parser()
+
+    assert _settings(parser.parse_args([command, *extra])).mask_personal_data
+    assert not _settings(parser.parse_args([command, *extra, "--no-mask"])).mask_personal_data
 
 
 def test_the_worker_warns_once_about_a_missing_or_short_key_or_masking_off() -> None:
