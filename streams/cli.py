@@ -82,11 +82,16 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
+    from streams.privacy import Masker
     from streams.replay import replay_file
 
     settings = _settings(args)
     report = replay_file(
-        Path(args.input), Path(args.output), partitions=settings.partitions, topics=settings.topics
+        Path(args.input),
+        Path(args.output),
+        partitions=settings.partitions,
+        topics=settings.topics,
+        masker=Masker.from_settings(settings),
     )
     by_topic = ", ".join(f"{t} {n}" for t, n in sorted(report.alerts_by_topic.items()))
     print(
@@ -161,12 +166,14 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_tail(args: argparse.Namespace) -> int:
+    from streams.privacy import Masker
     from streams.tail import TailOptions, tail
 
     settings = _settings(args)
     topics = args.topics or settings.topics.alert_topics()
     options = TailOptions(
         borrower=args.borrower,
+        masker=Masker.from_settings(settings),
         min_severity=args.min_severity,
         from_beginning=args.from_beginning,
         colour=not args.no_colour and sys.stdout.isatty(),
@@ -213,6 +220,7 @@ def build_parser() -> argparse.ArgumentParser:
     replay.add_argument("--input", required=True)
     replay.add_argument("--output", required=True)
     replay.add_argument("--partitions", type=int, help="partitions of the live topics")
+    _add_no_mask(replay)
     replay.set_defaults(func=cmd_replay)
 
     evaluation = commands.add_parser(
@@ -240,7 +248,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     tail = commands.add_parser("tail", help="print alerts as they are published; Ctrl-C stops")
     tail.add_argument("topics", nargs="*", help="alert topics (default: all three)")
-    tail.add_argument("--borrower", help="only this borrower's alerts")
+    tail.add_argument(
+        "--borrower",
+        help="only this borrower's alerts: its id, hashed with LW_PRIVACY_KEY to match masked "
+        "alerts, or the hash itself",
+    )
     tail.add_argument("--min-severity", default="low", choices=SEVERITIES)
     tail.add_argument("--from-beginning", action="store_true", help="from each topic's start")
     tail.add_argument("--no-colour", action="store_true", help="no colour, even on a terminal")

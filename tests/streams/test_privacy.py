@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import doctest
+import io
 import logging
 import re
 from collections.abc import Iterable, Mapping
@@ -251,6 +252,19 @@ async def test_masking_off_publishes_the_alert_as_it_is(
     )
 
 
+async def test_replay_writes_alerts_masked_as_the_worker_publishes_them() -> None:
+    simulation = simulate(SimulationConfig(borrowers=40, days=30, seed=3))
+    lines = [(n, orjson.dumps(r)) for n, r in enumerate(simulation.records, start=1)]
+    out = io.BytesIO()
+
+    _, alerts = await replay(lines, partitions=4, out=out, masker=MASKER)
+
+    written = [orjson.loads(line) for line in out.getvalue().splitlines()]
+    assert written and len(written) == len(alerts)
+    assert written == [orjson.loads(encode_alert(MASKER.alert(alert))) for alert in alerts]
+    assert raw_values_in(out.getvalue().decode(), personal_values(simulation.records)) == set()
+
+
 def test_coordinates_are_rounded_to_a_district_and_cities_kept() -> None:
     alert = Alert(
         alert_id="a" * 32,
@@ -360,7 +374,7 @@ def test_the_key_and_the_switch_are_read_from_the_environment() -> None:
     assert {"LW_PRIVACY_KEY", "LW_MASK_PERSONAL_DATA"} <= set(settings.environment_variables)
 
 
-@pytest.mark.parametrize("command", ["worker", "run"])
+@pytest.mark.parametrize("command", ["worker", "run", "replay"])
 def test_no_mask_opts_out(command: str) -> None:
     extra = ["--input", "in", "--output", "out"] if command == "replay" else []
     parser = build_parser()
