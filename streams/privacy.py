@@ -330,7 +330,8 @@ class LogMasking(logging.Filter):
         message = record.getMessage()
         masked = self.masker.log_line(message)
         if masked != message:
-            record.msg, record.args = masked, None
+            # An empty tuple, not None: Faust's formatter wraps any other non-tuple in one.
+            record.msg, record.args = masked, ()
         if record.exc_info and not record.exc_text:
             traceback = logging.Formatter().formatException(record.exc_info)
             record.exc_text = self.masker.log_line(traceback)
