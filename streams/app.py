@@ -35,6 +35,7 @@ from streams.consumer_watch import (
 )
 from streams.control import ThresholdStore, ThresholdWatcher
 from streams.delivery import Breaker, PublishedAlerts
+from streams.privacy import Masker
 from streams.redis_index import RedisCrossIndex
 from streams.risk import RiskBoard
 from streams.settings import Settings
@@ -350,7 +351,9 @@ class Pipeline:
             now=lambda: datetime.now(UTC),
         )
         self.published = PublishedAlerts(redis, settings.redis_prefix, breaker)
-        self.risk = RiskBoard(redis, settings.redis_prefix, breaker)
+        # Alerts leave masked (streams/privacy.py); inside the worker, ids stay raw.
+        self.masker = Masker.from_settings(settings)
+        self.risk = RiskBoard(redis, settings.redis_prefix, breaker, self.masker.borrower)
         self.thresholds = ThresholdWatcher(
             ThresholdStore(redis, settings.redis_prefix), self.apply_thresholds
         )
@@ -581,47 +584,52 @@ class Pipeline:
             if alerts:
                 degraded.append(f"delivery: published alerts unknown, resending: {exc!r}")
         sent: list[Alert] = []
+        collections: list[Alert] = []  # as published: the risk view's last alerts
         sends: list[Awaitable[Any]] = []
         for alert, topic, send in zip(alerts, topics, pending, strict=True):
             if not send:
                 self.metrics.resends.labels(alert.detector).inc()
                 continue
-            sending = await topic.send(key=alert.borrower_id.encode(), value=encode_alert(alert))
+            masked = self.masker.alert(alert)
+            sending = await topic.send(key=masked.borrower_id.encode(), value=encode_alert(masked))
             origin = None if topic is self.shadow_topic else sent_at.get(alert.borrower_id.encode())
             cast("asyncio.Future[Any]", sending).add_done_callback(
                 partial(self._on_alert_acknowledged, alert, topic, topic_name, origin)
             )
             sent.append(alert)
             sends.append(sending)
+            if alert.category == DELINQUENCY_RISK and topic is not self.shadow_topic:
+                collections.append(masked)
         if sends:
             self._unconfirmed_alerts += sends
             marking = asyncio.ensure_future(self._mark_published(sent, sends))
             self._marking.add(marking)  # the loop keeps only a weak reference to a task
             marking.add_done_callback(self._marking.discard)
-        degraded += await self._update_risk(result, sent, repaid)
+        degraded += await self._update_risk(result, collections, repaid)
         self._report(degraded)
         self._unwritten.update(result.dirty)
         if await self.checkpoints.save(result):
             await self._flush()
 
     async def _update_risk(
-        self, result: BatchResult, sent: list[Alert], repaid: set[str] | frozenset[str]
+        self, result: BatchResult, collections: list[Alert], repaid: set[str] | frozenset[str]
     ) -> list[str]:
         """Refresh the risk view of borrowers whose installments, assessment or collections
-        alerts this batch changed; returns why not, if Redis is down."""
-        alerts = [a for a in sent if a.category == DELINQUENCY_RISK]
-        touched = set(repaid) | {a.borrower_id for a in alerts}
+        alerts (``collections``, as published) this batch changed; returns why not, if Redis
+        is down."""
+        touched = set(repaid)
         for timers in result.fired.values():
             touched.update(t.borrower_id for t in timers if t.detector == "delinquency")
+        touched.update(a.borrower_id for a in result.alerts if a.category == DELINQUENCY_RISK)
         views = {}
         for borrower in touched:
             state = self.store.get(borrower)
             if state is not None:
                 views[borrower] = risk_view(state)
         try:
-            await self.risk.update(views, alerts)
+            await self.risk.update(views, collections)
         except Exception as exc:
-            return [f"risk_view: not updated: {exc!r}"] if views or alerts else []
+            return [f"risk_view: not updated: {exc!r}"] if views or collections else []
         return []
 
     def _on_alert_acknowledged(

@@ -60,6 +60,20 @@ BAD_RECORDS: list[tuple[bytes | None, bytes]] = [
             }
         ),
     ),
+    (
+        b"b-other",  # another borrower's key: state is partitioned by the key
+        orjson.dumps(
+            {
+                "event_id": "x5",
+                "ts": "2026-01-05T10:00:00+08:00",
+                "borrower_id": "b-bad",
+                "account_id": "a",
+                "counterparty_id": "c",
+                "direction": "in",
+                "amount": "10.00",
+            }
+        ),
+    ),
 ]
 
 

@@ -23,12 +23,22 @@ def _settings(args: argparse.Namespace) -> Settings:
         broker=getattr(args, "broker", None),
         redis_url=getattr(args, "redis", None),
         partitions=getattr(args, "partitions", None),
+        mask_personal_data=False if getattr(args, "no_mask", False) else None,
     )
 
 
 def _add_services(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--broker", help="Kafka bootstrap, kafka://host:port (or KAFKA_BOOTSTRAP)")
     parser.add_argument("--redis", help="Redis URL, redis://host:port/0 (or REDIS_URL)")
+
+
+def _add_no_mask(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--no-mask",
+        action="store_true",
+        help="raw ids and IPs in alerts and logs, for internal deployments "
+        "(or LW_MASK_PERSONAL_DATA=0)",
+    )
 
 
 def _add_simulation(parser: argparse.ArgumentParser) -> None:
@@ -38,9 +48,16 @@ def _add_simulation(parser: argparse.ArgumentParser) -> None:
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
-    from streams.app import run_worker
+    import logging
 
-    run_worker(_settings(args), loglevel=args.log_level)
+    from streams.app import run_worker
+    from streams.privacy import Masker, install_log_masking, startup_warnings
+
+    settings = _settings(args)
+    install_log_masking(Masker.from_settings(settings))
+    for warning in startup_warnings(settings):
+        logging.getLogger("lendwatch").warning(warning)
+    run_worker(settings, loglevel=args.log_level)
     return 0
 
 
@@ -65,11 +82,16 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
+    from streams.privacy import Masker
     from streams.replay import replay_file
 
     settings = _settings(args)
     report = replay_file(
-        Path(args.input), Path(args.output), partitions=settings.partitions, topics=settings.topics
+        Path(args.input),
+        Path(args.output),
+        partitions=settings.partitions,
+        topics=settings.topics,
+        masker=Masker.from_settings(settings),
     )
     by_topic = ", ".join(f"{t} {n}" for t, n in sorted(report.alerts_by_topic.items()))
     print(
@@ -144,12 +166,14 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_tail(args: argparse.Namespace) -> int:
+    from streams.privacy import Masker
     from streams.tail import TailOptions, tail
 
     settings = _settings(args)
     topics = args.topics or settings.topics.alert_topics()
     options = TailOptions(
         borrower=args.borrower,
+        masker=Masker.from_settings(settings),
         min_severity=args.min_severity,
         from_beginning=args.from_beginning,
         colour=not args.no_colour and sys.stdout.isatty(),
@@ -228,17 +252,20 @@ def build_parser() -> argparse.ArgumentParser:
     _add_simulation(run)
     run.add_argument("--rate", type=float, default=4000.0, help="events/s (0: unlimited)")
     run.add_argument("--duration", type=float, help="stop after this many seconds")
+    _add_no_mask(run)
     run.set_defaults(func=cmd_run)
 
     worker = commands.add_parser("worker", help="run the Faust worker (deployments)")
     _add_services(worker)
     worker.add_argument("--log-level", default="info")
+    _add_no_mask(worker)
     worker.set_defaults(func=cmd_worker)
 
     replay = commands.add_parser("replay", help="run the detectors over a JSONL file")
     replay.add_argument("--input", required=True)
     replay.add_argument("--output", required=True)
     replay.add_argument("--partitions", type=int, help="partitions of the live topics")
+    _add_no_mask(replay)
     replay.set_defaults(func=cmd_replay)
 
     evaluation = commands.add_parser(
@@ -266,7 +293,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     tail = commands.add_parser("tail", help="print alerts as they are published; Ctrl-C stops")
     tail.add_argument("topics", nargs="*", help="alert topics (default: all three)")
-    tail.add_argument("--borrower", help="only this borrower's alerts")
+    tail.add_argument(
+        "--borrower",
+        help="only this borrower's alerts: its id, hashed with LW_PRIVACY_KEY to match masked "
+        "alerts, or the hash itself",
+    )
     tail.add_argument("--min-severity", default="low", choices=SEVERITIES)
     tail.add_argument("--from-beginning", action="store_true", help="from each topic's start")
     tail.add_argument("--no-colour", action="store_true", help="no colour, even on a terminal")

@@ -17,6 +17,7 @@ from aiokafka.partitioner import murmur2
 from detectors.engine import Engine, Input, MemoryStateStore
 from detectors.index import MemoryCrossIndex
 from detectors.thresholds import Thresholds
+from streams.privacy import Masker
 from topics import ContractError, InputRecord, Source, TopicNames, check_key, parse_value
 from topics.codec import encode_alert
 from topics.records import Alert
@@ -154,8 +155,10 @@ async def replay(
     partitions: int = 8,
     topics: TopicNames | None = None,
     out: BinaryIO | None = None,
+    masker: Masker | None = None,
 ) -> tuple[ReplayReport, list[Alert]]:
-    """Run the detectors over ``lines`` in event-time order; write alerts to ``out`` if given."""
+    """Run the detectors over ``lines`` in event-time order; write alerts to ``out`` if given,
+    masked by ``masker`` as the worker masks them (the alerts returned stay raw)."""
     topics = topics or TopicNames()
     report = ReplayReport()
     decoded: list[tuple[float, int, Source, InputRecord]] = []
@@ -185,15 +188,26 @@ async def replay(
     for alert in stats.alerts:
         report.alerts_by_topic[topics.alert_topic(alert.category)] += 1
         if out is not None:
-            out.write(encode_alert(alert) + b"\n")
+            out.write(encode_alert(masker.alert(alert) if masker else alert) + b"\n")
     return report, stats.alerts
 
 
 def replay_file(
-    input_path: Path, output_path: Path, *, partitions: int = 8, topics: TopicNames | None = None
+    input_path: Path,
+    output_path: Path,
+    *,
+    partitions: int = 8,
+    topics: TopicNames | None = None,
+    masker: Masker | None = None,
 ) -> ReplayReport:
     with output_path.open("wb") as out:
         report, _ = asyncio.run(
-            replay(read_records(input_path), partitions=partitions, topics=topics, out=out)
+            replay(
+                read_records(input_path),
+                partitions=partitions,
+                topics=topics,
+                out=out,
+                masker=masker,
+            )
         )
     return report

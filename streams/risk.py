@@ -32,8 +32,8 @@ RISK_TTL_SECONDS = 400 * 24 * 3600
 
 
 class RiskBoard:
-    """Reads and writes the risk views. Written with the borrower's own id, stored and read
-    under ``public_id`` of it: the id the alerts carry (masked, unless masking is off)."""
+    """Reads and writes the risk views, stored and read under the id the alerts carry:
+    ``public_id`` of the borrower's own id (masked, unless masking is off)."""
 
     def __init__(
         self,
@@ -52,8 +52,9 @@ class RiskBoard:
         return f"{self.prefix}:risk:borrower:{borrower}"
 
     async def update(self, views: dict[str, dict[str, Any]], alerts: Sequence[Alert] = ()) -> None:
-        """Write ``views`` (borrower id to :func:`detectors.delinquency.risk_view`) and the
-        collections ``alerts`` as each borrower's last alert; raises while Redis is down."""
+        """Write ``views`` (borrower's own id to :func:`detectors.delinquency.risk_view`) and
+        the collections ``alerts``, as published, as each borrower's last alert; raises while
+        Redis is down."""
         if not views and not alerts:
             return
         await self.breaker.call(lambda: self._write(views, alerts))
@@ -81,7 +82,7 @@ class RiskBoard:
             else:
                 pipe.zrem(self.ranked_key, public)
         for alert in alerts:  # in the order sent: the last one is the latest
-            key = self.key(self.public_id(alert.borrower_id))
+            key = self.key(alert.borrower_id)  # as published: the public id already
             pipe.hset(key, "last_alert", orjson.dumps(_summary(alert)))
             pipe.expire(key, RISK_TTL_SECONDS)
         await pipe.execute()

@@ -77,7 +77,11 @@ def _start_worker(settings: Settings, web_port: int, *, embedded: bool) -> subpr
         "REDIS_URL": settings.redis_url,
         "LW_PARTITIONS": str(settings.partitions),
         "LW_WEB_PORT": str(web_port),
+        # --no-mask reaches the worker, which masks what it publishes.
+        "LW_MASK_PERSONAL_DATA": "1" if settings.mask_personal_data else "0",
     }
+    if settings.privacy_key:
+        env["LW_PRIVACY_KEY"] = settings.privacy_key
     if embedded:
         env.setdefault("LW_SESSION_TIMEOUT_SECONDS", str(EMBEDDED_SESSION_TIMEOUT))
     log = Path(os.environ.get("LW_WORKER_LOG", os.devnull))
@@ -114,6 +118,8 @@ async def _watch(
         f"{options.simulation.days} days: {status.total:,} events, "
         f"{len(simulation.labels)} injected cases; Ctrl-C stops",
     )
+    if settings.mask_personal_data:
+        _say(options, "alerts show hashed ids and truncated IPs; --no-mask shows them raw")
 
     def sent(count: int) -> None:
         status.produced = count

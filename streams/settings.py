@@ -18,6 +18,21 @@ def _float(env: dict[str, str], name: str, default: float) -> float:
     return float(env[name]) if env.get(name) else default
 
 
+_TRUE = frozenset({"1", "true", "yes", "on"})
+_FALSE = frozenset({"0", "false", "no", "off"})
+
+
+def _bool(env: dict[str, str], name: str, default: bool) -> bool:
+    """A switch: ``1/true/yes/on`` or ``0/false/no/off``; anything else is refused, since a
+    mistyped privacy switch must not silently mean either."""
+    raw = env.get(name, "").strip().lower()
+    if not raw:
+        return default
+    if raw in _TRUE or raw in _FALSE:
+        return raw in _TRUE
+    raise ValueError(f"{name}={env[name]!r}: expected one of 1, true, yes, on, 0, false, no, off")
+
+
 @dataclass(frozen=True)
 class Settings:
     """Everything a worker needs to know; every field has an environment variable."""
@@ -57,6 +72,13 @@ class Settings:
     redis_prefix: str = "lw"
     #: Faust web port for the worker, 0 to pick a free one (LW_WEB_PORT).
     web_port: int = 6066
+    #: The platform's secret key for the keyed hashes of personal ids in alerts and logs
+    #: (LW_PRIVACY_KEY). Empty: a fixed development key, whose hashes anyone can reverse by
+    #: hashing candidate ids; the worker warns. Kept out of ``repr`` so it is never logged.
+    privacy_key: str = field(default="", repr=False)
+    #: Mask personal data in alerts and logs (LW_MASK_PERSONAL_DATA, default on; ``0`` or
+    #: ``false`` for internal deployments that need the raw ids). See streams/privacy.py.
+    mask_personal_data: bool = True
     topics: TopicNames = field(default_factory=TopicNames)
 
     @classmethod
@@ -82,6 +104,8 @@ class Settings:
             ),
             "redis_prefix": env.get("LW_REDIS_PREFIX") or defaults.redis_prefix,
             "web_port": _int(env, "LW_WEB_PORT", defaults.web_port),
+            "privacy_key": env.get("LW_PRIVACY_KEY") or defaults.privacy_key,
+            "mask_personal_data": _bool(env, "LW_MASK_PERSONAL_DATA", defaults.mask_personal_data),
             "topics": TopicNames.from_env(env),
         }
         values.update({k: v for k, v in overrides.items() if v is not None})
@@ -116,6 +140,8 @@ class Settings:
             "LW_SESSION_TIMEOUT_SECONDS",
             "LW_REDIS_PREFIX",
             "LW_WEB_PORT",
+            "LW_PRIVACY_KEY",
+            "LW_MASK_PERSONAL_DATA",
         ]
         names += [f"LW_TOPIC_{name.upper()}" for name in TopicNames.__dataclass_fields__]
         return tuple(names)

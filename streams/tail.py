@@ -11,6 +11,7 @@ import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from detectors.base import SEVERITY_BANDS
+from streams.privacy import Masker
 
 __all__ = ["SEVERITIES", "TailOptions", "describe_alert", "find_alert", "format_alert", "tail"]
 
@@ -23,7 +24,11 @@ SEVERITY_COLOURS = {"low": "37", "medium": "33", "high": "31", "critical": "1;31
 class TailOptions:
     """Which alerts to show, and how."""
 
+    #: The borrower as the user knows it: its id, or the hash a masked alert shows.
     borrower: str | None = None
+    #: The worker's masker (same LW_PRIVACY_KEY): a raw ``borrower`` id is hashed with it to
+    #: match masked alerts. None, or masking off: compared as typed.
+    masker: Masker | None = None
     min_severity: str = "low"
     from_beginning: bool = False
     colour: bool = True
@@ -47,12 +52,21 @@ def format_alert(topic: str, alert: dict[str, Any], *, colour: bool = True) -> s
 
 def wanted(alert: dict[str, Any], options: TailOptions) -> bool:
     """Whether ``alert`` passes the borrower and severity filters."""
-    if options.borrower is not None and alert.get("borrower_id") != options.borrower:
+    if options.borrower is not None and alert.get("borrower_id") not in _borrower_ids(options):
         return False
     severity = alert.get("severity")
     if severity not in SEVERITIES:
         return True  # an unknown severity is shown rather than hidden
     return SEVERITIES.index(severity) >= SEVERITIES.index(options.min_severity)
+
+
+def _borrower_ids(options: TailOptions) -> set[str | None]:
+    """The ids an alert of ``options.borrower`` may carry: as typed (a raw id on an unmasked
+    deployment, or a hash copied from a masked alert) and its hash."""
+    ids: set[str | None] = {options.borrower}
+    if options.masker is not None and options.borrower is not None:
+        ids.add(options.masker.borrower(options.borrower))
+    return ids
 
 
 async def tail(bootstrap: str, topics: Sequence[str], options: TailOptions, out: TextIO) -> int:

@@ -9,8 +9,9 @@ from enum import StrEnum
 __all__ = ["CONTRACT_VERSION", "Source", "TopicNames"]
 
 #: Version of the event contract. Minor: fields added (old consumers keep working).
-#: Major: a field removed, renamed or retyped. See the README's "Event contract".
-CONTRACT_VERSION = "1.2"
+#: Major: a field removed, renamed or retyped, or its meaning changed (2.0: the ids in alerts
+#: are keyed hashes when personal data is masked). See the README's "Event contract".
+CONTRACT_VERSION = "2.0"
 
 
 class Source(StrEnum):

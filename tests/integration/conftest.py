@@ -22,7 +22,11 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from streams.broker import create_topics
 from streams.embedded import EmbeddedKafka, EmbeddedRedis, ServiceError, free_port
+from streams.privacy import Masker
 from topics import TopicNames
+
+#: The platform key of the test deployments: alerts leave masked, as by default in production.
+TEST_PRIVACY_KEY = "integration-tests-" + "k" * 46
 
 
 @pytest.fixture(scope="session")
@@ -152,6 +156,8 @@ class Deployment:
             # Far fewer decoded states than borrowers: every test also checks that states
             # let go and decoded again on use lose nothing.
             "LW_HOT_STATES": "16",
+            "LW_PRIVACY_KEY": TEST_PRIVACY_KEY,
+            "LW_MASK_PERSONAL_DATA": "1",
         }
         env.update(
             {
@@ -160,6 +166,11 @@ class Deployment:
             }
         )
         return env
+
+    @property
+    def masker(self) -> Masker:
+        """The workers' masker: replayed alerts masked with it are the live ones."""
+        return Masker(TEST_PRIVACY_KEY.encode())
 
     def start_worker(self, name: str = "worker", **env: str) -> Worker:
         port = free_port()
@@ -207,6 +218,13 @@ class Deployment:
         self, topics: list[str], *, idle: float, timeout: float
     ) -> list[tuple[str, dict[str, Any]]]:
         """Everything on ``topics`` until nothing new arrives for ``idle`` seconds."""
+        received = await self.consume_keyed(topics, idle=idle, timeout=timeout)
+        return [(topic, value) for topic, _, value in received]
+
+    async def consume_keyed(
+        self, topics: list[str], *, idle: float, timeout: float
+    ) -> list[tuple[str, bytes | None, dict[str, Any]]]:
+        """As :meth:`consume`, with each record's key."""
         consumer = AIOKafkaConsumer(
             *topics,
             bootstrap_servers=self.kafka.bootstrap,
@@ -215,7 +233,7 @@ class Deployment:
             group_id=None,
         )
         await consumer.start()
-        received: list[tuple[str, dict[str, Any]]] = []
+        received: list[tuple[str, bytes | None, dict[str, Any]]] = []
         try:
             deadline = time.monotonic() + timeout
             last_new = time.monotonic()
@@ -223,7 +241,8 @@ class Deployment:
                 batches = await consumer.getmany(timeout_ms=500)
                 for messages in batches.values():
                     for message in messages:
-                        received.append((message.topic, orjson.loads(message.value)))
+                        value = orjson.loads(message.value)
+                        received.append((message.topic, message.key, value))
                         last_new = time.monotonic()
         finally:
             await consumer.stop()

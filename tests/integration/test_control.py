@@ -94,6 +94,7 @@ async def test_live_thresholds_reach_the_worker_within_a_second_and_shadow_stays
     deployment: Deployment,
 ) -> None:
     topics = deployment.topics
+    public = deployment.masker.borrower  # alerts carry the keyed hash of a borrower's id
     worker = deployment.start_worker()
     sent = 0
     try:
@@ -101,7 +102,7 @@ async def test_live_thresholds_reach_the_worker_within_a_second_and_shadow_stays
         sent += await produce_records(deployment.kafka.bootstrap, _episode(deployment, "b-x", 7, 0))
         await worker.wait_processed(sent, timeout=90)
         [first] = await _alerts(deployment, topics.alerts_security)
-        assert (first["borrower_id"], first["thresholds_version"]) == ("b-x", "v0")
+        assert (first["borrower_id"], first["thresholds_version"]) == (public("b-x"), "v0")
 
         # A team raises the bar to ten failures: the worker has it within a second.
         done = _cli(
@@ -146,10 +147,9 @@ async def test_live_thresholds_reach_the_worker_within_a_second_and_shadow_stays
         )
         await worker.wait_processed(sent, timeout=60)
         security = await _alerts(deployment, topics.alerts_security)
-        assert sorted((a["borrower_id"], a["thresholds_version"]) for a in security) == [
-            ("b-x", "v0"),
-            ("b-z", "v1"),
-        ]
+        assert sorted((a["borrower_id"], a["thresholds_version"]) for a in security) == sorted(
+            [(public("b-x"), "v0"), (public("b-z"), "v1")]
+        )
 
         # A candidate of three failures runs in shadow: its alerts reach alerts.shadow only.
         tried = _cli(
@@ -161,13 +161,13 @@ async def test_live_thresholds_reach_the_worker_within_a_second_and_shadow_stays
         await worker.wait_processed(sent, timeout=60)
         [shadow] = await _alerts(deployment, topics.alerts_shadow)
         assert (shadow["borrower_id"], shadow["detector"], shadow["thresholds_version"]) == (
-            "b-w",
+            public("b-w"),
             "account_takeover",
             "c1",
         )
         for topic in topics.alert_topics():
             on_team_topic = await _alerts(deployment, topic)
-            assert all(a["borrower_id"] != "b-w" for a in on_team_topic), topic
+            assert all(a["borrower_id"] != public("b-w") for a in on_team_topic), topic
             assert all(a["thresholds_version"].startswith("v") for a in on_team_topic), topic
 
         # Promoted with one command, the candidate is live as v2 and alerts on the team topic.
@@ -178,10 +178,11 @@ async def test_live_thresholds_reach_the_worker_within_a_second_and_shadow_stays
         sent += await produce_records(deployment.kafka.bootstrap, _episode(deployment, "b-v", 4, 4))
         await worker.wait_processed(sent, timeout=60)
         security = await _alerts(deployment, topics.alerts_security)
-        assert ("b-v", "v2") in [(a["borrower_id"], a["thresholds_version"]) for a in security]
-        assert [a["borrower_id"] for a in await _alerts(deployment, topics.alerts_shadow)] == [
-            "b-w"
+        assert (public("b-v"), "v2") in [
+            (a["borrower_id"], a["thresholds_version"]) for a in security
         ]
+        shadowed = await _alerts(deployment, topics.alerts_shadow)
+        assert [a["borrower_id"] for a in shadowed] == [public("b-w")]
 
         history = _cli(deployment, "history")
         print(history.stdout)

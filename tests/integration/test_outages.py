@@ -11,6 +11,7 @@ import pytest
 
 from streams.broker import produce_records
 from streams.embedded import EmbeddedKafka, EmbeddedRedis, free_port
+from streams.privacy import Masker
 from streams.replay import replay
 from streams.simulate import SimulationConfig, simulate
 from tests.integration.conftest import Deployment, make_deployment
@@ -29,11 +30,13 @@ def _alert_topics(deployment: Deployment) -> list[str]:
     return topics.alert_topics()
 
 
-async def _replayed(deployment: Deployment, records: list[dict[str, object]]) -> dict[str, str]:
-    """Alert id -> detector, from replaying the records."""
+async def _replayed(
+    deployment: Deployment, records: list[dict[str, object]], masker: Masker | None
+) -> dict[str, str]:
+    """Alert id -> detector, from replaying the records, the ids masked as the worker's."""
     lines = [(n, orjson.dumps(r)) for n, r in enumerate(records, start=1)]
     _, alerts = await replay(lines, partitions=deployment.partitions, topics=deployment.topics)
-    return {alert.alert_id: alert.detector for alert in alerts}
+    return {(masker.alert(a) if masker else a).alert_id: a.detector for a in alerts}
 
 
 @pytest.fixture
@@ -56,7 +59,8 @@ async def test_the_worker_waits_out_a_broker_outage_and_loses_nothing(
         SimulationConfig(borrowers=40, days=45, seed=8, topics=deployment.topics)
     ).records
     half = len(records) // 2
-    worker = deployment.start_worker("outage")
+    # This worker runs with masking off (an internal deployment): raw ids, the replay's own.
+    worker = deployment.start_worker("outage", LW_MASK_PERSONAL_DATA="0")
     try:
         sent = await produce_records(kafka.bootstrap, records[:half])
         await deployment.wait_committed(sent, 120, worker)
@@ -78,7 +82,13 @@ async def test_the_worker_waits_out_a_broker_outage_and_loses_nothing(
     assert waiting_cpu < MAX_CPU_SHARE_WHILE_WAITING * OUTAGE_SECONDS, (
         f"{waiting_cpu:.1f} s of CPU in a {OUTAGE_SECONDS} s outage"
     )
-    assert {alert["alert_id"] for _, alert in received} == set(await _replayed(deployment, records))
+    assert {alert["alert_id"] for _, alert in received} == set(
+        await _replayed(deployment, records, None)
+    )
+    borrowers = {str(record["key"]) for record in records}
+    assert {alert["borrower_id"] for _, alert in received} <= borrowers
+    log = worker.log.read_text()
+    assert log.count("personal data is NOT masked") == 1, log[-3000:]
 
 
 async def test_redis_down_degrades_the_cross_borrower_detectors_only(
@@ -119,7 +129,7 @@ async def test_redis_down_degrades_the_cross_borrower_detectors_only(
     assert "Traceback" not in log
     expected = {
         alert_id
-        for alert_id, detector in (await _replayed(deployment, records)).items()
+        for alert_id, detector in (await _replayed(deployment, records, deployment.masker)).items()
         if detector not in CROSS_BORROWER
     }
     assert expected <= {alert["alert_id"] for _, alert in received}

@@ -16,6 +16,7 @@ from streams.replay import replay
 from streams.risk import RiskBoard
 from streams.simulate import SimulationConfig, simulate
 from tests.integration.conftest import Deployment
+from tests.streams.test_privacy import personal_values, raw_values_in
 
 pytestmark = pytest.mark.integration
 
@@ -39,7 +40,7 @@ async def test_live_pipeline_matches_replay_and_dead_letters_bad_input(
         assert bad_sent >= len(BAD_RECORDS)
         await worker.wait_processed(sent, timeout=240)
         topics = deployment.topics
-        received = await deployment.consume(
+        received = await deployment.consume_keyed(
             [*topics.alert_topics(), topics.deadletter],
             idle=5.0,
             timeout=60,
@@ -48,8 +49,9 @@ async def test_live_pipeline_matches_replay_and_dead_letters_bad_input(
     finally:
         worker.stop()
 
-    alerts = [(topic, value) for topic, value in received if topic != topics.deadletter]
-    letters = [value for topic, value in received if topic == topics.deadletter]
+    alerts = [(topic, value) for topic, _, value in received if topic != topics.deadletter]
+    keys = [key for topic, key, _ in received if topic != topics.deadletter]
+    letters = [value for topic, _, value in received if topic == topics.deadletter]
 
     # Every alert is on its category's topic, and every category produced some.
     for topic, alert in alerts:
@@ -65,6 +67,20 @@ async def test_live_pipeline_matches_replay_and_dead_letters_bad_input(
         assert base64.b64decode(letter["value_b64"]) in bad_values
         assert letter["offset"] >= 0 and 0 <= letter["partition"] < deployment.partitions
     assert Counter(letter["reason"].split(" ")[0] for letter in letters)
+    # A dead letter keeps the record raw, for the platform's operators to fix it; the worker's
+    # log line about it names no borrower.
+    [mismatch, *_] = [letter for letter in letters if letter["reason"].startswith("record key")]
+    assert mismatch["reason"] == "record key 'b-other' does not match borrower_id 'b-bad'"
+    assert base64.b64decode(mismatch["key_b64"]) == b"b-other"
+    masker = deployment.masker
+    log = worker.log.read_text()
+    masked_reason = (
+        f"record key '{masker.borrower('b-other')}' does not match borrower_id "
+        f"'{masker.borrower('b-bad')}'"
+    )
+    assert masked_reason in log, log[-3000:]
+    assert "b-bad" not in log and "b-other" not in log
+    assert "LW_PRIVACY_KEY" not in log  # the platform's key is set: no warning
 
     # The same events through replay give the same alert ids (at-least-once: compare sets).
     lines = [(n, orjson.dumps(record)) for n, record in enumerate(simulation.records, start=1)]
@@ -72,8 +88,19 @@ async def test_live_pipeline_matches_replay_and_dead_letters_bad_input(
         lines, partitions=deployment.partitions, topics=deployment.topics
     )
     assert report.events == len(simulation.records) and not report.rejected
+    # Masked with the workers' key, replay's alerts are the live ones: ids, borrowers (the
+    # message key too) and episodes.
+    masked = {alert.alert_id: alert for alert in map(masker.alert, replayed)}
     live_ids = {alert["alert_id"] for _, alert in alerts}
-    assert live_ids == {alert.alert_id for alert in replayed}
+    assert live_ids == set(masked)
+    for key, (_, alert) in zip(keys, alerts, strict=True):
+        expected = masked[alert["alert_id"]]
+        assert alert["borrower_id"] == expected.borrower_id and key == alert["borrower_id"].encode()
+        assert alert["episode"] == expected.episode
+
+    # No borrower, device, account or counterparty id, and no full IP, on the alert topics.
+    published = b"\n".join(orjson.dumps(alert) for _, alert in alerts).decode()
+    assert raw_values_in(published, personal_values(simulation.records)) == set()
 
     await _check_risk_views(deployment, simulation.records, [a for _, a in alerts])
 
@@ -83,7 +110,11 @@ async def _check_risk_views(
 ) -> None:
     """Every borrower with installments has a risk view; its last alert is its latest
     collections alert; the queue holds borrowers with open installments, riskiest first."""
-    repaying = {r["key"] for r in records if r["topic"] == deployment.topics.repayments}
+    repaying = {
+        deployment.masker.borrower(r["key"])  # views are kept under the id alerts carry
+        for r in records
+        if r["topic"] == deployment.topics.repayments
+    }
     latest: dict[str, dict[str, Any]] = {}
     for alert in sorted(alerts, key=lambda a: a["ts"]):
         if alert["category"] == "delinquency_risk":

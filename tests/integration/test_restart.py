@@ -21,10 +21,11 @@ pytestmark = pytest.mark.integration
 async def _assert_as_replayed(
     deployment: Deployment, records: list[dict[str, object]], live: list[dict[str, Any]]
 ) -> None:
-    """The live alert ids are the replay's; on a difference, show the alerts that differ."""
+    """The live alerts are the replay's, masked with the workers' key (ids and borrowers); on
+    a difference, show the alerts that differ."""
     lines = [(n, orjson.dumps(r)) for n, r in enumerate(records, start=1)]
     _, alerts = await replay(lines, partitions=deployment.partitions, topics=deployment.topics)
-    replayed = {alert.alert_id: alert for alert in alerts}
+    replayed = {alert.alert_id: alert for alert in map(deployment.masker.alert, alerts)}
     received = {alert["alert_id"]: alert for alert in live}
     only_live = [received[i] for i in received.keys() - replayed.keys()]
     only_replayed = [alert_to_dict(replayed[i]) for i in replayed.keys() - received.keys()]
@@ -32,6 +33,7 @@ async def _assert_as_replayed(
         f"{len(only_live)} alerts only live: {only_live}\n"
         f"{len(only_replayed)} only in replay: {only_replayed}"
     )
+    assert all(received[i]["borrower_id"] == replayed[i].borrower_id for i in received)
 
 
 def _alert_topics(deployment: Deployment) -> list[str]:

@@ -68,6 +68,10 @@ async def test_run_shows_every_category_and_stops_cleanly_on_ctrl_c() -> None:
     assert summary, output[-3000:]
     assert int(summary.group(1).replace(",", "")) > 0
     assert int(summary.group(3)) > 0  # the demo mixes in malformed records
+    # Alerts are shown as published: masked by default, hashed borrower ids, no raw one.
+    borrowers = re.findall(r"alerts\.\w+\s+[a-z_]+\s+(\S+)\s+score", output)
+    assert borrowers and all(re.fullmatch(r"h-[0-9a-f]{20}", b) for b in borrowers), borrowers
+    assert not re.search(r"\bb-\d{5}\b", output), output[-3000:]
     # Ctrl-C stopped the embedded services: nothing listens on their ports any more.
     ports = [int(p) for p in re.findall(r"embedded (?:Tansu broker|Valkey) at \S+?:(\d+)", output)]
     assert len(ports) == 2, output[:1000]

@@ -11,20 +11,27 @@ from aiokafka import AIOKafkaProducer
 
 from streams.broker import create_topics
 from streams.embedded import EmbeddedKafka
+from streams.privacy import Masker
 from streams.tail import TailOptions, describe_alert, find_alert, tail
 
 pytestmark = pytest.mark.integration
 
 
-async def test_tail_shows_the_alerts_that_pass_its_filters(kafka: EmbeddedKafka) -> None:
-    topic = "tail-test.alerts.collections"
+@pytest.mark.parametrize("masked", [True, False], ids=["masked", "raw"])
+async def test_tail_shows_the_alerts_that_pass_its_filters(
+    kafka: EmbeddedKafka, masked: bool
+) -> None:
+    """The user types the borrower's raw id; masked alerts carry its keyed hash."""
+    masker = Masker(b"tail-test-key-" + b"k" * 32, enabled=masked)
+    topic = f"tail-test-{'masked' if masked else 'raw'}.alerts.collections"
     await create_topics(kafka.bootstrap, [topic], 1)
     producer = AIOKafkaProducer(bootstrap_servers=kafka.bootstrap)
     await producer.start()
     try:
-        for number, (borrower, severity) in enumerate(
+        for number, (raw, severity) in enumerate(
             [("b-1", "low"), ("b-1", "high"), ("b-2", "critical"), ("b-1", "critical")]
         ):
+            borrower = masker.borrower(raw)
             alert = {
                 "alert_id": f"a{number}",
                 "detector": "delinquency",
@@ -41,14 +48,19 @@ async def test_tail_shows_the_alerts_that_pass_its_filters(kafka: EmbeddedKafka)
 
     out = io.StringIO()
     options = TailOptions(
-        borrower="b-1", min_severity="high", from_beginning=True, colour=False, limit=2
+        borrower="b-1",
+        masker=masker,
+        min_severity="high",
+        from_beginning=True,
+        colour=False,
+        limit=2,
     )
     shown = await asyncio.wait_for(tail(kafka.bootstrap, [topic], options, out), timeout=60)
 
     assert shown == 2
     lines = out.getvalue().splitlines()
     assert [line.split()[0] for line in lines] == ["high", "critical"]
-    assert all(" b-1 " in line for line in lines)
+    assert all(f" {masker.borrower('b-1')} " in line for line in lines)
     assert lines[1].endswith("reason 3")
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from streams.privacy import Masker
 from streams.tail import TailOptions, format_alert, wanted
 
 
@@ -44,3 +45,23 @@ def test_a_line_holds_the_reasons_and_colours_only_when_asked() -> None:
     assert "\033[" not in line
     assert "delinquency" in line and "b-1" in line and "2 days past due" in line
     assert format_alert("alerts.collections", _alert()).startswith("\033[31mhigh")
+
+
+def test_a_raw_borrower_id_finds_its_masked_alerts() -> None:
+    masker = Masker(b"k" * 32)
+    hashed = masker.borrower("b-2")
+    options = TailOptions(borrower="b-2", masker=masker)
+
+    assert wanted(_alert(hashed), options)
+    assert wanted(_alert("b-2"), options)  # a deployment with masking off
+    assert not wanted(_alert(masker.borrower("b-1")), options)
+    # The hash copied from an alert line finds the same alerts.
+    assert wanted(_alert(hashed), TailOptions(borrower=hashed, masker=masker))
+
+
+def test_with_masking_off_the_id_is_compared_as_typed() -> None:
+    off = Masker(b"k" * 32, enabled=False)
+    options = TailOptions(borrower="b-2", masker=off)
+
+    assert wanted(_alert("b-2"), options)
+    assert not wanted(_alert(Masker(b"k" * 32).borrower("b-2")), options)
