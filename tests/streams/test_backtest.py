@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from detectors.base import DELINQUENCY_RISK
+from detectors.base import CATEGORIES, DELINQUENCY_RISK
+from detectors.registry import build_detectors
 from detectors.thresholds import InvalidThreshold, Thresholds
 from streams.backtest import (
     BacktestReport,
@@ -18,12 +19,15 @@ from streams.backtest import (
     render_backtest,
     run,
 )
+from streams.cli import main
 from streams.evaluate import score
 from streams.replay import Decoded, decode, read_records
 from streams.simulate import SimulationConfig, iter_jsonl, write_jsonl
 
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 #: Small enough for about a second a run, with alerts of all three categories (3 delinquency).
 CONFIG = SimulationConfig(borrowers=60, days=45, seed=3)
+STRICTER = "delinquency.min_alert_score=0.95"
 
 
 @pytest.fixture(scope="module")
@@ -70,6 +74,82 @@ def test_a_stricter_delinquency_score_drops_only_delinquency_alerts(files, histo
     # The decoded records are reused, not consumed: a third run repeats the first exactly.
     again = run(history, base)
     assert [a.alert_id for a in again.alerts] == [a.alert_id for a in report.base.alerts]
+
+
+def test_cli_prints_both_columns_per_detector_and_the_scores(files, capsys) -> None:
+    events, labels = files
+    argv = ["backtest", "--input", str(events), "--labels", str(labels)]
+    assert main([*argv, "--set", STRICTER, "--set", "takeover.min_failures=6"]) == 0
+    out = capsys.readouterr().out
+
+    assert "current (v0)" in out and "candidate" in out
+    assert "delinquency.min_alert_score: 0.5 → 0.95" in out
+    assert "takeover.min_failures: 5 → 6" in out
+    for detector in build_detectors(Thresholds()):
+        assert re.search(rf"^{detector.name} +\d+ +\d+ +(0|[+-]\d+)$", out, re.M), detector.name
+    row = re.search(r"^delinquency +(\d+) +(\d+) +(-\d+)$", out, re.M)
+    assert row is not None
+    was, will, change = map(int, row.groups())
+    assert will < was and change == will - was
+    for category in CATEGORIES:
+        assert re.search(rf"^{category} +current \(v0\) +candidate$", out, re.M), category
+    assert len(re.findall(r"^  precision +[\d.–]+ +[\d.–]+", out, re.M)) == 3
+    assert len(re.findall(r"^  recall +[\d.–]+ +[\d.–]+", out, re.M)) == 3
+    assert len(re.findall(r"^  false alert-days / 1,000 benign +[\d.]+ +[\d.]+", out, re.M)) == 3
+    assert re.search(r"^  warned ≥3 days ahead +[\d.]+ +[\d.]+", out, re.M)
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (["--set", "delinquency.min_alert_score=2"], "2.0 is out of range [0.05, 1.0]"),
+        (["--set", "delinquency.min_alert_scor=0.6"], "delinquency.min_alert_scor: no such"),
+        (["--set", "takeover.min_failures=2.5"], "'2.5' is not a whole number"),
+        (["--set", "takeover.min_failures"], "expected KEY=VALUE"),
+        (["--sweep", "delinquency.check_days_before_due=3:10:1"], "cannot be swept"),
+        (["--sweep", "takeover.min_failures=2:8:0.5"], "start, stop and step must be whole"),
+        (["--sweep", "delinquency.min_alert_score=0.5:1.1:0.3"], "1.1 is out of range"),
+        ([], "give --set KEY=VALUE or --sweep"),
+    ],
+)
+def test_invalid_changes_exit_2_before_anything_runs(
+    files, tmp_path, capsys, options: list[str], message: str
+) -> None:
+    plot = tmp_path / "sweep.png"
+    argv = ["backtest", "--input", str(files[0]), *options]
+    if "--sweep" in options:
+        argv += ["--plot", str(plot)]
+    elif options:  # a valid sweep beside an invalid --set must not run either
+        argv += ["--sweep", "delinquency.min_alert_score=0.3:0.9:0.3", "--plot", str(plot)]
+    assert main(argv) == 2
+    captured = capsys.readouterr()
+    assert message in captured.err
+    assert captured.out == "" and "decoded" not in captured.err
+    assert not plot.exists()
+
+
+def test_sweep_writes_a_plot_and_alerts_fall_as_the_bar_rises(
+    files, tmp_path, monkeypatch, capsys
+) -> None:
+    monkeypatch.chdir(tmp_path)  # the plot's default place is the current directory
+    events, labels = files
+    argv = ["backtest", "--input", str(events), "--labels", str(labels)]
+    assert main([*argv, "--sweep", "delinquency.min_alert_score=0.3:0.9:0.2"]) == 0
+    out = capsys.readouterr().out
+
+    plot = tmp_path / "backtest-sweep-delinquency.min_alert_score.png"
+    assert f"wrote the sweep plot to {plot.name}" in out
+    image = plot.read_bytes()
+    assert image.startswith(PNG_SIGNATURE) and len(image) > 5_000
+
+    rows = re.findall(r"^(\d\.\d+) +(\d+) +(\d+) +(\d+) +(\d+) +([\d.–]+) +([\d.–]+)", out, re.M)
+    assert [r[0] for r in rows] == ["0.3", "0.5", "0.7", "0.9"]
+    totals = [int(r[1]) for r in rows]
+    delinquency = [int(r[4]) for r in rows]
+    assert totals == sorted(totals, reverse=True) and totals[0] > totals[-1]
+    assert delinquency == sorted(delinquency, reverse=True) and delinquency[0] > delinquency[-1]
+    assert len({(r[2], r[3]) for r in rows}) == 1  # fraud and security alerts do not move
+    assert "figures of delinquency_risk" in out
 
 
 def test_sweep_values_are_inclusive_typed_and_checked() -> None:
