@@ -402,7 +402,7 @@ def plot_sweep(
     matplotlib.use("Agg")  # files only: no display on a server
     from matplotlib.figure import Figure  # no pyplot: nothing global to leak or close
 
-    figure = Figure(figsize=(8, 5), dpi=120)
+    figure = Figure(figsize=(8, 5.5), dpi=120)
     axis = figure.subplots()
     if current is not None:
         axis.axvline(
@@ -416,7 +416,7 @@ def plot_sweep(
         axis.plot(xs, [p.alerts for p in points], "s--", label="all alerts")
         axis.set_ylim(bottom=0)
         axis.set_ylabel("alerts")
-        axis.legend(loc="best")
+        _legend(axis, *axis.get_legend_handles_labels())
     axis.set_xlabel(key)
     axis.grid(True, alpha=0.3)
     axis.set_title(f"lendwatch backtest: sweep of {key}")
@@ -430,8 +430,11 @@ def _plot_scored(axis: Any, xs: list[float], category: str, points: Sequence[Swe
     """Precision and recall on the left axis, false alert-days on a right one, one legend."""
     axis.plot(xs, _nan([p.figures.precision for p in points]), "o-", label="precision")
     axis.plot(xs, _nan([p.figures.recall for p in points]), "s-", label="recall")
+    if category == DELINQUENCY_RISK:  # recall counts alerts after the miss too; this does not
+        warned = _nan([p.figures.warned for p in points])
+        axis.plot(xs, warned, "D-", color="tab:green", label="warned ≥3 days ahead")
     axis.set_ylim(-0.02, 1.02)
-    axis.set_ylabel(f"{category}: precision, recall")
+    axis.set_ylabel(f"{category}: shares")
     second = axis.twinx()
     second.plot(
         xs,
@@ -443,7 +446,14 @@ def _plot_scored(axis: Any, xs: list[float], category: str, points: Sequence[Swe
     second.set_ylabel("false alert-days per 1,000 benign borrowers", color="tab:red")
     second.set_ylim(bottom=0)
     left, right = axis.get_legend_handles_labels(), second.get_legend_handles_labels()
-    axis.legend(left[0] + right[0], left[1] + right[1], loc="best")
+    _legend(axis, left[0] + right[0], left[1] + right[1])
+
+
+def _legend(axis: Any, handles: list[Any], names: list[str]) -> None:
+    """One legend under the plot, where it hides no curve of either axis."""
+    axis.legend(
+        handles, names, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncols=3, frameon=False
+    )
 
 
 def _number(value: Value) -> float:
