@@ -9,11 +9,17 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from detectors.thresholds import InvalidThreshold, Thresholds, Value
 from streams.settings import Settings
 from streams.tail import SEVERITIES
+from streams.thresholds_cli import parse_assignments
+
+if TYPE_CHECKING:
+    from streams.replay import Decoded
 
 __all__ = ["main"]
 
@@ -116,6 +122,128 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     if args.json:
         Path(args.json).write_bytes(orjson.dumps(report.to_dict(), option=orjson.OPT_INDENT_2))
     return 0
+
+
+def _base_thresholds(args: argparse.Namespace) -> Thresholds:
+    """The thresholds a backtest calls "current": the live version in Redis, where teams set
+    them (``--base live``, the default), or the shipped defaults (``--base defaults``)."""
+    if args.base == "defaults":
+        return Thresholds()
+    from redis.asyncio import Redis
+
+    from streams.control import ThresholdStore
+
+    settings = _settings(args)
+
+    async def read() -> Thresholds:
+        redis = Redis.from_url(settings.redis_url, socket_timeout=5.0, socket_connect_timeout=5.0)
+        try:
+            return (await ThresholdStore(redis, settings.redis_prefix).live()).thresholds()
+        finally:
+            await redis.aclose()
+
+    try:
+        return asyncio.run(read())
+    except Exception as exc:
+        raise InvalidThreshold(
+            f"cannot read the live thresholds from {settings.redis_url} ({exc!r}); give "
+            "--base defaults to compare with the shipped defaults"
+        ) from None
+
+
+def _backtest_plan(
+    args: argparse.Namespace, base: Thresholds
+) -> tuple[Thresholds | None, tuple[str, list[Value]] | None]:
+    """The candidate (None without ``--set``) and the sweep (None without ``--sweep``), every
+    value checked: an invalid one raises before anything runs."""
+    if not args.set and not args.sweep:
+        raise InvalidThreshold("give --set KEY=VALUE or --sweep KEY=a:b:step")
+    if args.plot and not args.sweep:
+        raise InvalidThreshold("--plot draws a --sweep; give one")
+    for given in (args.input, args.labels):
+        if given and not Path(given).is_file():
+            raise InvalidThreshold(f"no such file: {given}")
+    changes = parse_assignments(args.set)
+    candidate = base.with_changes(changes, version="candidate") if changes else None
+    if not args.sweep:
+        return candidate, None
+    from streams.backtest import parse_sweep
+
+    key, values = parse_sweep(args.sweep, candidate or base)
+    if key in changes:
+        raise InvalidThreshold(f"{key}: both --set and --sweep; give it once")
+    return candidate, (key, values)
+
+
+def cmd_backtest(args: argparse.Namespace) -> int:
+    from streams.backtest import backtest, render_backtest
+    from streams.simulate import iter_jsonl
+
+    try:
+        base = _base_thresholds(args)
+        candidate, swept = _backtest_plan(args, base)
+    except InvalidThreshold as exc:
+        print(f"lendwatch backtest: {exc}", file=sys.stderr)
+        return 2
+    history = _decode_input(args)
+    labels = list(iter_jsonl(Path(args.labels))) if args.labels else None
+    if candidate is not None:
+        report = backtest(history, base, candidate, labels)
+        print(render_backtest(report))
+        print(
+            f"engine runs: current {report.base.seconds:.1f} s, "
+            f"candidate {report.candidate.seconds:.1f} s",
+            file=sys.stderr,
+        )
+    if swept is not None:
+        _sweep(args, history, candidate or base, *swept, labels)
+    return 0
+
+
+def _decode_input(args: argparse.Namespace) -> Decoded:
+    """The input validated and sorted once for every run; rejects reported as replay does."""
+    from streams.replay import decode, read_records
+
+    settings = _settings(args)
+    started = time.perf_counter()
+    history = decode(
+        read_records(Path(args.input)), partitions=settings.partitions, topics=settings.topics
+    )
+    print(
+        f"decoded {len(history.records):,} events in {time.perf_counter() - started:.1f} s; "
+        f"{len(history.rejected)} records rejected",
+        file=sys.stderr,
+    )
+    for number, reason in history.rejected[:20]:
+        print(f"  line {number}: {reason}", file=sys.stderr)
+    return history
+
+
+def _sweep(
+    args: argparse.Namespace,
+    history: Decoded,
+    base: Thresholds,
+    key: str,
+    values: list[Value],
+    labels: list[dict[str, Any]] | None,
+) -> None:
+    """Run the sweep on top of ``base``, print its table and write its plot."""
+    from streams.backtest import category_of, plot_sweep, render_sweep, sweep
+
+    category = category_of(key, base)
+    points = sweep(history, base, key, values, labels)
+    current, labelled = base.values()[key], labels is not None
+    print(render_sweep(key, category, points, labelled, current=current))
+    plot = plot_sweep(
+        key,
+        category,
+        points,
+        labelled,
+        Path(args.plot or f"backtest-sweep-{key}.png"),
+        current=current,
+    )
+    print(f"wrote the sweep plot to {plot}")
+    print(f"engine runs: {len(points)} in {sum(p.seconds for p in points):.1f} s", file=sys.stderr)
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
@@ -276,6 +404,34 @@ def build_parser() -> argparse.ArgumentParser:
     evaluation.add_argument("--days", type=int, default=90)
     evaluation.add_argument("--json", help="also write the figures to this JSON file")
     evaluation.set_defaults(func=cmd_evaluate)
+
+    backtest = commands.add_parser(
+        "backtest", help="replay history under the current thresholds and a candidate"
+    )
+    backtest.add_argument("--input", required=True, help="events JSONL file, as replay reads")
+    backtest.add_argument("--labels", help="labels JSONL file: adds precision and recall")
+    backtest.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a candidate threshold, e.g. delinquency.min_alert_score=0.6 (repeatable)",
+    )
+    backtest.add_argument(
+        "--sweep", metavar="KEY=a:b:step", help="one threshold at a, a+step, … ≤ b: the curve"
+    )
+    backtest.add_argument(
+        "--plot", help="PNG file of the sweep (default backtest-sweep-KEY.png here)"
+    )
+    backtest.add_argument("--partitions", type=int, help="partitions of the live topics")
+    backtest.add_argument(
+        "--base",
+        choices=("live", "defaults"),
+        default="live",
+        help='"current" is the live version in Redis (default) or the shipped defaults',
+    )
+    _add_services(backtest)
+    backtest.set_defaults(func=cmd_backtest)
 
     simulate = commands.add_parser("simulate", help="generate a platform's traffic")
     _add_simulation(simulate)

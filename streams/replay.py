@@ -23,14 +23,17 @@ from topics.codec import encode_alert
 from topics.records import Alert
 
 __all__ = [
+    "Decoded",
     "ReplayReport",
     "RunStats",
+    "decode",
     "drive",
     "parse_record",
     "partition_for",
     "read_records",
     "replay",
     "replay_file",
+    "run_engine",
 ]
 
 BATCH_SIZE = 512
@@ -148,6 +151,57 @@ def _baseline(batch: list[Input]) -> int:
     return sum(item.partition >= 0 for item in batch)
 
 
+@dataclass
+class Decoded:
+    """An input validated and sorted once, so the engine can run over it as often as needed
+    (backtest runs it once per set of thresholds)."""
+
+    #: Valid records in event-time order (ties keep the file's order).
+    records: list[tuple[Source, InputRecord]]
+    #: Partition to the streams its records carry: each partition's clock waits for these.
+    streams: dict[int, set[str]]
+    #: (line number, reason) of each record that broke the contract.
+    rejected: list[tuple[int, str]]
+    partitions: int
+
+
+def decode(
+    lines: Iterable[tuple[int, bytes]], *, partitions: int = 8, topics: TopicNames | None = None
+) -> Decoded:
+    """Validate ``lines`` and put them in event-time order; rejects are kept with the reason."""
+    topics = topics or TopicNames()
+    rejected: list[tuple[int, str]] = []
+    decoded: list[tuple[float, int, Source, InputRecord]] = []
+    streams: defaultdict[int, set[str]] = defaultdict(set)
+    for number, line in lines:
+        try:
+            try:
+                raw = orjson.loads(line)
+            except orjson.JSONDecodeError as exc:
+                raise ContractError(f"line is not JSON: {exc}") from None
+            source, record = parse_record(raw, topics)
+        except ContractError as exc:
+            rejected.append((number, str(exc)))
+            continue
+        streams[partition_for(record.borrower_id, partitions)].add(source.value)
+        decoded.append((record.ts.timestamp(), number, source, record))
+    decoded.sort(key=lambda item: (item[0], item[1]))
+    return Decoded(
+        records=[(source, record) for _, _, source, record in decoded],
+        streams=dict(streams),
+        rejected=rejected,
+        partitions=partitions,
+    )
+
+
+async def run_engine(decoded: Decoded, thresholds: Thresholds) -> RunStats:
+    """One pass of a fresh engine (in-memory state and index) over decoded records."""
+    engine = Engine(thresholds, MemoryStateStore(), MemoryCrossIndex())
+    return await drive(
+        decoded.records, engine, partitions=decoded.partitions, expected=decoded.streams
+    )
+
+
 async def replay(
     lines: Iterable[tuple[int, bytes]],
     *,
@@ -160,31 +214,9 @@ async def replay(
     """Run the detectors over ``lines`` in event-time order; write alerts to ``out`` if given,
     masked by ``masker`` as the worker masks them (the alerts returned stay raw)."""
     topics = topics or TopicNames()
-    report = ReplayReport()
-    decoded: list[tuple[float, int, Source, InputRecord]] = []
-    streams: defaultdict[int, set[str]] = defaultdict(set)
-    for number, line in lines:
-        try:
-            try:
-                raw = orjson.loads(line)
-            except orjson.JSONDecodeError as exc:
-                raise ContractError(f"line is not JSON: {exc}") from None
-            source, record = parse_record(raw, topics)
-        except ContractError as exc:
-            report.rejected.append((number, str(exc)))
-            continue
-        streams[partition_for(record.borrower_id, partitions)].add(source.value)
-        decoded.append((record.ts.timestamp(), number, source, record))
-    decoded.sort(key=lambda item: (item[0], item[1]))
-    engine = Engine(thresholds or Thresholds(), MemoryStateStore(), MemoryCrossIndex())
-    stats = await drive(
-        ((source, record) for _, _, source, record in decoded),
-        engine,
-        partitions=partitions,
-        expected=streams,
-    )
-    report.events = stats.events
-    report.alerts = len(stats.alerts)
+    decoded = decode(lines, partitions=partitions, topics=topics)
+    stats = await run_engine(decoded, thresholds or Thresholds())
+    report = ReplayReport(events=stats.events, alerts=len(stats.alerts), rejected=decoded.rejected)
     for alert in stats.alerts:
         report.alerts_by_topic[topics.alert_topic(alert.category)] += 1
         if out is not None:

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import re
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -17,6 +20,7 @@ from redis.asyncio import Redis
 
 from streams.broker import produce_records
 from streams.control import ThresholdStore
+from streams.simulate import SimulationConfig, write_jsonl
 from tests.integration.conftest import Deployment, Worker
 
 pytestmark = pytest.mark.integration
@@ -196,3 +200,51 @@ async def test_live_thresholds_reach_the_worker_within_a_second_and_shadow_stays
         worker.check_alive()
     finally:
         worker.stop()
+
+
+async def test_a_backtest_compares_with_the_live_version_in_redis(
+    redis_url: str, tmp_path: Path
+) -> None:
+    prefix = f"lw-backtest-{uuid.uuid4().hex[:8]}"
+    redis = Redis.from_url(redis_url)
+    try:
+        await ThresholdStore(redis, prefix).set(
+            {"delinquency.min_alert_score": 0.6}, author="test", reason="stricter"
+        )
+    finally:
+        await redis.aclose()
+    events = tmp_path / "events.jsonl"
+    write_jsonl(SimulationConfig(borrowers=20, days=20, seed=5), events, None)
+    env = {**os.environ, "REDIS_URL": redis_url, "LW_REDIS_PREFIX": prefix}
+    argv = [sys.executable, "-m", "streams.cli", "backtest", "--input", str(events)]
+
+    done = subprocess.run(
+        [*argv, "--set", "delinquency.min_alert_score=0.7"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "current (v1)" in done.stdout
+
+    # --base defaults compares with the shipped defaults instead.
+    unchanged = subprocess.run(
+        [*argv, "--set", "delinquency.min_alert_score=0.6", "--base", "defaults"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert unchanged.returncode == 0, unchanged.stderr
+    assert "current (v0)" in unchanged.stdout
+
+    down = subprocess.run(
+        [*argv, "--set", "delinquency.min_alert_score=0.7", "--redis", "redis://127.0.0.1:1/0"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert down.returncode == 2
+    assert "cannot read the live thresholds" in down.stderr and "--base defaults" in down.stderr
