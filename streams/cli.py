@@ -87,6 +87,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0 if status.processed else 1
 
 
+def _say_rejected(rejected: list[tuple[int, str]]) -> None:
+    """The first lines of an input that broke the contract, with why, on stderr."""
+    for number, reason in rejected[:20]:
+        print(f"  line {number}: {reason}", file=sys.stderr)
+
+
 def cmd_replay(args: argparse.Namespace) -> int:
     from streams.privacy import Masker
     from streams.replay import replay_file
@@ -105,8 +111,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
         f"{len(report.rejected)} records rejected",
         file=sys.stderr,
     )
-    for number, reason in report.rejected[:20]:
-        print(f"  line {number}: {reason}", file=sys.stderr)
+    _say_rejected(report.rejected)
     return 0
 
 
@@ -214,8 +219,7 @@ def _decode_input(args: argparse.Namespace) -> Decoded:
         f"{len(history.rejected)} records rejected",
         file=sys.stderr,
     )
-    for number, reason in history.rejected[:20]:
-        print(f"  line {number}: {reason}", file=sys.stderr)
+    _say_rejected(history.rejected)
     return history
 
 

@@ -216,35 +216,25 @@ async def test_a_backtest_compares_with_the_live_version_in_redis(
     events = tmp_path / "events.jsonl"
     write_jsonl(SimulationConfig(borrowers=20, days=20, seed=5), events, None)
     env = {**os.environ, "REDIS_URL": redis_url, "LW_REDIS_PREFIX": prefix}
-    argv = [sys.executable, "-m", "streams.cli", "backtest", "--input", str(events)]
 
-    done = subprocess.run(
-        [*argv, "--set", "delinquency.min_alert_score=0.7"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    def backtest(*options: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "streams.cli", "backtest", "--input", str(events), *options],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+
+    done = backtest("--set", "delinquency.min_alert_score=0.7")
     assert done.returncode == 0, done.stderr
     assert "current (v1)" in done.stdout
 
     # --base defaults compares with the shipped defaults instead.
-    unchanged = subprocess.run(
-        [*argv, "--set", "delinquency.min_alert_score=0.6", "--base", "defaults"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert unchanged.returncode == 0, unchanged.stderr
-    assert "current (v0)" in unchanged.stdout
+    defaults = backtest("--set", "delinquency.min_alert_score=0.7", "--base", "defaults")
+    assert defaults.returncode == 0, defaults.stderr
+    assert "current (v0)" in defaults.stdout
 
-    down = subprocess.run(
-        [*argv, "--set", "delinquency.min_alert_score=0.7", "--redis", "redis://127.0.0.1:1/0"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    down = backtest("--set", "delinquency.min_alert_score=0.7", "--redis", "redis://127.0.0.1:1/0")
     assert down.returncode == 2
     assert "cannot read the live thresholds" in down.stderr and "--base defaults" in down.stderr
