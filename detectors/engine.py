@@ -174,8 +174,6 @@ class Engine:
         self._live: dict[str, Detector] = {}
         self._prune_shadow_slots = False
         self.shadow_thresholds: Thresholds | None = None
-        # States a new shadow was seeded into between batches: written with the next batch.
-        self._seeded: dict[str, BorrowerState] = {}
         self.set_thresholds(thresholds)
 
     def set_thresholds(self, thresholds: Thresholds, shadow: Thresholds | None = None) -> None:
@@ -213,18 +211,15 @@ class Engine:
     def _start_shadows(self, shadows: list[Detector]) -> None:
         """A new shadow detector starts where its live twin is, not from nothing: it takes
         a copy of the live model of every partition, and of each borrower's memory when it
-        first meets the borrower (:meth:`_view`), with the timers that memory implies. So a
-        candidate's alerts compare with the live ones at once, not after weeks of warm-up."""
+        first meets the borrower (:meth:`_view`: an event, a day close, or a timer of its
+        twin), with the timers that memory implies. So a candidate's alerts compare with the
+        live ones at once, not after weeks of warm-up; and starting one decodes no state."""
         for detector in shadows:
             twin = self._live[live_name(detector.name)]
             for partition in self.clock.partitions():
                 blob = twin.snapshot(partition)
                 if blob is not None:
                     detector.restore(partition, blob)
-            for partition in self._loaded_partitions:
-                for state in self.states.states_in_partition(partition):
-                    self._keep(detector, state, self._view(detector, state))
-                    self._seeded[state.borrower_id] = state
 
     def _view(self, detector: Detector, state: BorrowerState) -> BorrowerState:
         """The borrower as a shadow detector sees it: the state itself, but for the fields
@@ -297,8 +292,6 @@ class Engine:
     async def process(self, batch: Sequence[Input], wall: float | None = None) -> BatchResult:
         """Run the detectors over ``batch`` (in order), then fire what event time has passed."""
         result = BatchResult()
-        result.dirty.update(self._seeded)
-        self._seeded.clear()
         findings: list[Finding] = []
         for partition in {item.partition for item in batch} - self._loaded_partitions:
             self._load_timers(partition)
@@ -321,8 +314,6 @@ class Engine:
     def advance(self, wall: float | None = None) -> BatchResult:
         """Fire timers without new events (a partition gone quiet still reaches due dates)."""
         result = BatchResult()
-        result.dirty.update(self._seeded)
-        self._seeded.clear()
         fired = self._fire(set(self.clock.partitions()), wall, result)
         result.alerts, result.shadow_alerts = self._alerts(fired)
         return result
@@ -390,6 +381,11 @@ class Engine:
     ) -> Output:
         outputs: Output = []
         record = item.record
+        # Shadows first meet a borrower before the live detectors apply the event: a copy
+        # taken after would already hold it.
+        shadows = [
+            (shadow, self._view(shadow, state)) for shadow in self._shadow_hooks[item.source]
+        ]
         detectors = self._hooks[item.source]
         if isinstance(record, Transaction):
             if record.direction == "in" and not own_transfer:
@@ -408,8 +404,7 @@ class Engine:
                 outputs += detector.on_repayment(
                     record, state, found.get((position, detector.name), ())
                 )
-        for shadow in self._shadow_hooks[item.source]:
-            view = self._view(shadow, state)
+        for shadow, view in shadows:
             seen = found.get((position, shadow.name), ())
             if isinstance(record, Transaction):
                 outputs += shadow.on_transaction(record, view, seen)
@@ -543,11 +538,23 @@ class Engine:
 
     def _fire_timers(self, partition: int, watermark: float, result: BatchResult) -> list[Finding]:
         findings: list[Finding] = []
-        for timer in self.timers.pop_due(partition, watermark):
+        due = self.timers.pop_due(partition, watermark)
+        while due:
+            findings += self._fire_due(partition, due, result)
+            # A shadow meeting a borrower through its twin's timer arms its own, maybe due.
+            due = self.timers.pop_due(partition, watermark) if self._shadows else []
+        return findings
+
+    def _fire_due(self, partition: int, due: list[Timer], result: BatchResult) -> list[Finding]:
+        findings: list[Finding] = []
+        for timer in due:
             state = self.states.get(timer.borrower_id)
             detector = self._by_name.get(timer.detector)
             if state is None or detector is None:
                 continue
+            for shadow in self._shadows:
+                if live_name(shadow.name) == timer.detector:
+                    self._keep(shadow, state, self._view(shadow, state))  # before the twin
             result.learned.add(partition)
             result.fired.setdefault(partition, []).append(timer)
             learned = self._learned.get((partition, detector.name))

@@ -5,6 +5,7 @@ from __future__ import annotations
 from detectors.base import alert_id
 from detectors.engine import Engine, MemoryStateStore, shadow_name
 from detectors.index import MemoryCrossIndex
+from detectors.state import BorrowerState
 from detectors.thresholds import Thresholds
 from tests.detectors.test_engine import ALL_IDS, MISSED_ID, SCENARIO, TAKEOVER_ID
 
@@ -97,3 +98,22 @@ async def test_promoting_drops_the_shadow_and_its_memory() -> None:
     # The promoted values now alert live, under the live detector's id and the new version.
     takeover = next(a for a in rest.alerts if a.detector == "account_takeover")
     assert (takeover.alert_id, takeover.thresholds_version) == (TAKEOVER_ID, "v1")
+
+
+async def test_starting_a_shadow_reads_no_state() -> None:
+    """Seeding is lazy: a worker with many borrowers decodes none of them to start one."""
+
+    class Counting(MemoryStateStore):
+        reads = 0
+
+        def states_in_partition(self, partition: int) -> list[BorrowerState]:
+            Counting.reads += 1
+            return list(super().states_in_partition(partition))
+
+    engine = Engine(LIVE, Counting(), MemoryCrossIndex())
+    await engine.process(SCENARIO[:SUCCESS_AFTER_FAILURES])
+    before = Counting.reads
+
+    engine.set_thresholds(LIVE, LIVE.with_changes({"takeover.min_failures": 6}, "c1"))
+
+    assert Counting.reads == before
