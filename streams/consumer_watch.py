@@ -29,6 +29,7 @@ __all__ = [
     "broken",
     "describe_stall",
     "fetch_positions",
+    "log_starts",
     "refetch_paused",
     "seek",
 ]
@@ -84,25 +85,48 @@ class CommitWatch:
         self._since.pop(tp, None)
 
     def fetched_but_lost(
-        self, consumer: Any, positions: dict[TP, int | None], idle: float
+        self,
+        consumer: Any,
+        positions: dict[TP, int | None],
+        idle: float,
+        starts: dict[TP, int] | None = None,
     ) -> dict[TP, int]:
         """Partitions of an idle worker fetched past their committed offset: records that
-        never reached a stream (nothing is in flight when no batch has come for a while)."""
+        never reached a stream (nothing is in flight when no batch has come for a while).
+
+        A partition never committed counts from its first record (``starts``, the log start
+        offsets): seen after a kill, a restarted worker whose first fetch of a partition was
+        dropped before any of it was handled has nothing to commit, and would never fetch
+        it again.
+        """
         if idle < REFETCH_AFTER_IDLE_SECONDS:
             return {}
         found = {}
         for tp, position in positions.items():
+            if tp.topic not in self.topics or position is None:
+                continue
             committed = consumer._committed_offset.get(tp)
-            if tp.topic in self.topics and committed is not None and position is not None:
-                if position > committed:
-                    found[tp] = committed
+            if committed is None:
+                committed = (starts or {}).get(tp)
+            if committed is not None and position > committed:
+                found[tp] = committed
         return found
 
     async def repair(self, consumer: Any, now: float, idle: float) -> dict[TP, int]:
         """Deliver every stuck partition again from its committed offset; returns them."""
         assigned = consumer.assignment()
         found = self.stuck(consumer, assigned, now)
-        found.update(self.fetched_but_lost(consumer, fetch_positions(consumer, assigned), idle))
+        positions = fetch_positions(consumer, assigned)
+        never = [
+            tp
+            for tp, position in positions.items()
+            if tp.topic in self.topics
+            and position
+            and consumer._committed_offset.get(tp) is None
+            and idle >= REFETCH_AFTER_IDLE_SECONDS
+        ]
+        starts = await log_starts(consumer, never) if never else {}
+        found.update(self.fetched_but_lost(consumer, positions, idle, starts))
         for tp, committed in found.items():
             log.warning(
                 "%s/%d: records after offset %d were lost or cannot be committed; "
@@ -204,6 +228,14 @@ def fetch_positions(consumer: Any, tps: set[TP]) -> dict[TP, int | None]:
         state = assignment.state_value(tp) if assignment is not None else None
         positions[tp] = state.position if state is not None else None
     return positions
+
+
+async def log_starts(consumer: Any, tps: list[TP]) -> dict[TP, int]:
+    """The first offset each partition still holds (asked of the broker, in aiokafka's
+    thread as :func:`seek` is)."""
+    fetcher = consumer._thread
+    starts = await fetcher.call_thread(fetcher._ensure_consumer().beginning_offsets, tps)
+    return {TP(tp.topic, tp.partition): offset for tp, offset in starts.items()}
 
 
 async def seek(consumer: Any, tp: TP, offset: int) -> None:

@@ -213,3 +213,16 @@ def test_records_held_back_are_not_committed_until_they_come_again(consumer: obj
     ack(consumer, _messages(TP0, range(12, 16)))  # delivered again and handled
     _commit(consumer, TP0)
     assert consumer._committed_offset[TP0] == 16  # type: ignore[attr-defined]
+
+
+def test_a_partition_never_committed_counts_from_its_first_record(consumer: object) -> None:
+    """As seen after a kill: a restarted worker fetched a whole partition that the killed
+    one had never committed, and dropped it before handling any: nothing to commit, so
+    only its log start says records were lost."""
+    watch = CommitWatch({TOPIC})
+    positions: dict[TP, int | None] = {TP0: 81, TP1: 0}
+    assert watch.fetched_but_lost(consumer, positions, idle=60.0) == {}, "start unknown"
+    starts = {TP0: 0, TP1: 0}
+    assert watch.fetched_but_lost(consumer, positions, idle=60.0, starts=starts) == {TP0: 0}
+    assert watch.fetched_but_lost(consumer, positions, idle=5.0, starts=starts) == {}
+    assert watch.fetched_but_lost(consumer, {TP0: 81}, idle=60.0, starts={TP0: 81}) == {}
