@@ -20,7 +20,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 from redis.asyncio import Redis
 
 from detectors.base import DELINQUENCY_RISK
-from detectors.delinquency import risk_view
+from detectors.delinquency import DelinquencyDetector, risk_view
 from detectors.engine import BatchResult, Engine, Input
 from detectors.state import BorrowerState
 from detectors.thresholds import Thresholds
@@ -619,7 +619,7 @@ class Pipeline:
         is down."""
         touched = set(repaid)
         for timers in result.fired.values():
-            touched.update(t.borrower_id for t in timers if t.detector == "delinquency")
+            touched.update(t.borrower_id for t in timers if t.detector == DelinquencyDetector.name)
         touched.update(a.borrower_id for a in result.alerts if a.category == DELINQUENCY_RISK)
         views = {}
         for borrower in touched:
