@@ -38,6 +38,7 @@ __all__ = [
     "is_shadow",
     "live_name",
     "shadow_name",
+    "split_shadow_name",
 ]
 
 # Alert ids remembered to suppress re-sends (a cycle found by two of its edges, a replayed batch).
@@ -71,12 +72,18 @@ def shadow_name(candidate_version: str, detector: str) -> str:
     return f"{candidate_version}.{detector}"
 
 
+def split_shadow_name(name: str) -> tuple[str | None, str]:
+    """The candidate version and live detector a name stands for (None: a live one)."""
+    version, dot, detector = name.partition(".")
+    return (version, detector) if dot else (None, name)
+
+
 def is_shadow(name: str) -> bool:
-    return "." in name
+    return "." in name  # split_shadow_name's test, cheap: on the per-event path
 
 
 def live_name(name: str) -> str:
-    return name.split(".", 1)[1] if "." in name else name
+    return split_shadow_name(name)[1]
 
 
 @dataclass(frozen=True, slots=True)
@@ -620,8 +627,8 @@ class Engine:
             if len(self._emitted) > REMEMBERED_ALERT_IDS:
                 self._emitted.popitem(last=False)
             emitted_at = self._now() if self._now is not None else finding.ts
-            if is_shadow(finding.detector):
-                version, detector = finding.detector.split(".", 1)
+            version, detector = split_shadow_name(finding.detector)
+            if version is not None:
                 shadow_alerts.append(
                     to_alert(
                         finding,

@@ -27,7 +27,7 @@ import socket
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Self
 
 import orjson
 from redis.asyncio import Redis
@@ -108,8 +108,19 @@ def _changes(before: Mapping[str, Value], after: Mapping[str, Value]) -> dict[st
     }
 
 
+class _Stored:
+    """A record kept in Redis as the JSON of its fields."""
+
+    def to_json(self) -> bytes:
+        return orjson.dumps(vars(self))
+
+    @classmethod
+    def from_json(cls, raw: bytes | str) -> Self:
+        return cls(**orjson.loads(raw))
+
+
 @dataclass(frozen=True)
-class ThresholdVersion:
+class ThresholdVersion(_Stored):
     """One live version: every value in force, and the change that made it."""
 
     number: int
@@ -127,20 +138,13 @@ class ThresholdVersion:
     def thresholds(self) -> Thresholds:
         return Thresholds.from_values(self.values, self.label)
 
-    def to_json(self) -> bytes:
-        return orjson.dumps(vars(self))
-
-    @classmethod
-    def from_json(cls, raw: bytes | str) -> ThresholdVersion:
-        return cls(**orjson.loads(raw))
-
     @classmethod
     def defaults(cls) -> ThresholdVersion:
         return cls(0, dict(Thresholds().values()), "lendwatch", "", "shipped defaults", "set")
 
 
 @dataclass(frozen=True)
-class Candidate:
+class Candidate(_Stored):
     """Thresholds run in shadow beside live version ``base``: its alerts go to
     ``alerts.shadow`` stamped ``label``, never to the teams' topics."""
 
@@ -159,16 +163,9 @@ class Candidate:
     def thresholds(self) -> Thresholds:
         return Thresholds.from_values(self.values, self.label)
 
-    def to_json(self) -> bytes:
-        return orjson.dumps(vars(self))
-
-    @classmethod
-    def from_json(cls, raw: bytes | str) -> Candidate:
-        return cls(**orjson.loads(raw))
-
 
 @dataclass(frozen=True)
-class AuditEntry:
+class AuditEntry(_Stored):
     """One action on the thresholds: who, when, why, what changed."""
 
     action: str  # set | rollback | promote | shadow | discard
@@ -177,13 +174,6 @@ class AuditEntry:
     at: str
     reason: str
     changes: dict[str, list[Any]]
-
-    def to_json(self) -> bytes:
-        return orjson.dumps(vars(self))
-
-    @classmethod
-    def from_json(cls, raw: bytes | str) -> AuditEntry:
-        return cls(**orjson.loads(raw))
 
 
 class ThresholdStore:
@@ -263,8 +253,9 @@ class ThresholdStore:
     ) -> Candidate:
         """Run the live values with ``changes`` in shadow (replacing any candidate)."""
         live = await self.live()
-        values = live.thresholds().with_changes(changes, "candidate").values()
-        changed = _changes(live.thresholds().values(), values)
+        current = live.thresholds()
+        values = current.with_changes(changes, "candidate").values()
+        changed = _changes(current.values(), values)
         if not changed:
             raise InvalidThreshold("no change: every value given is already live")
         number = int(await self.redis.incr(self.candidate_seq_key))
@@ -318,8 +309,9 @@ class ThresholdStore:
         if not reason.strip():
             raise InvalidThreshold("a reason is required: say why, for the audit trail")
         number = live.number + 1
-        values = live.thresholds().with_changes(changes, live_label(number)).values()
-        changed = _changes(live.thresholds().values(), values)
+        current = live.thresholds()
+        values = current.with_changes(changes, live_label(number)).values()
+        changed = _changes(current.values(), values)
         if not changed:
             raise InvalidThreshold("no change: every value given is already live")
         made = ThresholdVersion(number, dict(values), author, _now(), reason, action, changed)
