@@ -417,11 +417,15 @@ class Pipeline:
 
     async def flush(self) -> None:
         """Write the states changed since the last flush, and wait until they, the alerts
-        before them and the records behind them are acknowledged."""
+        before them and the records behind them are acknowledged, and the alerts recorded
+        as published: a worker handing its partitions over (a rebalance, a stop) leaves its
+        successor nothing to send again."""
         async with self._one_batch:
             await self._flush()
         if self._confirming is not None:
             await self._confirming
+        if self._marking:
+            await asyncio.gather(*self._marking)  # _mark_published reports its own failures
 
     def _flush_due(self) -> bool:
         return (
