@@ -1,7 +1,8 @@
 """(a') The framework's ceiling: a Faust agent per input topic that only decodes each event.
 
 Settings as the lendwatch worker's (linger, memory store, at-least-once, session timeout) and the
-same :class:`~streams.app.QuietWorker`, so the difference to (b) is what lendwatch does per event.
+same :class:`~streams.worker.app.QuietWorker`, so the difference to (b) is what lendwatch does per
+event.
 Run by ``python -m benchmarks`` as a child process, configured through ``BENCH_*`` variables
 (a Faust worker reads its own command line).
 """
@@ -16,7 +17,7 @@ from typing import Any
 import faust
 
 from benchmarks.common import SESSION_TIMEOUT_SECONDS, peak_rss, suffixed_topics, write_result
-from streams.app import QuietWorker
+from streams.worker.app import QuietWorker
 from topics import Source, decode
 
 __all__ = ["create_app"]

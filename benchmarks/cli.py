@@ -42,9 +42,9 @@ from benchmarks.worker import (
     measure_throughput,
     start_worker,
 )
-from streams.app import STATE_TABLE
-from streams.broker import create_topics
-from streams.embedded import EmbeddedKafka, EmbeddedRedis, free_port
+from streams.ops.broker import create_topics
+from streams.ops.embedded import EmbeddedKafka, EmbeddedRedis, free_port
+from streams.worker.app import STATE_TABLE
 from topics import TopicNames
 
 __all__ = ["main"]

@@ -3,7 +3,7 @@
 ``python -m cProfile`` times with the wall clock, so on a shared machine every moment the
 process waits for a core lands on whatever function it was in. Process CPU time does not::
 
-    python -m benchmarks.profiled OUT.prof streams.cli worker --log-level warning
+    python -m benchmarks.profiled OUT.prof streams.ops.cli worker --log-level warning
 """
 
 from __future__ import annotations

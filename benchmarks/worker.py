@@ -1,4 +1,4 @@
-"""(b) The real lendwatch worker as deployed: a ``streams.cli worker`` process, all detectors."""
+"""(b) The real lendwatch worker as deployed: a ``lendwatch worker`` process, all detectors."""
 
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ from benchmarks.common import (
     produce_encoded,
     tail,
 )
-from streams.embedded import free_port
+from streams.ops.embedded import free_port
 from topics import TopicNames
 
 __all__ = [
@@ -110,7 +110,7 @@ def start_worker(
     profile: Path | None = None,
     fetch_wait_ms: int | None = None,
 ) -> WorkerProcess:
-    """Start ``python -m streams.cli worker`` as the integration tests do.
+    """Start ``python -m streams.ops.cli worker`` as the integration tests do.
 
     ``fetch_wait_ms`` sets its consumer's fetch wait (``LW_FETCH_MAX_WAIT_MS``).
     """
@@ -128,7 +128,7 @@ def start_worker(
             for name in TopicNames.__dataclass_fields__
         },
     }
-    command = ["-m", "streams.cli", "worker", "--log-level", "warning"]
+    command = ["-m", "streams.ops.cli", "worker", "--log-level", "warning"]
     if fetch_wait_ms is not None:
         env["LW_FETCH_MAX_WAIT_MS"] = str(fetch_wait_ms)
     if profile is not None:

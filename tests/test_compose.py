@@ -333,7 +333,8 @@ def test_dockerfile_copies_exist() -> None:
 def test_dockerfile_copies_every_package() -> None:
     packages = tomllib.loads(PYPROJECT.read_text())["tool"]["setuptools"]["packages"]
     copied = {s.rstrip("/") for s in _copy_sources(_instructions(DOCKERFILE))}
-    assert set(packages) <= copied, "pip install . would miss a package"
+    top_level = {package.split(".")[0] for package in packages}
+    assert top_level <= copied, "pip install . would miss a package"
     assert "pyproject.toml" in copied
 
 

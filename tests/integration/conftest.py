@@ -20,8 +20,8 @@ import pytest
 import redis
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from streams.broker import create_topics
-from streams.embedded import EmbeddedKafka, EmbeddedRedis, ServiceError, free_port
+from streams.ops.broker import create_topics
+from streams.ops.embedded import EmbeddedKafka, EmbeddedRedis, ServiceError, free_port
 from streams.privacy import Masker
 from topics import TopicNames
 
@@ -177,7 +177,7 @@ class Deployment:
         log = self.tmp_path / f"{name}.log"
         with log.open("wb") as handle:
             process = subprocess.Popen(
-                [sys.executable, "-m", "streams.cli", "worker", "--log-level", "info"],
+                [sys.executable, "-m", "streams.ops.cli", "worker", "--log-level", "info"],
                 env={**self.env, **env, "LW_WEB_PORT": str(port)},
                 stdout=handle,
                 stderr=subprocess.STDOUT,

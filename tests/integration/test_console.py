@@ -32,9 +32,9 @@ from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import Select
 
-from streams.console import AlertBoard, create_app
-from streams.control import ThresholdStore
-from streams.embedded import free_port
+from streams.control.console import AlertBoard, create_app
+from streams.control.store import ThresholdStore
+from streams.ops.embedded import free_port
 from tests.integration.conftest import Deployment
 from topics.codec import encode_alert
 from topics.records import Alert, Reason
@@ -93,7 +93,7 @@ async def console(deployment: Deployment, tmp_path: Path) -> AsyncIterator[str]:
     log = tmp_path / "console.log"
     with log.open("wb") as handle:
         process = subprocess.Popen(
-            [sys.executable, "-m", "streams.cli", "console", "--port", str(port)],
+            [sys.executable, "-m", "streams.ops.cli", "console", "--port", str(port)],
             env=deployment.env,
             stdout=handle,
             stderr=subprocess.STDOUT,

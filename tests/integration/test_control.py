@@ -18,8 +18,8 @@ import aiohttp
 import pytest
 from redis.asyncio import Redis
 
-from streams.broker import produce_records
-from streams.control import ThresholdStore
+from streams.control.store import ThresholdStore
+from streams.ops.broker import produce_records
 from streams.simulate import SimulationConfig, write_jsonl
 from tests.integration.conftest import Deployment, Worker
 
@@ -57,7 +57,7 @@ def _episode(
 
 def _cli(deployment: Deployment, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "streams.cli", "thresholds", *args],
+        [sys.executable, "-m", "streams.ops.cli", "thresholds", *args],
         env=deployment.env,
         capture_output=True,
         text=True,
@@ -219,7 +219,7 @@ async def test_a_backtest_compares_with_the_live_version_in_redis(
 
     def backtest(*options: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            [sys.executable, "-m", "streams.cli", "backtest", "--input", str(events), *options],
+            [sys.executable, "-m", "streams.ops.cli", "backtest", "--input", str(events), *options],
             env=env,
             capture_output=True,
             text=True,

@@ -9,10 +9,10 @@ from pathlib import Path
 import orjson
 import pytest
 
-from streams.broker import produce_records
-from streams.embedded import EmbeddedKafka, EmbeddedRedis, free_port
+from streams.lab.replay import replay
+from streams.ops.broker import produce_records
+from streams.ops.embedded import EmbeddedKafka, EmbeddedRedis, free_port
 from streams.privacy import Masker
-from streams.replay import replay
 from streams.simulate import SimulationConfig, simulate
 from tests.integration.conftest import Deployment, make_deployment
 from tests.integration.proxy import TcpProxy

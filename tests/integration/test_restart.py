@@ -9,8 +9,8 @@ from typing import Any
 import orjson
 import pytest
 
-from streams.broker import produce_records
-from streams.replay import replay
+from streams.lab.replay import replay
+from streams.ops.broker import produce_records
 from streams.simulate import SimulationConfig, simulate
 from tests.integration.conftest import Deployment
 from topics.codec import alert_to_dict

@@ -22,7 +22,7 @@ async def test_run_shows_every_category_and_stops_cleanly_on_ctrl_c() -> None:
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "streams.cli",
+        "streams.ops.cli",
         "run",
         "--borrowers",
         "80",

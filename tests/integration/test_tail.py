@@ -9,10 +9,10 @@ import orjson
 import pytest
 from aiokafka import AIOKafkaProducer
 
-from streams.broker import create_topics
-from streams.embedded import EmbeddedKafka
+from streams.ops.broker import create_topics
+from streams.ops.embedded import EmbeddedKafka
+from streams.ops.tail import TailOptions, describe_alert, find_alert, tail
 from streams.privacy import Masker
-from streams.tail import TailOptions, describe_alert, find_alert, tail
 
 pytestmark = pytest.mark.integration
 

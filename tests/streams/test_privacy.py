@@ -17,14 +17,14 @@ import streams.privacy
 from detectors.engine import Engine
 from detectors.index import MemoryCrossIndex
 from detectors.thresholds import Thresholds
-from streams.cli import _settings, build_parser
+from streams.lab.replay import replay
+from streams.ops.cli import _settings, build_parser
 from streams.privacy import (
     DEVELOPMENT_KEY,
     Masker,
     install_log_masking,
     startup_warnings,
 )
-from streams.replay import replay
 from streams.settings import Settings
 from streams.simulate import SimulationConfig, simulate
 from tests.detectors.test_detector_contract import DETECTORS, _inputs, _prepared_states

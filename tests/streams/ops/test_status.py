@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from prometheus_client import generate_latest
 
-from streams.app import Metrics
-from streams.status import parse, quantile, render
+from streams.ops.status import parse, quantile, render
+from streams.worker.app import Metrics
 
 
 def test_status_shows_rates_lag_alerts_and_latency() -> None:

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from redis.asyncio import Redis
 
 from detectors.index import Read, Write
-from streams.delivery import Breaker
+from streams.worker.delivery import Breaker
 
 __all__ = ["RedisCrossIndex"]
 

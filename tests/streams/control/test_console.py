@@ -14,9 +14,9 @@ from aiohttp.test_utils import TestClient, TestServer
 from redis.asyncio import Redis
 
 from detectors.thresholds import TUNABLES, InvalidThreshold
-from streams.console import AlertBoard, create_app, parse_change_request, thresholds_view
-from streams.control import AuditEntry, Candidate, ThresholdStore, ThresholdVersion
-from streams.embedded import free_port
+from streams.control.console import AlertBoard, create_app, parse_change_request, thresholds_view
+from streams.control.store import AuditEntry, Candidate, ThresholdStore, ThresholdVersion
+from streams.ops.embedded import free_port
 
 SHADOW = "alerts.shadow"
 

@@ -16,7 +16,7 @@ from detectors.base import ABNORMAL_BEHAVIOUR, CATEGORIES, DELINQUENCY_RISK, FAL
 from detectors.engine import Engine, MemoryStateStore
 from detectors.index import MemoryCrossIndex
 from detectors.thresholds import Thresholds
-from streams.replay import drive, parse_record
+from streams.lab.replay import drive, parse_record
 from streams.simulate import Label, SimulationConfig, simulate_stream
 from topics import ContractError, InputRecord, Source, TopicNames
 from topics.records import Alert

@@ -5,7 +5,7 @@ The page (``console_static/index.html``, plain JavaScript, nothing to build) pol
 alert by alert, so it is tested without a broker; :func:`read_alerts` feeds it from the alert
 topics with no consumer group, from their start, so the console moves no one's offsets and
 shows the topics' history again after a restart. Threshold changes go through
-:class:`~streams.control.ThresholdStore`, the same code as ``lendwatch thresholds``: the
+:class:`~streams.control.store.ThresholdStore`, the same code as ``lendwatch thresholds``: the
 console is one more client of it, not a second way to write Redis.
 """
 
@@ -27,7 +27,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from detectors.thresholds import TUNABLES, InvalidThreshold, format_value
-from streams.control import (
+from streams.control.store import (
     AuditEntry,
     Candidate,
     Conflict,
@@ -401,7 +401,7 @@ async def _discard(request: web.Request) -> web.Response:
 
 
 def _index_html() -> str:
-    return (resources.files("streams") / "console_static" / "index.html").read_text("utf-8")
+    return (resources.files("streams.control") / "console_static" / "index.html").read_text("utf-8")
 
 
 def create_app(store: ThresholdStore, board: AlertBoard) -> web.Application:

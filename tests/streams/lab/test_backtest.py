@@ -10,7 +10,7 @@ import pytest
 from detectors.base import CATEGORIES, DELINQUENCY_RISK
 from detectors.registry import build_detectors
 from detectors.thresholds import InvalidThreshold, Thresholds
-from streams.backtest import (
+from streams.lab.backtest import (
     BacktestReport,
     Run,
     backtest,
@@ -19,9 +19,9 @@ from streams.backtest import (
     render_backtest,
     run,
 )
-from streams.cli import main
-from streams.evaluate import score
-from streams.replay import Decoded, decode, read_records
+from streams.lab.evaluate import score
+from streams.lab.replay import Decoded, decode, read_records
+from streams.ops.cli import main
 from streams.simulate import SimulationConfig, iter_jsonl, write_jsonl
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from streams.ops.tail import TailOptions, format_alert, wanted
 from streams.privacy import Masker
-from streams.tail import TailOptions, format_alert, wanted
 
 
 def _alert(borrower: str = "b-1", severity: str = "high") -> dict[str, Any]:

@@ -22,7 +22,7 @@ from typing import Any
 import orjson
 from redis.asyncio import Redis
 
-from streams.delivery import Breaker
+from streams.worker.delivery import Breaker
 from topics.records import Alert
 
 __all__ = ["RISK_TTL_SECONDS", "RiskBoard"]

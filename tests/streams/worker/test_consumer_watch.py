@@ -11,8 +11,8 @@ import pytest
 from faust.types import TP
 from faust.types.tuples import Message
 
-from streams.batches import ack, release
-from streams.consumer_watch import GAP_RETRIES, CommitWatch, DeliveryGaps, broken
+from streams.worker.batches import ack, release
+from streams.worker.consumer_watch import GAP_RETRIES, CommitWatch, DeliveryGaps, broken
 
 TOPIC = "lending.logins"
 TP0 = TP(TOPIC, 0)

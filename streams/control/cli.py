@@ -11,7 +11,7 @@ from typing import Any, TextIO
 from redis.asyncio import Redis
 
 from detectors.thresholds import TUNABLES, InvalidThreshold, format_value
-from streams.control import (
+from streams.control.store import (
     AuditEntry,
     Candidate,
     Conflict,

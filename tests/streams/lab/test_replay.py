@@ -12,8 +12,8 @@ from aiokafka.partitioner import DefaultPartitioner
 from detectors.engine import Engine, MemoryStateStore
 from detectors.index import MemoryCrossIndex
 from detectors.thresholds import Thresholds
-from streams.cli import main
-from streams.replay import drive, parse_record, partition_for
+from streams.lab.replay import drive, parse_record, partition_for
+from streams.ops.cli import main
 from streams.simulate import SimulationConfig, simulate, write_jsonl
 from topics import Source, TopicNames
 

@@ -422,7 +422,7 @@ class ThresholdWatcher:
                 await asyncio.sleep(1.0)
             finally:
                 with contextlib.suppress(Exception):  # the connection is gone already
-                    await pubsub.aclose()  # type: ignore[no-untyped-call]
+                    await pubsub.aclose()  # type: ignore[no-untyped-call, unused-ignore]
 
 
 def describe_tunable(key: str) -> dict[str, Any]:

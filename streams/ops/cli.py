@@ -14,12 +14,12 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from detectors.thresholds import InvalidThreshold, Thresholds, Value
+from streams.control.cli import parse_assignments
+from streams.ops.tail import SEVERITIES
 from streams.settings import Settings
-from streams.tail import SEVERITIES
-from streams.thresholds_cli import parse_assignments
 
 if TYPE_CHECKING:
-    from streams.replay import Decoded
+    from streams.lab.replay import Decoded
 
 __all__ = ["main"]
 
@@ -56,8 +56,8 @@ def _add_simulation(parser: argparse.ArgumentParser) -> None:
 def cmd_worker(args: argparse.Namespace) -> int:
     import logging
 
-    from streams.app import run_worker
     from streams.privacy import Masker, install_log_masking, startup_warnings
+    from streams.worker.app import run_worker
 
     settings = _settings(args)
     install_log_masking(Masker.from_settings(settings))
@@ -68,7 +68,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from streams.run import DemoOptions, run_demo
+    from streams.ops.run import DemoOptions, run_demo
     from streams.simulate import SimulationConfig
 
     options = DemoOptions(
@@ -94,8 +94,8 @@ def _say_rejected(rejected: list[tuple[int, str]]) -> None:
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
+    from streams.lab.replay import replay_file
     from streams.privacy import Masker
-    from streams.replay import replay_file
 
     settings = _settings(args)
     report = replay_file(
@@ -116,7 +116,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from streams.evaluate import evaluate
+    from streams.lab.evaluate import evaluate
 
     report = evaluate(
         seeds=[int(seed) for seed in args.seeds.split(",") if seed.strip()],
@@ -136,7 +136,7 @@ def _base_thresholds(args: argparse.Namespace) -> Thresholds:
         return Thresholds()
     from redis.asyncio import Redis
 
-    from streams.control import ThresholdStore
+    from streams.control.store import ThresholdStore
 
     settings = _settings(args)
 
@@ -172,7 +172,7 @@ def _backtest_plan(
     candidate = base.with_changes(changes, version="candidate") if changes else None
     if not args.sweep:
         return candidate, None
-    from streams.backtest import parse_sweep
+    from streams.lab.backtest import parse_sweep
 
     key, values = parse_sweep(args.sweep, candidate or base)
     if key in changes:
@@ -181,7 +181,7 @@ def _backtest_plan(
 
 
 def cmd_backtest(args: argparse.Namespace) -> int:
-    from streams.backtest import backtest, render_backtest
+    from streams.lab.backtest import backtest, render_backtest
     from streams.simulate import iter_jsonl
 
     try:
@@ -207,7 +207,7 @@ def cmd_backtest(args: argparse.Namespace) -> int:
 
 def _decode_input(args: argparse.Namespace) -> Decoded:
     """The input validated and sorted once for every run; rejects reported as replay does."""
-    from streams.replay import decode, read_records
+    from streams.lab.replay import decode, read_records
 
     settings = _settings(args)
     started = time.perf_counter()
@@ -232,7 +232,7 @@ def _sweep(
     labels: list[dict[str, Any]] | None,
 ) -> None:
     """Run the sweep on top of ``base``, print its table and write its plot."""
-    from streams.backtest import category_of, plot_sweep, render_sweep, sweep
+    from streams.lab.backtest import category_of, plot_sweep, render_sweep, sweep
 
     category = category_of(key, base)
     points = sweep(history, base, key, values, labels)
@@ -255,7 +255,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 
     config = SimulationConfig(borrowers=args.borrowers, days=args.days, seed=args.seed)
     if args.to_kafka:
-        from streams.broker import produce_records
+        from streams.ops.broker import produce_records
 
         settings = _settings(args)
         _, records = simulate_stream(config)
@@ -278,7 +278,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 
 
 def cmd_create_topics(args: argparse.Namespace) -> int:
-    from streams.broker import create_topics
+    from streams.ops.broker import create_topics
 
     settings = _settings(args)
     created = asyncio.run(
@@ -289,7 +289,7 @@ def cmd_create_topics(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from streams.status import render, scrape
+    from streams.ops.status import render, scrape
 
     before = scrape(args.url)
     time.sleep(1.0)
@@ -298,8 +298,8 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_tail(args: argparse.Namespace) -> int:
+    from streams.ops.tail import TailOptions, tail
     from streams.privacy import Masker
-    from streams.tail import TailOptions, tail
 
     settings = _settings(args)
     topics = args.topics or settings.topics.alert_topics()
@@ -318,7 +318,7 @@ def cmd_tail(args: argparse.Namespace) -> int:
 
 
 def cmd_explain(args: argparse.Namespace) -> int:
-    from streams.tail import describe_alert, find_alert
+    from streams.ops.tail import describe_alert, find_alert
 
     settings = _settings(args)
     topics = settings.topics.alert_topics()
@@ -331,7 +331,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
 
 
 def cmd_thresholds(args: argparse.Namespace) -> int:
-    from streams.thresholds_cli import run
+    from streams.control.cli import run
 
     settings = _settings(args)
     if args.prefix is None:
@@ -342,7 +342,7 @@ def cmd_thresholds(args: argparse.Namespace) -> int:
 def cmd_risk(args: argparse.Namespace) -> int:
     from redis.asyncio import Redis
 
-    from streams.risk import RiskBoard, render_queue
+    from streams.worker.risk import RiskBoard, render_queue
 
     settings = _settings(args)
 
@@ -369,7 +369,7 @@ def cmd_risk(args: argparse.Namespace) -> int:
 
 
 def cmd_console(args: argparse.Namespace) -> int:
-    from streams.console import run_console
+    from streams.control.console import run_console
 
     run_console(_settings(args), args.host, args.port)
     return 0
@@ -478,7 +478,7 @@ def build_parser() -> argparse.ArgumentParser:
     risk.add_argument("--json", action="store_true", help="the views as JSON")
     risk.set_defaults(func=cmd_risk)
 
-    from streams.thresholds_cli import add_parser as add_thresholds
+    from streams.control.cli import add_parser as add_thresholds
 
     add_thresholds(commands, _add_services).set_defaults(func=cmd_thresholds)
 

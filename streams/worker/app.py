@@ -24,8 +24,11 @@ from detectors.delinquency import DelinquencyDetector, risk_view
 from detectors.engine import BatchResult, Engine, Input
 from detectors.state import BorrowerState
 from detectors.thresholds import Thresholds
-from streams.batches import InputReader, InputTopic, ack, release
-from streams.consumer_watch import (
+from streams.control.store import ThresholdStore, ThresholdWatcher
+from streams.privacy import Masker
+from streams.settings import Settings
+from streams.worker.batches import InputReader, InputTopic, ack, release
+from streams.worker.consumer_watch import (
     REFETCH_AFTER_IDLE_SECONDS,
     CommitWatch,
     DeliveryGaps,
@@ -33,13 +36,10 @@ from streams.consumer_watch import (
     refetch_paused,
     seek,
 )
-from streams.control import ThresholdStore, ThresholdWatcher
-from streams.delivery import Breaker, PublishedAlerts
-from streams.privacy import Masker
-from streams.redis_index import RedisCrossIndex
-from streams.risk import RiskBoard
-from streams.settings import Settings
-from streams.transport import App
+from streams.worker.delivery import Breaker, PublishedAlerts
+from streams.worker.redis_index import RedisCrossIndex
+from streams.worker.risk import RiskBoard
+from streams.worker.transport import App
 from topics import ContractError, Source, decode
 from topics.codec import dead_letter, encode_alert, encode_dead_letter
 from topics.records import Alert
@@ -784,7 +784,7 @@ def create_app(settings: Settings) -> tuple[faust.App, Pipeline]:
 
     @app.timer(5.0)  # type: ignore[untyped-decorator]
     async def keep_fetching_and_committing() -> None:
-        """Repairs of Faust's consumer bookkeeping (see streams.consumer_watch)."""
+        """Repairs of Faust's consumer bookkeeping (see streams.worker.consumer_watch)."""
         idle = time.monotonic() - pipeline.last_batch_at
         refetch_paused(app.consumer, idle=idle)
         for tp in await commits.repair(app.consumer, time.monotonic(), idle):

@@ -19,11 +19,11 @@ import aiohttp
 import orjson
 from aiokafka import AIOKafkaConsumer
 
-from streams.broker import create_topics, produce_records
-from streams.embedded import EmbeddedKafka, EmbeddedRedis, free_port
+from streams.ops.broker import create_topics, produce_records
+from streams.ops.embedded import EmbeddedKafka, EmbeddedRedis, free_port
+from streams.ops.tail import format_alert
 from streams.settings import Settings
 from streams.simulate import SimulationConfig, simulate
-from streams.tail import format_alert
 
 __all__ = ["DemoOptions", "run_demo"]
 
@@ -87,7 +87,7 @@ def _start_worker(settings: Settings, web_port: int, *, embedded: bool) -> subpr
     log = Path(os.environ.get("LW_WORKER_LOG", os.devnull))
     with log.open("ab") as handle:
         return subprocess.Popen(
-            [sys.executable, "-m", "streams.cli", "worker", "--log-level", "warning"],
+            [sys.executable, "-m", "streams.ops.cli", "worker", "--log-level", "warning"],
             env=env,
             stdout=handle,
             stderr=subprocess.STDOUT,

@@ -1,0 +1,1 @@
+"""Offline runs of the detectors' code over history: replay, evaluate, backtest."""

@@ -1,0 +1,2 @@
+"""Operators' commands: the ``lendwatch`` entry, run, tail, explain, status, risk, embedded
+services and topic admin."""
