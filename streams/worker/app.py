@@ -28,6 +28,7 @@ from streams.control.store import ThresholdStore, ThresholdWatcher
 from streams.privacy import Masker
 from streams.settings import Settings
 from streams.worker.batches import InputReader, InputTopic, ack, release
+from streams.worker.compat import App
 from streams.worker.consumer_watch import (
     REFETCH_AFTER_IDLE_SECONDS,
     CommitWatch,
@@ -39,7 +40,6 @@ from streams.worker.consumer_watch import (
 from streams.worker.delivery import Breaker, PublishedAlerts
 from streams.worker.redis_index import RedisCrossIndex
 from streams.worker.risk import RiskBoard
-from streams.worker.transport import App
 from topics import ContractError, Source, decode
 from topics.codec import dead_letter, encode_alert, encode_dead_letter
 from topics.records import Alert

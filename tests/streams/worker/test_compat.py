@@ -7,7 +7,7 @@ from collections.abc import Awaitable
 
 import pytest
 
-from streams.worker.transport import deliver_eagerly
+from streams.worker.compat import deliver_eagerly
 
 
 async def test_a_delivery_that_never_waits_is_done_in_one_step() -> None:
