@@ -27,15 +27,22 @@ from detectors.thresholds import Thresholds
 from streams.control.store import ThresholdStore, ThresholdWatcher
 from streams.privacy import Masker
 from streams.settings import Settings
-from streams.worker.batches import InputReader, InputTopic, ack, release
-from streams.worker.compat import App
+from streams.worker.batches import InputReader
+from streams.worker.compat import (
+    App,
+    InputTopic,
+    QuietWorker,
+    ack,
+    committed_offset,
+    release,
+    seek,
+)
 from streams.worker.consumer_watch import (
     REFETCH_AFTER_IDLE_SECONDS,
     CommitWatch,
     DeliveryGaps,
     describe_stall,
     refetch_paused,
-    seek,
 )
 from streams.worker.delivery import Breaker, PublishedAlerts
 from streams.worker.redis_index import RedisCrossIndex
@@ -44,7 +51,7 @@ from topics import ContractError, Source, decode
 from topics.codec import dead_letter, encode_alert, encode_dead_letter
 from topics.records import Alert
 
-__all__ = ["Pipeline", "create_app"]
+__all__ = ["Pipeline", "QuietWorker", "create_app", "run_worker"]
 
 log = logging.getLogger("lendwatch")
 
@@ -531,11 +538,11 @@ class Pipeline:
     async def _in_offset_order(self, messages: Sequence[Message]) -> list[Message]:
         """The records to handle: none past a gap in its partition's offsets (see
         :class:`DeliveryGaps`); a partition with a gap is fetched again from it."""
-        consumer: Any = self.app.consumer  # Faust's acknowledgement record is not typed
+        consumer = self.app.consumer
         tps = [message.tp for message in messages]
         admitted, refetch = self.gaps.admit(
             [(tp, message.offset) for tp, message in zip(tps, messages, strict=True)],
-            {tp: consumer._committed_offset.get(tp) for tp in set(tps)},
+            {tp: committed_offset(consumer, tp) for tp in set(tps)},
         )
         kept = [message for message, admit in zip(messages, admitted, strict=True) if admit]
         if len(kept) < len(messages):
@@ -844,13 +851,6 @@ def _table(app: faust.App, settings: Settings, name: str, value_serializer: str)
     table.key_serializer = "raw"
     table.value_serializer = value_serializer
     return table
-
-
-class QuietWorker(faust.Worker):
-    """A worker that does not turn the root logger to DEBUG for its spinner (20–38 µs/event)."""
-
-    def _setup_spinner_handler(self, logger: logging.Logger, level: int) -> None:
-        return None
 
 
 def run_worker(settings: Settings, loglevel: str = "info") -> None:
