@@ -17,7 +17,7 @@ from typing import Any
 import faust
 
 from benchmarks.common import SESSION_TIMEOUT_SECONDS, peak_rss, suffixed_topics, write_result
-from streams.worker.pipeline import QuietWorker
+from streams.worker.app import QuietWorker
 from topics import Source, decode
 
 __all__ = ["create_app"]

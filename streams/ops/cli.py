@@ -57,7 +57,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
     import logging
 
     from streams.privacy import Masker, install_log_masking, startup_warnings
-    from streams.worker.pipeline import run_worker
+    from streams.worker.app import run_worker
 
     settings = _settings(args)
     install_log_masking(Masker.from_settings(settings))

@@ -1,0 +1,137 @@
+"""The Faust app of `lendwatch worker`: input reader, timers and pages, wired to a Pipeline."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import time
+from typing import Any, cast
+
+import faust
+from faust.types import TP
+from prometheus_client import generate_latest
+from redis.asyncio import Redis
+
+from streams.settings import Settings
+from streams.worker.batches import InputReader
+from streams.worker.compat import App, InputTopic, QuietWorker
+from streams.worker.consumer_watch import CommitWatch, refetch_paused
+from streams.worker.pipeline import Pipeline
+from streams.worker.tables import MODEL_TABLE, STATE_TABLE, changelogged_table
+
+__all__ = ["QuietWorker", "create_app", "run_worker"]
+
+log = logging.getLogger("lendwatch")
+
+
+def create_app(settings: Settings) -> tuple[faust.App, Pipeline]:
+    """Build the Faust app; ``lendwatch worker`` runs it.
+
+    No agent: one input reader drains the conductor's queue of all three input topics and
+    hands each batch to the pipeline; timers fire quiet borrowers' timers and keep Faust's
+    fetching and committing going; ``/metrics`` serves Prometheus.
+    """
+    app = App(
+        settings.app_id,
+        fetch_max_wait_ms=settings.fetch_max_wait_ms,
+        fetch_min_bytes=settings.fetch_min_bytes,
+        broker=settings.broker_url,
+        store="memory://",
+        topic_partitions=settings.partitions,
+        topic_replication_factor=1,
+        producer_linger=settings.producer_linger_ms / 1000.0,
+        consumer_auto_offset_reset="earliest",
+        web_port=settings.web_port,
+        web_host="127.0.0.1" if settings.web_port else "0.0.0.0",
+        processing_guarantee="at_least_once",
+        broker_session_timeout=settings.session_timeout_seconds,
+        broker_heartbeat_interval=min(3.0, settings.session_timeout_seconds / 3),
+    )
+    table = cast(faust.Table[str, bytes], changelogged_table(app, settings, STATE_TABLE, "raw"))
+    models = cast(faust.Table[str, bytes], changelogged_table(app, settings, MODEL_TABLE, "raw"))
+    # Timeouts bound a hung Redis; the breaker then keeps an outage off the per-batch path.
+    redis = Redis.from_url(settings.redis_url, socket_timeout=2.0, socket_connect_timeout=2.0)
+    pipeline = Pipeline(app, settings, table, models, redis)
+    app.finish_in_flight = pipeline.flush
+    _read_inputs(app, pipeline, settings)
+    _add_tasks(app, pipeline)
+    return app, pipeline
+
+
+def _read_inputs(app: faust.App, pipeline: Pipeline, settings: Settings) -> None:
+    """The input topics on one channel, read in batches; revoked partitions forgotten."""
+    inputs = InputTopic(
+        app,
+        topics=sorted(pipeline.input_topics),
+        key_serializer="raw",
+        value_serializer="raw",
+        partitions=settings.partitions,
+    )
+    channel = inputs.__aiter__()  # subscribes the worker, as an agent's stream would
+
+    app.service(InputReader(app, channel, settings.batch_size, pipeline.handle))  # type: ignore[arg-type]
+
+    input_topics = pipeline.input_topics
+
+    @app.on_partitions_revoked.connect  # type: ignore[arg-type]  # mode types receivers narrowly
+    async def forget_revoked(sender: Any, *args: Any, signal: Any, **kwargs: Any) -> None:
+        """Timers of partitions now owned elsewhere must not fire here."""
+        revoked: set[TP] = args[0]
+        for partition in {tp.partition for tp in revoked if tp.topic in input_topics}:
+            pipeline.forget(partition, input_topics)
+
+
+def _add_tasks(app: faust.App, pipeline: Pipeline) -> None:
+    """Tasks, timers and the metrics page around the pipeline."""
+
+    @app.task  # type: ignore[untyped-decorator]
+    async def dump_tasks_on_sigusr1() -> None:
+        """``kill -USR1 <pid>`` logs every asyncio task's stack: what a stuck worker waits on."""
+        asyncio.get_running_loop().add_signal_handler(signal.SIGUSR1, _dump_tasks)
+
+    @app.task  # type: ignore[untyped-decorator]
+    async def follow_thresholds() -> None:
+        """Live threshold changes and shadow candidates, from Redis, within a second."""
+        await pipeline.thresholds.run()
+
+    @app.timer(1.0)  # type: ignore[untyped-decorator]
+    async def fire_quiet_timers() -> None:
+        await pipeline.tick()
+
+    commits = CommitWatch(pipeline.input_topics)
+
+    @app.timer(5.0)  # type: ignore[untyped-decorator]
+    async def keep_fetching_and_committing() -> None:
+        """Repairs of Faust's consumer bookkeeping (see streams.worker.consumer_watch)."""
+        idle = time.monotonic() - pipeline.last_batch_at
+        refetch_paused(app.consumer, idle=idle)
+        for tp in await commits.repair(app.consumer, time.monotonic(), idle):
+            pipeline.metrics.redelivered_partitions.labels(tp.topic).inc()
+        pipeline.report_stall(app.consumer, idle)
+
+    @app.page("/metrics")
+    async def metrics(web: Any, request: Any) -> Any:
+        pipeline.observe_lag(app.consumer)
+        return web.bytes(generate_latest(pipeline.metrics.registry), content_type="text/plain")
+
+
+def _dump_tasks() -> None:
+    for task in asyncio.all_tasks():
+        chain = []
+        awaiting: Any = task.get_coro()
+        while awaiting is not None:
+            frame = getattr(awaiting, "cr_frame", None) or getattr(awaiting, "ag_frame", None)
+            if frame is not None:
+                code = frame.f_code
+                chain.append(f"  {code.co_filename}:{frame.f_lineno} {code.co_name}")
+            awaiting = getattr(awaiting, "cr_await", None) or getattr(awaiting, "ag_await", None)
+        log.warning("task %s awaits:\n%s", task.get_name(), "\n".join(chain) or repr(task))
+
+
+def run_worker(settings: Settings, loglevel: str = "info") -> None:
+    """Run the worker until SIGINT/SIGTERM."""
+    app, _ = create_app(settings)
+    worker = QuietWorker(app, loglevel=loglevel)
+    worker.spinner = None
+    worker.execute_from_commandline()
