@@ -1,17 +1,28 @@
-"""The worker's Prometheus metrics."""
+"""The worker's Prometheus metrics, and the log of batches run without a dependency."""
 
 from __future__ import annotations
 
+import logging
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-__all__ = ["Metrics"]
+from streams.worker.delivery import Breaker
+
+__all__ = ["DegradedBatches", "Metrics"]
+
+log = logging.getLogger("lendwatch")
 
 
 class Metrics:
     """What Prometheus scrapes at ``/metrics`` and ``lendwatch status`` prints."""
 
     def __init__(self) -> None:
-        registry = self.registry = CollectorRegistry()
+        self.registry = CollectorRegistry()
+        self._count_input(self.registry)
+        self._count_alerts(self.registry)
+        self._count_progress(self.registry)  # registered in the order /metrics lists them
+
+    def _count_input(self, registry: CollectorRegistry) -> None:
         self.events = Counter(
             "lendwatch_events", "Input records consumed", ["topic"], registry=registry
         )
@@ -24,6 +35,8 @@ class Metrics:
             ["topic", "why"],
             registry=registry,
         )
+
+    def _count_alerts(self, registry: CollectorRegistry) -> None:
         self.alerts = Counter(
             "lendwatch_alerts", "Alerts published", ["topic", "detector"], registry=registry
         )
@@ -48,6 +61,8 @@ class Metrics:
             buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0),
             registry=registry,
         )
+
+    def _count_progress(self, registry: CollectorRegistry) -> None:
         self.batch_seconds = Histogram(
             "lendwatch_batch_seconds", "Time to process one batch", ["topic"], registry=registry
         )
@@ -82,3 +97,26 @@ class Metrics:
             ["detector"],
             registry=registry,
         )
+
+
+class DegradedBatches:
+    """Counts degraded batches by what they ran without, and logs why.
+
+    Redis going and coming back is logged once each way (the breaker says which); any other
+    degradation, a failed timer, is logged every time.
+    """
+
+    def __init__(self, metrics: Metrics, breaker: Breaker) -> None:
+        self.metrics = metrics
+        self.breaker = breaker
+        self._redis_down = False
+
+    def report(self, degraded: list[str]) -> None:
+        redis_down = self.breaker.is_open
+        for reason in degraded:
+            self.metrics.degraded.labels(reason.split(":", 1)[0]).inc()
+            if not redis_down or not self._redis_down:
+                log.warning("degraded: %s", reason)
+        if self._redis_down and not redis_down:
+            log.warning("recovered: Redis answers again; every detector runs in full")
+        self._redis_down = redis_down

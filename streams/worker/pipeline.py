@@ -5,53 +5,43 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime
-from functools import partial
-from typing import Any, cast
+from typing import Any
 
 import faust
 from faust.types import TP, Message, TableT
 from redis.asyncio import Redis
 
-from detectors.base import DELINQUENCY_RISK
-from detectors.delinquency import DelinquencyDetector, risk_view
 from detectors.engine import BatchResult, Engine, Input
-from detectors.state import BorrowerState
 from detectors.thresholds import Thresholds
 from streams.control.store import ThresholdStore, ThresholdWatcher
-from streams.privacy import Masker
 from streams.settings import Settings
-from streams.worker.compat import ack, committed_offset, release, seek
+from streams.worker.compat import committed_offset, release, seek
 from streams.worker.consumer_watch import REFETCH_AFTER_IDLE_SECONDS, DeliveryGaps, describe_stall
-from streams.worker.delivery import Breaker, PublishedAlerts
-from streams.worker.metrics import Metrics
+from streams.worker.delivery import Breaker
+from streams.worker.metrics import DegradedBatches, Metrics
+from streams.worker.publisher import AlertPublisher
 from streams.worker.redis_index import RedisCrossIndex
-from streams.worker.risk import RiskBoard
 from streams.worker.tables import ModelCheckpoints, TableStateStore
+from streams.worker.writer import WriteBehind
 from topics import ContractError, Source, decode
-from topics.codec import dead_letter, encode_alert, encode_dead_letter
-from topics.records import Alert
+from topics.codec import dead_letter, encode_dead_letter
 
-__all__ = ["MAX_UNWRITTEN_STATES", "Pipeline"]
+__all__ = ["Pipeline"]
 
 log = logging.getLogger("lendwatch")
-
-#: Changed states written at once when this many wait (bounds memory and a flush's pause).
-MAX_UNWRITTEN_STATES = 5_000
 
 
 class Pipeline:
     """Glue between Faust and the engine: what the input reader and the timers call.
 
-    Delivery is at least once. A batch's alerts are sent at once (latency), and its changed
-    models are written and acknowledged with it. Changed states are written behind:
-    collected over batches and written together every ``state_flush_ms`` (a borrower
-    touched by many batches is written once), and only when the broker has them and the
-    alerts before them are the records behind them acknowledged to Faust, which then
-    commits their offsets. A crash
-    in between redelivers those records; alerts already published are not sent again
-    (:class:`PublishedAlerts`) and records a written state already reflects are not applied
+    Delivery is at least once. A batch's alerts are sent at once (latency,
+    :class:`AlertPublisher`), and its changed models are written and acknowledged with it.
+    Changed states are written behind (:class:`WriteBehind`), and only when the broker has
+    them and the alerts before them are the records behind them acknowledged to Faust, which
+    then commits their offsets. A crash in between redelivers those records; alerts already
+    published are not sent again and records a written state already reflects are not applied
     twice (the engine's per-borrower offsets).
     """
 
@@ -63,6 +53,7 @@ class Pipeline:
         models: TableT[str, bytes],
         redis: Redis,
     ) -> None:
+        self.app = app
         self.settings = settings
         self.store = TableStateStore(table, settings.hot_states)
         self.metrics = Metrics()
@@ -74,60 +65,42 @@ class Pipeline:
             idle_after=settings.idle_stream_seconds,
             now=lambda: datetime.now(UTC),
         )
-        self.published = PublishedAlerts(redis, settings.redis_prefix, breaker)
-        # Alerts leave masked (streams/privacy.py); inside the worker, ids stay raw.
-        self.masker = Masker.from_settings(settings)
-        self.risk = RiskBoard(redis, settings.redis_prefix, breaker, self.masker.borrower)
+        self.degraded = DegradedBatches(self.metrics, breaker)
         self.thresholds = ThresholdWatcher(
             ThresholdStore(redis, settings.redis_prefix), self.apply_thresholds
         )
         self.checkpoints = ModelCheckpoints(models, self.engine)
-        self.positions: dict[tuple[str, int], int] = {}
-        self._redis_down = False
-        # Written behind (see the class docstring): states changed since the last flush, the
-        # partitions whose event time moved, and the records they reflect, not yet acknowledged.
-        self._unwritten: dict[str, BorrowerState] = {}
-        self._clocks_moved: set[int] = set()
-        self._unacknowledged: list[Message] = []
-        self._unconfirmed_alerts: list[Awaitable[Any]] = []
-        self._marking: set[asyncio.Future[None]] = set()
-        self._confirming: asyncio.Future[None] | None = None
-        self._last_flush = time.monotonic()
+        self.writer = WriteBehind(
+            app, self.store, self.checkpoints, settings.state_flush_ms / 1000.0
+        )
         # One batch, timer round or flush at a time through the engine and to the producer:
         # a flush must take states, clocks and acknowledgements that belong together.
         self._one_batch = asyncio.Lock()
+        self.positions: dict[tuple[str, int], int] = {}  # last offset handled, for the lag
         self.last_batch_at = time.monotonic()
         self.stall_reported = False
         self.sources = {settings.topics.input_topic(source): source for source in Source}
         self.input_topics = set(self.sources)
-        self.app = app
         self.gaps = DeliveryGaps(self.input_topics)
-        names = settings.topics
         self.deadletter_topic = app.topic(
-            names.deadletter, key_serializer="raw", value_serializer="raw"
+            settings.topics.deadletter, key_serializer="raw", value_serializer="raw"
         )
-        self.alert_topics = {
-            category: app.topic(
-                names.alert_topic(category), key_serializer="raw", value_serializer="raw"
-            )
-            for category in ("falsified_flow", "abnormal_behaviour", "delinquency_risk")
-        }
-        self.shadow_topic = app.topic(
-            names.alerts_shadow, key_serializer="raw", value_serializer="raw"
+        self.publisher = AlertPublisher(
+            app, settings, redis, breaker, self.store, self.metrics, self.degraded
         )
 
     async def handle(self, messages: Sequence[Message]) -> None:
         """Process one batch of input records; bad records go to the dead-letter topic.
 
         The records handled are acknowledged to Faust when the states they changed are
-        written (:meth:`flush`); those held back behind a gap are not.
+        written (:class:`WriteBehind`); those held back behind a gap are not.
         """
         if not self.thresholds.ready.is_set():
             await self.thresholds.ready.wait()  # the first batch runs on the stored version
         async with self._one_batch:
-            self._unacknowledged += await self._handle(messages)
-            if self._flush_due():
-                await self._flush()
+            self.writer.records_handled(await self._handle(messages))
+            if self.writer.due():
+                await self.writer.flush()
 
     async def apply_thresholds(self, live: Thresholds, candidate: Thresholds | None) -> None:
         """New live thresholds or candidate, between two batches; alerts from the next batch
@@ -145,77 +118,13 @@ class Pipeline:
         as published: a worker handing its partitions over (a rebalance, a stop) leaves its
         successor nothing to send again."""
         async with self._one_batch:
-            await self._flush()
-        if self._confirming is not None:
-            await self._confirming
-        if self._marking:
-            await asyncio.gather(*self._marking)  # _mark_published reports its own failures
-
-    def _flush_due(self) -> bool:
-        return (
-            len(self._unwritten) >= MAX_UNWRITTEN_STATES
-            or time.monotonic() - self._last_flush >= self.settings.state_flush_ms / 1000.0
-        )
-
-    async def _flush(self) -> None:
-        """Hand the changed states and clock positions to the producer; the broker's
-        acknowledgements are waited for by :meth:`_confirm`, off the batch path."""
-        self._last_flush = time.monotonic()
-        unwritten, self._unwritten = self._unwritten, {}
-        moved, self._clocks_moved = self._clocks_moved, set()
-        handled, self._unacknowledged = self._unacknowledged, []
-        sends, self._unconfirmed_alerts = self._unconfirmed_alerts, []
-        sends += await self.store.send(self.app.producer, unwritten)
-        sends += await self.checkpoints.send_clocks(moved)
-        if not sends and not handled:
-            return
-        confirming = asyncio.ensure_future(self._confirm(self._confirming, sends, handled))
-        confirming.add_done_callback(self._on_confirmed)
-        self._confirming = confirming
-
-    async def _confirm(
-        self,
-        previous: asyncio.Future[None] | None,
-        sends: list[Awaitable[Any]],
-        handled: list[Message],
-    ) -> None:
-        """Once the broker has every alert, state and clock of a flush (and of the flushes
-        before it), let Faust commit the records behind them."""
-        if previous is not None:
-            await previous
-        await asyncio.gather(*sends)
-        ack(self.app.consumer, handled)
-
-    async def _mark_published(self, alerts: list[Alert], sends: list[Awaitable[Any]]) -> None:
-        """Record a batch's alerts as published as soon as the broker has them, not with the
-        flush: another worker (a cross-borrower cycle seen from both ends) or a redelivery
-        checks this record before sending the same alert."""
-        acknowledged = await asyncio.gather(*sends, return_exceptions=True)
-        done = [
-            a.alert_id
-            for a, r in zip(alerts, acknowledged, strict=True)
-            if not isinstance(r, BaseException)
-        ]
-        try:
-            await self.published.mark(done)
-        except Exception as exc:
-            self._report([f"delivery: could not record published alerts: {exc!r}"])
-
-    def _on_confirmed(self, confirming: asyncio.Future[None]) -> None:
-        """A flush the broker refused (no more retries) leaves its records unacknowledged for
-        good: stop the worker, whose successor gets them again (at least once)."""
-        if self._confirming is confirming:
-            self._confirming = None
-        if confirming.cancelled() or confirming.exception() is None:
-            return
-        exc = confirming.exception()
-        if self.app.should_stop:
-            log.warning("stopping before the broker confirmed a write; delivered again: %r", exc)
-            return
-        log.error("could not write states or alerts; stopping: %r", exc)
-        asyncio.ensure_future(self.app.crash(cast(BaseException, exc)))
+            await self.writer.flush()
+        await self.writer.confirmed()
+        await self.publisher.recorded()
 
     async def _handle(self, messages: Sequence[Message]) -> list[Message]:
+        """Decode, dead-letter what cannot be read, run the engine, send the alerts; returns
+        the records handled (not those held back behind a gap)."""
         started = time.perf_counter()
         self.last_batch_at = time.monotonic()
         messages = await self._in_offset_order(messages)
@@ -242,7 +151,7 @@ class Pipeline:
         sent_at = {m.key: m.timestamp for m in originals}
         repaid = {i.record.borrower_id for i in inputs if i.source is Source.REPAYMENTS}
         await self._publish(result, "inputs", sent_at, repaid)
-        self._clocks_moved.update(item.partition for item in inputs)
+        self.writer.clocks_moved(item.partition for item in inputs)
         for topic, count in counts.items():
             self.metrics.events.labels(topic).inc(count)
         if result.duplicates:
@@ -286,8 +195,8 @@ class Pipeline:
             return
         async with self._one_batch:
             await self._publish(self.engine.advance(wall=time.time()), "timers", {})
-            if self._flush_due():
-                await self._flush()
+            if self.writer.due():
+                await self.writer.flush()
 
     async def _publish(
         self,
@@ -297,97 +206,17 @@ class Pipeline:
         repaid: set[str] | frozenset[str] = frozenset(),
     ) -> None:
         """Alerts handed to the producer at once (their acknowledgement is waited for with the
-        states', see :meth:`_confirm`); then new models, acknowledged. The states are written
-        behind, except after new models: then at once, so that states never fall behind the
-        models checkpointed (see :meth:`Engine.resume`)."""
-        # Shadow alerts (a candidate's) go to their own topic, never to the teams'.
-        topics = [self.alert_topics[a.category] for a in result.alerts]
-        topics += [self.shadow_topic] * len(result.shadow_alerts)
-        alerts = result.alerts + result.shadow_alerts
-        degraded = list(result.degraded)
-        try:
-            pending = await self.published.unpublished([a.alert_id for a in alerts])
-        except Exception as exc:  # Redis down: send them all (at least once)
-            pending = [True] * len(alerts)
-            if alerts:
-                degraded.append(f"delivery: published alerts unknown, resending: {exc!r}")
-        sent: list[Alert] = []
-        collections: list[Alert] = []  # as published: the risk view's last alerts
-        sends: list[Awaitable[Any]] = []
-        for alert, topic, send in zip(alerts, topics, pending, strict=True):
-            if not send:
-                self.metrics.resends.labels(alert.detector).inc()
-                continue
-            masked = self.masker.alert(alert)
-            sending = await topic.send(key=masked.borrower_id.encode(), value=encode_alert(masked))
-            origin = None if topic is self.shadow_topic else sent_at.get(alert.borrower_id.encode())
-            cast("asyncio.Future[Any]", sending).add_done_callback(
-                partial(self._on_alert_acknowledged, alert, topic, topic_name, origin)
-            )
-            sent.append(alert)
-            sends.append(sending)
-            if alert.category == DELINQUENCY_RISK and topic is not self.shadow_topic:
-                collections.append(masked)
-        if sends:
-            self._unconfirmed_alerts += sends
-            marking = asyncio.ensure_future(self._mark_published(sent, sends))
-            self._marking.add(marking)  # the loop keeps only a weak reference to a task
-            marking.add_done_callback(self._marking.discard)
-        degraded += await self._update_risk(result, collections, repaid)
-        self._report(degraded)
-        self._unwritten.update(result.dirty)
+        states', see :class:`WriteBehind`); then new models, acknowledged. The states are
+        written behind, except after new models: then at once, so that states never fall
+        behind the models checkpointed (see :meth:`Engine.resume`)."""
+        sent = await self.publisher.send(result, topic_name, sent_at)
+        self.writer.alerts_sent(sent.acks)
+        degraded = result.degraded + sent.degraded
+        degraded += await self.publisher.update_risk(result, sent.collections, repaid)
+        self.degraded.report(degraded)
+        self.writer.states_changed(result.dirty)
         if await self.checkpoints.save(result):
-            await self._flush()
-
-    async def _update_risk(
-        self, result: BatchResult, collections: list[Alert], repaid: set[str] | frozenset[str]
-    ) -> list[str]:
-        """Refresh the risk view of borrowers whose installments, assessment or collections
-        alerts (``collections``, as published) this batch changed; returns why not, if Redis
-        is down."""
-        touched = set(repaid)
-        for timers in result.fired.values():
-            touched.update(t.borrower_id for t in timers if t.detector == DelinquencyDetector.name)
-        touched.update(a.borrower_id for a in result.alerts if a.category == DELINQUENCY_RISK)
-        views = {}
-        for borrower in touched:
-            state = self.store.get(borrower)
-            if state is not None:
-                views[borrower] = risk_view(state)
-        try:
-            await self.risk.update(views, collections)
-        except Exception as exc:
-            return [f"risk_view: not updated: {exc!r}"] if views or collections else []
-        return []
-
-    def _on_alert_acknowledged(
-        self,
-        alert: Alert,
-        topic: Any,
-        topic_name: str,
-        origin: float | None,
-        sending: asyncio.Future[Any],
-    ) -> None:
-        if sending.cancelled() or sending.exception() is not None:
-            return  # the confirmation fails on it
-        self.metrics.alerts.labels(topic.get_topic_name(), alert.detector).inc()
-        if topic is self.shadow_topic:
-            return
-        self.metrics.scores.labels(alert.detector).observe(alert.score)
-        if origin is not None:
-            self.metrics.latency.labels(topic_name).observe(max(0.0, time.time() - origin))
-
-    def _report(self, degraded: list[str]) -> None:
-        """Count degraded batches. Redis going and coming back is logged once each way (the
-        breaker says which); any other degradation, a failed timer, is logged every time."""
-        redis_down = self.breaker.is_open
-        for reason in degraded:
-            self.metrics.degraded.labels(reason.split(":", 1)[0]).inc()
-            if not redis_down or not self._redis_down:
-                log.warning("degraded: %s", reason)
-        if self._redis_down and not redis_down:
-            log.warning("recovered: Redis answers again; every detector runs in full")
-        self._redis_down = redis_down
+            await self.writer.flush()
 
     def report_stall(self, consumer: Any, idle: float) -> None:
         """Once per idle spell, log what keeps input partitions from being committed."""
