@@ -22,9 +22,9 @@ class InputReader(Service):
     record at a time. lendwatch handles records in batches anyway, so it takes them from the
     queue Faust's conductor fills, as they come in a fetch
     (:func:`~streams.worker.compat.read_batches`), and acknowledges a batch once the states it
-    changed are written. Faust still does everything else:
-    group membership, assignment, table recovery, flow control around rebalances and commits
-    of the acknowledged offsets.
+    changed are written (:class:`~streams.worker.writer.WriteBehind`). Faust still does
+    everything else: group membership, assignment, table recovery, flow control around
+    rebalances and commits of the acknowledged offsets.
 
     The input topics share one channel (:class:`~streams.worker.compat.InputTopic`), so a
     batch holds records of every input topic in the order they were fetched, and all of an

@@ -33,8 +33,8 @@ class WriteBehind:
     once): :meth:`flush` hands them to the producer, and :meth:`_confirm`, off the batch path,
     waits until the broker has them, the alerts before them and every earlier flush, then
     acknowledges the records to Faust (:func:`~streams.worker.compat.ack`). Faust commits
-    acknowledged offsets on its own timer, in order; :class:`~streams.worker.consumer_watch.
-    CommitWatch` repairs a partition whose commit cannot catch up.
+    acknowledged offsets on its own timer, in order; ``CommitWatch``
+    (:mod:`streams.worker.consumer_watch`) repairs a partition whose commit cannot catch up.
 
     A crash in between redelivers those records: alerts already published are not sent again
     and records a written state already reflects are not applied twice (the engine's
