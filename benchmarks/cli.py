@@ -44,7 +44,7 @@ from benchmarks.worker import (
 )
 from streams.ops.broker import create_topics
 from streams.ops.embedded import EmbeddedKafka, EmbeddedRedis, free_port
-from streams.worker.app import STATE_TABLE
+from streams.worker.tables import STATE_TABLE
 from topics import TopicNames
 
 __all__ = ["main"]

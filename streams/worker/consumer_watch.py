@@ -1,38 +1,16 @@
-"""Guards over Faust's consumer bookkeeping: every record handled, in order, and committed.
-
-Around a restart or a rebalance Faust can lose track of records (the faust-streaming
-#312/#378/#606 family). Seen in a worker restarted after a kill: recovery resumes fetching
-before it seeks the streams back to their committed offsets; a stream drops what was fetched
-in between, unacknowledged; the seek back races Faust's own fetch loop, which drops the
-redelivered records as already read. Records then go missing, and Faust's acknowledgement
-record breaks (offsets twice, or never), so its commit creeps an offset or two at a time, or
-stops.
-
-- :class:`DeliveryGaps` holds back what comes after a missing record and fetches the
-  partition again from it, so records are handled in offset order.
-- :class:`CommitWatch` delivers a partition whose acknowledgement record broke again from its
-  committed offset. That is safe because delivery is at least once anyway: the engine skips
-  records a borrower already applied, and alerts already published are not sent again.
-- :func:`seek` makes those seeks in aiokafka's own thread, which Faust's seek does not.
-"""
+"""Guards over Faust's consumer bookkeeping: every record handled, in order, and committed."""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from typing import Any
 
 from faust.types import TP
 
-__all__ = [
-    "CommitWatch",
-    "DeliveryGaps",
-    "broken",
-    "describe_stall",
-    "fetch_positions",
-    "log_starts",
-    "refetch_paused",
-    "seek",
-]
+from streams.worker import compat
+
+__all__ = ["CommitWatch", "DeliveryGaps", "broken", "describe_stall", "refetch_paused"]
 
 log = logging.getLogger("lendwatch")
 
@@ -47,7 +25,19 @@ REFETCH_AFTER_IDLE_SECONDS = 10.0
 
 
 class CommitWatch:
-    """Input partitions whose commit cannot catch up with their acknowledged records."""
+    """Input partitions whose commit cannot catch up with their acknowledged records.
+
+    Around a restart or a rebalance Faust can lose track of records (the faust-streaming
+    #312/#378/#606 family). Seen in a worker restarted after a kill: recovery resumes fetching
+    before it seeks the streams back to their committed offsets; a stream drops what was
+    fetched in between, unacknowledged; the seek back races Faust's own fetch loop, which drops
+    the redelivered records as already read. Records then go missing (:class:`DeliveryGaps`
+    fetches them again), and Faust's acknowledgement record breaks (offsets twice, or never),
+    so its commit creeps an offset or two at a time, or stops. This delivers such a partition
+    again from its committed offset. That is safe because delivery is at least once anyway:
+    the engine skips records a borrower already applied, and alerts already published are not
+    sent again. Seeks go through :func:`streams.worker.compat.seek`, in aiokafka's own thread.
+    """
 
     def __init__(self, topics: set[str], stuck_after: float = STUCK_AFTER_SECONDS) -> None:
         self.topics = topics
@@ -60,13 +50,13 @@ class CommitWatch:
         seconds."""
         found: dict[TP, int] = {}
         for tp in assigned:
-            committed = consumer._committed_offset.get(tp)
-            acked = consumer._acked.get(tp)
+            committed = compat.committed_offset(consumer, tp)
+            acked = compat.acked_offsets(consumer, tp)
             if (
                 tp.topic not in self.topics
                 or committed is None
                 or not acked
-                or not broken(committed, acked, bool(consumer._gap.get(tp)))
+                or not broken(committed, acked, compat.has_known_gaps(consumer, tp))
             ):
                 self._since.pop(tp, None)
                 continue
@@ -79,9 +69,7 @@ class CommitWatch:
 
     def forget_acks(self, consumer: Any, tp: TP) -> None:
         """Drop the partition's acknowledgement record; the redelivered records rebuild it."""
-        consumer._acked.pop(tp, None)
-        consumer._acked_index.pop(tp, None)
-        consumer._gap.pop(tp, None)
+        compat.forget_acks(consumer, tp)
         self._since.pop(tp, None)
 
     def fetched_but_lost(
@@ -105,7 +93,7 @@ class CommitWatch:
         for tp, position in positions.items():
             if tp.topic not in self.topics or position is None:
                 continue
-            committed = consumer._committed_offset.get(tp)
+            committed = compat.committed_offset(consumer, tp)
             if committed is None:
                 committed = (starts or {}).get(tp)
             if committed is not None and position > committed:
@@ -116,16 +104,16 @@ class CommitWatch:
         """Deliver every stuck partition again from its committed offset; returns them."""
         assigned = consumer.assignment()
         found = self.stuck(consumer, assigned, now)
-        positions = fetch_positions(consumer, assigned)
+        positions = compat.fetch_positions(consumer, assigned)
         never = [
             tp
             for tp, position in positions.items()
             if tp.topic in self.topics
             and position
-            and consumer._committed_offset.get(tp) is None
+            and compat.committed_offset(consumer, tp) is None
             and idle >= REFETCH_AFTER_IDLE_SECONDS
         ]
-        starts = await log_starts(consumer, never) if never else {}
+        starts = await compat.log_starts(consumer, never) if never else {}
         found.update(self.fetched_but_lost(consumer, positions, idle, starts))
         for tp, committed in found.items():
             log.warning(
@@ -136,7 +124,7 @@ class CommitWatch:
                 committed,
             )
             self.forget_acks(consumer, tp)
-            await seek(consumer, tp, committed)
+            await compat.seek(consumer, tp, committed)
         return found
 
 
@@ -219,38 +207,7 @@ class DeliveryGaps:
             del self._retries[key]
 
 
-def fetch_positions(consumer: Any, tps: set[TP]) -> dict[TP, int | None]:
-    """The offset aiokafka fetches next for each partition (None: not known)."""
-    subscription = consumer._thread._ensure_consumer()._subscription.subscription
-    assignment = subscription.assignment if subscription is not None else None
-    positions: dict[TP, int | None] = {}
-    for tp in tps:
-        state = assignment.state_value(tp) if assignment is not None else None
-        positions[tp] = state.position if state is not None else None
-    return positions
-
-
-async def log_starts(consumer: Any, tps: list[TP]) -> dict[TP, int]:
-    """The first offset each partition still holds (asked of the broker, in aiokafka's
-    thread as :func:`seek` is)."""
-    fetcher = consumer._thread
-    starts = await fetcher.call_thread(fetcher._ensure_consumer().beginning_offsets, tps)
-    return {TP(tp.topic, tp.partition): offset for tp, offset in starts.items()}
-
-
-async def seek(consumer: Any, tp: TP, offset: int) -> None:
-    """Fetch ``tp`` from ``offset`` next, as Faust's ``Consumer.seek`` means to.
-
-    Faust's seek calls aiokafka from the worker's thread while aiokafka runs in a thread of
-    its own; during fetching that corrupts aiokafka's fetched-records map (``KeyError`` in
-    ``Fetcher.fetched_records``, the fetcher crashes). The seek is made in aiokafka's thread.
-    """
-    fetcher = consumer._thread
-    await fetcher.call_thread(fetcher._ensure_consumer().seek, tp, offset)
-    consumer._read_offset[tp] = offset
-
-
-def broken(committed: int, acked: list[int], known_gaps: bool) -> bool:
+def broken(committed: int, acked: Sequence[int], known_gaps: bool) -> bool:
     """Whether Faust's record of a partition's acknowledged offsets is one it cannot commit.
 
     Faust commits the first unbroken run of ``acked`` and only if it starts at the committed
@@ -274,7 +231,7 @@ def refetch_paused(consumer: Any, idle: float) -> None:
     again: the worker sits idle with lag. No batch for a while means no buffer is under
     pressure, so whatever is still held back is released.
     """
-    held = set(getattr(consumer, "_buffered_partitions", ()))
+    held = compat.held_back_partitions(consumer)
     if idle < REFETCH_AFTER_IDLE_SECONDS or not held:
         return
     log.warning("fetching again %d partitions left paused by flow control: %s", len(held), held)
@@ -290,16 +247,16 @@ def describe_stall(consumer: Any, topics: set[str], handled: dict[tuple[str, int
     partitions the consumer fetches, pauses or holds back.
     """
     assigned = consumer.assignment()
-    positions = fetch_positions(consumer, assigned)
+    positions = compat.fetch_positions(consumer, assigned)
     lagging = {}
     for tp in sorted(assigned):
-        committed = consumer._committed_offset.get(tp)
+        committed = compat.committed_offset(consumer, tp)
         highwater = consumer.highwater(tp)
         if tp.topic not in topics or committed is None or highwater is None:
             continue  # not ours, or mid-rebalance
         if committed >= highwater:
             continue
-        acked = sorted(consumer._acked.get(tp, ()))
+        acked = sorted(compat.acked_offsets(consumer, tp))
         lagging[f"{tp.topic}/{tp.partition}"] = {
             "committed": committed,
             "acked": (acked[0], acked[-1], len(acked)) if acked else None,
@@ -310,7 +267,9 @@ def describe_stall(consumer: Any, topics: set[str], handled: dict[tuple[str, int
     if not lagging:
         return ""
     return (
-        f"input not committed: {lagging}; unacked messages {len(consumer._unacked_messages)}; "
-        f"paused {sorted(consumer._paused_partitions)}; "
-        f"held back {sorted(consumer._buffered_partitions)}; flow active {consumer.flow_active}"
+        f"input not committed: {lagging}; "
+        f"unacked messages {compat.in_flight_count(consumer)}; "
+        f"paused {sorted(compat.paused_partitions(consumer))}; "
+        f"held back {sorted(compat.held_back_partitions(consumer))}; "
+        f"flow active {consumer.flow_active}"
     )

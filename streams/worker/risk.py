@@ -1,17 +1,4 @@
-"""The per-borrower risk view in Redis, for collections tools: who to call first, and why.
-
-For each borrower with installments, under the settings' Redis prefix:
-
-- ``risk:borrower:<id>``, a hash: ``score`` (the latest delinquency assessment, 0..1),
-  ``scored_at``, ``scored_installment``, ``open_installments`` (JSON: loan, number, due
-  date, amount due, paid so far), ``last_alert`` (JSON: the latest collections alert's id,
-  severity, score, time, installment and reasons), ``updated_at``;
-- ``risk:ranked``, a sorted set of borrower ids by ``score``, holding only borrowers with
-  an open installment: ``ZREVRANGE`` gives the collections queue.
-
-Written by the worker after each batch, for the borrowers whose installments, assessment or
-collections alerts changed in it, in one pipelined round trip.
-"""
+"""The per-borrower risk view in Redis, for collections tools: who to call first, and why."""
 
 from __future__ import annotations
 
@@ -33,7 +20,20 @@ RISK_TTL_SECONDS = 400 * 24 * 3600
 
 class RiskBoard:
     """Reads and writes the risk views, stored and read under the id the alerts carry:
-    ``public_id`` of the borrower's own id (masked, unless masking is off)."""
+    ``public_id`` of the borrower's own id (masked, unless masking is off).
+
+    For each borrower with installments, under the settings' Redis prefix:
+
+    - ``risk:borrower:<id>``, a hash: ``score`` (the latest delinquency assessment, 0..1),
+      ``scored_at``, ``scored_installment``, ``open_installments`` (JSON: loan, number, due
+      date, amount due, paid so far), ``last_alert`` (JSON: the latest collections alert's
+      id, severity, score, time, installment and reasons), ``updated_at``;
+    - ``risk:ranked``, a sorted set of borrower ids by ``score``, holding only borrowers with
+      an open installment: ``ZREVRANGE`` gives the collections queue.
+
+    Written by the worker after each batch, for the borrowers whose installments, assessment
+    or collections alerts changed in it, in one pipelined round trip.
+    """
 
     def __init__(
         self,

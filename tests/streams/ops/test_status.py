@@ -5,7 +5,7 @@ from __future__ import annotations
 from prometheus_client import generate_latest
 
 from streams.ops.status import parse, quantile, render
-from streams.worker.app import Metrics
+from streams.worker.metrics import Metrics
 
 
 def test_status_shows_rates_lag_alerts_and_latency() -> None:

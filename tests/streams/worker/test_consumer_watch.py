@@ -11,7 +11,7 @@ import pytest
 from faust.types import TP
 from faust.types.tuples import Message
 
-from streams.worker.batches import ack, release
+from streams.worker.compat import ack, release
 from streams.worker.consumer_watch import GAP_RETRIES, CommitWatch, DeliveryGaps, broken
 
 TOPIC = "lending.logins"

@@ -7,7 +7,7 @@ from types import SimpleNamespace
 from typing import Any
 
 from detectors.state import BorrowerState
-from streams.worker.app import TableStateStore
+from streams.worker.tables import TableStateStore
 
 
 def _store(hot_states: int, *states: BorrowerState) -> TableStateStore:

@@ -1,4 +1,5 @@
-"""The eager delivery step of the worker's fetch loop (no broker: plain coroutines)."""
+"""The one module that uses Faust, mode and aiokafka internals: the versions it accepts, and the
+eager delivery step of the worker's fetch loop (no broker: plain coroutines)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,35 @@ from collections.abc import Awaitable
 
 import pytest
 
-from streams.worker.transport import deliver_eagerly
+from streams.worker.compat import (
+    CHECKED,
+    IncompatibleFramework,
+    check_versions,
+    deliver_eagerly,
+)
+
+
+def test_the_installed_versions_are_the_ones_checked() -> None:
+    check_versions()  # what importing the module did
+
+
+@pytest.mark.parametrize(
+    ("package", "fake"),
+    [("faust-streaming", "0.16.0"), ("mode-streaming", "0.7.2"), ("aiokafka", "0.15.0")],
+)
+def test_a_version_not_checked_is_refused_naming_the_module(package: str, fake: str) -> None:
+    with pytest.raises(IncompatibleFramework) as refused:
+        check_versions({package: fake})
+    message = str(refused.value)
+    assert "streams.worker.compat" in message
+    assert f"{package} {fake}" in message
+    others = [f"{name} {CHECKED[name][0]}" for name in CHECKED if name != package]
+    assert not any(other in message for other in others), "only the wrong one is named"
+
+
+def test_a_missing_package_is_refused() -> None:
+    with pytest.raises(IncompatibleFramework, match="aiokafka \\(not installed\\)"):
+        check_versions({"aiokafka": None})
 
 
 async def test_a_delivery_that_never_waits_is_done_in_one_step() -> None:

@@ -1,0 +1,253 @@
+"""Borrower states and detector models in the worker: the Faust tables and their changelogs."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import logging
+from collections import OrderedDict
+from collections.abc import Awaitable, Iterable
+from datetime import UTC, datetime
+from typing import Any, cast
+
+import faust
+import orjson
+from faust.types import TableT
+
+from detectors.engine import BatchResult, Engine
+from detectors.state import BorrowerState
+from streams.settings import Settings
+
+__all__ = [
+    "CLOCK_KEY",
+    "MODEL_TABLE",
+    "STATE_TABLE",
+    "ModelCheckpoints",
+    "TableStateStore",
+    "changelogged_table",
+]
+
+log = logging.getLogger("lendwatch")
+
+STATE_TABLE = "borrower-state"
+MODEL_TABLE = "model-checkpoints"
+#: Key prefix of the event-time clock positions in the model table.
+CLOCK_KEY = "clock"
+
+
+class TableStateStore:
+    """Borrower states in the worker: every one in the table as its changelog record (about
+    2 KB, :meth:`BorrowerState.to_bytes`), the ones in use decoded in a bounded cache.
+
+    Decoded, a state takes about ten times its record (every number and string is a Python
+    object), so only the ``hot_states`` most recently used stay decoded; the others are
+    decoded again when an event or a timer needs them. A state changed since the last write
+    stays decoded until it is written (:meth:`send`), so no change is ever dropped.
+    """
+
+    def __init__(self, table: TableT[str, bytes], hot_states: int) -> None:
+        self.table = table
+        self.hot_states = hot_states
+        self._hot: OrderedDict[str, BorrowerState] = OrderedDict()
+
+    def get(self, borrower_id: str) -> BorrowerState | None:
+        state = self._hot.get(borrower_id)
+        if state is not None:
+            self._hot.move_to_end(borrower_id)
+            return state
+        record = self.table.data.get(borrower_id)
+        if record is None:
+            return None
+        state = self._hot[borrower_id] = BorrowerState.from_bytes(record)
+        return state
+
+    def put(self, borrower_id: str, state: BorrowerState) -> None:
+        self._hot[borrower_id] = state
+
+    def states_in_partition(self, partition: int) -> Iterable[BorrowerState]:
+        """Every state of ``partition``, decoded (a day close or a takeover reads them all)."""
+        hot = self._hot
+        found = [state for state in hot.values() if state.partition == partition]
+        for borrower_id, record in list(self.table.data.items()):
+            if borrower_id not in hot and BorrowerState.partition_of(record) == partition:
+                state = hot[borrower_id] = BorrowerState.from_bytes(record)
+                found.append(state)
+        return found
+
+    def forget_partition(self, partition: int) -> None:
+        """A partition now owned elsewhere: its decoded states would go stale here."""
+        for borrower_id in [k for k, s in self._hot.items() if s.partition == partition]:
+            del self._hot[borrower_id]
+
+    @property
+    def decoded(self) -> int:
+        return len(self._hot)
+
+    async def send(self, producer: Any, states: dict[str, BorrowerState]) -> list[Awaitable[Any]]:
+        """One changelog record per borrower, on the partition its events come from; returns
+        the broker's acknowledgements to wait for. Called with every state changed since the
+        last call, so afterwards any decoded state may be let go.
+
+        Straight to the producer: Faust's ``Topic.send`` costs about as much again per record
+        in its own bookkeeping.
+        """
+        topic = self.table.changelog_topic.get_topic_name()
+        send = producer.send
+        data = self.table.data
+        acks = []
+        for borrower_id, state in states.items():
+            record = data[borrower_id] = state.to_bytes()
+            acks.append(
+                await send(topic, borrower_id.encode(), record, state.partition, None, None)
+            )
+        hot = self._hot
+        while len(hot) > self.hot_states:
+            hot.popitem(last=False)
+        return acks
+
+
+class ModelCheckpoints:
+    """Per-partition detector models, checkpointed with the input offsets they reflect.
+
+    Models (River estimators) live in the detectors, one per partition, and learn only when a
+    timer fires or a day closes (the engine reports which partitions). Their snapshots are
+    written in the same batch as the state, before its offsets are committed, to a changelogged
+    table keyed ``detector:partition`` on that partition; whichever worker owns the partition
+    next recovers them with it and restores them before its first batch, so state, models and
+    committed offsets agree after a crash. A snapshot equal to the last one written is not
+    written again. Snapshots are pickles: the table is written by lendwatch workers only.
+    """
+
+    def __init__(self, table: TableT[str, bytes], engine: Engine) -> None:
+        self.table = table
+        self.engine = engine
+        self.offsets: dict[int, dict[str, int]] = {}
+        self._restored: set[int] = set()
+        self._written: dict[tuple[str, int], bytes] = {}
+
+    def note(self, partition: int, topic: str, offset: int) -> None:
+        """The latest input offset a partition's models have seen."""
+        seen = self.offsets.setdefault(partition, {})
+        if offset > seen.get(topic, -1):
+            seen[topic] = offset
+
+    def restore(self, partitions: Iterable[int]) -> None:
+        for partition in set(partitions) - self._restored:
+            self._restored.add(partition)
+            for key, value in list(self.table.data.items()):
+                detector, _, owner = key.rpartition(":")
+                if owner != str(partition):
+                    continue
+                if detector == CLOCK_KEY:
+                    position = orjson.loads(value)
+                    self.engine.clock.resume(partition, position)
+                    log.info("resumed event time of partition %d at %s", partition, position)
+                    continue
+                checkpoint = orjson.loads(value)
+                snapshot = base64.b64decode(checkpoint["snapshot"])
+                self.engine.restore(detector, partition, snapshot)
+                self._written[(detector, partition)] = snapshot
+                self.engine.resume(detector, partition, checkpoint.get("progress", {}))
+                self.offsets[partition] = dict(checkpoint["offsets"])
+                log.info(
+                    "restored %s model of partition %d, reflecting offsets %s",
+                    detector,
+                    partition,
+                    checkpoint["offsets"],
+                )
+
+    def forget(self, partition: int) -> None:
+        self._restored.discard(partition)
+        for key in [key for key in self._written if key[1] == partition]:
+            del self._written[key]
+
+    async def send_clocks(self, partitions: Iterable[int]) -> list[Awaitable[Any]]:
+        """Write how far each stream of ``partitions`` has come, after the states: a
+        restarted worker's clock then starts no later than its states (see
+        :meth:`EventTimeClock.resume`). Returns the acknowledgements to wait for."""
+        acks = []
+        for partition in sorted(partitions):
+            position = self.engine.clock.position(partition)
+            if position is None:
+                continue
+            key = f"{CLOCK_KEY}:{partition}"
+            value = orjson.dumps(position)
+            acks.append(
+                await self.table.changelog_topic.send(
+                    key=key,
+                    value=value,
+                    partition=partition,
+                    key_serializer="raw",
+                    value_serializer="raw",
+                )
+            )
+            self.table.data[key] = value
+        return acks
+
+    async def save(self, result: BatchResult) -> int:
+        """Write the models of ``partitions`` that changed since they were last written, and
+        wait for the broker's acknowledgement: the states that follow must never be ahead of
+        the models (see :meth:`Engine.resume`)."""
+        acks = []
+        for partition in sorted(result.learned):
+            for detector in self.engine.detectors:
+                snapshot = detector.snapshot(partition)
+                key = (detector.name, partition)
+                if snapshot is None or self._written.get(key) == snapshot:
+                    continue
+                value = orjson.dumps(
+                    {
+                        "detector": detector.name,
+                        "partition": partition,
+                        "offsets": self.offsets.get(partition, {}),
+                        "progress": self.engine.progress(partition, result),
+                        "saved_at": datetime.now(UTC),
+                        "snapshot": base64.b64encode(snapshot).decode("ascii"),
+                    }
+                )
+                sending = await self.table.changelog_topic.send(
+                    key=f"{detector.name}:{partition}",
+                    value=value,
+                    partition=partition,
+                    key_serializer="raw",
+                    value_serializer="raw",
+                )
+                acks.append(sending)
+                self.table.data[f"{detector.name}:{partition}"] = value
+                self._written[key] = snapshot
+        await asyncio.gather(*acks)
+        return len(acks)
+
+
+def changelogged_table(app: faust.App, settings: Settings, name: str, value_serializer: str) -> Any:
+    """A changelogged in-memory table keyed by a plain string, with our value codec.
+
+    Faust derives a table's codecs from its key and value *types*, JSON for anything that is
+    not a Record, and decodes recovery through the changelog topic it made with them; so the
+    changelog topic is made here, with the codecs the writes use.
+    """
+    changelog = app.topic(
+        f"{settings.app_id}-{name}-changelog",
+        key_type=str,
+        key_serializer="raw",
+        value_serializer=value_serializer,
+        partitions=settings.partitions,
+        compacting=True,
+        acks=False,
+        internal=True,
+        maxsize=131_072,
+        allow_empty=True,
+    )
+    table = cast(
+        faust.Table[str, Any],
+        app.Table(
+            name,
+            default=None,
+            partitions=settings.partitions,
+            key_type=str,
+            changelog_topic=changelog,
+        ),
+    )
+    table.key_serializer = "raw"
+    table.value_serializer = value_serializer
+    return table
