@@ -132,6 +132,11 @@ class Detector:
     #: Fields of :class:`BorrowerState` the detector writes besides its slot (the login
     #: history, the installments): a shadow of it gets its own copy of these.
     writes: tuple[str, ...] = ()
+    #: Its section of :class:`~detectors.thresholds.Thresholds` (``takeover``: the tunables
+    #: ``takeover.*``) and the frozen dataclass of those tunables, declared beside it: a
+    #: registered detector is built from that section (``detectors.registry``).
+    section: str = ""
+    thresholds_type: type[Any] | None = None
 
     def lookups(self, event: InputRecord, state: BorrowerState) -> Lookups | None:
         """Index writes and reads this event needs; answered in one round trip per batch."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import zlib
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -12,11 +13,22 @@ import orjson
 from detectors.base import ABNORMAL_BEHAVIOUR, Detector, Finding, Output
 from detectors.index import Found, Lookups, Read, Write
 from detectors.state import SECONDS_PER_DAY, BorrowerState
-from detectors.thresholds import DeviceRingThresholds
+from detectors.tunables import tunable
 from topics.records import Login, Reason
 from topics.validate import InputRecord
 
-__all__ = ["DeviceRingDetector", "crowded"]
+__all__ = ["DeviceRingDetector", "DeviceRingThresholds", "crowded"]
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceRingThresholds:
+    #: The borrowers must all have used the device within a span of this many days.
+    window_days: float = tunable(
+        30.0, 1.0, 365.0, "days within which the borrowers used the device"
+    )
+    #: This many distinct borrowers on one device within the span is a ring (count).
+    min_borrowers: int = tunable(3, 2, 1000, "distinct borrowers on one device that make a ring")
+
 
 DAY = 86_400.0
 #: Actions that show who holds a device: a successful login, a loan application.
@@ -79,6 +91,8 @@ class DeviceRingDetector(Detector):
     name = "device_ring"
     category = ABNORMAL_BEHAVIOUR
     version = "1"
+    section = "device_ring"
+    thresholds_type = DeviceRingThresholds
 
     def __init__(self, thresholds: DeviceRingThresholds) -> None:
         self.thresholds = thresholds

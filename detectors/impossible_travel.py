@@ -4,16 +4,35 @@ from __future__ import annotations
 
 import math
 import zlib
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from detectors.base import ABNORMAL_BEHAVIOUR, Detector, Output
 from detectors.index import Found
 from detectors.state import BorrowerState
-from detectors.thresholds import ImpossibleTravelThresholds
+from detectors.tunables import tunable
 from topics.records import Login, Reason
 
-__all__ = ["ImpossibleTravelDetector", "haversine_km"]
+__all__ = ["ImpossibleTravelDetector", "ImpossibleTravelThresholds", "haversine_km"]
+
+
+@dataclass(frozen=True, slots=True)
+class ImpossibleTravelThresholds:
+    #: Faster than this between two logins (km/h) is impossible; an airliner does ~900.
+    max_speed_kmh: float = tunable(
+        1000.0, 100.0, 20000.0, "speed between two logins above which travel is impossible"
+    )
+    #: Closer than this (km) is never flagged: geolocation of one city varies this much.
+    min_distance_km: float = tunable(
+        500.0, 0.0, 20000.0, "jumps shorter than this are never flagged"
+    )
+    #: A flagged jump's way back, to within min_distance_km of where it started, is part of
+    #: the same episode for this many hours.
+    return_hours: float = tunable(
+        24.0, 0.0, 720.0, "hours in which the way back is part of the same episode"
+    )
+
 
 EARTH_RADIUS_KM = 6371.0
 HOUR = 3600.0
@@ -52,6 +71,8 @@ class ImpossibleTravelDetector(Detector):
     name = "impossible_travel"
     category = ABNORMAL_BEHAVIOUR
     version = "1"
+    section = "impossible_travel"
+    thresholds_type = ImpossibleTravelThresholds
 
     def __init__(self, thresholds: ImpossibleTravelThresholds) -> None:
         self.thresholds = thresholds

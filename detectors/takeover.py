@@ -3,15 +3,41 @@
 from __future__ import annotations
 
 import zlib
+from dataclasses import dataclass
 from typing import Any
 
 from detectors.base import ABNORMAL_BEHAVIOUR, Detector, Finding, Output
 from detectors.index import Found
 from detectors.state import SECONDS_PER_DAY, BorrowerState
-from detectors.thresholds import TakeoverThresholds
+from detectors.tunables import tunable
 from topics.records import Login, Reason
 
-__all__ = ["AccountTakeoverDetector"]
+__all__ = ["AccountTakeoverDetector", "TakeoverThresholds"]
+
+
+@dataclass(frozen=True, slots=True)
+class TakeoverThresholds:
+    #: Failed logins counted within this many minutes before a success.
+    failure_window_minutes: float = tunable(
+        30.0, 1, 1440, "minutes before a success in which failed logins count"
+    )
+    #: This many failures, then a success from an unseen device, is a takeover.
+    min_failures: int = tunable(
+        5, 1, 100, "failures before a success from an unseen device that make a takeover"
+    )
+    #: Devices unused for this many days are forgotten.
+    device_memory_days: int = tunable(90, 1, 730, "days after which an unused device is forgotten")
+    #: A payout-account change or drawdown from a flagged login's device or IP within this
+    #: many hours of it escalates the takeover.
+    followup_hours: float = tunable(
+        24.0, 1, 720, "hours after a flagged login in which a payout change or drawdown escalates"
+    )
+    #: Failures in the window before a success from a known device id replayed from an unseen
+    #: IP, city or app (fewer than min_failures: the other signs are strong, typos are 1–3).
+    min_failures_known_device: int = tunable(
+        4, 1, 100, "failures before a known device id replayed from an unseen IP, city or app"
+    )
+
 
 MAX_REMEMBERED_FAILURES = 64
 #: Cities and app families (user agents without version numbers) a borrower logged in from.
@@ -96,6 +122,8 @@ class AccountTakeoverDetector(Detector):
     category = ABNORMAL_BEHAVIOUR
     version = "2"
     writes = ("logins",)
+    section = "takeover"
+    thresholds_type = TakeoverThresholds
 
     def __init__(self, thresholds: TakeoverThresholds) -> None:
         self.thresholds = thresholds

@@ -9,9 +9,8 @@ import orjson
 
 from detectors.base import Finding
 from detectors.engine import Input
-from detectors.flow_anomaly import FlowAnomalyDetector
+from detectors.flow_anomaly import FlowAnomalyDetector, FlowAnomalyThresholds
 from detectors.state import BorrowerState, day_of
-from detectors.thresholds import FlowAnomalyThresholds
 from tests.detectors.factories import transaction
 from topics.names import Source
 from topics.records import Transaction

@@ -12,8 +12,8 @@ from detectors.base import ABNORMAL_BEHAVIOUR, Finding, alert_id
 from detectors.engine import Engine, Input, MemoryStateStore
 from detectors.index import MemoryCrossIndex
 from detectors.state import BorrowerState, day_of
-from detectors.takeover import AccountTakeoverDetector
-from detectors.thresholds import TakeoverThresholds, Thresholds
+from detectors.takeover import AccountTakeoverDetector, TakeoverThresholds
+from detectors.thresholds import Thresholds
 from tests.detectors.factories import at, login
 from topics.names import Source
 from topics.records import Geo, Login

@@ -10,6 +10,7 @@ from detectors.registry import build_detectors
 from detectors.thresholds import (
     CONSTRAINTS,
     DEFAULT_VERSION,
+    SECTIONS,
     TUNABLES,
     InvalidThreshold,
     Thresholds,
@@ -20,10 +21,9 @@ from detectors.thresholds import (
 def test_every_field_of_every_section_is_a_declared_tunable() -> None:
     defaults = Thresholds()
     fields = {
-        f"{section.name}.{f.name}"
-        for section in dataclasses.fields(Thresholds)
-        if section.name != "version"
-        for f in dataclasses.fields(getattr(defaults, section.name))
+        f"{section}.{f.name}"
+        for section in SECTIONS
+        for f in dataclasses.fields(getattr(defaults, section))
     }
     assert set(TUNABLES) == fields
     assert len(TUNABLES) == 78
@@ -37,7 +37,7 @@ def test_every_field_of_every_section_is_a_declared_tunable() -> None:
 
 def test_every_detector_reads_its_section() -> None:
     defaults = Thresholds()
-    sections = {getattr(defaults, name) for name in (f.name for f in dataclasses.fields(defaults))}
+    sections = {getattr(defaults, name) for name in SECTIONS}
     for detector in build_detectors(defaults):
         assert detector.thresholds in sections, detector.name  # type: ignore[attr-defined]
 
