@@ -5,14 +5,20 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 from detectors.base import FALSIFIED_FLOW, Detector, Finding, Output
 from detectors.graph import Cycle, Edge, Neighbourhood, find_cycles
 from detectors.index import Found, Lookups, Read, Write
+from detectors.scenarios import at, inputs, transaction
 from detectors.state import BorrowerState, day_of
 from detectors.tunables import tunable
+from topics.names import Source
 from topics.records import Reason, Transaction
 from topics.validate import InputRecord
+
+if TYPE_CHECKING:
+    from detectors.engine import Input
 
 __all__ = ["CircularFlowDetector", "CircularFlowThresholds"]
 
@@ -56,6 +62,20 @@ class CircularFlowDetector(Detector):
     version = "1"
     section = "circular_flow"
     thresholds_type = CircularFlowThresholds
+
+    @classmethod
+    def contract_events(cls) -> list[Input]:
+        """A ring a → b → c → a reported by A, B and b-1 (who owns c), and a small payment
+        of b-1's between the hops."""
+        return inputs(
+            Source.TRANSACTIONS,
+            [
+                transaction("A-1", "A", "a", "b", "100000", at()),
+                transaction("B-1", "B", "b", "c", "99000", at(hours=2)),
+                transaction("tx-small", "b-1", "c", "shop", "120.50", at(hours=3)),
+                transaction("tx-close", "b-1", "c", "a", "98500", at(hours=5)),
+            ],
+        )
 
     def __init__(self, thresholds: CircularFlowThresholds) -> None:
         self.thresholds = thresholds

@@ -6,17 +6,22 @@ import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
 from detectors.base import ABNORMAL_BEHAVIOUR, Detector, Finding, Output
 from detectors.device_ring import crowded
 from detectors.index import Found, Lookups, Read, Write
+from detectors.scenarios import at, inputs, login
 from detectors.state import SECONDS_PER_DAY, BorrowerState
 from detectors.tunables import tunable
+from topics.names import Source
 from topics.records import Login, Reason
 from topics.validate import InputRecord
+
+if TYPE_CHECKING:
+    from detectors.engine import Input
 
 __all__ = ["CredentialStuffingDetector", "CredentialStuffingThresholds"]
 
@@ -80,6 +85,24 @@ class CredentialStuffingDetector(Detector):
     version = "1"
     section = "credential_stuffing"
     thresholds_type = CredentialStuffingThresholds
+
+    @classmethod
+    def contract_events(cls) -> list[Input]:
+        """Nine borrowers who each fail once from one address on a bot phone within 45 minutes."""
+        return inputs(
+            Source.LOGINS,
+            [
+                login(
+                    f"cs-try-{i}",
+                    at(days=3, minutes=5 * i),
+                    device="cs-bot",
+                    ip="198.51.100.77",
+                    success=False,
+                    borrower_id=f"cs-{i}",
+                )
+                for i in range(1, 10)
+            ],
+        )
 
     def __init__(self, thresholds: CredentialStuffingThresholds) -> None:
         self.thresholds = thresholds

@@ -7,7 +7,7 @@ import pickle
 from bisect import bisect_left, bisect_right, insort
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta, timezone
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from river import compose, linear_model, optim, preprocessing
 from river.optim import losses
@@ -15,6 +15,7 @@ from river.optim import losses
 from detectors.base import DELINQUENCY_RISK, Detector, Output, severity_for
 from detectors.clock import Timer
 from detectors.index import Found
+from detectors.scenarios import T0, inputs, payment, scheduled
 from detectors.state import (
     SECONDS_PER_DAY,
     BorrowerState,
@@ -24,7 +25,11 @@ from detectors.state import (
     installment_key,
 )
 from detectors.tunables import Rules, tunable
+from topics.names import Source
 from topics.records import Login, Reason, Repayment
+
+if TYPE_CHECKING:
+    from detectors.engine import Input
 
 __all__ = ["DelinquencyDetector", "DelinquencyThresholds", "FEATURES", "risk_view"]
 
@@ -245,6 +250,23 @@ class DelinquencyDetector(Detector):
     writes = ("installments",)
     section = "delinquency"
     thresholds_type = DelinquencyThresholds
+
+    @classmethod
+    def contract_events(cls) -> list[Input]:
+        """b-1's installments due on 10 April: a large one missed, a small one paid then
+        reversed (the contract test gives b-1 an inflow history that collapses in March)."""
+        due = date(2024, 4, 10)
+        day_before, day_after = datetime(2024, 4, 9, tzinfo=UTC), datetime(2024, 4, 11, tzinfo=UTC)
+        return inputs(
+            Source.REPAYMENTS,
+            [
+                scheduled("rp-s1", T0, due, "70000"),
+                scheduled("rp-s2", T0, due, "3000", installment=2),
+                payment("rp-p1", day_before, "3000", installment=2),
+                payment("rp-p2", day_before, "100"),
+                payment("rp-r1", day_after, "3000", kind="reversal", installment=2),
+            ],
+        )
 
     def __init__(self, thresholds: DelinquencyThresholds) -> None:
         self.thresholds = thresholds

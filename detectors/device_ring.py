@@ -6,16 +6,21 @@ import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
 from detectors.base import ABNORMAL_BEHAVIOUR, Detector, Finding, Output
 from detectors.index import Found, Lookups, Read, Write
+from detectors.scenarios import at, inputs, login
 from detectors.state import SECONDS_PER_DAY, BorrowerState
 from detectors.tunables import tunable
+from topics.names import Source
 from topics.records import Login, Reason
 from topics.validate import InputRecord
+
+if TYPE_CHECKING:
+    from detectors.engine import Input
 
 __all__ = ["DeviceRingDetector", "DeviceRingThresholds", "crowded"]
 
@@ -93,6 +98,25 @@ class DeviceRingDetector(Detector):
     version = "1"
     section = "device_ring"
     thresholds_type = DeviceRingThresholds
+
+    @classmethod
+    def contract_events(cls) -> list[Input]:
+        """Three borrowers logging in and applying for loans from one tablet over two days."""
+        return inputs(
+            Source.LOGINS,
+            [
+                login(
+                    f"{borrower}-{step}",
+                    at(days=day, minutes=minutes),
+                    device="dr-tablet",
+                    ip="10.0.0.9",
+                    action=action,
+                    borrower_id=borrower,
+                )
+                for borrower, day in (("dr-1", 4.0), ("dr-2", 4.5), ("dr-3", 5.0))
+                for step, minutes, action in (("in", 0, "login"), ("apply", 8, "loan_application"))
+            ],
+        )
 
     def __init__(self, thresholds: DeviceRingThresholds) -> None:
         self.thresholds = thresholds

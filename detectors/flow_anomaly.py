@@ -8,16 +8,21 @@ import statistics
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from typing import Any, ClassVar
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from river import anomaly
 
 from detectors.base import FALSIFIED_FLOW, Detector, Finding, Output
 from detectors.index import Found
+from detectors.scenarios import inputs, transaction
 from detectors.state import SECONDS_PER_DAY, BorrowerState
 from detectors.tunables import Rules, tunable
+from topics.names import Source
 from topics.records import Reason, Transaction
+
+if TYPE_CHECKING:
+    from detectors.engine import Input
 
 __all__ = ["FlowAnomalyDetector", "FlowAnomalyThresholds"]
 
@@ -97,6 +102,33 @@ class FlowAnomalyDetector(Detector):
     version = "1"
     section = "flow_anomaly"
     thresholds_type = FlowAnomalyThresholds
+
+    @classmethod
+    def contract_events(cls) -> list[Input]:
+        """Twenty retail borrowers over 45 days (the model needs a full window of 250
+        borrower-days before it scores); fa-0's inflows jump sevenfold for the last nine."""
+        base = datetime(2024, 3, 2, 3, 0, tzinfo=UTC)
+        return inputs(
+            Source.TRANSACTIONS,
+            [
+                transaction(
+                    f"fa-{i}-{day}",
+                    f"fa-{i}",
+                    f"acc-fa-{i}",
+                    f"cust-{day}-{i}",
+                    "{:.2f}".format(
+                        5_000.0
+                        + 100 * ((day * 7 + i * 3) % 11)
+                        + (40_000.0 if i == 0 and day >= 36 else 0.0)
+                    ),
+                    base + timedelta(days=day),
+                    "in",
+                    sector="retail",
+                )
+                for day in range(45)
+                for i in range(20)
+            ],
+        )
 
     def __init__(self, thresholds: FlowAnomalyThresholds) -> None:
         self.thresholds = thresholds

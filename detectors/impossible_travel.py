@@ -6,13 +6,18 @@ import math
 import zlib
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from detectors.base import ABNORMAL_BEHAVIOUR, Detector, Output
 from detectors.index import Found
+from detectors.scenarios import at, geo, inputs, login
 from detectors.state import BorrowerState
 from detectors.tunables import tunable
+from topics.names import Source
 from topics.records import Login, Reason
+
+if TYPE_CHECKING:
+    from detectors.engine import Input
 
 __all__ = ["ImpossibleTravelDetector", "ImpossibleTravelThresholds", "haversine_km"]
 
@@ -73,6 +78,34 @@ class ImpossibleTravelDetector(Detector):
     version = "1"
     section = "impossible_travel"
     thresholds_type = ImpossibleTravelThresholds
+
+    @classmethod
+    def contract_events(cls) -> list[Input]:
+        """A borrower at home in Shanghai, then in Shenzhen 25 minutes later on another phone."""
+        app = "LendApp/5.3.0 (iPhone; iOS 17.4)"
+        return inputs(
+            Source.LOGINS,
+            [
+                login(
+                    "it-home",
+                    at(days=2),
+                    device="phone-1",
+                    ip="10.0.0.1",
+                    borrower_id="it-1",
+                    geo=geo("Shanghai"),
+                    user_agent=app,
+                ),
+                login(
+                    "it-far",
+                    at(days=2, minutes=25),
+                    device="it-x",
+                    ip="10.0.0.1",
+                    borrower_id="it-1",
+                    geo=geo("Shenzhen"),
+                    user_agent=app,
+                ),
+            ],
+        )
 
     def __init__(self, thresholds: ImpossibleTravelThresholds) -> None:
         self.thresholds = thresholds

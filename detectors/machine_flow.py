@@ -6,13 +6,18 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from detectors.base import FALSIFIED_FLOW, Detector, Output
 from detectors.index import Found
+from detectors.scenarios import at, inputs, transaction
 from detectors.state import BorrowerState
 from detectors.tunables import tunable
+from topics.names import Source
 from topics.records import Reason, Transaction
+
+if TYPE_CHECKING:
+    from detectors.engine import Input
 
 __all__ = ["BENFORD", "MachineFlowDetector", "MachineFlowThresholds"]
 
@@ -236,6 +241,25 @@ class MachineFlowDetector(Detector):
     version = "2"
     section = "machine_flow"
     thresholds_type = MachineFlowThresholds
+
+    @classmethod
+    def contract_events(cls) -> list[Input]:
+        """45 round sums from three payers in turn, one every three hours, from 2 March."""
+        return inputs(
+            Source.TRANSACTIONS,
+            [
+                transaction(
+                    f"m-{i}",
+                    "m-1",
+                    "ma-1",
+                    f"m-src-{i % 3}",
+                    ("20000", "30000", "50000")[i % 3],
+                    at(days=1, hours=3 * i),
+                    "in",
+                )
+                for i in range(45)
+            ],
+        )
 
     def __init__(self, thresholds: MachineFlowThresholds) -> None:
         self.thresholds = thresholds

@@ -7,14 +7,19 @@ import hashlib
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from detectors.base import FALSIFIED_FLOW, Detector, Finding, Output
 from detectors.clock import Timer
 from detectors.index import Found
+from detectors.scenarios import at, inputs, login, transaction
 from detectors.state import INFLOW_HISTORY_DAYS, SECONDS_PER_DAY, BorrowerState, day_of
 from detectors.tunables import Rules, tunable
+from topics.names import Source
 from topics.records import Login, Reason, Transaction
+
+if TYPE_CHECKING:
+    from detectors.engine import Input
 
 __all__ = ["RevenueInflationDetector", "RevenueInflationThresholds"]
 
@@ -188,6 +193,34 @@ class RevenueInflationDetector(Detector):
     version = "2"
     section = "revenue_inflation"
     thresholds_type = RevenueInflationThresholds
+
+    @classmethod
+    def contract_events(cls) -> list[Input]:
+        """A small weekly inflow since December, three new payers in February, an
+        application on 3 March, and nothing from those payers in the week after it."""
+        weekly = [
+            transaction(f"r-w{d}", "r-1", "ra-1", "r-shop", "7000", at(days=d, hours=1), "in")
+            for d in range(-80, 2, 7)
+        ]
+        new_payers = [
+            transaction(
+                f"r-{name}-{d}", "r-1", "ra-1", f"r-{name}", "30000", at(days=d, hours=3), "in"
+            )
+            for name in ("p1", "p2", "p3")
+            for d in (-20, -10)
+        ]
+        application = login(
+            "r-app",
+            at(days=2),
+            device="r-phone",
+            ip="10.9.0.1",
+            action="loan_application",
+            borrower_id="r-1",
+        )
+        return [
+            *inputs(Source.TRANSACTIONS, [*weekly, *new_payers]),
+            *inputs(Source.LOGINS, [application]),
+        ]
 
     def __init__(self, thresholds: RevenueInflationThresholds) -> None:
         self.thresholds = thresholds

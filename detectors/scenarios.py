@@ -1,14 +1,46 @@
-"""Small builders of contract records (aware datetimes only) for contract scenarios and tests."""
+"""Small builders of contract records (aware datetimes only) for contract scenarios and tests.
+
+Each detector builds its events for the shared contract test with these
+(:meth:`~detectors.base.Detector.contract_events`), as River's estimators supply
+``_unit_test_params``.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
+from typing import TYPE_CHECKING
 
+from topics.names import Source
 from topics.records import Geo, Login, Repayment, Transaction
+from topics.validate import InputRecord
+
+if TYPE_CHECKING:
+    from detectors.engine import Input
+
+__all__ = [
+    "CITIES",
+    "T0",
+    "at",
+    "geo",
+    "inputs",
+    "login",
+    "payment",
+    "scheduled",
+    "transaction",
+]
 
 #: A Friday morning in UTC; every scenario is placed relative to it.
 T0 = datetime(2024, 3, 1, 9, 0, tzinfo=UTC)
+
+
+#: Where a scenario's logins come from: latitude and longitude of a few city centres.
+CITIES = {
+    "Shanghai": (31.2304, 121.4737),
+    "Beijing": (39.9042, 116.4074),
+    "Shenzhen": (22.5431, 114.0579),
+}
 
 
 def at(*, days: float = 0, hours: float = 0, minutes: float = 0, seconds: float = 0) -> datetime:
@@ -23,6 +55,8 @@ def transaction(
     amount: float | str | Decimal,
     ts: datetime,
     direction: str = "out",
+    *,
+    sector: str | None = None,
 ) -> Transaction:
     return Transaction(
         event_id=event_id,
@@ -32,6 +66,7 @@ def transaction(
         counterparty_id=counterparty_id,
         direction=direction,
         amount=Decimal(str(amount)),
+        sector=sector,
     )
 
 
@@ -103,3 +138,18 @@ def payment(
         kind=kind,
         amount=Decimal(amount),
     )
+
+
+def geo(city: str) -> Geo:
+    """The centre of one of :data:`CITIES`, as a platform geolocates a login there."""
+    lat, lon = CITIES[city]
+    return Geo(lat=lat, lon=lon, city=city)
+
+
+def inputs(source: Source, records: Iterable[InputRecord], partition: int = 0) -> list[Input]:
+    """``records`` of one stream as engine inputs of ``partition``, in the order given."""
+    # Imported here: the engine imports the registry, which imports every detector module,
+    # and those import this one.
+    from detectors.engine import Input
+
+    return [Input(partition, source, record) for record in records]

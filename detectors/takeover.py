@@ -4,13 +4,18 @@ from __future__ import annotations
 
 import zlib
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from detectors.base import ABNORMAL_BEHAVIOUR, Detector, Finding, Output
 from detectors.index import Found
+from detectors.scenarios import at, geo, inputs, login
 from detectors.state import SECONDS_PER_DAY, BorrowerState
 from detectors.tunables import tunable
+from topics.names import Source
 from topics.records import Login, Reason
+
+if TYPE_CHECKING:
+    from detectors.engine import Input
 
 __all__ = ["AccountTakeoverDetector", "TakeoverThresholds"]
 
@@ -124,6 +129,57 @@ class AccountTakeoverDetector(Detector):
     writes = ("logins",)
     section = "takeover"
     thresholds_type = TakeoverThresholds
+
+    @classmethod
+    def contract_events(cls) -> list[Input]:
+        """b-1's failures, then a success from an unseen device; and at-1's phone id replayed
+        from another city by a script, then used to change the payout account and draw down."""
+
+        def from_beijing(
+            event_id: str, minutes: float, *, success: bool = True, **details: str
+        ) -> Login:
+            return login(
+                event_id,
+                at(days=1, minutes=minutes),
+                device="at-phone",
+                ip="198.51.100.23",
+                success=success,
+                borrower_id="at-1",
+                geo=geo("Beijing"),
+                user_agent="okhttp/4.9.3",
+                **details,
+            )
+
+        return inputs(
+            Source.LOGINS,
+            [
+                login("lg-home", at(days=-3), device="phone-1", ip="10.0.0.1"),
+                *[
+                    login(
+                        f"lg-fail-{i}",
+                        at(hours=6, minutes=i),
+                        device="dev-x",
+                        ip="203.0.113.9",
+                        success=False,
+                    )
+                    for i in range(6)
+                ],
+                login("lg-win", at(hours=6, minutes=8), device="dev-x", ip="203.0.113.9"),
+                login(
+                    "at-home-1",
+                    at(days=-2, hours=1),
+                    device="at-phone",
+                    ip="10.9.9.9",
+                    borrower_id="at-1",
+                    geo=geo("Shanghai"),
+                    user_agent="LendApp/5.2.4 (iPhone; iOS 17.4)",
+                ),
+                *[from_beijing(f"at-fail-{i}", i, success=False) for i in range(5)],
+                from_beijing("at-win", 6),
+                from_beijing("at-payout", 20, action="payout_account_change"),
+                from_beijing("at-drawdown", 35, action="drawdown", amount="180000"),
+            ],
+        )
 
     def __init__(self, thresholds: TakeoverThresholds) -> None:
         self.thresholds = thresholds

@@ -4,13 +4,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from detectors.base import FALSIFIED_FLOW, Detector, Finding, Output
 from detectors.index import Found
+from detectors.scenarios import at, inputs, transaction
 from detectors.state import SECONDS_PER_DAY, BorrowerState, day_of
 from detectors.tunables import tunable
+from topics.names import Source
 from topics.records import Reason, Transaction
+
+if TYPE_CHECKING:
+    from detectors.engine import Input
 
 __all__ = ["WashTradingDetector", "WashTradingThresholds"]
 
@@ -88,6 +93,26 @@ class WashTradingDetector(Detector):
     version = "1"
     section = "wash_trading"
     thresholds_type = WashTradingThresholds
+
+    @classmethod
+    def contract_events(cls) -> list[Input]:
+        """Nearly the same sum in from one counterparty and back out to it the same day, on
+        three days of one week."""
+        return inputs(
+            Source.TRANSACTIONS,
+            [
+                leg
+                for day in (1, 3, 6)
+                for leg in (
+                    transaction(
+                        f"w-in-{day}", "w-1", "wa-1", "wx", "40000", at(days=day, hours=2), "in"
+                    ),
+                    transaction(
+                        f"w-out-{day}", "w-1", "wa-1", "wx", "39900", at(days=day, hours=9), "out"
+                    ),
+                )
+            ],
+        )
 
     def __init__(self, thresholds: WashTradingThresholds) -> None:
         self.thresholds = thresholds
