@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import copy
 import dataclasses
+import pickle
 
 import pytest
 
@@ -115,3 +117,23 @@ def test_values_print_as_a_team_types_them() -> None:
         "48.0",
         "10,7,5,3",
     ]
+
+
+def test_thresholds_are_an_immutable_value() -> None:
+    changed = Thresholds().with_changes({"takeover.min_failures": 7}, "v1")
+    same = Thresholds.from_values(changed.values(), "v1")
+
+    assert changed == same and hash(changed) == hash(same)
+    assert changed != Thresholds() and changed != changed.with_changes({}, "v2")
+    assert pickle.loads(pickle.dumps(changed)) == changed == copy.deepcopy(changed)
+    assert repr(Thresholds()).startswith(
+        "Thresholds(version='v0', circular_flow=CircularFlowThresholds(window_hours=48.0, "
+    )
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        changed.version = "v9"
+    with pytest.raises(TypeError, match="no section 'nosuch'"):
+        Thresholds(nosuch=1)
+    with pytest.raises(AttributeError):
+        _ = changed.nosuch
+    with pytest.raises(KeyError):
+        changed.section("nosuch")
