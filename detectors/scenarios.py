@@ -1,9 +1,4 @@
-"""Small builders of contract records (aware datetimes only) for contract scenarios and tests.
-
-Each detector builds its events for the shared contract test with these
-(:meth:`~detectors.base.Detector.contract_events`), as River's estimators supply
-``_unit_test_params``.
-"""
+"""Small builders of contract records (aware datetimes only) for contract scenarios and tests."""
 
 from __future__ import annotations
 

@@ -1,10 +1,4 @@
-"""How a detector declares its tunables: defaults, ranges, meanings, parsing and checks.
-
-A detector's thresholds are a frozen dataclass beside it whose every field is declared with
-:func:`tunable`; :func:`declare` turns such a dataclass into the :class:`Tunable` entries the
-command line and the console show, and :data:`Rules` types the rules across its tunables.
-:mod:`detectors.thresholds` gathers every detector's section from the registry.
-"""
+"""Declaring a tunable (default, range, meaning), and parsing, checking and showing its values."""
 
 from __future__ import annotations
 
