@@ -6,13 +6,16 @@ import hashlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from detectors.clock import Timer
 from detectors.index import Found, Lookups
 from detectors.state import BorrowerState
 from topics.records import Alert, Login, Reason, Repayment, Transaction
 from topics.validate import InputRecord
+
+if TYPE_CHECKING:
+    from detectors.engine import Input
 
 __all__ = [
     "ABNORMAL_BEHAVIOUR",
@@ -132,6 +135,18 @@ class Detector:
     #: Fields of :class:`BorrowerState` the detector writes besides its slot (the login
     #: history, the installments): a shadow of it gets its own copy of these.
     writes: tuple[str, ...] = ()
+    #: Its section of :class:`~detectors.thresholds.Thresholds` (``takeover``: the tunables
+    #: ``takeover.*``) and the frozen dataclass of those tunables, declared beside it: a
+    #: registered detector is built from that section (``detectors.registry``).
+    section: str = ""
+    thresholds_type: type[Any] | None = None
+
+    @classmethod
+    def contract_events(cls) -> list[Input]:
+        """Events that give this detector something to find in the shared contract test
+        (``tests/detectors/test_detector_contract.py``), which runs every registered detector
+        over all of them, sorted by time: as River's estimators supply ``_unit_test_params``."""
+        return []
 
     def lookups(self, event: InputRecord, state: BorrowerState) -> Lookups | None:
         """Index writes and reads this event needs; answered in one round trip per batch."""

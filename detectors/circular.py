@@ -3,17 +3,42 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 from detectors.base import FALSIFIED_FLOW, Detector, Finding, Output
 from detectors.graph import Cycle, Edge, Neighbourhood, find_cycles
 from detectors.index import Found, Lookups, Read, Write
+from detectors.scenarios import at, inputs, transaction
 from detectors.state import BorrowerState, day_of
-from detectors.thresholds import CircularFlowThresholds
+from detectors.tunables import tunable
+from topics.names import Source
 from topics.records import Reason, Transaction
 from topics.validate import InputRecord
 
-__all__ = ["CircularFlowDetector"]
+if TYPE_CHECKING:
+    from detectors.engine import Input
+
+__all__ = ["CircularFlowDetector", "CircularFlowThresholds"]
+
+
+@dataclass(frozen=True, slots=True)
+class CircularFlowThresholds:
+    #: A cycle's hops must all fall within this many hours.
+    window_hours: float = tunable(48.0, 1, 720, "hours within which all hops of a cycle must fall")
+    #: Each hop may be smaller than the one before by at most this share (fees, skimming).
+    max_fee_ratio: float = tunable(
+        0.05, 0, 0.5, "share by which a hop may be smaller than the one before"
+    )
+    #: Cycles whose first hop moves less than this (major units) are ignored.
+    min_amount: float = tunable(
+        5000.0, 0, 10000000, "smallest first hop of a cycle that counts (major units)"
+    )
+    #: Edges kept per account in the cross-borrower index (bounds memory on hub accounts).
+    max_edges_per_account: int = tunable(
+        200, 10, 10000, "edges kept per account in the cross-borrower index"
+    )
 
 
 class CircularFlowDetector(Detector):
@@ -35,6 +60,22 @@ class CircularFlowDetector(Detector):
     name = "circular_flow"
     category = FALSIFIED_FLOW
     version = "1"
+    section = "circular_flow"
+    thresholds_type = CircularFlowThresholds
+
+    @classmethod
+    def contract_events(cls) -> list[Input]:
+        """A ring a → b → c → a reported by A, B and b-1 (who owns c), and a small payment
+        of b-1's between the hops."""
+        return inputs(
+            Source.TRANSACTIONS,
+            [
+                transaction("A-1", "A", "a", "b", "100000", at()),
+                transaction("B-1", "B", "b", "c", "99000", at(hours=2)),
+                transaction("tx-small", "b-1", "c", "shop", "120.50", at(hours=3)),
+                transaction("tx-close", "b-1", "c", "a", "98500", at(hours=5)),
+            ],
+        )
 
     def __init__(self, thresholds: CircularFlowThresholds) -> None:
         self.thresholds = thresholds

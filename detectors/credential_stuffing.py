@@ -4,20 +4,42 @@ from __future__ import annotations
 
 import zlib
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
 from detectors.base import ABNORMAL_BEHAVIOUR, Detector, Finding, Output
 from detectors.device_ring import crowded
 from detectors.index import Found, Lookups, Read, Write
+from detectors.scenarios import at, inputs, login
 from detectors.state import SECONDS_PER_DAY, BorrowerState
-from detectors.thresholds import CredentialStuffingThresholds
+from detectors.tunables import tunable
+from topics.names import Source
 from topics.records import Login, Reason
 from topics.validate import InputRecord
 
+if TYPE_CHECKING:
+    from detectors.engine import Input
+
 __all__ = ["CredentialStuffingDetector", "CredentialStuffingThresholds"]
+
+
+@dataclass(frozen=True, slots=True)
+class CredentialStuffingThresholds:
+    #: The failures must all fall within a span of this many hours (an attack may be slow).
+    window_hours: float = tunable(12.0, 0.1, 168.0, "hours within which the failures fall")
+    #: This many distinct borrowers failing from one IP, each on a device new to them (count).
+    min_borrowers: int = tunable(
+        8, 2, 10000, "distinct borrowers failing from one IP on new devices"
+    )
+    #: Share of the IP's failing borrowers who were on a new device at or above which the
+    #: failures are the attacker's alone; raises the score (typos come from known devices).
+    min_failure_ratio: float = tunable(
+        0.8, 0.0, 1.0, "share on a new device from which the failures are an attacker's"
+    )
+
 
 HOUR = 3600.0
 #: Devices a borrower has logged in from, remembered to tell its typos from an attacker's tries.
@@ -61,6 +83,26 @@ class CredentialStuffingDetector(Detector):
     name = "credential_stuffing"
     category = ABNORMAL_BEHAVIOUR
     version = "1"
+    section = "credential_stuffing"
+    thresholds_type = CredentialStuffingThresholds
+
+    @classmethod
+    def contract_events(cls) -> list[Input]:
+        """Nine borrowers who each fail once from one address on a bot phone within 45 minutes."""
+        return inputs(
+            Source.LOGINS,
+            [
+                login(
+                    f"cs-try-{i}",
+                    at(days=3, minutes=5 * i),
+                    device="cs-bot",
+                    ip="198.51.100.77",
+                    success=False,
+                    borrower_id=f"cs-{i}",
+                )
+                for i in range(1, 10)
+            ],
+        )
 
     def __init__(self, thresholds: CredentialStuffingThresholds) -> None:
         self.thresholds = thresholds

@@ -7,7 +7,7 @@ import pickle
 from bisect import bisect_left, bisect_right, insort
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta, timezone
-from typing import Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from river import compose, linear_model, optim, preprocessing
 from river.optim import losses
@@ -15,6 +15,7 @@ from river.optim import losses
 from detectors.base import DELINQUENCY_RISK, Detector, Output, severity_for
 from detectors.clock import Timer
 from detectors.index import Found
+from detectors.scenarios import T0, inputs, payment, scheduled
 from detectors.state import (
     SECONDS_PER_DAY,
     BorrowerState,
@@ -23,10 +24,141 @@ from detectors.state import (
     day_of,
     installment_key,
 )
-from detectors.thresholds import DelinquencyThresholds
+from detectors.tunables import Rules, tunable
+from topics.names import Source
 from topics.records import Login, Reason, Repayment
 
-__all__ = ["FEATURES", "DelinquencyDetector", "risk_view"]
+if TYPE_CHECKING:
+    from detectors.engine import Input
+
+__all__ = ["DelinquencyDetector", "DelinquencyThresholds", "FEATURES", "risk_view"]
+
+
+@dataclass(frozen=True, slots=True)
+class DelinquencyThresholds:
+    """Tunables of :class:`~detectors.delinquency.DelinquencyDetector`.
+
+    Signals combine as a noisy-or and an alert needs a score of ``min_alert_score``. The
+    strong signals reach it alone (an earlier installment missed, part-paid past due, a long
+    silence, a payout change right before the due date, a deep decline); the others need
+    company. Precision against warning is set mostly by ``max_inflow_ratio`` and
+    ``min_silence_surprise``: a lower ratio or a higher surprise alerts less and earlier.
+    """
+
+    #: An installment not fully paid this many days after its due date is missed.
+    grace_days: int = tunable(
+        3, 0, 30, "days after the due date before an unpaid installment is missed"
+    )
+    #: Days before the due date at which an unpaid installment's risk is assessed.
+    check_days_before_due: tuple[int, ...] = tunable(
+        (10, 7, 5, 3), 1, 30, "days before the due date at which risk is assessed"
+    )
+    #: Recent inflow window (days); the rank test compares twice this with the baseline.
+    recent_days: int = tunable(7, 1, 28, "days of recent inflow compared with the baseline")
+    #: The baseline ends this many days before a check (a decline under way must not drag
+    #: its own baseline down) and covers this many days before that.
+    baseline_gap_days: int = tunable(21, 0, 42, "days between the end of the baseline and a check")
+    baseline_days: int = tunable(42, 7, 60, "days the inflow baseline covers")
+    #: Baseline days needed before an inflow trend is trusted.
+    min_baseline_days: int = tunable(
+        7, 1, 60, "baseline days needed before an inflow trend is trusted"
+    )
+    #: Recent trimmed daily inflow at or below this share of the baseline is a decline (it
+    #: alerts alone from 0.15 below) ...
+    max_inflow_ratio: float = tunable(
+        0.65, 0.01, 1.0, "recent inflow at or below this share of the baseline is a decline"
+    )
+    #: ... when the last two weeks' days also rank below the baseline days (Mann-Whitney z at
+    #: or below this): one quiet week of a lumpy business is not a decline.
+    max_inflow_rank_z: float = tunable(
+        -1.5, -10.0, 0.0, "Mann-Whitney z at or below which recent days rank below the baseline"
+    )
+    #: A month of inflow at the recent rate covering the installment at most this often is low.
+    max_coverage: float = tunable(
+        4.0, 0.1, 100.0, "months of inflow covering the installment at most this often is low"
+    )
+    #: Login silence counts (and alerts alone) from this surprise, -ln P(a silence this long
+    #: at the borrower's own login rate): 8 is about one chance in 3,000; its weight grows
+    #: until ``full_silence_surprise``.
+    min_silence_surprise: float = tunable(
+        8.0, 1.0, 100.0, "surprise of a login silence from which it counts"
+    )
+    full_silence_surprise: float = tunable(
+        34.0, 1.0, 200.0, "surprise at which a login silence counts in full"
+    )
+    #: Days over which the borrower's login rate is measured, and the least history for it.
+    login_rate_days: int = tunable(
+        42, 7, 180, "days over which the borrower's login rate is measured"
+    )
+    min_login_history_days: int = tunable(
+        7, 1, 90, "days of login history needed before silence is judged"
+    )
+    #: A payout-account change at most this many days before a check raises the risk ...
+    payout_change_days: int = tunable(
+        3, 0, 30, "days before a check in which a payout-account change raises risk"
+    )
+    #: ... with this weight in the noisy-or (from 0.5 it alerts alone).
+    payout_change_weight: float = tunable(
+        0.5, 0.0, 1.0, "weight of a recent payout-account change in the risk score"
+    )
+    #: Inflow decline, silence and a payout change count in full this many days or fewer
+    #: before the due date, and with this weight at earlier checks (time to recover).
+    near_due_days: int = tunable(
+        3, 0, 30, "days before the due date from which signals count in full"
+    )
+    early_signal_weight: float = tunable(0.7, 0.0, 1.0, "weight of signals at earlier checks")
+    #: Alert when the risk score reaches this (severity follows the score).
+    min_alert_score: float = tunable(
+        0.5, 0.05, 1.0, "risk score at which a collections alert is raised"
+    )
+    #: Outcomes (feature snapshots), and misses among them, the per-partition classifier
+    #: must learn before its score is blended in.
+    min_labels_for_model: int = tunable(
+        300, 10, 100000, "outcomes the classifier learns before it is blended in"
+    )
+    min_model_misses: int = tunable(10, 1, 10000, "missed installments among them needed as well")
+    #: A snapshot of a missed installment weighs this many paid ones in the classifier.
+    positive_weight: float = tunable(
+        30.0, 1.0, 1000.0, "paid installments a missed one weighs in the classifier"
+    )
+    #: The classifier adds evidence when its probability is this many times its running mean
+    #: over the partition's installments ...
+    min_model_lift: float = tunable(
+        4.0, 1.0, 100.0, "classifier probability over its running mean that adds evidence"
+    )
+    #: ... and this much: it ranks, it does not tip a single weak signal into an alert. With
+    #: a few dozen misses per partition it adds little (evaluate: 0.1 moves precision by
+    #: -0.006 and warned by 0; 0.45 in version 2 gave 70 % warned at precision 0.29).
+    max_model_strength: float = tunable(
+        0.1, 0.0, 1.0, "most evidence the classifier adds to the score"
+    )
+    #: Due dates are calendar days in the platform's time zone (hours east of UTC).
+    platform_utc_offset_hours: int = tunable(
+        8, -12, 14, "hours east of UTC of the platform's calendar days"
+    )
+
+    #: Rules across these tunables, each with what a team is told when a change breaks it
+    #: (a borrower's inflow history holds 96 days: detectors.state.INFLOW_HISTORY_DAYS).
+    CONSTRAINTS: ClassVar[Rules[DelinquencyThresholds]] = (
+        (
+            "delinquency.min_baseline_days must not exceed delinquency.baseline_days",
+            lambda t: t.min_baseline_days <= t.baseline_days,
+        ),
+        (
+            "delinquency.baseline_gap_days + baseline_days + the earliest check day must fit in "
+            "the 96 days of inflow history",
+            lambda t: t.baseline_gap_days + t.baseline_days + max(t.check_days_before_due) <= 96,
+        ),
+        (
+            "delinquency.min_silence_surprise must not exceed delinquency.full_silence_surprise",
+            lambda t: t.min_silence_surprise <= t.full_silence_surprise,
+        ),
+        (
+            "delinquency.min_login_history_days must not exceed delinquency.login_rate_days",
+            lambda t: t.min_login_history_days <= t.login_rate_days,
+        ),
+    )
+
 
 CHECK, PAST_DUE, DEADLINE = "check", "past_due", "deadline"
 SEVERITY_RANK = {"low": 1, "medium": 2, "high": 3, "critical": 4}
@@ -116,6 +248,25 @@ class DelinquencyDetector(Detector):
     category = DELINQUENCY_RISK
     version = "3"
     writes = ("installments",)
+    section = "delinquency"
+    thresholds_type = DelinquencyThresholds
+
+    @classmethod
+    def contract_events(cls) -> list[Input]:
+        """b-1's installments due on 10 April: a large one missed, a small one paid then
+        reversed (the contract test gives b-1 an inflow history that collapses in March)."""
+        due = date(2024, 4, 10)
+        day_before, day_after = datetime(2024, 4, 9, tzinfo=UTC), datetime(2024, 4, 11, tzinfo=UTC)
+        return inputs(
+            Source.REPAYMENTS,
+            [
+                scheduled("rp-s1", T0, due, "70000"),
+                scheduled("rp-s2", T0, due, "3000", installment=2),
+                payment("rp-p1", day_before, "3000", installment=2),
+                payment("rp-p2", day_before, "100"),
+                payment("rp-r1", day_after, "3000", kind="reversal", installment=2),
+            ],
+        )
 
     def __init__(self, thresholds: DelinquencyThresholds) -> None:
         self.thresholds = thresholds

@@ -4,19 +4,36 @@ from __future__ import annotations
 
 import zlib
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
 from detectors.base import ABNORMAL_BEHAVIOUR, Detector, Finding, Output
 from detectors.index import Found, Lookups, Read, Write
+from detectors.scenarios import at, inputs, login
 from detectors.state import SECONDS_PER_DAY, BorrowerState
-from detectors.thresholds import DeviceRingThresholds
+from detectors.tunables import tunable
+from topics.names import Source
 from topics.records import Login, Reason
 from topics.validate import InputRecord
 
-__all__ = ["DeviceRingDetector", "crowded"]
+if TYPE_CHECKING:
+    from detectors.engine import Input
+
+__all__ = ["DeviceRingDetector", "DeviceRingThresholds", "crowded"]
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceRingThresholds:
+    #: The borrowers must all have used the device within a span of this many days.
+    window_days: float = tunable(
+        30.0, 1.0, 365.0, "days within which the borrowers used the device"
+    )
+    #: This many distinct borrowers on one device within the span is a ring (count).
+    min_borrowers: int = tunable(3, 2, 1000, "distinct borrowers on one device that make a ring")
+
 
 DAY = 86_400.0
 #: Actions that show who holds a device: a successful login, a loan application.
@@ -79,6 +96,27 @@ class DeviceRingDetector(Detector):
     name = "device_ring"
     category = ABNORMAL_BEHAVIOUR
     version = "1"
+    section = "device_ring"
+    thresholds_type = DeviceRingThresholds
+
+    @classmethod
+    def contract_events(cls) -> list[Input]:
+        """Three borrowers logging in and applying for loans from one tablet over two days."""
+        return inputs(
+            Source.LOGINS,
+            [
+                login(
+                    f"{borrower}-{step}",
+                    at(days=day, minutes=minutes),
+                    device="dr-tablet",
+                    ip="10.0.0.9",
+                    action=action,
+                    borrower_id=borrower,
+                )
+                for borrower, day in (("dr-1", 4.0), ("dr-2", 4.5), ("dr-3", 5.0))
+                for step, minutes, action in (("in", 0, "login"), ("apply", 8, "loan_application"))
+            ],
+        )
 
     def __init__(self, thresholds: DeviceRingThresholds) -> None:
         self.thresholds = thresholds

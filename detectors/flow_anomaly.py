@@ -7,18 +7,77 @@ import pickle
 import statistics
 from collections import defaultdict
 from collections.abc import Sequence
-from datetime import UTC, datetime
-from typing import Any
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from river import anomaly
 
 from detectors.base import FALSIFIED_FLOW, Detector, Finding, Output
 from detectors.index import Found
+from detectors.scenarios import inputs, transaction
 from detectors.state import SECONDS_PER_DAY, BorrowerState
-from detectors.thresholds import FlowAnomalyThresholds
+from detectors.tunables import Rules, tunable
+from topics.names import Source
 from topics.records import Reason, Transaction
 
-__all__ = ["FlowAnomalyDetector"]
+if TYPE_CHECKING:
+    from detectors.engine import Input
+
+__all__ = ["FlowAnomalyDetector", "FlowAnomalyThresholds"]
+
+
+@dataclass(frozen=True, slots=True)
+class FlowAnomalyThresholds:
+    #: Days of the borrower's own history its daily inflow is compared with.
+    baseline_days: int = tunable(
+        28, 7, 90, "days of the borrower's history its daily inflow is compared with"
+    )
+    #: Days of history needed before a borrower is scored.
+    min_baseline_days: int = tunable(
+        14, 1, 90, "days of history needed before a borrower is scored"
+    )
+    #: A day counts as lifted when inflow, after the sector's own change, is this many times
+    #: the borrower's baseline.
+    min_lift: float = tunable(
+        4.0, 1.0, 100.0, "inflow over the baseline, after the sector's change, that lifts a day"
+    )
+    #: Lifted days needed within the last ``sustained_window`` days: one big contract is not
+    #: fabricated turnover, weeks of it may be.
+    sustained_days: int = tunable(6, 1, 60, "lifted days needed within the sustained window")
+    sustained_window: int = tunable(7, 1, 60, "days in which lifted days are counted")
+    #: Anomaly score (HalfSpaceTrees, 0..1) at or above which a sustained lift alerts.
+    min_anomaly_score: float = tunable(
+        0.75, 0.0, 1.0, "anomaly score at or above which a sustained lift alerts"
+    )
+    #: Borrowers of a sector in the partition needed to estimate the sector's daily change.
+    min_sector_peers: int = tunable(
+        5, 1, 1000, "borrowers of a sector needed to estimate its daily change"
+    )
+    #: Days on which the sector as a whole moved below this share of its baseline (a B2B
+    #: weekend) are not judged: dividing by a near-zero move would inflate every lift.
+    min_sector_move: float = tunable(
+        0.3, 0.0, 1.0, "sector moves below this share of its baseline are not judged"
+    )
+
+    #: Rules across these tunables, each with what a team is told when a change breaks it
+    #: (a borrower's inflow history holds 96 days: detectors.state.INFLOW_HISTORY_DAYS).
+    CONSTRAINTS: ClassVar[Rules[FlowAnomalyThresholds]] = (
+        (
+            "flow_anomaly.sustained_days must not exceed flow_anomaly.sustained_window",
+            lambda t: t.sustained_days <= t.sustained_window,
+        ),
+        (
+            "flow_anomaly.min_baseline_days must not exceed flow_anomaly.baseline_days",
+            lambda t: t.min_baseline_days <= t.baseline_days,
+        ),
+        (
+            "flow_anomaly.baseline_days + sustained_window must fit in the 96 days of inflow "
+            "history",
+            lambda t: t.baseline_days + t.sustained_window <= 96,
+        ),
+    )
+
 
 UNKNOWN_SECTOR = "unknown"
 MAX_LIFTED_DAYS = 14
@@ -41,6 +100,35 @@ class FlowAnomalyDetector(Detector):
     name = "flow_anomaly"
     category = FALSIFIED_FLOW
     version = "1"
+    section = "flow_anomaly"
+    thresholds_type = FlowAnomalyThresholds
+
+    @classmethod
+    def contract_events(cls) -> list[Input]:
+        """Twenty retail borrowers over 45 days (the model needs a full window of 250
+        borrower-days before it scores); fa-0's inflows jump sevenfold for the last nine."""
+        base = datetime(2024, 3, 2, 3, 0, tzinfo=UTC)
+        return inputs(
+            Source.TRANSACTIONS,
+            [
+                transaction(
+                    f"fa-{i}-{day}",
+                    f"fa-{i}",
+                    f"acc-fa-{i}",
+                    f"cust-{day}-{i}",
+                    "{:.2f}".format(
+                        5_000.0
+                        + 100 * ((day * 7 + i * 3) % 11)
+                        + (40_000.0 if i == 0 and day >= 36 else 0.0)
+                    ),
+                    base + timedelta(days=day),
+                    "in",
+                    sector="retail",
+                )
+                for day in range(45)
+                for i in range(20)
+            ],
+        )
 
     def __init__(self, thresholds: FlowAnomalyThresholds) -> None:
         self.thresholds = thresholds

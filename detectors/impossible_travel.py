@@ -4,16 +4,40 @@ from __future__ import annotations
 
 import math
 import zlib
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from detectors.base import ABNORMAL_BEHAVIOUR, Detector, Output
 from detectors.index import Found
+from detectors.scenarios import at, geo, inputs, login
 from detectors.state import BorrowerState
-from detectors.thresholds import ImpossibleTravelThresholds
+from detectors.tunables import tunable
+from topics.names import Source
 from topics.records import Login, Reason
 
-__all__ = ["ImpossibleTravelDetector", "haversine_km"]
+if TYPE_CHECKING:
+    from detectors.engine import Input
+
+__all__ = ["ImpossibleTravelDetector", "ImpossibleTravelThresholds", "haversine_km"]
+
+
+@dataclass(frozen=True, slots=True)
+class ImpossibleTravelThresholds:
+    #: Faster than this between two logins (km/h) is impossible; an airliner does ~900.
+    max_speed_kmh: float = tunable(
+        1000.0, 100.0, 20000.0, "speed between two logins above which travel is impossible"
+    )
+    #: Closer than this (km) is never flagged: geolocation of one city varies this much.
+    min_distance_km: float = tunable(
+        500.0, 0.0, 20000.0, "jumps shorter than this are never flagged"
+    )
+    #: A flagged jump's way back, to within min_distance_km of where it started, is part of
+    #: the same episode for this many hours.
+    return_hours: float = tunable(
+        24.0, 0.0, 720.0, "hours in which the way back is part of the same episode"
+    )
+
 
 EARTH_RADIUS_KM = 6371.0
 HOUR = 3600.0
@@ -52,6 +76,36 @@ class ImpossibleTravelDetector(Detector):
     name = "impossible_travel"
     category = ABNORMAL_BEHAVIOUR
     version = "1"
+    section = "impossible_travel"
+    thresholds_type = ImpossibleTravelThresholds
+
+    @classmethod
+    def contract_events(cls) -> list[Input]:
+        """A borrower at home in Shanghai, then in Shenzhen 25 minutes later on another phone."""
+        app = "LendApp/5.3.0 (iPhone; iOS 17.4)"
+        return inputs(
+            Source.LOGINS,
+            [
+                login(
+                    "it-home",
+                    at(days=2),
+                    device="phone-1",
+                    ip="10.0.0.1",
+                    borrower_id="it-1",
+                    geo=geo("Shanghai"),
+                    user_agent=app,
+                ),
+                login(
+                    "it-far",
+                    at(days=2, minutes=25),
+                    device="it-x",
+                    ip="10.0.0.1",
+                    borrower_id="it-1",
+                    geo=geo("Shenzhen"),
+                    user_agent=app,
+                ),
+            ],
+        )
 
     def __init__(self, thresholds: ImpossibleTravelThresholds) -> None:
         self.thresholds = thresholds

@@ -4,16 +4,105 @@ payers that take turns on one clock."""
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from detectors.base import FALSIFIED_FLOW, Detector, Output
 from detectors.index import Found
+from detectors.scenarios import at, inputs, transaction
 from detectors.state import BorrowerState
-from detectors.thresholds import MachineFlowThresholds
+from detectors.tunables import tunable
+from topics.names import Source
 from topics.records import Reason, Transaction
 
+if TYPE_CHECKING:
+    from detectors.engine import Input
+
 __all__ = ["BENFORD", "MachineFlowDetector", "MachineFlowThresholds"]
+
+
+@dataclass(frozen=True, slots=True)
+class MachineFlowThresholds:
+    """Tunables of :class:`MachineFlowDetector`.
+
+    Benford's law is tested on the amounts that are not round: round sums are the round test's
+    business, and a few denominations (top-ups of 100, 200, 500) would otherwise fail both
+    tests for one reason. Their first-digit mean absolute deviation (MAD) is compared with two
+    allowances combined in quadrature (independent sources of deviation). Sampling noise: the
+    MAD of amounts drawn from Benford's law falls as 1/sqrt(n); at 60 amounts its 99.9th
+    percentile is 0.059 (simulated), hence ``BENFORD_NOISE_AT_60`` scaled by
+    sqrt(60 / effective sample size). And ``min_benford_mad``, what a real business shows for
+    want of spread or because of its price points: Nigrini's 0.015 "nonconformity" is meant
+    for thousands of accounting amounts, while one merchant's takings commonly sit at 0.05-0.13
+    (simulated SME flows). The bound is 0.125 at 40 amounts and 0.109 at the 119 of a full
+    decayed window: only crude scripts (digits confined to a few values across orders of
+    magnitude) fail; uniform amounts (about 0.06) pass, as real flows do. The spread gate
+    keeps amounts within about one order of magnitude (a daily settlement) out of the test,
+    to which the law does not apply, real or not.
+
+    Payers on the clock are in no fixed order when, at every lag k up to PAYER_LAGS, at most
+    ``max_payer_repeat_share`` of the inflows on the clock have the payer of the one k before
+    them on it. A script that picks one of n accounts at random repeats each lag about 1/n of
+    the time (0.33 with three); settlement schedules repeat one lag nearly always (one payer:
+    lag 1; an acquirer at 02:00 and a platform at 14:00: lag 2). Simulated, after the first
+    ``min_payer_samples``: scripts reach 0.1-0.38 (median 0.2), settlement clocks never go
+    below 0.79. Sellers on several platforms that settle at the same hours, one or another
+    with nothing to pay on some ticks, can look unordered too, but a share of their inflows
+    on the clock come within minutes of another (never below 0.067, simulated), where a
+    script's come one a tick (at most 0.005, crossed by chance customers):
+    ``max_batched_share`` sits between.
+    """
+
+    #: Inflows smaller than this (major units) are left out of every statistic.
+    min_amount: float = tunable(
+        100.0, 0.0, 1000000.0, "inflows smaller than this are left out (major units)"
+    )
+    #: Memory of the statistics, in inflows: a weight shrinks by 1 - 1/window per later inflow.
+    window: int = tunable(60, 10, 1000, "memory of the statistics, in inflows")
+    #: No verdict before this many inflows of at least ``min_amount`` have been seen.
+    min_samples: int = tunable(40, 5, 1000, "inflows seen before any verdict")
+    #: An amount is round when it is a whole multiple of this (major units).
+    round_unit: float = tunable(
+        100.0, 1.0, 100000.0, "an amount is round when a whole multiple of this"
+    )
+    #: Round signal: the decayed share of round inflows is above this share (0..1).
+    max_round_share: float = tunable(
+        0.5, 0.0, 1.0, "decayed share of round inflows above which the round signal holds"
+    )
+    #: Regular signal: coefficient of variation of the times between inflows is at most this ...
+    max_interval_cv: float = tunable(
+        0.15, 0.0, 2.0, "variation of the times between inflows at or below which they are regular"
+    )
+    #: ... or at least this share of inflows come one fixed period (+-45 s) after an earlier one.
+    min_clock_share: float = tunable(
+        0.3, 0.0, 1.0, "share of inflows one fixed period after another that is regular"
+    )
+    #: Benford signal: first-digit mean absolute deviation at least this (and the noise bound).
+    min_benford_mad: float = tunable(
+        0.1, 0.0, 1.0, "first-digit deviation from Benford's law that signals"
+    )
+    #: Benford is tested only when log10(amount) has at least this standard deviation (decades).
+    min_benford_spread: float = tunable(
+        0.3, 0.0, 5.0, "decades of spread needed before Benford is tested"
+    )
+    #: Rotating-payers signal (counted only with the clock): for every lag k up to PAYER_LAGS,
+    #: at most this share of the inflows on the clock have the payer of the one k before ...
+    max_payer_repeat_share: float = tunable(
+        0.5, 0.0, 1.0, "payer repeat share at every lag at most which payers rotate"
+    )
+    #: ... judged once this many inflows on the clock have been compared with their PAYER_LAGS
+    #: predecessors on it ...
+    min_payer_samples: int = tunable(
+        10, 1, 1000, "inflows on the clock compared before rotation is judged"
+    )
+    #: ... and at most this share come within CLOCK_MIN (5 min) of another on the clock.
+    max_batched_share: float = tunable(
+        0.02, 0.0, 1.0, "share of clock inflows within 5 minutes of another, at most"
+    )
+    #: Alert when at least this many of the four signals hold.
+    min_signals: int = tunable(2, 1, 4, "signals of the four that must hold for an alert")
+
 
 #: Benford's law: the share of first digits 1..9 in amounts spread over orders of magnitude.
 BENFORD = tuple(math.log10(1.0 + 1.0 / digit) for digit in range(1, 10))
@@ -150,6 +239,27 @@ class MachineFlowDetector(Detector):
     name = "machine_flow"
     category = FALSIFIED_FLOW
     version = "2"
+    section = "machine_flow"
+    thresholds_type = MachineFlowThresholds
+
+    @classmethod
+    def contract_events(cls) -> list[Input]:
+        """45 round sums from three payers in turn, one every three hours, from 2 March."""
+        return inputs(
+            Source.TRANSACTIONS,
+            [
+                transaction(
+                    f"m-{i}",
+                    "m-1",
+                    "ma-1",
+                    f"m-src-{i % 3}",
+                    ("20000", "30000", "50000")[i % 3],
+                    at(days=1, hours=3 * i),
+                    "in",
+                )
+                for i in range(45)
+            ],
+        )
 
     def __init__(self, thresholds: MachineFlowThresholds) -> None:
         self.thresholds = thresholds

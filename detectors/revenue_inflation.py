@@ -4,18 +4,87 @@ from __future__ import annotations
 
 import binascii
 import hashlib
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from detectors.base import FALSIFIED_FLOW, Detector, Finding, Output
 from detectors.clock import Timer
 from detectors.index import Found
+from detectors.scenarios import at, inputs, login, transaction
 from detectors.state import INFLOW_HISTORY_DAYS, SECONDS_PER_DAY, BorrowerState, day_of
-from detectors.thresholds import RevenueInflationThresholds
+from detectors.tunables import Rules, tunable
+from topics.names import Source
 from topics.records import Login, Reason, Transaction
 
+if TYPE_CHECKING:
+    from detectors.engine import Input
+
 __all__ = ["RevenueInflationDetector", "RevenueInflationThresholds"]
+
+
+@dataclass(frozen=True, slots=True)
+class RevenueInflationThresholds:
+    """Tunables of :class:`~detectors.revenue_inflation.RevenueInflationDetector`.
+
+    A ramp is judged over two windows ending at the application's UTC day, ``recent_days``
+    and ``ramp_days`` long (a forged ramp runs three to six weeks), each against the
+    ``baseline_days`` before it. The verdict comes ``quiet_days`` after the application:
+    genuine new clients keep paying after a loan, forged payers stop.
+    """
+
+    #: Recent window: this many days before the application's UTC day.
+    recent_days: int = tunable(28, 7, 60, "days before the application judged as the recent window")
+    #: Longest ramp: a payer first seen this many days before the application is still new,
+    #: and a second window this long is judged too.
+    ramp_days: int = tunable(
+        42, 7, 60, "days before the application a payer first seen is still new"
+    )
+    #: Baseline window: at most this many days before a window (the inflow ring holds 96).
+    baseline_days: int = tunable(56, 7, 56, "days before a window its baseline covers")
+    #: Days of history the baseline needs: a shorter history is compared with what it has.
+    min_baseline_days: int = tunable(7, 1, 56, "days of history the baseline needs")
+    #: A counterparty is tracked from its first single inflow of at least this (major units).
+    large_inflow: float = tunable(
+        10_000.0,
+        0.0,
+        10000000.0,
+        "single inflow from which a counterparty is tracked (major units)",
+    )
+    #: Alert when a window's daily turnover is at least this multiple of the baseline's ...
+    min_growth: float = tunable(
+        1.4, 1.0, 100.0, "window turnover over the baseline at which growth counts"
+    )
+    #: ... and new payers that then went quiet sent at least this share of the window's
+    #: turnover ...
+    min_new_share: float = tunable(
+        0.45, 0.0, 1.0, "share of the window's turnover from new payers gone quiet"
+    )
+    #: ... and there are at least this many such payers.
+    min_new_counterparties: int = tunable(3, 1, 100, "new payers gone quiet needed")
+    #: Days from the application's UTC day in which those payers must have paid nothing.
+    quiet_days: int = tunable(
+        7, 1, 60, "days after the application in which those payers paid nothing"
+    )
+    #: A new payer's later inflow of at least this (major units) shows it is still paying.
+    min_followup_inflow: float = tunable(
+        5_000.0, 0.0, 10000000.0, "later inflow that shows a new payer is still paying"
+    )
+    #: A counterparty the borrower sent at least this (major units) is a trading partner:
+    #: its inflows are not turnover (returned deposits, goods bought and sold back).
+    min_two_way_outflow: float = tunable(
+        5_000.0, 0.0, 10000000.0, "outflow to a counterparty that makes it a trading partner"
+    )
+
+    #: Rules across these tunables, each with what a team is told when a change breaks it.
+    CONSTRAINTS: ClassVar[Rules[RevenueInflationThresholds]] = (
+        (
+            "revenue_inflation.min_baseline_days must not exceed revenue_inflation.baseline_days",
+            lambda t: t.min_baseline_days <= t.baseline_days,
+        ),
+    )
+
 
 #: Large-inflow counterparties remembered per borrower; the least recently seen goes first.
 MAX_COUNTERPARTIES = 64
@@ -122,6 +191,36 @@ class RevenueInflationDetector(Detector):
     name = "revenue_inflation"
     category = FALSIFIED_FLOW
     version = "2"
+    section = "revenue_inflation"
+    thresholds_type = RevenueInflationThresholds
+
+    @classmethod
+    def contract_events(cls) -> list[Input]:
+        """A small weekly inflow since December, three new payers in February, an
+        application on 3 March, and nothing from those payers in the week after it."""
+        weekly = [
+            transaction(f"r-w{d}", "r-1", "ra-1", "r-shop", "7000", at(days=d, hours=1), "in")
+            for d in range(-80, 2, 7)
+        ]
+        new_payers = [
+            transaction(
+                f"r-{name}-{d}", "r-1", "ra-1", f"r-{name}", "30000", at(days=d, hours=3), "in"
+            )
+            for name in ("p1", "p2", "p3")
+            for d in (-20, -10)
+        ]
+        application = login(
+            "r-app",
+            at(days=2),
+            device="r-phone",
+            ip="10.9.0.1",
+            action="loan_application",
+            borrower_id="r-1",
+        )
+        return [
+            *inputs(Source.TRANSACTIONS, [*weekly, *new_payers]),
+            *inputs(Source.LOGINS, [application]),
+        ]
 
     def __init__(self, thresholds: RevenueInflationThresholds) -> None:
         self.thresholds = thresholds

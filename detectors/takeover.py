@@ -3,15 +3,46 @@
 from __future__ import annotations
 
 import zlib
-from typing import Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from detectors.base import ABNORMAL_BEHAVIOUR, Detector, Finding, Output
 from detectors.index import Found
+from detectors.scenarios import at, geo, inputs, login
 from detectors.state import SECONDS_PER_DAY, BorrowerState
-from detectors.thresholds import TakeoverThresholds
+from detectors.tunables import tunable
+from topics.names import Source
 from topics.records import Login, Reason
 
-__all__ = ["AccountTakeoverDetector"]
+if TYPE_CHECKING:
+    from detectors.engine import Input
+
+__all__ = ["AccountTakeoverDetector", "TakeoverThresholds"]
+
+
+@dataclass(frozen=True, slots=True)
+class TakeoverThresholds:
+    #: Failed logins counted within this many minutes before a success.
+    failure_window_minutes: float = tunable(
+        30.0, 1, 1440, "minutes before a success in which failed logins count"
+    )
+    #: This many failures, then a success from an unseen device, is a takeover.
+    min_failures: int = tunable(
+        5, 1, 100, "failures before a success from an unseen device that make a takeover"
+    )
+    #: Devices unused for this many days are forgotten.
+    device_memory_days: int = tunable(90, 1, 730, "days after which an unused device is forgotten")
+    #: A payout-account change or drawdown from a flagged login's device or IP within this
+    #: many hours of it escalates the takeover.
+    followup_hours: float = tunable(
+        24.0, 1, 720, "hours after a flagged login in which a payout change or drawdown escalates"
+    )
+    #: Failures in the window before a success from a known device id replayed from an unseen
+    #: IP, city or app (fewer than min_failures: the other signs are strong, typos are 1–3).
+    min_failures_known_device: int = tunable(
+        4, 1, 100, "failures before a known device id replayed from an unseen IP, city or app"
+    )
+
 
 MAX_REMEMBERED_FAILURES = 64
 #: Cities and app families (user agents without version numbers) a borrower logged in from.
@@ -96,6 +127,59 @@ class AccountTakeoverDetector(Detector):
     category = ABNORMAL_BEHAVIOUR
     version = "2"
     writes = ("logins",)
+    section = "takeover"
+    thresholds_type = TakeoverThresholds
+
+    @classmethod
+    def contract_events(cls) -> list[Input]:
+        """b-1's failures, then a success from an unseen device; and at-1's phone id replayed
+        from another city by a script, then used to change the payout account and draw down."""
+
+        def from_beijing(
+            event_id: str, minutes: float, *, success: bool = True, **details: str
+        ) -> Login:
+            return login(
+                event_id,
+                at(days=1, minutes=minutes),
+                device="at-phone",
+                ip="198.51.100.23",
+                success=success,
+                borrower_id="at-1",
+                geo=geo("Beijing"),
+                user_agent="okhttp/4.9.3",
+                **details,
+            )
+
+        return inputs(
+            Source.LOGINS,
+            [
+                login("lg-home", at(days=-3), device="phone-1", ip="10.0.0.1"),
+                *[
+                    login(
+                        f"lg-fail-{i}",
+                        at(hours=6, minutes=i),
+                        device="dev-x",
+                        ip="203.0.113.9",
+                        success=False,
+                    )
+                    for i in range(6)
+                ],
+                login("lg-win", at(hours=6, minutes=8), device="dev-x", ip="203.0.113.9"),
+                login(
+                    "at-home-1",
+                    at(days=-2, hours=1),
+                    device="at-phone",
+                    ip="10.9.9.9",
+                    borrower_id="at-1",
+                    geo=geo("Shanghai"),
+                    user_agent="LendApp/5.2.4 (iPhone; iOS 17.4)",
+                ),
+                *[from_beijing(f"at-fail-{i}", i, success=False) for i in range(5)],
+                from_beijing("at-win", 6),
+                from_beijing("at-payout", 20, action="payout_account_change"),
+                from_beijing("at-drawdown", 35, action="drawdown", amount="180000"),
+            ],
+        )
 
     def __init__(self, thresholds: TakeoverThresholds) -> None:
         self.thresholds = thresholds

@@ -2,16 +2,43 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from detectors.base import FALSIFIED_FLOW, Detector, Finding, Output
 from detectors.index import Found
+from detectors.scenarios import at, inputs, transaction
 from detectors.state import SECONDS_PER_DAY, BorrowerState, day_of
-from detectors.thresholds import WashTradingThresholds
+from detectors.tunables import tunable
+from topics.names import Source
 from topics.records import Reason, Transaction
 
+if TYPE_CHECKING:
+    from detectors.engine import Input
+
 __all__ = ["WashTradingDetector", "WashTradingThresholds"]
+
+
+@dataclass(frozen=True, slots=True)
+class WashTradingThresholds:
+    #: In and out legs match when they differ by at most this share of the larger one.
+    amount_tolerance: float = tunable(
+        0.005, 0.0, 0.5, "share by which in and out legs may differ and still match"
+    )
+    #: ... and are at most this many hours apart.
+    pair_window_hours: float = tunable(24.0, 1, 720, "hours within which in and out legs match")
+    #: Legs smaller than this (major units) are ignored.
+    min_amount: float = tunable(
+        10_000.0, 0.0, 10000000.0, "legs smaller than this are ignored (major units)"
+    )
+    #: Alert when round trips with one counterparty happen on at least this many distinct days
+    min_pair_days: int = tunable(
+        3, 1, 60, "distinct days of round trips with one counterparty that alert"
+    )
+    #: ... within this many days (first to last round-trip day, inclusive).
+    lookback_days: int = tunable(21, 1, 90, "days from first to last round-trip day")
+
 
 #: Unmatched large legs kept per borrower (a sale day's surplus evicts the oldest).
 MAX_LEGS = 12
@@ -64,6 +91,28 @@ class WashTradingDetector(Detector):
     name = "wash_trading"
     category = FALSIFIED_FLOW
     version = "1"
+    section = "wash_trading"
+    thresholds_type = WashTradingThresholds
+
+    @classmethod
+    def contract_events(cls) -> list[Input]:
+        """Nearly the same sum in from one counterparty and back out to it the same day, on
+        three days of one week."""
+        return inputs(
+            Source.TRANSACTIONS,
+            [
+                leg
+                for day in (1, 3, 6)
+                for leg in (
+                    transaction(
+                        f"w-in-{day}", "w-1", "wa-1", "wx", "40000", at(days=day, hours=2), "in"
+                    ),
+                    transaction(
+                        f"w-out-{day}", "w-1", "wa-1", "wx", "39900", at(days=day, hours=9), "out"
+                    ),
+                )
+            ],
+        )
 
     def __init__(self, thresholds: WashTradingThresholds) -> None:
         self.thresholds = thresholds

@@ -8,11 +8,10 @@ from itertools import permutations
 import pytest
 
 from detectors.base import FALSIFIED_FLOW, alert_id
-from detectors.circular import CircularFlowDetector
+from detectors.circular import CircularFlowDetector, CircularFlowThresholds
 from detectors.graph import Edge, Neighbourhood, find_cycles
 from detectors.index import MemoryCrossIndex
 from detectors.state import BorrowerState, day_of
-from detectors.thresholds import CircularFlowThresholds
 from tests.detectors.factories import T0, at, transaction
 from topics.records import Transaction
 

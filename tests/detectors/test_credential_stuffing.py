@@ -378,23 +378,9 @@ def test_memory_is_bounded_and_round_trips_through_orjson() -> None:
     assert restored.to_dict() == live.to_dict()
 
 
-#: Nine borrowers who each fail once from one address on a bot phone within 45 minutes: for the
-#: shared contract test (ts order, partition 0).
-CONTRACT_EVENTS: list[Input] = [
-    Input(
-        0,
-        Source.LOGINS,
-        login(
-            f"cs-try-{i}",
-            at(days=3, minutes=5 * i),
-            device="cs-bot",
-            ip="198.51.100.77",
-            success=False,
-            borrower_id=f"cs-{i}",
-        ),
-    )
-    for i in range(1, 10)
-]
+#: The detector's own contract events (nine borrowers who each fail once from one address on
+#: a bot phone within 45 minutes), which the shared contract test runs every detector over.
+CONTRACT_EVENTS: list[Input] = CredentialStuffingDetector.contract_events()
 
 
 async def test_contract_events_alert_through_an_engine() -> None:

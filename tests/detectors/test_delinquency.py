@@ -14,6 +14,7 @@ from detectors.clock import Timer
 from detectors.delinquency import (
     FEATURES,
     DelinquencyDetector,
+    DelinquencyThresholds,
     _rank_z,
     _trimmed_mean,
     risk_view,
@@ -21,7 +22,7 @@ from detectors.delinquency import (
 from detectors.engine import Engine, MemoryStateStore
 from detectors.index import MemoryCrossIndex
 from detectors.state import BorrowerState, day_of
-from detectors.thresholds import DelinquencyThresholds, Thresholds
+from detectors.thresholds import Thresholds
 from tests.detectors.factories import login, payment, scheduled
 from tests.detectors.test_engine import SCENARIO
 

@@ -242,13 +242,9 @@ def test_memory_is_bounded_and_round_trips_through_orjson() -> None:
     assert restored.to_dict() == live.to_dict()
 
 
-#: Three borrowers logging in and applying for loans from one tablet over two days: for the
-#: shared contract test (ts order, partition 0).
-CONTRACT_EVENTS: list[Input] = [
-    Input(0, Source.LOGINS, event)
-    for b, day in (("dr-1", 4.0), ("dr-2", 4.5), ("dr-3", 5.0))
-    for event in _uses(b, day, device="dr-tablet")
-]
+#: The detector's own contract events (three borrowers logging in and applying for loans from
+#: one tablet over two days), which the shared contract test runs every detector over.
+CONTRACT_EVENTS: list[Input] = DeviceRingDetector.contract_events()
 
 
 async def test_contract_events_alert_through_an_engine() -> None:

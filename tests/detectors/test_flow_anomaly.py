@@ -8,12 +8,9 @@ from datetime import UTC, datetime, timedelta
 import orjson
 
 from detectors.base import Finding
-from detectors.engine import Input
-from detectors.flow_anomaly import FlowAnomalyDetector
+from detectors.flow_anomaly import FlowAnomalyDetector, FlowAnomalyThresholds
 from detectors.state import BorrowerState, day_of
-from detectors.thresholds import FlowAnomalyThresholds
 from tests.detectors.factories import transaction
-from topics.names import Source
 from topics.records import Transaction
 
 START = datetime(2024, 1, 1, 2, 0, tzinfo=UTC)
@@ -144,36 +141,3 @@ def test_memory_is_small_and_json() -> None:
     encoded = orjson.dumps(state.slots)
     assert len(encoded) < 400
     assert orjson.loads(encoded) == state.slots
-
-
-def _contract_events() -> list[Input]:
-    """Twenty retail borrowers over 45 days (the model needs a full window of 250 borrower-days
-    before it scores); fa-0's inflows jump sevenfold for the last nine."""
-    events = []
-    base = datetime(2024, 3, 2, 3, 0, tzinfo=UTC)
-    for day in range(45):
-        for i in range(20):
-            borrower = f"fa-{i}"
-            amount = (
-                5_000.0
-                + 100 * ((day * 7 + i * 3) % 11)
-                + (40_000.0 if i == 0 and day >= 36 else 0.0)
-            )
-            record = transaction(
-                f"{borrower}-{day}",
-                borrower,
-                f"acc-{borrower}",
-                f"cust-{day}-{i}",
-                f"{amount:.2f}",
-                base + timedelta(days=day),
-                direction="in",
-            )
-            events.append(
-                Input(
-                    0, Source.TRANSACTIONS, Transaction(**{**record.asdict(), "sector": "retail"})
-                )
-            )
-    return events
-
-
-CONTRACT_EVENTS: list[Input] = _contract_events()

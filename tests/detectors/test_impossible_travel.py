@@ -18,7 +18,6 @@ from detectors.index import MemoryCrossIndex
 from detectors.state import BorrowerState
 from detectors.thresholds import Thresholds
 from tests.detectors.factories import at
-from topics.names import Source
 from topics.records import Geo, Login
 
 CITIES = {
@@ -227,16 +226,9 @@ def test_found_is_not_used_even_when_the_index_is_down() -> None:
     assert len(detector.on_login(_login("bj", at(minutes=30), "Beijing"), state, None)) == 1
 
 
-#: A borrower at home in Shanghai, then in Shenzhen 25 minutes later on another phone: for the
-#: shared contract test (ts order, partition 0).
-CONTRACT_EVENTS: list[Input] = [
-    Input(0, Source.LOGINS, _login("it-home", at(days=2), "Shanghai", borrower_id="it-1")),
-    Input(
-        0,
-        Source.LOGINS,
-        _login("it-far", at(days=2, minutes=25), "Shenzhen", device="it-x", borrower_id="it-1"),
-    ),
-]
+#: The detector's own contract events (a borrower at home in Shanghai, then in Shenzhen 25
+#: minutes later on another phone), which the shared contract test runs every detector over.
+CONTRACT_EVENTS: list[Input] = ImpossibleTravelDetector.contract_events()
 
 
 async def test_contract_events_alert_through_an_engine() -> None:

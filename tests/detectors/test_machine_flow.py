@@ -18,7 +18,6 @@ from detectors.machine_flow import MachineFlowDetector, MachineFlowThresholds
 from detectors.state import BorrowerState
 from detectors.thresholds import Thresholds
 from tests.detectors.factories import at, transaction
-from topics.names import Source
 from topics.records import Transaction
 
 ACCOUNT = "acc-1"
@@ -634,24 +633,9 @@ def test_memory_stays_bounded() -> None:
     assert largest < MAX_SLOT_BYTES
 
 
-#: Events that make machine_flow find something in the shared contract test: 45 round sums,
-#: one every three hours, from 2 March.
-CONTRACT_EVENTS: list[Input] = [
-    Input(
-        0,
-        Source.TRANSACTIONS,
-        transaction(
-            f"m-{i}",
-            "m-1",
-            "ma-1",
-            f"m-src-{i % 3}",
-            ("20000", "30000", "50000")[i % 3],
-            at(days=1, hours=3 * i),
-            "in",
-        ),
-    )
-    for i in range(45)
-]
+#: The detector's own contract events (45 round sums, one every three hours, from 2 March),
+#: which the shared contract test runs every detector over.
+CONTRACT_EVENTS: list[Input] = MachineFlowDetector.contract_events()
 
 
 async def test_contract_events_alert_through_the_engine() -> None:

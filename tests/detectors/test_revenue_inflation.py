@@ -507,42 +507,10 @@ def test_typical_memory_is_small() -> None:
     assert len(orjson.dumps(inflated.slots["revenue_inflation"])) < 450
 
 
-#: Events that make revenue_inflation find something in the shared contract test: a small
-#: weekly inflow since December, three new payers in February, an application on 3 March,
-#: and nothing from those payers in the week after it.
-CONTRACT_EVENTS: list[Input] = [
-    *[
-        Input(
-            0,
-            Source.TRANSACTIONS,
-            transaction(f"r-w{d}", "r-1", "ra-1", "r-shop", "7000", at(days=d, hours=1), "in"),
-        )
-        for d in range(-80, 2, 7)
-    ],
-    *[
-        Input(
-            0,
-            Source.TRANSACTIONS,
-            transaction(
-                f"r-{name}-{d}", "r-1", "ra-1", f"r-{name}", "30000", at(days=d, hours=3), "in"
-            ),
-        )
-        for name in ("p1", "p2", "p3")
-        for d in (-20, -10)
-    ],
-    Input(
-        0,
-        Source.LOGINS,
-        login(
-            "r-app",
-            at(days=2),
-            device="r-phone",
-            ip="10.9.0.1",
-            action="loan_application",
-            borrower_id="r-1",
-        ),
-    ),
-]
+#: The detector's own contract events (a small weekly inflow since December, three new payers
+#: in February, an application on 3 March, and nothing from those payers in the week after
+#: it), which the shared contract test runs every detector over.
+CONTRACT_EVENTS: list[Input] = RevenueInflationDetector.contract_events()
 
 
 async def _through_engine(order: list[Input]) -> list[tuple[str, str, str]]:

@@ -12,10 +12,9 @@ from detectors.base import ABNORMAL_BEHAVIOUR, Finding, alert_id
 from detectors.engine import Engine, Input, MemoryStateStore
 from detectors.index import MemoryCrossIndex
 from detectors.state import BorrowerState, day_of
-from detectors.takeover import AccountTakeoverDetector
-from detectors.thresholds import TakeoverThresholds, Thresholds
+from detectors.takeover import AccountTakeoverDetector, TakeoverThresholds
+from detectors.thresholds import Thresholds
 from tests.detectors.factories import at, login
-from topics.names import Source
 from topics.records import Geo, Login
 
 HOME_PHONE, HOME_IP = "phone-1", "10.0.0.1"
@@ -583,58 +582,10 @@ def test_memory_of_places_apps_and_flags_is_bounded() -> None:
     assert len(orjson.dumps(memory)) < 400
 
 
-#: Events of a borrower whose phone id is replayed from another city, then used to change the
-#: payout account and draw down: for the shared contract test (ts order, partition 0).
+#: Of the detector's own contract events, those of at-1, whose phone id is replayed from another
+#: city, then used to change the payout account and draw down.
 CONTRACT_EVENTS: list[Input] = [
-    Input(0, Source.LOGINS, event)
-    for event in [
-        _at(
-            "at-home-1", at(days=-2, hours=1), device="at-phone", ip="10.9.9.9", borrower_id="at-1"
-        ),
-        *[
-            _at(
-                f"at-fail-{i}",
-                at(days=1, minutes=i),
-                device="at-phone",
-                ip="198.51.100.23",
-                city="Beijing",
-                agent=BOT_AGENT,
-                success=False,
-                borrower_id="at-1",
-            )
-            for i in range(5)
-        ],
-        _at(
-            "at-win",
-            at(days=1, minutes=6),
-            device="at-phone",
-            ip="198.51.100.23",
-            city="Beijing",
-            agent=BOT_AGENT,
-            borrower_id="at-1",
-        ),
-        _at(
-            "at-payout",
-            at(days=1, minutes=20),
-            device="at-phone",
-            ip="198.51.100.23",
-            city="Beijing",
-            agent=BOT_AGENT,
-            action="payout_account_change",
-            borrower_id="at-1",
-        ),
-        _at(
-            "at-drawdown",
-            at(days=1, minutes=35),
-            device="at-phone",
-            ip="198.51.100.23",
-            city="Beijing",
-            agent=BOT_AGENT,
-            action="drawdown",
-            amount="180000",
-            borrower_id="at-1",
-        ),
-    ]
+    item for item in AccountTakeoverDetector.contract_events() if item.record.borrower_id == "at-1"
 ]
 
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import copy
 import dataclasses
+import pickle
 
 import pytest
 
@@ -10,6 +12,7 @@ from detectors.registry import build_detectors
 from detectors.thresholds import (
     CONSTRAINTS,
     DEFAULT_VERSION,
+    SECTIONS,
     TUNABLES,
     InvalidThreshold,
     Thresholds,
@@ -20,10 +23,9 @@ from detectors.thresholds import (
 def test_every_field_of_every_section_is_a_declared_tunable() -> None:
     defaults = Thresholds()
     fields = {
-        f"{section.name}.{f.name}"
-        for section in dataclasses.fields(Thresholds)
-        if section.name != "version"
-        for f in dataclasses.fields(getattr(defaults, section.name))
+        f"{section}.{f.name}"
+        for section in SECTIONS
+        for f in dataclasses.fields(getattr(defaults, section))
     }
     assert set(TUNABLES) == fields
     assert len(TUNABLES) == 78
@@ -37,7 +39,7 @@ def test_every_field_of_every_section_is_a_declared_tunable() -> None:
 
 def test_every_detector_reads_its_section() -> None:
     defaults = Thresholds()
-    sections = {getattr(defaults, name) for name in (f.name for f in dataclasses.fields(defaults))}
+    sections = {getattr(defaults, name) for name in SECTIONS}
     for detector in build_detectors(defaults):
         assert detector.thresholds in sections, detector.name  # type: ignore[attr-defined]
 
@@ -115,3 +117,23 @@ def test_values_print_as_a_team_types_them() -> None:
         "48.0",
         "10,7,5,3",
     ]
+
+
+def test_thresholds_are_an_immutable_value() -> None:
+    changed = Thresholds().with_changes({"takeover.min_failures": 7}, "v1")
+    same = Thresholds.from_values(changed.values(), "v1")
+
+    assert changed == same and hash(changed) == hash(same)
+    assert changed != Thresholds() and changed != changed.with_changes({}, "v2")
+    assert pickle.loads(pickle.dumps(changed)) == changed == copy.deepcopy(changed)
+    assert repr(Thresholds()).startswith(
+        "Thresholds(version='v0', circular_flow=CircularFlowThresholds(window_hours=48.0, "
+    )
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        changed.version = "v9"
+    with pytest.raises(TypeError, match="no section 'nosuch'"):
+        Thresholds(nosuch=1)
+    with pytest.raises(AttributeError):
+        _ = changed.nosuch
+    with pytest.raises(KeyError):
+        changed.section("nosuch")

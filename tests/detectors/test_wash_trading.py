@@ -314,15 +314,8 @@ def test_quiet_borrower_memory_is_small() -> None:
     assert len(orjson.dumps(state.slots[detector.name])) < 400
 
 
-#: Events that make wash_trading find something in the shared contract test.
-CONTRACT_EVENTS: list[Input] = [
-    Input(0, Source.TRANSACTIONS, e)
-    for day in (1, 3, 6)
-    for e in (
-        transaction(f"w-in-{day}", "w-1", "wa-1", "wx", "40000", at(days=day, hours=2), "in"),
-        transaction(f"w-out-{day}", "w-1", "wa-1", "wx", "39900", at(days=day, hours=9), "out"),
-    )
-]
+#: The detector's own contract events, which the shared contract test runs every detector over.
+CONTRACT_EVENTS: list[Input] = WashTradingDetector.contract_events()
 
 
 async def test_contract_events_alert_through_the_engine() -> None:
