@@ -84,6 +84,10 @@ class Thresholds:
             raise KeyError(f"no section {name!r} (sections are {', '.join(SECTIONS)})")
         return self._sections[name]
 
+    def sections(self) -> dict[str, Any]:
+        """Every section's thresholds, by name, in the registry's order."""
+        return dict(self._sections)
+
     def of(self, kind: type[_Section]) -> _Section:
         """The section whose thresholds dataclass is ``kind``, typed as such."""
         name = _SECTION_OF.get(kind)
@@ -139,7 +143,7 @@ class Thresholds:
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Thresholds):
             return NotImplemented
-        return (self.version, dict(self._sections)) == (other.version, dict(other._sections))
+        return (self.version, self.sections()) == (other.version, other.sections())
 
     def __hash__(self) -> int:
         return hash((self.version, *self._sections.values()))
