@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from streams.simulate import (
+from sim import (
     SALE_DAY,
     SLUMP_DAYS,
     TYPOLOGIES,
