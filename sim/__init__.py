@@ -1,8 +1,7 @@
-"""The simulator: a platform's synthetic traffic and the ground truth of its injected cases.
+"""The simulator: a platform's synthetic traffic and the ground truth of its injected cases."""
 
-It is what the detectors are scored against, so it imports neither ``detectors`` nor
-``streams``; category and topic names come from the contract (``topics``).
-"""
+# It is what the detectors are scored against, so it imports neither detectors nor streams
+# (tests/sim/test_boundaries.py checks); category and topic names come from the contract.
 
 from sim.benign.flows import SALE_DAY, SLUMP_DAYS
 from sim.config import Label, SimulationConfig

@@ -1,9 +1,4 @@
-"""The plan of a run: how many cases, who carries them, then every trap and case, in draw order.
-
-Everything is drawn up front, before the first day is generated; the order of the steps below
-is the order of the random draws, so reordering them changes every run (the same seed would
-give another, equally valid, population).
-"""
+"""The plan of a run: how many cases, who carries them, then every trap and case, in draw order."""
 
 from __future__ import annotations
 
@@ -27,6 +22,10 @@ from sim.typologies import (
     wash_trading,
 )
 from sim.world import World
+
+# Everything is drawn up front, before the first day is generated. The order of the steps below
+# is the order of the random draws: reordering them, or drawing more in a step, changes every
+# run (the same seed then gives another, equally valid, population).
 
 #: Default case counts stop before more than this share of the borrowers carries a case.
 DEFAULT_CASE_SHARE = 0.35
