@@ -5,15 +5,8 @@ from __future__ import annotations
 from dataclasses import asdict
 from pathlib import Path
 
-from sim import (
-    iter_jsonl,
-    simulate,
-    simulate_stream,
-    write_jsonl,
-)
-from tests.sim.helpers import (
-    TINY,
-)
+from sim import iter_jsonl, simulate, simulate_stream, write_jsonl
+from tests.sim.helpers import TINY
 
 
 def test_write_and_read_jsonl_round_trip_byte_for_byte(tmp_path: Path) -> None:

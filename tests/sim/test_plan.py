@@ -10,19 +10,8 @@ from typing import Any
 
 import pytest
 
-from sim import (
-    TYPOLOGIES,
-    Simulation,
-    SimulationConfig,
-    simulate_stream,
-)
-from tests.sim.helpers import (
-    EXPECTED_CASES,
-    Index,
-    Value,
-    case_of,
-    instant,
-)
+from sim import TYPOLOGIES, Simulation, SimulationConfig, simulate_stream
+from tests.sim.helpers import EXPECTED_CASES, Index, Value, case_of, instant
 from topics.names import Source
 
 

@@ -4,14 +4,8 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-from sim import (
-    Simulation,
-)
-from tests.sim.helpers import (
-    CONFIG,
-    SECTORS,
-    values_of,
-)
+from sim import Simulation
+from tests.sim.helpers import CONFIG, SECTORS, values_of
 from topics.names import Source
 
 

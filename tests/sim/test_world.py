@@ -5,14 +5,8 @@ from __future__ import annotations
 from datetime import timedelta
 from decimal import Decimal
 
-from sim import (
-    Simulation,
-)
-from tests.sim.helpers import (
-    CONFIG,
-    instant,
-    values_of,
-)
+from sim import Simulation
+from tests.sim.helpers import CONFIG, instant, values_of
 from topics.names import Source
 from topics.validate import parse_value
 

@@ -6,11 +6,7 @@ from collections import Counter, defaultdict
 from datetime import date, timedelta
 from decimal import Decimal
 
-from sim import (
-    SALE_DAY,
-    SLUMP_DAYS,
-    Simulation,
-)
+from sim import SALE_DAY, SLUMP_DAYS, Simulation
 from tests.sim.helpers import (
     CONFIG,
     Index,

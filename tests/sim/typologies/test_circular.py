@@ -6,14 +6,8 @@ from collections import defaultdict
 from datetime import datetime, timedelta
 from decimal import Decimal
 
-from sim import (
-    Simulation,
-)
-from tests.sim.helpers import (
-    day_of,
-    labels_of,
-    values_of,
-)
+from sim import Simulation
+from tests.sim.helpers import day_of, labels_of, values_of
 from topics.names import Source
 
 

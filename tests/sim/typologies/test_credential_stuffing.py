@@ -5,17 +5,8 @@ from __future__ import annotations
 from collections import defaultdict
 from datetime import timedelta
 
-from sim import (
-    Label,
-    Simulation,
-    SimulationConfig,
-    simulate_stream,
-)
-from tests.sim.helpers import (
-    Index,
-    instant,
-    labels_of,
-)
+from sim import Label, Simulation, SimulationConfig, simulate_stream
+from tests.sim.helpers import Index, instant, labels_of
 from topics.names import Source
 
 

@@ -7,20 +7,8 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sim import (
-    Label,
-    Simulation,
-    SimulationConfig,
-    simulate,
-)
-from tests.sim.helpers import (
-    CONFIG,
-    Index,
-    instant,
-    is_sales,
-    labels_of,
-    yuan,
-)
+from sim import Label, Simulation, SimulationConfig, simulate
+from tests.sim.helpers import CONFIG, Index, instant, is_sales, labels_of, yuan
 from topics.names import Source
 
 

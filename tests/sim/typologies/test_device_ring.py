@@ -5,17 +5,8 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from datetime import timedelta
 
-from sim import (
-    Label,
-    Simulation,
-)
-from tests.sim.helpers import (
-    Index,
-    instant,
-    labelled_ids,
-    labels_of,
-    values_of,
-)
+from sim import Label, Simulation
+from tests.sim.helpers import Index, instant, labelled_ids, labels_of, values_of
 from topics.names import Source
 
 

@@ -5,16 +5,8 @@ from __future__ import annotations
 import math
 from datetime import timedelta
 
-from sim import (
-    Simulation,
-)
-from tests.sim.helpers import (
-    CONFIG,
-    Index,
-    Value,
-    instant,
-    labels_of,
-)
+from sim import Simulation
+from tests.sim.helpers import CONFIG, Index, Value, instant, labels_of
 from topics.names import Source
 
 

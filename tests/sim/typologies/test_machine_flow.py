@@ -7,15 +7,8 @@ from collections import Counter
 from datetime import timedelta
 from decimal import Decimal
 
-from sim import (
-    Simulation,
-)
-from tests.sim.helpers import (
-    Index,
-    instant,
-    labels_of,
-    yuan,
-)
+from sim import Simulation
+from tests.sim.helpers import Index, instant, labels_of, yuan
 from topics.names import Source
 
 

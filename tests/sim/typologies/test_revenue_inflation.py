@@ -6,9 +6,7 @@ from collections import defaultdict
 from datetime import datetime, timedelta
 from decimal import Decimal
 
-from sim import (
-    Simulation,
-)
+from sim import Simulation
 from tests.sim.helpers import (
     CONFIG,
     Index,

@@ -5,17 +5,8 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from datetime import datetime, timedelta
 
-from sim import (
-    Simulation,
-)
-from tests.sim.helpers import (
-    Index,
-    day_of,
-    instant,
-    labelled_ids,
-    labels_of,
-    values_of,
-)
+from sim import Simulation
+from tests.sim.helpers import Index, day_of, instant, labelled_ids, labels_of, values_of
 from topics.names import Source
 
 

@@ -6,18 +6,8 @@ from collections import defaultdict
 from datetime import timedelta
 from decimal import Decimal
 
-from sim import (
-    Simulation,
-)
-from tests.sim.helpers import (
-    Index,
-    Value,
-    day_of,
-    instant,
-    labels_of,
-    values_of,
-    yuan,
-)
+from sim import Simulation
+from tests.sim.helpers import Index, Value, day_of, instant, labels_of, values_of, yuan
 from topics.names import Source
 
 
