@@ -20,7 +20,7 @@ from typing import Any
 import orjson
 from aiokafka import AIOKafkaProducer
 
-from streams.simulate import SimulationConfig, simulate_stream
+from sim import SimulationConfig, simulate_stream
 from topics import Source, TopicNames
 
 __all__ = [

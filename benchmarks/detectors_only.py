@@ -26,10 +26,10 @@ from detectors.engine import Engine, MemoryStateStore
 from detectors.index import MemoryCrossIndex
 from detectors.state import BorrowerState
 from detectors.thresholds import Thresholds
+from sim import SimulationConfig, simulate_stream
 from streams.lab.replay import drive, parse_record
 from streams.privacy import Masker
 from streams.settings import Settings
-from streams.simulate import SimulationConfig, simulate_stream
 from topics import InputRecord, Source, TopicNames
 from topics.codec import encode_alert
 

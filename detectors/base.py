@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 from detectors.clock import Timer
 from detectors.index import Found, Lookups
 from detectors.state import BorrowerState
+from topics.names import ABNORMAL_BEHAVIOUR, CATEGORIES, DELINQUENCY_RISK, FALSIFIED_FLOW
 from topics.records import Alert, Login, Reason, Repayment, Transaction
 from topics.validate import InputRecord
 
@@ -29,11 +30,6 @@ __all__ = [
     "severity_for",
     "to_alert",
 ]
-
-FALSIFIED_FLOW = "falsified_flow"
-ABNORMAL_BEHAVIOUR = "abnormal_behaviour"
-DELINQUENCY_RISK = "delinquency_risk"
-CATEGORIES = (FALSIFIED_FLOW, ABNORMAL_BEHAVIOUR, DELINQUENCY_RISK)
 
 # Score bands, lowest first: a score at or above the bound gets the severity.
 SEVERITY_BANDS = ((0.9, "critical"), (0.75, "high"), (0.5, "medium"), (0.0, "low"))

@@ -6,12 +6,27 @@ import os
 from dataclasses import dataclass
 from enum import StrEnum
 
-__all__ = ["CONTRACT_VERSION", "Source", "TopicNames"]
+__all__ = [
+    "ABNORMAL_BEHAVIOUR",
+    "CATEGORIES",
+    "CONTRACT_VERSION",
+    "DELINQUENCY_RISK",
+    "FALSIFIED_FLOW",
+    "Source",
+    "TopicNames",
+]
 
 #: Version of the event contract. Minor: fields added (old consumers keep working).
 #: Major: a field removed, renamed or retyped, or its meaning changed (2.0: the ids in alerts
 #: are keyed hashes when personal data is masked). See the README's "Event contract".
 CONTRACT_VERSION = "2.0"
+
+#: The three alert categories, one alert topic each: what detectors report and what the
+#: simulator's ground truth is labelled with, so both take the names from the contract.
+FALSIFIED_FLOW = "falsified_flow"
+ABNORMAL_BEHAVIOUR = "abnormal_behaviour"
+DELINQUENCY_RISK = "delinquency_risk"
+CATEGORIES = (FALSIFIED_FLOW, ABNORMAL_BEHAVIOUR, DELINQUENCY_RISK)
 
 
 class Source(StrEnum):
@@ -60,9 +75,9 @@ class TopicNames:
 
     def alert_topic(self, category: str) -> str:
         return {
-            "falsified_flow": self.alerts_fraud,
-            "abnormal_behaviour": self.alerts_security,
-            "delinquency_risk": self.alerts_collections,
+            FALSIFIED_FLOW: self.alerts_fraud,
+            ABNORMAL_BEHAVIOUR: self.alerts_security,
+            DELINQUENCY_RISK: self.alerts_collections,
         }[category]
 
     def alert_topics(self) -> list[str]:

@@ -21,9 +21,9 @@ from detectors.thresholds import (
     Value,
     format_value,
 )
+from sim import Label
 from streams.lab.evaluate import ScoreCard, score
 from streams.lab.replay import Decoded, run_engine
-from streams.simulate import Label
 from topics.records import Alert
 
 __all__ = [

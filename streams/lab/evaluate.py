@@ -16,8 +16,8 @@ from detectors.base import ABNORMAL_BEHAVIOUR, CATEGORIES, DELINQUENCY_RISK, FAL
 from detectors.engine import Engine, MemoryStateStore
 from detectors.index import MemoryCrossIndex
 from detectors.thresholds import Thresholds
+from sim import Label, SimulationConfig, simulate_stream
 from streams.lab.replay import drive, parse_record
-from streams.simulate import Label, SimulationConfig, simulate_stream
 from topics import ContractError, InputRecord, Source, TopicNames
 from topics.records import Alert
 
@@ -328,7 +328,7 @@ def score(
     alerts
         :class:`~topics.records.Alert` records, or their JSON form (``ts`` as ISO-8601).
     labels
-        The simulator's :class:`~streams.simulate.Label` values (or their JSON form).
+        The simulator's :class:`~sim.Label` values (or their JSON form).
     borrowers
         The population: its borrower ids, or only its size.
     period_days

@@ -68,8 +68,8 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from sim import SimulationConfig
     from streams.ops.run import DemoOptions, run_demo
-    from streams.simulate import SimulationConfig
 
     options = DemoOptions(
         simulation=SimulationConfig(borrowers=args.borrowers, days=args.days, seed=args.seed),
@@ -181,8 +181,8 @@ def _backtest_plan(
 
 
 def cmd_backtest(args: argparse.Namespace) -> int:
+    from sim import iter_jsonl
     from streams.lab.backtest import backtest, render_backtest
-    from streams.simulate import iter_jsonl
 
     try:
         base = _base_thresholds(args)
@@ -251,7 +251,7 @@ def _sweep(
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
-    from streams.simulate import SimulationConfig, simulate_stream, write_jsonl
+    from sim import SimulationConfig, simulate_stream, write_jsonl
 
     config = SimulationConfig(borrowers=args.borrowers, days=args.days, seed=args.seed)
     if args.to_kafka:

@@ -19,11 +19,11 @@ import aiohttp
 import orjson
 from aiokafka import AIOKafkaConsumer
 
+from sim import SimulationConfig, simulate
 from streams.ops.broker import create_topics, produce_records
 from streams.ops.embedded import EmbeddedKafka, EmbeddedRedis, free_port
 from streams.ops.tail import format_alert
 from streams.settings import Settings
-from streams.simulate import SimulationConfig, simulate
 
 __all__ = ["DemoOptions", "run_demo"]
 

@@ -18,9 +18,9 @@ import aiohttp
 import pytest
 from redis.asyncio import Redis
 
+from sim import SimulationConfig, write_jsonl
 from streams.control.store import ThresholdStore
 from streams.ops.broker import produce_records
-from streams.simulate import SimulationConfig, write_jsonl
 from tests.integration.conftest import Deployment, Worker
 
 pytestmark = pytest.mark.integration

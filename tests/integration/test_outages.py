@@ -9,11 +9,11 @@ from pathlib import Path
 import orjson
 import pytest
 
+from sim import SimulationConfig, simulate
 from streams.lab.replay import replay
 from streams.ops.broker import produce_records
 from streams.ops.embedded import EmbeddedKafka, EmbeddedRedis, free_port
 from streams.privacy import Masker
-from streams.simulate import SimulationConfig, simulate
 from tests.integration.conftest import Deployment, make_deployment
 from tests.integration.proxy import TcpProxy
 

@@ -11,9 +11,9 @@ import pytest
 from redis.asyncio import Redis
 
 from detectors.base import CATEGORIES
+from sim import SimulationConfig, simulate
 from streams.lab.replay import replay
 from streams.ops.broker import BAD_RECORDS, produce_records
-from streams.simulate import SimulationConfig, simulate
 from streams.worker.risk import RiskBoard
 from tests.integration.conftest import Deployment
 from tests.streams.test_privacy import personal_values, raw_values_in

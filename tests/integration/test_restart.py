@@ -9,9 +9,9 @@ from typing import Any
 import orjson
 import pytest
 
+from sim import SimulationConfig, simulate
 from streams.lab.replay import replay
 from streams.ops.broker import produce_records
-from streams.simulate import SimulationConfig, simulate
 from tests.integration.conftest import Deployment
 from topics.codec import alert_to_dict
 

@@ -17,6 +17,7 @@ import streams.privacy
 from detectors.engine import Engine
 from detectors.index import MemoryCrossIndex
 from detectors.thresholds import Thresholds
+from sim import SimulationConfig, simulate
 from streams.lab.replay import replay
 from streams.ops.cli import _settings, build_parser
 from streams.privacy import (
@@ -26,7 +27,6 @@ from streams.privacy import (
     startup_warnings,
 )
 from streams.settings import Settings
-from streams.simulate import SimulationConfig, simulate
 from tests.detectors.test_detector_contract import DETECTORS, _inputs, _prepared_states
 from topics.codec import encode_alert
 from topics.records import Alert

@@ -10,6 +10,7 @@ import pytest
 from detectors.base import CATEGORIES, DELINQUENCY_RISK
 from detectors.registry import build_detectors
 from detectors.thresholds import InvalidThreshold, Thresholds
+from sim import SimulationConfig, iter_jsonl, write_jsonl
 from streams.lab.backtest import (
     BacktestReport,
     Run,
@@ -22,7 +23,6 @@ from streams.lab.backtest import (
 from streams.lab.evaluate import score
 from streams.lab.replay import Decoded, decode, read_records
 from streams.ops.cli import main
-from streams.simulate import SimulationConfig, iter_jsonl, write_jsonl
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 #: Small enough for about a second a run, with alerts of all three categories (3 delinquency).

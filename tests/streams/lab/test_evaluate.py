@@ -11,8 +11,8 @@ import orjson
 import pytest
 
 from detectors.base import CATEGORIES
+from sim import Label
 from streams.lab.evaluate import ScoreCard, evaluate, score
-from streams.simulate import Label
 from topics.codec import encode_alert
 from topics.records import Alert
 

@@ -12,9 +12,9 @@ from aiokafka.partitioner import DefaultPartitioner
 from detectors.engine import Engine, MemoryStateStore
 from detectors.index import MemoryCrossIndex
 from detectors.thresholds import Thresholds
+from sim import SimulationConfig, simulate, write_jsonl
 from streams.lab.replay import drive, parse_record, partition_for
 from streams.ops.cli import main
-from streams.simulate import SimulationConfig, simulate, write_jsonl
 from topics import Source, TopicNames
 
 

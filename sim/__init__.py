@@ -1,0 +1,23 @@
+"""The simulator: a platform's synthetic traffic and the ground truth of its injected cases."""
+
+# It is what the detectors are scored against, so it imports neither detectors nor streams
+# (tests/sim/test_boundaries.py checks); category and topic names come from the contract.
+
+from sim.benign.flows import SALE_DAY, SLUMP_DAYS
+from sim.config import Label, SimulationConfig
+from sim.io import iter_jsonl, write_jsonl
+from sim.simulation import Simulation, simulate, simulate_stream
+from sim.typologies import TYPOLOGIES
+
+__all__ = [
+    "SALE_DAY",
+    "SLUMP_DAYS",
+    "TYPOLOGIES",
+    "Label",
+    "Simulation",
+    "SimulationConfig",
+    "iter_jsonl",
+    "simulate",
+    "simulate_stream",
+    "write_jsonl",
+]

@@ -1,0 +1,1 @@
+"""Benign behaviour: what every borrower does each day (flows, sessions, repayments)."""
