@@ -5,12 +5,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
+from detectors import personal
 from detectors.base import FALSIFIED_FLOW, Detector, Finding, Output
 from detectors.graph import Cycle, Edge, Neighbourhood, find_cycles
 from detectors.index import Found, Lookups, Read, Write
 from detectors.state import BorrowerState, day_of
 from detectors.thresholds import CircularFlowThresholds
-from topics.records import Reason, Transaction
+from topics.records import Transaction
 from topics.validate import InputRecord
 
 __all__ = ["CircularFlowDetector"]
@@ -35,6 +36,11 @@ class CircularFlowDetector(Detector):
     name = "circular_flow"
     category = FALSIFIED_FLOW
     version = "1"
+    messages = {
+        "circular_transfer": "{amount:,.2f} went {ring:→} in {hours:.1f} h",
+        "amount_shrink": "the amount came back smaller only by fees",
+    }
+    episodes = {"cycle": "cycle:{accounts:|}:day:{day}"}
 
     def __init__(self, thresholds: CircularFlowThresholds) -> None:
         self.thresholds = thresholds
@@ -112,29 +118,28 @@ class CircularFlowDetector(Detector):
         # Two hops may each lose up to max_fee_ratio; the less lost, the more deliberate.
         tightness = 1.0 - min(1.0, cycle.shrink / (2 * t.max_fee_ratio))
         score = min(1.0, 0.7 + 0.25 * tightness + (0.05 if hours <= 24 else 0.0))
-        ring = "→".join([hop.src for hop in cycle.hops] + [cycle.hops[0].src])
         first = cycle.hops[0]
-        return Finding(
-            detector=self.name,
-            detector_version=self.version,
-            category=self.category,
-            borrower_id=borrower_id,
-            episode=f"cycle:{'|'.join(cycle.accounts)}:day:{day_of(first.ts)}",
+        return self.finding(
+            borrower_id,
+            episode=self.episode(
+                "cycle", accounts=personal.account(cycle.accounts), day=day_of(first.ts)
+            ),
             ts=datetime.fromtimestamp(cycle.hops[-1].ts, UTC),
             score=score,
             reasons=(
-                Reason(
-                    code="circular_transfer",
-                    message=f"{first.amount:,.2f} went {ring} in {hours:.1f} h",
+                self.reason(
+                    "circular_transfer",
                     observed=round(hours, 2),
                     threshold=t.window_hours,
+                    amount=first.amount,
+                    ring=personal.account([hop.src for hop in cycle.hops] + [first.src]),
+                    hours=hours,
                 ),
-                Reason(
-                    code="amount_shrink",
-                    message="the amount came back smaller only by fees",
+                self.reason(
+                    "amount_shrink",
                     observed=round(cycle.shrink, 4),
                     threshold=round(1 - (1 - t.max_fee_ratio) ** 2, 4),
                 ),
             ),
-            evidence=tuple(sorted({hop.event_id for hop in cycle.hops})),
+            evidence=sorted({hop.event_id for hop in cycle.hops}),
         )

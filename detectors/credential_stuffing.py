@@ -9,6 +9,7 @@ from typing import Any
 
 import orjson
 
+from detectors import personal
 from detectors.base import ABNORMAL_BEHAVIOUR, Detector, Finding, Output
 from detectors.device_ring import crowded
 from detectors.index import Found, Lookups, Read, Write
@@ -61,6 +62,14 @@ class CredentialStuffingDetector(Detector):
     name = "credential_stuffing"
     category = ABNORMAL_BEHAVIOUR
     version = "1"
+    messages = {
+        "ip_failures_across_borrowers": "IP {ip} failed to log into {victims} borrowers within "
+        "{hours:.1f} h, each time from a device the borrower never logged in from",
+        "ip_failure_ratio": "{victims} of the {failing} borrowers failing from this IP then were "
+        "on a device new to them: not their own typos",
+        "login_during_stuffing": "the IP then logged into this borrower from a device new to it",
+    }
+    episodes = {"ip": "ip:{ip}"}
 
     def __init__(self, thresholds: CredentialStuffingThresholds) -> None:
         self.thresholds = thresholds
@@ -161,22 +170,23 @@ class CredentialStuffingDetector(Detector):
         hours = max(end - start for start, end in stretches) / HOUR
         excess = min(1.0, (len(victims) - t.min_borrowers) / t.min_borrowers)
         reasons = [
-            Reason(
-                code="ip_failures_across_borrowers",
-                message=f"IP {ip} failed to log into {len(victims)} borrowers within "
-                f"{hours:.1f} h, each time from a device the borrower never logged in from",
+            self.reason(
+                "ip_failures_across_borrowers",
                 observed=len(victims),
                 threshold=t.min_borrowers,
+                ip=personal.ip(ip),
+                victims=len(victims),
+                hours=hours,
             )
         ]
         if share >= t.min_failure_ratio:
             reasons.append(
-                Reason(
-                    code="ip_failure_ratio",
-                    message=f"{len(victims)} of the {len(failing)} borrowers failing from this IP "
-                    "then were on a device new to them: not their own typos",
+                self.reason(
+                    "ip_failure_ratio",
                     observed=round(share, 3),
                     threshold=t.min_failure_ratio,
+                    victims=len(victims),
+                    failing=len(failing),
                 )
             )
         score = 0.75 + 0.15 * excess + (0.05 if share >= t.min_failure_ratio else 0.0)
@@ -187,24 +197,18 @@ class CredentialStuffingDetector(Detector):
             extra: list[Reason] = []
             if entered:
                 extra.append(
-                    Reason(
-                        code="login_during_stuffing",
-                        message="the IP then logged into this borrower from a device new to it",
-                        observed=entered[0][1],
-                        threshold="a new device",
+                    self.reason(
+                        "login_during_stuffing", observed=entered[0][1], threshold="a new device"
                     )
                 )
             findings.append(
-                Finding(
-                    detector=self.name,
-                    detector_version=self.version,
-                    category=self.category,
-                    borrower_id=borrower,
-                    episode=f"ip:{ip}",
+                self.finding(
+                    borrower,
+                    episode=self.episode("ip", ip=personal.ip(ip)),
                     ts=datetime.fromtimestamp(max(m[3] for m in own + entered), UTC),
                     score=min(1.0, score + (0.1 if entered else 0.0)),
-                    reasons=tuple(reasons + extra),
-                    evidence=tuple(m[1] for m in sorted(own + entered, key=lambda m: m[3])),
+                    reasons=reasons + extra,
+                    evidence=[m[1] for m in sorted(own + entered, key=lambda m: m[3])],
                 )
             )
         return findings

@@ -82,6 +82,10 @@ class _Silence:
     surprise: float  # -ln P(a silence this long at that rate); 0 when unknown
 
 
+#: The message of an installment not paid in full by the end of its grace, paid in part or not.
+_UNPAID = "{paid} of {due} paid by the end of the {grace}-day grace period"
+
+
 class DelinquencyDetector(Detector):
     """Ranks open installments by the risk of not being paid by due date + grace.
 
@@ -116,6 +120,29 @@ class DelinquencyDetector(Detector):
     category = DELINQUENCY_RISK
     version = "3"
     writes = ("installments",)
+    messages = {
+        "payment_reversed": "a payment of {amount} on installment {installment} was reversed",
+        "partial_payment": _UNPAID,
+        "installment_missed": _UNPAID,
+        "past_due": "{paid} of {due} paid after the due date {due_date}",
+        "past_due/late": "{paid} of {due} paid after the due date {due_date}; {late} earlier "
+        "installment(s) paid late within grace",
+        "earlier_installments_unpaid": "{missed} earlier installment(s) not paid in full by the "
+        "end of their grace period",
+        "login_silence": "no login for {days} days by a borrower who logs in on {rate:.0%} of "
+        "days: a chance of {chance:.1g} at that rate (observed: -ln of it)",
+        "payout_account_changed": "payout account changed {days} day(s) before, with the "
+        "installment unpaid",
+        "inflow_decline": "daily inflow over the last {days} days is {ratio:.0%} of the "
+        "borrower's own baseline ({recent:,.0f} against {baseline:,.0f}); its last two weeks "
+        "rank below the baseline days (z = {z:.1f})",
+        "low_installment_coverage": "a month of inflow at the recent rate covers the "
+        "installment {coverage:.1f} times",
+        "model_probability": "classifier: {lift:.1f}× the risk it gives the partition's open "
+        "installments on average ({probability:.1%} against {typical:.1%}); raised most by "
+        "{top}",
+    }
+    episodes = {"installment": "{installment}:{severity}"}
 
     def __init__(self, thresholds: DelinquencyThresholds) -> None:
         self.thresholds = thresholds
@@ -161,11 +188,12 @@ class DelinquencyDetector(Detector):
             installment.payments.append((epoch, event.amount, event.event_id))
             return []
         installment.reversals.append((epoch, event.amount, event.event_id))
-        reason = Reason(
-            code="payment_reversed",
-            message=f"a payment of {event.amount} on installment {key} was reversed",
+        reason = self.reason(
+            "payment_reversed",
             observed=str(event.amount),
             threshold="0",
+            amount=event.amount,
+            installment=key,
         )
         return self._escalate(state, installment, epoch, 0.7, [reason])
 
@@ -248,12 +276,13 @@ class DelinquencyDetector(Detector):
         code, score = ("partial_payment", 0.9) if paid > 0 else ("installment_missed", 0.95)
         self._note_risk(state, at, score, key)
         reasons = [
-            Reason(
-                code=code,
-                message=f"{paid} of {installment.amount_due} paid by the end of the "
-                f"{self.thresholds.grace_days}-day grace period",
+            self.reason(
+                code,
                 observed=str(paid),
                 threshold=str(installment.amount_due),
+                paid=paid,
+                due=installment.amount_due,
+                grace=self.thresholds.grace_days,
             )
         ]
         _, signals, _ = self._assess(at, installment, state, past_due=False)
@@ -308,12 +337,8 @@ class DelinquencyDetector(Detector):
             signals.append(
                 (
                     0.6,
-                    Reason(
-                        code="earlier_installments_unpaid",
-                        message=f"{missed} earlier installment(s) not paid in full by the end "
-                        "of their grace period",
-                        observed=missed,
-                        threshold=0,
+                    self.reason(
+                        "earlier_installments_unpaid", observed=missed, threshold=0, missed=missed
                     ),
                 )
             )
@@ -323,13 +348,13 @@ class DelinquencyDetector(Detector):
             signals.append(
                 (
                     strength * urgency,
-                    Reason(
-                        code="login_silence",
-                        message=f"no login for {silence.days} days by a borrower who logs in on "
-                        f"{silence.rate:.0%} of days: a chance of {math.exp(-silence.surprise):.1g}"
-                        " at that rate (observed: -ln of it)",
+                    self.reason(
+                        "login_silence",
                         observed=round(silence.surprise, 1),
                         threshold=t.min_silence_surprise,
+                        days=silence.days,
+                        rate=silence.rate,
+                        chance=math.exp(-silence.surprise),
                     ),
                 )
             )
@@ -337,12 +362,11 @@ class DelinquencyDetector(Detector):
             signals.append(
                 (
                     t.payout_change_weight * urgency,
-                    Reason(
-                        code="payout_account_changed",
-                        message=f"payout account changed {payout_ago} day(s) before, with the "
-                        "installment unpaid",
+                    self.reason(
+                        "payout_account_changed",
                         observed=payout_ago,
                         threshold=t.payout_change_days,
+                        days=payout_ago,
                     ),
                 )
             )
@@ -356,14 +380,15 @@ class DelinquencyDetector(Detector):
             signals.append(
                 (
                     (0.4 + 0.2 * depth) * urgency,
-                    Reason(
-                        code="inflow_decline",
-                        message=f"daily inflow over the last {t.recent_days} days is "
-                        f"{inflow.ratio:.0%} of the borrower's own baseline "
-                        f"({inflow.recent:,.0f} against {inflow.baseline:,.0f}); its last two "
-                        f"weeks rank below the baseline days (z = {inflow.rank_z:.1f})",
+                    self.reason(
+                        "inflow_decline",
                         observed=round(inflow.ratio, 3),
                         threshold=t.max_inflow_ratio,
+                        days=t.recent_days,
+                        ratio=inflow.ratio,
+                        recent=inflow.recent,
+                        baseline=inflow.baseline,
+                        z=inflow.rank_z,
                     ),
                 )
             )
@@ -371,12 +396,11 @@ class DelinquencyDetector(Detector):
             signals.append(
                 (
                     0.1,
-                    Reason(
-                        code="low_installment_coverage",
-                        message=f"a month of inflow at the recent rate covers the installment "
-                        f"{inflow.coverage:.1f} times",
+                    self.reason(
+                        "low_installment_coverage",
                         observed=round(inflow.coverage, 2),
                         threshold=t.max_coverage,
+                        coverage=inflow.coverage,
                     ),
                 )
             )
@@ -400,13 +424,14 @@ class DelinquencyDetector(Detector):
             strength = 0.0
         else:
             strength = 0.2
-        reason = Reason(
-            code="past_due",
-            message=f"{installment.paid_by(at)} of {installment.amount_due} paid after the due "
-            f"date {installment.due_date}"
-            + (f"; {late} earlier installment(s) paid late within grace" if late else ""),
+        reason = self.reason(
+            "past_due/late" if late else "past_due",
             observed=str(installment.paid_by(at)),
             threshold=str(installment.amount_due),
+            paid=installment.paid_by(at),
+            due=installment.amount_due,
+            due_date=installment.due_date,
+            late=late,
         )
         return strength, reason
 
@@ -507,13 +532,14 @@ class DelinquencyDetector(Detector):
             reverse=True,
         )
         top = ", ".join(f"{name} ({value:+.2f})" for value, name in contributions[:3] if value > 0)
-        model_reason = Reason(
-            code="model_probability",
-            message=f"classifier: {lift:.1f}× the risk it gives the partition's open "
-            f"installments on average ({probability:.1%} against {typical:.1%}); raised most "
-            f"by {top or 'nothing'}",
+        model_reason = self.reason(
+            "model_probability",
             observed=round(lift, 2),
             threshold=t.min_model_lift,
+            lift=lift,
+            probability=probability,
+            typical=typical,
+            top=top or "nothing",
         )
         return 1.0 - (1.0 - rule) * (1.0 - strength), [*reasons, model_reason]
 
@@ -537,8 +563,8 @@ class DelinquencyDetector(Detector):
         key = installment_key(installment.loan_id, installment.number)
         return [
             self.finding(
-                state,
-                episode=f"{key}:{severity}",
+                state.borrower_id,
+                episode=self.episode("installment", installment=key, severity=severity),
                 ts=datetime.fromtimestamp(at, UTC),
                 score=score,
                 reasons=reasons,

@@ -7,11 +7,12 @@ import zlib
 from datetime import UTC, datetime
 from typing import Any
 
+from detectors import personal
 from detectors.base import ABNORMAL_BEHAVIOUR, Detector, Output
 from detectors.index import Found
 from detectors.state import BorrowerState
 from detectors.thresholds import ImpossibleTravelThresholds
-from topics.records import Login, Reason
+from topics.records import Login
 
 __all__ = ["ImpossibleTravelDetector", "haversine_km"]
 
@@ -34,8 +35,9 @@ def haversine_km(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
     return 2 * EARTH_RADIUS_KM * math.asin(min(1.0, math.sqrt(h)))
 
 
-def _place(city: str | None, lat: float, lon: float) -> str:
-    return city if city else f"{lat:.2f},{lon:.2f}"
+def _place(city: str | None, lat: float, lon: float) -> personal.Personal:
+    """A login's place: published as its city, or its coordinates to 2 decimals."""
+    return personal.place(city, lat, lon)
 
 
 class ImpossibleTravelDetector(Detector):
@@ -52,6 +54,12 @@ class ImpossibleTravelDetector(Detector):
     name = "impossible_travel"
     category = ABNORMAL_BEHAVIOUR
     version = "1"
+    messages = {
+        "impossible_speed": "{origin} → {place} in {minutes:.0f} min needs {speed:,.0f} km/h",
+        "distance": "{distance:,.0f} km between the two logins",
+        "different_device": "device {device} is not the one of the login before",
+    }
+    episodes = {"travel": "travel:{origin}>{place}:{day}"}
 
     def __init__(self, thresholds: ImpossibleTravelThresholds) -> None:
         self.thresholds = thresholds
@@ -95,34 +103,37 @@ class ImpossibleTravelDetector(Detector):
         origin_place = _place(last[3], last[1], last[2])
         place = _place(city, lat, lon)
         reasons = [
-            Reason(
-                code="impossible_speed",
-                message=f"{origin_place} → {place} in {hours * 60:.0f} min needs {speed:,.0f} km/h",
+            self.reason(
+                "impossible_speed",
                 observed=round(speed, 1),
                 threshold=t.max_speed_kmh,
+                origin=origin_place,
+                place=place,
+                minutes=hours * 60,
+                speed=speed,
             ),
-            Reason(
-                code="distance",
-                message=f"{distance:,.0f} km between the two logins",
+            self.reason(
+                "distance",
                 observed=round(distance, 1),
                 threshold=t.min_distance_km,
+                distance=distance,
             ),
         ]
         if other_device:
             reasons.append(
-                Reason(
-                    code="different_device",
-                    message=f"device {event.device_id} is not the one of the login before",
-                    observed=event.device_id,
+                self.reason(
+                    "different_device",
+                    observed=personal.device(event.device_id),
                     threshold="the previous login's device",
+                    device=personal.device(event.device_id),
                 )
             )
         excess = min(1.0, (speed / t.max_speed_kmh - 1.0) / 4.0)
         day = datetime.fromtimestamp(epoch, UTC).date().isoformat()
         return [
             self.finding(
-                state,
-                episode=f"travel:{origin_place}>{place}:{day}",
+                state.borrower_id,
+                episode=self.episode("travel", origin=origin_place, place=place, day=day),
                 ts=event.ts,
                 score=0.75 + 0.1 * excess + (0.1 if other_device else 0.0),
                 reasons=reasons,

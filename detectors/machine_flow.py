@@ -150,6 +150,22 @@ class MachineFlowDetector(Detector):
     name = "machine_flow"
     category = FALSIFIED_FLOW
     version = "2"
+    messages = {
+        "round_amounts": "{share:.0%} of recent inflows (weighted) are multiples of {unit:g}",
+        "regular_intervals": "inflows arrive every {gap} with a coefficient of variation of "
+        "{cv:.3f}",
+        "regular_intervals/clock": "{share:.0%} of recent inflows came {period} after an earlier "
+        "one, give or take {slack:g} s (chance would give {chance:.1%})",
+        "rotating_payers": "inflows on the {period} clock come from payers in no fixed order, "
+        "one at a time: at most {repeat:.0%} have the payer of the one {lag} before them on the "
+        "clock (a settlement schedule repeats its payers in order), and {batched:.0%} came "
+        "within {minutes:g} min of another on the clock (at most {max_batched:.0%}: platforms "
+        "that settle together)",
+        "benford_deviation": "first digits of the amounts that are not round deviate from "
+        "Benford's law by {mad:.3f} on average (an effective {effective:.0f} inflows, log10 "
+        "amounts spread {spread:.2f})",
+    }
+    episodes = {"week": "machine:{week}"}
 
     def __init__(self, thresholds: MachineFlowThresholds) -> None:
         self.thresholds = thresholds
@@ -319,12 +335,12 @@ class MachineFlowDetector(Detector):
         cv = _interval_cv(memory)
         if cv is not None and cv <= t.max_interval_cv:
             mean_gap = memory["i1"] / memory["iw"]
-            reason = Reason(
-                code="regular_intervals",
-                message=f"inflows arrive every {_duration(mean_gap)} with a coefficient of "
-                f"variation of {cv:.3f}",
+            reason = self.reason(
+                "regular_intervals",
                 observed=round(cv, 4),
                 threshold=t.max_interval_cv,
+                gap=_duration(mean_gap),
+                cv=cv,
             )
             strength = 1.0 - cv / t.max_interval_cv if t.max_interval_cv > 0 else 1.0
             return reason, strength, False
@@ -338,12 +354,14 @@ class MachineFlowDetector(Detector):
         if share < CLOCK_OVER_CHANCE * chance:
             return None  # so many inflows that some always fall on any period
         period = (memory["tb"] + 0.5) * CLOCK_BUCKET
-        reason = Reason(
-            code="regular_intervals",
-            message=f"{share:.0%} of recent inflows came {_duration(period)} after an earlier "
-            f"one, give or take {1.5 * CLOCK_BUCKET:g} s (chance would give {chance:.1%})",
+        reason = self.reason(
+            "regular_intervals/clock",
             observed=round(share, 3),
             threshold=t.min_clock_share,
+            share=share,
+            period=_duration(period),
+            slack=1.5 * CLOCK_BUCKET,
+            chance=chance,
         )
         strength = (share - t.min_clock_share) / max(1e-9, 1.0 - t.min_clock_share)
         return reason, strength, True
@@ -363,15 +381,16 @@ class MachineFlowDetector(Detector):
             return None
         lag = matches.index(most) + 1
         period = (memory["tb"] + 0.5) * CLOCK_BUCKET
-        reason = Reason(
-            code="rotating_payers",
-            message=f"inflows on the {_duration(period)} clock come from payers in no fixed "
-            f"order, one at a time: at most {repeat:.0%} have the payer of the one {lag} before "
-            f"them on the clock (a settlement schedule repeats its payers in order), and "
-            f"{batched:.0%} came within {CLOCK_MIN / 60:g} min of another on the clock (at most "
-            f"{t.max_batched_share:.0%}: platforms that settle together)",
+        reason = self.reason(
+            "rotating_payers",
             observed=round(repeat, 3),
             threshold=t.max_payer_repeat_share,
+            period=_duration(period),
+            repeat=repeat,
+            lag=lag,
+            batched=batched,
+            minutes=CLOCK_MIN / 60,
+            max_batched=t.max_batched_share,
         )
         limit = t.max_payer_repeat_share
         strength = 1.0 - repeat / limit if limit > 0 else 1.0
@@ -421,12 +440,12 @@ class MachineFlowDetector(Detector):
         if is_round:
             strengths.append((round_share - t.max_round_share) / max(1e-9, 1.0 - t.max_round_share))
             reasons.append(
-                Reason(
-                    code="round_amounts",
-                    message=f"{round_share:.0%} of recent inflows (weighted) are multiples of "
-                    f"{t.round_unit:g}",
+                self.reason(
+                    "round_amounts",
                     observed=round(round_share, 3),
                     threshold=t.max_round_share,
+                    share=round_share,
+                    unit=t.round_unit,
                 )
             )
         if regular is not None:
@@ -438,20 +457,20 @@ class MachineFlowDetector(Detector):
         if is_skewed:
             strengths.append(min(1.0, (mad - min_mad) / max(1e-9, min_mad)))
             reasons.append(
-                Reason(
-                    code="benford_deviation",
-                    message=f"first digits of the amounts that are not round deviate from "
-                    f"Benford's law by {mad:.3f} on average (an effective {effective:.0f} "
-                    f"inflows, log10 amounts spread {spread:.2f})",
+                self.reason(
+                    "benford_deviation",
                     observed=round(mad, 4),
                     threshold=round(min_mad, 4),
+                    mad=mad,
+                    effective=effective,
+                    spread=spread,
                 )
             )
         score = 0.5 + 0.15 * (held - 2) + 0.3 * (sum(strengths) / len(strengths))
         return [
             self.finding(
-                state,
-                episode=f"machine:{week}",
+                state.borrower_id,
+                episode=self.episode("week", week=week),
                 ts=datetime.fromtimestamp(epoch, UTC),
                 score=min(1.0, max(0.5, score)),
                 reasons=reasons,
