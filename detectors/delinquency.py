@@ -82,6 +82,19 @@ class _Silence:
     surprise: float  # -ln P(a silence this long at that rate); 0 when unknown
 
 
+@dataclass(frozen=True, slots=True)
+class _Observed:
+    """What an assessment reads of a borrower at one time, for one installment."""
+
+    inflow: _Inflow
+    silence: _Silence
+    payout_ago: int | None  # days since the latest payout-account change (None: none seen)
+    payout_change: bool  # ... within ``payout_change_days``
+    missed: int  # earlier installments not paid in full by the end of their grace
+    late: int  # earlier installments paid in full, but after the day after their due date
+    paid: float  # paid of this installment by then
+
+
 #: The message of an installment not paid in full by the end of its grace, paid in part or not.
 _UNPAID = "{paid} of {due} paid by the end of the {grace}-day grace period"
 
@@ -293,19 +306,52 @@ class DelinquencyDetector(Detector):
     ) -> tuple[dict[str, float], list[Reason], float]:
         """Features at ``at``, the reasons among them that hold, and the rules' score."""
         t = self.thresholds
-        assert installment.amount_due is not None and installment.due_date is not None
+        seen = self._observe(at, installment, state)
+        features = self._features(at, installment, seen, past_due)
+        # A sign well before the due date leaves time to recover; in the last days before it, it
+        # is money or attention missing for this installment. Earlier checks weigh it less.
+        urgency = 1.0 if features["days_to_due"] <= t.near_due_days else t.early_signal_weight
+        signals: list[tuple[float, Reason]] = []
+        if past_due:
+            signals.append(
+                self._past_due_signal(at, installment, seen.paid, seen.late, seen.missed)
+            )
+        signals += self._conduct_signals(seen, urgency)
+        signals += self._inflow_signals(seen.inflow, urgency)
+        # Independent signals combine as a noisy-or.
+        rule = 1.0 - math.prod(1.0 - strength for strength, _ in signals)
+        ranked = sorted(signals, key=lambda signal: -signal[0])
+        return features, [reason for _, reason in ranked], rule
+
+    def _observe(self, at: float, installment: Installment, state: BorrowerState) -> _Observed:
+        """What the borrower's history shows at ``at``, from data stamped no later."""
+        t = self.thresholds
+        assert installment.amount_due is not None
         today = day_of(at)
-        amount_due = float(installment.amount_due) or 1.0
-        inflow = self._inflow(state.inflows, today, amount_due)
         memory = self.slot(state, _memory)
-        silence = self._silence(memory["logins"], state.inflows, today)
         payout_days = [today - d for d in memory["payouts"] if d <= today]
         payout_ago = payout_days[-1] if payout_days else None
-        payout_change = payout_ago is not None and payout_ago <= t.payout_change_days
         missed, late = self._history(at, installment, state)
-        paid = float(installment.paid_by(at))
-        # Each feature grows with the risk it stands for and is 0 when unknown or benign, which
-        # keeps a linear model's weights readable and its contributions comparable.
+        return _Observed(
+            inflow=self._inflow(state.inflows, today, float(installment.amount_due) or 1.0),
+            silence=self._silence(memory["logins"], state.inflows, today),
+            payout_ago=payout_ago,
+            payout_change=payout_ago is not None and payout_ago <= t.payout_change_days,
+            missed=missed,
+            late=late,
+            paid=float(installment.paid_by(at)),
+        )
+
+    def _features(
+        self, at: float, installment: Installment, seen: _Observed, past_due: bool
+    ) -> dict[str, float]:
+        """What the classifier sees (see :data:`FEATURES`).
+
+        Each feature grows with the risk it stands for and is 0 when unknown or benign, which
+        keeps a linear model's weights readable and its contributions comparable.
+        """
+        assert installment.amount_due is not None and installment.due_date is not None
+        inflow = seen.inflow
         drop = rank_low = share = 0.0
         if inflow.ratio is not None:
             drop = min(3.0, max(0.0, -math.log(max(inflow.ratio, 0.05))))
@@ -314,34 +360,37 @@ class DelinquencyDetector(Detector):
         if inflow.coverage is not None:
             # The installment as a share of a month's inflow at the recent rate.
             share = min(1.0, 1.0 / max(inflow.coverage, 1.0))
-        features = {
+        return {
             "inflow_drop": drop,
             "inflow_rank_low": rank_low,
             "installment_share": share,
-            "silence_log": math.log1p(silence.surprise),
-            "payout_change": 1.0 if payout_change else 0.0,
-            "prior_missed": float(min(missed, 3)),
-            "prior_late": float(min(late, 3)),
+            "silence_log": math.log1p(seen.silence.surprise),
+            "payout_change": 1.0 if seen.payout_change else 0.0,
+            "prior_missed": float(min(seen.missed, 3)),
+            "prior_late": float(min(seen.late, 3)),
             "past_due": 1.0 if past_due else 0.0,
-            "paid_share": paid / amount_due,
+            "paid_share": seen.paid / (float(installment.amount_due) or 1.0),
             "days_to_due": (self._midnight(installment.due_date) - at) / SECONDS_PER_DAY,
             "reversals": float(len([r for r in installment.reversals if r[0] <= at])),
         }
-        # A sign well before the due date leaves time to recover; in the last days before it, it
-        # is money or attention missing for this installment. Earlier checks weigh it less.
-        urgency = 1.0 if features["days_to_due"] <= t.near_due_days else t.early_signal_weight
+
+    def _conduct_signals(self, seen: _Observed, urgency: float) -> list[tuple[float, Reason]]:
+        """Earlier installments missed, a silence, a payout change: with their strengths."""
+        t = self.thresholds
         signals: list[tuple[float, Reason]] = []
-        if past_due:
-            signals.append(self._past_due_signal(at, installment, paid, late, missed))
-        if missed:
+        if seen.missed:
             signals.append(
                 (
                     0.6,
                     self.reason(
-                        "earlier_installments_unpaid", observed=missed, threshold=0, missed=missed
+                        "earlier_installments_unpaid",
+                        observed=seen.missed,
+                        threshold=0,
+                        missed=seen.missed,
                     ),
                 )
             )
+        silence = seen.silence
         if silence.surprise >= t.min_silence_surprise:
             span = max(1.0, t.full_silence_surprise - t.min_silence_surprise)
             strength = 0.5 + 0.1 * min(1.0, (silence.surprise - t.min_silence_surprise) / span)
@@ -358,18 +407,24 @@ class DelinquencyDetector(Detector):
                     ),
                 )
             )
-        if payout_change:
+        if seen.payout_change:
             signals.append(
                 (
                     t.payout_change_weight * urgency,
                     self.reason(
                         "payout_account_changed",
-                        observed=payout_ago,
+                        observed=seen.payout_ago,
                         threshold=t.payout_change_days,
-                        days=payout_ago,
+                        days=seen.payout_ago,
                     ),
                 )
             )
+        return signals
+
+    def _inflow_signals(self, inflow: _Inflow, urgency: float) -> list[tuple[float, Reason]]:
+        """A decline against the borrower's own baseline, a low coverage: with their strengths."""
+        t = self.thresholds
+        signals: list[tuple[float, Reason]] = []
         if (
             inflow.ratio is not None
             and inflow.rank_z is not None
@@ -404,10 +459,7 @@ class DelinquencyDetector(Detector):
                     ),
                 )
             )
-        # Independent signals combine as a noisy-or.
-        rule = 1.0 - math.prod(1.0 - strength for strength, _ in signals)
-        ranked = sorted(signals, key=lambda signal: -signal[0])
-        return features, [reason for _, reason in ranked], rule
+        return signals
 
     def _past_due_signal(
         self, at: float, installment: Installment, paid: float, late: int, missed: int

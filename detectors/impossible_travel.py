@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from detectors import personal
-from detectors.base import ABNORMAL_BEHAVIOUR, Detector, Output
+from detectors.base import ABNORMAL_BEHAVIOUR, Detector, Finding, Output
 from detectors.index import Found
 from detectors.state import BorrowerState
 from detectors.thresholds import ImpossibleTravelThresholds
@@ -68,7 +68,6 @@ class ImpossibleTravelDetector(Detector):
         geo = event.geo
         if geo is None or not event.success or event.action != "login":
             return []
-        t = self.thresholds
         epoch = event.ts.timestamp()
         lat, lon, city = geo.lat, geo.lon, geo.city
         # "l": the last login [ts, lat, lon, city, event, device crc]; "o": [lat, lon, ts]
@@ -81,6 +80,25 @@ class ImpossibleTravelDetector(Detector):
         memory["l"] = [epoch, lat, lon, city, event.event_id, device]
         if last is None:
             return []
+        jump = self._jump(memory, last, epoch, lat, lon, city)
+        if jump is None:
+            return []
+        memory["o"] = [last[1], last[2], epoch]
+        distance, hours = jump
+        return [self._finding(event, state, last, distance, hours, last[5] != device)]
+
+    def _jump(
+        self,
+        memory: dict[str, Any],
+        last: list[Any],
+        epoch: float,
+        lat: float,
+        lon: float,
+        city: str | None,
+    ) -> tuple[float, float] | None:
+        """Distance (km) and time (h) from the last login, when too far too fast and not the
+        way back from a flagged jump; keeps the flagged jump's origin while it still counts."""
+        t = self.thresholds
         origin = memory.pop("o", None)
         if origin is not None and epoch - origin[2] > t.return_hours * HOUR:
             origin = None
@@ -91,23 +109,34 @@ class ImpossibleTravelDetector(Detector):
         if distance <= t.min_distance_km:
             if origin is not None:
                 memory["o"] = origin
-            return []
+            return None
         if origin is not None and haversine_km(origin[0], origin[1], lat, lon) <= t.min_distance_km:
-            return []  # back where the flagged jump started: the same episode
+            return None  # back where the flagged jump started: the same episode
         hours = max(epoch - last[0], MIN_SECONDS) / HOUR
+        if distance / hours <= t.max_speed_kmh:
+            return None
+        return distance, hours
+
+    def _finding(
+        self,
+        event: Login,
+        state: BorrowerState,
+        last: list[Any],
+        distance: float,
+        hours: float,
+        other_device: bool,
+    ) -> Finding:
+        t = self.thresholds
+        assert event.geo is not None
         speed = distance / hours
-        if speed <= t.max_speed_kmh:
-            return []
-        memory["o"] = [last[1], last[2], epoch]
-        other_device = last[5] != device
-        origin_place = _place(last[3], last[1], last[2])
-        place = _place(city, lat, lon)
+        origin = _place(last[3], last[1], last[2])
+        place = _place(event.geo.city, event.geo.lat, event.geo.lon)
         reasons = [
             self.reason(
                 "impossible_speed",
                 observed=round(speed, 1),
                 threshold=t.max_speed_kmh,
-                origin=origin_place,
+                origin=origin,
                 place=place,
                 minutes=hours * 60,
                 speed=speed,
@@ -129,14 +158,12 @@ class ImpossibleTravelDetector(Detector):
                 )
             )
         excess = min(1.0, (speed / t.max_speed_kmh - 1.0) / 4.0)
-        day = datetime.fromtimestamp(epoch, UTC).date().isoformat()
-        return [
-            self.finding(
-                state.borrower_id,
-                episode=self.episode("travel", origin=origin_place, place=place, day=day),
-                ts=event.ts,
-                score=0.75 + 0.1 * excess + (0.1 if other_device else 0.0),
-                reasons=reasons,
-                evidence=[last[4], event.event_id],
-            )
-        ]
+        day = datetime.fromtimestamp(event.ts.timestamp(), UTC).date().isoformat()
+        return self.finding(
+            state.borrower_id,
+            episode=self.episode("travel", origin=origin, place=place, day=day),
+            ts=event.ts,
+            score=0.75 + 0.1 * excess + (0.1 if other_device else 0.0),
+            reasons=reasons,
+            evidence=[last[4], event.event_id],
+        )

@@ -375,10 +375,6 @@ class RevenueInflationDetector(Detector):
         stopped: list[tuple[int, str, str, float]],
     ) -> Finding:
         t = self.thresholds
-        more_growth = min(1.0, growth / max(1e-9, t.min_growth) - 1.0)
-        more_share = min(1.0, (share - t.min_new_share) / max(1e-9, 1.0 - t.min_new_share))
-        more_parties = min(1.0, (len(stopped) - t.min_new_counterparties) / 3.0)
-        score = min(1.0, 0.6 + 0.15 * more_growth + 0.15 * more_share + 0.1 * more_parties)
         reasons = [
             self.reason(
                 "inflow_growth",
@@ -421,7 +417,15 @@ class RevenueInflationDetector(Detector):
             state.borrower_id,
             episode=self.episode("application", application=application),
             ts=datetime.fromtimestamp(at, UTC),
-            score=score,
+            score=self._score(growth, share, len(stopped)),
             reasons=reasons,
             evidence=[application] + [s[2] for s in stopped],
         )
+
+    def _score(self, growth: float, share: float, counterparties: int) -> float:
+        """0.6, and up to 0.4 more as growth, share and counterparties pass their thresholds."""
+        t = self.thresholds
+        more_growth = min(1.0, growth / max(1e-9, t.min_growth) - 1.0)
+        more_share = min(1.0, (share - t.min_new_share) / max(1e-9, 1.0 - t.min_new_share))
+        more_parties = min(1.0, (counterparties - t.min_new_counterparties) / 3.0)
+        return min(1.0, 0.6 + 0.15 * more_growth + 0.15 * more_share + 0.1 * more_parties)
