@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from detectors.clock import Timer
 from detectors.index import Found, Lookups
+from detectors.personal import fill, unwrap
 from detectors.state import BorrowerState
 from topics.names import ABNORMAL_BEHAVIOUR, CATEGORIES, DELINQUENCY_RISK, FALSIFIED_FLOW
-from topics.records import Alert, Login, Reason, Repayment, Transaction
+from topics.records import Alert, Login, Reason, Repayment, Transaction, Wording
 from topics.validate import InputRecord
 
 if TYPE_CHECKING:
@@ -41,6 +42,9 @@ class Finding:
 
     ``episode`` names what the alert is about (a device, a cycle and its day, an installment and
     stage) rather than the event that tipped it, so that any processing order yields the same id.
+    ``episode_wording`` and ``evidence_wording`` are what the masker needs (see
+    :class:`topics.records.Alert`): the episode as its template and slots, and the wording of
+    each evidence entry that names someone (None when none does).
     """
 
     detector: str
@@ -55,6 +59,8 @@ class Finding:
     loan_id: str | None = None
     installment: int | None = None
     due_date: date | None = None
+    episode_wording: Wording | None = None
+    evidence_wording: tuple[Wording | None, ...] | None = None
 
     @property
     def alert_id(self) -> str:
@@ -109,6 +115,10 @@ def to_alert(
         loan_id=finding.loan_id,
         installment=finding.installment,
         due_date=finding.due_date,
+        episode_wording=finding.episode_wording,
+        evidence_wording=None
+        if finding.evidence_wording is None
+        else list(finding.evidence_wording),
     )
 
 
@@ -123,11 +133,23 @@ class Detector:
     from other borrowers comes from the cross-borrower index, asked for in :meth:`lookups` and
     handed to the hook as ``found``; thresholds come in as data. Per-borrower memory lives in
     ``state.slots[self.name]`` as JSON-compatible values, so it is changelogged with the rest.
+
+    What it says is data too: ``messages`` and ``episodes`` hold its templates, and it builds
+    reasons, episodes and findings only through :meth:`reason`, :meth:`episode` and
+    :meth:`finding`, with every personal value wrapped by kind (``detectors.personal``). The
+    masker then masks those values wherever a template puts them: a new detector, or a
+    reworded message, needs nothing else to keep raw ids out of published alerts.
     """
 
     name: str = ""
     category: str = ""
     version: str = "1"
+    #: Message templates by reason code (Python format syntax, see
+    #: :class:`topics.records.Wording`). A code worded two ways has a key per wording:
+    #: the code, then a slash and a variant (``"regular_intervals/clock"``).
+    messages: ClassVar[Mapping[str, str]] = {}
+    #: Episode templates by name: what an alert is about, and so its id.
+    episodes: ClassVar[Mapping[str, str]] = {}
     #: Fields of :class:`BorrowerState` the detector writes besides its slot (the login
     #: history, the installments): a shadow of it gets its own copy of these.
     writes: tuple[str, ...] = ()
@@ -185,26 +207,59 @@ class Detector:
             value = state.slots[self.name] = default()
         return value
 
+    def reason(
+        self, key: str, *, observed: Any = None, threshold: Any = None, **slots: Any
+    ) -> Reason:
+        """The reason of ``messages[key]`` with its slots filled; ``observed``, ``threshold``
+        and any slot may be a personal value (``detectors.personal``).
+
+        The code is ``key`` up to a slash (see :attr:`messages`); the message is rendered raw,
+        as published unmasked.
+        """
+        wording = fill(self.messages[key], **slots)
+        observed, observed_kind = unwrap(observed)
+        threshold, threshold_kind = unwrap(threshold)
+        return Reason(
+            code=key.partition("/")[0],
+            message=wording.render(),
+            observed=observed,
+            threshold=threshold,
+            wording=wording,
+            observed_kind=observed_kind,
+            threshold_kind=threshold_kind,
+        )
+
+    def episode(self, name: str, **slots: Any) -> Wording:
+        """The episode of ``episodes[name]`` with its slots filled, personal ones wrapped."""
+        return fill(self.episodes[name], **slots)
+
     def finding(
         self,
-        state: BorrowerState,
+        borrower_id: str,
         *,
-        episode: str,
+        episode: Wording,
         ts: datetime,
         score: float,
-        reasons: list[Reason],
-        evidence: list[str],
+        reasons: Sequence[Reason],
+        evidence: Sequence[str | Wording],
         **delinquency: Any,
     ) -> Finding:
+        """A finding about ``borrower_id``; an evidence entry is an event id, or a wording
+        when it names someone."""
+        wordings = tuple(None if isinstance(entry, str) else entry for entry in evidence)
         return Finding(
             detector=self.name,
             detector_version=self.version,
             category=self.category,
-            borrower_id=state.borrower_id,
-            episode=episode,
+            borrower_id=borrower_id,
+            episode=episode.render(),
             ts=ts,
             score=score,
             reasons=tuple(reasons),
-            evidence=tuple(evidence),
+            evidence=tuple(
+                entry if isinstance(entry, str) else entry.render() for entry in evidence
+            ),
+            episode_wording=episode,
+            evidence_wording=None if all(w is None for w in wordings) else wordings,
             **delinquency,
         )

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
+from detectors import personal
 from detectors.base import FALSIFIED_FLOW, Detector, Finding, Output
 from detectors.graph import Cycle, Edge, Neighbourhood, find_cycles
 from detectors.index import Found, Lookups, Read, Write
@@ -14,7 +15,7 @@ from detectors.scenarios import at, inputs, transaction
 from detectors.state import BorrowerState, day_of
 from detectors.tunables import tunable
 from topics.names import Source
-from topics.records import Reason, Transaction
+from topics.records import Transaction
 from topics.validate import InputRecord
 
 if TYPE_CHECKING:
@@ -76,6 +77,12 @@ class CircularFlowDetector(Detector):
                 transaction("tx-close", "b-1", "c", "a", "98500", at(hours=5)),
             ],
         )
+
+    messages = {
+        "circular_transfer": "{amount:,.2f} went {ring:→} in {hours:.1f} h",
+        "amount_shrink": "the amount came back smaller only by fees",
+    }
+    episodes = {"cycle": "cycle:{accounts:|}:day:{day}"}
 
     def __init__(self, thresholds: CircularFlowThresholds) -> None:
         self.thresholds = thresholds
@@ -153,29 +160,28 @@ class CircularFlowDetector(Detector):
         # Two hops may each lose up to max_fee_ratio; the less lost, the more deliberate.
         tightness = 1.0 - min(1.0, cycle.shrink / (2 * t.max_fee_ratio))
         score = min(1.0, 0.7 + 0.25 * tightness + (0.05 if hours <= 24 else 0.0))
-        ring = "→".join([hop.src for hop in cycle.hops] + [cycle.hops[0].src])
         first = cycle.hops[0]
-        return Finding(
-            detector=self.name,
-            detector_version=self.version,
-            category=self.category,
-            borrower_id=borrower_id,
-            episode=f"cycle:{'|'.join(cycle.accounts)}:day:{day_of(first.ts)}",
+        return self.finding(
+            borrower_id,
+            episode=self.episode(
+                "cycle", accounts=personal.account(cycle.accounts), day=day_of(first.ts)
+            ),
             ts=datetime.fromtimestamp(cycle.hops[-1].ts, UTC),
             score=score,
             reasons=(
-                Reason(
-                    code="circular_transfer",
-                    message=f"{first.amount:,.2f} went {ring} in {hours:.1f} h",
+                self.reason(
+                    "circular_transfer",
                     observed=round(hours, 2),
                     threshold=t.window_hours,
+                    amount=first.amount,
+                    ring=personal.account([hop.src for hop in cycle.hops] + [first.src]),
+                    hours=hours,
                 ),
-                Reason(
-                    code="amount_shrink",
-                    message="the amount came back smaller only by fees",
+                self.reason(
+                    "amount_shrink",
                     observed=round(cycle.shrink, 4),
                     threshold=round(1 - (1 - t.max_fee_ratio) ** 2, 4),
                 ),
             ),
-            evidence=tuple(sorted({hop.event_id for hop in cycle.hops})),
+            evidence=sorted({hop.event_id for hop in cycle.hops}),
         )

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from detectors import personal
 from detectors.base import ABNORMAL_BEHAVIOUR, Detector, Finding, Output
 from detectors.device_ring import crowded
 from detectors.index import Found, Lookups, Read, Write
@@ -104,6 +105,15 @@ class CredentialStuffingDetector(Detector):
             ],
         )
 
+    messages = {
+        "ip_failures_across_borrowers": "IP {ip} failed to log into {victims} borrowers within "
+        "{hours:.1f} h, each time from a device the borrower never logged in from",
+        "ip_failure_ratio": "{victims} of the {failing} borrowers failing from this IP then were "
+        "on a device new to them: not their own typos",
+        "login_during_stuffing": "the IP then logged into this borrower from a device new to it",
+    }
+    episodes = {"ip": "ip:{ip}"}
+
     def __init__(self, thresholds: CredentialStuffingThresholds) -> None:
         self.thresholds = thresholds
 
@@ -180,12 +190,7 @@ class CredentialStuffingDetector(Detector):
         strangers = sorted(
             (m for m in failures if m[2] == NEW_FAILURE), key=lambda m: (m[3], m[0], m[1])
         )
-        stretches = [
-            (strangers[first][3], strangers[last][3])
-            for first, last in crowded(
-                [(m[3], m[0]) for m in strangers], t.window_hours * HOUR, t.min_borrowers
-            )
-        ]
+        stretches = self._stretches(strangers)
         if not stretches:
             return []
 
@@ -201,52 +206,80 @@ class CredentialStuffingDetector(Detector):
         failing = {m[0] for m in failures if inside(m)}
         share = len(victims) / len(failing)
         hours = max(end - start for start, end in stretches) / HOUR
+        reasons = self._ip_reasons(ip, len(victims), len(failing), hours)
         excess = min(1.0, (len(victims) - t.min_borrowers) / t.min_borrowers)
-        reasons = [
-            Reason(
-                code="ip_failures_across_borrowers",
-                message=f"IP {ip} failed to log into {len(victims)} borrowers within "
-                f"{hours:.1f} h, each time from a device the borrower never logged in from",
-                observed=len(victims),
-                threshold=t.min_borrowers,
+        score = 0.75 + 0.15 * excess + (0.05 if share >= t.min_failure_ratio else 0.0)
+        return [
+            self._finding(
+                borrower,
+                ip,
+                [m for m in tried if m[0] == borrower],
+                [m for m in got_in if m[0] == borrower],
+                reasons,
+                score,
+            )
+            for borrower in sorted(victims | {m[0] for m in got_in})
+        ]
+
+    def _stretches(self, strangers: list[list[Any]]) -> list[tuple[float, float]]:
+        """Spans (first and last time) of failures on new devices, sorted by time, in which
+        enough distinct borrowers failed within ``window_hours``."""
+        t = self.thresholds
+        return [
+            (strangers[first][3], strangers[last][3])
+            for first, last in crowded(
+                [(m[3], m[0]) for m in strangers], t.window_hours * HOUR, t.min_borrowers
             )
         ]
+
+    def _ip_reasons(self, ip: str, victims: int, failing: int, hours: float) -> list[Reason]:
+        """What every borrower of the IP's crowded spans is told about the IP."""
+        t = self.thresholds
+        reasons = [
+            self.reason(
+                "ip_failures_across_borrowers",
+                observed=victims,
+                threshold=t.min_borrowers,
+                ip=personal.ip(ip),
+                victims=victims,
+                hours=hours,
+            )
+        ]
+        share = victims / failing
         if share >= t.min_failure_ratio:
             reasons.append(
-                Reason(
-                    code="ip_failure_ratio",
-                    message=f"{len(victims)} of the {len(failing)} borrowers failing from this IP "
-                    "then were on a device new to them: not their own typos",
+                self.reason(
+                    "ip_failure_ratio",
                     observed=round(share, 3),
                     threshold=t.min_failure_ratio,
+                    victims=victims,
+                    failing=failing,
                 )
             )
-        score = 0.75 + 0.15 * excess + (0.05 if share >= t.min_failure_ratio else 0.0)
-        findings = []
-        for borrower in sorted(victims | {m[0] for m in got_in}):
-            own = [m for m in tried if m[0] == borrower]
-            entered = [m for m in got_in if m[0] == borrower]
-            extra: list[Reason] = []
-            if entered:
-                extra.append(
-                    Reason(
-                        code="login_during_stuffing",
-                        message="the IP then logged into this borrower from a device new to it",
-                        observed=entered[0][1],
-                        threshold="a new device",
-                    )
-                )
-            findings.append(
-                Finding(
-                    detector=self.name,
-                    detector_version=self.version,
-                    category=self.category,
-                    borrower_id=borrower,
-                    episode=f"ip:{ip}",
-                    ts=datetime.fromtimestamp(max(m[3] for m in own + entered), UTC),
-                    score=min(1.0, score + (0.1 if entered else 0.0)),
-                    reasons=tuple(reasons + extra),
-                    evidence=tuple(m[1] for m in sorted(own + entered, key=lambda m: m[3])),
+        return reasons
+
+    def _finding(
+        self,
+        borrower: str,
+        ip: str,
+        own: list[list[Any]],
+        entered: list[list[Any]],
+        reasons: list[Reason],
+        score: float,
+    ) -> Finding:
+        """One borrower's finding: its failures from the IP, and its logins the IP got in by."""
+        extra: list[Reason] = []
+        if entered:
+            extra.append(
+                self.reason(
+                    "login_during_stuffing", observed=entered[0][1], threshold="a new device"
                 )
             )
-        return findings
+        return self.finding(
+            borrower,
+            episode=self.episode("ip", ip=personal.ip(ip)),
+            ts=datetime.fromtimestamp(max(m[3] for m in own + entered), UTC),
+            score=min(1.0, score + (0.1 if entered else 0.0)),
+            reasons=reasons + extra,
+            evidence=[m[1] for m in sorted(own + entered, key=lambda m: m[3])],
+        )

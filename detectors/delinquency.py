@@ -214,6 +214,23 @@ class _Silence:
     surprise: float  # -ln P(a silence this long at that rate); 0 when unknown
 
 
+@dataclass(frozen=True, slots=True)
+class _Observed:
+    """What an assessment reads of a borrower at one time, for one installment."""
+
+    inflow: _Inflow
+    silence: _Silence
+    payout_ago: int | None  # days since the latest payout-account change (None: none seen)
+    payout_change: bool  # ... within ``payout_change_days``
+    missed: int  # earlier installments not paid in full by the end of their grace
+    late: int  # earlier installments paid in full, but after the day after their due date
+    paid: float  # paid of this installment by then
+
+
+#: The message of an installment not paid in full by the end of its grace, paid in part or not.
+_UNPAID = "{paid} of {due} paid by the end of the {grace}-day grace period"
+
+
 class DelinquencyDetector(Detector):
     """Ranks open installments by the risk of not being paid by due date + grace.
 
@@ -268,6 +285,30 @@ class DelinquencyDetector(Detector):
             ],
         )
 
+    messages = {
+        "payment_reversed": "a payment of {amount} on installment {installment} was reversed",
+        "partial_payment": _UNPAID,
+        "installment_missed": _UNPAID,
+        "past_due": "{paid} of {due} paid after the due date {due_date}",
+        "past_due/late": "{paid} of {due} paid after the due date {due_date}; {late} earlier "
+        "installment(s) paid late within grace",
+        "earlier_installments_unpaid": "{missed} earlier installment(s) not paid in full by the "
+        "end of their grace period",
+        "login_silence": "no login for {days} days by a borrower who logs in on {rate:.0%} of "
+        "days: a chance of {chance:.1g} at that rate (observed: -ln of it)",
+        "payout_account_changed": "payout account changed {days} day(s) before, with the "
+        "installment unpaid",
+        "inflow_decline": "daily inflow over the last {days} days is {ratio:.0%} of the "
+        "borrower's own baseline ({recent:,.0f} against {baseline:,.0f}); its last two weeks "
+        "rank below the baseline days (z = {z:.1f})",
+        "low_installment_coverage": "a month of inflow at the recent rate covers the "
+        "installment {coverage:.1f} times",
+        "model_probability": "classifier: {lift:.1f}× the risk it gives the partition's open "
+        "installments on average ({probability:.1%} against {typical:.1%}); raised most by "
+        "{top}",
+    }
+    episodes = {"installment": "{installment}:{severity}"}
+
     def __init__(self, thresholds: DelinquencyThresholds) -> None:
         self.thresholds = thresholds
         self._zone = timezone(timedelta(hours=thresholds.platform_utc_offset_hours))
@@ -312,11 +353,12 @@ class DelinquencyDetector(Detector):
             installment.payments.append((epoch, event.amount, event.event_id))
             return []
         installment.reversals.append((epoch, event.amount, event.event_id))
-        reason = Reason(
-            code="payment_reversed",
-            message=f"a payment of {event.amount} on installment {key} was reversed",
+        reason = self.reason(
+            "payment_reversed",
             observed=str(event.amount),
             threshold="0",
+            amount=event.amount,
+            installment=key,
         )
         return self._escalate(state, installment, epoch, 0.7, [reason])
 
@@ -399,12 +441,13 @@ class DelinquencyDetector(Detector):
         code, score = ("partial_payment", 0.9) if paid > 0 else ("installment_missed", 0.95)
         self._note_risk(state, at, score, key)
         reasons = [
-            Reason(
-                code=code,
-                message=f"{paid} of {installment.amount_due} paid by the end of the "
-                f"{self.thresholds.grace_days}-day grace period",
+            self.reason(
+                code,
                 observed=str(paid),
                 threshold=str(installment.amount_due),
+                paid=paid,
+                due=installment.amount_due,
+                grace=self.thresholds.grace_days,
             )
         ]
         _, signals, _ = self._assess(at, installment, state, past_due=False)
@@ -415,19 +458,52 @@ class DelinquencyDetector(Detector):
     ) -> tuple[dict[str, float], list[Reason], float]:
         """Features at ``at``, the reasons among them that hold, and the rules' score."""
         t = self.thresholds
-        assert installment.amount_due is not None and installment.due_date is not None
+        seen = self._observe(at, installment, state)
+        features = self._features(at, installment, seen, past_due)
+        # A sign well before the due date leaves time to recover; in the last days before it, it
+        # is money or attention missing for this installment. Earlier checks weigh it less.
+        urgency = 1.0 if features["days_to_due"] <= t.near_due_days else t.early_signal_weight
+        signals: list[tuple[float, Reason]] = []
+        if past_due:
+            signals.append(
+                self._past_due_signal(at, installment, seen.paid, seen.late, seen.missed)
+            )
+        signals += self._conduct_signals(seen, urgency)
+        signals += self._inflow_signals(seen.inflow, urgency)
+        # Independent signals combine as a noisy-or.
+        rule = 1.0 - math.prod(1.0 - strength for strength, _ in signals)
+        ranked = sorted(signals, key=lambda signal: -signal[0])
+        return features, [reason for _, reason in ranked], rule
+
+    def _observe(self, at: float, installment: Installment, state: BorrowerState) -> _Observed:
+        """What the borrower's history shows at ``at``, from data stamped no later."""
+        t = self.thresholds
+        assert installment.amount_due is not None
         today = day_of(at)
-        amount_due = float(installment.amount_due) or 1.0
-        inflow = self._inflow(state.inflows, today, amount_due)
         memory = self.slot(state, _memory)
-        silence = self._silence(memory["logins"], state.inflows, today)
         payout_days = [today - d for d in memory["payouts"] if d <= today]
         payout_ago = payout_days[-1] if payout_days else None
-        payout_change = payout_ago is not None and payout_ago <= t.payout_change_days
         missed, late = self._history(at, installment, state)
-        paid = float(installment.paid_by(at))
-        # Each feature grows with the risk it stands for and is 0 when unknown or benign, which
-        # keeps a linear model's weights readable and its contributions comparable.
+        return _Observed(
+            inflow=self._inflow(state.inflows, today, float(installment.amount_due) or 1.0),
+            silence=self._silence(memory["logins"], state.inflows, today),
+            payout_ago=payout_ago,
+            payout_change=payout_ago is not None and payout_ago <= t.payout_change_days,
+            missed=missed,
+            late=late,
+            paid=float(installment.paid_by(at)),
+        )
+
+    def _features(
+        self, at: float, installment: Installment, seen: _Observed, past_due: bool
+    ) -> dict[str, float]:
+        """What the classifier sees (see :data:`FEATURES`).
+
+        Each feature grows with the risk it stands for and is 0 when unknown or benign, which
+        keeps a linear model's weights readable and its contributions comparable.
+        """
+        assert installment.amount_due is not None and installment.due_date is not None
+        inflow = seen.inflow
         drop = rank_low = share = 0.0
         if inflow.ratio is not None:
             drop = min(3.0, max(0.0, -math.log(max(inflow.ratio, 0.05))))
@@ -436,67 +512,71 @@ class DelinquencyDetector(Detector):
         if inflow.coverage is not None:
             # The installment as a share of a month's inflow at the recent rate.
             share = min(1.0, 1.0 / max(inflow.coverage, 1.0))
-        features = {
+        return {
             "inflow_drop": drop,
             "inflow_rank_low": rank_low,
             "installment_share": share,
-            "silence_log": math.log1p(silence.surprise),
-            "payout_change": 1.0 if payout_change else 0.0,
-            "prior_missed": float(min(missed, 3)),
-            "prior_late": float(min(late, 3)),
+            "silence_log": math.log1p(seen.silence.surprise),
+            "payout_change": 1.0 if seen.payout_change else 0.0,
+            "prior_missed": float(min(seen.missed, 3)),
+            "prior_late": float(min(seen.late, 3)),
             "past_due": 1.0 if past_due else 0.0,
-            "paid_share": paid / amount_due,
+            "paid_share": seen.paid / (float(installment.amount_due) or 1.0),
             "days_to_due": (self._midnight(installment.due_date) - at) / SECONDS_PER_DAY,
             "reversals": float(len([r for r in installment.reversals if r[0] <= at])),
         }
-        # A sign well before the due date leaves time to recover; in the last days before it, it
-        # is money or attention missing for this installment. Earlier checks weigh it less.
-        urgency = 1.0 if features["days_to_due"] <= t.near_due_days else t.early_signal_weight
+
+    def _conduct_signals(self, seen: _Observed, urgency: float) -> list[tuple[float, Reason]]:
+        """Earlier installments missed, a silence, a payout change: with their strengths."""
+        t = self.thresholds
         signals: list[tuple[float, Reason]] = []
-        if past_due:
-            signals.append(self._past_due_signal(at, installment, paid, late, missed))
-        if missed:
+        if seen.missed:
             signals.append(
                 (
                     0.6,
-                    Reason(
-                        code="earlier_installments_unpaid",
-                        message=f"{missed} earlier installment(s) not paid in full by the end "
-                        "of their grace period",
-                        observed=missed,
+                    self.reason(
+                        "earlier_installments_unpaid",
+                        observed=seen.missed,
                         threshold=0,
+                        missed=seen.missed,
                     ),
                 )
             )
+        silence = seen.silence
         if silence.surprise >= t.min_silence_surprise:
             span = max(1.0, t.full_silence_surprise - t.min_silence_surprise)
             strength = 0.5 + 0.1 * min(1.0, (silence.surprise - t.min_silence_surprise) / span)
             signals.append(
                 (
                     strength * urgency,
-                    Reason(
-                        code="login_silence",
-                        message=f"no login for {silence.days} days by a borrower who logs in on "
-                        f"{silence.rate:.0%} of days: a chance of {math.exp(-silence.surprise):.1g}"
-                        " at that rate (observed: -ln of it)",
+                    self.reason(
+                        "login_silence",
                         observed=round(silence.surprise, 1),
                         threshold=t.min_silence_surprise,
+                        days=silence.days,
+                        rate=silence.rate,
+                        chance=math.exp(-silence.surprise),
                     ),
                 )
             )
-        if payout_change:
+        if seen.payout_change:
             signals.append(
                 (
                     t.payout_change_weight * urgency,
-                    Reason(
-                        code="payout_account_changed",
-                        message=f"payout account changed {payout_ago} day(s) before, with the "
-                        "installment unpaid",
-                        observed=payout_ago,
+                    self.reason(
+                        "payout_account_changed",
+                        observed=seen.payout_ago,
                         threshold=t.payout_change_days,
+                        days=seen.payout_ago,
                     ),
                 )
             )
+        return signals
+
+    def _inflow_signals(self, inflow: _Inflow, urgency: float) -> list[tuple[float, Reason]]:
+        """A decline against the borrower's own baseline, a low coverage: with their strengths."""
+        t = self.thresholds
+        signals: list[tuple[float, Reason]] = []
         if (
             inflow.ratio is not None
             and inflow.rank_z is not None
@@ -507,14 +587,15 @@ class DelinquencyDetector(Detector):
             signals.append(
                 (
                     (0.4 + 0.2 * depth) * urgency,
-                    Reason(
-                        code="inflow_decline",
-                        message=f"daily inflow over the last {t.recent_days} days is "
-                        f"{inflow.ratio:.0%} of the borrower's own baseline "
-                        f"({inflow.recent:,.0f} against {inflow.baseline:,.0f}); its last two "
-                        f"weeks rank below the baseline days (z = {inflow.rank_z:.1f})",
+                    self.reason(
+                        "inflow_decline",
                         observed=round(inflow.ratio, 3),
                         threshold=t.max_inflow_ratio,
+                        days=t.recent_days,
+                        ratio=inflow.ratio,
+                        recent=inflow.recent,
+                        baseline=inflow.baseline,
+                        z=inflow.rank_z,
                     ),
                 )
             )
@@ -522,19 +603,15 @@ class DelinquencyDetector(Detector):
             signals.append(
                 (
                     0.1,
-                    Reason(
-                        code="low_installment_coverage",
-                        message=f"a month of inflow at the recent rate covers the installment "
-                        f"{inflow.coverage:.1f} times",
+                    self.reason(
+                        "low_installment_coverage",
                         observed=round(inflow.coverage, 2),
                         threshold=t.max_coverage,
+                        coverage=inflow.coverage,
                     ),
                 )
             )
-        # Independent signals combine as a noisy-or.
-        rule = 1.0 - math.prod(1.0 - strength for strength, _ in signals)
-        ranked = sorted(signals, key=lambda signal: -signal[0])
-        return features, [reason for _, reason in ranked], rule
+        return signals
 
     def _past_due_signal(
         self, at: float, installment: Installment, paid: float, late: int, missed: int
@@ -551,13 +628,14 @@ class DelinquencyDetector(Detector):
             strength = 0.0
         else:
             strength = 0.2
-        reason = Reason(
-            code="past_due",
-            message=f"{installment.paid_by(at)} of {installment.amount_due} paid after the due "
-            f"date {installment.due_date}"
-            + (f"; {late} earlier installment(s) paid late within grace" if late else ""),
+        reason = self.reason(
+            "past_due/late" if late else "past_due",
             observed=str(installment.paid_by(at)),
             threshold=str(installment.amount_due),
+            paid=installment.paid_by(at),
+            due=installment.amount_due,
+            due_date=installment.due_date,
+            late=late,
         )
         return strength, reason
 
@@ -658,13 +736,14 @@ class DelinquencyDetector(Detector):
             reverse=True,
         )
         top = ", ".join(f"{name} ({value:+.2f})" for value, name in contributions[:3] if value > 0)
-        model_reason = Reason(
-            code="model_probability",
-            message=f"classifier: {lift:.1f}× the risk it gives the partition's open "
-            f"installments on average ({probability:.1%} against {typical:.1%}); raised most "
-            f"by {top or 'nothing'}",
+        model_reason = self.reason(
+            "model_probability",
             observed=round(lift, 2),
             threshold=t.min_model_lift,
+            lift=lift,
+            probability=probability,
+            typical=typical,
+            top=top or "nothing",
         )
         return 1.0 - (1.0 - rule) * (1.0 - strength), [*reasons, model_reason]
 
@@ -688,8 +767,8 @@ class DelinquencyDetector(Detector):
         key = installment_key(installment.loan_id, installment.number)
         return [
             self.finding(
-                state,
-                episode=f"{key}:{severity}",
+                state.borrower_id,
+                episode=self.episode("installment", installment=key, severity=severity),
                 ts=datetime.fromtimestamp(at, UTC),
                 score=score,
                 reasons=reasons,

@@ -10,13 +10,14 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from detectors import personal
 from detectors.base import ABNORMAL_BEHAVIOUR, Detector, Finding, Output
 from detectors.index import Found, Lookups, Read, Write
 from detectors.scenarios import at, inputs, login
 from detectors.state import SECONDS_PER_DAY, BorrowerState
 from detectors.tunables import tunable
 from topics.names import Source
-from topics.records import Login, Reason
+from topics.records import Login
 from topics.validate import InputRecord
 
 if TYPE_CHECKING:
@@ -118,6 +119,13 @@ class DeviceRingDetector(Detector):
             ],
         )
 
+    messages = {
+        "shared_device": "device {device} was used by {count} borrowers within {days:.1f} days: "
+        "{borrowers:, }",
+        "loan_applications_from_shared_device": "{applicants} of them applied for a loan from it",
+    }
+    episodes = {"device": "device:{device}"}
+
     def __init__(self, thresholds: DeviceRingThresholds) -> None:
         self.thresholds = thresholds
 
@@ -179,40 +187,37 @@ class DeviceRingDetector(Detector):
         days = max(members[last][3] - members[first][3] for first, last in stretches) / DAY
         score = 0.6 + 0.05 * min(3, len(borrowers) - t.min_borrowers) + (0.2 if applicants else 0)
         reasons = [
-            Reason(
-                code="shared_device",
-                message=f"device {device_id} was used by {len(borrowers)} borrowers within "
-                f"{days:.1f} days: {', '.join(borrowers[:10])}",
+            self.reason(
+                "shared_device",
                 observed=len(borrowers),
                 threshold=t.min_borrowers,
+                device=personal.device(device_id),
+                count=len(borrowers),
+                days=days,
+                borrowers=personal.borrower(borrowers[:10]),
             )
         ]
         if applicants:
             reasons.append(
-                Reason(
-                    code="loan_applications_from_shared_device",
-                    message=f"{len(applicants)} of them applied for a loan from it",
+                self.reason(
+                    "loan_applications_from_shared_device",
                     observed=len(applicants),
                     threshold=1,
+                    applicants=len(applicants),
                 )
             )
         ts = datetime.fromtimestamp(marked[-1][3], UTC)
         return [
-            Finding(
-                detector=self.name,
-                detector_version=self.version,
-                category=self.category,
-                borrower_id=borrower,
-                episode=f"device:{device_id}",
+            self.finding(
+                borrower,
+                episode=self.episode("device", device=personal.device(device_id)),
                 ts=ts,
                 score=min(0.95, score),
-                reasons=tuple(reasons),
-                evidence=tuple(
-                    (
-                        [m[1] for m in marked if m[0] == borrower]
-                        + [m[1] for m in marked if m[0] != borrower]
-                    )[:MAX_EVIDENCE]
-                ),
+                reasons=reasons,
+                evidence=(
+                    [m[1] for m in marked if m[0] == borrower]
+                    + [m[1] for m in marked if m[0] != borrower]
+                )[:MAX_EVIDENCE],
             )
             for borrower in borrowers
         ]

@@ -13,13 +13,14 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from river import anomaly
 
+from detectors import personal
 from detectors.base import FALSIFIED_FLOW, Detector, Finding, Output
 from detectors.index import Found
 from detectors.scenarios import inputs, transaction
 from detectors.state import SECONDS_PER_DAY, BorrowerState
 from detectors.tunables import Rules, tunable
 from topics.names import Source
-from topics.records import Reason, Transaction
+from topics.records import Transaction
 
 if TYPE_CHECKING:
     from detectors.engine import Input
@@ -130,6 +131,15 @@ class FlowAnomalyDetector(Detector):
             ],
         )
 
+    messages = {
+        "sustained_inflow_lift": "inflow was {lift:.1f}× the borrower's own {baseline_days}-day "
+        "baseline, after the sector's change, on {lifted} of the last {window} days ({today:,.0f} "
+        "vs {average:,.0f} a day)",
+        "sector_move": "the borrower's sector moved {move:.2f}× on the same day",
+        "anomaly_score": "HalfSpaceTrees anomaly score {score:.2f} of the adjusted lift",
+    }
+    episodes = {"week": "flow:{year}-W{week:02d}"}
+
     def __init__(self, thresholds: FlowAnomalyThresholds) -> None:
         self.thresholds = thresholds
         self._models: dict[int, anomaly.HalfSpaceTrees] = {}
@@ -219,34 +229,33 @@ class FlowAnomalyDetector(Detector):
         t = self.thresholds
         week = datetime.fromtimestamp(day * SECONDS_PER_DAY, UTC).isocalendar()
         return self.finding(
-            state,
-            episode=f"flow:{week.year}-W{week.week:02d}",
+            state.borrower_id,
+            episode=self.episode("week", year=week.year, week=week.week),
             ts=datetime.fromtimestamp((day + 1) * SECONDS_PER_DAY, UTC),
             score=min(1.0, 0.5 + 0.45 * score),
             reasons=[
-                Reason(
-                    code="sustained_inflow_lift",
-                    message=f"inflow was {adjusted:.1f}× the borrower's own {t.baseline_days}-day "
-                    f"baseline, after the sector's change, on {len(recent)} of the last "
-                    f"{t.sustained_window} days ({today:,.0f} vs {average:,.0f} a day)",
+                self.reason(
+                    "sustained_inflow_lift",
                     observed=round(adjusted, 2),
                     threshold=t.min_lift,
+                    lift=adjusted,
+                    baseline_days=t.baseline_days,
+                    lifted=len(recent),
+                    window=t.sustained_window,
+                    today=today,
+                    average=average,
                 ),
-                Reason(
-                    code="sector_move",
-                    message=f"the borrower's sector moved {move:.2f}× on the same day",
-                    observed=round(move, 3),
-                    threshold=1.0,
-                ),
-                Reason(
-                    code="anomaly_score",
-                    message=f"HalfSpaceTrees anomaly score {score:.2f} of the adjusted lift",
+                self.reason("sector_move", observed=round(move, 3), threshold=1.0, move=move),
+                self.reason(
+                    "anomaly_score",
                     observed=round(score, 3),
                     threshold=t.min_anomaly_score,
+                    score=score,
                 ),
             ],
+            # With no event id left (see on_day_close), the borrower's inflows are the evidence.
             evidence=[event_id for _, event_id in recent if event_id is not None]
-            or [f"{state.borrower_id}:inflows"],
+            or [personal.fill("{borrower}:inflows", borrower=personal.borrower(state.borrower_id))],
         )
 
     def _sector(self, state: BorrowerState) -> str:

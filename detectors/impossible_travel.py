@@ -8,13 +8,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from detectors.base import ABNORMAL_BEHAVIOUR, Detector, Output
+from detectors import personal
+from detectors.base import ABNORMAL_BEHAVIOUR, Detector, Finding, Output
 from detectors.index import Found
 from detectors.scenarios import at, geo, inputs, login
 from detectors.state import BorrowerState
 from detectors.tunables import tunable
 from topics.names import Source
-from topics.records import Login, Reason
+from topics.records import Login
 
 if TYPE_CHECKING:
     from detectors.engine import Input
@@ -58,8 +59,9 @@ def haversine_km(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
     return 2 * EARTH_RADIUS_KM * math.asin(min(1.0, math.sqrt(h)))
 
 
-def _place(city: str | None, lat: float, lon: float) -> str:
-    return city if city else f"{lat:.2f},{lon:.2f}"
+def _place(city: str | None, lat: float, lon: float) -> personal.Personal:
+    """A login's place: published as its city, or its coordinates to 2 decimals."""
+    return personal.place(city, lat, lon)
 
 
 class ImpossibleTravelDetector(Detector):
@@ -107,6 +109,13 @@ class ImpossibleTravelDetector(Detector):
             ],
         )
 
+    messages = {
+        "impossible_speed": "{origin} → {place} in {minutes:.0f} min needs {speed:,.0f} km/h",
+        "distance": "{distance:,.0f} km between the two logins",
+        "different_device": "device {device} is not the one of the login before",
+    }
+    episodes = {"travel": "travel:{origin}>{place}:{day}"}
+
     def __init__(self, thresholds: ImpossibleTravelThresholds) -> None:
         self.thresholds = thresholds
 
@@ -114,7 +123,6 @@ class ImpossibleTravelDetector(Detector):
         geo = event.geo
         if geo is None or not event.success or event.action != "login":
             return []
-        t = self.thresholds
         epoch = event.ts.timestamp()
         lat, lon, city = geo.lat, geo.lon, geo.city
         # "l": the last login [ts, lat, lon, city, event, device crc]; "o": [lat, lon, ts]
@@ -127,6 +135,25 @@ class ImpossibleTravelDetector(Detector):
         memory["l"] = [epoch, lat, lon, city, event.event_id, device]
         if last is None:
             return []
+        jump = self._jump(memory, last, epoch, lat, lon, city)
+        if jump is None:
+            return []
+        memory["o"] = [last[1], last[2], epoch]
+        distance, hours = jump
+        return [self._finding(event, state, last, distance, hours, last[5] != device)]
+
+    def _jump(
+        self,
+        memory: dict[str, Any],
+        last: list[Any],
+        epoch: float,
+        lat: float,
+        lon: float,
+        city: str | None,
+    ) -> tuple[float, float] | None:
+        """Distance (km) and time (h) from the last login, when too far too fast and not the
+        way back from a flagged jump; keeps the flagged jump's origin while it still counts."""
+        t = self.thresholds
         origin = memory.pop("o", None)
         if origin is not None and epoch - origin[2] > t.return_hours * HOUR:
             origin = None
@@ -137,49 +164,61 @@ class ImpossibleTravelDetector(Detector):
         if distance <= t.min_distance_km:
             if origin is not None:
                 memory["o"] = origin
-            return []
+            return None
         if origin is not None and haversine_km(origin[0], origin[1], lat, lon) <= t.min_distance_km:
-            return []  # back where the flagged jump started: the same episode
+            return None  # back where the flagged jump started: the same episode
         hours = max(epoch - last[0], MIN_SECONDS) / HOUR
+        if distance / hours <= t.max_speed_kmh:
+            return None
+        return distance, hours
+
+    def _finding(
+        self,
+        event: Login,
+        state: BorrowerState,
+        last: list[Any],
+        distance: float,
+        hours: float,
+        other_device: bool,
+    ) -> Finding:
+        t = self.thresholds
+        assert event.geo is not None
         speed = distance / hours
-        if speed <= t.max_speed_kmh:
-            return []
-        memory["o"] = [last[1], last[2], epoch]
-        other_device = last[5] != device
-        origin_place = _place(last[3], last[1], last[2])
-        place = _place(city, lat, lon)
+        origin = _place(last[3], last[1], last[2])
+        place = _place(event.geo.city, event.geo.lat, event.geo.lon)
         reasons = [
-            Reason(
-                code="impossible_speed",
-                message=f"{origin_place} → {place} in {hours * 60:.0f} min needs {speed:,.0f} km/h",
+            self.reason(
+                "impossible_speed",
                 observed=round(speed, 1),
                 threshold=t.max_speed_kmh,
+                origin=origin,
+                place=place,
+                minutes=hours * 60,
+                speed=speed,
             ),
-            Reason(
-                code="distance",
-                message=f"{distance:,.0f} km between the two logins",
+            self.reason(
+                "distance",
                 observed=round(distance, 1),
                 threshold=t.min_distance_km,
+                distance=distance,
             ),
         ]
         if other_device:
             reasons.append(
-                Reason(
-                    code="different_device",
-                    message=f"device {event.device_id} is not the one of the login before",
-                    observed=event.device_id,
+                self.reason(
+                    "different_device",
+                    observed=personal.device(event.device_id),
                     threshold="the previous login's device",
+                    device=personal.device(event.device_id),
                 )
             )
         excess = min(1.0, (speed / t.max_speed_kmh - 1.0) / 4.0)
-        day = datetime.fromtimestamp(epoch, UTC).date().isoformat()
-        return [
-            self.finding(
-                state,
-                episode=f"travel:{origin_place}>{place}:{day}",
-                ts=event.ts,
-                score=0.75 + 0.1 * excess + (0.1 if other_device else 0.0),
-                reasons=reasons,
-                evidence=[last[4], event.event_id],
-            )
-        ]
+        day = datetime.fromtimestamp(event.ts.timestamp(), UTC).date().isoformat()
+        return self.finding(
+            state.borrower_id,
+            episode=self.episode("travel", origin=origin, place=place, day=day),
+            ts=event.ts,
+            score=0.75 + 0.1 * excess + (0.1 if other_device else 0.0),
+            reasons=reasons,
+            evidence=[last[4], event.event_id],
+        )

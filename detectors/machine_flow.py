@@ -14,7 +14,7 @@ from detectors.scenarios import at, inputs, transaction
 from detectors.state import BorrowerState
 from detectors.tunables import tunable
 from topics.names import Source
-from topics.records import Reason, Transaction
+from topics.records import Transaction
 
 if TYPE_CHECKING:
     from detectors.engine import Input
@@ -182,6 +182,18 @@ def _upgrade(memory: dict[str, Any]) -> None:
     memory["bt"] = 0.0
 
 
+@dataclass(frozen=True, slots=True)
+class _Signal:
+    """A signal that holds: its reason (message key and values), and how far past its
+    threshold the measure is (0..1). Its reason is only built for an alert."""
+
+    key: str
+    observed: float
+    threshold: float
+    strength: float
+    slots: dict[str, Any]
+
+
 def iso_week(epoch: float) -> str:
     """``2024-W09`` for an event time.
 
@@ -260,6 +272,23 @@ class MachineFlowDetector(Detector):
                 for i in range(45)
             ],
         )
+
+    messages = {
+        "round_amounts": "{share:.0%} of recent inflows (weighted) are multiples of {unit:g}",
+        "regular_intervals": "inflows arrive every {gap} with a coefficient of variation of "
+        "{cv:.3f}",
+        "regular_intervals/clock": "{share:.0%} of recent inflows came {period} after an earlier "
+        "one, give or take {slack:g} s (chance would give {chance:.1%})",
+        "rotating_payers": "inflows on the {period} clock come from payers in no fixed order, "
+        "one at a time: at most {repeat:.0%} have the payer of the one {lag} before them on the "
+        "clock (a settlement schedule repeats its payers in order), and {batched:.0%} came "
+        "within {minutes:g} min of another on the clock (at most {max_batched:.0%}: platforms "
+        "that settle together)",
+        "benford_deviation": "first digits of the amounts that are not round deviate from "
+        "Benford's law by {mad:.3f} on average (an effective {effective:.0f} inflows, log10 "
+        "amounts spread {spread:.2f})",
+    }
+    episodes = {"week": "machine:{week}"}
 
     def __init__(self, thresholds: MachineFlowThresholds) -> None:
         self.thresholds = thresholds
@@ -373,29 +402,7 @@ class MachineFlowDetector(Detector):
                     hit = (now - before) // CLOCK_BUCKET
                     break
             if hit >= 0:
-                try:
-                    recent: list[str] = memory["pp"]
-                except KeyError:  # a slot of version 1
-                    _upgrade(memory)
-                    recent = memory["pp"]
-                previous = memory["lc"]
-                if previous is not None:
-                    live = now - previous <= CLOCK_MAX
-                    if now - previous < CLOCK_MIN:
-                        memory["bt"] += g
-                if len(recent) == PAYER_LAGS:
-                    matches: list[float] = memory["pm"]
-                    lag = PAYER_LAGS
-                    for who in recent:  # the earliest first: lag PAYER_LAGS down to 1
-                        if who == payer:
-                            matches[lag - 1] += g
-                        lag -= 1
-                    memory["pc"] += g
-                    if memory["pn"] < MAX_COUNT:
-                        memory["pn"] += 1
-                    del recent[0]
-                recent.append(payer)
-                memory["lc"] = now
+                live = _tick(memory, now, g, payer)
         latest = (now - times[-1]) // CLOCK_BUCKET if times else -1
         if hit >= 0 and hit != latest:
             if hit in keys:
@@ -422,22 +429,19 @@ class MachineFlowDetector(Detector):
             del times[0]
         return live
 
-    def _regular(self, memory: dict[str, Any]) -> tuple[Reason, float, bool] | None:
-        """Clockwork arrivals: intervals of nearly one length, or a period kept among others;
-        with how far past its threshold the measure is (0..1), and whether it is the latter."""
+    def _regular(self, memory: dict[str, Any]) -> _Signal | None:
+        """Clockwork arrivals: intervals of nearly one length, or a period kept among others
+        (the ``regular_intervals/clock`` wording)."""
         t = self.thresholds
         cv = _interval_cv(memory)
         if cv is not None and cv <= t.max_interval_cv:
-            mean_gap = memory["i1"] / memory["iw"]
-            reason = Reason(
-                code="regular_intervals",
-                message=f"inflows arrive every {_duration(mean_gap)} with a coefficient of "
-                f"variation of {cv:.3f}",
+            return _Signal(
+                "regular_intervals",
                 observed=round(cv, 4),
                 threshold=t.max_interval_cv,
+                strength=1.0 - cv / t.max_interval_cv if t.max_interval_cv > 0 else 1.0,
+                slots={"gap": _duration(memory["i1"] / memory["iw"]), "cv": cv},
             )
-            strength = 1.0 - cv / t.max_interval_cv if t.max_interval_cv > 0 else 1.0
-            return reason, strength, False
         share = memory["ch"] / memory["w"]
         if share < t.min_clock_share or memory["i1"] <= 0.0 or memory["tb"] < 0:
             return None
@@ -448,19 +452,21 @@ class MachineFlowDetector(Detector):
         if share < CLOCK_OVER_CHANCE * chance:
             return None  # so many inflows that some always fall on any period
         period = (memory["tb"] + 0.5) * CLOCK_BUCKET
-        reason = Reason(
-            code="regular_intervals",
-            message=f"{share:.0%} of recent inflows came {_duration(period)} after an earlier "
-            f"one, give or take {1.5 * CLOCK_BUCKET:g} s (chance would give {chance:.1%})",
+        return _Signal(
+            "regular_intervals/clock",
             observed=round(share, 3),
             threshold=t.min_clock_share,
+            strength=(share - t.min_clock_share) / max(1e-9, 1.0 - t.min_clock_share),
+            slots={
+                "share": share,
+                "period": _duration(period),
+                "slack": 1.5 * CLOCK_BUCKET,
+                "chance": chance,
+            },
         )
-        strength = (share - t.min_clock_share) / max(1e-9, 1.0 - t.min_clock_share)
-        return reason, strength, True
 
-    def _rotating(self, memory: dict[str, Any]) -> tuple[Reason, float] | None:
-        """Payers taking turns on the clock in no fixed order, one a tick; with how far past
-        its threshold the measure is (0..1)."""
+    def _rotating(self, memory: dict[str, Any]) -> _Signal | None:
+        """Payers taking turns on the clock in no fixed order, one a tick."""
         t = self.thresholds
         judged = memory["pc"]
         if memory["pn"] < t.min_payer_samples or judged <= 0.0:
@@ -471,21 +477,59 @@ class MachineFlowDetector(Detector):
         batched = memory["bt"] / memory["ch"]
         if repeat > t.max_payer_repeat_share or batched > t.max_batched_share:
             return None
-        lag = matches.index(most) + 1
-        period = (memory["tb"] + 0.5) * CLOCK_BUCKET
-        reason = Reason(
-            code="rotating_payers",
-            message=f"inflows on the {_duration(period)} clock come from payers in no fixed "
-            f"order, one at a time: at most {repeat:.0%} have the payer of the one {lag} before "
-            f"them on the clock (a settlement schedule repeats its payers in order), and "
-            f"{batched:.0%} came within {CLOCK_MIN / 60:g} min of another on the clock (at most "
-            f"{t.max_batched_share:.0%}: platforms that settle together)",
+        limit = t.max_payer_repeat_share
+        return _Signal(
+            "rotating_payers",
             observed=round(repeat, 3),
             threshold=t.max_payer_repeat_share,
+            strength=1.0 - repeat / limit if limit > 0 else 1.0,
+            slots={
+                "period": _duration((memory["tb"] + 0.5) * CLOCK_BUCKET),
+                "repeat": repeat,
+                "lag": matches.index(most) + 1,
+                "batched": batched,
+                "minutes": CLOCK_MIN / 60,
+                "max_batched": t.max_batched_share,
+            },
         )
-        limit = t.max_payer_repeat_share
-        strength = 1.0 - repeat / limit if limit > 0 else 1.0
-        return reason, strength
+
+    def _round(self, memory: dict[str, Any]) -> _Signal | None:
+        """More round amounts among the inflows (weighted) than ``max_round_share``."""
+        t = self.thresholds
+        share = memory["r"] / memory["w"]
+        if share <= t.max_round_share:
+            return None
+        return _Signal(
+            "round_amounts",
+            observed=round(share, 3),
+            threshold=t.max_round_share,
+            strength=(share - t.max_round_share) / max(1e-9, 1.0 - t.max_round_share),
+            slots={"share": share, "unit": t.round_unit},
+        )
+
+    def _benford(self, memory: dict[str, Any]) -> _Signal | None:
+        """First digits of the amounts that are not round far from Benford's law, beyond what
+        chance gives at their effective number."""
+        t = self.thresholds
+        tested = memory["b"]
+        if tested <= 0.0:
+            return None
+        mean_log = memory["l1"] / tested
+        spread = math.sqrt(max(0.0, memory["l2"] / tested - mean_log * mean_log))
+        digits = zip(memory["d"], BENFORD, strict=True)
+        mad = sum(abs(count / tested - share) for count, share in digits) / 9.0
+        effective = tested * tested / memory["b2"]
+        noise = BENFORD_NOISE_AT_60 * math.sqrt(60.0 / effective)
+        min_mad = math.hypot(t.min_benford_mad, noise)
+        if not (spread >= t.min_benford_spread and mad >= min_mad):
+            return None
+        return _Signal(
+            "benford_deviation",
+            observed=round(mad, 4),
+            threshold=round(min_mad, 4),
+            strength=min(1.0, (mad - min_mad) / max(1e-9, min_mad)),
+            slots={"mad": mad, "effective": effective, "spread": spread},
+        )
 
     def _judge(
         self, memory: dict[str, Any], epoch: float, state: BorrowerState, shown: tuple[bool, bool]
@@ -494,80 +538,71 @@ class MachineFlowDetector(Detector):
         inflow_round, inflow_on_clock = shown
         if "pp" not in memory:
             _upgrade(memory)  # a slot of version 1 that has not been on the clock since
-        weight = memory["w"]
-        round_share = memory["r"] / weight
-        is_round = round_share > t.max_round_share
+        rounded = self._round(memory)
         regular = self._regular(memory)
         rotating = self._rotating(memory) if regular is not None else None
-        if int(is_round) + int(regular is not None) + int(rotating is not None) + 1 < (
-            t.min_signals
-        ):
+        cheap = [signal for signal in (rounded, regular, rotating) if signal is not None]
+        if len(cheap) + 1 < t.min_signals:
             return []  # Benford alone cannot make up the count: skip its cost
         if not (
-            (is_round and inflow_round)
-            or (regular is not None and (inflow_on_clock or not regular[2]))
+            (rounded is not None and inflow_round)
+            or (regular is not None and (inflow_on_clock or regular.key == "regular_intervals"))
         ):
             return []  # the inflow itself does not fit: the script may have stopped
         week = iso_week(epoch)
         if memory["wk"] == week:
             return []  # this week's episode is already out
-        is_skewed, mad, min_mad, effective, spread = False, 0.0, 0.0, 0.0, 0.0
-        tested = memory["b"]
-        if tested > 0.0:
-            mean_log = memory["l1"] / tested
-            spread = math.sqrt(max(0.0, memory["l2"] / tested - mean_log * mean_log))
-            digits = zip(memory["d"], BENFORD, strict=True)
-            mad = sum(abs(count / tested - share) for count, share in digits) / 9.0
-            effective = tested * tested / memory["b2"]
-            noise = BENFORD_NOISE_AT_60 * math.sqrt(60.0 / effective)
-            min_mad = math.hypot(t.min_benford_mad, noise)
-            is_skewed = spread >= t.min_benford_spread and mad >= min_mad
-        held = int(is_round) + int(regular is not None) + int(is_skewed) + int(rotating is not None)
-        if held < t.min_signals or held == 0:
+        skewed = self._benford(memory)
+        held = cheap if skewed is None else [*cheap, skewed]
+        if len(held) < t.min_signals or not held:
             return []
         memory["wk"] = week
-        reasons: list[Reason] = []
-        strengths: list[float] = []
-        if is_round:
-            strengths.append((round_share - t.max_round_share) / max(1e-9, 1.0 - t.max_round_share))
-            reasons.append(
-                Reason(
-                    code="round_amounts",
-                    message=f"{round_share:.0%} of recent inflows (weighted) are multiples of "
-                    f"{t.round_unit:g}",
-                    observed=round(round_share, 3),
-                    threshold=t.max_round_share,
-                )
-            )
-        if regular is not None:
-            reasons.append(regular[0])
-            strengths.append(regular[1])
-        if rotating is not None:
-            reasons.append(rotating[0])
-            strengths.append(rotating[1])
-        if is_skewed:
-            strengths.append(min(1.0, (mad - min_mad) / max(1e-9, min_mad)))
-            reasons.append(
-                Reason(
-                    code="benford_deviation",
-                    message=f"first digits of the amounts that are not round deviate from "
-                    f"Benford's law by {mad:.3f} on average (an effective {effective:.0f} "
-                    f"inflows, log10 amounts spread {spread:.2f})",
-                    observed=round(mad, 4),
-                    threshold=round(min_mad, 4),
-                )
-            )
-        score = 0.5 + 0.15 * (held - 2) + 0.3 * (sum(strengths) / len(strengths))
+        strength = sum(signal.strength for signal in held) / len(held)
+        score = 0.5 + 0.15 * (len(held) - 2) + 0.3 * strength
         return [
             self.finding(
-                state,
-                episode=f"machine:{week}",
+                state.borrower_id,
+                episode=self.episode("week", week=week),
                 ts=datetime.fromtimestamp(epoch, UTC),
                 score=min(1.0, max(0.5, score)),
-                reasons=reasons,
+                reasons=[
+                    self.reason(s.key, observed=s.observed, threshold=s.threshold, **s.slots)
+                    for s in held
+                ],
                 evidence=list(memory["ev"]),
             )
         ]
+
+
+def _tick(memory: dict[str, Any], now: int, g: float, payer: str) -> bool:
+    """Count an inflow on the clock: against the payers of the latest ones on it (see
+    PAYER_LAGS), as batched when within CLOCK_MIN of the previous one; and whether the clock
+    is live (the previous inflow on it at most CLOCK_MAX before)."""
+    try:
+        recent: list[str] = memory["pp"]
+    except KeyError:  # a slot of version 1
+        _upgrade(memory)
+        recent = memory["pp"]
+    live = False
+    previous = memory["lc"]
+    if previous is not None:
+        live = now - previous <= CLOCK_MAX
+        if now - previous < CLOCK_MIN:
+            memory["bt"] += g
+    if len(recent) == PAYER_LAGS:
+        matches: list[float] = memory["pm"]
+        lag = PAYER_LAGS
+        for who in recent:  # the earliest first: lag PAYER_LAGS down to 1
+            if who == payer:
+                matches[lag - 1] += g
+            lag -= 1
+        memory["pc"] += g
+        if memory["pn"] < MAX_COUNT:
+            memory["pn"] += 1
+        del recent[0]
+    recent.append(payer)
+    memory["lc"] = now
+    return live
 
 
 def _merged(keys: list[int], values: list[float], bucket: int) -> float:

@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from detectors import personal
 from detectors.base import FALSIFIED_FLOW, Detector, Finding, Output
 from detectors.clock import Timer
 from detectors.index import Found
@@ -16,7 +17,7 @@ from detectors.scenarios import at, inputs, login, transaction
 from detectors.state import INFLOW_HISTORY_DAYS, SECONDS_PER_DAY, BorrowerState, day_of
 from detectors.tunables import Rules, tunable
 from topics.names import Source
-from topics.records import Login, Reason, Transaction
+from topics.records import Login, Transaction
 
 if TYPE_CHECKING:
     from detectors.engine import Input
@@ -221,6 +222,19 @@ class RevenueInflationDetector(Detector):
             *inputs(Source.TRANSACTIONS, [*weekly, *new_payers]),
             *inputs(Source.LOGINS, [application]),
         ]
+
+    messages = {
+        "inflow_growth": "daily turnover over the {days} days before the application is "
+        "{growth:.1f} times that of the {baseline_days} days before",
+        "new_counterparty_share": "{share:.0%} of it came from counterparties first seen in the "
+        "{ramp_days} days before the application that sent nothing in the {quiet_days} days "
+        "from it",
+        "new_counterparties": "{count} such counterparties first sent {large:,.0f} or more in the "
+        "ramp, then stopped: {counterparties:, }{more}",
+        "short_history": "a short history: the {days}-day window is compared with the only "
+        "{baseline_days} days before it (at least {min_baseline_days} needed)",
+    }
+    episodes = {"application": "inflation:{application}"}
 
     def __init__(self, thresholds: RevenueInflationThresholds) -> None:
         self.thresholds = thresholds
@@ -461,50 +475,57 @@ class RevenueInflationDetector(Detector):
         stopped: list[tuple[int, str, str, float]],
     ) -> Finding:
         t = self.thresholds
-        more_growth = min(1.0, growth / max(1e-9, t.min_growth) - 1.0)
-        more_share = min(1.0, (share - t.min_new_share) / max(1e-9, 1.0 - t.min_new_share))
-        more_parties = min(1.0, (len(stopped) - t.min_new_counterparties) / 3.0)
-        score = min(1.0, 0.6 + 0.15 * more_growth + 0.15 * more_share + 0.1 * more_parties)
-        names = ", ".join(s[1] for s in stopped[:5]) + (", ..." if len(stopped) > 5 else "")
         reasons = [
-            Reason(
-                code="inflow_growth",
-                message=f"daily turnover over the {length} days before the application is "
-                f"{growth:.1f} times that of the {baseline_days} days before",
+            self.reason(
+                "inflow_growth",
                 observed=round(growth, 3),
                 threshold=t.min_growth,
+                days=length,
+                growth=growth,
+                baseline_days=baseline_days,
             ),
-            Reason(
-                code="new_counterparty_share",
-                message=f"{share:.0%} of it came from counterparties first seen in the "
-                f"{t.ramp_days} days before the application that sent nothing in the "
-                f"{t.quiet_days} days from it",
+            self.reason(
+                "new_counterparty_share",
                 observed=round(share, 3),
                 threshold=t.min_new_share,
+                share=share,
+                ramp_days=t.ramp_days,
+                quiet_days=t.quiet_days,
             ),
-            Reason(
-                code="new_counterparties",
-                message=f"{len(stopped)} such counterparties first sent {t.large_inflow:,.0f} "
-                f"or more in the ramp, then stopped: {names}",
+            self.reason(
+                "new_counterparties",
                 observed=len(stopped),
                 threshold=t.min_new_counterparties,
+                count=len(stopped),
+                large=t.large_inflow,
+                counterparties=personal.account([s[1] for s in stopped[:5]]),
+                more=", ..." if len(stopped) > 5 else "",
             ),
         ]
         if short:
             reasons.append(
-                Reason(
-                    code="short_history",
-                    message=f"a short history: the {length}-day window is compared with the only "
-                    f"{baseline_days} days before it (at least {t.min_baseline_days} needed)",
+                self.reason(
+                    "short_history",
                     observed=baseline_days,
                     threshold=t.min_baseline_days,
+                    days=length,
+                    baseline_days=baseline_days,
+                    min_baseline_days=t.min_baseline_days,
                 )
             )
         return self.finding(
-            state,
-            episode=f"inflation:{application}",
+            state.borrower_id,
+            episode=self.episode("application", application=application),
             ts=datetime.fromtimestamp(at, UTC),
-            score=score,
+            score=self._score(growth, share, len(stopped)),
             reasons=reasons,
             evidence=[application] + [s[2] for s in stopped],
         )
+
+    def _score(self, growth: float, share: float, counterparties: int) -> float:
+        """0.6, and up to 0.4 more as growth, share and counterparties pass their thresholds."""
+        t = self.thresholds
+        more_growth = min(1.0, growth / max(1e-9, t.min_growth) - 1.0)
+        more_share = min(1.0, (share - t.min_new_share) / max(1e-9, 1.0 - t.min_new_share))
+        more_parties = min(1.0, (counterparties - t.min_new_counterparties) / 3.0)
+        return min(1.0, 0.6 + 0.15 * more_growth + 0.15 * more_share + 0.1 * more_parties)

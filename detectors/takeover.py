@@ -6,6 +6,7 @@ import zlib
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from detectors import personal
 from detectors.base import ABNORMAL_BEHAVIOUR, Detector, Finding, Output
 from detectors.index import Found
 from detectors.scenarios import at, geo, inputs, login
@@ -59,6 +60,8 @@ FOLLOWUPS = {
 _VERSION_CHARACTERS = str.maketrans("", "", "0123456789._")
 
 _DEVICE, _SPOOFED = 0, 1
+#: The message of a payout change or drawdown after a flagged login (both codes of FOLLOWUPS).
+_FOLLOWUP = "{what} {hours:.1f} h after the flagged login {flagged}, from its {via}"
 
 
 def _crc(text: str) -> int:
@@ -181,6 +184,25 @@ class AccountTakeoverDetector(Detector):
             ],
         )
 
+    messages = {
+        "failed_login_burst": "{failures} failed logins in the {minutes:g} minutes before the "
+        "success",
+        "unseen_device": "device {device} was never used by this borrower ({known} known)",
+        "unseen_ip": "IP {ip} never used before",
+        "spoofed_known_device": "device {device} is the borrower's own, but the login after the "
+        "failures came from elsewhere",
+        "unseen_city": "city {city} never logged in from ({known} known)",
+        "unseen_user_agent": "app {agent} never used by this borrower, whatever the version "
+        "({known} known)",
+        **{code: _FOLLOWUP for code in FOLLOWUPS.values()},
+    }
+    episodes = {
+        "device": "device:{device}",
+        "spoofed": "spoofed:{device}:{ip}",
+        "device_followup": "device:{device}:followup",
+        "spoofed_followup": "spoofed:{device}:{ip}:followup",
+    }
+
     def __init__(self, thresholds: TakeoverThresholds) -> None:
         self.thresholds = thresholds
         self._min_burst = min(thresholds.min_failures, thresholds.min_failures_known_device)
@@ -210,15 +232,15 @@ class AccountTakeoverDetector(Detector):
         memory: dict[str, Any] = self.slot(state, _memory)
         device, ip = event.device_id, event.ip
         flagged: Finding | None = None
+        kind = _DEVICE
         if len(history.failures) >= self._min_burst and history.known_devices:
             recent = [f for f in history.failures if f[0] <= epoch]
             if device not in history.known_devices:
                 if len(recent) >= t.min_failures:
                     flagged = self._finding(event, state, recent)
             elif len(recent) >= t.min_failures_known_device:
-                flagged = self._spoofed(event, state, memory, recent)
+                flagged, kind = self._spoofed(event, state, memory, recent), _SPOOFED
         if flagged is not None:
-            kind = _DEVICE if flagged.episode.startswith("device:") else _SPOOFED
             flag = [epoch, round(flagged.score, 4), kind, device, ip, event.event_id]
             memory["f"] = [*memory["f"], flag][-MAX_FLAGS:]
         day = int(epoch // SECONDS_PER_DAY)  # day_of, inlined: this runs for every login
@@ -249,21 +271,22 @@ class AccountTakeoverDetector(Detector):
         new_ip = event.ip not in state.logins.known_ips
         excess = min(1.0, (len(failures) - t.min_failures) / 10.0)
         score = 0.75 + 0.1 * excess + (0.1 if new_ip else 0.0)
+        device = personal.device(event.device_id)
         reasons = [
             self._burst(failures, t.min_failures),
-            Reason(
-                code="unseen_device",
-                message=f"device {event.device_id} was never used by this borrower "
-                f"({len(state.logins.known_devices)} known)",
-                observed=event.device_id,
+            self.reason(
+                "unseen_device",
+                observed=device,
                 threshold="known devices",
+                device=device,
+                known=len(state.logins.known_devices),
             ),
         ]
         if new_ip:
             reasons.append(self._unseen_ip(event))
         return self.finding(
-            state,
-            episode=f"device:{event.device_id}",
+            state.borrower_id,
+            episode=self.episode("device", device=device),
             ts=event.ts,
             score=score,
             reasons=reasons,
@@ -294,42 +317,40 @@ class AccountTakeoverDetector(Detector):
             return None
         if memory["r"] and failures[0][0] <= memory["r"][0] <= event.ts.timestamp():
             return None
+        device = personal.device(event.device_id)
         reasons = [
             self._burst(failures, t.min_failures_known_device),
-            Reason(
-                code="spoofed_known_device",
-                message=f"device {event.device_id} is the borrower's own, but the login after "
-                "the failures came from elsewhere",
-                observed=event.device_id,
-                threshold="known devices",
+            self.reason(
+                "spoofed_known_device", observed=device, threshold="known devices", device=device
             ),
             self._unseen_ip(event),
         ]
         if unseen_city:
+            # A city names no one (see streams.privacy): published as it is.
             reasons.append(
-                Reason(
-                    code="unseen_city",
-                    message=f"city {event.geo.city if event.geo else ''} never logged in from "
-                    f"({len(memory['c'])} known)",
+                self.reason(
+                    "unseen_city",
                     observed=event.geo.city if event.geo else None,
                     threshold="known cities",
+                    city=event.geo.city if event.geo else "",
+                    known=len(memory["c"]),
                 )
             )
         if unseen_agent:
             reasons.append(
-                Reason(
-                    code="unseen_user_agent",
-                    message=f"app {event.user_agent} never used by this borrower, whatever "
-                    f"the version ({len(memory['u'])} known)",
+                self.reason(
+                    "unseen_user_agent",
                     observed=event.user_agent,
                     threshold="known user agents",
+                    agent=event.user_agent,
+                    known=len(memory["u"]),
                 )
             )
         excess = min(1.0, (len(failures) - t.min_failures_known_device) / 10.0)
         score = 0.7 + 0.05 * excess + (0.1 if unseen_city else 0) + (0.1 if unseen_agent else 0)
         return self.finding(
-            state,
-            episode=f"spoofed:{event.device_id}:{event.ip}",
+            state.borrower_id,
+            episode=self.episode("spoofed", device=device, ip=personal.ip(event.ip)),
             ts=event.ts,
             score=score,
             reasons=reasons,
@@ -347,7 +368,6 @@ class AccountTakeoverDetector(Detector):
             if ts > epoch or (device != event.device_id and ip != event.ip):
                 continue
             hours = (epoch - ts) / 3600.0
-            original = f"device:{device}" if kind == _DEVICE else f"spoofed:{device}:{ip}"
             what = "a payout-account change" if event.action != "drawdown" else "a drawdown"
             amount = None if event.amount is None else float(event.amount)
             if amount is not None:
@@ -355,17 +375,25 @@ class AccountTakeoverDetector(Detector):
             if not event.success:
                 what = f"a failed attempt at {what}"
             drawdown = event.action == "drawdown"
-            reason = Reason(
-                code=FOLLOWUPS[event.action],
-                message=f"{what} {hours:.1f} h after the flagged login {flagged}, from its "
-                f"{'device' if device == event.device_id else 'IP'}",
+            reason = self.reason(
+                FOLLOWUPS[event.action],
                 observed=amount if drawdown else round(hours, 2),
                 threshold=self.thresholds.followup_hours,
+                what=what,
+                hours=hours,
+                flagged=flagged,
+                via="device" if device == event.device_id else "IP",
             )
+            if kind == _DEVICE:
+                episode = self.episode("device_followup", device=personal.device(device))
+            else:
+                episode = self.episode(
+                    "spoofed_followup", device=personal.device(device), ip=personal.ip(ip)
+                )
             return [
                 self.finding(
-                    state,
-                    episode=f"{original}:followup",
+                    state.borrower_id,
+                    episode=episode,
                     ts=event.ts,
                     score=min(1.0, max(0.95, score + 0.15) if drawdown else max(0.9, score + 0.1)),
                     reasons=[reason],
@@ -376,19 +404,14 @@ class AccountTakeoverDetector(Detector):
 
     def _burst(self, failures: list[tuple[float, str, str, str]], minimum: int) -> Reason:
         t = self.thresholds
-        return Reason(
-            code="failed_login_burst",
-            message=f"{len(failures)} failed logins in the {t.failure_window_minutes:g} "
-            "minutes before the success",
+        return self.reason(
+            "failed_login_burst",
             observed=len(failures),
             threshold=minimum,
+            failures=len(failures),
+            minutes=t.failure_window_minutes,
         )
 
-    @staticmethod
-    def _unseen_ip(event: Login) -> Reason:
-        return Reason(
-            code="unseen_ip",
-            message=f"IP {event.ip} never used before",
-            observed=event.ip,
-            threshold="known IPs",
-        )
+    def _unseen_ip(self, event: Login) -> Reason:
+        address = personal.ip(event.ip)
+        return self.reason("unseen_ip", observed=address, threshold="known IPs", ip=address)

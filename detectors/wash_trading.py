@@ -6,13 +6,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from detectors import personal
 from detectors.base import FALSIFIED_FLOW, Detector, Finding, Output
 from detectors.index import Found
 from detectors.scenarios import at, inputs, transaction
 from detectors.state import SECONDS_PER_DAY, BorrowerState, day_of
 from detectors.tunables import tunable
 from topics.names import Source
-from topics.records import Reason, Transaction
+from topics.records import Transaction
 
 if TYPE_CHECKING:
     from detectors.engine import Input
@@ -113,6 +114,14 @@ class WashTradingDetector(Detector):
                 )
             ],
         )
+
+    messages = {
+        "wash_pairs": "money went in from and back out to {counterparty} within {hours:g} h on "
+        "{days} days out of {span}",
+        "round_trip_amount": "{smallest:,.2f} to {largest:,.2f} each time, the two legs at most "
+        "{widest:.2%} apart",
+    }
+    episodes = {"week": "wash:{counterparty}:{week}"}
 
     def __init__(self, thresholds: WashTradingThresholds) -> None:
         self.thresholds = thresholds
@@ -218,24 +227,27 @@ class WashTradingDetector(Detector):
         score = min(1.0, 0.6 + 0.1 * extra + 0.15 * tightness)
         span = pairs[-1][0] - pairs[0][0] + 1
         return self.finding(
-            state,
-            episode=f"wash:{counterparty}:{week}",
+            state.borrower_id,
+            episode=self.episode("week", counterparty=personal.account(counterparty), week=week),
             ts=datetime.fromtimestamp(completed, UTC),
             score=score,
             reasons=[
-                Reason(
-                    code="wash_pairs",
-                    message=f"money went in from and back out to {counterparty} within "
-                    f"{t.pair_window_hours:g} h on {len(pairs)} days out of {span}",
+                self.reason(
+                    "wash_pairs",
                     observed=len(pairs),
                     threshold=t.min_pair_days,
+                    counterparty=personal.account(counterparty),
+                    hours=t.pair_window_hours,
+                    days=len(pairs),
+                    span=span,
                 ),
-                Reason(
-                    code="round_trip_amount",
-                    message=f"{smallest:,.2f} to {largest:,.2f} each time, the two legs at most "
-                    f"{widest:.2%} apart",
+                self.reason(
+                    "round_trip_amount",
                     observed=round(widest, 6),
                     threshold=t.amount_tolerance,
+                    smallest=smallest,
+                    largest=largest,
+                    widest=widest,
                 ),
             ],
             evidence=[event_id for p in pairs for event_id in (p[1], p[2])],

@@ -9,9 +9,9 @@ import logging
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from topics.records import Alert, Reason
+from topics.records import BORROWER, IP, PLACE, Alert, Reason, Wording, show_raw
 
 if TYPE_CHECKING:
     from streams.settings import Settings
@@ -30,20 +30,6 @@ DEVELOPMENT_KEY = b"lendwatch development key: not a secret"
 #: A platform key shorter than this is worth a warning (``openssl rand -hex 32`` gives 64).
 MIN_KEY_LENGTH = 32
 
-# What the detectors put in alerts that names a person or their account (see the README's
-# "Privacy"). Episodes are "<kind>:<rest>"; the kinds below embed personal ids. A new detector
-# that puts personal ids elsewhere must be added here: tests/streams/test_privacy.py replays
-# every detector and searches the masked alerts for the raw ids.
-#: Reason codes whose ``observed`` value is a device id.
-DEVICE_OBSERVED = frozenset({"unseen_device", "spoofed_known_device", "different_device"})
-#: Reason codes whose ``observed`` value is an IP.
-IP_OBSERVED = frozenset({"unseen_ip"})
-#: Reason codes whose message ends with a ", "-separated list of ids after this phrase:
-#: the borrowers sharing a device, the counterparties that stopped paying.
-ID_LISTS = {"shared_device": " days: ", "new_counterparties": " then stopped: "}
-#: Reason codes whose message holds a ring of accounts joined by arrows.
-ACCOUNT_RINGS = {"circular_transfer": "→"}
-
 _IPV4 = r"(?:\d{1,3}\.){3}\d{1,3}"
 _IPV6 = r"[0-9A-Fa-f]{0,4}(?::[0-9A-Fa-f]{0,4}){2,7}(?:\." + r"\d{1,3}){0,3}"
 # An address stands alone: not part of a version ("LendApp/5.2.4.1"), a longer number or an
@@ -52,7 +38,6 @@ _IPV6 = r"[0-9A-Fa-f]{0,4}(?::[0-9A-Fa-f]{0,4}){2,7}(?:\." + r"\d{1,3}){0,3}"
 _IP_IN_TEXT = re.compile(
     rf"(?<![\w.:/])(?:{_IPV6})(?![\w:]|\.\d|/\d)|(?<![\w./])(?:{_IPV4})(?!\w|\.\d|/\d)"
 )
-_COORDINATES = re.compile(r"(-?\d{1,3}\.\d+),(-?\d{1,3}\.\d+)")
 # Log lines (see :meth:`Masker.log_line`) that name borrowers: a dead letter's key mismatch
 # (topics/validate.py) and a failed timer (detectors/engine.py).
 _QUOTED = r"('(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\")"
@@ -140,7 +125,8 @@ class Masker:
 
     def text(self, text: str, known: Mapping[str, str] | None = None) -> str:
         """Free text with the ``known`` personal values (raw → masked) replaced where they
-        stand as whole tokens, and every IP address left truncated."""
+        stand as whole tokens, and every IP address left truncated. Not for alerts: their
+        personal values are marked (see :meth:`alert`)."""
         if not self.enabled or not text:
             return text
         if known:
@@ -148,8 +134,16 @@ class Masker:
         return _mask_ips(text, lambda address: True)
 
     def alert(self, alert: Alert) -> Alert:
-        """A copy of ``alert`` with every personal id hashed and every IP truncated, in its
-        borrower, reasons, evidence and episode.
+        """A copy of ``alert`` with every personal value masked by its kind: ids hashed, IPs
+        truncated, coordinates rounded, in its borrower, reasons, evidence and episode.
+
+        Detectors mark what is personal where they make it (``detectors.personal``): each
+        message, the episode and any evidence entry that names someone come with their
+        template and slots (:class:`topics.records.Wording`), and are rendered again here with
+        the personal slots masked; ``observed`` and ``threshold`` are masked when their kind
+        is set. Nothing is found by reading the text, so rewording a message cannot publish a
+        raw id. A reason or an episode built by hand, without a wording, names no one and is
+        kept as it is. The copy keeps no wording: it holds no raw value, even internally.
 
         Its ``alert_id`` is keyed too (32 hex digits of HMAC-SHA256 of the id): the unkeyed
         id hashes the raw borrower id with the detector and the episode, which for a week or
@@ -161,16 +155,41 @@ class Masker:
         """
         if not self.enabled:
             return alert
-        known = self._personal(alert)
         fields = alert.asdict()
         fields.update(
             alert_id=self._digest(b"alert_id\x1f" + alert.alert_id.encode())[:32],
-            borrower_id=known[alert.borrower_id],
-            reasons=[self._reason(reason, known) for reason in alert.reasons],
-            evidence=[self.text(event_id, known) for event_id in alert.evidence],
-            episode=self.text(alert.episode, known),
+            borrower_id=self.borrower(alert.borrower_id),
+            reasons=[self._reason(reason) for reason in alert.reasons],
+            evidence=self._evidence(alert),
+            episode=self._render(alert.episode_wording, alert.episode),
+            episode_wording=None,
+            evidence_wording=None,
         )
         return Alert(**fields)
+
+    def personal(self, kind: str, value: Any) -> str:
+        """A personal value of ``kind`` masked: an IP truncated, a place's coordinates
+        rounded to 1 decimal (about 11 km: a district) with a city kept as it is, any id
+        hashed.
+
+        Coordinates are published to 2 decimals (about 1 km: a street). A city of millions
+        names no one, and the analyst needs it to judge a journey.
+
+        >>> masker = Masker(b"k" * 32)
+        >>> masker.personal("place", {"city": None, "lat": 32.07, "lon": 118.8})
+        '32.1,118.8'
+        >>> masker.personal("device", "dev-9") == masker.pseudonym("dev-9")
+        True
+        """
+        if not self.enabled:
+            return show_raw(kind, value)
+        if kind == IP:
+            return self.ip(value)
+        if kind == PLACE:
+            return value["city"] or f"{value['lat']:.1f},{value['lon']:.1f}"
+        if kind == BORROWER:
+            return self.borrower(value)
+        return self.pseudonym(value)
 
     def log_line(self, line: str) -> str:
         """A log line with IPs truncated (but for the deployment's own loopback and private
@@ -190,90 +209,29 @@ class Masker:
         key, borrower = (self.borrower(_unquote(group)) for group in (match[1], match[2]))
         return f"record key {key!r} does not match borrower_id {borrower!r}"
 
-    def _reason(self, reason: Reason, known: Mapping[str, str]) -> Reason:
+    def _reason(self, reason: Reason) -> Reason:
         return Reason(
             code=reason.code,
-            message=self.text(reason.message, known),
-            observed=self._value(reason.observed, known),
-            threshold=self._value(reason.threshold, known),
+            message=self._render(reason.wording, reason.message),
+            observed=self._field(reason.observed, reason.observed_kind),
+            threshold=self._field(reason.threshold, reason.threshold_kind),
         )
 
-    def _value(self, value: float | str | None, known: Mapping[str, str]) -> float | str | None:
-        if not isinstance(value, str):
-            return value
-        return known.get(value) or self.text(value, known)
+    def _render(self, wording: Wording | None, text: str) -> str:
+        """``text`` rendered again from its wording with the personal slots masked."""
+        return text if wording is None else wording.render(self.personal)
 
-    def _personal(self, alert: Alert) -> dict[str, str]:
-        """The personal values in ``alert`` (raw → masked), from where detectors put them."""
-        ids = [alert.borrower_id]
-        ips: list[str] = []
-        places: list[str] = []
-        _from_episode(alert.episode, ids, ips, places)
-        for reason in alert.reasons:
-            observed = reason.observed if isinstance(reason.observed, str) else None
-            if observed and reason.code in DEVICE_OBSERVED:
-                ids.append(observed)
-            elif observed and reason.code in IP_OBSERVED:
-                ips.append(observed)
-            if reason.code in ID_LISTS:
-                listed = reason.message.rpartition(ID_LISTS[reason.code])[2]
-                ids += [item for item in listed.split(", ") if item and item != "..."]
-            if reason.code in ACCOUNT_RINGS:
-                ring = reason.message.partition(" went ")[2].rpartition(" in ")[0]
-                ids += [item for item in ring.split(ACCOUNT_RINGS[reason.code]) if item]
-        known = {place: coarse for place in places if (coarse := _coarse(place)) != place}
-        known.update({address: self.ip(address) for address in ips if address})
-        known.update({value: self.pseudonym(value) for value in ids if value})
-        return known
+    def _field(self, value: float | str | None, kind: str | None) -> float | str | None:
+        return value if kind is None or value is None else self.personal(kind, value)
 
-
-def _from_episode(episode: str, ids: list[str], ips: list[str], places: list[str]) -> None:
-    """The personal parts of an episode, by its kind (see the detectors' ``episode=``)."""
-    kind, _, rest = episode.partition(":")
-    rest = rest.removesuffix(":followup")  # account_takeover's follow-up of a flagged login
-    if kind == "device":  # account_takeover, device_ring
-        ids.append(rest)
-    elif kind == "spoofed":  # account_takeover: "spoofed:<device>:<ip>"
-        device, address = _split_device_ip(rest)
-        ids.append(device)
-        ips.append(address)
-    elif kind == "ip":  # credential_stuffing
-        ips.append(rest)
-    elif kind == "cycle":  # circular_flow: "cycle:<a>|<b>|<c>:day:<day>"
-        ids += rest.rpartition(":day:")[0].split("|")
-    elif kind == "wash":  # wash_trading: "wash:<counterparty>:<week>"
-        ids.append(rest.rpartition(":")[0])
-    elif kind == "travel":  # impossible_travel: "travel:<place>><place>:<day>"
-        origin, _, place = rest.rpartition(":")[0].partition(">")
-        places += [origin, place]
-
-
-def _split_device_ip(rest: str) -> tuple[str, str]:
-    """``<device>:<ip>``, where either may hold colons: the leftmost split whose right side
-    is an address (an IPv6 has colons of its own), else the last colon."""
-    for at, char in enumerate(rest):
-        if char == ":" and _is_address(rest[at + 1 :]):
-            return rest[:at], rest[at + 1 :]
-    device, _, address = rest.rpartition(":")
-    return device, address
-
-
-def _is_address(text: str) -> bool:
-    try:
-        ipaddress.ip_address(text)
-    except ValueError:
-        return False
-    return True
-
-
-def _coarse(place: str) -> str:
-    """A place impossible_travel names by coordinates (2 decimals, about 1 km: a street)
-    rounded to 1 decimal (about 11 km: a district, as coarse as a city name). City names
-    stay: a city of millions names no one, and the analyst needs it to judge the journey."""
-    match = _COORDINATES.fullmatch(place)
-    if match is None:
-        return place
-    return f"{float(match[1]):.1f},{float(match[2]):.1f}"
+    def _evidence(self, alert: Alert) -> list[str]:
+        wordings = alert.evidence_wording
+        if not wordings:
+            return list(alert.evidence)
+        return [
+            self._render(wording, entry)
+            for entry, wording in zip(alert.evidence, wordings, strict=True)
+        ]
 
 
 def _network(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> str:

@@ -21,6 +21,7 @@ from detectors.state import BorrowerState, day_of
 from detectors.thresholds import Thresholds
 from tests.detectors.factories import at, login, payment, transaction
 from topics.names import Source
+from topics.records import PERSONAL_KINDS
 
 DETECTORS = build_detectors(Thresholds())
 
@@ -117,6 +118,40 @@ async def test_alerts_are_explained_and_in_range(detector: Detector) -> None:
         assert alert.detector_version == detector.version
         assert alert.episode and alert.ts.utcoffset() is not None
         assert re.fullmatch(r"[0-9a-f]{32}", alert.alert_id)
+
+
+async def test_every_reason_and_episode_is_built_from_a_declared_template(
+    detector: Detector,
+) -> None:
+    """What an alert says comes from the detector's ``messages`` and ``episodes``, with its
+    personal values marked by kind: the masker relies on it (see streams/privacy.py)."""
+    alerts = await _drive(detector, _prepared_states())
+
+    for alert in alerts:
+        for reason in alert.reasons:
+            assert reason.code in detector.messages, reason.code
+            declared = {
+                template
+                for key, template in detector.messages.items()
+                if key.partition("/")[0] == reason.code
+            }
+            assert reason.wording is not None and reason.wording.template in declared
+            assert reason.message == reason.wording.render()
+            kinds = {*reason.wording.personal.values(), reason.observed_kind, reason.threshold_kind}
+            assert kinds - {None} <= PERSONAL_KINDS
+        episode = alert.episode_wording
+        assert episode is not None and episode.template in detector.episodes.values()
+        assert alert.episode == episode.render()
+        assert set(episode.personal.values()) <= PERSONAL_KINDS
+
+
+def test_templates_are_declared_by_code(detector: Detector) -> None:
+    assert detector.messages and detector.episodes
+    for key, template in detector.messages.items():
+        # A reason code, or a code and a variant when the code is worded two ways.
+        assert re.fullmatch(r"[a-z_]+(/[a-z_]+)?", key), key
+        assert template.strip()
+    assert all(template.strip() for template in detector.episodes.values())
 
 
 def test_thresholds_are_frozen_data(detector: Detector) -> None:
