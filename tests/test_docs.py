@@ -8,6 +8,9 @@ from urllib.parse import unquote
 
 import pytest
 
+from detectors.registry import REGISTRY
+from streams.ops import catalogue
+
 ROOT = Path(__file__).resolve().parent.parent
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 
@@ -100,3 +103,38 @@ def test_relative_link_reaches_a_file_and_a_heading(page: Path, target: str) -> 
             f"{page.relative_to(ROOT)}: no heading of {destination.relative_to(ROOT)} "
             f"has the anchor #{anchor}; it has {sorted(found)}"
         )
+
+
+def test_the_detectors_page_is_the_registrys() -> None:
+    """docs/detectors.md is generated from the registry; a detector changed without it fails."""
+    page = (ROOT / "docs" / "detectors.md").read_text(encoding="utf-8")
+    assert page == catalogue.render(), (
+        "docs/detectors.md is stale: python -m streams.ops.catalogue > docs/detectors.md"
+    )
+
+
+def test_the_detectors_page_names_every_detector_and_reason() -> None:
+    page = catalogue.render()
+    for row in REGISTRY:
+        assert f"## {row.detector.name}\n" in page
+        for code in row.detector.messages:
+            assert f"| `{code}` |" in page
+
+
+# A path to a file of this repository written in backticks: `streams/worker/app.py`.
+_CODE_PATH = re.compile(r"`((?:[\w.-]+/)+[\w.-]+\.(?:py|md|json|toml|yml|sh|html))`")
+
+
+@pytest.mark.parametrize("page", PAGES, ids=[str(p.relative_to(ROOT)) for p in PAGES])
+def test_every_path_the_docs_name_exists(page: Path) -> None:
+    """A module moved or renamed leaves no stale path behind in the docs."""
+    named = set(_CODE_PATH.findall(page.read_text(encoding="utf-8")))
+    missing = sorted(path for path in named if not (ROOT / path).exists())
+    assert not missing, f"{page.relative_to(ROOT)} names missing files: {missing}"
+
+
+def test_the_readme_table_names_exactly_the_registered_detectors() -> None:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    table = readme.split("## The detectors", 1)[1].split("\n\n", 2)[1]
+    named = set(re.findall(r"^\|[^|]*\| `(\w+)` \|", table, re.MULTILINE))
+    assert named == {row.detector.name for row in REGISTRY}
