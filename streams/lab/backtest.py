@@ -21,8 +21,8 @@ from detectors.thresholds import (
     Value,
     format_value,
 )
-from streams.lab.evaluate import ScoreCard, score
 from streams.lab.replay import Decoded, run_engine
+from streams.lab.scoring import ScoreCard, score
 from streams.simulate import Label
 from topics.records import Alert
 

@@ -11,7 +11,7 @@ import orjson
 import pytest
 
 from detectors.base import CATEGORIES
-from streams.lab.evaluate import ScoreCard, evaluate, score
+from streams.lab.scoring import ScoreCard, evaluate, score
 from streams.simulate import Label
 from topics.codec import encode_alert
 from topics.records import Alert
