@@ -1,38 +1,24 @@
-"""Score the detectors against simulated ground truth: recall, precision, warning time, speed."""
+"""Alerts scored against ground-truth labels: recall, precision, false alerts, warning time."""
 
 from __future__ import annotations
 
-import asyncio
 import statistics
-import sys
-import time
 from collections import defaultdict
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone, tzinfo
-from typing import Any, TextIO
+from typing import Any
 
-from detectors.base import ABNORMAL_BEHAVIOUR, CATEGORIES, DELINQUENCY_RISK, FALSIFIED_FLOW
-from detectors.engine import Engine, MemoryStateStore
-from detectors.index import MemoryCrossIndex
-from detectors.thresholds import Thresholds
-from streams.lab.replay import drive, parse_record
-from streams.simulate import Label, SimulationConfig, simulate_stream
-from topics import ContractError, InputRecord, Source, TopicNames
+from detectors.base import CATEGORIES, DELINQUENCY_RISK
+from streams.simulate import Label
 from topics.records import Alert
 
 __all__ = [
     "CategoryScore",
-    "Check",
     "DetectorScore",
-    "EvaluationReport",
     "ScoreCard",
-    "SeedRun",
-    "Targets",
     "TypologyScore",
     "WarningScore",
-    "evaluate",
-    "render",
     "score",
 ]
 
@@ -45,35 +31,6 @@ AFTER_END = timedelta(days=7)
 WARN_AHEAD = timedelta(days=3)
 #: What a delinquency label names to be scored as a missed installment.
 INSTALLMENT_DETAIL = frozenset({"loan_id", "installment", "due_date"})
-
-
-@dataclass(frozen=True)
-class Targets:
-    """The acceptance thresholds of the issue; categories without an entry have no target."""
-
-    #: Recall per typology, by the category of its labels.
-    recall: Mapping[str, float] = field(
-        default_factory=lambda: {FALSIFIED_FLOW: 0.95, ABNORMAL_BEHAVIOUR: 0.95}
-    )
-    #: Precision of alert-days, per category.
-    precision: Mapping[str, float] = field(
-        default_factory=lambda: {
-            FALSIFIED_FLOW: 0.90,
-            ABNORMAL_BEHAVIOUR: 0.90,
-            DELINQUENCY_RISK: 0.6,
-        }
-    )
-    #: False alert-days per 1,000 borrowers without a label of the category, at most.
-    false_per_1000: Mapping[str, float] = field(
-        default_factory=lambda: {FALSIFIED_FLOW: 5.0, ABNORMAL_BEHAVIOUR: 5.0}
-    )
-    #: Share of missed installments warned at least ``WARN_AHEAD`` before the due date.
-    warned_ahead: float = 0.80
-    #: Events per second through ``Engine.process``.
-    events_per_second: float = 50_000.0
-
-
-# --- scoring ----------------------------------------------------------------------------------
 
 
 def _median(values: Sequence[float]) -> float | None:
@@ -355,12 +312,19 @@ def score(
     """
     seen = sorted((_seen(alert) for alert in alerts), key=lambda a: a.ts)
     cases = [_case(label, zone) for label in labels]
-    by_owner: defaultdict[tuple[str, str], list[_Case]] = defaultdict(list)
-    for case in cases:
-        by_owner[case.borrower_id, case.category].append(case)
-
     population = borrowers if isinstance(borrowers, int) else len(set(borrowers))
     card = ScoreCard(period_days=period_days, borrowers=population)
+    _categories(card, seen, cases, borrowers)
+    owned = _alert_days(card, seen, cases, zone)
+    _typologies(card, cases, owned)
+    card.delinquency = _warnings(seen, cases, zone)
+    return card
+
+
+def _categories(
+    card: ScoreCard, seen: Sequence[_Seen], cases: Sequence[_Case], borrowers: Sequence[str] | int
+) -> None:
+    """A category card each, the known categories first, with its benign population."""
     names = [*CATEGORIES]
     names += sorted(({c.category for c in cases} | {a.category for a in seen}) - set(names))
     for name in names:
@@ -371,6 +335,15 @@ def score(
             benign = len(set(borrowers) - labelled)
         card.categories[name] = CategoryScore(name, benign_borrowers=benign)
 
+
+def _alert_days(
+    card: ScoreCard, seen: Sequence[_Seen], cases: Sequence[_Case], zone: tzinfo
+) -> dict[tuple[str, str], list[_Seen]]:
+    """Count alert-days per category and alerts per detector, true or not; return the alerts
+    by (borrower, category), in time order, for recall."""
+    by_owner: defaultdict[tuple[str, str], list[_Case]] = defaultdict(list)
+    for case in cases:
+        by_owner[case.borrower_id, case.category].append(case)
     alert_days: dict[tuple[str, str, date], bool] = {}
     owned: defaultdict[tuple[str, str], list[_Seen]] = defaultdict(list)
     for alert in seen:
@@ -389,7 +362,14 @@ def score(
     for (_, category, _), true in alert_days.items():
         card.categories[category].alert_days += 1
         card.categories[category].true_alert_days += true
+    return owned
 
+
+def _typologies(
+    card: ScoreCard, cases: Sequence[_Case], owned: Mapping[tuple[str, str], list[_Seen]]
+) -> None:
+    """Recall and time to detect per typology: a labelled borrower is detected by the first
+    alert of the label's category inside the window of one of its labels, earliest first."""
     by_typology: defaultdict[str, defaultdict[str, list[_Case]]] = defaultdict(
         lambda: defaultdict(list)
     )
@@ -415,9 +395,6 @@ def score(
                     result.hours_to_detect.append((hit - case.start).total_seconds() / 3600)
                     break
 
-    card.delinquency = _warnings(seen, cases, zone)
-    return card
-
 
 def _warnings(seen: Sequence[_Seen], cases: Sequence[_Case], zone: tzinfo) -> WarningScore:
     first: dict[tuple[str, int], datetime] = {}
@@ -438,418 +415,3 @@ def _warnings(seen: Sequence[_Seen], cases: Sequence[_Case], zone: tzinfo) -> Wa
             result.warned += 1
             result.days_of_warning.append((midnight - alerted).total_seconds() / 86_400)
     return result
-
-
-# --- running the engine as replay does -------------------------------------------------------
-
-
-def _valid(
-    records: Iterable[Mapping[str, Any]], topics: TopicNames, counts: dict[str, float]
-) -> Iterator[tuple[Source, InputRecord]]:
-    """Validate records as replay does, lazily; count rejects and time the validation."""
-    for raw in records:
-        started = time.perf_counter()
-        try:
-            parsed = parse_record(raw, topics)
-        except ContractError:
-            counts["rejected"] += 1
-            continue
-        finally:
-            counts["parse_seconds"] += time.perf_counter() - started
-        yield parsed
-
-
-# --- the evaluation ---------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Check:
-    """One figure against its target."""
-
-    metric: str
-    subject: str
-    value: float | None
-    target: float
-    at_least: bool  # True: value ≥ target; False: value ≤ target
-
-    @property
-    def met(self) -> bool | None:
-        if self.value is None:
-            return None
-        return self.value >= self.target if self.at_least else self.value <= self.target
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "metric": self.metric,
-            "subject": self.subject,
-            "value": self.value,
-            "target": self.target,
-            "comparison": ">=" if self.at_least else "<=",
-            "met": self.met,
-        }
-
-
-@dataclass
-class SeedRun:
-    """One simulated population run through the detectors and scored."""
-
-    seed: int
-    events: int
-    rejected: int
-    alerts: int
-    simulate_seconds: float
-    parse_seconds: float
-    baseline_seconds: float
-    detector_seconds: float
-    wall_seconds: float
-    score: ScoreCard
-
-    @property
-    def detector_events_per_second(self) -> float | None:
-        return self.events / self.detector_seconds if self.detector_seconds else None
-
-    @property
-    def baseline_events_per_second(self) -> float | None:
-        return self.events / self.baseline_seconds if self.baseline_seconds else None
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "seed": self.seed,
-            "events": self.events,
-            "rejected": self.rejected,
-            "alerts": self.alerts,
-            "simulate_seconds": self.simulate_seconds,
-            "parse_seconds": self.parse_seconds,
-            "baseline_seconds": self.baseline_seconds,
-            "detector_seconds": self.detector_seconds,
-            "wall_seconds": self.wall_seconds,
-            "detector_events_per_second": self.detector_events_per_second,
-            "baseline_events_per_second": self.baseline_events_per_second,
-            "score": self.score.to_dict(),
-        }
-
-
-@dataclass
-class EvaluationReport:
-    """The result of :func:`evaluate`: per seed, pooled over seeds, and against the targets."""
-
-    seeds: list[int]
-    borrowers: int
-    days: int
-    partitions: int
-    thresholds_version: str
-    targets: Targets
-    runs: list[SeedRun]
-    total: ScoreCard
-    checks: list[Check]
-
-    @property
-    def events(self) -> int:
-        return sum(r.events for r in self.runs)
-
-    @property
-    def detector_events_per_second(self) -> float | None:
-        seconds = sum(r.detector_seconds for r in self.runs)
-        return self.events / seconds if seconds else None
-
-    @property
-    def baseline_events_per_second(self) -> float | None:
-        seconds = sum(r.baseline_seconds for r in self.runs)
-        return self.events / seconds if seconds else None
-
-    @property
-    def speed_ratio(self) -> float | None:
-        """Detector throughput as a share of the baseline's."""
-        detectors, baseline = self.detector_events_per_second, self.baseline_events_per_second
-        return detectors / baseline if detectors is not None and baseline else None
-
-    @property
-    def passed(self) -> bool:
-        """Every target with a figure is met (a typology without cases has none)."""
-        return all(c.met for c in self.checks if c.met is not None)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "seeds": list(self.seeds),
-            "borrowers": self.borrowers,
-            "days": self.days,
-            "partitions": self.partitions,
-            "thresholds_version": self.thresholds_version,
-            "events": self.events,
-            "detector_events_per_second": self.detector_events_per_second,
-            "baseline_events_per_second": self.baseline_events_per_second,
-            "speed_ratio": self.speed_ratio,
-            "passed": self.passed,
-            "checks": [c.to_dict() for c in self.checks],
-            "total": self.total.to_dict(),
-            "runs": [r.to_dict() for r in self.runs],
-        }
-
-
-def _checks(card: ScoreCard, events_per_second: float | None, targets: Targets) -> list[Check]:
-    checks = []
-    for t in card.typologies.values():
-        if t.category in targets.recall:
-            checks.append(Check("recall", t.typology, t.recall, targets.recall[t.category], True))
-    for c in card.categories.values():
-        if c.category in targets.precision:
-            goal = targets.precision[c.category]
-            checks.append(Check("precision", c.category, c.precision, goal, True))
-        if c.category in targets.false_per_1000:
-            goal = targets.false_per_1000[c.category]
-            checks.append(
-                Check("false per 1,000 benign", c.category, c.false_per_1000, goal, False)
-            )
-    if card.delinquency.installments:
-        checks.append(
-            Check(
-                "warned ≥3 days ahead",
-                DELINQUENCY_RISK,
-                card.delinquency.share,
-                targets.warned_ahead,
-                True,
-            )
-        )
-    checks.append(
-        Check("events/s", "detectors", events_per_second, targets.events_per_second, True)
-    )
-    return checks
-
-
-def _run_seed(
-    seed: int, borrowers: int, days: int, partitions: int, thresholds: Thresholds
-) -> SeedRun:
-    started = time.perf_counter()
-    config = SimulationConfig(borrowers=borrowers, days=days, seed=seed)
-    labels, records = simulate_stream(config)
-    counts = {"rejected": 0.0, "parse_seconds": 0.0}
-    engine = Engine(thresholds, MemoryStateStore(), MemoryCrossIndex())
-    stats = asyncio.run(
-        drive(_valid(records, config.topics, counts), engine, partitions=partitions)
-    )
-    card = score(stats.alerts, labels, borrowers, days)
-    return SeedRun(
-        seed=seed,
-        events=stats.events,
-        rejected=int(counts["rejected"]),
-        alerts=len(stats.alerts),
-        simulate_seconds=stats.source_seconds - counts["parse_seconds"],
-        parse_seconds=counts["parse_seconds"],
-        baseline_seconds=stats.baseline_seconds,
-        detector_seconds=stats.detector_seconds,
-        wall_seconds=time.perf_counter() - started,
-        score=card,
-    )
-
-
-def evaluate(
-    seeds: Sequence[int],
-    borrowers: int = 2000,
-    days: int = 90,
-    partitions: int = 8,
-    out: TextIO = sys.stdout,
-    *,
-    thresholds: Thresholds | None = None,
-    targets: Targets | None = None,
-) -> EvaluationReport:
-    """Simulate each seed, run the detectors as replay does, score them and print one table.
-
-    Parameters
-    ----------
-    seeds
-        One simulated population per seed; figures are pooled over seeds.
-    borrowers, days
-        Size and length of each simulation.
-    partitions
-        Partitions the borrowers are spread over (event time is kept per partition).
-    out
-        Where the progress lines and the table go.
-    thresholds
-        The detector thresholds to evaluate (default: the built-in ones).
-    targets
-        The figures to meet (default: the issue's).
-    """
-    if not seeds:
-        raise ValueError("evaluate needs at least one seed")
-    thresholds = thresholds or Thresholds()
-    targets = targets or Targets()
-    runs = []
-    for seed in seeds:
-        run = _run_seed(seed, borrowers, days, partitions, thresholds)
-        runs.append(run)
-        print(
-            f"seed {seed}: {run.events:,} events, {run.alerts:,} alerts, {run.wall_seconds:.1f} s",
-            file=out,
-            flush=True,
-        )
-    total = ScoreCard.pooled([r.score for r in runs])
-    report = EvaluationReport(
-        seeds=list(seeds),
-        borrowers=borrowers,
-        days=days,
-        partitions=partitions,
-        thresholds_version=thresholds.version,
-        targets=targets,
-        runs=runs,
-        total=total,
-        checks=[],
-    )
-    report.checks = _checks(total, report.detector_events_per_second, targets)
-    out.write(render(report))
-    out.flush()
-    return report
-
-
-# --- the table --------------------------------------------------------------------------------
-
-
-def _number(value: float | None, spec: str, unit: str = "") -> str:
-    return "–" if value is None else f"{value:{spec}}{unit}"
-
-
-def _verdict(check: Check | None, spec: str) -> str:
-    if check is None:
-        return ""
-    sign = "≥" if check.at_least else "≤"
-    mark = {True: "✓", False: "✗", None: "–"}[check.met]
-    return f"{sign} {check.target:{spec}} {mark}"
-
-
-def _get(scores: Mapping[str, Any], key: str, figure: str) -> float | None:
-    """A figure of one seed's card; a seed without the typology or category has none."""
-    found = scores.get(key)
-    return None if found is None else getattr(found, figure)
-
-
-def _per_seed(values: Iterable[float | None], spec: str) -> str:
-    return " ".join(_number(v, spec) for v in values)
-
-
-def render(report: EvaluationReport) -> str:
-    """The evaluation as a plain-text table, each figure beside its target."""
-    card, runs = report.total, report.runs
-    several = len(runs) > 1
-    find = {(c.metric, c.subject): c for c in report.checks}
-    seeds = ",".join(str(s) for s in report.seeds)
-    lines = [
-        "",
-        f"lendwatch evaluate: seeds {seeds} · {report.borrowers:,} borrowers · "
-        f"{report.days} days · {report.partitions} partitions · "
-        f"thresholds {report.thresholds_version}",
-        "",
-    ]
-    extra = "  per seed" if several else ""
-    first = 2 + max(
-        len("≥3 days before due"),
-        *(len(name) for name in (*card.typologies, *card.categories, *card.detectors)),
-    )
-    second = 2 + max(len("category"), *(len(name) for name in card.categories))
-
-    lines.append(
-        f"{'typology':<{first}}{'category':<{second}}{'cases':>6}{'found':>6}  {'recall':>6} "
-        f"{'target':<11}{'median TTD':>11}{extra}"
-    )
-    for t in card.typologies.values():
-        recalls = [_get(r.score.typologies, t.typology, "recall") for r in runs]
-        tail = "  " + _per_seed(recalls, ".2f") if several else ""
-        lines.append(
-            f"{t.typology:<{first}}{t.category:<{second}}{t.cases:>6}{t.detected:>6}  "
-            f"{_number(t.recall, '.3f'):>6} {_verdict(find.get(('recall', t.typology)), '.2f'):<11}"
-            f"{_number(t.median_hours_to_detect, '.1f', ' h'):>11}{tail}"
-        )
-    lines.append("")
-
-    lines.append(
-        f"{'category':<{first}}{'alert-days':>10}{'true':>6}  {'precision':>9} {'target':<11}"
-        f"{'benign':>7}{'false':>6}  {'false/1k':>8} {'target':<9}{extra}"
-    )
-    for c in card.categories.values():
-        precisions = [_get(r.score.categories, c.category, "precision") for r in runs]
-        tail = "  " + _per_seed(precisions, ".2f") if several else ""
-        lines.append(
-            f"{c.category:<{first}}{c.alert_days:>10}{c.true_alert_days:>6}  "
-            f"{_number(c.precision, '.3f'):>9} "
-            f"{_verdict(find.get(('precision', c.category)), '.2f'):<11}"
-            f"{c.benign_borrowers:>7}{c.false_alert_days:>6}  "
-            f"{_number(c.false_per_1000, '.2f'):>8} "
-            f"{_verdict(find.get(('false per 1,000 benign', c.category)), '.0f'):<9}{tail}"
-        )
-    lines.append(
-        "  (alert-day: one per borrower, category and platform day; true within "
-        "[label start − 1 d, end + 7 d]; false/1k: false alert-days per 1,000 borrowers "
-        f"without such a label over {card.period_days} days)"
-    )
-    lines.append("")
-
-    w = card.delinquency
-    lines.append(
-        f"{'delinquency warning':<{first}}{'missed':>10}{'warned':>7}  {'share':>6} {'target':<11}"
-        f"{'median warning':>15}"
-    )
-    lines.append(
-        f"{'≥3 days before due':<{first}}{w.installments:>10}{w.warned:>7}  "
-        f"{_number(w.share, '.3f'):>6} "
-        f"{_verdict(find.get(('warned ≥3 days ahead', DELINQUENCY_RISK)), '.2f'):<11}"
-        f"{_number(w.median_days, '.1f', ' d'):>15}"
-    )
-    lines.append("")
-
-    lines.append(f"{'detector':<{first}}{'category':<{second}}{'alerts':>7}{'true':>6}")
-    for d in sorted(card.detectors.values(), key=lambda d: d.detector):
-        categories = ",".join(sorted(d.categories))
-        lines.append(f"{d.detector:<{first}}{categories:<{second}}{d.alerts:>7}{d.true_alerts:>6}")
-    if not card.detectors:
-        lines.append("(no alerts)")
-    lines.append("")
-
-    speed = find.get(("events/s", "detectors"))
-    lines.append(
-        f"{'throughput':<12}{'events':>11}{'detectors/s':>13} {'target':<11}"
-        f"{'baseline/s':>12}{'ratio':>7}{'simulate':>10}{'parse':>8}{'wall':>9}"
-    )
-    rows: list[tuple[str, int, float | None, float | None, float, float, float]] = [
-        (
-            f"seed {r.seed}",
-            r.events,
-            r.detector_events_per_second,
-            r.baseline_events_per_second,
-            r.simulate_seconds,
-            r.parse_seconds,
-            r.wall_seconds,
-        )
-        for r in runs
-    ]
-    if several:
-        rows.append(
-            (
-                "all",
-                report.events,
-                report.detector_events_per_second,
-                report.baseline_events_per_second,
-                sum(r.simulate_seconds for r in runs),
-                sum(r.parse_seconds for r in runs),
-                sum(r.wall_seconds for r in runs),
-            )
-        )
-    for name, events, detectors, baseline, simulated, parsed, wall in rows:
-        ratio = detectors / baseline if detectors is not None and baseline else None
-        verdict = ""
-        if speed is not None:
-            verdict = _verdict(Check("events/s", name, detectors, speed.target, True), ",.0f")
-        lines.append(
-            f"{name:<12}{events:>11,}{_number(detectors, ',.0f'):>13} {verdict:<11}"
-            f"{_number(baseline, ',.0f'):>12}{_number(ratio, '.3f'):>7}"
-            f"{simulated:>9.1f}s{parsed:>7.1f}s{wall:>8.1f}s"
-        )
-    lines.append(
-        "  (detectors/s: events over time inside Engine.process; baseline/s: the same loop "
-        "building Inputs for a no-op engine; ratio = detectors/baseline)"
-    )
-    rejected = sum(r.rejected for r in runs)
-    if rejected:
-        lines.append(f"  {rejected:,} simulated records failed validation and were skipped")
-    lines.append("")
-
-    met = [c.met for c in report.checks if c.met is not None]
-    lines.append(f"targets met: {sum(met)}/{len(met)}" + ("" if report.passed else " ✗"))
-    return "\n".join(lines) + "\n"

@@ -148,7 +148,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from streams.lab.scoring import evaluate
+    from streams.lab.evaluate import evaluate
 
     report = evaluate(
         seeds=[int(seed) for seed in args.seeds.split(",") if seed.strip()],

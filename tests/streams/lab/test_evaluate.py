@@ -11,7 +11,8 @@ import orjson
 import pytest
 
 from detectors.base import CATEGORIES
-from streams.lab.scoring import ScoreCard, evaluate, score
+from streams.lab.evaluate import evaluate
+from streams.lab.scoring import ScoreCard, score
 from streams.simulate import Label
 from topics.codec import encode_alert
 from topics.records import Alert

@@ -1,0 +1,312 @@
+"""``lendwatch evaluate``: the detectors over simulated populations, scored against targets."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import time
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, TextIO
+
+from detectors.base import ABNORMAL_BEHAVIOUR, DELINQUENCY_RISK, FALSIFIED_FLOW
+from detectors.engine import Engine, MemoryStateStore
+from detectors.index import MemoryCrossIndex
+from detectors.thresholds import Thresholds
+from streams.lab.evaluation_table import render
+from streams.lab.replay import drive, parse_record
+from streams.lab.scoring import ScoreCard, score
+from streams.simulate import SimulationConfig, simulate_stream
+from topics import ContractError, InputRecord, Source, TopicNames
+
+__all__ = [
+    "Check",
+    "EvaluationReport",
+    "SeedRun",
+    "Targets",
+    "evaluate",
+    "render",
+]
+
+
+@dataclass(frozen=True)
+class Targets:
+    """The acceptance thresholds of the issue; categories without an entry have no target."""
+
+    #: Recall per typology, by the category of its labels.
+    recall: Mapping[str, float] = field(
+        default_factory=lambda: {FALSIFIED_FLOW: 0.95, ABNORMAL_BEHAVIOUR: 0.95}
+    )
+    #: Precision of alert-days, per category.
+    precision: Mapping[str, float] = field(
+        default_factory=lambda: {
+            FALSIFIED_FLOW: 0.90,
+            ABNORMAL_BEHAVIOUR: 0.90,
+            DELINQUENCY_RISK: 0.6,
+        }
+    )
+    #: False alert-days per 1,000 borrowers without a label of the category, at most.
+    false_per_1000: Mapping[str, float] = field(
+        default_factory=lambda: {FALSIFIED_FLOW: 5.0, ABNORMAL_BEHAVIOUR: 5.0}
+    )
+    #: Share of missed installments warned at least ``WARN_AHEAD`` before the due date.
+    warned_ahead: float = 0.80
+    #: Events per second through ``Engine.process``.
+    events_per_second: float = 50_000.0
+
+
+@dataclass(frozen=True)
+class Check:
+    """One figure against its target."""
+
+    metric: str
+    subject: str
+    value: float | None
+    target: float
+    at_least: bool  # True: value ≥ target; False: value ≤ target
+
+    @property
+    def met(self) -> bool | None:
+        if self.value is None:
+            return None
+        return self.value >= self.target if self.at_least else self.value <= self.target
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "metric": self.metric,
+            "subject": self.subject,
+            "value": self.value,
+            "target": self.target,
+            "comparison": ">=" if self.at_least else "<=",
+            "met": self.met,
+        }
+
+
+@dataclass
+class SeedRun:
+    """One simulated population run through the detectors and scored."""
+
+    seed: int
+    events: int
+    rejected: int
+    alerts: int
+    simulate_seconds: float
+    parse_seconds: float
+    baseline_seconds: float
+    detector_seconds: float
+    wall_seconds: float
+    score: ScoreCard
+
+    @property
+    def detector_events_per_second(self) -> float | None:
+        return self.events / self.detector_seconds if self.detector_seconds else None
+
+    @property
+    def baseline_events_per_second(self) -> float | None:
+        return self.events / self.baseline_seconds if self.baseline_seconds else None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "seed": self.seed,
+            "events": self.events,
+            "rejected": self.rejected,
+            "alerts": self.alerts,
+            "simulate_seconds": self.simulate_seconds,
+            "parse_seconds": self.parse_seconds,
+            "baseline_seconds": self.baseline_seconds,
+            "detector_seconds": self.detector_seconds,
+            "wall_seconds": self.wall_seconds,
+            "detector_events_per_second": self.detector_events_per_second,
+            "baseline_events_per_second": self.baseline_events_per_second,
+            "score": self.score.to_dict(),
+        }
+
+
+@dataclass
+class EvaluationReport:
+    """The result of :func:`evaluate`: per seed, pooled over seeds, and against the targets."""
+
+    seeds: list[int]
+    borrowers: int
+    days: int
+    partitions: int
+    thresholds_version: str
+    targets: Targets
+    runs: list[SeedRun]
+    total: ScoreCard
+    checks: list[Check]
+
+    @property
+    def events(self) -> int:
+        return sum(r.events for r in self.runs)
+
+    @property
+    def detector_events_per_second(self) -> float | None:
+        seconds = sum(r.detector_seconds for r in self.runs)
+        return self.events / seconds if seconds else None
+
+    @property
+    def baseline_events_per_second(self) -> float | None:
+        seconds = sum(r.baseline_seconds for r in self.runs)
+        return self.events / seconds if seconds else None
+
+    @property
+    def speed_ratio(self) -> float | None:
+        """Detector throughput as a share of the baseline's."""
+        detectors, baseline = self.detector_events_per_second, self.baseline_events_per_second
+        return detectors / baseline if detectors is not None and baseline else None
+
+    @property
+    def passed(self) -> bool:
+        """Every target with a figure is met (a typology without cases has none)."""
+        return all(c.met for c in self.checks if c.met is not None)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "seeds": list(self.seeds),
+            "borrowers": self.borrowers,
+            "days": self.days,
+            "partitions": self.partitions,
+            "thresholds_version": self.thresholds_version,
+            "events": self.events,
+            "detector_events_per_second": self.detector_events_per_second,
+            "baseline_events_per_second": self.baseline_events_per_second,
+            "speed_ratio": self.speed_ratio,
+            "passed": self.passed,
+            "checks": [c.to_dict() for c in self.checks],
+            "total": self.total.to_dict(),
+            "runs": [r.to_dict() for r in self.runs],
+        }
+
+
+def _checks(card: ScoreCard, events_per_second: float | None, targets: Targets) -> list[Check]:
+    checks = []
+    for t in card.typologies.values():
+        if t.category in targets.recall:
+            checks.append(Check("recall", t.typology, t.recall, targets.recall[t.category], True))
+    for c in card.categories.values():
+        if c.category in targets.precision:
+            goal = targets.precision[c.category]
+            checks.append(Check("precision", c.category, c.precision, goal, True))
+        if c.category in targets.false_per_1000:
+            goal = targets.false_per_1000[c.category]
+            checks.append(
+                Check("false per 1,000 benign", c.category, c.false_per_1000, goal, False)
+            )
+    if card.delinquency.installments:
+        checks.append(
+            Check(
+                "warned ≥3 days ahead",
+                DELINQUENCY_RISK,
+                card.delinquency.share,
+                targets.warned_ahead,
+                True,
+            )
+        )
+    checks.append(
+        Check("events/s", "detectors", events_per_second, targets.events_per_second, True)
+    )
+    return checks
+
+
+def _run_seed(
+    seed: int, borrowers: int, days: int, partitions: int, thresholds: Thresholds
+) -> SeedRun:
+    started = time.perf_counter()
+    config = SimulationConfig(borrowers=borrowers, days=days, seed=seed)
+    labels, records = simulate_stream(config)
+    counts = {"rejected": 0.0, "parse_seconds": 0.0}
+    engine = Engine(thresholds, MemoryStateStore(), MemoryCrossIndex())
+    stats = asyncio.run(
+        drive(_valid(records, config.topics, counts), engine, partitions=partitions)
+    )
+    card = score(stats.alerts, labels, borrowers, days)
+    return SeedRun(
+        seed=seed,
+        events=stats.events,
+        rejected=int(counts["rejected"]),
+        alerts=len(stats.alerts),
+        simulate_seconds=stats.source_seconds - counts["parse_seconds"],
+        parse_seconds=counts["parse_seconds"],
+        baseline_seconds=stats.baseline_seconds,
+        detector_seconds=stats.detector_seconds,
+        wall_seconds=time.perf_counter() - started,
+        score=card,
+    )
+
+
+def evaluate(
+    seeds: Sequence[int],
+    borrowers: int = 2000,
+    days: int = 90,
+    partitions: int = 8,
+    out: TextIO = sys.stdout,
+    *,
+    thresholds: Thresholds | None = None,
+    targets: Targets | None = None,
+) -> EvaluationReport:
+    """Simulate each seed, run the detectors as replay does, score them and print one table.
+
+    Parameters
+    ----------
+    seeds
+        One simulated population per seed; figures are pooled over seeds.
+    borrowers, days
+        Size and length of each simulation.
+    partitions
+        Partitions the borrowers are spread over (event time is kept per partition).
+    out
+        Where the progress lines and the table go.
+    thresholds
+        The detector thresholds to evaluate (default: the built-in ones).
+    targets
+        The figures to meet (default: the issue's).
+    """
+    if not seeds:
+        raise ValueError("evaluate needs at least one seed")
+    thresholds = thresholds or Thresholds()
+    targets = targets or Targets()
+    runs = []
+    for seed in seeds:
+        run = _run_seed(seed, borrowers, days, partitions, thresholds)
+        runs.append(run)
+        print(
+            f"seed {seed}: {run.events:,} events, {run.alerts:,} alerts, {run.wall_seconds:.1f} s",
+            file=out,
+            flush=True,
+        )
+    total = ScoreCard.pooled([r.score for r in runs])
+    report = EvaluationReport(
+        seeds=list(seeds),
+        borrowers=borrowers,
+        days=days,
+        partitions=partitions,
+        thresholds_version=thresholds.version,
+        targets=targets,
+        runs=runs,
+        total=total,
+        checks=[],
+    )
+    report.checks = _checks(total, report.detector_events_per_second, targets)
+    out.write(render(report))
+    out.flush()
+    return report
+
+
+# --- running the engine as replay does -------------------------------------------------------
+
+
+def _valid(
+    records: Iterable[Mapping[str, Any]], topics: TopicNames, counts: dict[str, float]
+) -> Iterator[tuple[Source, InputRecord]]:
+    """Validate records as replay does, lazily; count rejects and time the validation."""
+    for raw in records:
+        started = time.perf_counter()
+        try:
+            parsed = parse_record(raw, topics)
+        except ContractError:
+            counts["rejected"] += 1
+            continue
+        finally:
+            counts["parse_seconds"] += time.perf_counter() - started
+        yield parsed
