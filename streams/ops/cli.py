@@ -213,6 +213,8 @@ def _backtest_plan(
 
 
 def cmd_backtest(args: argparse.Namespace) -> int:
+    if args.sweep:  # before anything is read: the plot comes last
+        _require("matplotlib", "the plot of --sweep")
     from streams.lab.backtest import backtest, render_backtest
     from streams.simulate import iter_jsonl
 
@@ -222,8 +224,6 @@ def cmd_backtest(args: argparse.Namespace) -> int:
     except InvalidThreshold as exc:
         print(f"lendwatch backtest: {exc}", file=sys.stderr)
         return 2
-    if swept is not None:
-        _require("matplotlib", "the plot of --sweep")
     history = _decode_input(args)
     labels = list(iter_jsonl(Path(args.labels))) if args.labels else None
     if candidate is not None:

