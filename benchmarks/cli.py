@@ -27,6 +27,7 @@ from benchmarks.common import (
     EVENTS_PER_BORROWER_DAY,
     PYTHON,
     Children,
+    Dataset,
     encode_dataset,
     latency_cases,
     make_dataset,
@@ -129,6 +130,31 @@ class Bench:
 
     async def throughput(self) -> None:
         """(a), (a'), (b), (c) and (b2) over one simulation, produced once to the input topics."""
+        topics, dataset = await self.load()
+        suffix = topics.transactions.removeprefix(TopicNames().transactions + ".")
+        runs = self.results.runs
+        if self.wants("a"):
+            runs["a"] = await self.passthrough(suffix, dataset.events)
+        if self.wants("a'"):
+            _say("(a') bare Faust agent")
+            runs["a'"] = await self.bare_faust(suffix, dataset.events)
+        if self.wants("b"):
+            _say("(b) lendwatch worker" + (" under cProfile" if self.args.profile else ""))
+            runs["b"] = await self.workers(
+                "worker", topics, dataset.events, count=1, profile=self.args.profile
+            )
+        if self.wants("c"):
+            _say("(c) detectors alone")
+            runs["c"] = await self.detectors_alone("detectors", dataset)
+        if self.wants("cs"):
+            _say("(cs) detectors alone, every one also running a candidate in shadow")
+            runs["cs"] = await self.detectors_alone("shadow", dataset, "--shadow")
+        if self.wants("b2"):
+            _say("(b2) two lendwatch workers in one group")
+            runs["b2"] = await self.workers("two", topics, dataset.events, count=2)
+
+    async def load(self) -> tuple[TopicNames, Dataset]:
+        """Simulate the throughput runs' events and produce them once to new input topics."""
         plan, results = self.plan, self.results
         topics = await self.topics("load")
         _say(f"simulating {plan.events:,} events")
@@ -143,72 +169,54 @@ class Bench:
         _say(f"producing {len(encoded):,} events to the input topics")
         seconds = await produce_encoded(self.bootstrap, encoded)
         results.produce_events_per_second = len(encoded) / seconds
-        del encoded
+        return topics, dataset
 
-        suffix = topics.transactions.removeprefix(TopicNames().transactions + ".")
-        if self.wants("a"):
-            output = f"bench.passthrough.{suffix}"
-            await create_topics(self.bootstrap, [output], self.partitions)
-            _say("(a) aiokafka pass-through")
-            results.runs["a"] = await self.child(
-                "passthrough",
-                [
-                    "-m",
-                    "benchmarks.passthrough",
-                    f"--bootstrap={self.bootstrap}",
-                    f"--suffix={suffix}",
-                    f"--partitions={self.partitions}",
-                    f"--events={dataset.events}",
-                    f"--output={output}",
-                ],
-            )
-        if self.wants("a'"):
-            _say("(a') bare Faust agent")
-            results.runs["a'"] = await self.child(
-                "bare-faust",
-                ["-m", "benchmarks.bare_faust"],
-                env={
-                    "BENCH_BOOTSTRAP": self.bootstrap,
-                    "BENCH_SUFFIX": suffix,
-                    "BENCH_PARTITIONS": str(self.partitions),
-                    "BENCH_EVENTS": str(dataset.events),
-                    "BENCH_WEB_PORT": str(free_port()),
-                },
-                result_option=False,
-            )
-        if self.wants("b"):
-            _say("(b) lendwatch worker" + (" under cProfile" if self.args.profile else ""))
-            results.runs["b"] = await self.workers(
-                "worker", topics, dataset.events, count=1, profile=self.args.profile
-            )
-        if self.wants("c"):
-            _say("(c) detectors alone")
-            results.runs["c"] = await self.child(
-                "detectors",
-                [
-                    "-m",
-                    "benchmarks.detectors_only",
-                    "replay",
-                    str(dataset.path),
-                    f"--partitions={self.partitions}",
-                ],
-            )
-        if self.wants("cs"):
-            _say("(cs) detectors alone, every one also running a candidate in shadow")
-            results.runs["cs"] = await self.child(
-                "shadow",
-                [
-                    "-m",
-                    "benchmarks.detectors_only",
-                    "replay",
-                    str(dataset.path),
-                    f"--partitions={self.partitions}",
-                    "--shadow",
-                ],
-            )
-        if self.wants("b2"):
-            _say("(b2) two lendwatch workers in one group")
-            results.runs["b2"] = await self.workers("two", topics, dataset.events, count=2)
+    async def passthrough(self, suffix: str, events: int) -> dict[str, Any]:
+        """(a): aiokafka consume-decode-produce, to a topic of its own."""
+        output = f"bench.passthrough.{suffix}"
+        await create_topics(self.bootstrap, [output], self.partitions)
+        _say("(a) aiokafka pass-through")
+        return await self.child(
+            "passthrough",
+            [
+                "-m",
+                "benchmarks.passthrough",
+                f"--bootstrap={self.bootstrap}",
+                f"--suffix={suffix}",
+                f"--partitions={self.partitions}",
+                f"--events={events}",
+                f"--output={output}",
+            ],
+        )
+
+    async def bare_faust(self, suffix: str, events: int) -> dict[str, Any]:
+        """(a'): a Faust agent that only decodes, configured as the worker is."""
+        return await self.child(
+            "bare-faust",
+            ["-m", "benchmarks.bare_faust"],
+            env={
+                "BENCH_BOOTSTRAP": self.bootstrap,
+                "BENCH_SUFFIX": suffix,
+                "BENCH_PARTITIONS": str(self.partitions),
+                "BENCH_EVENTS": str(events),
+                "BENCH_WEB_PORT": str(free_port()),
+            },
+            result_option=False,
+        )
+
+    async def detectors_alone(self, name: str, dataset: Dataset, *options: str) -> dict[str, Any]:
+        """(c), or (cs) with ``--shadow``: the detectors over the dataset file, as replay runs."""
+        return await self.child(
+            name,
+            [
+                "-m",
+                "benchmarks.detectors_only",
+                "replay",
+                str(dataset.path),
+                f"--partitions={self.partitions}",
+                *options,
+            ],
+        )
 
     async def child(
         self,

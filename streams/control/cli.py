@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from typing import Any, TextIO
 
 from redis.asyncio import Redis
@@ -75,66 +75,102 @@ def render_history(entries: Sequence[AuditEntry], out: TextIO) -> None:
 
 
 async def _run(args: argparse.Namespace, redis: Redis, out: TextIO) -> int:
-    store = ThresholdStore(redis, args.prefix)
-    action = args.action
-    author = getattr(args, "author", None) or default_author()
-    if action == "list":
-        render_values(await store.live(), await store.candidate(), out)
-    elif action == "get":
-        declared = TUNABLES.get(args.key)
-        if declared is None:
-            raise InvalidThreshold(f"{args.key}: no such threshold")
-        live, candidate = await store.live(), await store.candidate()
-        print(
-            f"{args.key} = {format_value(live.thresholds().values()[args.key])}  ({live.label})",
-            file=out,
-        )
-        if candidate is not None:
-            shadow = format_value(candidate.thresholds().values()[args.key])
-            print(f"  in shadow ({candidate.label}): {shadow}", file=out)
-        print(
-            f"  {declared.type}, range [{format_value(declared.low)}, "
-            f"{format_value(declared.high)}], default {format_value(declared.default)}: "
-            f"{declared.meaning}",
-            file=out,
-        )
-    elif action == "set":
-        made = await store.set(
-            parse_assignments(args.assignments), author=author, reason=args.reason
-        )
-        print(f"{made.label} is live (was v{made.number - 1}):", file=out)
-        render_changes(made.changes, out)
-    elif action == "rollback":
-        made = await store.rollback(
-            _version_number(args.version), author=author, reason=args.reason
-        )
-        print(f"{made.label} is live, with the values of {args.version}:", file=out)
-        render_changes(made.changes, out)
-    elif action == "diff":
-        first, second = _version_number(args.first), _version_number(args.second)
-        changes = await store.diff(first, second)
-        print(f"v{first} -> v{second}: {len(changes)} value(s) differ", file=out)
-        render_changes(changes, out)
-    elif action == "history":
-        render_history(await store.history(), out)
-    elif action == "shadow":
-        candidate = await store.propose(
-            parse_assignments(args.assignments), author=author, reason=args.reason
-        )
-        print(
-            f"{candidate.label} runs in shadow beside v{candidate.base}; its alerts go to "
-            "alerts.shadow:",
-            file=out,
-        )
-        render_changes(candidate.changes, out)
-    elif action == "promote":
-        made = await store.promote(author=author, reason=args.reason)
-        print(f"{made.label} is live (promoted from shadow):", file=out)
-        render_changes(made.changes, out)
-    elif action == "discard":
-        dropped = await store.discard(author=author, reason=args.reason)
-        print(f"{dropped.label} no longer runs in shadow", file=out)
+    await _ACTIONS[args.action](ThresholdStore(redis, args.prefix), args, out)
     return 0
+
+
+def _author(args: argparse.Namespace) -> str:
+    return getattr(args, "author", None) or default_author()
+
+
+async def _list(store: ThresholdStore, args: argparse.Namespace, out: TextIO) -> None:
+    render_values(await store.live(), await store.candidate(), out)
+
+
+async def _get(store: ThresholdStore, args: argparse.Namespace, out: TextIO) -> None:
+    declared = TUNABLES.get(args.key)
+    if declared is None:
+        raise InvalidThreshold(f"{args.key}: no such threshold")
+    live, candidate = await store.live(), await store.candidate()
+    print(
+        f"{args.key} = {format_value(live.thresholds().values()[args.key])}  ({live.label})",
+        file=out,
+    )
+    if candidate is not None:
+        shadow = format_value(candidate.thresholds().values()[args.key])
+        print(f"  in shadow ({candidate.label}): {shadow}", file=out)
+    print(
+        f"  {declared.type}, range [{format_value(declared.low)}, "
+        f"{format_value(declared.high)}], default {format_value(declared.default)}: "
+        f"{declared.meaning}",
+        file=out,
+    )
+
+
+async def _set(store: ThresholdStore, args: argparse.Namespace, out: TextIO) -> None:
+    made = await store.set(
+        parse_assignments(args.assignments), author=_author(args), reason=args.reason
+    )
+    print(f"{made.label} is live (was v{made.number - 1}):", file=out)
+    render_changes(made.changes, out)
+
+
+async def _rollback(store: ThresholdStore, args: argparse.Namespace, out: TextIO) -> None:
+    made = await store.rollback(
+        _version_number(args.version), author=_author(args), reason=args.reason
+    )
+    print(f"{made.label} is live, with the values of {args.version}:", file=out)
+    render_changes(made.changes, out)
+
+
+async def _diff(store: ThresholdStore, args: argparse.Namespace, out: TextIO) -> None:
+    first, second = _version_number(args.first), _version_number(args.second)
+    changes = await store.diff(first, second)
+    print(f"v{first} -> v{second}: {len(changes)} value(s) differ", file=out)
+    render_changes(changes, out)
+
+
+async def _history(store: ThresholdStore, args: argparse.Namespace, out: TextIO) -> None:
+    render_history(await store.history(), out)
+
+
+async def _shadow(store: ThresholdStore, args: argparse.Namespace, out: TextIO) -> None:
+    candidate = await store.propose(
+        parse_assignments(args.assignments), author=_author(args), reason=args.reason
+    )
+    print(
+        f"{candidate.label} runs in shadow beside v{candidate.base}; its alerts go to "
+        "alerts.shadow:",
+        file=out,
+    )
+    render_changes(candidate.changes, out)
+
+
+async def _promote(store: ThresholdStore, args: argparse.Namespace, out: TextIO) -> None:
+    made = await store.promote(author=_author(args), reason=args.reason)
+    print(f"{made.label} is live (promoted from shadow):", file=out)
+    render_changes(made.changes, out)
+
+
+async def _discard(store: ThresholdStore, args: argparse.Namespace, out: TextIO) -> None:
+    dropped = await store.discard(author=_author(args), reason=args.reason)
+    print(f"{dropped.label} no longer runs in shadow", file=out)
+
+
+#: One coroutine per ``thresholds`` action, as :func:`add_parser` names them.
+_ACTIONS: dict[
+    str, Callable[[ThresholdStore, argparse.Namespace, TextIO], Coroutine[Any, Any, None]]
+] = {
+    "list": _list,
+    "get": _get,
+    "set": _set,
+    "rollback": _rollback,
+    "diff": _diff,
+    "history": _history,
+    "shadow": _shadow,
+    "promote": _promote,
+    "discard": _discard,
+}
 
 
 def run(args: argparse.Namespace, redis_url: str) -> int:

@@ -22,8 +22,8 @@ from detectors.thresholds import (
     format_value,
 )
 from sim import Label
-from streams.lab.evaluate import ScoreCard, score
 from streams.lab.replay import Decoded, run_engine
+from streams.lab.scoring import ScoreCard, score
 from topics.records import Alert
 
 __all__ = [

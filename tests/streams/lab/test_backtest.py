@@ -20,8 +20,8 @@ from streams.lab.backtest import (
     render_backtest,
     run,
 )
-from streams.lab.evaluate import score
 from streams.lab.replay import Decoded, decode, read_records
+from streams.lab.scoring import score
 from streams.ops.cli import main
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"

@@ -19,7 +19,8 @@ from topics import Source, TopicNames
 
 
 def test_replay_twice_is_byte_identical_and_reports_bad_lines(tmp_path, capsys) -> None:
-    simulation = simulate(SimulationConfig(borrowers=50, days=50, seed=3))
+    # Small, and with alerts of all three categories (4 of delinquency).
+    simulation = simulate(SimulationConfig(borrowers=30, days=50, seed=3))
     events = tmp_path / "events.jsonl"
     write_jsonl(simulation, events, None)
     with events.open("ab") as handle:

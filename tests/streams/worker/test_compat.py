@@ -4,7 +4,9 @@ eager delivery step of the worker's fetch loop (no broker: plain coroutines)."""
 from __future__ import annotations
 
 import asyncio
+import tomllib
 from collections.abc import Awaitable
+from pathlib import Path
 
 import pytest
 
@@ -100,3 +102,12 @@ async def test_an_error_in_the_delivery_reaches_the_caller() -> None:
     assert rest is not None
     with pytest.raises(ValueError, match="undecodable"):
         await rest
+
+
+def test_the_project_pins_what_compat_was_checked_against() -> None:
+    """A fresh install must get versions the worker accepts: pyproject pins exactly those."""
+    pyproject = Path(__file__).resolve().parents[3] / "pyproject.toml"
+    dependencies = tomllib.loads(pyproject.read_text())["project"]["dependencies"]
+    pins = dict(d.split("==", 1) for d in dependencies if "==" in d)
+    for package, versions in CHECKED.items():
+        assert pins.get(package) in versions, f"pyproject.toml must pin {package} to {versions}"

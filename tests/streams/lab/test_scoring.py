@@ -1,0 +1,216 @@
+"""Scoring against labels, by hand-checked numbers."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
+
+import orjson
+import pytest
+
+from detectors.base import CATEGORIES
+from sim import Label
+from streams.lab.scoring import ScoreCard, score
+from topics.codec import encode_alert
+from topics.records import Alert
+
+CST = timezone(timedelta(hours=8))
+
+
+def at(month: int, day: int, hour: float = 0.0) -> datetime:
+    """A platform-time instant in 2026."""
+    return datetime(2026, month, day, tzinfo=CST) + timedelta(hours=hour)
+
+
+def alert(
+    borrower: str,
+    category: str,
+    detector: str,
+    ts: datetime,
+    loan_id: str | None = None,
+    installment: int | None = None,
+) -> Alert:
+    return Alert(
+        alert_id=f"{detector}-{borrower}-{ts.isoformat()}-{installment}",
+        ts=ts,
+        emitted_at=ts,
+        category=category,
+        detector=detector,
+        severity="high",
+        score=0.8,
+        borrower_id=borrower,
+        reasons=[],
+        evidence=[],
+        detector_version="1",
+        thresholds_version="test",
+        episode="e",
+        loan_id=loan_id,
+        installment=installment,
+    )
+
+
+def label(
+    borrower: str,
+    category: str,
+    typology: str,
+    start: datetime,
+    end: datetime,
+    **detail: Any,
+) -> Label:
+    return Label(borrower, category, typology, start.isoformat(), end.isoformat(), detail)
+
+
+FF, AB, DR = "falsified_flow", "abnormal_behaviour", "delinquency_risk"
+END_OF_DAY = 24 - 1 / 3600
+
+LABELS = [
+    # window [Jan 9 12:00, Jan 18 12:00]
+    label("b-1", FF, "circular_transfer", at(1, 10, 12), at(1, 11, 12)),
+    # window [Jan 9 08:00, Jan 17 20:00]
+    label("b-2", FF, "circular_transfer", at(1, 10, 8), at(1, 10, 20)),
+    label("b-3", AB, "account_takeover", at(1, 20, 10), at(1, 20, 11)),
+    label("b-4", AB, "account_takeover", at(1, 25, 10), at(1, 25, 10.5)),
+    label(
+        "b-5",
+        DR,
+        "missed_installment",
+        at(1, 5),
+        at(2, 8, END_OF_DAY),
+        loan_id="ln-5-1",
+        installment=1,
+        due_date="2026-02-05",
+    ),
+    label(
+        "b-6",
+        DR,
+        "missed_installment",
+        at(1, 10),
+        at(2, 13, END_OF_DAY),
+        loan_id="ln-6-1",
+        installment=2,
+        due_date="2026-02-10",
+    ),
+    label(
+        "b-9",
+        DR,
+        "missed_installment",
+        at(1, 20),
+        at(2, 23, END_OF_DAY),
+        loan_id="ln-9-1",
+        installment=1,
+        due_date="2026-02-20",
+    ),
+]
+
+ALERTS = [
+    # b-1: three alerts on two days, all true; the first 3 h after the start.
+    alert("b-1", FF, "circular_flow", at(1, 10, 15)),
+    alert("b-1", FF, "circular_flow", at(1, 10, 18)),  # same borrower, category, day: once
+    alert("b-1", FF, "circular_flow", at(1, 12, 9)),
+    # b-2: one alert-day before the window (false) and one on the window's last day but
+    # after its last instant: a true alert-day (days are compared), yet not a detection.
+    alert("b-2", FF, "circular_flow", at(1, 8, 20)),
+    alert("b-2", FF, "circular_flow", at(1, 17, 21)),
+    alert("b-7", FF, "circular_flow", at(1, 15, 10)),  # benign borrower
+    # b-3 found 30 min after the start (twice the same day); b-4 missed; b-8 benign.
+    alert("b-3", AB, "account_takeover", at(1, 20, 10.5)),
+    alert("b-3", AB, "account_takeover", at(1, 20, 10.75)),
+    alert("b-8", AB, "account_takeover", at(1, 21, 3)),
+    # b-5: warned exactly 3 days before the due date (counts), then the missed alert.
+    alert("b-5", DR, "delinquency", at(2, 2), "ln-5-1", 1),
+    alert("b-5", DR, "delinquency", at(2, 9), "ln-5-1", 1),
+    # b-6: an early alert on *another* installment is no warning for this one; the alert on
+    # it comes 1.5 days before the due date: too late.
+    alert("b-6", DR, "delinquency", at(2, 1), "ln-6-1", 3),
+    alert("b-6", DR, "delinquency", at(2, 8, 12), "ln-6-1", 2),
+    alert("b-6", DR, "delinquency", at(2, 14), "ln-6-1", 2),
+    # b-9: warned 5 days ahead; the alert is stamped in UTC (Feb 15 00:00 platform time).
+    alert("b-9", DR, "delinquency", datetime(2026, 2, 14, 16, tzinfo=UTC), "ln-9-1", 1),
+    alert("b-10", DR, "delinquency", at(2, 3), "ln-10-1", 1),  # benign borrower
+]
+
+
+def _check(card: ScoreCard) -> None:
+    ff, ab, dr = (card.categories[c] for c in (FF, AB, DR))
+    assert (ff.alert_days, ff.true_alert_days, ff.benign_borrowers) == (5, 3, 18)
+    assert ff.precision == pytest.approx(0.6)
+    # The false alert-days of a labelled borrower (b-2) count too, over the benign population.
+    assert ff.false_per_1000 == pytest.approx(2 / 18 * 1000)
+    assert (ab.alert_days, ab.true_alert_days, ab.benign_borrowers) == (2, 1, 18)
+    assert ab.precision == pytest.approx(0.5)
+    assert ab.false_per_1000 == pytest.approx(1 / 18 * 1000)
+    assert (dr.alert_days, dr.true_alert_days, dr.benign_borrowers) == (7, 6, 17)
+    assert dr.false_per_1000 == pytest.approx(1 / 17 * 1000)
+
+    ring, takeover, missed = (
+        card.typologies[t] for t in ("circular_transfer", "account_takeover", "missed_installment")
+    )
+    assert (ring.category, ring.cases, ring.detected, ring.recall) == (FF, 2, 1, 0.5)
+    assert ring.hours_to_detect == pytest.approx([3.0])
+    assert (takeover.cases, takeover.detected, takeover.median_hours_to_detect) == (2, 1, 0.5)
+    assert (missed.cases, missed.detected) == (3, 3)
+    # First in-window alert minus start: 28, 22 and 26 days.
+    assert sorted(missed.hours_to_detect) == pytest.approx([528.0, 624.0, 672.0])
+    assert missed.median_hours_to_detect == pytest.approx(624.0)
+
+    warning = card.delinquency
+    assert (warning.installments, warning.warned) == (3, 2)
+    assert warning.share == pytest.approx(2 / 3)
+    assert sorted(warning.days_of_warning) == pytest.approx([3.0, 5.0])
+    assert warning.median_days == pytest.approx(4.0)
+
+    by_detector = {
+        d.detector: (d.categories, d.alerts, d.true_alerts) for d in card.detectors.values()
+    }
+    assert by_detector == {
+        "circular_flow": ([FF], 6, 4),
+        "account_takeover": ([AB], 3, 2),
+        "delinquency": ([DR], 7, 6),
+    }
+
+
+def test_score_counts_recall_alert_days_false_rate_and_warnings_exactly() -> None:
+    card = score(ALERTS, LABELS, borrowers=20, period_days=60)
+    assert (card.borrowers, card.period_days) == (20, 60)
+    _check(card)
+
+
+def test_score_takes_alerts_and_labels_as_json_and_borrowers_as_ids() -> None:
+    alerts = [orjson.loads(encode_alert(a)) for a in reversed(ALERTS)]  # any order
+    labels = [json.loads(json.dumps(vars(x))) for x in LABELS]
+    borrowers = [f"b-{i}" for i in range(1, 21)]
+    card = score(alerts, labels, borrowers=borrowers, period_days=60)
+    _check(card)
+    assert json.loads(json.dumps(card.to_dict())) == card.to_dict()
+
+
+def test_a_category_and_typology_nobody_told_the_scorer_about_are_scored() -> None:
+    labels = [label("b-1", "identity_fraud", "synthetic_id", at(1, 3), at(1, 3, 1))]
+    alerts = [
+        alert("b-1", "identity_fraud", "some_new_detector", at(1, 3, 2)),
+        alert("b-2", "identity_fraud", "some_new_detector", at(1, 4)),
+    ]
+    card = score(alerts, labels, borrowers=10, period_days=30)
+    assert list(card.categories) == [*CATEGORIES, "identity_fraud"]
+    new = card.categories["identity_fraud"]
+    assert (new.alert_days, new.true_alert_days, new.benign_borrowers) == (2, 1, 9)
+    assert card.typologies["synthetic_id"].recall == 1.0
+    assert card.typologies["synthetic_id"].hours_to_detect == [2.0]
+    # No labels, no alerts: nothing to divide by, nothing false either.
+    for name in CATEGORIES:
+        assert card.categories[name].precision is None
+        assert card.categories[name].false_per_1000 == 0.0
+    assert card.delinquency.share is None
+
+
+def test_pooled_cards_add_counts_and_pool_samples() -> None:
+    card = score(ALERTS, LABELS, borrowers=20, period_days=60)
+    both = ScoreCard.pooled([card, card])
+    assert both.borrowers == 40
+    ring = both.typologies["circular_transfer"]
+    assert (ring.cases, ring.detected, ring.recall) == (4, 2, 0.5)
+    assert both.categories[FF].false_per_1000 == pytest.approx(4 / 36 * 1000)
+    assert (both.delinquency.installments, both.delinquency.warned) == (6, 4)
+    assert both.delinquency.median_days == pytest.approx(4.0)
+    assert both.detectors["delinquency"].alerts == 14
