@@ -10,6 +10,7 @@ import pytest
 
 from detectors.registry import REGISTRY
 from streams.ops import catalogue
+from streams.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
@@ -138,3 +139,11 @@ def test_the_readme_table_names_exactly_the_registered_detectors() -> None:
     table = readme.split("## The detectors", 1)[1].split("\n\n", 2)[1]
     named = set(re.findall(r"^\|[^|]*\| `(\w+)` \|", table, re.MULTILINE))
     assert named == {row.detector.name for row in REGISTRY}
+
+
+def test_every_setting_is_in_the_operations_table() -> None:
+    """A setting added in streams/settings.py without its line in docs/operations.md fails."""
+    page = (ROOT / "docs" / "operations.md").read_text(encoding="utf-8")
+    table = page.split("## Settings", 1)[1].split("\n## ", 1)[0]
+    missing = [s.env for s in Settings.declared() if f"`{s.env}`" not in table]
+    assert not missing, f"docs/operations.md's settings table lacks {missing}"
