@@ -170,26 +170,7 @@ async def test_no_raw_personal_value_is_left_in_masked_alerts_of_a_simulation(
     simulated: tuple[list[Alert], set[str]],
 ) -> None:
     alerts, personal = simulated
-    raw = _encoded(alerts)
-    # The check can fail: unmasked, the alerts carry every kind of personal value.
-    leaked = raw_values_in(raw, personal)
-    for prefix in ("b-", "acct-", "dev-", "corp-"):
-        assert any(value.startswith(prefix) for value in leaked), prefix
-    assert any(re.fullmatch(r"[\d.]+", value) for value in leaked)
-
-    masked = _encoded(MASKER.alert(alert) for alert in alerts)
-
-    assert raw_values_in(masked, personal) == set()
-    assert {alert.detector for alert in alerts} >= {
-        "circular_flow",
-        "wash_trading",
-        "revenue_inflation",
-        "machine_flow",
-        "account_takeover",
-        "device_ring",
-        "impossible_travel",
-        "delinquency",
-    }
+    _assert_simulation_masked(alerts, personal)
 
 
 async def test_every_detector_of_the_contract_scenario_is_masked() -> None:
@@ -368,29 +349,10 @@ async def test_reworded_messages_of_a_simulation_leak_no_raw_value(
     simulation = simulate(SimulationConfig(borrowers=60, days=45, seed=2))
     lines = [(n, orjson.dumps(r)) for n, r in enumerate(simulation.records, start=1)]
     _, alerts = await replay(lines, partitions=4)
-    personal_values_seen = personal_values(simulation.records)
-    raw = _encoded(alerts)
     assert alerts and all(
         alert.episode_wording and alert.episode_wording.template in rewording for alert in alerts
     )
-    leaked = raw_values_in(raw, personal_values_seen)
-    for prefix in ("b-", "acct-", "dev-", "corp-"):
-        assert any(value.startswith(prefix) for value in leaked), prefix
-    assert any(re.fullmatch(r"[\d.]+", value) for value in leaked)
-
-    masked = _encoded(MASKER.alert(alert) for alert in alerts)
-
-    assert raw_values_in(masked, personal_values_seen) == set()
-    assert {alert.detector for alert in alerts} >= {
-        "circular_flow",
-        "wash_trading",
-        "revenue_inflation",
-        "machine_flow",
-        "account_takeover",
-        "device_ring",
-        "impossible_travel",
-        "delinquency",
-    }
+    _assert_simulation_masked(alerts, personal_values(simulation.records))
 
 
 # --- log lines -----------------------------------------------------------------------------
@@ -507,3 +469,26 @@ def test_the_worker_warns_once_about_a_missing_or_short_key_or_masking_off() -> 
 
 def test_the_docstring_examples_hold() -> None:
     assert doctest.testmod(streams.privacy).failed == 0
+
+
+def _assert_simulation_masked(alerts: list[Alert], personal: set[str]) -> None:
+    """Unmasked, a simulation's alerts carry every kind of personal value (so the check can
+    fail); masked, none, and every detector that alerts in a small simulation took part."""
+    leaked = raw_values_in(_encoded(alerts), personal)
+    for prefix in ("b-", "acct-", "dev-", "corp-"):
+        assert any(value.startswith(prefix) for value in leaked), prefix
+    assert any(re.fullmatch(r"[\d.]+", value) for value in leaked)
+
+    masked = _encoded(MASKER.alert(alert) for alert in alerts)
+
+    assert raw_values_in(masked, personal) == set()
+    assert {alert.detector for alert in alerts} >= {
+        "circular_flow",
+        "wash_trading",
+        "revenue_inflation",
+        "machine_flow",
+        "account_takeover",
+        "device_ring",
+        "impossible_travel",
+        "delinquency",
+    }
