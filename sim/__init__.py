@@ -4,7 +4,7 @@
 # (tests/sim/test_boundaries.py checks); category and topic names come from the contract.
 
 from sim.benign.flows import SALE_DAY, SLUMP_DAYS
-from sim.config import Label, SimulationConfig
+from sim.config import SimulationConfig
 from sim.io import iter_jsonl, write_jsonl
 from sim.simulation import Simulation, simulate, simulate_stream
 from sim.typologies import TYPOLOGIES
@@ -13,7 +13,6 @@ __all__ = [
     "SALE_DAY",
     "SLUMP_DAYS",
     "TYPOLOGIES",
-    "Label",
     "Simulation",
     "SimulationConfig",
     "iter_jsonl",

@@ -1,14 +1,13 @@
-"""What to simulate (the config) and the ground truth it yields (one label per injected case)."""
+"""What to simulate: the population, the period, the seed and the cases to inject."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from typing import Any
 
 from topics.names import TopicNames
 
-__all__ = ["Label", "SimulationConfig"]
+__all__ = ["SimulationConfig"]
 
 
 @dataclass(frozen=True)
@@ -32,15 +31,3 @@ class SimulationConfig:
     delinquents: int | None = None  # None -> max(1, borrowers // 50)
     cases: dict[str, int] | None = None
     topics: TopicNames = field(default_factory=TopicNames)
-
-
-@dataclass(frozen=True)
-class Label:
-    """Ground truth of one injected case for one borrower, to score detectors against."""
-
-    borrower_id: str
-    category: str  # "falsified_flow" | "abnormal_behaviour" | "delinquency_risk"
-    typology: str  # a key of TYPOLOGIES
-    start: str  # ISO-8601 with offset: when the injected case starts
-    end: str  # when it ends (delinquency: due date + 3 days grace, end of that day)
-    detail: dict[str, Any]

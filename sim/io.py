@@ -8,12 +8,13 @@ from typing import Any
 
 import orjson
 
-from sim.config import Label, SimulationConfig
+from sim.config import SimulationConfig
 from sim.simulation import Simulation, simulate_stream
+from topics.labels import CaseLabel, write_labels
 
 
 def write_jsonl(
-    source: Simulation | SimulationConfig | tuple[list[Label], Iterable[dict[str, Any]]],
+    source: Simulation | SimulationConfig | tuple[list[CaseLabel], Iterable[dict[str, Any]]],
     events_path: Path,
     labels_path: Path | None,
 ) -> int:
@@ -35,11 +36,7 @@ def write_jsonl(
             out.write(orjson.dumps(record, option=orjson.OPT_APPEND_NEWLINE))
             written += 1
     if labels_path is not None:
-        labels_path.parent.mkdir(parents=True, exist_ok=True)
-        with labels_path.open("wb") as out:
-            out.writelines(
-                orjson.dumps(label, option=orjson.OPT_APPEND_NEWLINE) for label in labels
-            )
+        write_labels(labels_path, labels)
     return written
 
 

@@ -9,9 +9,10 @@ from typing import Any
 
 from sim.benign.flows import inflows, outflows
 from sim.benign.sessions import sessions
-from sim.config import Label, SimulationConfig
+from sim.config import SimulationConfig
 from sim.plan import plan
 from sim.world import World
+from topics.labels import CaseLabel
 
 
 @dataclass(frozen=True)
@@ -19,10 +20,10 @@ class Simulation:
     """The events to replay or produce, and the ground truth to score the alerts against."""
 
     records: list[dict[str, Any]]  # {"topic", "key", "value"}, sorted by (ts, topic, event_id)
-    labels: list[Label]
+    labels: list[CaseLabel]
 
 
-def simulate_stream(config: SimulationConfig) -> tuple[list[Label], Iterator[dict[str, Any]]]:
+def simulate_stream(config: SimulationConfig) -> tuple[list[CaseLabel], Iterator[dict[str, Any]]]:
     """Plan the whole period, then generate it day by day: the labels, and a lazy event stream.
 
     Memory stays about two days of events whatever the length; the records are those of

@@ -6,11 +6,12 @@ import calendar
 import random
 from collections import defaultdict
 from collections.abc import Callable, Iterator
-from datetime import UTC, date, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 
-from sim.config import Label, SimulationConfig
-from topics.names import Source
+from sim.config import SimulationConfig
+from topics.labels import CaseLabel
+from topics.names import DELINQUENCY_RISK, Source
 
 if TYPE_CHECKING:
     from sim.population import Borrower, Device, Loan
@@ -76,7 +77,7 @@ class World:
         self.buckets: dict[int, list[Pending]] = defaultdict(list)
         self.seq = 0
         self.open_from = 0  # events of earlier days have been emitted already
-        self.labels: list[tuple[int, str, str, Label]] = []
+        self.labels: list[tuple[int, str, str, CaseLabel]] = []
         self.device_ids: set[str] = set()
         self.borrowers: list[Borrower] = []
         self.cgnat: dict[str, list[str]] = {}  # city -> the carrier's shared NAT addresses
@@ -210,11 +211,23 @@ class World:
     def label(
         self, t: int, b: Borrower, typology: Typology, end: int, detail: dict[str, Any]
     ) -> None:
-        """The ground truth of one case on one borrower, from ``t`` to ``end``."""
-        label = Label(b.id, typology.category, typology.name, self.iso(t), self.iso(end), detail)
+        """The ground truth of one case on one borrower, from ``t`` to ``end``, in the
+        contract's labels form (``topics.labels``); what was injected stays in ``detail``."""
+        start = self.iso(t)
+        label = CaseLabel(
+            case_id=f"{typology.name}:{b.id}:{start}",
+            borrower_id=b.id,
+            category=typology.category,
+            typology=typology.name,
+            start=datetime.fromisoformat(start),
+            end=datetime.fromisoformat(self.iso(end)),
+            entities=case_entities(b.id, detail),
+            **_installment_of(typology.category, detail),
+            detail=detail,
+        )
         self.labels.append((t, typology.name, b.id, label))
 
-    def sorted_labels(self) -> list[Label]:
+    def sorted_labels(self) -> list[CaseLabel]:
         return [item[3] for item in sorted(self.labels, key=lambda item: item[:3])]
 
     def flush(self, day: int) -> Iterator[dict[str, Any]]:
@@ -229,3 +242,29 @@ class World:
             counters[topic] += 1
             value = {"event_id": f"{prefix[topic]}-{counters[topic]:09d}", "ts": iso(t), **payload}
             yield {"topic": topic, "key": payload["borrower_id"], "value": value}
+
+
+#: What a case's ``detail`` names besides its borrower: the other borrowers, accounts,
+#: counterparties, devices and IPs of the case, which an alert may name instead.
+ENTITY_LISTS = ("members", "accounts", "counterparties")
+ENTITY_FIELDS = ("device_id", "ip", "counterparty")
+
+
+def case_entities(borrower_id: str, detail: dict[str, Any]) -> tuple[str, ...]:
+    """The ids a label's ``entities`` lists, in a stable order, without its own borrower."""
+    named: list[str] = []
+    for key in ENTITY_LISTS:
+        named += [str(v) for v in detail.get(key) or () if isinstance(v, str)]
+    named += [str(detail[key]) for key in ENTITY_FIELDS if isinstance(detail.get(key), str)]
+    return tuple(dict.fromkeys(v for v in named if v != borrower_id))
+
+
+def _installment_of(category: str, detail: dict[str, Any]) -> dict[str, Any]:
+    """A delinquency case's installment, as the labels contract names it; nothing otherwise."""
+    if category != DELINQUENCY_RISK:
+        return {}
+    return {
+        "loan_id": detail["loan_id"],
+        "installment": detail["installment"],
+        "due_date": date.fromisoformat(detail["due_date"]),
+    }

@@ -13,7 +13,17 @@ import orjson
 from topics.names import Source
 from topics.records import Geo, Login, Repayment, Transaction
 
-__all__ = ["ContractError", "InputRecord", "decode", "parse_value"]
+__all__ = [
+    "ContractError",
+    "InputRecord",
+    "choice_field",
+    "date_field",
+    "decode",
+    "identifier_field",
+    "parse_value",
+    "require_field",
+    "timestamp_field",
+]
 
 InputRecord = Transaction | Login | Repayment
 
@@ -37,14 +47,14 @@ class ContractError(ValueError):
     """An input record breaks the event contract; the message is the dead-letter reason."""
 
 
-def _require(value: Mapping[str, Any], field: str) -> Any:
+def require_field(value: Mapping[str, Any], field: str) -> Any:
     if field not in value or value[field] is None:
         raise ContractError(f"missing required field '{field}'")
     return value[field]
 
 
-def _identifier(value: Mapping[str, Any], field: str, *, required: bool = True) -> str | None:
-    raw = _require(value, field) if required else value.get(field)
+def identifier_field(value: Mapping[str, Any], field: str, *, required: bool = True) -> str | None:
+    raw = require_field(value, field) if required else value.get(field)
     if raw is None:
         return None
     if not isinstance(raw, str):
@@ -67,15 +77,15 @@ def _text(value: Mapping[str, Any], field: str) -> str | None:
     return raw
 
 
-def _choice(value: Mapping[str, Any], field: str, allowed: frozenset[str]) -> str:
-    raw = _require(value, field)
+def choice_field(value: Mapping[str, Any], field: str, allowed: frozenset[str]) -> str:
+    raw = require_field(value, field)
     if raw not in allowed:
         raise ContractError(f"field '{field}' must be one of {sorted(allowed)}, got {raw!r}")
     return str(raw)
 
 
-def _timestamp(value: Mapping[str, Any], field: str) -> datetime:
-    raw = _require(value, field)
+def timestamp_field(value: Mapping[str, Any], field: str) -> datetime:
+    raw = require_field(value, field)
     if not isinstance(raw, str):
         raise ContractError(f"field '{field}' must be an ISO-8601 string, got {type(raw).__name__}")
     try:
@@ -90,8 +100,8 @@ def _timestamp(value: Mapping[str, Any], field: str) -> datetime:
     return instant
 
 
-def _date(value: Mapping[str, Any], field: str) -> date:
-    raw = _require(value, field)
+def date_field(value: Mapping[str, Any], field: str) -> date:
+    raw = require_field(value, field)
     if not isinstance(raw, str):
         raise ContractError(f"field '{field}' must be an ISO date string, got {type(raw).__name__}")
     try:
@@ -106,7 +116,7 @@ def _date(value: Mapping[str, Any], field: str) -> date:
 
 
 def _amount(value: Mapping[str, Any], field: str, *, required: bool = True) -> Decimal | None:
-    raw = _require(value, field) if required else value.get(field)
+    raw = require_field(value, field) if required else value.get(field)
     if raw is None:
         return None
     if isinstance(raw, bool):
@@ -155,18 +165,18 @@ def _currency(value: Mapping[str, Any]) -> str:
 
 def _transaction(value: Mapping[str, Any]) -> Transaction:
     return Transaction(
-        event_id=_identifier(value, "event_id"),
-        ts=_timestamp(value, "ts"),
-        borrower_id=_identifier(value, "borrower_id"),
-        account_id=_identifier(value, "account_id"),
-        counterparty_id=_identifier(value, "counterparty_id"),
-        direction=_choice(value, "direction", DIRECTIONS),
+        event_id=identifier_field(value, "event_id"),
+        ts=timestamp_field(value, "ts"),
+        borrower_id=identifier_field(value, "borrower_id"),
+        account_id=identifier_field(value, "account_id"),
+        counterparty_id=identifier_field(value, "counterparty_id"),
+        direction=choice_field(value, "direction", DIRECTIONS),
         amount=_amount(value, "amount"),
         currency=_currency(value),
-        channel=_identifier(value, "channel", required=False),
+        channel=identifier_field(value, "channel", required=False),
         counterparty_name=_text(value, "counterparty_name"),
         memo=_text(value, "memo"),
-        sector=_identifier(value, "sector", required=False),
+        sector=identifier_field(value, "sector", required=False),
     )
 
 
@@ -194,14 +204,14 @@ def _login(value: Mapping[str, Any]) -> Login:
     if not isinstance(success, bool):
         raise ContractError(f"field 'success' must be true or false, got {success!r}")
     return Login(
-        event_id=_identifier(value, "event_id"),
-        ts=_timestamp(value, "ts"),
-        borrower_id=_identifier(value, "borrower_id"),
-        action=_choice(value, "action", ACTIONS),
-        device_id=_identifier(value, "device_id"),
-        ip=_identifier(value, "ip"),
+        event_id=identifier_field(value, "event_id"),
+        ts=timestamp_field(value, "ts"),
+        borrower_id=identifier_field(value, "borrower_id"),
+        action=choice_field(value, "action", ACTIONS),
+        device_id=identifier_field(value, "device_id"),
+        ip=identifier_field(value, "ip"),
         success=success,
-        user_id=_identifier(value, "user_id", required=False),
+        user_id=identifier_field(value, "user_id", required=False),
         geo=_geo(value),
         user_agent=_text(value, "user_agent"),
         amount=_amount(value, "amount", required=False),
@@ -209,7 +219,7 @@ def _login(value: Mapping[str, Any]) -> Login:
 
 
 def _installment(value: Mapping[str, Any]) -> int:
-    raw = _require(value, "installment")
+    raw = require_field(value, "installment")
     if isinstance(raw, bool) or not isinstance(raw, int):
         raise ContractError(f"field 'installment' must be an integer, got {type(raw).__name__}")
     if not 1 <= raw <= 10_000:
@@ -218,16 +228,16 @@ def _installment(value: Mapping[str, Any]) -> int:
 
 
 def _repayment(value: Mapping[str, Any]) -> Repayment:
-    kind = _choice(value, "kind", REPAYMENT_KINDS)
+    kind = choice_field(value, "kind", REPAYMENT_KINDS)
     scheduled = kind == "scheduled"
     return Repayment(
-        event_id=_identifier(value, "event_id"),
-        ts=_timestamp(value, "ts"),
-        borrower_id=_identifier(value, "borrower_id"),
-        loan_id=_identifier(value, "loan_id"),
+        event_id=identifier_field(value, "event_id"),
+        ts=timestamp_field(value, "ts"),
+        borrower_id=identifier_field(value, "borrower_id"),
+        loan_id=identifier_field(value, "loan_id"),
         installment=_installment(value),
         kind=kind,
-        due_date=_date(value, "due_date") if scheduled else None,
+        due_date=date_field(value, "due_date") if scheduled else None,
         amount_due=_amount(value, "amount_due") if scheduled else None,
         amount=None if scheduled else _amount(value, "amount"),
         currency=_currency(value),

@@ -21,9 +21,9 @@ from detectors.thresholds import (
     Value,
     format_value,
 )
-from sim import Label
 from streams.lab.replay import Decoded, run_engine
 from streams.lab.scoring import ScoreCard, score
+from topics.labels import CaseLabel
 from topics.records import Alert
 
 __all__ = [
@@ -42,8 +42,8 @@ __all__ = [
     "sweep_thresholds",
 ]
 
-#: Labels as the simulator writes them, or their JSON form.
-Labels = Sequence[Label | Mapping[str, Any]]
+#: Labels of confirmed cases (``topics.labels``), or their JSON objects.
+Labels = Sequence[CaseLabel | Mapping[str, Any]]
 
 #: A sweep runs the engine once per value: more than this is a typo more often than a plan.
 MAX_SWEEP_POINTS = 50

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+import re
 import statistics
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta, timezone, tzinfo
+from datetime import date, datetime, time, timedelta, timezone, tzinfo
 from typing import Any
 
 from detectors.base import CATEGORIES, DELINQUENCY_RISK
-from sim import Label
+from topics.labels import CaseLabel, iter_labels
 from topics.records import Alert
 
 __all__ = [
@@ -24,13 +25,14 @@ __all__ = [
 
 #: Due dates and alert-days are calendar days of the platform (UTC+8), as in the simulator.
 PLATFORM_ZONE = timezone(timedelta(hours=8))
-#: An alert counts for a label from one day before its start to seven days after its end.
-BEFORE_START = timedelta(days=1)
-AFTER_END = timedelta(days=7)
-#: A missed installment is warned in time when an alert on it comes this long before its due date.
+#: An alert finds a case from the case's start to this long after its end (the contract's rule,
+#: topics/labels.py).
+AFTER_END = timedelta(hours=48)
+#: A missed installment is warned in time when an alert on it comes this long before the end of
+#: its due date.
 WARN_AHEAD = timedelta(days=3)
-#: What a delinquency label names to be scored as a missed installment.
-INSTALLMENT_DETAIL = frozenset({"loan_id", "installment", "due_date"})
+# The ids an alert names, in its episode and reasons: what a label's entities are matched with.
+_TOKEN = re.compile(r"[\w.\-]+")
 
 
 def _median(values: Sequence[float]) -> float | None:
@@ -128,16 +130,21 @@ class DetectorScore:
 
 @dataclass
 class WarningScore:
-    """Missed installments alerted on at least ``WARN_AHEAD`` before their due date."""
+    """Missed installments alerted on at least ``WARN_AHEAD`` before the end of their due date."""
 
     installments: int = 0
     warned: int = 0
-    #: Due date midnight minus the first alert on the installment, per warned installment.
+    #: End of the due date minus the first alert on the installment, per warned installment.
     days_of_warning: list[float] = field(default_factory=list)
 
     @property
     def share(self) -> float | None:
         return _share(self.warned, self.installments)
+
+    def add(self, other: WarningScore) -> None:
+        self.installments += other.installments
+        self.warned += other.warned
+        self.days_of_warning += other.days_of_warning
 
     @property
     def median_days(self) -> float | None:
@@ -163,6 +170,8 @@ class ScoreCard:
     categories: dict[str, CategoryScore] = field(default_factory=dict)
     detectors: dict[str, DetectorScore] = field(default_factory=dict)
     delinquency: WarningScore = field(default_factory=WarningScore)
+    #: The same, per delinquency typology (a visible decline, a sudden default, ...).
+    warnings: dict[str, WarningScore] = field(default_factory=dict)
 
     @classmethod
     def pooled(cls, cards: Sequence[ScoreCard]) -> ScoreCard:
@@ -187,9 +196,9 @@ class ScoreCard:
                 det.categories = sorted({*det.categories, *d.categories})
                 det.alerts += d.alerts
                 det.true_alerts += d.true_alerts
-            total.delinquency.installments += card.delinquency.installments
-            total.delinquency.warned += card.delinquency.warned
-            total.delinquency.days_of_warning += card.delinquency.days_of_warning
+            total.delinquency.add(card.delinquency)
+            for name, w in card.warnings.items():
+                total.warnings.setdefault(name, WarningScore()).add(w)
         return total
 
     def to_dict(self) -> dict[str, Any]:
@@ -200,6 +209,7 @@ class ScoreCard:
             "categories": {k: v.to_dict() for k, v in self.categories.items()},
             "detectors": {k: v.to_dict() for k, v in self.detectors.items()},
             "delinquency": self.delinquency.to_dict(),
+            "warnings": {k: v.to_dict() for k, v in self.warnings.items()},
         }
 
 
@@ -213,21 +223,30 @@ class _Seen:
     ts: datetime
     loan_id: str | None
     installment: int | None
+    #: Every id the alert names in its episode and reasons, its borrower included.
+    named: frozenset[str]
 
 
 @dataclass(frozen=True, slots=True)
 class _Case:
-    """A label with its window, in instants and in platform days."""
+    """A label with its window, its ids and its installment."""
 
     borrower_id: str
     category: str
     typology: str
     start: datetime
-    low: datetime
     high: datetime
-    first_day: date
-    last_day: date
-    detail: Mapping[str, Any]
+    ids: frozenset[str]  # the borrower and the entities
+    loan_id: str | None
+    installment: int | None
+    due_date: date | None
+
+    def found_by(self, alert: _Seen) -> bool:
+        return (
+            alert.category == self.category
+            and self.start <= alert.ts <= self.high
+            and not self.ids.isdisjoint(alert.named)
+        )
 
 
 def _instant(value: Any, what: str) -> datetime:
@@ -240,84 +259,90 @@ def _instant(value: Any, what: str) -> datetime:
 def _seen(alert: Alert | Mapping[str, Any]) -> _Seen:
     if isinstance(alert, Mapping):
         fields: Mapping[str, Any] = alert
+        reasons = [(r.get("message"), r.get("observed")) for r in fields.get("reasons") or ()]
     else:
-        fields = {name: getattr(alert, name) for name in _Seen.__slots__}
+        fields = {name: getattr(alert, name) for name in _Seen.__slots__ if name != "named"}
+        fields = {**fields, "episode": alert.episode}
+        reasons = [(r.message, r.observed) for r in alert.reasons]
     installment, loan_id = fields.get("installment"), fields.get("loan_id")
+    texts = [str(fields.get("episode") or "")]
+    texts += [str(text) for pair in reasons for text in pair if isinstance(text, str)]
+    borrower = str(fields["borrower_id"])
     return _Seen(
-        borrower_id=str(fields["borrower_id"]),
+        borrower_id=borrower,
         category=str(fields["category"]),
         detector=str(fields["detector"]),
         ts=_instant(fields["ts"], "alert ts"),
         loan_id=None if loan_id is None else str(loan_id),
         installment=None if installment is None else int(installment),
+        named=frozenset({borrower, *(t for text in texts for t in _TOKEN.findall(text))}),
     )
 
 
-def _case(label: Label | Mapping[str, Any], zone: tzinfo) -> _Case:
-    fields: Mapping[str, Any] = label if isinstance(label, Mapping) else vars(label)
-    start = _instant(fields["start"], "label start")
-    low, high = start - BEFORE_START, _instant(fields["end"], "label end") + AFTER_END
+def _case(label: CaseLabel) -> _Case:
     return _Case(
-        borrower_id=fields["borrower_id"],
-        category=fields["category"],
-        typology=fields["typology"],
-        start=start,
-        low=low,
-        high=high,
-        first_day=low.astimezone(zone).date(),
-        last_day=high.astimezone(zone).date(),
-        detail=fields.get("detail") or {},
+        borrower_id=label.borrower_id,
+        category=label.category,
+        typology=label.typology,
+        start=label.start,
+        high=label.end + AFTER_END,
+        ids=frozenset({label.borrower_id, *label.entities}),
+        loan_id=label.loan_id,
+        installment=label.installment,
+        due_date=label.due_date,
     )
 
 
 def score(
     alerts: Iterable[Alert | Mapping[str, Any]],
-    labels: Sequence[Label | Mapping[str, Any]],
+    labels: Iterable[CaseLabel | Mapping[str, Any]],
     borrowers: Sequence[str] | int,
     period_days: int,
     *,
     zone: tzinfo = PLATFORM_ZONE,
 ) -> ScoreCard:
-    """Score alerts against ground-truth labels.
+    """Score alerts against the labels of confirmed cases (``topics.labels``).
 
     Parameters
     ----------
     alerts
-        :class:`~topics.records.Alert` records, or their JSON form (``ts`` as ISO-8601).
+        :class:`~topics.records.Alert` records, or their JSON form (``ts`` as ISO-8601), with
+        raw ids (``replay --no-mask``): labels name raw ids.
     labels
-        The simulator's :class:`~sim.Label` values (or their JSON form).
+        :class:`~topics.labels.CaseLabel` values, or their JSON objects.
     borrowers
         The population: its borrower ids, or only its size.
     period_days
-        Length of the simulated period, kept on the card to read rates against.
+        Length of the period, kept on the card to read rates against.
     zone
         Time zone of calendar days (alert-days, due dates): the platform's.
 
     Notes
     -----
-    A label's window runs from one day before its start to seven days after its end.
+    An alert finds a case when it is of the case's category, names its borrower or one of its
+    entities (its borrower, or an id in its episode or reasons), and its ``ts`` lies between
+    the case's start and its end + 48 h.
 
-    - Recall of a typology: share of its labelled borrowers with an alert of the label's
-      category whose ``ts`` is in the window; time to detect is the first such ``ts`` minus
-      the label's start.
+    - Recall of a typology: share of its cases found; time to detect is the first finding
+      alert's ``ts`` minus the case's start.
     - Precision of a category: one unit per (borrower, category, platform day) with alerts;
-      it is true when that day lies within the window (in platform days) of a label of the
-      borrower and category. False alert-days per 1,000 borrowers without such a label.
-    - Delinquency: a labelled missed installment is warned when an alert of its category on
-      its ``loan_id`` and ``installment`` comes at or before due-date midnight minus 3 days.
+      it is true when an alert of it finds a case. False alert-days per 1,000 borrowers
+      without a case of the category.
+    - Delinquency: a case's installment is warned when an alert of its category on its
+      ``loan_id`` and ``installment`` comes at least 3 days before the end of its due date.
 
     >>> card = score([], [], borrowers=10, period_days=30)
     >>> card.categories["falsified_flow"].false_per_1000
     0.0
     """
     seen = sorted((_seen(alert) for alert in alerts), key=lambda a: a.ts)
-    cases = [_case(label, zone) for label in labels]
+    cases = [_case(label) for label in iter_labels(labels)]
     population = borrowers if isinstance(borrowers, int) else len(set(borrowers))
     card = ScoreCard(period_days=period_days, borrowers=population)
     _categories(card, seen, cases, borrowers)
-    owned = _alert_days(card, seen, cases, zone)
-    _typologies(card, cases, owned)
-    card.delinquency = _warnings(seen, cases, zone)
+    found = _alert_days(card, seen, cases, zone)
+    _typologies(card, cases, found)
+    card.delinquency, card.warnings = _warnings(seen, cases, zone)
     return card
 
 
@@ -338,80 +363,68 @@ def _categories(
 
 def _alert_days(
     card: ScoreCard, seen: Sequence[_Seen], cases: Sequence[_Case], zone: tzinfo
-) -> dict[tuple[str, str], list[_Seen]]:
-    """Count alert-days per category and alerts per detector, true or not; return the alerts
-    by (borrower, category), in time order, for recall."""
-    by_owner: defaultdict[tuple[str, str], list[_Case]] = defaultdict(list)
-    for case in cases:
-        by_owner[case.borrower_id, case.category].append(case)
+) -> dict[int, datetime]:
+    """Count alert-days per category and alerts per detector, true or not; return, per case
+    (its position), the first alert that finds it."""
+    by_id: defaultdict[tuple[str, str], list[int]] = defaultdict(list)
+    for position, case in enumerate(cases):
+        for named in case.ids:
+            by_id[case.category, named].append(position)
     alert_days: dict[tuple[str, str, date], bool] = {}
-    owned: defaultdict[tuple[str, str], list[_Seen]] = defaultdict(list)
+    found: dict[int, datetime] = {}
     for alert in seen:
+        candidates = {p for named in alert.named for p in by_id.get((alert.category, named), ())}
+        finds = [p for p in sorted(candidates) if cases[p].found_by(alert)]
+        for position in finds:
+            found.setdefault(position, alert.ts)  # alerts come in time order
         day = alert.ts.astimezone(zone).date()
-        true = any(
-            c.first_day <= day <= c.last_day
-            for c in by_owner.get((alert.borrower_id, alert.category), ())
-        )
-        alert_days[alert.borrower_id, alert.category, day] = true
-        owned[alert.borrower_id, alert.category].append(alert)
+        key = (alert.borrower_id, alert.category, day)
+        alert_days[key] = alert_days.get(key, False) or bool(finds)
         detector = card.detectors.setdefault(alert.detector, DetectorScore(alert.detector))
         if alert.category not in detector.categories:
             detector.categories.append(alert.category)
         detector.alerts += 1
-        detector.true_alerts += true
+        detector.true_alerts += bool(finds)
     for (_, category, _), true in alert_days.items():
         card.categories[category].alert_days += 1
         card.categories[category].true_alert_days += true
-    return owned
+    return found
 
 
-def _typologies(
-    card: ScoreCard, cases: Sequence[_Case], owned: Mapping[tuple[str, str], list[_Seen]]
-) -> None:
-    """Recall and time to detect per typology: a labelled borrower is detected by the first
-    alert of the label's category inside the window of one of its labels, earliest first."""
-    by_typology: defaultdict[str, defaultdict[str, list[_Case]]] = defaultdict(
-        lambda: defaultdict(list)
-    )
-    for case in sorted(cases, key=lambda c: c.start):
-        by_typology[case.typology][case.borrower_id].append(case)
-    for typology in sorted(by_typology):
-        per_borrower = by_typology[typology]
-        first_case = next(iter(per_borrower.values()))[0]
-        result = card.typologies[typology] = TypologyScore(typology, first_case.category)
-        for borrower_cases in per_borrower.values():
-            result.cases += 1
-            for case in borrower_cases:  # earliest label first
-                hit = next(
-                    (
-                        a.ts
-                        for a in owned.get((case.borrower_id, case.category), ())
-                        if case.low <= a.ts <= case.high
-                    ),
-                    None,
-                )
-                if hit is not None:
-                    result.detected += 1
-                    result.hours_to_detect.append((hit - case.start).total_seconds() / 3600)
-                    break
+def _typologies(card: ScoreCard, cases: Sequence[_Case], found: Mapping[int, datetime]) -> None:
+    """Recall and time to detect per typology: each case is found by its first alert."""
+    for position, case in sorted(enumerate(cases), key=lambda item: item[1].typology):
+        result = card.typologies.setdefault(
+            case.typology, TypologyScore(case.typology, case.category)
+        )
+        result.cases += 1
+        hit = found.get(position)
+        if hit is not None:
+            result.detected += 1
+            result.hours_to_detect.append((hit - case.start).total_seconds() / 3600)
 
 
-def _warnings(seen: Sequence[_Seen], cases: Sequence[_Case], zone: tzinfo) -> WarningScore:
-    first: dict[tuple[str, int], datetime] = {}
+def _warnings(
+    seen: Sequence[_Seen], cases: Sequence[_Case], zone: tzinfo
+) -> tuple[WarningScore, dict[str, WarningScore]]:
+    """Warned installments, in all and per typology."""
+    first: dict[tuple[str, str, int], datetime] = {}
     for alert in seen:  # in time order: the first one stays
         if alert.category == DELINQUENCY_RISK and alert.loan_id is not None:
             if alert.installment is not None:
-                first.setdefault((str(alert.loan_id), alert.installment), alert.ts)
-    result = WarningScore()
+                key = (alert.borrower_id, alert.loan_id, alert.installment)
+                first.setdefault(key, alert.ts)
+    result, by_typology = WarningScore(), dict[str, WarningScore]()
     for case in cases:
-        detail = case.detail
-        if case.category != DELINQUENCY_RISK or not INSTALLMENT_DETAIL <= detail.keys():
+        if case.category != DELINQUENCY_RISK or case.loan_id is None or case.due_date is None:
             continue
-        result.installments += 1
-        due = date.fromisoformat(str(detail["due_date"]))
-        midnight = datetime(due.year, due.month, due.day, tzinfo=zone)
-        alerted = first.get((str(detail["loan_id"]), int(detail["installment"])))
-        if alerted is not None and alerted <= midnight - WARN_AHEAD:
-            result.warned += 1
-            result.days_of_warning.append((midnight - alerted).total_seconds() / 86_400)
-    return result
+        assert case.installment is not None
+        mine = by_typology.setdefault(case.typology, WarningScore())
+        end_of_due = datetime.combine(case.due_date + timedelta(days=1), time(), tzinfo=zone)
+        alerted = first.get((case.borrower_id, case.loan_id, case.installment))
+        for into in (result, mine):
+            into.installments += 1
+            if alerted is not None and alerted <= end_of_due - WARN_AHEAD:
+                into.warned += 1
+                into.days_of_warning.append((end_of_due - alerted).total_seconds() / 86_400)
+    return result, by_typology

@@ -21,6 +21,7 @@ from streams.settings import Settings
 
 if TYPE_CHECKING:
     from streams.lab.replay import Decoded
+    from topics.labels import CaseLabel
 
 
 class _Commands(Protocol):
@@ -220,17 +221,17 @@ def _backtest_plan(
 def cmd_backtest(args: argparse.Namespace) -> int:
     if args.sweep:  # before anything is read: the plot comes last
         _require("matplotlib", "the plot of --sweep")
-    from sim import iter_jsonl
     from streams.lab.backtest import backtest, render_backtest
+    from topics.labels import LabelsError, read_labels
 
     try:
         base = _base_thresholds(args)
         candidate, swept = _backtest_plan(args, base)
-    except InvalidThreshold as exc:
+        labels = read_labels(Path(args.labels)) if args.labels else None
+    except (InvalidThreshold, LabelsError) as exc:
         print(f"lendwatch backtest: {exc}", file=sys.stderr)
         return 2
     history = _decode_input(args)
-    labels = list(iter_jsonl(Path(args.labels))) if args.labels else None
     if candidate is not None:
         report = backtest(history, base, candidate, labels)
         print(render_backtest(report))
@@ -268,7 +269,7 @@ def _sweep(
     base: Thresholds,
     key: str,
     values: list[Value],
-    labels: list[dict[str, Any]] | None,
+    labels: list[CaseLabel] | None,
 ) -> None:
     """Run the sweep on top of ``base``, print its table and write its plot."""
     from streams.lab.backtest import category_of, plot_sweep, render_sweep, sweep

@@ -6,7 +6,8 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sim import Label, Simulation, SimulationConfig
+from sim import Simulation, SimulationConfig
+from topics.labels import CaseLabel
 from topics.names import Source
 
 #: Every typology at once; the legacy fields and ``cases`` together.
@@ -47,7 +48,9 @@ Value = dict[str, Any]
 Index = dict[Source, dict[str, list[Value]]]
 
 
-def instant(value: Value | str) -> datetime:
+def instant(value: Value | str | datetime) -> datetime:
+    if isinstance(value, datetime):
+        return value
     return datetime.fromisoformat(value if isinstance(value, str) else value["ts"])
 
 
@@ -60,7 +63,7 @@ def values_of(sim: Simulation, source: Source) -> list[Value]:
     return [r["value"] for r in sim.records if r["topic"] == topic]
 
 
-def labels_of(sim: Simulation, typology: str) -> list[Label]:
+def labels_of(sim: Simulation, typology: str) -> list[CaseLabel]:
     return [label for label in sim.labels if label.typology == typology]
 
 
@@ -81,7 +84,7 @@ def is_sales(tx: Value) -> bool:
     )
 
 
-def case_of(label: Label) -> str:
+def case_of(label: CaseLabel) -> str:
     """One case: a ring, a stuffing campaign or a device ring counts once."""
     for key in ("ring", "campaign"):
         if key in label.detail:

@@ -54,7 +54,6 @@ def test_the_package_exports_its_public_surface() -> None:
             "SALE_DAY",
             "SLUMP_DAYS",
             "TYPOLOGIES",
-            "Label",
             "Simulation",
             "SimulationConfig",
             "iter_jsonl",

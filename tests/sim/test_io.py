@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict
 from pathlib import Path
 
 from sim import iter_jsonl, simulate, simulate_stream, write_jsonl
 from tests.sim.helpers import TINY
+from topics.labels import read_labels
 
 
 def test_write_and_read_jsonl_round_trip_byte_for_byte(tmp_path: Path) -> None:
@@ -20,5 +20,5 @@ def test_write_and_read_jsonl_round_trip_byte_for_byte(tmp_path: Path) -> None:
     write_jsonl(simulate_stream(TINY), events, labels)
     assert (events.read_bytes(), labels.read_bytes()) == first
     assert list(iter_jsonl(events)) == tiny.records
-    assert list(iter_jsonl(labels)) == [asdict(label) for label in tiny.labels]
+    assert read_labels(labels) == tiny.labels
     assert first[0].count(b"\n") == len(tiny.records)

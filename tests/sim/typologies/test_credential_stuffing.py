@@ -5,15 +5,16 @@ from __future__ import annotations
 from collections import defaultdict
 from datetime import timedelta
 
-from sim import Label, Simulation, SimulationConfig, simulate_stream
+from sim import Simulation, SimulationConfig, simulate_stream
 from tests.sim.helpers import Index, instant, labels_of
+from topics.labels import CaseLabel
 from topics.names import Source
 
 
 def test_credential_stuffing_fails_on_many_borrowers_from_one_address(
     sim: Simulation, index: Index
 ) -> None:
-    campaigns: dict[str, list[Label]] = defaultdict(list)
+    campaigns: dict[str, list[CaseLabel]] = defaultdict(list)
     for label in labels_of(sim, "credential_stuffing"):
         campaigns[label.detail["campaign"]].append(label)
     for labels in campaigns.values():

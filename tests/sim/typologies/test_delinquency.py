@@ -7,12 +7,13 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sim import Label, Simulation, SimulationConfig, simulate
+from sim import Simulation, SimulationConfig, simulate
 from tests.sim.helpers import CONFIG, Index, instant, is_sales, labels_of, yuan
+from topics.labels import CaseLabel
 from topics.names import Source
 
 
-def _check_missed(config: SimulationConfig, sim: Simulation, label: Label, by: Index) -> float:
+def _check_missed(config: SimulationConfig, sim: Simulation, label: CaseLabel, by: Index) -> float:
     """Check one missed installment; return its inflow ratio (recent / baseline) or 0."""
     detail = label.detail
     due = date.fromisoformat(detail["due_date"])

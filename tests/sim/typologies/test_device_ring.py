@@ -5,15 +5,16 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from datetime import timedelta
 
-from sim import Label, Simulation
+from sim import Simulation
 from tests.sim.helpers import Index, instant, labelled_ids, labels_of, values_of
+from topics.labels import CaseLabel
 from topics.names import Source
 
 
 def test_device_ring_applies_for_several_borrowers_from_one_device(
     sim: Simulation, index: Index
 ) -> None:
-    rings: dict[str, list[Label]] = defaultdict(list)
+    rings: dict[str, list[CaseLabel]] = defaultdict(list)
     for label in labels_of(sim, "device_ring"):
         rings[label.detail["ring"]].append(label)
     logins = values_of(sim, Source.LOGINS)

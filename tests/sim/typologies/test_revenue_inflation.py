@@ -30,7 +30,7 @@ def test_revenue_inflation_ramps_up_new_payers_before_the_application_then_stops
         (drawdown,) = [v for v in logins if v["action"] == "drawdown"]
         assert application["ts"] == detail["application_ts"]
         assert application["amount"] == detail["application_amount"]
-        assert drawdown["ts"] == detail["drawdown_ts"] == label.end
+        assert drawdown["ts"] == detail["drawdown_ts"] == label.end.isoformat()
         assert yuan(drawdown) <= yuan(application)
 
         txs = index[Source.TRANSACTIONS][label.borrower_id]

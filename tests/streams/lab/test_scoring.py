@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime, timedelta, timezone
-from typing import Any
+from datetime import UTC, date, datetime, timedelta, timezone
 
 import orjson
 import pytest
 
 from detectors.base import CATEGORIES
-from sim import Label
 from streams.lab.scoring import ScoreCard, score
 from topics.codec import encode_alert
+from topics.labels import CaseLabel
 from topics.records import Alert
 
 CST = timezone(timedelta(hours=8))
@@ -30,6 +29,7 @@ def alert(
     ts: datetime,
     loan_id: str | None = None,
     installment: int | None = None,
+    episode: str = "e",
 ) -> Alert:
     return Alert(
         alert_id=f"{detector}-{borrower}-{ts.isoformat()}-{installment}",
@@ -44,7 +44,7 @@ def alert(
         evidence=[],
         detector_version="1",
         thresholds_version="test",
-        episode="e",
+        episode=episode,
         loan_id=loan_id,
         installment=installment,
     )
@@ -56,20 +56,34 @@ def label(
     typology: str,
     start: datetime,
     end: datetime,
-    **detail: Any,
-) -> Label:
-    return Label(borrower, category, typology, start.isoformat(), end.isoformat(), detail)
+    *entities: str,
+    loan_id: str | None = None,
+    installment: int | None = None,
+    due_date: str | None = None,
+) -> CaseLabel:
+    return CaseLabel(
+        case_id=f"{typology}-{borrower}",
+        borrower_id=borrower,
+        category=category,
+        typology=typology,
+        start=start,
+        end=end,
+        entities=entities,
+        loan_id=loan_id,
+        installment=installment,
+        due_date=None if due_date is None else date.fromisoformat(due_date),
+    )
 
 
 FF, AB, DR = "falsified_flow", "abnormal_behaviour", "delinquency_risk"
 END_OF_DAY = 24 - 1 / 3600
 
 LABELS = [
-    # window [Jan 9 12:00, Jan 18 12:00]
-    label("b-1", FF, "circular_transfer", at(1, 10, 12), at(1, 11, 12)),
-    # window [Jan 9 08:00, Jan 17 20:00]
+    # found from Jan 10 12:00 to Jan 13 12:00 (end + 48 h), by an alert naming b-1 or b-11
+    label("b-1", FF, "circular_transfer", at(1, 10, 12), at(1, 11, 12), "b-11", "acct-11"),
+    # found from Jan 10 08:00 to Jan 12 20:00
     label("b-2", FF, "circular_transfer", at(1, 10, 8), at(1, 10, 20)),
-    label("b-3", AB, "account_takeover", at(1, 20, 10), at(1, 20, 11)),
+    label("b-3", AB, "account_takeover", at(1, 20, 10), at(1, 20, 11), "dev-x"),
     label("b-4", AB, "account_takeover", at(1, 25, 10), at(1, 25, 10.5)),
     label(
         "b-5",
@@ -108,24 +122,28 @@ ALERTS = [
     alert("b-1", FF, "circular_flow", at(1, 10, 15)),
     alert("b-1", FF, "circular_flow", at(1, 10, 18)),  # same borrower, category, day: once
     alert("b-1", FF, "circular_flow", at(1, 12, 9)),
-    # b-2: one alert-day before the window (false) and one on the window's last day but
-    # after its last instant: a true alert-day (days are compared), yet not a detection.
+    # b-11 has no case of its own, but is an entity of b-1's: its alert finds that case.
+    alert("b-11", FF, "circular_flow", at(1, 11, 10)),
+    # b-2: one alert before the start and one an hour after the end + 48 h: both false.
     alert("b-2", FF, "circular_flow", at(1, 8, 20)),
-    alert("b-2", FF, "circular_flow", at(1, 17, 21)),
+    alert("b-2", FF, "circular_flow", at(1, 12, 21)),
     alert("b-7", FF, "circular_flow", at(1, 15, 10)),  # benign borrower
-    # b-3 found 30 min after the start (twice the same day); b-4 missed; b-8 benign.
+    # b-3 found 30 min after the start (twice the same day); b-4 missed. b-8's alert names
+    # the attacker's device of b-3's case: it finds that case; b-12's names nothing: false.
     alert("b-3", AB, "account_takeover", at(1, 20, 10.5)),
     alert("b-3", AB, "account_takeover", at(1, 20, 10.75)),
-    alert("b-8", AB, "account_takeover", at(1, 21, 3)),
-    # b-5: warned exactly 3 days before the due date (counts), then the missed alert.
+    alert("b-8", AB, "device_ring", at(1, 21, 3), episode="device:dev-x"),
+    alert("b-12", AB, "device_ring", at(1, 21, 4), episode="device:dev-y"),
+    # b-5: warned 4 days before the end of its due date, then the missed alert.
     alert("b-5", DR, "delinquency", at(2, 2), "ln-5-1", 1),
     alert("b-5", DR, "delinquency", at(2, 9), "ln-5-1", 1),
-    # b-6: an early alert on *another* installment is no warning for this one; the alert on
-    # it comes 1.5 days before the due date: too late.
+    # b-6: an early alert on *another* installment finds the case (it names the borrower) but
+    # is no warning for this installment; the alert on it comes 2.5 days before the end of
+    # its due date: too late.
     alert("b-6", DR, "delinquency", at(2, 1), "ln-6-1", 3),
     alert("b-6", DR, "delinquency", at(2, 8, 12), "ln-6-1", 2),
     alert("b-6", DR, "delinquency", at(2, 14), "ln-6-1", 2),
-    # b-9: warned 5 days ahead; the alert is stamped in UTC (Feb 15 00:00 platform time).
+    # b-9: warned 6 days ahead; the alert is stamped in UTC (Feb 15 00:00 platform time).
     alert("b-9", DR, "delinquency", datetime(2026, 2, 14, 16, tzinfo=UTC), "ln-9-1", 1),
     alert("b-10", DR, "delinquency", at(2, 3), "ln-10-1", 1),  # benign borrower
 ]
@@ -133,12 +151,11 @@ ALERTS = [
 
 def _check(card: ScoreCard) -> None:
     ff, ab, dr = (card.categories[c] for c in (FF, AB, DR))
-    assert (ff.alert_days, ff.true_alert_days, ff.benign_borrowers) == (5, 3, 18)
-    assert ff.precision == pytest.approx(0.6)
+    assert (ff.alert_days, ff.true_alert_days, ff.benign_borrowers) == (6, 3, 18)
+    assert ff.precision == pytest.approx(0.5)
     # The false alert-days of a labelled borrower (b-2) count too, over the benign population.
-    assert ff.false_per_1000 == pytest.approx(2 / 18 * 1000)
-    assert (ab.alert_days, ab.true_alert_days, ab.benign_borrowers) == (2, 1, 18)
-    assert ab.precision == pytest.approx(0.5)
+    assert ff.false_per_1000 == pytest.approx(3 / 18 * 1000)
+    assert (ab.alert_days, ab.true_alert_days, ab.benign_borrowers) == (3, 2, 18)
     assert ab.false_per_1000 == pytest.approx(1 / 18 * 1000)
     assert (dr.alert_days, dr.true_alert_days, dr.benign_borrowers) == (7, 6, 17)
     assert dr.false_per_1000 == pytest.approx(1 / 17 * 1000)
@@ -150,22 +167,24 @@ def _check(card: ScoreCard) -> None:
     assert ring.hours_to_detect == pytest.approx([3.0])
     assert (takeover.cases, takeover.detected, takeover.median_hours_to_detect) == (2, 1, 0.5)
     assert (missed.cases, missed.detected) == (3, 3)
-    # First in-window alert minus start: 28, 22 and 26 days.
+    # First finding alert minus start: 28, 22 and 26 days.
     assert sorted(missed.hours_to_detect) == pytest.approx([528.0, 624.0, 672.0])
     assert missed.median_hours_to_detect == pytest.approx(624.0)
 
     warning = card.delinquency
     assert (warning.installments, warning.warned) == (3, 2)
     assert warning.share == pytest.approx(2 / 3)
-    assert sorted(warning.days_of_warning) == pytest.approx([3.0, 5.0])
-    assert warning.median_days == pytest.approx(4.0)
+    assert sorted(warning.days_of_warning) == pytest.approx([4.0, 6.0])
+    assert warning.median_days == pytest.approx(5.0)
+    assert card.warnings["missed_installment"].to_dict() == warning.to_dict()
 
     by_detector = {
         d.detector: (d.categories, d.alerts, d.true_alerts) for d in card.detectors.values()
     }
     assert by_detector == {
-        "circular_flow": ([FF], 6, 4),
-        "account_takeover": ([AB], 3, 2),
+        "circular_flow": ([FF], 7, 4),
+        "account_takeover": ([AB], 2, 2),
+        "device_ring": ([AB], 2, 1),
         "delinquency": ([DR], 7, 6),
     }
 
@@ -178,11 +197,22 @@ def test_score_counts_recall_alert_days_false_rate_and_warnings_exactly() -> Non
 
 def test_score_takes_alerts_and_labels_as_json_and_borrowers_as_ids() -> None:
     alerts = [orjson.loads(encode_alert(a)) for a in reversed(ALERTS)]  # any order
-    labels = [json.loads(json.dumps(vars(x))) for x in LABELS]
+    labels = [json.loads(json.dumps(x.to_dict())) for x in LABELS]
     borrowers = [f"b-{i}" for i in range(1, 21)]
     card = score(alerts, labels, borrowers=borrowers, period_days=60)
     _check(card)
     assert json.loads(json.dumps(card.to_dict())) == card.to_dict()
+
+
+def test_an_alert_names_an_entity_as_a_whole_id_not_inside_a_longer_one() -> None:
+    labels = [label("b-1", AB, "device_ring", at(1, 3), at(1, 3, 1), "dev-1")]
+    alerts = [
+        alert("b-2", AB, "device_ring", at(1, 3, 2), episode="device:dev-10"),
+        alert("b-3", AB, "device_ring", at(1, 3, 2), episode="device:dev-1"),
+    ]
+    card = score(alerts, labels, borrowers=10, period_days=30)
+    assert card.detectors["device_ring"].true_alerts == 1
+    assert card.typologies["device_ring"].hours_to_detect == [2.0]
 
 
 def test_a_category_and_typology_nobody_told_the_scorer_about_are_scored() -> None:
@@ -210,7 +240,8 @@ def test_pooled_cards_add_counts_and_pool_samples() -> None:
     assert both.borrowers == 40
     ring = both.typologies["circular_transfer"]
     assert (ring.cases, ring.detected, ring.recall) == (4, 2, 0.5)
-    assert both.categories[FF].false_per_1000 == pytest.approx(4 / 36 * 1000)
+    assert both.categories[FF].false_per_1000 == pytest.approx(6 / 36 * 1000)
     assert (both.delinquency.installments, both.delinquency.warned) == (6, 4)
-    assert both.delinquency.median_days == pytest.approx(4.0)
+    assert both.delinquency.median_days == pytest.approx(5.0)
+    assert both.warnings["missed_installment"].warned == 4
     assert both.detectors["delinquency"].alerts == 14
