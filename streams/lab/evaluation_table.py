@@ -129,9 +129,9 @@ def _categories(table: _Table) -> list[str]:
             f"{_verdict(table.checks.get(('false per 1,000 benign', c.category)), '.0f'):<9}{tail}"
         )
     lines.append(
-        "  (alert-day: one per borrower, category and platform day; true within "
-        "[label start − 1 d, end + 7 d]; false/1k: false alert-days per 1,000 borrowers "
-        f"without such a label over {card.period_days} days)"
+        "  (alert-day: one per borrower, category and platform day; true when one of its "
+        "alerts names a case's borrower or entity within [start, end + 48 h]; false/1k: false "
+        f"alert-days per 1,000 borrowers without such a case over {card.period_days} days)"
     )
     return lines
 
