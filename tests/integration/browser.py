@@ -146,6 +146,19 @@ def wait_for(
     raise AssertionError(f"not seen in {timeout} s: {what}\npage:\n{page[:3000]}")
 
 
+def click(driver: webdriver.Chrome, css: str, timeout: float = 10.0) -> None:
+    """Click the first element matching ``css``, again if the page redrew it meanwhile."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            driver.find_element(By.CSS_SELECTOR, css).click()
+            return
+        except (StaleElementReferenceException, NoSuchElementException):
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
+
+
 def text(driver: webdriver.Chrome, element_id: str) -> str:
     return str(driver.find_element(By.ID, element_id).text)
 

@@ -7,6 +7,15 @@ let state = null;
 let me = null;
 let queueTimer = null;
 let alertTimer = null;
+// What each polled view last drew: an unchanged answer is not drawn again, so that a row
+// being read (or clicked) stays where it is.
+const drawn = {};
+function changed(view, answer) {
+  const text = JSON.stringify(answer);
+  if (drawn[view] === text) return false;
+  drawn[view] = text;
+  return true;
+}
 
 function cell(text, className) {
   const td = document.createElement("td");
@@ -285,7 +294,8 @@ async function loadQueue() {
   if (currentView() !== "queue") return;
   try {
     const { ok, answer } = await api(`/api/queue?${queueQuery()}`);
-    if (ok) renderQueue(answer); else $("queue-note").textContent = answer.error;
+    if (!ok) $("queue-note").textContent = answer.error;
+    else if (changed("queue", answer)) renderQueue(answer);
   } catch (err) {
     $("queue-note").textContent = `console unreachable: ${err.message || err}`;
   }
@@ -364,7 +374,7 @@ async function loadAlert(id) {
       $("alert-title").textContent = answer.error;
       return;
     }
-    renderAlert(answer);
+    if (changed("alert", answer)) renderAlert(answer);
   } catch (err) {
     $("alert-title").textContent = `console unreachable: ${err.message || err}`;
   }
@@ -408,6 +418,7 @@ function route() {
   ["overview", "queue", "alert"].forEach((name) => ($(`view-${name}`).hidden = name !== view));
   $("nav-overview").className = view === "overview" ? "current" : "";
   $("nav-queue").className = view === "queue" ? "current" : "";
+  delete drawn[view];
   if (view === "queue") loadQueue();
   if (view === "alert") loadAlert(decodeURIComponent(location.hash.slice("#/alert/".length)));
 }
