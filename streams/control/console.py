@@ -190,8 +190,11 @@ async def _guard(request: web.Request, handler: Any) -> web.StreamResponse:
             who,
             exc,
         )
-        if key == ("GET", "/") and exc.status == 401 and gate.config.mode == "password":
-            raise web.HTTPFound("/login") from None
+        if key == ("GET", "/") and exc.status == 401:
+            if gate.config.mode == "password":
+                raise web.HTTPFound("/login") from None
+            # The page itself holds no data; it says why its requests are refused.
+            return web.Response(text=_static("index.html"), content_type="text/html", status=401)
         refused = _json({"error": str(exc), "status": exc.status}, status=exc.status)
         if exc.status == 401:
             refused.del_cookie(SESSION_COOKIE, path="/")

@@ -436,17 +436,28 @@ function applyRoles() {
     $(`verdict-${v}`).addEventListener("click", () => giveVerdict(v)));
 }
 
+// Nobody (with a role) is signed in: the page says why and shows nothing else.
+function refused(message) {
+  setStatus(message);
+  const banner = document.createElement("div");
+  banner.className = "banner";
+  banner.id = "refused";
+  banner.textContent = message;
+  document.querySelector("main").replaceChildren(banner);
+  $("user").replaceChildren();
+  document.querySelector("header nav").replaceChildren();
+}
+
 async function start() {
   try {
     const { ok, answer } = await api("/api/me");
     if (!ok) {
-      setStatus(answer.error);
-      document.querySelector("main").replaceChildren(cell(answer.error, "banner"));
+      refused(answer.error);
       return;
     }
     me = answer;
   } catch (err) {
-    setStatus(`${err.message || err}`);
+    refused(`${err.message || err}`);
     return;
   }
   applyRoles();
