@@ -20,6 +20,7 @@ alerts.fraud
 alerts.security
 alerts.collections
 alerts.shadow
+lending.feedback
 "
 
 for topic in $TOPICS; do

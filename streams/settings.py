@@ -149,6 +149,61 @@ class Settings:
         "anything else is refused). Off only for internal deployments that need the raw ids; "
         "see streams/privacy.py.",
     )
+    # The console's sign-in (streams/control/auth.py) and the command line's audit name.
+    console_auth: str = setting(
+        env="LW_CONSOLE_AUTH",
+        default="password",
+        meaning="How the console signs people in: `password` (the users file, a session "
+        "cookie) or `proxy` (an identity header from an authenticating reverse proxy).",
+    )
+    console_users: str = setting(
+        env="LW_CONSOLE_USERS",
+        default="console-users.json",
+        meaning="The console's users file (names, roles, scrypt hashes), written by "
+        "`lendwatch console users add`. Missing or empty: the console is read-only.",
+    )
+    console_session_minutes: int = setting(
+        env="LW_CONSOLE_SESSION_MINUTES",
+        default=480,
+        meaning="A console session ends this long after sign-in.",
+    )
+    console_trusted_proxies: str = setting(
+        env="LW_CONSOLE_TRUSTED_PROXIES",
+        default="",
+        meaning="Addresses (CIDRs, comma-separated) of the proxies whose identity headers the "
+        "console believes; the headers from any other peer are ignored.",
+    )
+    console_user_header: str = setting(
+        env="LW_CONSOLE_USER_HEADER",
+        default="X-Forwarded-User",
+        meaning="The proxy's header naming the signed-in user.",
+    )
+    console_groups_header: str = setting(
+        env="LW_CONSOLE_GROUPS_HEADER",
+        default="X-Forwarded-Groups",
+        meaning="The proxy's header listing the user's groups, comma-separated.",
+    )
+    console_group_roles: str = setting(
+        env="LW_CONSOLE_GROUP_ROLES",
+        default="",
+        meaning="Groups to console roles, `group=role,group=role`. Empty: a group named "
+        "`viewer`, `analyst` or `tuner` gives that role.",
+    )
+    console_tls_cert: str = setting(
+        env="LW_CONSOLE_TLS_CERT",
+        default="",
+        meaning="A PEM certificate (with `LW_CONSOLE_TLS_KEY`): the console serves HTTPS and "
+        "its session cookie is Secure.",
+    )
+    console_tls_key: str = setting(
+        env="LW_CONSOLE_TLS_KEY", default="", meaning="The PEM key of `LW_CONSOLE_TLS_CERT`."
+    )
+    operator: str = setting(
+        env="LW_OPERATOR",
+        default="",
+        meaning="The name `lendwatch thresholds` records in the audit trail. Empty: the OS "
+        "user, as `login@host`.",
+    )
     #: Each name from ``LW_TOPIC_<FIELD>``, e.g. ``LW_TOPIC_TRANSACTIONS`` (see TopicNames).
     topics: TopicNames = field(default_factory=TopicNames)
 

@@ -386,3 +386,82 @@ def test_runtime_dependencies_leave_the_extras_out() -> None:
     assert not runtime & (extras["embedded"] | extras["lab"] | extras["dev"] - {"lendwatch"})
     assert {"faust-streaming", "aiokafka", "river", "orjson", "redis"} <= runtime
     assert "lendwatch[embedded,lab]" in project["optional-dependencies"]["dev"]
+
+
+# the observability profile
+
+OBSERVABILITY = ("prometheus", "grafana")
+PROMETHEUS_CONFIG = ROOT / "deploy" / "prometheus" / "prometheus.yml"
+GRAFANA = ROOT / "deploy" / "grafana"
+
+
+def _mounts(service: dict[str, Any]) -> dict[str, tuple[Path, list[str]]]:
+    """Bind mounts of a service: container path to (host path, options)."""
+    found = {}
+    for volume in service.get("volumes") or []:
+        source, target, *options = volume.split(":")
+        if source.startswith("."):
+            found[target] = ((ROOT / source).resolve(), options)
+    return found
+
+
+@pytest.mark.parametrize("name", OBSERVABILITY)
+def test_observability_services_run_in_their_profile_only(
+    services: dict[str, dict[str, Any]], name: str
+) -> None:
+    service = services[name]
+    assert service["profiles"] == ["observability"]
+    image, _, tag = service["image"].partition(":")
+    assert image in ("prom/prometheus", "grafana/grafana")
+    assert re.fullmatch(r"v?\d+\.\d+\.\d+", tag), f"{name}: pin a release, not {tag!r}"
+    # Reachable from this machine only, as Kafka and Redis are not at all.
+    for port in service.get("ports") or []:
+        assert str(port).startswith("127.0.0.1:"), port
+    for target, (source, options) in _mounts(service).items():
+        assert source.exists(), f"{name} mounts missing {source}"
+        assert "ro" in options, f"{name} may write {target}"
+
+
+def test_observability_data_lives_in_named_volumes(compose: dict[str, Any]) -> None:
+    declared = set(compose.get("volumes") or {})
+    for name in OBSERVABILITY:
+        volumes = _named_volumes(compose["services"][name])
+        assert volumes and volumes <= declared, name
+
+
+def test_prometheus_scrapes_every_worker_on_its_web_port(
+    services: dict[str, dict[str, Any]],
+) -> None:
+    mounts = _mounts(services["prometheus"])
+    command = " ".join(services["prometheus"]["command"])
+    config_path = re.search(r"--config\.file=(\S+)", command)
+    assert config_path and mounts[config_path.group(1)][0] == PROMETHEUS_CONFIG
+    config = yaml.safe_load(PROMETHEUS_CONFIG.read_text())
+    [job] = config["scrape_configs"]
+    [discovery] = job["dns_sd_configs"]
+    # One address per replica of the worker service (--scale worker=N), on LW_WEB_PORT.
+    assert discovery["names"] == ["worker"] and discovery["type"] == "A"
+    assert discovery["port"] == int(_env(services["worker"])["LW_WEB_PORT"])
+    assert job.get("metrics_path", "/metrics") == "/metrics"
+
+
+def test_grafana_is_provisioned_with_the_datasource_and_the_dashboard(
+    services: dict[str, dict[str, Any]],
+) -> None:
+    mounts = _mounts(services["grafana"])
+    assert mounts["/etc/grafana/provisioning"][0] == GRAFANA / "provisioning"
+    dashboards_dir = next(t for t, (s, _) in mounts.items() if s == GRAFANA / "dashboards")
+    [provider] = yaml.safe_load(
+        (GRAFANA / "provisioning" / "dashboards" / "lendwatch.yml").read_text()
+    )["providers"]
+    assert provider["options"]["path"] == dashboards_dir
+    [source] = yaml.safe_load(
+        (GRAFANA / "provisioning" / "datasources" / "prometheus.yml").read_text()
+    )["datasources"]
+    assert source["url"] == "http://prometheus:9090"
+    assert "prometheus" in _depends_on(services["grafana"])
+    home = _env(services["grafana"])["GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH"]
+    assert home.startswith(dashboards_dir + "/")
+    assert (GRAFANA / "dashboards" / home.rsplit("/", 1)[1]).exists()
+    for dashboard in (GRAFANA / "dashboards").glob("*.json"):
+        json.loads(dashboard.read_text())

@@ -50,6 +50,8 @@ class TopicNames:
     alerts_collections: str = "alerts.collections"
     #: Alerts of candidate thresholds run in shadow: never on the teams' topics above.
     alerts_shadow: str = "alerts.shadow"
+    #: Verdicts on alerts (confirmed, dismissed, duplicate), keyed by the alert's borrower id.
+    feedback: str = "lending.feedback"
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> TopicNames:

@@ -11,13 +11,13 @@ from typing import Any, TextIO
 from redis.asyncio import Redis
 
 from detectors.thresholds import TUNABLES, InvalidThreshold, format_value
+from streams.control.operator import operator_name
 from streams.control.store import (
     AuditEntry,
     Candidate,
     Conflict,
     ThresholdStore,
     ThresholdVersion,
-    default_author,
 )
 
 __all__ = ["add_parser", "parse_assignments", "render_history"]
@@ -76,11 +76,25 @@ def render_history(entries: Sequence[AuditEntry], out: TextIO) -> None:
 
 async def _run(args: argparse.Namespace, redis: Redis, out: TextIO) -> int:
     await _ACTIONS[args.action](ThresholdStore(redis, args.prefix), args, out)
+    if args.action in _CHANGING:
+        name, source = operator_name(getattr(args, "operator", ""))
+        print(f"recorded in the audit trail as {name}: {source}", file=out)
     return 0
 
 
+#: The actions that write the audit trail.
+_CHANGING = frozenset({"set", "rollback", "shadow", "promote", "discard"})
+
+
 def _author(args: argparse.Namespace) -> str:
-    return getattr(args, "author", None) or default_author()
+    """Who the audit records: the operator name configured (``LW_OPERATOR``) or the OS user;
+    never a name typed for the occasion."""
+    if getattr(args, "author", None):
+        raise InvalidThreshold(
+            "--author is no longer taken: the audit trail records the OS user, or the operator "
+            "name in LW_OPERATOR"
+        )
+    return operator_name(getattr(args, "operator", ""))[0]
 
 
 async def _list(store: ThresholdStore, args: argparse.Namespace, out: TextIO) -> None:
@@ -202,7 +216,9 @@ def add_parser(commands: Any, add_services: Any) -> argparse.ArgumentParser:
         sub.add_argument("--prefix", default=None, help="Redis key prefix (or LW_REDIS_PREFIX)")
         if reason:
             sub.add_argument("--reason", required=True, help="why: kept in the audit trail")
-            sub.add_argument("--author", help="who (default: login@host)")
+            # Refused when given (the audit records the OS user or LW_OPERATOR); kept so that
+            # an old script is told why rather than "unrecognized arguments".
+            sub.add_argument("--author", help=argparse.SUPPRESS)
         return sub
 
     action("list", "every threshold, its live value and meaning")

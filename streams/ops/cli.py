@@ -376,6 +376,7 @@ def cmd_thresholds(args: argparse.Namespace) -> int:
     settings = _settings(args)
     if args.prefix is None:
         args.prefix = settings.redis_prefix
+    args.operator = settings.operator
     return run(args, settings.redis_url)
 
 
@@ -409,9 +410,19 @@ def cmd_risk(args: argparse.Namespace) -> int:
 
 
 def cmd_console(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    if args.console_action == "users":
+        from streams.control.accounts import run_users
+
+        return run_users(args, settings.console_users)
+
     from streams.control.console import run_console
 
-    run_console(_settings(args), args.host, args.port)
+    try:
+        run_console(settings, args.host, args.port)
+    except ValueError as exc:  # a setting of the sign-in that cannot work
+        print(f"lendwatch console: {exc}", file=sys.stderr)
+        return 2
     return 0
 
 
@@ -547,12 +558,17 @@ def _add_control_commands(commands: _Commands) -> None:
 
     add_thresholds(commands, _add_services).set_defaults(func=cmd_thresholds)
 
+    from streams.control.accounts import add_users_parser
+
     console = commands.add_parser(
-        "console", help="a web page: alert counts, latest alerts, thresholds, shadow vs live"
+        "console",
+        help="a web page: alerts, the collections queue, thresholds, shadow vs live; "
+        "`console users` manages its users",
     )
     _add_services(console)
     console.add_argument("--host", default="127.0.0.1", help="address to listen on")
     console.add_argument("--port", type=int, default=8088, help="port to listen on")
+    add_users_parser(console)
     console.set_defaults(func=cmd_console)
 
 

@@ -1,81 +1,50 @@
-"""`lendwatch console` in a real headless Chromium, over a real broker and Redis.
+"""`lendwatch console` in a real headless Chromium, over a real broker and Redis: sign-in,
+roles, CSRF, and threshold changes audited under the signed-in name.
 
-The console runs as the command a team starts (a subprocess of ``lendwatch console``), alerts
-are produced to real topics, and the page is driven the way a person would: pick a key, type,
-click. Debian's ``chromium`` and ``chromium-driver`` are used as installed (``make browser``);
-nothing is downloaded at test time.
+The console runs as the command a team starts (a subprocess of ``lendwatch console``) with a
+users file of one user per role, alerts are produced to real topics, and the page is driven
+the way a person would: sign in, pick a key, type, click. Debian's ``chromium`` and
+``chromium-driver`` are used as installed (``make browser``); nothing is downloaded at test
+time. The queue and alert pages over a live run are in ``test_console_live.py``, the proxy
+sign-in in ``test_console_proxy.py``.
 """
 
 from __future__ import annotations
 
-import asyncio
-import base64
-import os
-import shutil
-import subprocess
-import sys
-import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import aiohttp
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from aiokafka import AIOKafkaProducer
 from redis.asyncio import Redis
 from selenium import webdriver
-from selenium.common.exceptions import StaleElementReferenceException
-from selenium.webdriver.chrome.options import Options
-from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import Select
 
+from streams.control.accounts import UsersFile
+from streams.control.auth import CSRF_HEADER, AuthConfig, Gate
 from streams.control.console import AlertBoard, create_app
 from streams.control.store import ThresholdStore
-from streams.ops.embedded import free_port
+from tests.integration.browser import (  # noqa: F401 (fixtures)
+    USERS,
+    absent,
+    browser_fixture,
+    post_from_page,
+    running_console,
+    screenshot,
+    sign_in,
+    text,
+    users_file_fixture,
+    wait_for,
+)
 from tests.integration.conftest import Deployment
 from topics.codec import encode_alert
 from topics.records import Alert, Reason
 
 pytestmark = pytest.mark.integration
-
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMEDRIVER = Path("/usr/bin/chromedriver")
-# Headless, and quiet on a closed network: without these Chromium keeps dialling Google.
-CHROMIUM_FLAGS = (
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--window-size=1400,1000",
-)
-
-
-@pytest.fixture
-def browser(tmp_path: Path) -> Iterator[webdriver.Chrome]:
-    """Debian's Chromium through its chromedriver; missing ones fail the test, never skip it."""
-    missing = [str(path) for path in (CHROMIUM, CHROMEDRIVER) if not path.exists()]
-    if missing:
-        pytest.fail(
-            f"{' and '.join(missing)} not found: run `make browser` (installs Debian's "
-            "chromium and chromium-driver)"
-        )
-    options = Options()
-    options.binary_location = str(CHROMIUM)  # with the Service path: no Selenium Manager
-    for flag in CHROMIUM_FLAGS:
-        options.add_argument(flag)
-    options.add_argument(f"--user-data-dir={tmp_path / 'chromium-profile'}")
-    driver = webdriver.Chrome(service=Service(executable_path=str(CHROMEDRIVER)), options=options)
-    try:
-        yield driver
-    finally:
-        driver.quit()
 
 
 @pytest.fixture
@@ -87,65 +56,13 @@ async def store(deployment: Deployment, redis_url: str) -> AsyncIterator[Thresho
 
 
 @pytest.fixture
-async def console(deployment: Deployment, tmp_path: Path) -> AsyncIterator[str]:
-    """``lendwatch console`` on a free port with the deployment's topics and Redis prefix."""
-    port = free_port()
-    log = tmp_path / "console.log"
-    with log.open("wb") as handle:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "streams.ops.cli", "console", "--port", str(port)],
-            env=deployment.env,
-            stdout=handle,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-        )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        await _wait_answering(url, process, log)
+async def console(deployment: Deployment, tmp_path: Path, users_file: Path) -> AsyncIterator[str]:
+    """``lendwatch console`` signing in from ``users_file``."""
+    async with running_console(deployment, tmp_path, LW_CONSOLE_USERS=str(users_file)) as (
+        url,
+        _,
+    ):
         yield url
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-
-
-async def _wait_answering(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + 20
-    async with aiohttp.ClientSession() as session:
-        while time.monotonic() < deadline:
-            if process.poll() is not None:
-                raise AssertionError(f"console exited {process.returncode}:\n{log.read_text()}")
-            try:
-                async with session.get(f"{url}/api/state") as response:
-                    if response.status == 200:
-                        return
-            except aiohttp.ClientError:
-                pass
-            await asyncio.sleep(0.1)
-    raise AssertionError(f"console did not answer in 20 s:\n{log.read_text()}")
-
-
-def wait_for(
-    driver: webdriver.Chrome, what: str, holds: Callable[[], bool], timeout: float = 15.0
-) -> None:
-    """Poll the DOM until ``holds``; on timeout say what was awaited and what the page shows."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if holds():
-                return
-        except StaleElementReferenceException:  # the page re-rendered under us: look again
-            pass
-        time.sleep(0.1)
-    page = driver.find_element(By.TAG_NAME, "body").text
-    raise AssertionError(f"not seen in {timeout} s: {what}\npage:\n{page[:3000]}")
-
-
-def text(driver: webdriver.Chrome, element_id: str) -> str:
-    return str(driver.find_element(By.ID, element_id).text)
 
 
 def _alert(
@@ -195,18 +112,7 @@ def _set(driver: webdriver.Chrome, key: str, value: str, reason: str, button: st
     driver.find_element(By.ID, button).click()
 
 
-def _screenshot(driver: webdriver.Chrome, path: Path) -> None:
-    """The whole page, not just the window (Chromium's DevTools capture beyond the viewport)."""
-    shot = driver.execute_cdp_cmd(
-        "Page.captureScreenshot", {"format": "png", "captureBeyondViewport": True}
-    )
-    path.write_bytes(base64.b64decode(shot["data"]))
-    extra = os.environ.get("LW_CONSOLE_SCREENSHOT")
-    if extra:
-        shutil.copyfile(path, extra)
-
-
-async def test_console_shows_alerts_and_changes_thresholds_in_chromium(
+async def test_a_tuner_signs_in_and_changes_are_audited_under_that_name(
     deployment: Deployment,
     console: str,
     browser: webdriver.Chrome,
@@ -214,8 +120,9 @@ async def test_console_shows_alerts_and_changes_thresholds_in_chromium(
     tmp_path: Path,
 ) -> None:
     topics = deployment.topics
-    browser.get(console)
+    tuner = sign_in(browser, console, "tuner")
     wait_for(browser, "live version v0", lambda: text(browser, "live-version") == "v0")
+    assert "tuner" in text(browser, "user-roles")
 
     # Alerts produced to the teams' topics appear on the page, with their reasons.
     an_hour_ago = datetime.now(UTC) - timedelta(hours=1)
@@ -270,15 +177,36 @@ async def test_console_shows_alerts_and_changes_thresholds_in_chromium(
     severity = browser.find_element(By.CSS_SELECTOR, "#latest .sev-critical")
     assert severity.text == "critical"
 
-    # A change made on the page makes v1, on the page and in Redis.
-    browser.find_element(By.ID, "change-author").send_keys("console-test")
+    # A change made on the page makes v1, on the page and in Redis, by the signed-in tuner:
+    # there is no author field to type into.
+    assert absent(browser, "change-author")
     _set(browser, "takeover.min_failures", "7", "fewer false alarms on shared devices", "set-live")
     wait_for(browser, "live version v1", lambda: text(browser, "live-version") == "v1")
     live = await store.live()
     assert (live.label, live.values["takeover.min_failures"]) == ("v1", 7)
-    assert (live.author, live.reason) == ("console-test", "fewer false alarms on shared devices")
+    assert (live.author, live.reason) == (tuner, "fewer false alarms on shared devices")
+    assert [entry.author for entry in await store.history()] == [tuner]
     wait_for(browser, "v1 in the history", lambda: "v1" in text(browser, "history"))
     assert "takeover.min_failures: 5 → 7" in text(browser, "history")
+    assert f"by {tuner}" in text(browser, "live-meta")
+
+    # A forged request, with the tuner's session cookie but not the page's CSRF token, is
+    # refused and changes nothing; so is one that types an author.
+    forged = post_from_page(
+        browser,
+        "/api/thresholds",
+        {"changes": {"takeover.min_failures": "9"}, "reason": "forged"},
+        csrf=False,
+    )
+    assert forged["status"] == 403 and "CSRF" in forged["body"]["error"], forged
+    typed = post_from_page(
+        browser,
+        "/api/thresholds",
+        {"changes": {"takeover.min_failures": "9"}, "reason": "r", "author": "mallory"},
+        csrf=True,
+    )
+    assert typed["status"] == 400, typed
+    assert (await store.live()).label == "v1" and len(await store.history()) == 1
 
     # An out-of-range value is refused with the store's reason; nothing changes.
     _set(browser, "takeover.min_failures", "1000", "way too many", "set-live")
@@ -327,9 +255,7 @@ async def test_console_shows_alerts_and_changes_thresholds_in_chromium(
     )
     assert "b-ato-5" not in text(browser, "latest")  # shadow alerts reach no team's list
 
-    screenshot = tmp_path / "console.png"
-    _screenshot(browser, screenshot)
-    assert screenshot.stat().st_size > 10_000
+    screenshot(browser, tmp_path, "console-overview")
 
     # Promoted from the page: c1's values become v2 and the candidate is gone.
     browser.find_element(By.ID, "change-reason").send_keys("9 misses nothing real")
@@ -337,19 +263,89 @@ async def test_console_shows_alerts_and_changes_thresholds_in_chromium(
     wait_for(browser, "live version v2", lambda: text(browser, "live-version") == "v2")
     promoted = await store.live()
     assert (promoted.action, promoted.values["takeover.min_failures"]) == ("promote", 9)
+    assert promoted.author == tuner
     assert await store.candidate() is None
 
+    # Rolled back from the page to v1's values: v3, by the tuner.
+    browser.find_element(By.ID, "rollback-version").send_keys("v1")
+    browser.find_element(By.ID, "change-reason").send_keys("back to 7 for the weekend")
+    browser.find_element(By.ID, "rollback").click()
+    wait_for(browser, "live version v3", lambda: text(browser, "live-version") == "v3")
+    rolled = await store.live()
+    assert (rolled.action, rolled.author, rolled.values["takeover.min_failures"]) == (
+        "rollback",
+        tuner,
+        7,
+    )
 
-async def test_every_action_is_refused_whole_with_the_stores_reason(redis_url: str) -> None:
-    """The JSON endpoints against real Redis: what is refused leaves every key as it was."""
+
+async def test_a_viewer_has_no_change_form_and_is_refused_a_change(
+    deployment: Deployment,
+    console: str,
+    browser: webdriver.Chrome,
+    store: ThresholdStore,
+    tmp_path: Path,
+) -> None:
+    browser.get(console)
+    wait_for(browser, "the sign-in page", lambda: browser.current_url.endswith("/login"))
+    screenshot(browser, tmp_path, "console-sign-in")
+    # A wrong password is refused on the page.
+    browser.find_element(By.ID, "login-name").send_keys(USERS["viewer"][0])
+    browser.find_element(By.ID, "login-password").send_keys("not-the-password")
+    browser.find_element(By.ID, "login-submit").click()
+    wait_for(
+        browser, "the refusal", lambda: "wrong name or password" in text(browser, "login-error")
+    )
+
+    viewer = sign_in(browser, console, "viewer")
+    wait_for(browser, "live version v0", lambda: text(browser, "live-version") == "v0")
+    assert text(browser, "user-roles") == "viewer"
+    # The buttons are not on the page at all...
+    for element in ("change-card", "set-live", "try-shadow", "promote", "rollback"):
+        assert absent(browser, element), element
+    assert browser.find_elements(By.ID, "thresholds")  # ...the thresholds are, to read
+    # ...and the endpoint refuses the viewer even with the page's CSRF token.
+    refused = post_from_page(
+        browser,
+        "/api/thresholds",
+        {"changes": {"takeover.min_failures": "9"}, "reason": "I am only a viewer"},
+        csrf=True,
+    )
+    assert refused["status"] == 403, refused
+    assert f"{viewer} (viewer) may not change thresholds" in refused["body"]["error"]
+    assert (await store.live()).label == "v0" and await store.history() == []
+
+    # Signed out, the page is the sign-in page again and the API answers 401.
+    browser.find_element(By.ID, "sign-out").click()
+    wait_for(browser, "the sign-in page", lambda: browser.current_url.endswith("/login"))
+    after = post_from_page(
+        browser,
+        "/api/thresholds",
+        {"changes": {"takeover.min_failures": "9"}, "reason": "r"},
+        csrf=True,
+    )
+    assert after["status"] == 401 and "sign in" in after["body"]["error"], after
+
+
+async def test_every_action_is_refused_whole_with_the_stores_reason(
+    redis_url: str, tmp_path: Path
+) -> None:
+    """The JSON endpoints against real Redis, signed in as a tuner: what is refused leaves
+    every key as it was."""
     redis = Redis.from_url(redis_url)
     store = ThresholdStore(redis, f"lw-console-{uuid.uuid4().hex[:8]}")
-    app = create_app(store, AlertBoard("alerts.shadow"))
+    users = tmp_path / "users.json"
+    UsersFile(users).add("tina", ["tuner"], "tuner-password")
+    app = create_app(store, AlertBoard("alerts.shadow"), Gate(AuthConfig(users_path=str(users))))
     try:
         async with TestClient(TestServer(app)) as client:
+            login = await client.post(
+                "/api/login", json={"name": "tina", "password": "tuner-password"}
+            )
+            csrf = (await login.json())["csrf"]
 
             async def post(path: str, body: dict[str, object]) -> tuple[int, dict[str, object]]:
-                response = await client.post(path, json=body)
+                response = await client.post(path, json=body, headers={CSRF_HEADER: csrf})
                 return response.status, await response.json()
 
             refused = [
@@ -366,7 +362,7 @@ async def test_every_action_is_refused_whole_with_the_stores_reason(redis_url: s
             assert await redis.keys(f"{store.versions_key}*") == []
             assert await store.history() == []
 
-            change = {"changes": {"takeover.min_failures": "6"}, "reason": "noisy", "author": "a"}
+            change = {"changes": {"takeover.min_failures": "6"}, "reason": "noisy"}
             assert await post("/api/shadow", change) == (
                 200,
                 {"candidate": "c1", "changes": {"takeover.min_failures": [5, 6]}},
@@ -386,6 +382,7 @@ async def test_every_action_is_refused_whole_with_the_stores_reason(redis_url: s
                 "set",
                 "shadow",
             ]
+            assert {e["author"] for e in state["thresholds"]["history"]} == {"tina"}
     finally:
         await redis.delete(store.versions_key, store.audit_key, store.candidate_seq_key)
         await redis.aclose()

@@ -55,10 +55,12 @@ def _episode(
     return [*home, *tries, login(failures + 1, failures + 1, "attacker", True)]
 
 
-def _cli(deployment: Deployment, *args: str) -> subprocess.CompletedProcess[str]:
+def _cli(
+    deployment: Deployment, *args: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "streams.ops.cli", "thresholds", *args],
-        env=deployment.env,
+        env={**deployment.env, **(env or {})},
         capture_output=True,
         text=True,
         timeout=60,
@@ -108,18 +110,19 @@ async def test_live_thresholds_reach_the_worker_within_a_second_and_shadow_stays
         [first] = await _alerts(deployment, topics.alerts_security)
         assert (first["borrower_id"], first["thresholds_version"]) == (public("b-x"), "v0")
 
-        # A team raises the bar to ten failures: the worker has it within a second.
+        # A team raises the bar to ten failures: the worker has it within a second. The
+        # audit records the configured operator name, and the command says so.
         done = _cli(
             deployment,
             "set",
             "takeover.min_failures=10",
             "--reason",
             "too noisy",
-            "--author",
-            "sec-team",
+            env={"LW_OPERATOR": "sec-team"},
         )
         assert done.returncode == 0, done.stderr
         assert "v1 is live" in done.stdout
+        assert "recorded in the audit trail as sec-team: the operator name" in done.stdout
         took = await _seconds_until(worker, ("v1", ""))
         print(f"threshold change applied by the worker {took * 1000:.0f} ms after the command")
         assert took < 1.0
@@ -138,6 +141,7 @@ async def test_live_thresholds_reach_the_worker_within_a_second_and_shadow_stays
             store = ThresholdStore(redis, deployment.app_id)
             live = await store.live()
             assert (live.label, live.values["takeover.min_failures"]) == ("v1", 10)
+            assert live.author == "sec-team"
             assert [e.version for e in await store.history()] == ["v1"]
         finally:
             await redis.aclose()

@@ -713,6 +713,7 @@ def test_topic_names_defaults() -> None:
         "alerts.security",
         "alerts.collections",
         "alerts.shadow",
+        "lending.feedback",
     ]
     assert [names.input_topic(s) for s in Source] == [
         "lending.transactions",

@@ -7,6 +7,7 @@ the Redis client points at a closed port, a real refusal, not a mock.
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,6 +15,8 @@ from aiohttp.test_utils import TestClient, TestServer
 from redis.asyncio import Redis
 
 from detectors.thresholds import TUNABLES, InvalidThreshold
+from streams.control.accounts import UsersFile
+from streams.control.auth import CSRF_HEADER, AuthConfig, Gate
 from streams.control.console import AlertBoard, create_app, parse_change_request, thresholds_view
 from streams.control.store import AuditEntry, Candidate, ThresholdStore, ThresholdVersion
 from streams.ops.embedded import free_port
@@ -175,34 +178,43 @@ def test_thresholds_view_values_as_typed_shadow_where_it_differs_history_newest_
     assert [e["reason"] for e in view["history"]] == ["second", "first"]
 
 
-def test_a_change_request_needs_a_change_and_a_reason() -> None:
+def test_a_change_request_needs_a_change_and_a_reason_and_names_no_author() -> None:
     asked = parse_change_request(
-        {"changes": {"takeover.min_failures": "6"}, "reason": " noisy ", "author": ""},
-        remote="10.0.0.7",
-        changes=True,
+        {"changes": {"takeover.min_failures": "6"}, "reason": " noisy "}, changes=True
     )
     assert asked.changes == {"takeover.min_failures": "6"}
-    assert (asked.reason, asked.author) == ("noisy", "console@10.0.0.7")
+    assert asked.reason == "noisy"
     for body, needs in [
         ({"changes": {}, "reason": "r"}, "at least one"),
         ({"changes": {"k": True}, "reason": "r"}, "not a value"),
         ({"changes": {"k": "1"}, "reason": "  "}, "reason is required"),
         ({"reason": "r"}, "at least one"),
         (["not", "an", "object"], "JSON object"),
+        # The audit records who signed in: a typed author is refused, not recorded.
+        ({"changes": {"k": "1"}, "reason": "r", "author": "mallory"}, "send no author"),
     ]:
         with pytest.raises(InvalidThreshold, match=needs):
-            parse_change_request(body, remote="x", changes=True)
-    assert parse_change_request({"reason": "done"}, remote="x", changes=False).changes == {}
+            parse_change_request(body, changes=True)
+    assert parse_change_request({"reason": "done"}, changes=False).changes == {}
 
 
 @pytest.fixture
-async def unreachable_redis_client() -> Any:
-    """A console whose Redis refuses connections: a closed local port."""
+async def unreachable_redis_client(tmp_path: Path) -> Any:
+    """A console whose Redis refuses connections (a closed local port), signed in as a tuner;
+    POSTs carry the session's CSRF token."""
     redis = Redis.from_url(f"redis://127.0.0.1:{free_port()}/0", socket_connect_timeout=1)
     board = AlertBoard(SHADOW)
     board.add("alerts.fraud", _alert("circular_flow"))
-    app = create_app(ThresholdStore(redis, "lw-unit"), board)
+    users = tmp_path / "users.json"
+    UsersFile(users).add("tina", ["tuner"], "tuner-password")
+    gate = Gate(AuthConfig(users_path=str(users)))
+    app = create_app(ThresholdStore(redis, "lw-unit"), board, gate)
     async with TestClient(TestServer(app)) as client:
+        signed_in = await client.post(
+            "/api/login", json={"name": "tina", "password": "tuner-password"}
+        )
+        assert signed_in.status == 200
+        client.session.headers[CSRF_HEADER] = (await signed_in.json())["csrf"]
         yield client
     await redis.aclose()
 
@@ -213,6 +225,10 @@ async def test_the_page_is_served_with_its_stable_ids(unreachable_redis_client: 
     page = await response.text()
     for element in ('id="live-version"', 'id="set-live"', 'id="try-shadow"', 'id="latest"'):
         assert element in page
+    for name in ("console.js", "console.css"):
+        served = await unreachable_redis_client.get(f"/static/{name}")
+        assert served.status == 200
+        page += await served.text()
     assert "http://" not in page and "https://" not in page  # nothing fetched from elsewhere
 
 
