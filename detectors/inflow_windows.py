@@ -188,8 +188,21 @@ def days(inflows: InflowHistory, start: int, end: int) -> list[float]:
     if inflows.first_day < 0:
         return []
     sums, last = inflows.sums, inflows.last_day
-    first = max(start, inflows.first_day, last - len(sums) + 1)
-    return [sums[day % len(sums)] if day <= last else 0.0 for day in range(end - 1, first - 1, -1)]
+    size = len(sums)
+    first = max(start, inflows.first_day, last - size + 1)
+    if end <= first:
+        return []
+    stop = min(end, last + 1)
+    recorded: list[float] = []
+    if stop > first:
+        # The ring holds [first, stop) in at most two slices (a day close reads every
+        # borrower's: slices, not a loop over days).
+        begin, count = first % size, stop - first
+        recorded = sums[begin : begin + count].tolist()
+        if begin + count > size:
+            recorded += sums[: begin + count - size].tolist()
+        recorded.reverse()
+    return [0.0] * (end - max(stop, first)) + recorded
 
 
 def trimmed_mean(values: list[float], drop: int) -> float:
