@@ -11,21 +11,11 @@ from datetime import UTC, date, datetime, timedelta, timezone
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from river import compose, linear_model, optim, preprocessing
-from river.optim import losses
-
 from detectors.base import DELINQUENCY_RISK, Detector, Finding, Output, severity_for
 from detectors.clock import Timer
+from detectors.delinquency_inflow import Inflow, InflowJudge
+from detectors.delinquency_model import FEATURES, PartitionClassifier
 from detectors.index import Found
-from detectors.inflow_windows import (
-    PeerMove,
-    PeerMoves,
-    Windows,
-    mean_z,
-    rank_z,
-    slope,
-    windows,
-)
 from detectors.scenarios import T0, inputs, payment, scheduled
 from detectors.state import (
     SECONDS_PER_DAY,
@@ -261,63 +251,6 @@ CURE = "cure"
 SEVERITY_RANK = {"low": 1, "medium": 2, "high": 3, "critical": 4}
 #: Login days remembered: enough for the login-rate window of any sensible threshold.
 MAX_REMEMBERED_DAYS = 60
-#: Days an inflow projection covers when set against one monthly installment.
-MONTH_DAYS = 30
-#: Weight of each new prediction in a partition's running mean of predicted risk.
-TYPICAL_WEIGHT = 0.01
-#: Strength of a decline at ``max_inflow_ratio``, and what its depth adds by 0.3 below it.
-DECLINE_BASE, DECLINE_DEPTH, DEPTH_SPAN = 0.4, 0.2, 0.3
-
-#: What the classifier sees of an installment at a check, in this order.
-FEATURES = (
-    "inflow_drop",
-    "inflow_rank_low",
-    "installment_share",
-    "silence_log",
-    "payout_change",
-    "prior_missed",
-    "prior_late",
-    "past_due",
-    "paid_share",
-    "days_to_due",
-    "reversals",
-)
-
-
-def _new_model(positive_weight: float) -> compose.Pipeline:
-    """Scaled features into a logistic regression; a miss weighs ``positive_weight`` times a
-    paid installment, since misses are about one in fifty open installments."""
-    return compose.Pipeline(
-        preprocessing.StandardScaler(),
-        linear_model.LogisticRegression(
-            optimizer=optim.SGD(0.005), loss=losses.Log(weight_pos=positive_weight)
-        ),
-    )
-
-
-@dataclass(frozen=True, slots=True)
-class _Decline:
-    """The recent week against the baseline, once the baseline is moved as the peers moved
-    (unmoved: the borrower against its own past alone)."""
-
-    ratio: float  # trimmed daily mean of the recent window / of the moved baseline
-    projected: float  # ... at its trend by the due date, when sustained and falling; or ratio
-    rank_z: float | None  # rank-sum z of the last two weeks' days against the moved baseline
-    mean_z: float | None  # their mean against the moved baseline's, in standard errors
-    sustained: bool  # the week before the recent one was already down
-    recovered: bool  # the latest days are back near the moved baseline
-
-
-@dataclass(frozen=True, slots=True)
-class _Inflow:
-    """The borrower's recent inflow against its own earlier days and its peers' move."""
-
-    own: _Decline | None  # None: too little history
-    relative: _Decline | None  # against the peers' move; None when no peers are known
-    peer: PeerMove | None
-    coverage: float | None  # a month of inflow at the recent rate / the installment
-    recent: float  # trimmed daily mean of the recent window
-    baseline: float  # trimmed daily mean of the baseline
 
 
 @dataclass(frozen=True, slots=True)
@@ -331,7 +264,7 @@ class _Silence:
 class _Observed:
     """What an assessment reads of a borrower at one time, for one installment."""
 
-    inflow: _Inflow
+    inflow: Inflow
     silence: _Silence
     payout_ago: int | None  # days since the latest payout-account change (None: none seen)
     payout_change: bool  # ... within ``payout_change_days``
@@ -446,13 +379,16 @@ class DelinquencyDetector(Detector):
     def __init__(self, thresholds: DelinquencyThresholds) -> None:
         self.thresholds = thresholds
         self._zone = timezone(timedelta(hours=thresholds.platform_utc_offset_hours))
-        self._models: dict[int, compose.Pipeline] = {}
-        self._labels: dict[int, int] = {}
-        self._positives: dict[int, int] = {}
-        #: Running mean of the risk the classifier predicted for the partition's installments.
-        self._typical: dict[int, float] = {}
-        #: The peers' move over each day's windows, per partition (see :meth:`on_day_close`).
-        self._peers = PeerMoves()
+        #: The per-partition classifier; its memories, by name, for tests and checkpoints.
+        self._classifier = PartitionClassifier(thresholds.positive_weight)
+        self._models = self._classifier.models
+        self._labels = self._classifier.labels
+        self._positives = self._classifier.positives
+        self._typical = self._classifier.typical
+        #: The inflow side, and the peers' move over each day's windows, per partition (see
+        #: :meth:`on_day_close`).
+        self._judge = InflowJudge(thresholds)
+        self._peers = self._judge.peers
 
     # Hooks -----------------------------------------------------------------------------
 
@@ -544,19 +480,13 @@ class DelinquencyDetector(Detector):
         day: per sector and for the whole partition, the median ratio of each borrower's
         recent and older week to its own baseline, and how many fell to ``max_inflow_ratio``
         of that median. A check then judges a borrower against its peers over the same days
-        (see :meth:`_inflow`)."""
-        t = self.thresholds
-        today = day + 1
-        ratios: list[tuple[str | None, float, float]] = []
-        for state in states:
-            seen = self._windows(state, today)
-            if seen is None or seen.baseline is None:
-                continue
-            older = seen.recent if seen.older is None else seen.older
-            memory = state.slots.get(self.name)
-            sector = memory.get("sector") if memory else None
-            ratios.append((sector, seen.recent / seen.baseline, older / seen.baseline))
-        self._peers.close(partition, day, ratios, t.max_inflow_ratio)
+        (see :meth:`_inflow`, :class:`~detectors.delinquency_inflow.InflowJudge`)."""
+        name = self.name
+        self._judge.close_day(
+            partition,
+            day,
+            ((state.inflows, (state.slots.get(name) or {}).get("sector")) for state in states),
+        )
         return []
 
     def _note_risk(self, state: BorrowerState, at: float, score: float, key: str) -> None:
@@ -564,30 +494,18 @@ class DelinquencyDetector(Detector):
         self.slot(state, _memory)["risk"] = [at, round(min(1.0, max(0.0, score)), 4), key]
 
     def snapshot(self, partition: int) -> bytes | None:
+        learnt = self._classifier.checkpoint(partition)
         peers = self._peers.closes.get(partition)
-        if partition not in self._models and not peers:
+        if learnt is None and not peers:
             return None
-        return pickle.dumps(
-            (
-                self._models.get(partition),
-                self._labels.get(partition, 0),
-                self._positives.get(partition, 0),
-                self._typical.get(partition),
-                peers,
-            )
-        )
+        return pickle.dumps((*(learnt or (None, 0, 0, None)), peers))
 
     def restore(self, partition: int, snapshot: bytes) -> None:
         # Snapshots come from this process's own checkpoints (the worker's changelog).
         model, labels, positives, *rest = pickle.loads(snapshot)  # noqa: S301
-        if model is not None:
-            self._models[partition] = model
-        self._labels[partition] = labels
-        self._positives[partition] = positives
         # Checkpoints of version 2 had no running mean, those of version 3 no peers.
         typical = rest[0] if rest else None
-        if typical is not None:
-            self._typical[partition] = typical
+        self._classifier.load(partition, model, labels, positives, typical)
         peers = rest[1] if len(rest) > 1 else None
         if peers:
             self._peers.closes[partition] = peers
@@ -598,15 +516,7 @@ class DelinquencyDetector(Detector):
         """The outcome is known: learn every snapshot taken, then flag a miss."""
         assert installment.amount_due is not None
         missed = not installment.paid_in_full_by(at)
-        model = self._models.get(state.partition)
-        if model is None:
-            model = self._models[state.partition] = _new_model(self.thresholds.positive_weight)
-        for vector in installment.snapshots:
-            # Snapshots of an older version (fewer features) are dropped, not misread.
-            if len(vector) == len(FEATURES):
-                model.learn_one(dict(zip(FEATURES, vector, strict=True)), missed)
-                self._labels[state.partition] = self._labels.get(state.partition, 0) + 1
-                self._positives[state.partition] = self._positives.get(state.partition, 0) + missed
+        self._classifier.learn(state.partition, installment.snapshots, missed)
         installment.snapshots.clear()
         key = installment_key(installment.loan_id, installment.number)
         if not missed:
@@ -764,7 +674,7 @@ class DelinquencyDetector(Detector):
             )
         return signals
 
-    def _inflow_signals(self, inflow: _Inflow, urgency: float) -> list[tuple[float, Reason]]:
+    def _inflow_signals(self, inflow: Inflow, urgency: float) -> list[tuple[float, Reason]]:
         """A decline beyond the peers' move, a low coverage: with their strengths."""
         t = self.thresholds
         signals = [self._decline_signal(inflow, urgency)]
@@ -782,7 +692,7 @@ class DelinquencyDetector(Detector):
             )
         return [signal for signal in signals if signal is not None]
 
-    def _decline_signal(self, inflow: _Inflow, urgency: float) -> tuple[float, Reason] | None:
+    def _decline_signal(self, inflow: Inflow, urgency: float) -> tuple[float, Reason] | None:
         """The borrower's decline, judged against its peers' move when they are known.
 
         Peers that fell together (the median of the sector, or an unusual share of them at
@@ -793,8 +703,8 @@ class DelinquencyDetector(Detector):
         own, relative, peer = inflow.own, inflow.relative, inflow.peer
         candidates: list[tuple[float, Reason]] = []
         judged = relative if relative is not None else own
-        if judged is not None and self._declined(judged):
-            strength = self._decline_strength(judged) * self._cover_weight(inflow.coverage)
+        if judged is not None and self._judge.declined(judged):
+            strength = self._judge.strength(judged) * self._judge.cover_weight(inflow.coverage)
             if peer is None:
                 reason = self.reason(
                     "inflow_decline",
@@ -809,7 +719,7 @@ class DelinquencyDetector(Detector):
                 )
             else:
                 others = max(0, peer.decliners - 1)  # the borrower itself fell as far
-                strength *= self._shared_weight(peer, others)
+                strength *= self._judge.shared_weight(peer, others)
                 reason = self.reason(
                     "inflow_decline/peers",
                     observed=round(judged.projected, 3),
@@ -832,7 +742,7 @@ class DelinquencyDetector(Detector):
             and own is not None
             and inflow.coverage is not None
             and inflow.coverage <= t.uncovered_coverage
-            and self._declined(own)
+            and self._judge.declined(own)
         ):
             reason = self.reason(
                 "inflow_decline/shared",
@@ -849,51 +759,8 @@ class DelinquencyDetector(Detector):
                 coverage=inflow.coverage,
                 z=own.rank_z,
             )
-            candidates.append((self._decline_strength(own) * urgency, reason))
+            candidates.append((self._judge.strength(own) * urgency, reason))
         return max(candidates, key=lambda c: c[0]) if candidates else None
-
-    def _declined(self, decline: _Decline) -> bool:
-        """The recent week is down, the last two weeks rank and average below the baseline,
-        and the latest days have not recovered."""
-        t = self.thresholds
-        return (
-            decline.projected <= t.max_inflow_ratio
-            and decline.rank_z is not None
-            and decline.rank_z <= t.max_inflow_rank_z
-            and decline.mean_z is not None
-            and decline.mean_z <= t.max_inflow_mean_z
-            and not decline.recovered
-        )
-
-    def _decline_strength(self, decline: _Decline) -> float:
-        """Deeper (at its trend by the due date) weighs more; a decline of the last week
-        alone weighs less."""
-        t = self.thresholds
-        depth = min(1.0, (t.max_inflow_ratio - decline.projected) / DEPTH_SPAN)
-        strength = DECLINE_BASE + DECLINE_DEPTH * depth
-        return strength if decline.sustained else strength * t.brief_decline_weight
-
-    def _cover_weight(self, coverage: float | None) -> float:
-        """1 up to ``max_coverage``, falling (in log of the coverage) to
-        ``ample_coverage_weight`` at ``ample_coverage``: a business whose inflow still pays
-        the installment many times over is at little risk of missing it."""
-        t = self.thresholds
-        if coverage is None or coverage <= t.max_coverage:
-            return 1.0
-        if coverage >= t.ample_coverage:
-            return t.ample_coverage_weight
-        along = math.log(coverage / t.max_coverage) / math.log(t.ample_coverage / t.max_coverage)
-        return 1.0 - (1.0 - t.ample_coverage_weight) * along
-
-    def _shared_weight(self, peer: PeerMove, others: int) -> float:
-        """Other peers falling as far at once, beyond the share that do in ordinary times,
-        are a shared slump the median did not show (a third of a partition without sectors
-        in a lockdown): the decline weighs the ordinary count over theirs."""
-        t = self.thresholds
-        ordinary = t.typical_decline_share * max(0, peer.peers - 1)
-        if others < t.min_shared_decliners or others <= ordinary:
-            return 1.0
-        return ordinary / others
 
     def _reversal_signal(
         self, at: float, installment: Installment, past_due: bool, urgency: float
@@ -947,74 +814,13 @@ class DelinquencyDetector(Detector):
         )
         return strength, reason
 
-    def _windows(self, state: BorrowerState, today: int) -> Windows | None:
-        t = self.thresholds
-        return windows(
-            state.inflows,
-            today,
-            recent_days=t.recent_days,
-            gap_days=t.baseline_gap_days,
-            baseline_days=t.baseline_days,
-            min_baseline_days=t.min_baseline_days,
-            recovery_days=t.recovery_days,
-        )
-
     def _inflow(
         self, state: BorrowerState, today: int, amount_due: float, ahead: float = 0.0
-    ) -> _Inflow:
-        """The recent week against the borrower's baseline, both from whole days before today,
-        on its own and after its peers' move over the same days; ``ahead``: days from then to
-        the due date, as far as a falling trend is projected.
-
-        The rank test (Mann-Whitney) asks whether the last two weeks' days sit below the
-        baseline days as a whole. Against the peers, the baseline is first scaled by their
-        median move (a slump only, never a boom), so that a borrower that fell with its sector
-        ranks as if the sector had not fallen.
-        """
-        t = self.thresholds
-        seen = self._windows(state, today)
-        if seen is None:
-            return _Inflow(None, None, None, None, 0.0, 0.0)
-        coverage = seen.recent * MONTH_DAYS / amount_due
-        if seen.baseline is None:
-            return _Inflow(None, None, None, coverage, seen.recent, 0.0)
-        own = self._decline(seen, ahead, 1.0, 1.0, 1.0)
-        memory = state.slots.get(self.name)
-        sector = memory.get("sector") if memory else None
-        peer = self._peers.move(state.partition, sector, today, t.min_sector_peers)
-        relative = None
-        if peer is not None:
-            relative = self._decline(
-                seen, ahead, peer.week_move, min(1.0, peer.older), peer.fortnight_move
-            )
-        return _Inflow(own, relative, peer, coverage, seen.recent, seen.baseline)
-
-    def _decline(
-        self, seen: Windows, ahead: float, week: float, older: float, fortnight: float
-    ) -> _Decline:
-        """The windows against a baseline moved by the peers' moves over each (1: unmoved),
-        ``ahead`` days before the due date."""
-        t = self.thresholds
-        assert seen.baseline is not None
-        baseline = seen.baseline * week
-        weeks = seen.weeks if fortnight == 1.0 else [day * fortnight for day in seen.weeks]
-        ratio = seen.recent / baseline
-        before = None if seen.older_ratio is None else seen.older_ratio / older
-        sustained = before is None or before <= t.sustained_ratio
-        projected = ratio
-        trend = slope(seen.fortnight) if sustained and t.trend_days > 0 else None
-        if trend is not None and trend < 0:
-            # The fortnight's own trend, carried on from the recent window's middle.
-            horizon = min(t.trend_days, t.recent_days / 2 + max(0.0, ahead))
-            projected = max(0.0, ratio + trend / baseline * horizon)
-        return _Decline(
-            ratio=ratio,
-            projected=projected,
-            rank_z=rank_z(seen.fortnight, weeks),
-            mean_z=mean_z(seen.fortnight, weeks),
-            sustained=sustained,
-            recovered=seen.latest >= t.recovered_ratio * baseline,
-        )
+    ) -> Inflow:
+        """The borrower's inflow before ``today`` against its own past and its peers' (its
+        sector as the platform gave it)."""
+        sector = (state.slots.get(self.name) or {}).get("sector")
+        return self._judge.inflow(state.inflows, state.partition, sector, today, amount_due, ahead)
 
     def _silence(self, logins: list[int], inflows: InflowHistory, today: int) -> _Silence:
         """Days without a login, and how unlikely that is at the borrower's own login rate.
@@ -1070,26 +876,15 @@ class DelinquencyDetector(Detector):
         ranks, the rules decide.
         """
         t = self.thresholds
-        model = self._models.get(partition)
-        labels = self._labels.get(partition, 0)
-        positives = self._positives.get(partition, 0)
-        if model is None or labels < t.min_labels_for_model or positives < t.min_model_misses:
+        found = self._classifier.lift(
+            partition, features, t.min_labels_for_model, t.min_model_misses
+        )
+        if found is None:
             return rule, reasons
-        probability = float(model.predict_proba_one(features).get(True, 0.0))
-        typical = self._typical.get(partition, probability)
-        typical += TYPICAL_WEIGHT * (probability - typical)
-        self._typical[partition] = typical
-        lift = probability / max(typical, 1e-9)
+        lift, probability, typical = found
         if lift < t.min_model_lift or t.max_model_strength <= 0:
             return rule, reasons
         strength = t.max_model_strength
-        scaled = model["StandardScaler"].transform_one(features)
-        weights = model["LogisticRegression"].weights
-        contributions = sorted(
-            ((weights.get(name, 0.0) * scaled.get(name, 0.0), name) for name in FEATURES),
-            reverse=True,
-        )
-        top = ", ".join(f"{name} ({value:+.2f})" for value, name in contributions[:3] if value > 0)
         model_reason = self.reason(
             "model_probability",
             observed=round(lift, 2),
@@ -1097,7 +892,7 @@ class DelinquencyDetector(Detector):
             lift=lift,
             probability=probability,
             typical=typical,
-            top=top or "nothing",
+            top=self._classifier.top(partition, features),
         )
         return 1.0 - (1.0 - rule) * (1.0 - strength), [*reasons, model_reason]
 

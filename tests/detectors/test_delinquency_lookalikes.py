@@ -186,7 +186,7 @@ def test_the_same_decline_still_covering_the_installment_many_times_weighs_less(
     assert run(detector, state, until=MIDNIGHT) == []
     _, reasons, rule = detector._assess(CHECK3.due, state.installments[KEY], state, False)
     assert [r.code for r in reasons] == ["inflow_decline"] and rule < 0.5
-    assert detector._cover_weight(20.0) == pytest.approx(0.6)
+    assert detector._judge.cover_weight(20.0) == pytest.approx(0.6)
 
 
 def test_a_week_closed_before_the_check_weighs_half_a_sustained_decline() -> None:
