@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import math
 import pickle
-from bisect import bisect_left, bisect_right, insort
+from bisect import insort
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta, timezone
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from river import compose, linear_model, optim, preprocessing
-from river.optim import losses
-
-from detectors.base import DELINQUENCY_RISK, Detector, Output, severity_for
+from detectors.base import DELINQUENCY_RISK, Detector, Finding, Output, severity_for
 from detectors.clock import Timer
+from detectors.delinquency_inflow import Inflow, InflowJudge
+from detectors.delinquency_model import FEATURES, PartitionClassifier
 from detectors.index import Found
 from detectors.scenarios import T0, inputs, payment, scheduled
 from detectors.state import (
@@ -26,7 +27,7 @@ from detectors.state import (
 )
 from detectors.tunables import Rules, tunable
 from topics.names import Source
-from topics.records import Login, Reason, Repayment
+from topics.records import Login, Reason, Repayment, Transaction
 
 if TYPE_CHECKING:
     from detectors.engine import Input
@@ -39,9 +40,10 @@ class DelinquencyThresholds:
     """Tunables of :class:`~detectors.delinquency.DelinquencyDetector`.
 
     Signals combine as a noisy-or and an alert needs a score of ``min_alert_score``. The
-    strong signals reach it alone (an earlier installment missed, part-paid past due, a long
-    silence, a payout change right before the due date, a deep decline); the others need
-    company. Precision against warning is set mostly by ``max_inflow_ratio`` and
+    strong signals reach it alone (an earlier installment missed, part-paid past due, a
+    reversal not paid again once past due, a long silence, a payout change right before the
+    due date, a deep and sustained decline beyond the peers' move); the others need company.
+    Precision against warning is set mostly by ``max_inflow_ratio`` and
     ``min_silence_surprise``: a lower ratio or a higher surprise alerts less and earlier.
     """
 
@@ -73,9 +75,63 @@ class DelinquencyThresholds:
     max_inflow_rank_z: float = tunable(
         -1.5, -10.0, 0.0, "Mann-Whitney z at or below which recent days rank below the baseline"
     )
+    #: ... and their mean lies this many standard errors below the baseline days' mean (at
+    #: the baseline's own day-to-day spread): a lumpy business one invoice short of its
+    #: usual fortnight ranks low on its zero days, but is within what its takings vary by.
+    max_inflow_mean_z: float = tunable(
+        -2.0, -10.0, 0.0, "standard errors the last two weeks' mean lies below the baseline's"
+    )
+    #: The latest days back near the baseline (their plain mean at this share of it or more,
+    #: after the peers' move) mean a dip has recovered by the check: no decline.
+    recovery_days: int = tunable(3, 1, 14, "latest days that tell whether a dip has recovered")
+    recovered_ratio: float = tunable(
+        0.75, 0.0, 2.0, "latest days at or above this share of the baseline: the dip recovered"
+    )
+    #: A decline is sustained when the week before the recent one was already at or below
+    #: this share of the baseline (after the peers' move); one week of a decline (a closure,
+    #: a lumpy week) weighs ``brief_decline_weight`` of a sustained one.
+    sustained_ratio: float = tunable(
+        0.9, 0.0, 2.0, "the week before the recent one at or below this share: a sustained decline"
+    )
+    brief_decline_weight: float = tunable(
+        0.5, 0.0, 1.0, "weight of a decline of the recent week only, against a sustained one"
+    )
+    #: A sustained decline still falling (the median slope between the fortnight's days, which
+    #: a single step down does not make) is judged at the level its trend reaches this many
+    #: days after the recent week's middle, at most at the due date: a steady slide is money
+    #: missing at the due date, not at last week's level.
+    trend_days: float = tunable(
+        7.0, 0.0, 30.0, "days ahead a falling decline is projected (at most to the due date)"
+    )
     #: A month of inflow at the recent rate covering the installment at most this often is low.
     max_coverage: float = tunable(
         4.0, 0.1, 100.0, "months of inflow covering the installment at most this often is low"
+    )
+    #: ... at most this often, it no longer covers it: a decline the peers share still counts.
+    uncovered_coverage: float = tunable(
+        1.5, 0.01, 100.0, "months of inflow covering the installment at most this often: uncovered"
+    )
+    #: A decline whose inflows still cover the installment many times weighs less: in full up
+    #: to ``max_coverage``, down to ``ample_coverage_weight`` from ``ample_coverage`` on.
+    ample_coverage: float = tunable(
+        12.0, 0.1, 1000.0, "coverage from which a decline weighs ample_coverage_weight"
+    )
+    ample_coverage_weight: float = tunable(
+        0.6, 0.0, 1.0, "weight of a decline whose inflows cover the installment amply"
+    )
+    #: Peers: a decline is judged against the move of the borrower's sector in the partition
+    #: over the same days, or of all the partition's borrowers when the sector is unknown or
+    #: has fewer than this many borrowers with a baseline.
+    min_sector_peers: int = tunable(
+        8, 2, 100000, "borrowers of a sector (else of the partition) to judge a decline against"
+    )
+    #: Peers that fell as far at once beyond this share (and at least ``min_shared_decliners``
+    #: of them) are a shared slump the median missed: the decline weighs that share of them.
+    typical_decline_share: float = tunable(
+        0.05, 0.0, 1.0, "share of the peers declining at once in ordinary times"
+    )
+    min_shared_decliners: int = tunable(
+        3, 1, 100000, "other peers declining at once before a decline is read as shared"
     )
     #: Login silence counts (and alerts alone) from this surprise, -ln P(a silence this long
     #: at the borrower's own login rate): 8 is about one chance in 3,000; its weight grows
@@ -86,6 +142,9 @@ class DelinquencyThresholds:
     full_silence_surprise: float = tunable(
         34.0, 1.0, 200.0, "surprise at which a login silence counts in full"
     )
+    #: A silence shorter than this never counts, however regular the borrower was: a few
+    #: days away are no sign of a default.
+    min_silence_days: int = tunable(7, 1, 90, "days without a login before a silence can count")
     #: Days over which the borrower's login rate is measured, and the least history for it.
     login_rate_days: int = tunable(
         42, 7, 180, "days over which the borrower's login rate is measured"
@@ -100,6 +159,23 @@ class DelinquencyThresholds:
     #: ... with this weight in the noisy-or (from 0.5 it alerts alone).
     payout_change_weight: float = tunable(
         0.5, 0.0, 1.0, "weight of a recent payout-account change in the risk score"
+    )
+    #: An installment unpaid after its due date weighs this for a borrower who was never
+    #: late; the share of its earlier installments it paid late within grace takes it away.
+    past_due_weight: float = tunable(
+        0.2, 0.0, 1.0, "weight of an installment unpaid past due, for a borrower never late"
+    )
+    #: A reversed payment (a bounced debit) paid again within this many days is nothing; not
+    #: paid again, it counts with ``reversal_weight`` before the due date (less at the early
+    #: checks) and with ``past_due_reversal_weight`` after it.
+    reversal_cure_days: float = tunable(
+        2.0, 0.0, 14.0, "days a reversed payment has to be paid again before it counts"
+    )
+    reversal_weight: float = tunable(
+        0.45, 0.0, 1.0, "weight of a reversal not paid again, before the due date"
+    )
+    past_due_reversal_weight: float = tunable(
+        0.6, 0.0, 1.0, "weight of a reversal not paid again, after the due date"
     )
     #: Inflow decline, silence and a payout change count in full this many days or fewer
     #: before the due date, and with this weight at earlier checks (time to recover).
@@ -157,54 +233,24 @@ class DelinquencyThresholds:
             "delinquency.min_login_history_days must not exceed delinquency.login_rate_days",
             lambda t: t.min_login_history_days <= t.login_rate_days,
         ),
-    )
-
-
-CHECK, PAST_DUE, DEADLINE = "check", "past_due", "deadline"
-SEVERITY_RANK = {"low": 1, "medium": 2, "high": 3, "critical": 4}
-#: Login days remembered: enough for the login-rate window of any sensible threshold.
-MAX_REMEMBERED_DAYS = 60
-#: Days an inflow projection covers when set against one monthly installment.
-MONTH_DAYS = 30
-#: Weight of each new prediction in a partition's running mean of predicted risk.
-TYPICAL_WEIGHT = 0.01
-
-#: What the classifier sees of an installment at a check, in this order.
-FEATURES = (
-    "inflow_drop",
-    "inflow_rank_low",
-    "installment_share",
-    "silence_log",
-    "payout_change",
-    "prior_missed",
-    "prior_late",
-    "past_due",
-    "paid_share",
-    "days_to_due",
-    "reversals",
-)
-
-
-def _new_model(positive_weight: float) -> compose.Pipeline:
-    """Scaled features into a logistic regression; a miss weighs ``positive_weight`` times a
-    paid installment, since misses are about one in fifty open installments."""
-    return compose.Pipeline(
-        preprocessing.StandardScaler(),
-        linear_model.LogisticRegression(
-            optimizer=optim.SGD(0.005), loss=losses.Log(weight_pos=positive_weight)
+        (
+            "delinquency.recovery_days must not exceed delinquency.recent_days",
+            lambda t: t.recovery_days <= t.recent_days,
+        ),
+        (
+            "delinquency.uncovered_coverage must not exceed delinquency.max_coverage, nor that "
+            "delinquency.ample_coverage",
+            lambda t: t.uncovered_coverage <= t.max_coverage <= t.ample_coverage,
         ),
     )
 
 
-@dataclass(frozen=True, slots=True)
-class _Inflow:
-    """The borrower's recent inflow against its own earlier days (None: too little history)."""
-
-    ratio: float | None  # trimmed daily mean of the recent window / of the baseline
-    rank_z: float | None  # rank-sum z of the last two weeks' days against the baseline days
-    coverage: float | None  # a month of inflow at the recent rate / the installment
-    recent: float  # trimmed daily mean of the recent window
-    baseline: float  # trimmed daily mean of the baseline
+CHECK, PAST_DUE, DEADLINE = "check", "past_due", "deadline"
+#: Stage of the end of a reversal's cure period: ``cure<n>`` for the installment's n-th reversal.
+CURE = "cure"
+SEVERITY_RANK = {"low": 1, "medium": 2, "high": 3, "critical": 4}
+#: Login days remembered: enough for the login-rate window of any sensible threshold.
+MAX_REMEMBERED_DAYS = 60
 
 
 @dataclass(frozen=True, slots=True)
@@ -218,12 +264,13 @@ class _Silence:
 class _Observed:
     """What an assessment reads of a borrower at one time, for one installment."""
 
-    inflow: _Inflow
+    inflow: Inflow
     silence: _Silence
     payout_ago: int | None  # days since the latest payout-account change (None: none seen)
     payout_change: bool  # ... within ``payout_change_days``
     missed: int  # earlier installments not paid in full by the end of their grace
     late: int  # earlier installments paid in full, but after the day after their due date
+    settled: int  # earlier installments whose grace has ended, paid or not
     paid: float  # paid of this installment by then
 
 
@@ -236,34 +283,42 @@ class DelinquencyDetector(Detector):
 
     At each check (``check_days_before_due``), the day after the due date and at the end of
     the grace period, an event-time timer assesses an unpaid installment from data stamped no
-    later than that time. Each signal compares the borrower with its own history, so that a
-    small business with lumpy flows or a rarely used app is not read as a failing one:
+    later than that time. Each signal compares the borrower with its own history, and a
+    decline with its peers' move over the same days, so that a small business with lumpy
+    flows, a sector in a slump or a rarely used app is not read as a failing borrower:
 
     - inflow decline: the last week's trimmed daily inflow against the borrower's own
       baseline, *and* a rank test that the last two weeks sit consistently below the baseline
-      days (one quiet week of a lumpy B2B business is not a decline);
+      days (one quiet week of a lumpy B2B business is not a decline), the baseline first moved
+      as the borrower's peers moved (its sector in the partition, else the whole partition;
+      see :meth:`on_day_close`): a restaurant that fell with every restaurant is not singled
+      out, unless the installment is no longer covered. A dip whose latest days are back near
+      the baseline is over; a decline of the last week alone weighs less than a sustained
+      one, and one whose inflows still cover the installment many times weighs less;
     - coverage: a month of inflow at the recent rate against the installment;
     - silence: days without a login, priced by the borrower's own login rate
       (``-ln P``: eleven silent days are routine for a weekly user, not for a daily one);
     - a payout-account change in the few days before a check, the installment unpaid;
     - earlier installments missed (not paid by the end of their grace);
-    - past due: part-paid is a strong sign, unpaid is weak, and for a borrower who habitually
-      pays a day or two late within grace it is no sign at all.
+    - a reversed payment (a bounced debit): nothing while the borrower may still pay it
+      again (``reversal_cure_days``), a signal once that has passed, alone enough past due;
+    - past due: part-paid is a strong sign, unpaid is weak, and weighs nothing for a
+      borrower who paid its earlier installments late within grace.
 
     Rules combine the signals as a noisy-or. The strong ones alert alone (an earlier miss, a
-    part-paid installment past due, a long silence of a habitually active borrower, a payout
-    change or a deep decline in the last days before the due date); the others need company.
-    Decline, silence and a payout change weigh less at the early checks, when there is still
-    time to recover. Once a per-partition River classifier has learnt ``min_labels_for_model``
-    outcomes, its lift over its own running mean for the partition is one more, capped,
-    signal. It learns each feature snapshot when the installment's outcome becomes known
-    (delayed labels, nothing from the future). One alert per installment and severity: a new
-    one only when the severity rises.
+    part-paid installment or a reversal not paid again past due, a long silence of a
+    habitually active borrower, a payout change or a deep sustained decline in the last days
+    before the due date); the others need company. Decline, silence, a payout change and a
+    reversal weigh less at the early checks, when there is still time to recover. Once a
+    per-partition River classifier has learnt ``min_labels_for_model`` outcomes, its lift over
+    its own running mean for the partition is one more, capped, signal. It learns each feature
+    snapshot when the installment's outcome becomes known (delayed labels, nothing from the
+    future). One alert per installment and severity: a new one only when the severity rises.
     """
 
     name = "delinquency"
     category = DELINQUENCY_RISK
-    version = "3"
+    version = "4"
     writes = ("installments",)
     section = "delinquency"
     thresholds_type = DelinquencyThresholds
@@ -286,12 +341,13 @@ class DelinquencyDetector(Detector):
         )
 
     messages = {
-        "payment_reversed": "a payment of {amount} on installment {installment} was reversed",
+        "payment_reversed": "{amount} of a payment on installment {installment} reversed "
+        "{days:.1f} day(s) before and not paid again",
         "partial_payment": _UNPAID,
         "installment_missed": _UNPAID,
         "past_due": "{paid} of {due} paid after the due date {due_date}",
-        "past_due/late": "{paid} of {due} paid after the due date {due_date}; {late} earlier "
-        "installment(s) paid late within grace",
+        "past_due/late": "{paid} of {due} paid after the due date {due_date}; {late} of {settled} "
+        "earlier installment(s) paid late within grace",
         "earlier_installments_unpaid": "{missed} earlier installment(s) not paid in full by the "
         "end of their grace period",
         "login_silence": "no login for {days} days by a borrower who logs in on {rate:.0%} of "
@@ -299,8 +355,19 @@ class DelinquencyDetector(Detector):
         "payout_account_changed": "payout account changed {days} day(s) before, with the "
         "installment unpaid",
         "inflow_decline": "daily inflow over the last {days} days is {ratio:.0%} of the "
-        "borrower's own baseline ({recent:,.0f} against {baseline:,.0f}); its last two weeks "
-        "rank below the baseline days (z = {z:.1f})",
+        "borrower's own baseline ({recent:,.0f} against {baseline:,.0f}), {projected:.0%} by "
+        "the due date at its trend; its last two weeks rank below the baseline days "
+        "(z = {z:.1f})",
+        "inflow_decline/peers": "daily inflow over the last {days} days is {own:.0%} of the "
+        "borrower's own baseline ({recent:,.0f} against {baseline:,.0f}) while its {peers} "
+        "peers of the {scope} moved to {move:.0%}: {ratio:.0%} of their move, {projected:.0%} "
+        "by the due date at its trend, {others} other peer(s) falling as far; its last two "
+        "weeks rank below the baseline days moved so (z = {z:.1f})",
+        "inflow_decline/shared": "daily inflow over the last {days} days is {ratio:.0%} of the "
+        "borrower's own baseline ({recent:,.0f} against {baseline:,.0f}), {projected:.0%} by "
+        "the due date at its trend, and its {peers} peers of the {scope} moved to {move:.0%}; "
+        "but a month at the recent rate covers the installment only {coverage:.1f} times "
+        "(z = {z:.1f})",
         "low_installment_coverage": "a month of inflow at the recent rate covers the "
         "installment {coverage:.1f} times",
         "model_probability": "classifier: {lift:.1f}× the risk it gives the partition's open "
@@ -312,13 +379,28 @@ class DelinquencyDetector(Detector):
     def __init__(self, thresholds: DelinquencyThresholds) -> None:
         self.thresholds = thresholds
         self._zone = timezone(timedelta(hours=thresholds.platform_utc_offset_hours))
-        self._models: dict[int, compose.Pipeline] = {}
-        self._labels: dict[int, int] = {}
-        self._positives: dict[int, int] = {}
-        #: Running mean of the risk the classifier predicted for the partition's installments.
-        self._typical: dict[int, float] = {}
+        #: The per-partition classifier; its memories, by name, for tests and checkpoints.
+        self._classifier = PartitionClassifier(thresholds.positive_weight)
+        self._models = self._classifier.models
+        self._labels = self._classifier.labels
+        self._positives = self._classifier.positives
+        self._typical = self._classifier.typical
+        #: The inflow side, and the peers' move over each day's windows, per partition (see
+        #: :meth:`on_day_close`).
+        self._judge = InflowJudge(thresholds)
+        self._peers = self._judge.peers
 
     # Hooks -----------------------------------------------------------------------------
+
+    def on_transaction(self, event: Transaction, state: BorrowerState, found: Found) -> Output:
+        # The sector the platform gives (contract 1.1) names the borrower's peers; one
+        # comparison per transaction, a write only when it changes.
+        sector = event.sector
+        if sector:
+            memory = state.slots.get(self.name) or self.slot(state, _memory)
+            if memory.get("sector") != sector:
+                memory["sector"] = sector
+        return []
 
     def on_login(self, event: Login, state: BorrowerState, found: Found) -> Output:
         if not event.success or event.action == "logout":
@@ -352,22 +434,20 @@ class DelinquencyDetector(Detector):
         if event.kind == "payment":
             installment.payments.append((epoch, event.amount, event.event_id))
             return []
+        # A bounced debit is evidence to weigh, not a default: whether the borrower pays it
+        # again within the cure period decides (see :meth:`_reversal_signal`).
         installment.reversals.append((epoch, event.amount, event.event_id))
-        reason = self.reason(
-            "payment_reversed",
-            observed=str(event.amount),
-            threshold="0",
-            amount=event.amount,
-            installment=key,
-        )
-        return self._escalate(state, installment, epoch, 0.7, [reason])
+        if installment.due_date is None:
+            return []  # armed with the schedule
+        stage = f"{CURE}{len(installment.reversals) - 1}"
+        return [Timer(self._cure_time(epoch), state.borrower_id, self.name, f"{stage}|{key}")]
 
     def pending_timers(self, state: BorrowerState, only: str | None = None) -> list[Timer]:
         timers = []
         for key, installment in state.installments.items():
             if installment.due_date is None or (only is not None and key != only):
                 continue
-            for stage, at in self._stages(installment.due_date):
+            for stage, at in self._stages(installment):
                 if stage not in installment.stages_done:
                     timers.append(Timer(at, state.borrower_id, self.name, f"{stage}|{key}"))
         return timers
@@ -385,37 +465,50 @@ class DelinquencyDetector(Detector):
         if installment.paid_in_full_by(timer.due):
             self._note_risk(state, timer.due, 0.0, key)
             return []
+        if stage.startswith(CURE):
+            return self._cure(timer.due, installment, state)
         features, reasons, rule = self._assess(timer.due, installment, state, stage == PAST_DUE)
         installment.snapshots.append([features[name] for name in FEATURES])
         score, reasons = self._blend(state.partition, features, rule, reasons)
         self._note_risk(state, timer.due, score, key)
         return self._escalate(state, installment, timer.due, score, reasons)
 
+    def on_day_close(
+        self, partition: int, day: int, states: Sequence[BorrowerState]
+    ) -> list[Finding]:
+        """Record how the partition's borrowers moved over the windows of a check the next
+        day: per sector and for the whole partition, the median ratio of each borrower's
+        recent and older week to its own baseline, and how many fell to ``max_inflow_ratio``
+        of that median. A check then judges a borrower against its peers over the same days
+        (see :meth:`_inflow`, :class:`~detectors.delinquency_inflow.InflowJudge`)."""
+        name = self.name
+        self._judge.close_day(
+            partition,
+            day,
+            ((state.inflows, (state.slots.get(name) or {}).get("sector")) for state in states),
+        )
+        return []
+
     def _note_risk(self, state: BorrowerState, at: float, score: float, key: str) -> None:
         """The latest assessment, for the borrower's risk view (:func:`risk_view`)."""
         self.slot(state, _memory)["risk"] = [at, round(min(1.0, max(0.0, score)), 4), key]
 
     def snapshot(self, partition: int) -> bytes | None:
-        if partition not in self._models:
+        learnt = self._classifier.checkpoint(partition)
+        peers = self._peers.closes.get(partition)
+        if learnt is None and not peers:
             return None
-        return pickle.dumps(
-            (
-                self._models[partition],
-                self._labels.get(partition, 0),
-                self._positives.get(partition, 0),
-                self._typical.get(partition),
-            )
-        )
+        return pickle.dumps((*(learnt or (None, 0, 0, None)), peers))
 
     def restore(self, partition: int, snapshot: bytes) -> None:
         # Snapshots come from this process's own checkpoints (the worker's changelog).
         model, labels, positives, *rest = pickle.loads(snapshot)  # noqa: S301
-        self._models[partition] = model
-        self._labels[partition] = labels
-        self._positives[partition] = positives
-        typical = rest[0] if rest else None  # checkpoints of version 2 had no running mean
-        if typical is not None:
-            self._typical[partition] = typical
+        # Checkpoints of version 2 had no running mean, those of version 3 no peers.
+        typical = rest[0] if rest else None
+        self._classifier.load(partition, model, labels, positives, typical)
+        peers = rest[1] if len(rest) > 1 else None
+        if peers:
+            self._peers.closes[partition] = peers
 
     # Decisions ---------------------------------------------------------------------------
 
@@ -423,15 +516,7 @@ class DelinquencyDetector(Detector):
         """The outcome is known: learn every snapshot taken, then flag a miss."""
         assert installment.amount_due is not None
         missed = not installment.paid_in_full_by(at)
-        model = self._models.get(state.partition)
-        if model is None:
-            model = self._models[state.partition] = _new_model(self.thresholds.positive_weight)
-        for vector in installment.snapshots:
-            # Snapshots of an older version (fewer features) are dropped, not misread.
-            if len(vector) == len(FEATURES):
-                model.learn_one(dict(zip(FEATURES, vector, strict=True)), missed)
-                self._labels[state.partition] = self._labels.get(state.partition, 0) + 1
-                self._positives[state.partition] = self._positives.get(state.partition, 0) + missed
+        self._classifier.learn(state.partition, installment.snapshots, missed)
         installment.snapshots.clear()
         key = installment_key(installment.loan_id, installment.number)
         if not missed:
@@ -453,6 +538,17 @@ class DelinquencyDetector(Detector):
         _, signals, _ = self._assess(at, installment, state, past_due=False)
         return self._escalate(state, installment, at, score, reasons + signals)
 
+    def _cure(self, at: float, installment: Installment, state: BorrowerState) -> Output:
+        """A reversal's cure period has ended: the rules alone assess the installment then
+        (no snapshot for the classifier, which learns the scheduled checks)."""
+        assert installment.due_date is not None
+        if at >= self._deadline_time(installment.due_date):
+            return []  # the deadline decides
+        past_due = at >= self._midnight(installment.due_date) + SECONDS_PER_DAY
+        _, reasons, rule = self._assess(at, installment, state, past_due)
+        self._note_risk(state, at, rule, installment_key(installment.loan_id, installment.number))
+        return self._escalate(state, installment, at, rule, reasons)
+
     def _assess(
         self, at: float, installment: Installment, state: BorrowerState, past_due: bool
     ) -> tuple[dict[str, float], list[Reason], float]:
@@ -465,9 +561,10 @@ class DelinquencyDetector(Detector):
         urgency = 1.0 if features["days_to_due"] <= t.near_due_days else t.early_signal_weight
         signals: list[tuple[float, Reason]] = []
         if past_due:
-            signals.append(
-                self._past_due_signal(at, installment, seen.paid, seen.late, seen.missed)
-            )
+            signals.append(self._past_due_signal(at, installment, seen))
+        reversal = self._reversal_signal(at, installment, past_due, urgency)
+        if reversal is not None:
+            signals.append(reversal)
         signals += self._conduct_signals(seen, urgency)
         signals += self._inflow_signals(seen.inflow, urgency)
         # Independent signals combine as a noisy-or.
@@ -480,24 +577,28 @@ class DelinquencyDetector(Detector):
         t = self.thresholds
         assert installment.amount_due is not None
         today = day_of(at)
+        assert installment.due_date is not None
+        ahead = (self._midnight(installment.due_date) - at) / SECONDS_PER_DAY
         memory = self.slot(state, _memory)
         payout_days = [today - d for d in memory["payouts"] if d <= today]
         payout_ago = payout_days[-1] if payout_days else None
-        missed, late = self._history(at, installment, state)
+        missed, late, settled = self._history(at, installment, state)
         return _Observed(
-            inflow=self._inflow(state.inflows, today, float(installment.amount_due) or 1.0),
+            inflow=self._inflow(state, today, float(installment.amount_due) or 1.0, ahead),
             silence=self._silence(memory["logins"], state.inflows, today),
             payout_ago=payout_ago,
             payout_change=payout_ago is not None and payout_ago <= t.payout_change_days,
             missed=missed,
             late=late,
+            settled=settled,
             paid=float(installment.paid_by(at)),
         )
 
     def _features(
         self, at: float, installment: Installment, seen: _Observed, past_due: bool
     ) -> dict[str, float]:
-        """What the classifier sees (see :data:`FEATURES`).
+        """What the classifier sees (see :data:`FEATURES`): as in version 3, the borrower
+        against its own past alone.
 
         Each feature grows with the risk it stands for and is 0 when unknown or benign, which
         keeps a linear model's weights readable and its contributions comparable.
@@ -505,10 +606,10 @@ class DelinquencyDetector(Detector):
         assert installment.amount_due is not None and installment.due_date is not None
         inflow = seen.inflow
         drop = rank_low = share = 0.0
-        if inflow.ratio is not None:
-            drop = min(3.0, max(0.0, -math.log(max(inflow.ratio, 0.05))))
-        if inflow.rank_z is not None:
-            rank_low = min(6.0, max(0.0, -inflow.rank_z))
+        if inflow.own is not None:
+            drop = min(3.0, max(0.0, -math.log(max(inflow.own.ratio, 0.05))))
+            if inflow.own.rank_z is not None:
+                rank_low = min(6.0, max(0.0, -inflow.own.rank_z))
         if inflow.coverage is not None:
             # The installment as a share of a month's inflow at the recent rate.
             share = min(1.0, 1.0 / max(inflow.coverage, 1.0))
@@ -543,7 +644,7 @@ class DelinquencyDetector(Detector):
                 )
             )
         silence = seen.silence
-        if silence.surprise >= t.min_silence_surprise:
+        if silence.surprise >= t.min_silence_surprise and silence.days >= t.min_silence_days:
             span = max(1.0, t.full_silence_surprise - t.min_silence_surprise)
             strength = 0.5 + 0.1 * min(1.0, (silence.surprise - t.min_silence_surprise) / span)
             signals.append(
@@ -573,32 +674,10 @@ class DelinquencyDetector(Detector):
             )
         return signals
 
-    def _inflow_signals(self, inflow: _Inflow, urgency: float) -> list[tuple[float, Reason]]:
-        """A decline against the borrower's own baseline, a low coverage: with their strengths."""
+    def _inflow_signals(self, inflow: Inflow, urgency: float) -> list[tuple[float, Reason]]:
+        """A decline beyond the peers' move, a low coverage: with their strengths."""
         t = self.thresholds
-        signals: list[tuple[float, Reason]] = []
-        if (
-            inflow.ratio is not None
-            and inflow.rank_z is not None
-            and inflow.ratio <= t.max_inflow_ratio
-            and inflow.rank_z <= t.max_inflow_rank_z
-        ):
-            depth = min(1.0, (t.max_inflow_ratio - inflow.ratio) / 0.3)
-            signals.append(
-                (
-                    (0.4 + 0.2 * depth) * urgency,
-                    self.reason(
-                        "inflow_decline",
-                        observed=round(inflow.ratio, 3),
-                        threshold=t.max_inflow_ratio,
-                        days=t.recent_days,
-                        ratio=inflow.ratio,
-                        recent=inflow.recent,
-                        baseline=inflow.baseline,
-                        z=inflow.rank_z,
-                    ),
-                )
-            )
+        signals = [self._decline_signal(inflow, urgency)]
         if inflow.coverage is not None and inflow.coverage <= t.max_coverage:
             signals.append(
                 (
@@ -611,60 +690,137 @@ class DelinquencyDetector(Detector):
                     ),
                 )
             )
-        return signals
+        return [signal for signal in signals if signal is not None]
+
+    def _decline_signal(self, inflow: Inflow, urgency: float) -> tuple[float, Reason] | None:
+        """The borrower's decline, judged against its peers' move when they are known.
+
+        Peers that fell together (the median of the sector, or an unusual share of them at
+        once) make a borrower who fell with them one of many, not a failing borrower; unless
+        its own inflow no longer covers the installment, when its own decline counts.
+        """
+        t = self.thresholds
+        own, relative, peer = inflow.own, inflow.relative, inflow.peer
+        candidates: list[tuple[float, Reason]] = []
+        judged = relative if relative is not None else own
+        if judged is not None and self._judge.declined(judged):
+            strength = self._judge.strength(judged) * self._judge.cover_weight(inflow.coverage)
+            if peer is None:
+                reason = self.reason(
+                    "inflow_decline",
+                    observed=round(judged.projected, 3),
+                    threshold=t.max_inflow_ratio,
+                    days=t.recent_days,
+                    ratio=judged.ratio,
+                    projected=judged.projected,
+                    recent=inflow.recent,
+                    baseline=inflow.baseline,
+                    z=judged.rank_z,
+                )
+            else:
+                others = max(0, peer.decliners - 1)  # the borrower itself fell as far
+                strength *= self._judge.shared_weight(peer, others)
+                reason = self.reason(
+                    "inflow_decline/peers",
+                    observed=round(judged.projected, 3),
+                    threshold=t.max_inflow_ratio,
+                    days=t.recent_days,
+                    own=inflow.recent / inflow.baseline if inflow.baseline else 0.0,
+                    recent=inflow.recent,
+                    baseline=inflow.baseline,
+                    peers=peer.peers - 1,
+                    scope=peer.scope,
+                    move=peer.week,
+                    ratio=judged.ratio,
+                    projected=judged.projected,
+                    others=others,
+                    z=judged.rank_z,
+                )
+            candidates.append((strength * urgency, reason))
+        if (
+            peer is not None
+            and own is not None
+            and inflow.coverage is not None
+            and inflow.coverage <= t.uncovered_coverage
+            and self._judge.declined(own)
+        ):
+            reason = self.reason(
+                "inflow_decline/shared",
+                observed=round(own.projected, 3),
+                threshold=t.max_inflow_ratio,
+                days=t.recent_days,
+                ratio=own.ratio,
+                projected=own.projected,
+                recent=inflow.recent,
+                baseline=inflow.baseline,
+                peers=peer.peers - 1,
+                scope=peer.scope,
+                move=peer.week,
+                coverage=inflow.coverage,
+                z=own.rank_z,
+            )
+            candidates.append((self._judge.strength(own) * urgency, reason))
+        return max(candidates, key=lambda c: c[0]) if candidates else None
+
+    def _reversal_signal(
+        self, at: float, installment: Installment, past_due: bool, urgency: float
+    ) -> tuple[float, Reason] | None:
+        """A reversed payment not paid again by ``at``, once its cure period has passed.
+
+        A bounced debit is common and mostly made good within days: paid again, it is
+        nothing. Not paid again within ``reversal_cure_days``, the money is missing: before
+        the due date that is a strong sign (weaker at the early checks), after it alone enough.
+        """
+        t = self.thresholds
+        owed, since = _unrecovered(installment, at)
+        if owed <= 0 or at < self._cure_time(since):
+            return None
+        weight = t.past_due_reversal_weight if past_due else t.reversal_weight * urgency
+        return weight, self.reason(
+            "payment_reversed",
+            observed=str(owed),
+            threshold="0",
+            amount=owed,
+            installment=installment_key(installment.loan_id, installment.number),
+            days=(at - since) / SECONDS_PER_DAY,
+        )
 
     def _past_due_signal(
-        self, at: float, installment: Installment, paid: float, late: int, missed: int
+        self, at: float, installment: Installment, seen: _Observed
     ) -> tuple[float, Reason]:
         """Past due weighs by what was paid and by the borrower's own habit.
 
         Part of the installment paid, then nothing by the due date, is a borrower who tried and
         ran short: that alerts alone. Nothing paid is weak, since many pay a day or two late
-        within grace; a borrower who always did so, and never missed, is simply on schedule.
+        within grace; and it weighs less by the share of its earlier installments the borrower
+        paid so (nothing for one who always did and never missed: it is simply on schedule).
         """
-        if paid > 0:
+        t = self.thresholds
+        if seen.paid > 0:
             strength = 0.6
-        elif late and not missed:
-            strength = 0.0
+        elif seen.settled and not seen.missed:
+            strength = t.past_due_weight * (1.0 - seen.late / seen.settled)
         else:
-            strength = 0.2
+            strength = t.past_due_weight
         reason = self.reason(
-            "past_due/late" if late else "past_due",
+            "past_due/late" if seen.late else "past_due",
             observed=str(installment.paid_by(at)),
             threshold=str(installment.amount_due),
             paid=installment.paid_by(at),
             due=installment.amount_due,
             due_date=installment.due_date,
-            late=late,
+            late=seen.late,
+            settled=seen.settled,
         )
         return strength, reason
 
-    def _inflow(self, inflows: InflowHistory, today: int, amount_due: float) -> _Inflow:
-        """The recent week against the borrower's baseline, both from whole days before today.
-
-        Means are trimmed (the largest day of the week, the largest seventh of the baseline)
-        so that one big contract payment neither hides a decline nor fakes one. The rank test
-        (Mann-Whitney) asks whether the last two weeks' days sit below the baseline days as a
-        whole; it is blind to the size of single payments, which makes lumpy B2B flows
-        comparable with a shop's.
-        """
-        t = self.thresholds
-        # Every day the windows need, the latest first; one read of the ring.
-        history = _days(inflows, today - t.baseline_gap_days - t.baseline_days, today)
-        recent = history[: t.recent_days]
-        fortnight = history[: 2 * t.recent_days]
-        baseline = history[t.baseline_gap_days :]
-        if len(recent) < t.recent_days:
-            return _Inflow(None, None, None, 0.0, 0.0)
-        recent_mean = _trimmed_mean(recent, 1)
-        coverage = recent_mean * MONTH_DAYS / amount_due
-        if len(baseline) < t.min_baseline_days:
-            return _Inflow(None, None, coverage, recent_mean, 0.0)
-        baseline_mean = _trimmed_mean(baseline, max(1, len(baseline) // 7))
-        ratio = recent_mean / baseline_mean if baseline_mean > 0 else None
-        # Whole weeks of baseline, the most recent first: weekdays weigh as in the fortnight.
-        weeks = baseline[: len(baseline) // 7 * 7]
-        return _Inflow(ratio, _rank_z(fortnight, weeks), coverage, recent_mean, baseline_mean)
+    def _inflow(
+        self, state: BorrowerState, today: int, amount_due: float, ahead: float = 0.0
+    ) -> Inflow:
+        """The borrower's inflow before ``today`` against its own past and its peers' (its
+        sector as the platform gave it)."""
+        sector = (state.slots.get(self.name) or {}).get("sector")
+        return self._judge.inflow(state.inflows, state.partition, sector, today, amount_due, ahead)
 
     def _silence(self, logins: list[int], inflows: InflowHistory, today: int) -> _Silence:
         """Days without a login, and how unlikely that is at the borrower's own login rate.
@@ -687,22 +843,26 @@ class DelinquencyDetector(Detector):
         rate = min((active + 0.5) / (span + 1), 0.99)
         return _Silence(quiet, rate, -quiet * math.log(1.0 - rate))
 
-    def _history(self, at: float, current: Installment, state: BorrowerState) -> tuple[int, int]:
-        """Earlier installments settled by ``at``: how many went unpaid, how many were late."""
-        bad = late = 0
+    def _history(
+        self, at: float, current: Installment, state: BorrowerState
+    ) -> tuple[int, int, int]:
+        """Earlier installments settled by ``at``: how many went unpaid, how many were paid
+        late within grace, and how many there were."""
+        bad = late = settled = 0
         for installment in state.installments.values():
             if installment is current or installment.due_date is None:
                 continue
             deadline = self._deadline_time(installment.due_date)
             if deadline > at or installment.amount_due is None:
                 continue
+            settled += 1
             if not installment.paid_in_full_by(deadline):
                 bad += 1
             elif not installment.paid_in_full_by(
                 self._midnight(installment.due_date) + SECONDS_PER_DAY
             ):
                 late += 1
-        return bad, late
+        return bad, late, settled
 
     def _blend(
         self, partition: int, features: dict[str, float], rule: float, reasons: list[Reason]
@@ -716,26 +876,15 @@ class DelinquencyDetector(Detector):
         ranks, the rules decide.
         """
         t = self.thresholds
-        model = self._models.get(partition)
-        labels = self._labels.get(partition, 0)
-        positives = self._positives.get(partition, 0)
-        if model is None or labels < t.min_labels_for_model or positives < t.min_model_misses:
+        found = self._classifier.lift(
+            partition, features, t.min_labels_for_model, t.min_model_misses
+        )
+        if found is None:
             return rule, reasons
-        probability = float(model.predict_proba_one(features).get(True, 0.0))
-        typical = self._typical.get(partition, probability)
-        typical += TYPICAL_WEIGHT * (probability - typical)
-        self._typical[partition] = typical
-        lift = probability / max(typical, 1e-9)
+        lift, probability, typical = found
         if lift < t.min_model_lift or t.max_model_strength <= 0:
             return rule, reasons
         strength = t.max_model_strength
-        scaled = model["StandardScaler"].transform_one(features)
-        weights = model["LogisticRegression"].weights
-        contributions = sorted(
-            ((weights.get(name, 0.0) * scaled.get(name, 0.0), name) for name in FEATURES),
-            reverse=True,
-        )
-        top = ", ".join(f"{name} ({value:+.2f})" for value, name in contributions[:3] if value > 0)
         model_reason = self.reason(
             "model_probability",
             observed=round(lift, 2),
@@ -743,7 +892,7 @@ class DelinquencyDetector(Detector):
             lift=lift,
             probability=probability,
             typical=typical,
-            top=top or "nothing",
+            top=self._classifier.top(partition, features),
         )
         return 1.0 - (1.0 - rule) * (1.0 - strength), [*reasons, model_reason]
 
@@ -781,16 +930,26 @@ class DelinquencyDetector(Detector):
 
     # Event time of the stages ----------------------------------------------------------------
 
-    def _stages(self, due: date) -> list[tuple[str, float]]:
-        midnight = self._midnight(due)
+    def _stages(self, installment: Installment) -> list[tuple[str, float]]:
+        """The checks, past due and the deadline; then the end of each reversal's cure."""
+        assert installment.due_date is not None
+        midnight = self._midnight(installment.due_date)
         stages = [
             (f"{CHECK}{days}", midnight - days * SECONDS_PER_DAY)
             for days in self.thresholds.check_days_before_due
         ]
-        return stages + [
+        return [
+            *stages,
             (PAST_DUE, midnight + SECONDS_PER_DAY),
-            (DEADLINE, self._deadline_time(due)),
+            (DEADLINE, self._deadline_time(installment.due_date)),
+            *(
+                (f"{CURE}{number}", self._cure_time(ts))
+                for number, (ts, _, _) in enumerate(installment.reversals)
+            ),
         ]
+
+    def _cure_time(self, reversed_at: float) -> float:
+        return reversed_at + self.thresholds.reversal_cure_days * SECONDS_PER_DAY
 
     def _midnight(self, day: date) -> float:
         return datetime(day.year, day.month, day.day, tzinfo=self._zone).timestamp()
@@ -832,46 +991,44 @@ def risk_view(state: BorrowerState) -> dict[str, Any]:
 
 
 def _memory() -> dict[str, Any]:
-    """Days of successful logins and of payout-account changes (event time), newest last."""
+    """Days of successful logins and of payout-account changes (event time), newest last; the
+    latest risk assessment (``risk``) and the borrower's sector (``sector``) once known."""
     return {"logins": [], "payouts": []}
 
 
-def _days(inflows: InflowHistory, start: int, end: int) -> list[float]:
-    """Daily inflow of each day in ``[start, end)`` the history covers, the latest first.
+def _unrecovered(installment: Installment, at: float) -> tuple[Decimal, float]:
+    """Reversed money not paid again by ``at``, and since when some has been missing.
 
-    As :meth:`InflowHistory.total` counts them: from the first inflow on, within the ring,
-    and days after the last inflow as zero.
+    Payments after a reversal make it good; payments before it are what it took back. What
+    is still owed never exceeds what the installment still misses (a reversal of an
+    overpayment leaves nothing missing).
+
+    >>> from detectors.state import Installment
+    >>> i = Installment("ln", 1, amount_due=Decimal(300))
+    >>> i.payments.append((10.0, Decimal(300), "p1"))
+    >>> i.reversals.append((20.0, Decimal(300), "r1"))
+    >>> _unrecovered(i, 25.0), _unrecovered(i, 15.0)
+    ((Decimal('300'), 20.0), (Decimal('0'), 0.0))
+    >>> i.payments.append((30.0, Decimal(300), "p2"))
+    >>> _unrecovered(i, 35.0)
+    (Decimal('0'), 0.0)
     """
-    if inflows.first_day < 0:
-        return []
-    sums, last = inflows.sums, inflows.last_day
-    first = max(start, inflows.first_day, last - len(sums) + 1)
-    return [sums[day % len(sums)] if day <= last else 0.0 for day in range(end - 1, first - 1, -1)]
-
-
-def _trimmed_mean(values: list[float], drop: int) -> float:
-    """Mean without the ``drop`` largest values (never all of them).
-
-    >>> _trimmed_mean([1.0, 2.0, 3.0, 100.0], 1)
-    2.0
-    """
-    kept = sorted(values)[: max(1, len(values) - drop)]
-    return sum(kept) / len(kept)
-
-
-def _rank_z(sample: list[float], reference: list[float]) -> float | None:
-    """Mann-Whitney z of ``sample`` against ``reference``: negative when it ranks lower.
-
-    >>> round(_rank_z([1.0, 1.0, 1.0], [5.0, 6.0, 7.0, 8.0]), 2)
-    -2.12
-    """
-    n1, n2 = len(sample), len(reference)
-    if not n1 or not n2:
-        return None
-    ordered = sorted(reference)
-    wins = 0.0
-    for x in sample:
-        below = bisect_left(ordered, x)
-        wins += below + 0.5 * (bisect_right(ordered, x) - below)
-    spread = math.sqrt(n1 * n2 * (n1 + n2 + 1) / 12.0)
-    return (wins - n1 * n2 / 2.0) / spread
+    if not installment.reversals or installment.amount_due is None:
+        return Decimal(0), 0.0
+    missing = installment.amount_due - installment.paid_by(at)
+    if missing <= 0:
+        return Decimal(0), 0.0
+    moves = sorted(
+        [(ts, 0, amount) for ts, amount, _ in installment.reversals if ts <= at]
+        + [(ts, 1, amount) for ts, amount, _ in installment.payments if ts <= at]
+    )
+    owed, since = Decimal(0), 0.0
+    for ts, kind, amount in moves:
+        if kind == 0:
+            if owed <= 0:
+                since = ts
+            owed += amount
+        elif owed > 0:
+            owed = max(Decimal(0), owed - amount)
+    owed = min(owed, missing)
+    return (owed, since) if owed > 0 else (Decimal(0), 0.0)

@@ -17,6 +17,7 @@ from detectors.clock import EventTimeClock, Timer, TimerQueue
 from detectors.index import CrossIndex, Found, Read, Write
 from detectors.registry import build_detectors
 from detectors.state import (
+    SECONDS_PER_DAY,
     BorrowerState,
     day_of,
     installments_from_json,
@@ -533,12 +534,22 @@ class Engine:
     def _fire(
         self, partitions: Iterable[int], wall: float | None, result: BatchResult
     ) -> list[Finding]:
-        """Timers and day closes that each partition's event time has passed, in time order."""
+        """Timers and day closes that each partition's event time has passed, in time order.
+
+        When event time jumps over whole days, each day's timers fire before its close and
+        the later days' timers after it: a timer reads the day closes before its own time,
+        as it would have had event time moved smoothly.
+        """
         findings: list[Finding] = []
         for partition in sorted(partitions):
             watermark = self.clock.watermark(partition, wall)
             if watermark is None:
                 continue
+            last = self._closed_day.get(partition)
+            if last is not None:
+                for day in range(last + 1, day_of(watermark)):
+                    findings += self._fire_timers(partition, (day + 1) * SECONDS_PER_DAY, result)
+                    findings += self._close_days(partition, day + 1, result)
             findings += self._fire_timers(partition, watermark, result)
             findings += self._close_days(partition, day_of(watermark), result)
         return findings

@@ -3,114 +3,58 @@
 from __future__ import annotations
 
 import pickle
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import orjson
 import pytest
 
 from detectors.base import DELINQUENCY_RISK, Finding
-from detectors.clock import Timer
 from detectors.delinquency import (
     FEATURES,
     DelinquencyDetector,
     DelinquencyThresholds,
-    _rank_z,
-    _trimmed_mean,
     risk_view,
 )
 from detectors.engine import Engine, MemoryStateStore
 from detectors.index import MemoryCrossIndex
+from detectors.inflow_windows import rank_z, trimmed_mean
 from detectors.state import BorrowerState, day_of
 from detectors.thresholds import Thresholds
+from tests.detectors.delinquency_cases import (
+    CHECK3,
+    CHECK5,
+    CHECK10,
+    DEADLINE,
+    DEADLINE_TIMER,
+    DUE,
+    KEY,
+    LUMPY_WEEK,
+    MIDNIGHT,
+    PAST_DUE,
+    codes,
+    collapse,
+    flows,
+    logins,
+    schedule,
+    steady,
+    timer,
+)
 from tests.detectors.factories import login, payment, scheduled
 from tests.detectors.test_engine import SCENARIO
-
-DUE = date(2024, 4, 10)
-MIDNIGHT = datetime(2024, 4, 9, 16, 0, tzinfo=UTC)  # 2024-04-10 00:00+08:00
-DEADLINE = MIDNIGHT + timedelta(days=4)  # the end of the 3-day grace period
-KEY = "loan-1#1"
-#: A business whose takings vary by weekday, as B2B flows do: lumpy, with quiet days.
-LUMPY_WEEK = [30_000.0, 5_000.0, 25_000.0, 0.0, 15_000.0, 0.0, 20_000.0]
-
-
-def _timer(stage: str, at: datetime, key: str = KEY, borrower: str = "b-1") -> Timer:
-    return Timer(at.timestamp(), borrower, "delinquency", f"{stage}|{key}")
-
-
-CHECK10 = _timer("check10", MIDNIGHT - timedelta(days=10))
-CHECK5 = _timer("check5", MIDNIGHT - timedelta(days=5))
-CHECK3 = _timer("check3", MIDNIGHT - timedelta(days=3))
-PAST_DUE = _timer("past_due", MIDNIGHT + timedelta(days=1))
-DEADLINE_TIMER = _timer("deadline", DEADLINE)
-
-
-def _schedule(
-    amount_due: str = "3000",
-    detector: DelinquencyDetector | None = None,
-    borrower: str = "b-1",
-    partition: int = 0,
-) -> tuple[DelinquencyDetector, BorrowerState]:
-    detector = detector or DelinquencyDetector(DelinquencyThresholds())
-    state = BorrowerState(borrower_id=borrower, partition=partition)
-    timers = detector.on_repayment(
-        scheduled("s-1", datetime(2024, 3, 1, tzinfo=UTC), DUE, amount_due, borrower_id=borrower),
-        state,
-        (),
-    )
-    assert [t.key.split("|")[0] for t in timers] == [
-        "check10",
-        "check7",
-        "check5",
-        "check3",
-        "past_due",
-        "deadline",
-    ]
-    return detector, state
-
-
-def _flows(state: BorrowerState, days_before_due: list[float], *, after: float = 0.0) -> None:
-    """Daily inflows, the day before the due date first, going back; ``after`` from then on."""
-    due_day = day_of(MIDNIGHT.timestamp())
-    for back, amount in enumerate(days_before_due):
-        state.inflows.add(due_day - 1 - back, amount)
-    for day in range(due_day, due_day + 10):
-        state.inflows.add(day, after)
-
-
-def _steady(state: BorrowerState, per_day: float = 10_000.0) -> None:
-    _flows(state, [per_day] * 80, after=per_day)
-
-
-def _collapse(state: BorrowerState, recent_per_day: float = 2_000.0) -> None:
-    """10 000 a day, then ``recent_per_day`` over the last two weeks before the due date."""
-    _flows(state, [recent_per_day] * 14 + [10_000.0] * 66, after=recent_per_day)
-
-
-def _logins(
-    detector: DelinquencyDetector, state: BorrowerState, days_before_due: range, **kw: str
-) -> None:
-    for back in days_before_due:
-        at = MIDNIGHT - timedelta(days=back, hours=6)
-        detector.on_login(login(f"l-{back}", at, device="d", ip="1", **kw), state, ())
-
-
-def _codes(findings: list[object]) -> list[list[str]]:
-    return [[r.code for r in f.reasons] for f in findings if isinstance(f, Finding)]
-
 
 # The deadline ---------------------------------------------------------------------------------
 
 
 def test_missed_installment_is_critical_at_the_deadline() -> None:
-    detector, state = _schedule()
-    _steady(state)
+    detector, state = schedule()
+    steady(state)
 
     [finding] = detector.on_timer(DEADLINE_TIMER, state)
 
     assert isinstance(finding, Finding)
     assert finding.category == DELINQUENCY_RISK
-    assert _codes([finding]) == [["installment_missed"]]
+    assert codes([finding]) == [["installment_missed"]]
     assert finding.score == pytest.approx(0.95)
     assert (finding.loan_id, finding.installment, finding.due_date) == ("loan-1", 1, DUE)
     assert finding.episode == f"{KEY}:critical"
@@ -118,18 +62,18 @@ def test_missed_installment_is_critical_at_the_deadline() -> None:
 
 
 def test_partial_payment_at_the_deadline() -> None:
-    detector, state = _schedule()
+    detector, state = schedule()
     detector.on_repayment(payment("p-1", MIDNIGHT, "1000"), state, ())
 
     [finding] = detector.on_timer(DEADLINE_TIMER, state)
 
-    assert _codes([finding])[0][0] == "partial_payment"
+    assert codes([finding])[0][0] == "partial_payment"
     assert finding.evidence == ("s-1", "p-1")  # type: ignore[union-attr]
 
 
 @pytest.mark.parametrize("days_after_due", [-2, 0, 1, 2], ids=["early", "on-due", "1d", "2d"])
 def test_paid_by_the_end_of_grace_is_not_flagged(days_after_due: int) -> None:
-    detector, state = _schedule()
+    detector, state = schedule()
     paid_at = MIDNIGHT + timedelta(days=days_after_due, hours=10)
     detector.on_repayment(payment("p-1", paid_at, "3000"), state, ())
 
@@ -137,35 +81,22 @@ def test_paid_by_the_end_of_grace_is_not_flagged(days_after_due: int) -> None:
 
 
 def test_a_payment_after_the_deadline_does_not_count() -> None:
-    detector, state = _schedule()
+    detector, state = schedule()
     detector.on_repayment(payment("p-1", DEADLINE + timedelta(minutes=1), "3000"), state, ())
 
-    assert _codes(detector.on_timer(DEADLINE_TIMER, state)) == [["installment_missed"]]
-
-
-def test_a_reversal_alerts_at_once() -> None:
-    detector, state = _schedule()
-    detector.on_repayment(payment("p-1", MIDNIGHT - timedelta(days=2), "3000"), state, ())
-    reversal = payment("r-1", MIDNIGHT - timedelta(days=1), "3000", kind="reversal")
-
-    [finding] = detector.on_repayment(reversal, state, ())
-
-    assert _codes([finding]) == [["payment_reversed"]]
-    assert finding.episode == f"{KEY}:medium"  # type: ignore[union-attr]
-    # The money is gone again: the installment is then missed at the deadline.
-    assert _codes(detector.on_timer(DEADLINE_TIMER, state))[0][0] == "installment_missed"
+    assert codes(detector.on_timer(DEADLINE_TIMER, state)) == [["installment_missed"]]
 
 
 # Inflow decline -------------------------------------------------------------------------------
 
 
 def test_collapsing_inflows_warn_three_days_before_the_due_date() -> None:
-    detector, state = _schedule(amount_due="70000")
-    _collapse(state)
+    detector, state = schedule(amount_due="70000")
+    collapse(state)
 
     [finding] = detector.on_timer(CHECK3, state)
 
-    assert _codes([finding]) == [["inflow_decline", "low_installment_coverage"]]
+    assert codes([finding]) == [["inflow_decline", "low_installment_coverage"]]
     decline = finding.reasons[0]  # type: ignore[union-attr]
     assert (decline.observed, decline.threshold) == (0.2, 0.65)
     assert "z = " in decline.message
@@ -175,8 +106,8 @@ def test_collapsing_inflows_warn_three_days_before_the_due_date() -> None:
 
 def test_a_decline_ten_days_before_the_due_date_needs_company() -> None:
     """Ten days out there is time to recover: the same decline weighs less and stays quiet."""
-    detector, state = _schedule(amount_due="70000")
-    _collapse(state)
+    detector, state = schedule(amount_due="70000")
+    collapse(state)
 
     assert detector.on_timer(CHECK10, state) == []
     _, reasons, rule = detector._assess(CHECK10.due, state.installments[KEY], state, False)
@@ -185,13 +116,13 @@ def test_a_decline_ten_days_before_the_due_date_needs_company() -> None:
 
 def test_one_quiet_week_of_a_lumpy_business_is_not_a_decline() -> None:
     """The week is far below the baseline's mean, but its days do not rank below its days."""
-    detector, state = _schedule(amount_due="70000")
+    detector, state = schedule(amount_due="70000")
     quiet = [8_000.0, 0.0, 6_000.0, 0.0, 5_000.0, 0.0, 4_000.0]
-    _flows(state, [0.0] * 3 + quiet + LUMPY_WEEK * 10)
+    flows(state, [0.0] * 3 + quiet + LUMPY_WEEK * 10)
 
-    inflow = detector._inflow(state.inflows, day_of(CHECK3.due), 70_000.0)
-    assert inflow.ratio is not None and inflow.ratio < 0.3
-    assert inflow.rank_z is not None and inflow.rank_z > -1.5
+    own = detector._inflow(state, day_of(CHECK3.due), 70_000.0).own
+    assert own is not None and own.ratio < 0.3
+    assert own.rank_z is not None and own.rank_z > -1.5
     assert detector.on_timer(CHECK3, state) == []
 
 
@@ -202,8 +133,8 @@ def test_one_quiet_week_of_a_lumpy_business_is_not_a_decline() -> None:
 )
 def test_no_warning_from_one_weak_signal(recent: float, amount_due: str) -> None:
     """A decline to 60 % counts as a signal but does not alert alone, even with low coverage."""
-    detector, state = _schedule(amount_due=amount_due)
-    _collapse(state, recent)
+    detector, state = schedule(amount_due=amount_due)
+    collapse(state, recent)
 
     assert detector.on_timer(CHECK3, state) == []
 
@@ -212,22 +143,22 @@ def test_no_warning_from_one_weak_signal(recent: float, amount_due: str) -> None
 
 
 def test_a_daily_user_gone_silent_warns() -> None:
-    detector, state = _schedule()
-    _steady(state)
-    _logins(detector, state, range(16, 70))  # every day, then nothing for twelve days
+    detector, state = schedule()
+    steady(state)
+    logins(detector, state, range(16, 70))  # every day, then nothing for twelve days
 
     [finding] = detector.on_timer(CHECK3, state)
 
-    assert _codes([finding]) == [["login_silence"]]
+    assert codes([finding]) == [["login_silence"]]
     silence = finding.reasons[0]  # type: ignore[union-attr]
     assert silence.threshold == 8.0 and float(silence.observed) > 30  # type: ignore[arg-type]
     assert "no login for 12 days" in silence.message
 
 
 def test_the_same_silence_is_routine_for_a_weekly_user() -> None:
-    detector, state = _schedule()
-    _steady(state)
-    _logins(detector, state, range(16, 60, 7))
+    detector, state = schedule()
+    steady(state)
+    logins(detector, state, range(16, 60, 7))
 
     assert detector.on_timer(CHECK3, state) == []
     silence = detector._silence(
@@ -237,10 +168,10 @@ def test_the_same_silence_is_routine_for_a_weekly_user() -> None:
 
 
 def test_logins_after_the_check_do_not_count() -> None:
-    detector, state = _schedule()
-    _steady(state)
-    _logins(detector, state, range(16, 70))
-    _logins(detector, state, range(0, 2))  # after the check at three days before due
+    detector, state = schedule()
+    steady(state)
+    logins(detector, state, range(16, 70))
+    logins(detector, state, range(0, 2))  # after the check at three days before due
 
     features, _, _ = detector._assess(CHECK3.due, state.installments[KEY], state, False)
 
@@ -248,23 +179,23 @@ def test_logins_after_the_check_do_not_count() -> None:
 
 
 def test_a_payout_change_right_before_the_due_date_warns() -> None:
-    detector, state = _schedule()
-    _steady(state)
-    _logins(detector, state, range(3, 40))
-    _logins(detector, state, range(5, 6), action="payout_account_change")
+    detector, state = schedule()
+    steady(state)
+    logins(detector, state, range(3, 40))
+    logins(detector, state, range(5, 6), action="payout_account_change")
 
     [finding] = detector.on_timer(CHECK3, state)
 
-    assert _codes([finding]) == [["payout_account_changed"]]
+    assert codes([finding]) == [["payout_account_changed"]]
     assert finding.reasons[0].observed == 2  # type: ignore[union-attr]
 
 
 @pytest.mark.parametrize("days_before_due", [12, 10], ids=["before-check10", "long-before-check3"])
 def test_a_payout_change_earlier_is_no_warning_alone(days_before_due: int) -> None:
-    detector, state = _schedule()
-    _steady(state)
-    _logins(detector, state, range(3, 40))
-    _logins(
+    detector, state = schedule()
+    steady(state)
+    logins(detector, state, range(3, 40))
+    logins(
         detector, state, range(days_before_due, days_before_due + 1), action="payout_account_change"
     )
 
@@ -273,35 +204,35 @@ def test_a_payout_change_earlier_is_no_warning_alone(days_before_due: int) -> No
 
 
 def test_silence_and_a_payout_change_early_warn_together() -> None:
-    detector, state = _schedule()
-    _steady(state)
-    _logins(detector, state, range(22, 50))
-    _logins(detector, state, range(12, 13), action="payout_account_change")
+    detector, state = schedule()
+    steady(state)
+    logins(detector, state, range(22, 50))
+    logins(detector, state, range(12, 13), action="payout_account_change")
 
     [finding] = detector.on_timer(CHECK10, state)
 
-    assert _codes([finding]) == [["login_silence", "payout_account_changed"]]
+    assert codes([finding]) == [["login_silence", "payout_account_changed"]]
 
 
 # Past due -------------------------------------------------------------------------------------
 
 
 def test_past_due_alone_does_not_alert() -> None:
-    detector, state = _schedule()
-    _steady(state)
+    detector, state = schedule()
+    steady(state)
 
     assert detector.on_timer(PAST_DUE, state) == []
 
 
 def test_part_paid_and_past_due_alerts() -> None:
     """Part of the installment paid, then nothing by the due date: a borrower who ran short."""
-    detector, state = _schedule()
-    _steady(state)
+    detector, state = schedule()
+    steady(state)
     detector.on_repayment(payment("p-1", MIDNIGHT - timedelta(hours=20), "1000"), state, ())
 
     [finding] = detector.on_timer(PAST_DUE, state)
 
-    assert _codes([finding]) == [["past_due"]]
+    assert codes([finding]) == [["past_due"]]
     assert finding.reasons[0].observed == "1000"  # type: ignore[union-attr]
 
 
@@ -318,9 +249,9 @@ def _paid_late_before(detector: DelinquencyDetector, state: BorrowerState) -> No
 
 
 def test_a_habitual_late_payer_past_due_is_on_schedule() -> None:
-    detector, state = _schedule(amount_due="70000")
+    detector, state = schedule(amount_due="70000")
     _paid_late_before(detector, state)
-    _collapse(state, 6_000.0)  # a weak decline alongside
+    collapse(state, 6_000.0)  # a weak decline alongside
 
     _, reasons, rule = detector._assess(PAST_DUE.due, state.installments[KEY], state, True)
 
@@ -330,20 +261,20 @@ def test_a_habitual_late_payer_past_due_is_on_schedule() -> None:
 
 
 def test_a_first_late_payment_with_a_decline_alerts() -> None:
-    detector, state = _schedule(amount_due="70000")
-    _collapse(state, 6_000.0)
+    detector, state = schedule(amount_due="70000")
+    collapse(state, 6_000.0)
 
     [finding] = detector.on_timer(PAST_DUE, state)
 
-    assert _codes([finding])[0][:2] == ["inflow_decline", "past_due"]
+    assert codes([finding])[0][:2] == ["inflow_decline", "past_due"]
 
 
 # History and escalation -----------------------------------------------------------------------
 
 
 def test_an_earlier_missed_installment_warns_at_the_first_check() -> None:
-    detector, state = _schedule()
-    _steady(state)
+    detector, state = schedule()
+    steady(state)
     detector.on_timer(DEADLINE_TIMER, state)  # installment 1 missed
     second_due = DUE + timedelta(days=30)
     detector.on_repayment(
@@ -351,22 +282,22 @@ def test_an_earlier_missed_installment_warns_at_the_first_check() -> None:
         state,
         (),
     )
-    check = _timer("check10", MIDNIGHT + timedelta(days=20), key="loan-1#2")
+    check = timer("check10", MIDNIGHT + timedelta(days=20), key="loan-1#2")
     for day in range(day_of(MIDNIGHT.timestamp()) + 10, day_of(check.due)):
         state.inflows.add(day, 10_000.0)
 
     [finding] = detector.on_timer(check, state)
 
-    assert _codes([finding]) == [["earlier_installments_unpaid"]]
+    assert codes([finding]) == [["earlier_installments_unpaid"]]
     assert finding.episode == "loan-1#2:medium"  # type: ignore[union-attr]
 
 
 def test_an_installment_escalates_only_when_severity_rises() -> None:
-    detector, state = _schedule(amount_due="70000")
-    _collapse(state)
+    detector, state = schedule(amount_due="70000")
+    collapse(state)
 
     first = detector.on_timer(CHECK3, state)
-    again = detector.on_timer(_timer("check2", MIDNIGHT - timedelta(days=2)), state)
+    again = detector.on_timer(timer("check2", MIDNIGHT - timedelta(days=2)), state)
     missed = detector.on_timer(DEADLINE_TIMER, state)
 
     assert [f.episode for f in first] == [f"{KEY}:medium"]  # type: ignore[union-attr]
@@ -376,7 +307,7 @@ def test_an_installment_escalates_only_when_severity_rises() -> None:
 
 
 def test_each_stage_runs_once() -> None:
-    detector, state = _schedule()
+    detector, state = schedule()
 
     assert len(detector.on_timer(DEADLINE_TIMER, state)) == 1
     assert detector.on_timer(DEADLINE_TIMER, state) == []
@@ -390,18 +321,18 @@ def test_each_stage_runs_once() -> None:
 
 def _train(detector: DelinquencyDetector, borrower: str, *, misses: bool) -> BorrowerState:
     """One installment through its checks and deadline: collapsing and unpaid, or paid."""
-    _, state = _schedule("70000", detector, borrower, partition=2)
+    _, state = schedule("70000", detector, borrower, partition=2)
     if misses:
-        _collapse(state)
+        collapse(state)
     else:
-        _steady(state)
+        steady(state)
         paid = payment("p", MIDNIGHT - timedelta(days=1), "70000", borrower_id=borrower)
         detector.on_repayment(paid, state, ())
     for days in (5, 3):
         detector.on_timer(
-            _timer(f"check{days}", MIDNIGHT - timedelta(days=days), borrower=borrower), state
+            timer(f"check{days}", MIDNIGHT - timedelta(days=days), borrower=borrower), state
         )
-    detector.on_timer(_timer("deadline", DEADLINE, borrower=borrower), state)
+    detector.on_timer(timer("deadline", DEADLINE, borrower=borrower), state)
     assert state.installments[KEY].snapshots == []  # learnt, then forgotten
     return state
 
@@ -410,14 +341,14 @@ def test_the_classifier_waits_for_enough_outcomes() -> None:
     detector = DelinquencyDetector(DelinquencyThresholds(min_labels_for_model=100))
     for i in range(8):
         _train(detector, f"b-{i}", misses=i % 4 == 0)
-    _, fresh = _schedule("70000", detector, "b-new", partition=2)
-    _collapse(fresh)
+    _, fresh = schedule("70000", detector, "b-new", partition=2)
+    collapse(fresh)
 
     [finding] = detector.on_timer(
-        _timer("check3", MIDNIGHT - timedelta(days=3), borrower="b-new"), fresh
+        timer("check3", MIDNIGHT - timedelta(days=3), borrower="b-new"), fresh
     )
 
-    assert "model_probability" not in _codes([finding])[0]
+    assert "model_probability" not in codes([finding])[0]
 
 
 def test_the_classifier_learns_outcomes_at_the_deadline_and_adds_its_lift() -> None:
@@ -429,18 +360,18 @@ def test_the_classifier_learns_outcomes_at_the_deadline_and_adds_its_lift() -> N
         _train(detector, f"b-{i}", misses=i % 4 == 0)  # ten of forty miss
     assert (detector._labels[2], detector._positives[2]) == (80, 20)
     for i in range(5):  # the partition's ordinary open installments set the running mean
-        _, calm = _schedule("70000", detector, f"c-{i}", partition=2)
-        _steady(calm)
+        _, calm = schedule("70000", detector, f"c-{i}", partition=2)
+        steady(calm)
         assert (
             detector.on_timer(
-                _timer("check5", MIDNIGHT - timedelta(days=5), borrower=f"c-{i}"), calm
+                timer("check5", MIDNIGHT - timedelta(days=5), borrower=f"c-{i}"), calm
             )
             == []
         )
 
-    _, fresh = _schedule("70000", detector, "b-new", partition=2)
-    _collapse(fresh)
-    check = _timer("check3", MIDNIGHT - timedelta(days=3), borrower="b-new")
+    _, fresh = schedule("70000", detector, "b-new", partition=2)
+    collapse(fresh)
+    check = timer("check3", MIDNIGHT - timedelta(days=3), borrower="b-new")
     features, _, rule = detector._assess(check.due, fresh.installments[KEY], fresh, False)
     [finding] = detector.on_timer(check, fresh)
 
@@ -465,18 +396,19 @@ def test_the_classifier_learns_outcomes_at_the_deadline_and_adds_its_lift() -> N
 
 
 def test_a_version_2_checkpoint_and_state_still_load() -> None:
-    """Checkpoints without the running mean restore; old snapshots are dropped, not misread."""
+    """Checkpoints without the running mean (nor the peers' moves of version 4) restore; old
+    snapshots are dropped, not misread."""
     detector = DelinquencyDetector(DelinquencyThresholds())
     for i in range(4):
         _train(detector, f"b-{i}", misses=i == 0)
-    model, labels, positives, _ = pickle.loads(detector.snapshot(2) or b"")
+    model, labels, positives, *_ = pickle.loads(detector.snapshot(2) or b"")
     restored = DelinquencyDetector(DelinquencyThresholds())
     restored.restore(2, pickle.dumps((model, labels, positives)))
     assert (restored._labels[2], 2 not in restored._typical) == (labels, True)
 
-    _, state = _schedule("3000", restored, "b-old", partition=2)
+    _, state = schedule("3000", restored, "b-old", partition=2)
     state.installments[KEY].snapshots.append([0.5, 1.0, 2.0, 0.0, 0.0, 0.0, 0.0, 1.0, 0.0])
-    restored.on_timer(_timer("deadline", DEADLINE, borrower="b-old"), state)
+    restored.on_timer(timer("deadline", DEADLINE, borrower="b-old"), state)
     assert restored._labels[2] == labels
 
 
@@ -484,9 +416,9 @@ def test_a_version_2_checkpoint_and_state_still_load() -> None:
 
 
 def test_state_survives_a_json_round_trip_mid_installment() -> None:
-    detector, state = _schedule(amount_due="70000")
-    _collapse(state)
-    _logins(detector, state, range(20, 30))
+    detector, state = schedule(amount_due="70000")
+    collapse(state)
+    logins(detector, state, range(20, 30))
     detector.on_timer(CHECK5, state)
     copy = BorrowerState.from_dict(orjson.loads(orjson.dumps(state.to_dict())))
 
@@ -512,7 +444,7 @@ def test_grace_and_time_zone_are_data() -> None:
 
 
 def test_logins_out_of_order_are_remembered_once_and_sorted() -> None:
-    detector, state = _schedule()
+    detector, state = schedule()
     for back in (3, 9, 5, 9, 1):
         detector.on_login(
             login(f"l-{back}", MIDNIGHT - timedelta(days=back), device="d", ip="1"), state, ()
@@ -522,11 +454,11 @@ def test_logins_out_of_order_are_remembered_once_and_sorted() -> None:
     assert days == sorted(set(days)) and len(days) == 4
 
 
-def test_rank_z_and_trimmed_mean() -> None:
-    assert _trimmed_mean([1.0, 2.0, 3.0, 100.0], 1) == 2.0
-    assert _rank_z([1.0] * 3, [5.0, 6.0, 7.0, 8.0]) == pytest.approx(-2.12, abs=0.01)
-    assert _rank_z([5.0] * 4, [5.0] * 4) == 0.0
-    assert _rank_z([], [1.0]) is None
+def test_rank_z_andtrimmed_mean() -> None:
+    assert trimmed_mean([1.0, 2.0, 3.0, 100.0], 1) == 2.0
+    assert rank_z([1.0] * 3, [5.0, 6.0, 7.0, 8.0]) == pytest.approx(-2.12, abs=0.01)
+    assert rank_z([5.0] * 4, [5.0] * 4) == 0.0
+    assert rank_z([], [1.0]) is None
 
 
 async def test_the_risk_view_shows_the_latest_assessment_and_what_is_still_open() -> None:

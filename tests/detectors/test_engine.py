@@ -10,7 +10,8 @@ from typing import Any
 import orjson
 import pytest
 
-from detectors.base import Detector, Output, alert_id, severity_for
+from detectors.base import Detector, Finding, Output, alert_id, severity_for
+from detectors.clock import Timer
 from detectors.delinquency import FEATURES, DelinquencyDetector
 from detectors.engine import Engine, Input, MemoryStateStore
 from detectors.index import Found, MemoryCrossIndex, Read, Write
@@ -455,3 +456,48 @@ async def test_a_batch_that_fires_a_timer_marks_its_partition_as_learning() -> N
 
     assert MISSED_ID in {a.alert_id for a in result.alerts}
     assert result.learned == {0}
+
+
+class _Recorder(Detector):
+    """Notes when its timers fire and its days close, and arms a timer at noon of day 2."""
+
+    name = "recorder"
+
+    def __init__(self) -> None:
+        self.seen: list[tuple[str, int]] = []
+
+    def on_transaction(self, event: Any, state: BorrowerState, found: Found) -> Output:
+        noon = (day_of(T0.timestamp()) + 2.5) * 86_400
+        return [Timer(noon, state.borrower_id, self.name, "noon")] if not self.seen else []
+
+    def on_timer(self, timer: Timer, state: BorrowerState) -> Output:
+        self.seen.append(("timer", day_of(timer.due)))
+        return []
+
+    def on_day_close(
+        self, partition: int, day: int, states: Sequence[BorrowerState]
+    ) -> list[Finding]:
+        self.seen.append(("close", day))
+        return []
+
+
+async def test_timers_and_day_closes_keep_event_time_order_when_time_jumps() -> None:
+    """Event time jumps five days in one batch: each day's close comes after the timers of
+    that day and before those of the next, as if time had moved smoothly."""
+    engine = Engine(Thresholds(), MemoryStateStore(), MemoryCrossIndex())
+    recorder = _Recorder()
+    engine.use([recorder])
+    engine.clock.expect(0, {Source.TRANSACTIONS.value})
+    first = day_of(T0.timestamp())
+
+    await engine.process([_tx("t-1", "b-1", "a", "x", "10", at())])
+    await engine.process([_tx("t-2", "b-1", "a", "x", "10", at(days=5))])
+
+    assert recorder.seen == [
+        ("close", first),
+        ("close", first + 1),
+        ("timer", first + 2),
+        ("close", first + 2),
+        ("close", first + 3),
+        ("close", first + 4),
+    ]
