@@ -17,6 +17,7 @@ __all__ = [
     "REPLAY",
     "SIGNS",
     "Session",
+    "app_family",
     "count",
     "halve",
     "network",
@@ -36,6 +37,20 @@ WHERE = NETWORK | CITY
 #: Bits of the checksum that names a network other than an IPv4 prefix (24: a state keeps a
 #: few of them, and two of a borrower's networks colliding is a chance in millions).
 _SHORT = (1 << 24) - 1
+# An app update changes the version numbers of its user agent, not the app or the phone model.
+_VERSION_CHARACTERS = str.maketrans("", "", "0123456789._")
+
+
+def app_family(agent: str) -> int:
+    """The app and phone model of a user agent, whatever its version numbers, as a checksum.
+
+    >>> app_family("LendApp/5.2.4 (Android 14; Xiaomi 14)") == app_family("LendApp/5.3 (Android)")
+    False
+    >>> phone = "LendApp/5.2.4 (iPhone; iOS 17.4)"
+    >>> app_family(phone) == app_family("LendApp/5.3.1 (iPhone; iOS 18.1)")
+    True
+    """
+    return zlib.crc32(agent.translate(_VERSION_CHARACTERS).encode())
 
 
 def network(ip: str, v4_bits: int, v6_bits: int) -> int:

@@ -23,6 +23,7 @@ from detectors.sessions import (
     WHERE,
     WHO,
     Session,
+    app_family,
     count,
     halve,
     network,
@@ -132,9 +133,6 @@ FOLLOWUPS = {
     "payout_account_change": "payout_change_after_takeover",
     "drawdown": "drawdown_after_takeover",
 }
-# An app update changes the version numbers of its user agent, not the app or the phone model.
-_VERSION_CHARACTERS = str.maketrans("", "", "0123456789._")
-
 _DEVICE, _SPOOFED, _SESSION = 0, 1, 2
 #: The message of a payout change or drawdown after a flagged login (both codes of FOLLOWUPS).
 _FOLLOWUP = "{what} {hours:.1f} h after the flagged login {flagged}, from its {via}"
@@ -157,17 +155,6 @@ def _city(event: Login) -> int | None:
     geo = event.geo
     city = geo.city if geo is not None else None
     return _crc(city) if city else None
-
-
-def _agent(agent: str) -> int:
-    """The app and phone model of a user agent, whatever its version numbers.
-
-    >>> _agent("LendApp/5.2.4 (Android 14; Xiaomi 14)") == _agent("LendApp/5.3.1 (Android 14)")
-    False
-    >>> _agent("LendApp/5.2.4 (iPhone; iOS 17.4)") == _agent("LendApp/5.3.1 (iPhone; iOS 18.1)")
-    True
-    """
-    return _crc(agent.translate(_VERSION_CHARACTERS))
 
 
 def _memory() -> dict[str, Any]:
@@ -208,7 +195,7 @@ def _knows_agent(known: list[list[int]], agent: str, forget_before: int) -> bool
     raw = zlib.crc32(agent.encode())
     if any(entry[2] == raw and entry[1] >= forget_before for entry in known):
         return True
-    return _knows(known, _agent(agent), forget_before)
+    return _knows(known, app_family(agent), forget_before)
 
 
 def _what(event: Login) -> str:
@@ -444,7 +431,7 @@ class AccountTakeoverDetector(Detector):
                 _note(memory["c"], _crc(city), day, MAX_KNOWN_CITIES, forget_before)
             if agent:
                 # A family costs a translation of the agent: once per agent while remembered.
-                family = next((e[0] for e in memory["u"] if e[2] == raw), None) or _agent(agent)
+                family = next((e[0] for e in memory["u"] if e[2] == raw), None) or app_family(agent)
                 _note(memory["u"], family, day, MAX_KNOWN_AGENTS, forget_before, raw)
         return [] if flagged is None else [flagged]
 
@@ -663,7 +650,7 @@ class AccountTakeoverDetector(Detector):
             return None
         t = self.thresholds
         forget_before = int(event.ts.timestamp() // SECONDS_PER_DAY) - t.device_memory_days
-        agent = _agent(event.user_agent) if event.user_agent else None
+        agent = app_family(event.user_agent) if event.user_agent else None
         unseen_city = _knows(memory["c"], _city(event), forget_before) is False
         unseen_agent = _knows(memory["u"], agent, forget_before) is False
         if not (unseen_city or unseen_agent):
