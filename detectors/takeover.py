@@ -198,6 +198,15 @@ def _knows_agent(known: list[list[int]], agent: str, forget_before: int) -> bool
     return _knows(known, app_family(agent), forget_before)
 
 
+def _reset_during(
+    memory: dict[str, Any], failures: list[tuple[float, str, str, str]], epoch: float
+) -> bool:
+    """Whether the password was reset between the first failure and the success: the owner's
+    way back in (the reset reaches the owner's phone or mailbox). Whoever reset it from
+    elsewhere is judged by the session that follows (see ``_view``)."""
+    return bool(memory["r"]) and failures[0][0] <= memory["r"][0] <= epoch
+
+
 def _what(event: Login) -> str:
     """A payout change or drawdown as a reason tells it: with its amount, and if it failed."""
     what = "a payout-account change" if event.action != "drawdown" else "a drawdown"
@@ -225,8 +234,9 @@ class AccountTakeoverDetector(Detector):
     (critical), and a drawdown alone alerts when the login came from a new device and is
     more surprising still.
 
-    A borrower who mistypes a password a few times, or forgets it and succeeds on a device
-    they already use, or changes phone without a failure burst, is not flagged; nor a traveller
+    A borrower who mistypes a password a few times, or forgets it and resets it (on a device
+    they already use, or on a new phone), or changes phone without a failure burst, is not
+    flagged at the login; nor a traveller
     without a failure burst, an app update, a borrower who resets a forgotten password while
     away, or a borrower's own drawdown without a flagged login before it. A new phone at home
     (its network known), a payout change days after a new phone, a traveller on its own
@@ -396,7 +406,7 @@ class AccountTakeoverDetector(Detector):
         if len(history.failures) >= self._min_burst and history.known_devices:
             recent = [f for f in history.failures if f[0] <= epoch]
             if device not in history.known_devices:
-                if len(recent) >= t.min_failures:
+                if len(recent) >= t.min_failures and not _reset_during(memory, recent, epoch):
                     flagged = self._finding(event, state, recent)
             elif len(recent) >= t.min_failures_known_device:
                 flagged, kind = self._spoofed(event, state, memory, recent), _SPOOFED
@@ -642,9 +652,9 @@ class AccountTakeoverDetector(Detector):
     ) -> Finding | None:
         """A known device id from an unseen IP, in an unseen city or app: the id is replayed.
 
-        A password reset between the first failure and the success is the owner's way back in
-        (the reset reaches the owner's phone or mailbox), so it clears a traveller who forgot
-        the password; cities and apps count as unseen only once some are known.
+        A password reset between the first failure and the success clears a traveller who
+        forgot the password (see ``_reset_during``); cities and apps count as unseen only once
+        some are known.
         """
         if event.ip in state.logins.known_ips:
             return None
@@ -655,7 +665,7 @@ class AccountTakeoverDetector(Detector):
         unseen_agent = _knows(memory["u"], agent, forget_before) is False
         if not (unseen_city or unseen_agent):
             return None
-        if memory["r"] and failures[0][0] <= memory["r"][0] <= event.ts.timestamp():
+        if _reset_during(memory, failures, event.ts.timestamp()):
             return None
         device = personal.device(event.device_id)
         reasons = [

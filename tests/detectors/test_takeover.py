@@ -954,3 +954,40 @@ async def test_contract_events_of_the_right_password_alert_through_an_engine() -
 
     session = "session:pw-new:198.51.100.200"
     assert alerts == [(session, "high"), (f"{session}:followup", "critical")]
+
+
+def test_a_new_phone_whose_owner_forgot_the_password_and_reset_it_at_home() -> None:
+    """The password was saved on the old phone: failures on the new one, a reset (a code to
+    the owner's phone number), a success, then a look at the payout account."""
+    detector = AccountTakeoverDetector(TakeoverThresholds())
+    state = _habitual(detector)
+    home: dict[str, Any] = {"device": "phone-new", "city": "Shanghai", "agent": PHISHER_AGENT}
+    events = [
+        *[_at(f"try-{i}", at(minutes=i), success=False, **home) for i in range(7)],
+        _at("reset", at(minutes=9), action="password_reset", **home),
+        _at("in", at(minutes=10), **home),
+        _at("chg", at(minutes=15), action="payout_account_change", **home),
+    ]
+
+    assert _run_all(detector, state, events) == []
+
+
+def test_a_sim_swap_resets_the_password_from_elsewhere_and_cashes_out() -> None:
+    """The reset reached the attacker's SIM: not flagged at the login, but the session gives
+    it away."""
+    detector = AccountTakeoverDetector(TakeoverThresholds())
+    state = _habitual(detector)
+    away: dict[str, Any] = {"device": PHISHER_DEVICE, "ip": PHISHER_IP, "city": "Beijing"}
+    events = [
+        *[_at(f"try-{i}", at(minutes=i), success=False, **away) for i in range(6)],
+        _at("reset", at(minutes=8), action="password_reset", **away),
+        _at("in", at(minutes=10), **away),
+        _at("chg", at(minutes=14), action="payout_account_change", **away),
+        _at("dd", at(minutes=20), action="drawdown", amount="50000", **away),
+    ]
+
+    payout, drawdown = _run_all(detector, state, events)
+
+    assert payout.episode == SESSION_EPISODE
+    assert payout.reasons[-1].code == "session_failures" and payout.reasons[-1].observed == 6
+    assert severity_for(drawdown.score) == "critical"
