@@ -225,23 +225,22 @@ class AccountTakeoverDetector(Detector):
 
     An attacker with phished credentials gets in at the first try, and one who replays the
     victim's device id and app fails a few times at most; what gives both away is the
-    session: a login from a device not vouched for (new, or a known id with an app family
-    it never sent) or after failures, from a network or city new to the borrower, then the
-    payout account changed and the loan drawn within minutes. Each novelty of the login is
-    priced by how often the borrower's own logins show it (a borrower on a carrier's shared
-    addresses has a new IP most days; one at home almost never): a payout change in a
-    session whose login is surprising enough alerts (high), the drawdown after it escalates
-    (critical), and a drawdown alone alerts when the login came from a new device and is
-    more surprising still.
+    session: a login from a device not vouched for (new, or a known id sent with an app
+    family the borrower never used) or after failures, from a network or city new to the
+    borrower, then the payout account changed and the loan drawn within minutes. Each
+    novelty of the login is priced by how often the borrower's own logins show it (a
+    borrower on a carrier's shared addresses has a new IP most days; one at home almost
+    never): a payout change in a session whose login is surprising enough alerts (high), the
+    drawdown after it escalates (critical), and a drawdown alone alerts when the login came
+    from a new device and is more surprising still.
 
     A borrower who mistypes a password a few times, or forgets it and resets it (on a device
     they already use, or on a new phone), or changes phone without a failure burst, is not
-    flagged at the login; nor a traveller
-    without a failure burst, an app update, a borrower who resets a forgotten password while
-    away, or a borrower's own drawdown without a flagged login before it. A new phone at home
-    (its network known), a payout change days after a new phone, a traveller on its own
-    phone drawing down to its own account and a payout change from a known device at home
-    are ordinary sessions.
+    flagged at the login; nor a traveller without a failure burst, an app update, a borrower
+    who resets a forgotten password while away, or a borrower's own drawdown without a
+    flagged login before it. A new phone at home (its network known), a payout change days
+    after a new phone, a traveller on its own phone drawing down to its own account and a
+    payout change from a known device at home are ordinary sessions.
     """
 
     name = "account_takeover"
