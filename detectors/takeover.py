@@ -73,7 +73,7 @@ class TakeoverThresholds:
     #: session alerts; the login must also show a device not vouched for or failures, and a
     #: network or city new to the borrower.
     min_payout_novelty: float = tunable(
-        4.0, 0.0, 50.0, "surprise of a session's login from which a payout change in it alerts"
+        5.0, 0.0, 50.0, "surprise of a session's login from which a payout change in it alerts"
     )
     #: The same for a drawdown without a payout change, from a device never used or a
     #: replayed id: it pays to the borrower's own account, so it needs more.
@@ -92,9 +92,11 @@ class TakeoverThresholds:
     prior_novelty_share: float = tunable(
         0.2, 0.001, 1.0, "prior share of logins that show each novelty"
     )
-    #: Logins a borrower needs (after its first) before its sessions are judged.
+    #: Logins a borrower needs (after its first) before its sessions are judged; the prior
+    #: keeps the surprise of a short history low, this keeps a borrower's first sessions (an
+    #: app installed after signing up on a computer, the payout account bound) unjudged.
     min_history_logins: int = tunable(
-        3, 1, 100, "logins after the first a borrower needs before its sessions are judged"
+        2, 1, 100, "logins after the first a borrower needs before its sessions are judged"
     )
     #: Leading bits of an address that name its network (an operator's block, an office): no
     #: platform sends the operator, and a mobile address changes within its block.

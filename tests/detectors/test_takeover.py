@@ -676,7 +676,7 @@ def test_phished_password_from_a_new_phone_elsewhere_then_payout_change_and_draw
         "session_unseen_city",
     ]
     action, new_device, new_ip, _, city = payout.reasons
-    assert action.threshold == 4.0 and action.observed > 7.0
+    assert action.threshold == 5.0 and action.observed > 7.0
     assert "6 min after the login s-login" in action.message
     assert (new_device.observed, new_ip.observed, city.observed) == (
         PHISHER_DEVICE,
@@ -882,9 +882,23 @@ def test_a_frequent_flyer_on_a_new_phone_drawing_down_on_landing() -> None:
 
 def test_a_short_history_is_not_judged() -> None:
     detector = AccountTakeoverDetector(TakeoverThresholds())
-    state = _habitual(detector, logins=3)  # two logins after the first
+    state = _habitual(detector, logins=2)  # one login after the first
 
     assert _run_all(detector, state, _session(("payout_account_change", 15))) == []
+
+
+def test_a_short_history_is_surprised_by_less() -> None:
+    """Two logins after the first: the prior keeps each novelty cheap, so a new phone on a
+    new network is not enough, the same from another city after failures is."""
+    detector = AccountTakeoverDetector(TakeoverThresholds())
+    state = _habitual(detector, logins=3)
+    assert _run_all(detector, state, _session(("payout_account_change", 15), city="Shanghai")) == []
+
+    detector = AccountTakeoverDetector(TakeoverThresholds())
+    state = _habitual(detector, logins=3)
+    events = _session(("payout_account_change", 15), failures=2)
+    [finding] = _run_all(detector, state, events)
+    assert finding.reasons[0].observed < 9.0
 
 
 @pytest.mark.parametrize(
@@ -926,7 +940,8 @@ def test_sessions_are_few_and_expire() -> None:
     state = _habitual(detector)
     for i in range(5):
         login_ = _at(f"far-{i}", at(minutes=i), device=f"d{i}", ip=f"203.{i}.0.1", city="Beijing")
-        detector.on_login(login_, state, ())
+        far = Login(**{**login_.asdict(), "geo": Geo(lat=40.0, lon=116.0 + i, city=f"far-{i}")})
+        detector.on_login(far, state, ())
     memory = state.slots["account_takeover"]
     assert len(memory["v"]) == 2
 
