@@ -15,6 +15,7 @@ from detectors.base import ABNORMAL_BEHAVIOUR, Detector, Finding, Output
 from detectors.device_ring import crowded
 from detectors.index import Found, Lookups, Read, Write
 from detectors.scenarios import at, inputs, login
+from detectors.sessions import app_family
 from detectors.state import SECONDS_PER_DAY, BorrowerState
 from detectors.tunables import tunable
 from topics.names import Source
@@ -45,6 +46,8 @@ class CredentialStuffingThresholds:
 HOUR = 3600.0
 #: Devices a borrower has logged in from, remembered to tell its typos from an attacker's tries.
 MAX_KNOWN_DEVICES = 8
+#: App families (user agents without version numbers) a borrower logged in with.
+MAX_FAMILIES = 4
 #: (IP, time bucket, kind) marks a borrower remembers, to write each to the index once.
 MAX_WRITTEN = 4
 #: Buckets per window: a borrower writes at most one attempt of each kind per IP per bucket.
@@ -60,6 +63,7 @@ def _known_devices(state: BorrowerState) -> dict[str, Any]:
     return {
         "d": [[zlib.crc32(device.encode()), day] for device, day in known[:MAX_KNOWN_DEVICES]],
         "w": [],
+        "a": [],
     }
 
 
@@ -69,7 +73,10 @@ class CredentialStuffingDetector(Detector):
     from; and the borrowers the IP got into from a new device within that span.
 
     An attacker replaying leaked passwords has none of the victims' devices; borrowers behind a
-    carrier-grade NAT or an office address who mistype do so on their own phones. Counting only
+    carrier-grade NAT or an office address who mistype do so on their own phones, and when an
+    app release or a reset gives their phones new ids, those phones still send the app and
+    model (the app family) the borrower logged in with: a new id of a known family is not an
+    attacker's device. Counting only
     failures on new devices keeps the condition one that only grows with the events seen, so
     every arrival order yields the same alert ids (see :func:`detectors.device_ring.crowded`);
     a failure share against the IP's successes would shrink as successes arrive and could not
@@ -83,7 +90,7 @@ class CredentialStuffingDetector(Detector):
 
     name = "credential_stuffing"
     category = ABNORMAL_BEHAVIOUR
-    version = "1"
+    version = "2"
     section = "credential_stuffing"
     thresholds_type = CredentialStuffingThresholds
 
@@ -128,22 +135,34 @@ class CredentialStuffingDetector(Detector):
             return None
         memory: dict[str, Any] = self.slot(state, lambda: _known_devices(state))
         known: list[list[int]] = memory["d"]
+        families: list[int] = memory.setdefault("a", [])
         device = zlib.crc32(event.device_id.encode())
         epoch = event.ts.timestamp()
         seen = any(entry[0] == device for entry in known)
+        agent = event.user_agent
         if event.success:
             day = int(epoch // SECONDS_PER_DAY)
             if seen:
                 for entry in known:
                     if entry[0] == device and entry[1] < day:
                         entry[1] = day
+                if agent and not families:  # a borrower met before families were kept
+                    families.append(app_family(agent))
                 return None  # the common case: a login from a device the borrower uses
             known.append([device, day])
             if len(known) > MAX_KNOWN_DEVICES:
                 known.remove(min(known, key=lambda entry: entry[1]))
+            family = app_family(agent) if agent else None
+            if family in families:
+                return None  # its own phone model with a new id: a reinstall, a reset
+            if family is not None:
+                families.append(family)
+                del families[:-MAX_FAMILIES]
             kind = NEW_SUCCESS
+        elif seen or (agent and app_family(agent) in families):
+            kind = KNOWN_FAILURE
         else:
-            kind = KNOWN_FAILURE if seen else NEW_FAILURE
+            kind = NEW_FAILURE
         span = self.thresholds.window_hours * HOUR
         bucket = int(epoch // max(60.0, span / BUCKETS_PER_WINDOW))
         ip = event.ip

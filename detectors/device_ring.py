@@ -6,7 +6,7 @@ import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import orjson
 
@@ -15,7 +15,7 @@ from detectors.base import ABNORMAL_BEHAVIOUR, Detector, Finding, Output
 from detectors.index import Found, Lookups, Read, Write
 from detectors.scenarios import at, inputs, login
 from detectors.state import SECONDS_PER_DAY, BorrowerState
-from detectors.tunables import tunable
+from detectors.tunables import Rules, tunable
 from topics.names import Source
 from topics.records import Login
 from topics.validate import InputRecord
@@ -32,8 +32,30 @@ class DeviceRingThresholds:
     window_days: float = tunable(
         30.0, 1.0, 365.0, "days within which the borrowers used the device"
     )
-    #: This many distinct borrowers on one device within the span is a ring (count).
+    #: This many distinct borrowers on one device within the span is a ring (count) ...
     min_borrowers: int = tunable(3, 2, 1000, "distinct borrowers on one device that make a ring")
+    #: ... when this many of them applied for a loan from it: an agent applies in the members'
+    #: names, while a family's tablet or an accountant's computer is used to look at accounts.
+    min_applicants: int = tunable(
+        2, 0, 1000, "borrowers of a ring who applied for a loan from the device"
+    )
+    #: Distinct borrowers on one device within the span that make a ring without applications
+    #: from it (an account farm), more than related businesses share one computer.
+    min_borrowers_logins_only: int = tunable(
+        5, 2, 1000, "distinct borrowers on one device that make a ring without applications"
+    )
+
+    #: Rules across these tunables, each with what a team is told when a change breaks it.
+    CONSTRAINTS: ClassVar[Rules[DeviceRingThresholds]] = (
+        (
+            "device_ring.min_applicants must not exceed device_ring.min_borrowers",
+            lambda t: t.min_applicants <= t.min_borrowers,
+        ),
+        (
+            "device_ring.min_borrowers must not exceed device_ring.min_borrowers_logins_only",
+            lambda t: t.min_borrowers <= t.min_borrowers_logins_only,
+        ),
+    )
 
 
 DAY = 86_400.0
@@ -46,10 +68,15 @@ MAX_EVIDENCE = 24
 
 
 def crowded(
-    points: Sequence[tuple[float, str]], span: float, min_distinct: int
+    points: Sequence[tuple[float, str]],
+    span: float,
+    min_distinct: int,
+    marked: Sequence[bool] = (),
+    min_marked: int = 0,
 ) -> list[tuple[int, int]]:
     """Stretches of the points (sorted by time) covered by spans of at most ``span`` seconds
-    that each hold at least ``min_distinct`` distinct owners, as (first, last) positions.
+    that each hold at least ``min_distinct`` distinct owners, and at least ``min_marked``
+    distinct owners of points ``marked`` (one flag per point), as (first, last) positions.
 
     The answer for a set of points does not depend on the order they were learnt in, and every
     point of a crowded span is within ``span`` of every other: whoever reads ``±span`` around
@@ -61,19 +88,28 @@ def crowded(
     []
     >>> crowded([(0.0, "a"), (5.0, "b"), (9.0, "c"), (12.0, "d"), (30.0, "e")], 10.0, 3)
     [(0, 3)]
+    >>> crowded([(0.0, "a"), (5.0, "b"), (9.0, "c")], 10.0, 3, [True, False, False], 2)
+    []
     """
     counts: dict[str, int] = {}
+    marks: dict[str, int] = {}
     stretches: list[tuple[int, int]] = []
     left = 0
     for right, (ts, owner) in enumerate(points):
         counts[owner] = counts.get(owner, 0) + 1
+        if marked and marked[right]:
+            marks[owner] = marks.get(owner, 0) + 1
         while ts - points[left][0] > span:
             gone = points[left][1]
             counts[gone] -= 1
             if not counts[gone]:
                 del counts[gone]
+            if marked and marked[left]:
+                marks[gone] -= 1
+                if not marks[gone]:
+                    del marks[gone]
             left += 1
-        if len(counts) >= min_distinct:
+        if len(counts) >= min_distinct and len(marks) >= min_marked:
             if stretches and stretches[-1][1] >= left:  # shares points with the one before
                 stretches[-1] = (stretches[-1][0], right)
             else:
@@ -83,7 +119,8 @@ def crowded(
 
 class DeviceRingDetector(Detector):
     """Flags every borrower of a device that ``min_borrowers`` distinct borrowers used within
-    ``window_days`` (successful logins and loan applications).
+    ``window_days`` (successful logins and loan applications), ``min_applicants`` of them
+    applying for a loan from it; or that ``min_borrowers_logins_only`` used, applying or not.
 
     Each borrower writes, once a day per device and action, ``[borrower, event, applied, ts]``
     to ``device:{device}`` scored by event time, and reads ``±window_days`` around it. The
@@ -91,12 +128,15 @@ class DeviceRingDetector(Detector):
     order, the last member of a crowded span to arrive sees the whole span and names all its
     borrowers, and nothing else is named, so the set of alert ids is the same. A family tablet
     or an accountant's computer shared by two borrowers, or a borrower with several devices,
-    is not a ring.
+    is not a ring; nor the tablet of a family that runs three small businesses, or the
+    computer of their accountant, used to look at their accounts: an agent's device is for
+    applying in the members' names. Several of them applying from it within the window is an
+    agent-run application, whoever the agent.
     """
 
     name = "device_ring"
     category = ABNORMAL_BEHAVIOUR
-    version = "1"
+    version = "2"
     section = "device_ring"
     thresholds_type = DeviceRingThresholds
 
@@ -178,19 +218,24 @@ class DeviceRingDetector(Detector):
         """
         t = self.thresholds
         members = sorted(members, key=lambda m: (m[3], m[0], m[1]))
-        stretches = crowded([(m[3], m[0]) for m in members], t.window_days * DAY, t.min_borrowers)
-        marked = [m for first, last in stretches for m in members[first : last + 1]]
-        if not marked:
+        points = [(m[3], m[0]) for m in members]
+        span = t.window_days * DAY
+        applied = [bool(m[2]) for m in members]
+        applying = crowded(points, span, t.min_borrowers, applied, t.min_applicants)
+        stretches = applying + crowded(points, span, t.min_borrowers_logins_only)
+        if not stretches:
             return []
+        marked = [m for i, m in enumerate(members) if any(a <= i <= b for a, b in stretches)]
+        minimum = t.min_borrowers if applying else t.min_borrowers_logins_only
         borrowers = sorted({m[0] for m in marked})
         applicants = sorted({m[0] for m in marked if m[2]})
         days = max(members[last][3] - members[first][3] for first, last in stretches) / DAY
-        score = 0.6 + 0.05 * min(3, len(borrowers) - t.min_borrowers) + (0.2 if applicants else 0)
+        score = 0.6 + 0.05 * min(3, len(borrowers) - minimum) + (0.2 if applicants else 0)
         reasons = [
             self.reason(
                 "shared_device",
                 observed=len(borrowers),
-                threshold=t.min_borrowers,
+                threshold=minimum,
                 device=personal.device(device_id),
                 count=len(borrowers),
                 days=days,
@@ -202,7 +247,7 @@ class DeviceRingDetector(Detector):
                 self.reason(
                     "loan_applications_from_shared_device",
                     observed=len(applicants),
-                    threshold=1,
+                    threshold=t.min_applicants,
                     applicants=len(applicants),
                 )
             )

@@ -12,7 +12,8 @@ from detectors import personal
 from detectors.base import ABNORMAL_BEHAVIOUR, Detector, Finding, Output
 from detectors.index import Found
 from detectors.scenarios import at, geo, inputs, login
-from detectors.state import BorrowerState
+from detectors.sessions import network
+from detectors.state import SECONDS_PER_DAY, BorrowerState
 from detectors.tunables import tunable
 from topics.names import Source
 from topics.records import Login
@@ -38,6 +39,19 @@ class ImpossibleTravelThresholds:
     return_hours: float = tunable(
         24.0, 0.0, 720.0, "hours in which the way back is part of the same episode"
     )
+    #: Leading bits of an address that name its network: a jump on the borrower's own phone
+    #: to a network it used before is where that network is geolocated (a carrier's gateway,
+    #: a VPN exit it uses), not a journey.
+    ipv4_network_bits: int = tunable(
+        16, 8, 32, "leading bits of an IPv4 address naming its network"
+    )
+    ipv6_network_bits: int = tunable(
+        32, 16, 128, "leading bits of an IPv6 address naming its network"
+    )
+    #: Days after which a network the borrower no longer uses is forgotten.
+    network_memory_days: int = tunable(
+        90, 1, 730, "days after which a network the borrower no longer uses is forgotten"
+    )
 
 
 EARTH_RADIUS_KM = 6371.0
@@ -45,6 +59,8 @@ HOUR = 3600.0
 #: Logins closer in time than this are taken as this far apart: clocks and geolocation are
 #: not exact to the second, and the speed must stay a finite number.
 MIN_SECONDS = 60.0
+#: Networks a borrower logged in from, remembered to tell a geolocation's move from a journey.
+MAX_NETWORKS = 6
 
 
 def haversine_km(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
@@ -73,11 +89,17 @@ class ImpossibleTravelDetector(Detector):
     logins in the same city and a change of phone are not flagged. After a flagged jump, the
     login back where it came from is the same episode (the owner at home after an attacker's
     login far away), not a second alert.
+
+    What moved may be the geolocation, not the borrower: an address geolocated in two far
+    places (a geolocation database's error or update) never travelled, and the borrower's own
+    phone on a network it logged in from before (a carrier that geolocates its mobile
+    addresses at a far gateway, a VPN exit the borrower uses) is where that network is placed.
+    Neither is flagged; the first use of a VPN exit far away is, like a stolen session.
     """
 
     name = "impossible_travel"
     category = ABNORMAL_BEHAVIOUR
-    version = "1"
+    version = "2"
     section = "impossible_travel"
     thresholds_type = ImpossibleTravelThresholds
 
@@ -101,7 +123,7 @@ class ImpossibleTravelDetector(Detector):
                     "it-far",
                     at(days=2, minutes=25),
                     device="it-x",
-                    ip="10.0.0.1",
+                    ip="198.51.100.60",
                     borrower_id="it-1",
                     geo=geo("Shenzhen"),
                     user_agent=app,
@@ -120,27 +142,56 @@ class ImpossibleTravelDetector(Detector):
         self.thresholds = thresholds
 
     def on_login(self, event: Login, state: BorrowerState, found: Found) -> Output:
-        geo = event.geo
-        if geo is None or not event.success or event.action != "login":
+        if not event.success or event.action != "login":
             return []
-        epoch = event.ts.timestamp()
-        lat, lon, city = geo.lat, geo.lon, geo.city
-        # "l": the last login [ts, lat, lon, city, event, device crc]; "o": [lat, lon, ts]
-        # where a flagged jump started, until the way back or return_hours.
+        # "l": the last geolocated login [ts, lat, lon, city, event, device crc, ip crc]; "o":
+        # [lat, lon, ts] where a flagged jump started, until the way back or return_hours;
+        # "n": [network, last day] of the networks of its logins; "i": the crc of the IP of
+        # its last login, whose network is known.
         memory: dict[str, Any] = self.slot(state, dict)
+        epoch = event.ts.timestamp()
+        address = zlib.crc32(event.ip.encode())
+        known_network = True
+        if memory.get("i") != address:
+            memory["i"] = address
+            known_network = self._learn_network(memory, event.ip, epoch)
+        geo = event.geo
+        if geo is None:
+            return []
+        lat, lon, city = geo.lat, geo.lon, geo.city
         last = memory.get("l")
         if last is not None and epoch < last[0]:
             return []  # older than the last login (late): nothing to compare with in order
         device = zlib.crc32(event.device_id.encode())
-        memory["l"] = [epoch, lat, lon, city, event.event_id, device]
+        memory["l"] = [epoch, lat, lon, city, event.event_id, device, address]
         if last is None:
             return []
+        if len(last) > 6 and last[6] == address:
+            return []  # the same address as before: wherever it is placed, it did not move
+        if device == last[5] and known_network:
+            return []  # the borrower's phone on a network of its own, placed where it is
         jump = self._jump(memory, last, epoch, lat, lon, city)
         if jump is None:
             return []
         memory["o"] = [last[1], last[2], epoch]
         distance, hours = jump
         return [self._finding(event, state, last, distance, hours, last[5] != device)]
+
+    def _learn_network(self, memory: dict[str, Any], ip: str, epoch: float) -> bool:
+        """Whether the network of ``ip`` was known to the borrower; learns it."""
+        t = self.thresholds
+        key = network(ip, t.ipv4_network_bits, t.ipv6_network_bits)
+        day = int(epoch // SECONDS_PER_DAY)
+        networks: list[list[int]] = memory.setdefault("n", [])
+        for entry in networks:
+            if entry[0] == key:
+                known = entry[1] >= day - t.network_memory_days
+                entry[1] = max(entry[1], day)
+                return known
+        networks.append([key, day])
+        if len(networks) > MAX_NETWORKS:
+            networks.remove(min(networks, key=lambda entry: entry[1]))
+        return False
 
     def _jump(
         self,

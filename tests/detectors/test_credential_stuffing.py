@@ -196,6 +196,66 @@ async def test_many_typos_on_own_phones_behind_one_address_stay_quiet() -> None:
     assert await _alert_ids(_history(borrowers) + typos) == set()
 
 
+MODELS = ["iPhone; iOS 17.4", "Android 14; Xiaomi 14", "Android 13; HUAWEI Mate 60"]
+
+
+def _phones(borrowers: Sequence[str]) -> dict[str, str]:
+    """Each borrower's phone: the app on one of a few phone models."""
+    return {b: f"LendApp/5.2.{i % 7} ({MODELS[i % 3]})" for i, b in enumerate(borrowers)}
+
+
+async def test_an_app_release_that_resets_device_ids_behind_a_carrier_nat_stays_quiet() -> None:
+    """A release makes every phone that installs it report a new device id; behind one carrier
+    address, ten borrowers update, mistype once on the new id, then get in. Their phones still
+    send the app and model they always did."""
+    borrowers = [f"n-{i}" for i in range(10)]
+    phones = _phones(borrowers)
+    events = [
+        login(f"home-{b}", at(days=-5), device=f"phone-{b}", ip=CGNAT, borrower_id=b, user_agent=ua)
+        for b, ua in phones.items()
+    ]
+    for i, (b, ua) in enumerate(phones.items()):
+        updated = ua.replace("5.2.", "5.3.")
+        for k, success in enumerate((False, True)):
+            events.append(
+                login(
+                    f"upd-{b}-{k}",
+                    at(minutes=20 * i, seconds=30 * k),
+                    device=f"reinstalled-{b}",
+                    ip=CGNAT,
+                    success=success,
+                    borrower_id=b,
+                    user_agent=updated,
+                )
+            )
+
+    assert await _alert_ids(events) == set()
+
+
+async def test_an_attacker_on_a_victims_phone_model_loses_that_victim_only() -> None:
+    victims = _victim_ids(10)
+    phones = _phones(victims)
+    events = [
+        login(
+            f"home-{b}",
+            at(days=-5),
+            device=f"phone-{b}",
+            ip=f"10.1.{i}.1",
+            borrower_id=b,
+            user_agent=ua,
+        )
+        for i, (b, ua) in enumerate(phones.items())
+    ]
+    bot = "LendApp/5.3.0 (Android 13; HUAWEI Mate 60)"  # the model of v-3, v-6 and v-9
+    attack = [Login(**{**e.asdict(), "user_agent": bot}) for e in _attack(victims)]
+
+    ids = await _alert_ids(
+        events + attack, thresholds=CredentialStuffingThresholds(min_borrowers=6)
+    )
+
+    assert ids == _ids([v for v in victims if v not in ("v-3", "v-6", "v-9")])
+
+
 async def test_one_borrower_failing_many_times_is_not_stuffing() -> None:
     tries = [
         login(f"t-{i}", at(minutes=i), device=f"bot-{i}", ip=IP, success=False, borrower_id="v-1")

@@ -74,6 +74,11 @@ def test_crowded_spans() -> None:
     apart = [(0.0, "a"), (1.0, "b"), (2.0, "c"), (30.0, "d"), (31.0, "e"), (32.0, "f")]
     assert crowded(apart, 10.0, 3) == [(0, 2), (3, 5)]
     assert crowded([], 10.0, 1) == []
+    # ... and with at least two distinct owners of marked points in each span
+    marked = [True, False, False, False, True, True]
+    assert crowded(apart, 10.0, 3, marked, 2) == [(3, 5)]
+    assert crowded(points, 10.0, 3, [False, True, False, True, False, False], 2) == [(0, 3)]
+    assert crowded(points, 10.0, 3, [True, True, False, False, False, False], 2) == []
 
 
 async def test_three_borrowers_applying_from_one_tablet_are_each_alerted() -> None:
@@ -94,28 +99,85 @@ async def test_three_borrowers_applying_from_one_tablet_are_each_alerted() -> No
     shared, applied = finding.reasons
     assert (shared.code, shared.observed, shared.threshold) == ("shared_device", 3, 3)
     assert "r-1, r-2, r-3" in shared.message and "3.0 days" in shared.message
-    # r-3 has only logged in yet when its login tips the ring
+    # r-3 has only logged in yet when its login tips the ring (two applicants are needed)
     assert (applied.code, applied.observed, applied.threshold) == (
         "loan_applications_from_shared_device",
         2,
-        1,
+        2,
     )
     assert finding.evidence == ("r-2-in", "r-2-apply", "r-1-in", "r-1-apply", "r-3-in")
     assert finding.score == pytest.approx(0.8)
 
 
-async def test_logins_only_are_a_medium_alert() -> None:
-    events = [
-        *_uses("r-1", 0, apply=False),
-        *_uses("r-2", 1, apply=False),
-        *_uses("r-3", 2, apply=False),
-    ]
+async def test_logins_only_by_five_borrowers_are_a_medium_alert() -> None:
+    """An account farm: five borrowers on one device, none applying from it."""
+    events = [e for i in range(5) for e in _uses(f"r-{i}", i / 2, apply=False)]
 
     findings = await _feed(DeviceRingDetector(DeviceRingThresholds()), events)
 
-    assert {f.alert_id for f in findings} == RING_IDS
+    assert {f.borrower_id for f in findings} == {f"r-{i}" for i in range(5)}
     assert all([r.code for r in f.reasons] == ["shared_device"] for f in findings)
+    assert findings[0].reasons[0].threshold == 5
     assert findings[0].score == pytest.approx(0.6)
+
+
+async def test_a_family_tablet_of_three_small_businesses_stays_quiet() -> None:
+    """A couple and a son, each running a small business, look at their accounts on the
+    family's tablet every few days; one of them applies for a loan from it once."""
+    events = [
+        e
+        for day in range(0, 40, 3)
+        for offset, b in enumerate(("mum", "dad", "son"))
+        for e in _uses(b, day + offset / 10, apply=(b, day) == ("dad", 9), device="family-tab")
+    ]
+
+    assert await _alert_ids(events, batch=5) == set()
+
+
+async def test_an_accountants_computer_for_four_clients_stays_quiet() -> None:
+    """A bookkeeper logs into four clients' accounts from its office computer each week."""
+    events = [
+        e
+        for week in range(6)
+        for i in range(4)
+        for e in _uses(f"client-{i}", 7 * week + i / 24, apply=False, device="office-pc")
+    ]
+
+    assert await _alert_ids(events) == set()
+
+
+async def test_an_accountant_applying_for_three_clients_is_an_agent_run_application() -> None:
+    events = [e for i in range(3) for e in _uses(f"client-{i}", 2 * i, device="office-pc")]
+
+    assert len(await _alert_ids(events)) == 3
+
+
+async def test_logins_and_applications_give_the_same_ids_whatever_the_order() -> None:
+    """Two applicants and a borrower who only logged in: the ring needs the applications,
+    whenever they arrive."""
+    events = [*_uses("r-1", 0), *_uses("r-2", 1, apply=False), *_uses("r-3", 2)]
+    expected = {alert_id("device_ring", b, EPISODE) for b in ("r-1", "r-2", "r-3")}
+
+    for order in [events, events[::-1], *(_interleaved(events, seed) for seed in (4, 5, 6))]:
+        for batch in (1, 3, len(order)):
+            assert await _alert_ids(order, batch) == expected
+
+
+@pytest.mark.parametrize(
+    ("thresholds", "alerts"),
+    [
+        (DeviceRingThresholds(), False),
+        (DeviceRingThresholds(min_applicants=0), True),
+        (DeviceRingThresholds(min_borrowers_logins_only=3), True),
+    ],
+    ids=["defaults", "no-applicants-needed", "three-without-applications"],
+)
+async def test_applicants_and_logins_only_are_data(
+    thresholds: DeviceRingThresholds, alerts: bool
+) -> None:
+    events = [e for i in range(3) for e in _uses(f"r-{i}", i, apply=False)]
+
+    assert len(await _alert_ids(events, thresholds=thresholds)) == (3 if alerts else 0)
 
 
 async def test_more_borrowers_score_higher() -> None:

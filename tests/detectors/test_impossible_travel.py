@@ -26,6 +26,15 @@ CITIES = {
     "Beijing": (39.9042, 116.4074),
     "Shenzhen": (22.5431, 114.0579),
 }
+#: Where each city's logins come from: its own network (the same address in two far places
+#: is a geolocation's move, not a journey).
+ADDRESSES = {
+    "Shanghai": "58.32.0.1",
+    "Suzhou": "58.208.0.1",
+    "Beijing": "123.112.0.1",
+    "Shenzhen": "113.87.0.1",
+    None: "10.0.0.1",
+}
 PHONE = "phone-1"
 DAY = at().date().isoformat()
 
@@ -40,8 +49,10 @@ def _login(
     action: str = "login",
     shift: float = 0.0,
     borrower_id: str = "b-1",
+    ip: str | None = None,
 ) -> Login:
-    """A login geolocated in ``city`` (``shift`` degrees north of its centre), or not at all."""
+    """A login geolocated in ``city`` (``shift`` degrees north of its centre), or not at all,
+    from an address of the city's own network unless ``ip`` is given."""
     geo = None
     if city is not None:
         lat, lon = CITIES[city]
@@ -52,7 +63,7 @@ def _login(
         borrower_id=borrower_id,
         action=action,
         device_id=device,
-        ip="10.0.0.1",
+        ip=ip or ADDRESSES[city],
         success=success,
         geo=geo,
         user_agent="LendApp/5.3.0 (iPhone; iOS 17.4)",
@@ -131,8 +142,15 @@ def test_another_device_far_away_adds_a_reason_and_score() -> None:
         [_login("sh1", at(), "Shanghai"), _login("sh2", at(minutes=2), "Shanghai", device="p2")],
         # 85 km in 5 minutes: over 1,000 km/h, but geolocations of one area vary that much
         [_login("sh", at(), "Shanghai"), _login("su", at(minutes=5), "Suzhou")],
+        # a sales rep before boarding in Shenzhen and on landing in Beijing: 1,950 km in 3 h
+        [
+            _login("sz", at(), "Shenzhen"),
+            _login("bj", at(hours=3), "Beijing", ip="123.112.88.1"),
+            _login("bj2", at(hours=5), "Beijing"),
+            _login("sz2", at(days=2, hours=1), "Shenzhen"),
+        ],
     ],
-    ids=["flight-2.5h", "flight-2h", "no-geo", "same-city", "new-phone", "nearby"],
+    ids=["flight-2.5h", "flight-2h", "no-geo", "same-city", "new-phone", "nearby", "sales-rep"],
 )
 def test_traps_do_not_alert(events: list[Login]) -> None:
     findings, _ = _run(events)
@@ -168,6 +186,86 @@ def test_the_way_back_is_the_same_episode() -> None:
 
     assert [f.episode for f in findings] == [f"travel:Shanghai>Beijing:{DAY}"] * 2
     assert findings[0].alert_id == findings[1].alert_id  # the engine sends it once
+
+
+def test_the_same_address_placed_in_two_far_cities_did_not_travel() -> None:
+    """A geolocation database that places one address in Shanghai, then in Beijing (an error,
+    an update, a platform mixing GPS and IP): the address did not move."""
+    events = [
+        _login("sh", at(), "Shanghai", ip="58.32.7.7"),
+        _login("bj", at(minutes=10), "Beijing", ip="58.32.7.7"),
+        _login("bj2", at(minutes=20), "Beijing", ip="58.32.7.7", device="tablet"),
+    ]
+
+    assert _run(events)[0] == []
+
+
+def test_the_own_phone_on_its_carrier_placed_at_a_far_gateway_did_not_travel() -> None:
+    """A carrier that geolocates its mobile addresses where its gateway is: the borrower's
+    phone, on the carrier's network it used before, leaves its broadband for mobile data."""
+    events = [
+        _login("mobile-earlier", at(days=-3), "Shanghai", ip="117.136.5.5"),
+        _login("home", at(), "Shanghai"),
+        _login("mobile", at(minutes=10), "Beijing", ip="117.136.77.9"),
+        _login("home-again", at(minutes=30), "Shanghai"),
+    ]
+
+    assert _run(events)[0] == []
+
+
+def test_another_device_on_a_known_network_far_away_still_alerts() -> None:
+    events = [
+        _login("mobile-earlier", at(days=-3), "Shanghai", ip="117.136.5.5"),
+        _login("home", at(), "Shanghai"),
+        _login("far", at(minutes=10), "Beijing", ip="117.136.77.9", device="dev-x"),
+    ]
+
+    [finding], _ = _run(events)
+
+    assert finding.reasons[-1].code == "different_device"
+
+
+def test_a_vpn_exit_far_away_alerts_the_first_time_only() -> None:
+    """The first use of a VPN exit placed far away looks like a stolen session on the same
+    phone; once the borrower has used that exit, switching to it again is not a journey."""
+    vpn = "185.220.101.4"
+    first = [_login("home", at(), "Shanghai"), _login("vpn", at(minutes=5), "Beijing", ip=vpn)]
+    later = [
+        _login("home-2", at(days=1), "Shanghai"),
+        _login("vpn-2", at(days=1, minutes=5), "Beijing", ip="185.220.9.9"),
+        _login("home-3", at(days=1, minutes=30), "Shanghai"),
+        _login("vpn-3", at(days=2), "Beijing", ip=vpn),
+    ]
+
+    findings, _ = _run([*first, *later])
+
+    assert [f.evidence for f in findings] == [("home", "vpn")]
+
+
+def test_a_state_from_before_networks_were_kept() -> None:
+    detector = ImpossibleTravelDetector(ImpossibleTravelThresholds())
+    state = BorrowerState(borrower_id="b-1")
+    detector.on_login(_login("sh", at(), "Shanghai"), state, ())
+    memory = state.slots["impossible_travel"]
+    memory["l"] = memory["l"][:6]
+    for key in ("n", "i"):
+        del memory[key]
+
+    [finding] = detector.on_login(_login("bj", at(minutes=30), "Beijing"), state, ())
+
+    assert isinstance(finding, Finding) and finding.evidence == ("sh", "bj")
+
+
+def test_network_bits_are_data() -> None:
+    # 58.33.x and 58.40.x are two networks at 16 bits, one at 8.
+    events = [
+        _login("far-earlier", at(days=-2), "Suzhou", ip="58.33.0.9"),
+        _login("sh", at(), "Shanghai"),
+        _login("bj", at(minutes=30), "Beijing", ip="58.40.3.3"),
+    ]
+
+    assert len(_run(events)[0]) == 1
+    assert _run(events, ImpossibleTravelThresholds(ipv4_network_bits=8))[0] == []
 
 
 def test_a_late_login_older_than_the_last_is_skipped() -> None:

@@ -8,7 +8,7 @@ from typing import Any
 import orjson
 import pytest
 
-from detectors.base import ABNORMAL_BEHAVIOUR, Finding, alert_id
+from detectors.base import ABNORMAL_BEHAVIOUR, Finding, alert_id, severity_for
 from detectors.engine import Engine, Input, MemoryStateStore
 from detectors.index import MemoryCrossIndex
 from detectors.state import BorrowerState, day_of
@@ -579,7 +579,9 @@ def test_memory_of_places_apps_and_flags_is_bounded() -> None:
 
     memory = state.slots["account_takeover"]
     assert len(memory["c"]) <= 6 and len(memory["u"]) <= 4 and len(memory["f"]) <= 2
-    assert len(orjson.dumps(memory)) < 400
+    assert len(memory["n"]) <= 8 and len(memory["h"]) == 6 and memory["v"] == []
+    # 400 bytes before version 3, plus the networks (8 at most) and the novelty counters.
+    assert len(orjson.dumps(memory)) < 600
 
 
 #: Of the detector's own contract events, those of at-1, whose phone id is replayed from another
@@ -605,3 +607,402 @@ async def test_contract_events_alert_through_an_engine() -> None:
         ("at-1", spoofed, "critical"),
         ("at-1", f"{spoofed}:followup", "critical"),
     ]
+
+
+# --- The session: a novel login, then a payout change or drawdown within minutes ----------------
+
+MOBILE = "117.136.{}.{}"  # the home city's carrier: a new address most days, one network
+PHISHER_DEVICE, PHISHER_IP = "dev-p", "198.51.100.200"
+PHISHER_AGENT = "LendApp/5.3.0 (Android 14; Pixel 8)"
+SESSION_EPISODE = f"session:{PHISHER_DEVICE}:{PHISHER_IP}"
+SIGN_CODES = ["session_new_device", "session_unseen_ip", "session_unseen_network"]
+
+
+def _habitual(detector: AccountTakeoverDetector, logins: int = 12) -> BorrowerState:
+    """A borrower who logs in from its phone in Shanghai every few days, at home on its
+    broadband or out on its carrier's network (a new address each time)."""
+    state = BorrowerState(borrower_id="b-1")
+    for i in range(logins):
+        ip = HOME_IP if i % 2 == 0 else MOBILE.format(i, 7 * i + 1)
+        event = _at(f"usual-{i}", at(days=-3 * (logins - i), hours=2), ip=ip)
+        assert detector.on_login(event, state, ()) == []
+    return state
+
+
+def _session(
+    *actions: tuple[str, float],
+    device: str = PHISHER_DEVICE,
+    ip: str = PHISHER_IP,
+    city: str | None = "Beijing",
+    agent: str | None = PHISHER_AGENT,
+    failures: int = 0,
+) -> list[Login]:
+    """Failed logins, a successful one at minute 10, then each action at its minute."""
+    where: dict[str, Any] = {"device": device, "ip": ip, "city": city, "agent": agent}
+    tries = [_at(f"try-{i}", at(minutes=2 * i), success=False, **where) for i in range(failures)]
+    steps = [
+        _at(f"s-{action}-{minutes:g}", at(minutes=minutes), action=action, **where)
+        if action != "drawdown"
+        else _at(
+            f"s-{action}-{minutes:g}", at(minutes=minutes), action=action, amount="90000", **where
+        )
+        for action, minutes in actions
+    ]
+    return [*tries, _at("s-login", at(minutes=10), **where), *steps]
+
+
+def test_phished_password_from_a_new_phone_elsewhere_then_payout_change_and_drawdown() -> None:
+    """The right password at the first try from a new device, an unseen network, another city:
+    high at the payout change, critical at the drawdown."""
+    detector = AccountTakeoverDetector(TakeoverThresholds())
+    state = _habitual(detector)
+    events = _session(("payout_account_change", 16), ("drawdown", 22))
+
+    per_event = [detector.on_login(event, state, ()) for event in events]
+
+    assert per_event[0] == []  # the login alone: nothing yet
+    [payout] = per_event[1]
+    [drawdown] = per_event[2]
+    assert isinstance(payout, Finding) and isinstance(drawdown, Finding)
+    assert payout.episode == SESSION_EPISODE
+    assert (payout.category, payout.ts, payout.evidence) == (
+        ABNORMAL_BEHAVIOUR,
+        at(minutes=16),
+        ("s-login", "s-payout_account_change-16"),
+    )
+    assert [r.code for r in payout.reasons] == [
+        "payout_change_in_novel_session",
+        *SIGN_CODES,
+        "session_unseen_city",
+    ]
+    action, new_device, new_ip, _, city = payout.reasons
+    assert action.threshold == 5.0 and action.observed > 7.0
+    assert "6 min after the login s-login" in action.message
+    assert (new_device.observed, new_ip.observed, city.observed) == (
+        PHISHER_DEVICE,
+        PHISHER_IP,
+        "Beijing",
+    )
+    assert "a new IP on 4" in new_ip.message  # about half its logins come from a new address
+    assert 0.75 <= payout.score < 0.9  # high
+    assert drawdown.episode == f"{SESSION_EPISODE}:followup"
+    assert drawdown.score >= 0.95  # critical
+    assert drawdown.reasons[0].code == "drawdown_after_takeover"
+    assert drawdown.evidence == ("s-login", "s-drawdown-22")
+
+
+def test_phished_password_in_the_home_city_from_another_network_alerts_at_the_payout() -> None:
+    detector = AccountTakeoverDetector(TakeoverThresholds())
+    state = _habitual(detector)
+
+    [finding] = _run_all(detector, state, _session(("payout_account_change", 14), city="Shanghai"))
+
+    assert finding.episode == SESSION_EPISODE
+    assert [r.code for r in finding.reasons] == ["payout_change_in_novel_session", *SIGN_CODES]
+
+
+def test_replayed_device_id_and_app_after_two_failures_then_payout_change_and_drawdown() -> None:
+    """The victim's own phone id and app, from a residential IP in another city, after fewer
+    failures than a burst: the session gives it away."""
+    detector = AccountTakeoverDetector(TakeoverThresholds())
+    state = _habitual(detector)
+    events = _session(
+        ("payout_account_change", 15),
+        ("drawdown", 25),
+        device=HOME_PHONE,
+        ip="36.110.5.8",
+        agent=HOME_AGENT,
+        failures=2,
+    )
+
+    payout, drawdown = _run_all(detector, state, events)
+
+    assert payout.episode == f"session:{HOME_PHONE}:36.110.5.8"
+    assert [r.code for r in payout.reasons] == [
+        "payout_change_in_novel_session",
+        "session_unseen_ip",
+        "session_unseen_network",
+        "session_unseen_city",
+        "session_failures",
+    ]
+    assert payout.reasons[-1].observed == 2
+    assert drawdown.episode == f"session:{HOME_PHONE}:36.110.5.8:followup"
+    assert severity_for(payout.score) == "high" and severity_for(drawdown.score) == "critical"
+
+
+def test_a_bot_replaying_the_device_id_without_failures() -> None:
+    """A known device id sent with an app family the borrower never used is not its phone."""
+    detector = AccountTakeoverDetector(TakeoverThresholds())
+    state = _habitual(detector)
+    events = _session(("payout_account_change", 15), device=HOME_PHONE, agent=BOT_AGENT)
+
+    [finding] = _run_all(detector, state, events)
+
+    assert finding.reasons[1].code == "session_replayed_device"
+    assert BOT_AGENT in finding.reasons[1].message
+
+
+def test_drawdown_straight_after_a_novel_login_without_a_payout_change() -> None:
+    detector = AccountTakeoverDetector(TakeoverThresholds())
+    state = _habitual(detector)
+
+    [finding] = _run_all(detector, state, _session(("drawdown", 18)))
+
+    assert finding.episode == f"{SESSION_EPISODE}:followup"
+    assert finding.reasons[0].code == "drawdown_in_novel_session"
+    assert finding.reasons[0].threshold == 7.0
+    assert severity_for(finding.score) == "critical"
+
+
+def test_a_second_login_of_the_attacker_in_the_session_still_belongs_to_it() -> None:
+    """The device is known after its first login; the session it opened is still watched."""
+    detector = AccountTakeoverDetector(TakeoverThresholds())
+    state = _habitual(detector)
+    events = _session()
+    again = _at("again", at(minutes=50), device=PHISHER_DEVICE, ip=PHISHER_IP, city="Beijing")
+    change = _at(
+        "chg",
+        at(minutes=55),
+        device=PHISHER_DEVICE,
+        ip=PHISHER_IP,
+        city="Beijing",
+        action="payout_account_change",
+    )
+
+    [finding] = _run_all(detector, state, [*events, again, change])
+
+    assert finding.evidence == ("s-login", "chg")
+
+
+def test_a_flagged_burst_then_payout_change_alerts_once_as_its_followup() -> None:
+    detector = AccountTakeoverDetector(TakeoverThresholds())
+    state = _habitual(detector)
+    events = _session(("payout_account_change", 30), failures=6)
+
+    flagged, followup = _run_all(detector, state, events)
+
+    assert flagged.episode == f"device:{PHISHER_DEVICE}"
+    assert followup.episode == f"device:{PHISHER_DEVICE}:followup"
+
+
+@pytest.mark.parametrize(
+    "session",
+    [
+        # a new phone at home: its broadband, then a payout change within minutes
+        {"ip": HOME_IP, "city": "Shanghai", "actions": [("payout_account_change", 15)]},
+        # a new phone out in the home city on the carrier's network, drawing down at once
+        {"ip": MOBILE.format(250, 3), "city": "Shanghai", "actions": [("drawdown", 15)]},
+        # a family tablet at home, to look at the account and apply for a loan
+        {
+            "ip": HOME_IP,
+            "city": "Shanghai",
+            "agent": "Mozilla/5.0 (iPad; CPU OS 17_4)",
+            "actions": [("loan_application", 15)],
+        },
+        # the traveller on its own phone, drawing down as usual, after a typo or not
+        {"device": HOME_PHONE, "agent": HOME_AGENT, "actions": [("drawdown", 15)]},
+        {"device": HOME_PHONE, "agent": HOME_AGENT, "actions": [("drawdown", 15)], "failures": 1},
+        # an app update on the trip, and a payout change on it: the app family is its own
+        {"device": HOME_PHONE, "agent": UPDATED_AGENT, "actions": [("payout_account_change", 15)]},
+        # the borrower's own payout change, from its phone at home and on its carrier
+        {
+            "device": HOME_PHONE,
+            "ip": HOME_IP,
+            "city": "Shanghai",
+            "agent": HOME_AGENT,
+            "actions": [("payout_account_change", 15), ("drawdown", 20)],
+        },
+        {
+            "device": HOME_PHONE,
+            "ip": MOBILE.format(99, 99),
+            "city": "Shanghai",
+            "agent": UPDATED_AGENT,
+            "actions": [("payout_account_change", 15)],
+            "failures": 2,
+        },
+    ],
+    ids=[
+        "new-phone-at-home-payout-change",
+        "new-phone-on-the-carrier-drawdown",
+        "family-tablet-at-home",
+        "traveller-drawdown",
+        "traveller-typo-drawdown",
+        "app-update-on-a-trip-payout-change",
+        "own-payout-change-at-home",
+        "own-payout-change-on-the-carrier-after-typos",
+    ],
+)
+def test_ordinary_sessions_stay_quiet(session: dict[str, Any]) -> None:
+    detector = AccountTakeoverDetector(TakeoverThresholds())
+    state = _habitual(detector)
+    actions = session.pop("actions")
+
+    assert _run_all(detector, state, _session(*actions, **session)) == []
+
+
+def test_new_phone_then_a_payout_change_days_later() -> None:
+    detector = AccountTakeoverDetector(TakeoverThresholds())
+    state = _habitual(detector)
+    new_phone = _session(city="Shanghai", ip="101.80.1.2")  # a new phone on a new provider
+    later = _at(
+        "chg",
+        at(days=3),
+        device=PHISHER_DEVICE,
+        ip="101.80.1.2",
+        city="Shanghai",
+        agent=PHISHER_AGENT,
+        action="payout_account_change",
+    )
+
+    assert _run_all(detector, state, [*new_phone, later]) == []
+
+
+def test_a_frequent_flyer_on_a_new_phone_drawing_down_on_landing() -> None:
+    """The same session is ordinary for a borrower whose logins often come from new places:
+    its novelties are priced by its own rates, not the same for every borrower."""
+    detector = AccountTakeoverDetector(TakeoverThresholds())
+    state = BorrowerState(borrower_id="b-1")
+    # A sales rep: a flight every few days, a new airport network and a new city each time.
+    cities = ["Shanghai", "Beijing", "Hangzhou"]
+    for i in range(20):
+        city = cities[i % 3]
+        ip = f"{40 + i}.{i}.0.1" if i % 2 else HOME_IP
+        event = _at(f"rep-{i}", at(days=-2 * (20 - i)), ip=ip, city=city if i % 2 else "Shanghai")
+        event = Login(**{**event.asdict(), "geo": Geo(lat=30.0 + i, lon=110.0 + i, city=f"c{i}")})
+        assert detector.on_login(event, state, ()) == []
+    landing = _session(("drawdown", 20))
+
+    assert _run_all(detector, state, landing) == []
+    # The same landing at a borrower who never leaves home is a takeover.
+    home = AccountTakeoverDetector(TakeoverThresholds())
+    assert [f.reasons[0].code for f in _run_all(home, _habitual(home), landing)] == [
+        "drawdown_in_novel_session"
+    ]
+
+
+def test_a_short_history_is_not_judged() -> None:
+    detector = AccountTakeoverDetector(TakeoverThresholds())
+    state = _habitual(detector, logins=2)  # one login after the first
+
+    assert _run_all(detector, state, _session(("payout_account_change", 15))) == []
+
+
+def test_a_short_history_is_surprised_by_less() -> None:
+    """Two logins after the first: the prior keeps each novelty cheap, so a new phone on a
+    new network is not enough, the same from another city after failures is."""
+    detector = AccountTakeoverDetector(TakeoverThresholds())
+    state = _habitual(detector, logins=3)
+    assert _run_all(detector, state, _session(("payout_account_change", 15), city="Shanghai")) == []
+
+    detector = AccountTakeoverDetector(TakeoverThresholds())
+    state = _habitual(detector, logins=3)
+    events = _session(("payout_account_change", 15), failures=2)
+    [finding] = _run_all(detector, state, events)
+    assert finding.reasons[0].observed < 9.0
+
+
+@pytest.mark.parametrize(
+    ("thresholds", "alerts"),
+    [
+        (TakeoverThresholds(), True),
+        (TakeoverThresholds(session_minutes=5), False),
+        (TakeoverThresholds(min_payout_novelty=12.0, min_drawdown_novelty=12.0), False),
+        (TakeoverThresholds(ipv4_network_bits=8), True),
+        (TakeoverThresholds(min_history_logins=30), False),
+    ],
+    ids=["defaults", "session-minutes", "min-novelty", "network-bits", "history"],
+)
+def test_session_tunables_are_data(thresholds: TakeoverThresholds, alerts: bool) -> None:
+    detector = AccountTakeoverDetector(thresholds)
+    state = _habitual(detector)
+
+    findings = _run_all(detector, state, _session(("payout_account_change", 30)))
+
+    assert len(findings) == (1 if alerts else 0)
+
+
+def test_a_state_from_before_sessions_learns_its_networks_from_its_ips() -> None:
+    detector = AccountTakeoverDetector(TakeoverThresholds())
+    state = _habitual(detector)
+    memory = state.slots["account_takeover"]
+    for key in ("n", "v"):
+        del memory[key]
+    memory["h"] = [12.0, 0.0, 6.0, 0.0, 0.0, 0.0]
+
+    # Its carrier's network is known from the IPs: a new phone out on it is ordinary.
+    own = _session(("drawdown", 15), ip=MOBILE.format(200, 1), city="Shanghai")
+    assert _run_all(detector, state, own) == []
+    assert len(memory["n"]) == 2
+
+
+def test_sessions_are_few_and_expire() -> None:
+    detector = AccountTakeoverDetector(TakeoverThresholds())
+    state = _habitual(detector)
+    for i in range(5):
+        login_ = _at(f"far-{i}", at(minutes=i), device=f"d{i}", ip=f"203.{i}.0.1", city="Beijing")
+        far = Login(**{**login_.asdict(), "geo": Geo(lat=40.0, lon=116.0 + i, city=f"far-{i}")})
+        detector.on_login(far, state, ())
+    memory = state.slots["account_takeover"]
+    assert len(memory["v"]) == 2
+
+    detector.on_login(_at("home", at(hours=3)), state, ())
+
+    assert memory["v"] == []
+
+
+async def test_contract_events_of_the_right_password_alert_through_an_engine() -> None:
+    """pw-1's password used at the first try from a new phone in another city, then the payout
+    account changed and the loan drawn within minutes."""
+    engine = Engine(Thresholds(), MemoryStateStore(), MemoryCrossIndex())
+    engine.use([AccountTakeoverDetector(TakeoverThresholds())])
+    events = [
+        item
+        for item in AccountTakeoverDetector.contract_events()
+        if item.record.borrower_id == "pw-1"
+    ]
+
+    alerts = []
+    for item in sorted(events, key=lambda item: item.record.ts):
+        result = await engine.process([item])
+        assert result.failed == [] and result.degraded == []
+        alerts += [(a.episode, a.severity) for a in result.alerts]
+
+    session = "session:pw-new:198.51.100.200"
+    assert alerts == [(session, "high"), (f"{session}:followup", "critical")]
+
+
+def test_a_new_phone_whose_owner_forgot_the_password_and_reset_it_at_home() -> None:
+    """The password was saved on the old phone: failures on the new one, a reset (a code to
+    the owner's phone number), a success, then a look at the payout account."""
+    detector = AccountTakeoverDetector(TakeoverThresholds())
+    state = _habitual(detector)
+    home: dict[str, Any] = {"device": "phone-new", "city": "Shanghai", "agent": PHISHER_AGENT}
+    events = [
+        *[_at(f"try-{i}", at(minutes=i), success=False, **home) for i in range(7)],
+        _at("reset", at(minutes=9), action="password_reset", **home),
+        _at("in", at(minutes=10), **home),
+        _at("chg", at(minutes=15), action="payout_account_change", **home),
+    ]
+
+    assert _run_all(detector, state, events) == []
+
+
+def test_a_sim_swap_resets_the_password_from_elsewhere_and_cashes_out() -> None:
+    """The reset reached the attacker's SIM: not flagged at the login, but the session gives
+    it away."""
+    detector = AccountTakeoverDetector(TakeoverThresholds())
+    state = _habitual(detector)
+    away: dict[str, Any] = {"device": PHISHER_DEVICE, "ip": PHISHER_IP, "city": "Beijing"}
+    events = [
+        *[_at(f"try-{i}", at(minutes=i), success=False, **away) for i in range(6)],
+        _at("reset", at(minutes=8), action="password_reset", **away),
+        _at("in", at(minutes=10), **away),
+        _at("chg", at(minutes=14), action="payout_account_change", **away),
+        _at("dd", at(minutes=20), action="drawdown", amount="50000", **away),
+    ]
+
+    payout, drawdown = _run_all(detector, state, events)
+
+    assert payout.episode == SESSION_EPISODE
+    assert payout.reasons[-1].code == "session_failures" and payout.reasons[-1].observed == 6
+    assert severity_for(drawdown.score) == "critical"
