@@ -307,9 +307,10 @@ def evaluate(
     return report
 
 
-def say_run(out: TextIO, profile: Profile, run: SeedRun) -> None:
-    """The progress line of one finished run."""
-    name = "" if profile is BASELINE else f"{profile.name} "
+def say_run(out: TextIO, profile: Profile, run: SeedRun, named: bool = False) -> None:
+    """The progress line of one finished run, naming its profile if ``named`` or not the
+    baseline."""
+    name = f"{profile.name} " if named or profile is not BASELINE else ""
     print(
         f"{name}seed {run.seed}: {run.events:,} events, {run.alerts:,} alerts, "
         f"{run.wall_seconds:.1f} s",

@@ -118,7 +118,7 @@ def _run_all(
             runs[profile.name, seed] = run = run_seed(
                 seed, borrowers, days, partitions, thresholds, profile
             )
-            say_run(out, profile, run)
+            say_run(out, profile, run, named=True)
         return runs
     # Fork: the children start with the parent's imports, nothing is re-imported per run.
     context = multiprocessing.get_context("fork")
@@ -130,12 +130,12 @@ def _run_all(
         for future in as_completed(futures):
             run = future.result()
             runs[futures[future].name, run.seed] = run
-            say_run(out, futures[future], run)
+            say_run(out, futures[future], run, named=True)
     return runs
 
 
 #: How the summary names a figure: short, the subject after it.
-SHORT = {"false per 1,000 benign": "false/1k", WARNED_VISIBLE: "warned, visible decline,"}
+SHORT = {"false per 1,000 benign": "false/1k", WARNED_VISIBLE: "warned ≥3 d, visible decline,"}
 #: The summary's rows: recall per typology first, then the categories' figures.
 ORDER = {metric: i for i, metric in enumerate(ISSUE_METRICS)}
 
@@ -179,7 +179,6 @@ def render_summary(report: ProfilesReport) -> str:
             lines.append(f"{profile}: {len(missed)} below target")
             for c in missed:
                 sign = "≥" if c.at_least else "≤"
-                lines.append(
-                    f"  {c.metric} {c.subject}: {c.value:.3g} (target {sign} {c.target:g})"
-                )
+                name = f"{SHORT.get(c.metric, c.metric)} {c.subject}"
+                lines.append(f"  {name}: {c.value:.3g} (target {sign} {c.target:g})")
     return "\n".join(lines) + "\n"

@@ -151,7 +151,11 @@ def test_evaluate_profiles_runs_every_profile_and_seed_in_a_pool() -> None:
     text = out.getvalue()
     assert text.count("lendwatch evaluate: profile ") == 2
     assert "profile noisy-payers · seeds 3,4" in text
-    assert "noisy-payers seed 4:" in text and "summary: the issue's targets per profile" in text
+    assert (
+        "baseline seed 3:" in text
+        and "noisy-payers seed 4:" in text
+        and "summary: the issue's targets per profile" in text
+    )
     # Another seed is another population, so the pool ran each pair, not one twice.
     baseline_runs = report.reports[0].runs
     assert baseline_runs[0].events != baseline_runs[1].events
