@@ -44,6 +44,7 @@ RECRUITED = (
     "machine_generated",
     "account_takeover",
     "account_takeover_device_replay",
+    "account_takeover_phished",
     "impossible_travel",
     "missed_installment",
     "credential_stuffing",
@@ -59,6 +60,7 @@ PLANTED = (
     "machine_generated",
     "account_takeover",
     "account_takeover_device_replay",
+    "account_takeover_phished",
     "impossible_travel",
     "credential_stuffing",
 )
@@ -158,7 +160,7 @@ def case_counts(config: SimulationConfig) -> dict[str, int]:
     budget = DEFAULT_CASE_SHARE * config.borrowers
     for name in defaults:
         typology = BY_NAME[name]
-        count = typology.default(config.borrowers)
+        count = round(typology.default(config.borrowers) * config.profile.case_rate(name))
         if needed + count * typology.min_borrowers <= budget:
             counts[name] = count
             needed += count * typology.min_borrowers

