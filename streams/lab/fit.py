@@ -65,8 +65,11 @@ MIN_FIT_CASES = 5
 #: A grid point is the current value times each of these (clipped to the declared range);
 #: the smaller moves first, so that of two equally good values the nearer one is kept.
 MULTIPLIERS = (0.75, 1.5, 0.5, 2.0)
+#: The coarser grid (``--points 2``): half as many runs, for a first look at a long history.
+COARSE_MULTIPLIERS = (0.5, 2.0)
 #: For a tunable at 0: these fractions of its range above its low end.
 ZERO_STEPS = (0.05, 0.1, 0.25)
+COARSE_ZERO_STEPS = (0.05, 0.25)
 #: Tunables the fit leaves alone, and why.
 FIXED: dict[str, str] = {
     "delinquency.platform_utc_offset_hours": "a fact of the platform, not a threshold",
@@ -174,22 +177,25 @@ def split_borrowers(
     return frozenset(fit), frozenset(held)
 
 
-def grid(declared: Tunable, current: Value) -> list[Value]:
-    """The values tried for one tunable around its current one, within its declared range;
-    a list of days is not gridded (there is no "half" of a schedule)."""
+def grid(declared: Tunable, current: Value, points: int = 4) -> list[Value]:
+    """The values tried for one tunable around its current one, within its declared range:
+    ``points`` 4 or 2 (the coarse grid). A list of days is not gridded (there is no "half"
+    of a schedule)."""
     if declared.type == "days" or isinstance(current, tuple):
         return []
+    coarse = points <= 2
     if current == 0:
-        raw = [declared.low + (declared.high - declared.low) * step for step in ZERO_STEPS]
+        steps = COARSE_ZERO_STEPS if coarse else ZERO_STEPS
+        raw = [declared.low + (declared.high - declared.low) * step for step in steps]
     else:
-        raw = [current * factor for factor in MULTIPLIERS]
-    points: list[Value] = []
+        raw = [current * factor for factor in (COARSE_MULTIPLIERS if coarse else MULTIPLIERS)]
+    chosen: list[Value] = []
     for value in raw:
         value = min(max(value, declared.low), declared.high)
         point: Value = math.floor(value + 0.5) if declared.type == "int" else round(value, 6)
-        if point != current and point not in points:
-            points.append(point)
-    return points
+        if point != current and point not in chosen:
+            chosen.append(point)
+    return chosen
 
 
 def sections_of(category: str) -> list[str]:
@@ -301,6 +307,7 @@ class _Search:
     values: dict[str, Value]
     best: dict[str, Figures]
     start: dict[str, Figures]
+    points: int = 4
     position: int = 0
     runs: int = 1
     moves: list[dict[str, Any]] = field(default_factory=list)
@@ -313,7 +320,7 @@ class _Search:
         while self.position < len(self.keys):
             key = self.keys[self.position]
             tasks = []
-            for point in grid(TUNABLES[key], self.values[key]):
+            for point in grid(TUNABLES[key], self.values[key], self.points):
                 values = {**self.values, key: point}
                 try:
                     Thresholds.from_values(values, version="fit")
@@ -342,15 +349,18 @@ class _Search:
         self.position += 1
 
 
-def _searches(targets: Mapping[str, float], start: dict[str, Value]) -> list[_Search]:
+def _searches(targets: Mapping[str, float], start: dict[str, Value], points: int) -> list[_Search]:
     """One search per category with a target, each at the starting values."""
     return [
-        _Search(category, target, searched_keys(category), dict(start), {}, {})
+        _Search(category, target, searched_keys(category), dict(start), {}, {}, points)
         for category, target in targets.items()
     ]
 
 
-def _descend(searches: list[_Search], evaluate: Evaluator, rounds: int) -> None:
+Progress = Callable[[str], None]
+
+
+def _descend(searches: list[_Search], evaluate: Evaluator, rounds: int, progress: Progress) -> None:
     """Coordinate descent for every category at once: each step runs the next tunable's grid
     of every category still searching, all in one parallel batch."""
     for _ in range(rounds):
@@ -366,8 +376,16 @@ def _descend(searches: list[_Search], evaluate: Evaluator, rounds: int) -> None:
             results = evaluate(flat)
             at = 0
             for search, tasks in batch:
+                key, moves = search.keys[search.position], len(search.moves)
                 search.take(tasks, results[at : at + len(tasks)])
                 at += len(tasks)
+                change = search.moves[-1] if len(search.moves) > moves else None
+                progress(
+                    f"{search.category} {search.position}/{len(search.keys)} {key}: "
+                    + (f"{change['from']} → {change['to']}" if change else "kept")
+                    + f" (fit share: recall {_shown(search.best['fit'].recall)}, "
+                    f"precision {_shown(search.best['fit'].precision)})"
+                )
         if sum(len(search.moves) for search in searches) == moved:
             return  # a pass that moved nothing: another would try the same candidates
 
@@ -407,6 +425,8 @@ def fit(
     seed: int = 0,
     jobs: int = 1,
     rounds: int = 1,
+    points: int = 4,
+    progress: Progress | None = None,
 ) -> FittedFile:
     """Fit the tunables of each category in ``targets`` to ``labels`` over ``history``.
 
@@ -423,7 +443,7 @@ def fit(
     fit_share, held_out = split_borrowers(borrowers_of(history), holdout, seed)
     counts = _check_cases(labels, targets, fit_share)
     defaults = Thresholds().values()
-    searches = _searches(targets, defaults)
+    searches = _searches(targets, defaults, points)
     _SHARED = _Shared(
         history, list(labels), {"fit": fit_share, "held_out": held_out}, period_days_of(history)
     )
@@ -432,7 +452,7 @@ def fit(
         firsts = evaluate([(search.category, search.values) for search in searches])
         for search, figures in zip(searches, firsts, strict=True):
             search.start = search.best = figures
-        _descend(searches, evaluate, rounds)
+        _descend(searches, evaluate, rounds, progress or (lambda line: None))
     finally:
         close()
         _SHARED = None
@@ -440,11 +460,11 @@ def fit(
     for search in searches:
         values.update({key: search.values[key] for key in search.keys})
     report = _report(searches, counts, (len(fit_share), len(held_out)))
-    report["jobs"], report["rounds"] = jobs, rounds
+    report["jobs"], report["rounds"], report["points"] = jobs, rounds, points
     report["wall_seconds"] = round(time.perf_counter() - started, 1)
     return FittedFile(
         thresholds=Thresholds.from_values(values, version=version_of(values)),
-        settings={"targets": targets, "holdout": holdout, "seed": seed},
+        settings={"targets": targets, "holdout": holdout, "seed": seed, "points": points},
         report=report,
     )
 

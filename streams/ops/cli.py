@@ -290,6 +290,8 @@ def cmd_fit(args: argparse.Namespace) -> int:
             seed=args.seed,
             jobs=args.jobs,
             rounds=args.rounds,
+            points=args.points,
+            progress=lambda line: print(line, file=sys.stderr, flush=True),
         )
     except FitRefused as exc:
         print(f"lendwatch fit: refused: {exc}", file=sys.stderr)
@@ -611,6 +613,13 @@ def _add_fit(commands: _Commands) -> None:
     )
     fitting.add_argument(
         "--rounds", type=int, default=1, help="passes of coordinate descent (default 1)"
+    )
+    fitting.add_argument(
+        "--points",
+        type=int,
+        choices=(2, 4),
+        default=4,
+        help="values tried per tunable and pass: 4 (×0.5, ×0.75, ×1.5, ×2) or 2 (×0.5, ×2)",
     )
     fitting.add_argument("--partitions", type=int, help="partitions of the live topics")
     fitting.set_defaults(func=cmd_fit)

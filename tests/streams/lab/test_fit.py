@@ -119,7 +119,15 @@ def history() -> History:
 
 def test_the_search_finds_the_value_the_labels_call_for(history: History) -> None:
     decoded, labels = history
-    fitted = fit(decoded, labels, targets={ABNORMAL_BEHAVIOUR: 0.9}, holdout=0.25, seed=SPLIT_SEED)
+    said: list[str] = []
+    fitted = fit(
+        decoded,
+        labels,
+        targets={ABNORMAL_BEHAVIOUR: 0.9},
+        holdout=0.25,
+        seed=SPLIT_SEED,
+        progress=said.append,
+    )
 
     part = fitted.report["categories"][ABNORMAL_BEHAVIOUR]
     assert part["cases"]["fit"] >= MIN_FIT_CASES and part["cases"]["held_out"] >= 1
@@ -135,6 +143,14 @@ def test_the_search_finds_the_value_the_labels_call_for(history: History) -> Non
     assert part["searched"] == len(searched_keys(ABNORMAL_BEHAVIOUR))
     assert part["engine_runs"] > 3 * part["searched"]
     assert fitted.thresholds.version.startswith("fit-")
+    # One line per tunable tried, the move among them.
+    assert len(said) == part["searched"]
+    assert any(
+        line.endswith(
+            "credential_stuffing.min_borrowers: 8 → 6 (fit share: recall 1.000, precision 1.000)"
+        )
+        for line in said
+    ), said
 
 
 def test_a_pool_of_forked_workers_finds_the_same(history: History) -> None:
@@ -179,6 +195,7 @@ def test_the_grid_stays_in_range_and_whole_where_whole() -> None:
     whole = TUNABLES["credential_stuffing.min_borrowers"]  # 8, range 2..10000
     assert grid(whole, 8) == [6, 12, 4, 16]
     assert grid(whole, 2) == [3, 4]  # 1.5 and 1 clip to 2, the current value
+    assert grid(whole, 8, points=2) == [4, 16]
     ratio = TUNABLES["credential_stuffing.min_failure_ratio"]  # range 0..1
     assert grid(ratio, 0.8) == [0.6, 1.0, 0.4]
     assert grid(ratio, 0.0) == [0.05, 0.1, 0.25]  # from nothing: steps of the range
