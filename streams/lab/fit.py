@@ -111,6 +111,16 @@ class Figures:
     def warned_share(self) -> float | None:
         return self.warned / self.installments if self.installments else None
 
+    @property
+    def perfect(self) -> bool:
+        """Nothing left to gain: every case found, every miss warned in time, no false
+        alert-day. No candidate can rank higher, so the search of the category stops."""
+        return (
+            self.detected == self.cases
+            and self.warned == self.installments
+            and self.alert_days == self.true_alert_days
+        )
+
     def rank(self, target: float) -> tuple[float, ...]:
         """What the search maximises: meeting the target precision first; then recall (and
         early warning), then precision; short of the target, precision first."""
@@ -311,12 +321,20 @@ class _Search:
     position: int = 0
     runs: int = 1
     moves: list[dict[str, Any]] = field(default_factory=list)
+    #: Why the search stopped before its last tunable, if it did.
+    stopped: str | None = None
 
     def score_of(self, figures: dict[str, Figures]) -> tuple[float, ...]:
         return figures["fit"].rank(self.target)
 
     def next_tasks(self) -> list[tuple[str, dict[str, Value]]]:
         """The candidates of the next tunable with a grid (none: the pass is over)."""
+        if self.best["fit"].perfect and self.position < len(self.keys):
+            self.stopped = self.stopped or (
+                f"stopped after {self.position} of {len(self.keys)} tunables: every case of "
+                "the fit share found, no false alert-day; nothing left to gain"
+            )
+            self.position = len(self.keys)
         while self.position < len(self.keys):
             key = self.keys[self.position]
             tasks = []
@@ -363,12 +381,17 @@ Progress = Callable[[str], None]
 def _descend(searches: list[_Search], evaluate: Evaluator, rounds: int, progress: Progress) -> None:
     """Coordinate descent for every category at once: each step runs the next tunable's grid
     of every category still searching, all in one parallel batch."""
+    said: set[str] = set()
     for _ in range(rounds):
         moved = sum(len(search.moves) for search in searches)
         for search in searches:
             search.position = 0
         while True:
             batch = [(search, search.next_tasks()) for search in searches]
+            for search, tasks in batch:
+                if not tasks and search.stopped and search.category not in said:
+                    said.add(search.category)
+                    progress(f"{search.category}: {search.stopped}")
             batch = [(search, tasks) for search, tasks in batch if tasks]
             if not batch:
                 break
@@ -483,6 +506,7 @@ def _report(
             "searched": len(search.keys),
             "engine_runs": search.runs,
             "moves": search.moves,
+            "stopped": search.stopped,
             "before": {share: f.to_dict() for share, f in search.start.items()},
             "after": {share: f.to_dict() for share, f in search.best.items()},
         }
@@ -543,4 +567,6 @@ def render_report(fitted: FittedFile) -> str:
             lines.append(f"  {move['key']}: {move['from']} → {move['to']}")
         if not part["moves"]:
             lines.append("  no tunable moved: the defaults stay")
+        if part.get("stopped"):
+            lines.append(f"  {part['stopped']}")
     return "\n".join(lines) + "\n"

@@ -139,18 +139,19 @@ def test_the_search_finds_the_value_the_labels_call_for(history: History) -> Non
         assert part["after"][share]["precision"] == 1.0
     assert fitted.changes() == {"credential_stuffing.min_borrowers": (8, 6)}
     assert part["moves"] == [{"key": "credential_stuffing.min_borrowers", "from": 8, "to": 6}]
-    # Every other tunable of the category was tried and left where it was.
-    assert part["searched"] == len(searched_keys(ABNORMAL_BEHAVIOUR))
-    assert part["engine_runs"] > 3 * part["searched"]
+    # The tunables before it were tried and left where they were; once every case of the fit
+    # share is found with no false alert-day, nothing can rank higher and the search stops.
+    keys = searched_keys(ABNORMAL_BEHAVIOUR)
+    tried = keys.index("credential_stuffing.min_borrowers") + 1
+    assert part["searched"] == len(keys) and tried < len(keys)
+    assert part["stopped"].startswith(f"stopped after {tried} of {len(keys)} tunables")
+    assert part["engine_runs"] > 3 * tried
     assert fitted.thresholds.version.startswith("fit-")
-    # One line per tunable tried, the move among them.
-    assert len(said) == part["searched"]
-    assert any(
-        line.endswith(
-            "credential_stuffing.min_borrowers: 8 → 6 (fit share: recall 1.000, precision 1.000)"
-        )
-        for line in said
-    ), said
+    # One line per tunable tried, the move among them, then why it stopped.
+    assert len(said) == tried + 1 and said[-1] == f"{ABNORMAL_BEHAVIOUR}: {part['stopped']}"
+    assert said[tried - 1].endswith(
+        "credential_stuffing.min_borrowers: 8 → 6 (fit share: recall 1.000, precision 1.000)"
+    )
 
 
 def test_a_pool_of_forked_workers_finds_the_same(history: History) -> None:
