@@ -166,10 +166,22 @@ def _say_rejected(rejected: list[tuple[int, str]]) -> None:
         print(f"  line {number}: {reason}", file=sys.stderr)
 
 
+def _fitted_thresholds(path: str) -> Thresholds:
+    """The thresholds of a file ``lendwatch fit`` wrote, validated as any change is."""
+    from streams.lab.fitted import read_fitted
+
+    return read_fitted(Path(path)).thresholds
+
+
 def cmd_replay(args: argparse.Namespace) -> int:
     from streams.lab.replay import replay_file
     from streams.privacy import Masker
 
+    try:
+        thresholds = _fitted_thresholds(args.fitted) if args.fitted else None
+    except InvalidThreshold as exc:
+        print(f"lendwatch replay: {exc}", file=sys.stderr)
+        return 2
     settings = _settings(args)
     report = replay_file(
         Path(args.input),
@@ -177,7 +189,13 @@ def cmd_replay(args: argparse.Namespace) -> int:
         partitions=settings.partitions,
         topics=settings.topics,
         masker=Masker.from_settings(settings),
+        thresholds=thresholds,
     )
+    if thresholds is not None:
+        print(
+            f"under the fitted thresholds of {args.fitted} ({thresholds.version})",
+            file=sys.stderr,
+        )
     by_topic = ", ".join(f"{t} {n}" for t, n in sorted(report.alerts_by_topic.items()))
     print(
         f"replayed {report.events:,} events: {report.alerts} alerts ({by_topic or 'none'}); "
@@ -247,14 +265,17 @@ def _backtest_plan(
 ) -> tuple[Thresholds | None, tuple[str, list[Value]] | None]:
     """The candidate (None without ``--set``) and the sweep (None without ``--sweep``), every
     value checked: an invalid one raises before anything runs."""
-    if not args.set and not args.sweep:
-        raise InvalidThreshold("give --set KEY=VALUE or --sweep KEY=a:b:step")
+    if not args.set and not args.sweep and not args.fitted:
+        raise InvalidThreshold("give --set KEY=VALUE or --sweep KEY=a:b:step (or --fitted FILE)")
     if args.plot and not args.sweep:
         raise InvalidThreshold("--plot draws a --sweep; give one")
     for given in (args.input, args.labels):
         if given and not Path(given).is_file():
             raise InvalidThreshold(f"no such file: {given}")
-    changes = parse_assignments(args.set)
+    changes: dict[str, object] = dict(parse_assignments(args.set))
+    if args.fitted:  # the fitted values, then any --set on top of them
+        fitted = _fitted_thresholds(args.fitted)
+        changes = {**fitted.values(), **changes}
     candidate = base.with_changes(changes, version="candidate") if changes else None
     if not args.sweep:
         return candidate, None
@@ -290,6 +311,49 @@ def cmd_backtest(args: argparse.Namespace) -> int:
         )
     if swept is not None:
         _sweep(args, history, candidate or base, *swept, labels)
+    return 0
+
+
+def cmd_fit(args: argparse.Namespace) -> int:
+    from streams.lab.fit import FitRefused, fit, parse_targets, render_report
+    from streams.lab.fitted import write_fitted
+    from topics.labels import LabelsError, read_labels
+
+    try:
+        targets = parse_targets(args.target_precision)
+        for given in (args.input, args.labels):
+            if not Path(given).is_file():
+                raise FitRefused(f"no such file: {given}")
+        labels = read_labels(Path(args.labels))
+    except (FitRefused, LabelsError) as exc:
+        print(f"lendwatch fit: refused: {exc}", file=sys.stderr)
+        return 2
+    history = _decode_input(args)
+    try:
+        fitted = fit(
+            history,
+            labels,
+            targets=targets,
+            holdout=args.holdout,
+            seed=args.seed,
+            jobs=args.jobs,
+            rounds=args.rounds,
+            points=args.points,
+            progress=lambda line: print(line, file=sys.stderr, flush=True),
+        )
+    except FitRefused as exc:
+        print(f"lendwatch fit: refused: {exc}", file=sys.stderr)
+        return 2
+    fitted.source = {
+        "input": str(args.input),
+        "labels": str(args.labels),
+        "events": len(history.records),
+        "cases": len(labels),
+        "partitions": history.partitions,
+    }
+    print(render_report(fitted))
+    write_fitted(Path(args.output), fitted)
+    print(f"wrote the fitted thresholds ({fitted.thresholds.version}) to {args.output}")
     return 0
 
 
@@ -518,6 +582,7 @@ def _add_lab_commands(commands: _Commands) -> None:
     replay.add_argument("--input", required=True)
     replay.add_argument("--output", required=True)
     replay.add_argument("--partitions", type=int, help="partitions of the live topics")
+    replay.add_argument("--fitted", help="run under the thresholds of a `lendwatch fit` file")
     _add_no_mask(replay)
     replay.set_defaults(func=cmd_replay)
 
@@ -540,6 +605,7 @@ def _add_lab_commands(commands: _Commands) -> None:
     evaluation.set_defaults(func=cmd_evaluate)
 
     _add_backtest(commands)
+    _add_fit(commands)
 
     simulate = commands.add_parser("simulate", help="generate a platform's traffic")
     _add_simulation(simulate)
@@ -565,6 +631,9 @@ def _add_backtest(commands: _Commands) -> None:
         help="a candidate threshold, e.g. delinquency.min_alert_score=0.6 (repeatable)",
     )
     backtest.add_argument(
+        "--fitted", help="the candidate: the thresholds of a `lendwatch fit` file (--set on top)"
+    )
+    backtest.add_argument(
         "--sweep", metavar="KEY=a:b:step", help="one threshold at a, a+step, … ≤ b: the curve"
     )
     backtest.add_argument(
@@ -579,6 +648,40 @@ def _add_backtest(commands: _Commands) -> None:
     )
     _add_services(backtest)
     backtest.set_defaults(func=cmd_backtest)
+
+
+def _add_fit(commands: _Commands) -> None:
+    fitting = commands.add_parser(
+        "fit", help="fit the thresholds to a platform's labelled history: one file to shadow"
+    )
+    fitting.add_argument("--input", required=True, help="events JSONL file, as replay reads")
+    fitting.add_argument("--labels", required=True, help="labels JSONL file (confirmed cases)")
+    fitting.add_argument("--output", required=True, help="the fitted file (JSON) to write")
+    fitting.add_argument(
+        "--target-precision",
+        metavar="CAT=P,...",
+        help="precision to hold per category, which are the categories fitted "
+        "(default falsified_flow=0.9,abnormal_behaviour=0.9,delinquency_risk=0.6)",
+    )
+    fitting.add_argument(
+        "--holdout", type=float, default=0.3, help="share of borrowers held out (default 0.3)"
+    )
+    fitting.add_argument("--seed", type=int, default=0, help="seed of the borrower split")
+    fitting.add_argument(
+        "--jobs", type=int, default=os.cpu_count() or 1, help="engine runs in parallel"
+    )
+    fitting.add_argument(
+        "--rounds", type=int, default=1, help="passes of coordinate descent (default 1)"
+    )
+    fitting.add_argument(
+        "--points",
+        type=int,
+        choices=(2, 4),
+        default=4,
+        help="values tried per tunable and pass: 4 (×0.5, ×0.75, ×1.5, ×2) or 2 (×0.5, ×2)",
+    )
+    fitting.add_argument("--partitions", type=int, help="partitions of the live topics")
+    fitting.set_defaults(func=cmd_fit)
 
 
 def _add_alert_commands(commands: _Commands) -> None:
