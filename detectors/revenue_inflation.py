@@ -137,6 +137,8 @@ MAX_DONE = 4
 MAX_PAYEES = 16
 #: Key prefix of the timer that ends an application's quiet week.
 QUIET = "quiet:"
+#: Key prefix of the timer at a drawdown days after an application: what was sent on since.
+DRAW = "draw:"
 #: Payees first paid lately (whose receipts may be the new money sent on), and their receipts.
 MAX_FRESH = 8
 MAX_OUTS = 24
@@ -426,6 +428,8 @@ class RevenueInflationDetector(Detector):
         memory["old"] += _hash(counterparty)
 
     def on_login(self, event: Login, state: BorrowerState, found: Found) -> Output:
+        if event.action == "drawdown" and event.success:
+            return self._drawdown(event.ts.timestamp(), state)
         if event.action != "loan_application" or not event.success:
             return []
         memory: dict[str, Any] = self.slot(state, _empty)
@@ -439,6 +443,38 @@ class RevenueInflationDetector(Detector):
             del apps[:-MAX_PENDING]
         return [Timer(epoch, state.borrower_id, self.name, event.event_id)]
 
+    def _drawdown(self, epoch: float, state: BorrowerState) -> Output:
+        """Remember a drawdown; one days after a ramp with no tell at its application gets
+        a second look at its time (money sent on since), before the money leaves."""
+        memory: dict[str, Any] | None = state.slots.get(self.name)
+        if memory is None:
+            return []
+        draws: list[float] = memory.setdefault("draws", [])
+        if epoch in draws:
+            return []
+        draws.append(epoch)
+        draws.sort()
+        del draws[:-MAX_PENDING]
+        return [timer for w in memory.get("watch", ()) if (timer := self._second_look(w, state))]
+
+    def _second_look(self, watch: list[Any], state: BorrowerState) -> Timer | None:
+        """Arm the drawdown's timer for a watched ramp that did not alert: the first drawdown
+        on a later day than its application, within its quiet week."""
+        if len(watch) < 7 or watch[5] or watch[6] is not None:
+            return None
+        today = watch[2]
+        memory: dict[str, Any] = state.slots[self.name]
+        later = [
+            d
+            for d in memory.get("draws", ())
+            if today < day_of(d) < today + self.thresholds.quiet_days
+        ]
+        if not later:
+            return None
+        first = min(later)
+        watch[6] = first
+        return Timer(first, state.borrower_id, self.name, DRAW + watch[1])
+
     def pending_timers(self, state: BorrowerState) -> list[Timer]:
         memory = state.slots.get(self.name)
         if not memory:
@@ -446,6 +482,8 @@ class RevenueInflationDetector(Detector):
         timers = [Timer(epoch, state.borrower_id, self.name, key) for epoch, key in memory["apps"]]
         for watch in memory.get("watch", ()):
             timers.append(Timer(watch[0], state.borrower_id, self.name, QUIET + watch[1]))
+            if len(watch) > 6 and watch[6] is not None and not watch[5]:
+                timers.append(Timer(watch[6], state.borrower_id, self.name, DRAW + watch[1]))
         return timers
 
     def on_timer(self, timer: Timer, state: BorrowerState) -> Output:
@@ -460,6 +498,8 @@ class RevenueInflationDetector(Detector):
                 return []
             watches.remove(watch)
             return self._quiet_week(watch, memory, state)
+        if timer.key.startswith(DRAW):
+            return self._at_drawdown(timer, memory, state)
         apps: list[list[Any]] = memory["apps"]
         if not any(app[1] == timer.key for app in apps):
             return []
@@ -491,10 +531,32 @@ class RevenueInflationDetector(Detector):
         if tells:
             outputs.append(self._alert(state, at, application, today, window, payers, tells))
         watches: list[list[Any]] = memory.setdefault("watch", [])
-        watches.append([due, application, today, windows, payers, int(bool(tells))])
+        watch = [due, application, today, windows, payers, int(bool(tells)), None]
+        watches.append(watch)
         del watches[:-MAX_PENDING]
         outputs.append(Timer(due, state.borrower_id, self.name, QUIET + application))
+        second = self._second_look(watch, state)  # the drawdown came first
+        if second is not None:
+            outputs.append(second)
         return outputs
+
+    def _at_drawdown(self, timer: Timer, memory: dict[str, Any], state: BorrowerState) -> Output:
+        """At a drawdown days after the application: alert, at the latest now, when what the
+        new payers sent went on meanwhile (the ramp and the other tells as at the
+        application)."""
+        application = timer.key[len(DRAW) :]
+        watch = next((w for w in memory.get("watch", ()) if w[1] == application), None)
+        if watch is None or len(watch) < 7 or watch[5] or watch[6] != timer.due:
+            return []
+        _, _, today, windows, payers = watch[:5]
+        payers = [cp for cp in payers if cp in memory["young"]]
+        until = day_of(timer.due)
+        judged = [(self._tells(state, memory, payers, today, w, until), w) for w in windows]
+        tells, window = max(judged, key=lambda j: (len(j[0]), j[1][3]))
+        if not tells or len(payers) < self.thresholds.min_new_counterparties:
+            return []
+        watch[5] = 1
+        return [self._alert(state, timer.due, application, today, window, payers, tells)]
 
     def _windows(
         self, state: BorrowerState, memory: dict[str, Any], payers: list[str], today: int
@@ -533,15 +595,17 @@ class RevenueInflationDetector(Detector):
         payers: list[str],
         today: int,
         window: list[Any],
+        until: int | None = None,
     ) -> list[Reason]:
-        """What tells the ramp from a business that grows, as reasons (none: no tell)."""
+        """What tells the ramp from a business that grows, as reasons (none: no tell); money
+        sent on is counted until the day ``until`` (the application's by default)."""
         t = self.thresholds
         young: dict[str, list[Any]] = memory["young"]
         start = today - window[0]
         sent = {cp: _between(young[cp][2], start, today) for cp in payers}
         sent = {cp: amount for cp, amount in sent.items() if amount > 0}
         reasons = []
-        forwarded = self._forwarded(memory, sent, start, today)
+        forwarded = self._forwarded(memory, sent, start, today, until or today)
         if forwarded is not None:
             reasons.append(forwarded)
         silent = [
@@ -569,17 +633,18 @@ class RevenueInflationDetector(Detector):
         return reasons
 
     def _forwarded(
-        self, memory: dict[str, Any], sent: dict[str, float], start: int, today: int
+        self, memory: dict[str, Any], sent: dict[str, float], start: int, today: int, until: int
     ) -> Reason | None:
         """The new money sent on: outflows soon after a new payer's inflow to the few largest
-        payees first paid in the window, against what the new payers sent."""
+        payees first paid in the window, against what the new payers sent; outflows of days
+        before ``until``."""
         t = self.thresholds
         young: dict[str, list[Any]] = memory["young"]
         fresh: dict[str, int] = memory.get("fresh", {})
         arrivals = {day for cp in sent for day, s in young[cp][2] if s > 0 and start <= day < today}
         received: dict[str, float] = {}
         for day, payee, amount in memory.get("outs", ()):
-            if not start <= day < today or fresh.get(payee, start - 1) < start:
+            if not start <= day < until or fresh.get(payee, start - 1) < start:
                 continue
             if any(0 <= day - arrival <= t.forward_days for arrival in arrivals):
                 received[payee] = received.get(payee, 0.0) + amount

@@ -713,3 +713,60 @@ def test_benign_twins_do_not_alert_at_the_application_nor_after(
 ) -> None:
     assert _judge(events) == []
     assert _in_time_order(events) == []
+
+
+# --- a second look at a drawdown days after the application ---------------------------------
+
+DRAWDOWN = login("dd-1", at(days=2), device="phone-1", ip="10.0.0.1", action="drawdown")
+DRAW_TIMER = Timer(DRAWDOWN.ts.timestamp(), "b-1", "revenue_inflation", "draw:app-1")
+
+
+def _sent_on_after_the_application() -> list[Transaction]:
+    """The shells' money goes on the day of the application and the next: 180 000 of the
+    540 000 they sent, to a payee never paid before (nothing went on before the day)."""
+    return [_out(f"on-{d}", "sink-1", "90000", at(days=d, hours=2)) for d in (0, 1)]
+
+
+@pytest.mark.parametrize("drawdown_first", [False, True], ids=["timer-first", "drawdown-first"])
+def test_money_sent_on_before_a_later_drawdown_alerts_at_the_drawdown(
+    drawdown_first: bool,
+) -> None:
+    detector, state = _apply([*_business(), *_shells(), *_sent_on_after_the_application()])
+    if drawdown_first:  # the logins topic ran ahead of the application's timer
+        assert detector.on_login(DRAWDOWN, state, ()) == []
+        assert detector.on_timer(TIMER, state) == [QUIET_TIMER, DRAW_TIMER]
+    else:
+        assert detector.on_timer(TIMER, state) == [QUIET_TIMER]  # no tell yet
+        assert detector.on_login(DRAWDOWN, state, ()) == [DRAW_TIMER]
+    assert detector.pending_timers(state) == [QUIET_TIMER, DRAW_TIMER]
+
+    [alert] = detector.on_timer(DRAW_TIMER, state)
+
+    assert isinstance(alert, Finding)
+    assert alert.ts == DRAWDOWN.ts and alert.episode == "inflation:app-1"
+    forwarded = next(r for r in alert.reasons if r.code == "forwarded")
+    assert forwarded.observed == round(180_000 / 540_000, 3)
+    assert detector.pending_timers(state) == [QUIET_TIMER]
+    assert detector.on_timer(DRAW_TIMER, state) == []
+    [confirmed] = detector.on_timer(QUIET_TIMER, state)
+    assert isinstance(confirmed, Finding) and confirmed.episode == "inflation:app-1:confirmed"
+
+
+def test_a_drawdown_the_day_of_the_application_brings_no_second_look() -> None:
+    same_day = login("dd-0", at(hours=3), device="phone-1", ip="10.0.0.1", action="drawdown")
+    detector, state = _apply([*_business(), *_shells(), *_sent_on_after_the_application()])
+
+    assert detector.on_timer(TIMER, state) == [QUIET_TIMER]
+    assert detector.on_login(same_day, state, ()) == []
+    [late] = detector.on_timer(QUIET_TIMER, state)
+    assert isinstance(late, Finding) and late.episode == "inflation:app-1"  # no tell: late
+
+
+def test_nothing_sent_on_by_the_drawdown_leaves_the_verdict_to_the_quiet_week() -> None:
+    detector, state = _apply([*_business(), *_shells()])
+
+    assert detector.on_timer(TIMER, state) == [QUIET_TIMER]
+    assert detector.on_login(DRAWDOWN, state, ()) == [DRAW_TIMER]
+    assert detector.on_timer(DRAW_TIMER, state) == []
+    [late] = detector.on_timer(QUIET_TIMER, state)
+    assert isinstance(late, Finding) and late.episode == "inflation:app-1"
