@@ -4,15 +4,20 @@ from __future__ import annotations
 
 import binascii
 import hashlib
+import statistics
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, ClassVar
 
+import orjson
+
 from detectors import personal
 from detectors.base import FALSIFIED_FLOW, Detector, Finding, Output
 from detectors.clock import Timer
 from detectors.index import Found
+from detectors.inflow_windows import ALL_PEERS
 from detectors.scenarios import at, inputs, login, transaction
 from detectors.state import INFLOW_HISTORY_DAYS, SECONDS_PER_DAY, BorrowerState, day_of
 from detectors.tunables import Rules, tunable
@@ -103,6 +108,12 @@ class RevenueInflationThresholds:
     min_unspent_share: float = tunable(
         0.95, 0.0, 1.0, "share of the extra inflow not matched by extra outflows"
     )
+    #: A seasonal peak lifts a whole sector: a window's growth is divided by the median lift
+    #: of its sector's borrowers in the partition over the same days (of every borrower of
+    #: the partition when the sector is unknown or has fewer than this many).
+    min_sector_peers: int = tunable(
+        5, 1, 100000, "borrowers of a sector (else of the partition) whose median lift damps"
+    )
 
     #: Rules across these tunables, each with what a team is told when a change breaks it.
     CONSTRAINTS: ClassVar[Rules[RevenueInflationThresholds]] = (
@@ -139,6 +150,8 @@ MAX_PAYEES = 16
 QUIET = "quiet:"
 #: Key prefix of the timer at a drawdown days after an application: what was sent on since.
 DRAW = "draw:"
+#: Day closes of peers' lifts kept per partition: an application reads the latest before it.
+PEER_DAYS = 4
 #: Payees first paid lately (whose receipts may be the new money sent on), and their receipts.
 MAX_FRESH = 8
 MAX_OUTS = 24
@@ -279,6 +292,8 @@ class RevenueInflationDetector(Detector):
         "paid nothing in the {days} days before the application",
         "unspent": "outflows rose by {spent:,.0f} a day against inflows' {extra:,.0f} over the "
         "{weeks} weeks before the application: {share:.0%} of the rise was not spent",
+        "peer_lift": "its peers' turnover rose {lift:.2f}× over the same days: the growth above "
+        "is beyond theirs",
         "short_history": "a short history: the {days}-day window is compared with the only "
         "{baseline_days} days before it (at least {min_baseline_days} needed)",
     }
@@ -289,6 +304,8 @@ class RevenueInflationDetector(Detector):
 
     def __init__(self, thresholds: RevenueInflationThresholds) -> None:
         self.thresholds = thresholds
+        #: partition -> [[day, {group: [median lift, borrowers]}], ...], oldest first.
+        self._peers: dict[int, list[list[Any]]] = {}
         # Amounts are compared as Decimals: cheaper than a float conversion of every event.
         self._large = Decimal(str(thresholds.large_inflow))
         self._followup = Decimal(str(thresholds.min_followup_inflow))
@@ -296,6 +313,10 @@ class RevenueInflationDetector(Detector):
 
     def on_transaction(self, event: Transaction, state: BorrowerState, found: Found) -> Output:
         amount = event.amount
+        if event.sector:
+            known = state.slots.get(self.name)
+            if known is None or known.get("sec") != event.sector:
+                self.slot(state, _empty)["sec"] = event.sector
         if event.direction != "in":
             if event.counterparty_id not in state.own_accounts:
                 self._outflow(event, state)
@@ -443,6 +464,51 @@ class RevenueInflationDetector(Detector):
             del apps[:-MAX_PENDING]
         return [Timer(epoch, state.borrower_id, self.name, event.event_id)]
 
+    def on_day_close(
+        self, partition: int, day: int, states: Sequence[BorrowerState]
+    ) -> list[Finding]:
+        """The peers' lift over the ``recent_days`` to the end of ``day`` against the baseline
+        before: per sector, and for the whole partition, the median of the borrowers'."""
+        t = self.thresholds
+        end = day + 1
+        start = end - t.recent_days
+        groups: dict[str, list[float]] = {ALL_PEERS: []}
+        for state in states:
+            baseline, days = state.inflows.total(start - t.baseline_days, start)
+            if days < t.min_baseline_days or baseline <= 0.0:
+                continue
+            recent, recent_days = state.inflows.total(start, end)
+            lift = (recent / recent_days) / (baseline / days)
+            groups[ALL_PEERS].append(lift)
+            sector = (state.slots.get(self.name) or {}).get("sec")
+            if sector:
+                groups.setdefault(sector, []).append(lift)
+        closes = self._peers.setdefault(partition, [])
+        closes.append([day, {g: [statistics.median(v), len(v)] for g, v in groups.items() if v}])
+        del closes[:-PEER_DAYS]
+        return []
+
+    def _peer_lift(self, state: BorrowerState, memory: dict[str, Any], today: int) -> float:
+        """The peers' median lift at the latest close before ``today`` (1: none known); only
+        a lift damps, never a slump."""
+        closes = [c for c in self._peers.get(state.partition, ()) if c[0] < today]
+        if not closes:
+            return 1.0
+        groups: dict[str, list[Any]] = closes[-1][1]
+        need = self.thresholds.min_sector_peers
+        for group in (memory.get("sec"), ALL_PEERS):
+            # The borrower itself is among them: its peers are the others.
+            if group is not None and group in groups and groups[group][1] > need:
+                return max(1.0, float(groups[group][0]))
+        return 1.0
+
+    def snapshot(self, partition: int) -> bytes | None:
+        closes = self._peers.get(partition)
+        return None if not closes else orjson.dumps(closes)
+
+    def restore(self, partition: int, snapshot: bytes) -> None:
+        self._peers[partition] = orjson.loads(snapshot)
+
     def _drawdown(self, epoch: float, state: BorrowerState) -> Output:
         """Remember a drawdown; one days after a ramp with no tell at its application gets
         a second look at its time (money sent on since), before the money leaves."""
@@ -561,11 +627,13 @@ class RevenueInflationDetector(Detector):
     def _windows(
         self, state: BorrowerState, memory: dict[str, Any], payers: list[str], today: int
     ) -> list[list[Any]]:
-        """Each window in which turnover grew and the new payers carried enough of it:
-        [days, growth, baseline days, turnover, short history, baseline a day]."""
+        """Each window in which turnover grew beyond its peers' lift and the new payers
+        carried enough of it: [days, growth after the peers' lift, baseline days, turnover,
+        short history, baseline a day, the peers' lift] (the peers' over ``recent_days``)."""
         t = self.thresholds
         young: dict[str, list[Any]] = memory["young"]
         net: list[list[Any]] = memory.get("net", [])
+        peers = self._peer_lift(state, memory, today)
         windows: list[list[Any]] = []
         for length in sorted({t.recent_days, t.ramp_days}):
             start = today - length
@@ -575,7 +643,7 @@ class RevenueInflationDetector(Detector):
             baseline -= _between(net, start - t.baseline_days, start)
             if baseline_days < t.min_baseline_days or baseline <= 0.0 or recent <= 0.0:
                 continue
-            growth = (recent / recent_days) / (baseline / baseline_days)
+            growth = (recent / recent_days) / (baseline / baseline_days) / peers
             if growth < t.min_growth:
                 continue
             sums = [_between(young[cp][2], start, today) for cp in payers]
@@ -585,7 +653,8 @@ class RevenueInflationDetector(Detector):
                 continue
             # Less history before the window than the window itself: said in the alert.
             short = baseline_days < min(length, t.baseline_days)
-            windows.append([length, growth, baseline_days, recent, short, baseline / baseline_days])
+            rate = baseline / baseline_days
+            windows.append([length, growth, baseline_days, recent, short, rate, peers])
         return windows
 
     def _tells(
@@ -740,6 +809,12 @@ class RevenueInflationDetector(Detector):
         ]
         if short:
             reasons.append(self._short_reason(length, baseline_days))
+        if len(window) > 6 and window[6] > 1.0:
+            reasons.append(
+                self.reason(
+                    "peer_lift", observed=round(window[6], 3), threshold=1.0, lift=window[6]
+                )
+            )
         more = (
             min(1.0, growth / max(1e-9, t.min_growth) - 1.0) * 0.05
             + min(1.0, (share - t.min_new_share) / max(1e-9, 1.0 - t.min_new_share)) * 0.05

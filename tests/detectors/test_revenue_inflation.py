@@ -503,6 +503,7 @@ def test_memory_stays_bounded() -> None:
         if i % 100 == 0:
             app = login(f"app-{i}", ts, device="p", ip="1.1.1.1", action="loan_application")
             for timer in detector.on_login(app, state, ()):
+                assert isinstance(timer, Timer)
                 detector.on_timer(timer, state)  # a ramp leaves a quiet week pending
         largest = max(largest, len(orjson.dumps(state.slots[detector.name])))
 
@@ -770,3 +771,62 @@ def test_nothing_sent_on_by_the_drawdown_leaves_the_verdict_to_the_quiet_week() 
     assert detector.on_timer(DRAW_TIMER, state) == []
     [late] = detector.on_timer(QUIET_TIMER, state)
     assert isinstance(late, Finding) and late.episode == "inflation:app-1"
+
+
+# --- a seasonal peak lifts the whole sector -------------------------------------------------
+
+
+def _as_borrower(borrower: str, events: list[Transaction], sector: str | None) -> list[Transaction]:
+    return [
+        transaction(
+            e.event_id,
+            borrower,
+            f"acc-{borrower}",
+            e.counterparty_id,
+            e.amount,
+            e.ts,
+            e.direction,
+            sector=sector,
+        )
+        for e in events
+    ]
+
+
+def _with_peers(
+    peers_peak: bool, sector: str | None
+) -> tuple[RevenueInflationDetector, BorrowerState]:
+    """b-1's ramp (new payers, the money left unspent) among seven peers of its sector that
+    peak as much, or stay flat; the day before the application is closed."""
+    detector = RevenueInflationDetector(RevenueInflationThresholds())
+    states = []
+    for i in range(8):
+        borrower = "b-1" if i == 0 else f"peer-{i}"
+        peak = i == 0 or peers_peak
+        events = [*_business(), *_suppliers(), *(_shells() if peak else [])]
+        state = BorrowerState(borrower_id=borrower)
+        _feed(detector, state, _by_time(_as_borrower(borrower, events, sector)))
+        states.append(state)
+    detector.on_day_close(0, day_of(APPLICATION.ts.timestamp()) - 1, states)
+    assert detector.on_login(APPLICATION, states[0], ()) == [TIMER]
+    return detector, states[0]
+
+
+@pytest.mark.parametrize("sector", ["wholesale", None], ids=["sector", "no-sector-partition"])
+def test_a_peak_the_peers_share_is_a_season_not_a_ramp(sector: str | None) -> None:
+    detector, state = _with_peers(peers_peak=True, sector=sector)
+
+    assert detector.on_timer(TIMER, state) == []
+
+
+def test_a_peak_the_peers_do_not_share_alerts_and_snapshots_keep_the_peers() -> None:
+    detector, state = _with_peers(peers_peak=False, sector="wholesale")
+    snapshot = detector.snapshot(0)
+    assert snapshot is not None
+
+    [alert, quiet] = detector.on_timer(TIMER, state)
+
+    assert isinstance(alert, Finding) and quiet == QUIET_TIMER
+    assert "peer_lift" not in _codes([alert])[0]
+    restored = RevenueInflationDetector(RevenueInflationThresholds())
+    restored.restore(0, snapshot)
+    assert restored.snapshot(0) == snapshot
