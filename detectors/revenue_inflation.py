@@ -152,9 +152,8 @@ QUIET = "quiet:"
 DRAW = "draw:"
 #: Day closes of peers' lifts kept per partition: an application reads the latest before it.
 PEER_DAYS = 4
-#: Payees first paid lately (whose receipts may be the new money sent on), and their receipts.
+#: Payees first paid lately (whose receipts, by day, may be the new money sent on).
 MAX_FRESH = 8
-MAX_OUTS = 24
 #: Hashes of payees paid before, least recently paid first: they are not new.
 MAX_PAID = 32
 #: Weeks of outflow sums kept (the baseline and the longest window, in whole weeks).
@@ -166,9 +165,14 @@ MAX_WEEKS = 18
 # counterparties, least recently seen first; "sw" is the latest day seen; "apps" holds
 # applications waiting for their timer as [epoch, event id]; "watch" holds ramps waiting for
 # their quiet week as [due epoch, application, its day, [[window, growth, baseline days,
-# turnover, short history], ...], [new payers]]; "pay" lists recent payees, least recent
-# first; "net" holds [day, sum] of inflows from payees (not turnover), oldest first.
-# Memory written by version 1 lacks "watch", "pay" and "net": they are created on first use.
+# turnover, short history, baseline a day, peers' lift], ...], [new payers], alerted (0/1),
+# drawdown epoch or None]; "pay" lists recent payees, least recent first; "net" holds
+# [day, sum] of inflows from payees (not turnover), oldest first. Since version 3: "ow" the
+# outflows by week [[week, sum], ...] from week "ow0"; "paid" the hashes of payees paid a
+# large sum, least recently paid first; "fresh" maps a payee first paid lately to [first
+# day, [[day, sum], ...]]; "draws" the latest drawdowns' epochs; "sec" the sector.
+# Memory written by versions 1 and 2 lacks some of these: they are created on first use
+# (a watch of version 2 has five entries: neither alerted nor a drawdown).
 
 
 def _empty() -> dict[str, Any]:
@@ -410,9 +414,9 @@ class RevenueInflationDetector(Detector):
             return
         counterparty = event.counterparty_id
         self._paid(state, counterparty)
-        fresh: dict[str, int] = memory.setdefault("fresh", {})
-        outs: list[list[Any]] = memory.setdefault("outs", [])
-        if counterparty not in fresh:
+        fresh: dict[str, list[Any]] = memory.setdefault("fresh", {})
+        entry = fresh.get(counterparty)
+        if entry is None:
             key = _hash(counterparty)
             paid: str = memory.get("paid", "")
             at = _find(paid, key)
@@ -420,11 +424,23 @@ class RevenueInflationDetector(Detector):
             memory["paid"] = memory["paid"][-MAX_PAID * HASH_WIDTH :]
             if at >= 0:
                 return  # paid before: a supplier, the landlord, the payroll
-            fresh[counterparty] = day
-            if len(fresh) > MAX_FRESH:
-                del fresh[min(fresh, key=lambda cp: (fresh[cp], cp))]
-        outs.append([day, counterparty, amount])
-        outs[:] = [out for out in outs if out[1] in fresh][-MAX_OUTS:]
+            entry = fresh[counterparty] = [day, []]
+        _add_day(entry[1], day, amount, MAX_DAYS_PER_COUNTERPARTY)
+        if len(fresh) > MAX_FRESH:
+            del fresh[self._least_received(fresh, day)]
+
+    def _least_received(self, fresh: dict[str, list[Any]], day: int) -> str:
+        """The new payee to forget first: one first paid too long ago to be in a window still
+        to be judged, else the one that received least (forgetting it can only lower a share
+        sent on, and a busy business's many small new payees do not push a large one out)."""
+        t = self.thresholds
+        recent = day - t.ramp_days - t.quiet_days
+
+        def need(payee: str) -> tuple[bool, float, int, str]:
+            first, days = fresh[payee]
+            return (first >= recent, sum(s for _, s in days), first, payee)
+
+        return min(fresh, key=need)
 
     def _paid(self, state: BorrowerState, counterparty: str) -> None:
         """Remember a payee: its later inflows are not turnover."""
@@ -709,14 +725,17 @@ class RevenueInflationDetector(Detector):
         before ``until``."""
         t = self.thresholds
         young: dict[str, list[Any]] = memory["young"]
-        fresh: dict[str, int] = memory.get("fresh", {})
+        fresh: dict[str, list[Any]] = memory.get("fresh", {})
         arrivals = {day for cp in sent for day, s in young[cp][2] if s > 0 and start <= day < today}
         received: dict[str, float] = {}
-        for day, payee, amount in memory.get("outs", ()):
-            if not start <= day < until or fresh.get(payee, start - 1) < start:
+        for payee, (first, days) in fresh.items():
+            if first < start:
                 continue
-            if any(0 <= day - arrival <= t.forward_days for arrival in arrivals):
-                received[payee] = received.get(payee, 0.0) + amount
+            for day, amount in days:
+                if start <= day < until and any(
+                    0 <= day - arrival <= t.forward_days for arrival in arrivals
+                ):
+                    received[payee] = received.get(payee, 0.0) + amount
         top = sorted(received, key=lambda p: (-received[p], p))[: t.max_forward_payees]
         if not top:
             return None

@@ -13,6 +13,7 @@ from detectors.clock import Timer
 from detectors.engine import Engine, Input, MemoryStateStore
 from detectors.index import MemoryCrossIndex
 from detectors.revenue_inflation import (
+    MAX_FRESH,
     MAX_YOUNG,
     RevenueInflationDetector,
     RevenueInflationThresholds,
@@ -830,3 +831,21 @@ def test_a_peak_the_peers_do_not_share_alerts_and_snapshots_keep_the_peers() -> 
     restored = RevenueInflationDetector(RevenueInflationThresholds())
     restored.restore(0, snapshot)
     assert restored.snapshot(0) == snapshot
+
+
+def test_a_busy_business_paying_many_new_payees_keeps_the_one_the_money_went_to() -> None:
+    # After the ramp's money went on, many more new payees than are remembered get smaller
+    # sums: the least paid are forgotten first, not the payee the money went to.
+    payers = _ramp(FEW_LARGE, "150000")
+    one_offs = [
+        _out(f"buy-{i}", f"vendor-{i}", "6000", at(days=-1, hours=i * 0.1))
+        for i in range(3 * MAX_FRESH)
+    ]
+    events = [*_business(), *_suppliers(), *payers, *_sent_on(payers), *one_offs]
+    detector, state = _apply(events)
+
+    [alert, _] = detector.on_timer(TIMER, state)
+
+    assert isinstance(alert, Finding)
+    assert "sink-1, sink-2" in next(r for r in alert.reasons if r.code == "forwarded").message
+    assert len(state.slots["revenue_inflation"]["fresh"]) == MAX_FRESH
