@@ -33,7 +33,7 @@ class PassThroughThresholds:
     #: Legs that open a pass-through must be at least this large (major units); small sums
     #: count too, but only as often as they repeat and as much as they weigh in the inflow.
     min_amount: float = tunable(
-        500.0, 0, 10000000, "smallest leg that opens a pass-through (major units)"
+        200.0, 0, 10000000, "smallest leg that opens a pass-through (major units)"
     )
     #: The money leaving may fall short of the money in by this share (fees, a skim) ...
     max_shortfall: float = tunable(
@@ -54,10 +54,15 @@ class PassThroughThresholds:
     min_share: float = tunable(
         0.2, 0, 1, "share of the inflow over the lookback that passed straight through"
     )
-    #: ... and were at least this share of the money movements that could have been one: a
-    #: conduit forwards most of what it gets, a trading business meets a sum by chance.
+    #: ... the money passing on within this many minutes at the median: a conduit forwards at
+    #: once, while sums of a trading day meet by chance anywhere in the window ...
+    max_median_minutes: float = tunable(
+        90.0, 1, 4320, "median minutes from a pass-through's first leg to its last, at most"
+    )
+    #: ... and were at least this share of the money movements whose two sides came within
+    #: reach of each other (half or more): a conduit's meet, a trading business's meet by chance.
     min_hit_rate: float = tunable(
-        0.3, 0, 1, "share of the opened pass-throughs that completed, over the lookback"
+        0.2, 0, 1, "share of the comparable in-and-out movements that met, over the lookback"
     )
 
 
@@ -65,9 +70,12 @@ class PassThroughThresholds:
 MAX_HITS = 8
 #: A leg on the far side smaller than this share of the near side is an expense or a small
 #: sale beside the pass-through, not a part of it.
-MIN_LEG_SHARE = 0.02
+MIN_LEG_SHARE = 0.1
 #: Counterparties of the near side remembered per pass-through (to tell a refund apart).
 MAX_NEAR_PARTIES = 4
+#: The money leaving (or coming back) reached this share of the money in (or out): the two
+#: sides are comparable, and chance alone makes some of those meet; a conduit makes most.
+COMPARABLE = 0.5
 #: Pass-throughs open at once: money in a busy account meets other money on its way.
 MAX_OPEN = 3
 #: Recent payees and payers remembered, and accounts seen both paid and paying, per borrower:
@@ -77,14 +85,16 @@ MAX_PARTIES = 6
 MAX_TWO_WAY = 4
 
 # An open pass-through (of "s"): [side (+1 in first, -1 out first), first epoch, near sum,
-# far sum, legs, first event id, last event id, [crc32 of the near side's counterparties]].
-# Opened and completed pass-throughs ("n"): [day, opened, completed], both decayed by day.
+# far sum, legs, first event id, last event id, [crc32 of the near side's counterparties],
+# far legs not to or from a sweep account].
+# Comparable and completed pass-throughs ("n"): [day, comparable, completed, the last leg
+# counted comparable], decayed by day.
 # A pass-through done ("h"): [epoch of its last leg, amount in, seconds from first to last
 # leg, side, first event id, last event id].
 
 
 def _empty() -> dict[str, Any]:
-    return {"s": [], "h": [], "w": "", "p": [], "r": [], "t": [], "n": [0, 0.0, 0.0]}
+    return {"s": [], "h": [], "w": "", "p": [], "r": [], "t": [], "n": [0, 0.0, 0.0, ""]}
 
 
 def _party(counterparty: str) -> int:
@@ -150,7 +160,7 @@ class PassThroughDetector(Detector):
         "{count} times on {days} days within {lookback} days (median {minutes:.0f} min)",
         "pass_through_share": "{moved:,.2f} passed through: {share:.0%} of the inflow of those "
         "days",
-        "pass_through_rate": "{rate:.0%} of the sums that could have passed through did",
+        "pass_through_rate": "{rate:.0%} of the sums that came within reach of each other met",
     }
     episodes = {"week": "pass:{week}"}
 
@@ -162,11 +172,13 @@ class PassThroughDetector(Detector):
         if counterparty in state.own_accounts or counterparty == event.account_id:
             return []
         memory: dict[str, Any] = self.slot(state, _empty)
-        epoch = event.ts.timestamp()
+        amount = float(event.amount)
         side = 1 if event.direction == "in" else -1
-        if self._two_way(memory, _party(counterparty), side, float(event.amount)):
-            return []
-        done = self._step(memory, epoch, side, float(event.amount), counterparty, event.event_id)
+        # Money to and fro with an account that pays back, in round sums: a sweep to the
+        # owner's savings and back, not money passed on.
+        sweep = self._two_way(memory, _party(counterparty), side, amount) and amount % 100 == 0
+        leg = (event.ts.timestamp(), side, amount, counterparty, event.event_id, sweep)
+        done = self._step(memory, leg)
         if done is None:
             return []
         return self._judge(memory, done, state)
@@ -189,23 +201,15 @@ class PassThroughDetector(Detector):
         return False
 
     def _count(self, memory: dict[str, Any], day: int, opened: int, completed: int) -> float:
-        """Count an opened or completed pass-through; the share completed, decayed by day."""
-        last, opened_before, completed_before = memory["n"]
+        """Count a comparable or a completed pass-through; the share completed, decayed by day."""
+        last, opened_before, completed_before, leg = memory["n"]
         decay = 0.5 ** (max(0, day - last) / (self.thresholds.lookback_days / 2))
-        now = [day, round(opened_before * decay + opened, 3), completed_before * decay]
-        now[2] = round(now[2] + completed, 3)
-        memory["n"] = now
-        return float(now[2]) / float(now[1]) if now[1] else 0.0
+        comparable = round(opened_before * decay + opened, 3)
+        done = round(completed_before * decay + completed, 3)
+        memory["n"] = [day, comparable, done, leg]
+        return min(1.0, done / comparable) if comparable else 0.0
 
-    def _step(
-        self,
-        memory: dict[str, Any],
-        epoch: float,
-        side: int,
-        amount: float,
-        counterparty: str,
-        event_id: str,
-    ) -> list[Any] | None:
+    def _step(self, memory: dict[str, Any], leg: tuple[Any, ...]) -> list[Any] | None:
         """Move the open pass-throughs on by one leg; the pass-through it completes, if any.
 
         Every leg large enough opens one (it may be where money starts to pass through) and
@@ -213,11 +217,12 @@ class PassThroughDetector(Detector):
         a leg on the other side to what left again (or came back).
         """
         t = self.thresholds
+        epoch, side, amount, counterparty, event_id, _ = leg
         party = _party(counterparty)
         window = t.window_hours * 3600.0
         candidates: list[list[Any]] = [c for c in memory["s"] if epoch - c[1] <= window]
         for candidate in list(candidates):
-            outcome = self._join(candidate, side, amount, party, event_id)
+            outcome = self._join(candidate, leg, party, memory)
             if outcome is None:
                 continue
             if outcome == "drop" or candidate[4] > t.max_legs:
@@ -228,17 +233,17 @@ class PassThroughDetector(Detector):
                 gap = int(epoch) - candidate[1]
                 return [int(epoch), round(amount_in, 2), gap, candidate[0], candidate[5], event_id]
         if amount >= t.min_amount:
-            candidates.append([side, int(epoch), amount, 0.0, 1, event_id, event_id, [party]])
-            self._count(memory, day_of(epoch), 1, 0)
+            candidates.append([side, int(epoch), amount, 0.0, 1, event_id, event_id, [party], 0])
         memory["s"] = candidates[-MAX_OPEN:]
         return None
 
     def _join(
-        self, candidate: list[Any], side: int, amount: float, party: int, event_id: str
+        self, candidate: list[Any], leg: tuple[Any, ...], party: int, memory: dict[str, Any]
     ) -> str | None:
         """Add a leg to an open pass-through: None when it takes no part, else "added",
         "drop" (it cannot be one any more) or "done" (the two sides met)."""
         t = self.thresholds
+        epoch, side, amount, _, event_id, sweep = leg
         if side == candidate[0]:
             if amount < max(t.min_amount, MIN_LEG_SHARE * candidate[2]):
                 return None
@@ -251,13 +256,22 @@ class PassThroughDetector(Detector):
             return None
         if party in candidate[7]:
             return "drop"  # money back to or from the same account: a refund, a deposit
+        before = candidate[3] / candidate[2]
         candidate[3] = round(candidate[3] + amount, 2)
         candidate[4] += 1
         candidate[6] = event_id
+        candidate[8] += 0 if sweep else 1
         ratio = candidate[3] / candidate[2]
+        if before < COMPARABLE <= ratio and memory["n"][3] != event_id:
+            # The two sides came within reach of each other: a pass-through could be judged
+            # (once for a leg, however many open pass-throughs it reaches).
+            self._count(memory, day_of(epoch), 1, 0)
+            memory["n"][3] = event_id
         if ratio > 1.0 + t.max_excess:
             return "drop"
-        return "done" if ratio >= 1.0 - t.max_shortfall else "added"
+        if ratio < 1.0 - t.max_shortfall:
+            return "added"
+        return "done" if candidate[8] else "drop"
 
     def _judge(self, memory: dict[str, Any], done: list[Any], state: BorrowerState) -> Output:
         """Keep the pass-through; alert once a week when they repeat and weigh in the inflow."""
@@ -273,7 +287,8 @@ class PassThroughDetector(Detector):
         inflow, _ = state.inflows.total(newest - t.lookback_days + 1, newest + 1)
         moved = sum(h[1] for h in hits)
         share = min(1.0, moved / inflow) if inflow > 0 else 1.0
-        if share < t.min_share or rate < t.min_hit_rate:
+        minutes = statistics.median(h[2] for h in hits) / 60.0
+        if share < t.min_share or rate < t.min_hit_rate or minutes > t.max_median_minutes:
             return []
         week = iso_week(newest)
         if memory["w"] == week:

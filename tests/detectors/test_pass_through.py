@@ -56,11 +56,11 @@ def _forward(day: float, amount: float, *, kept: float = 0.01, legs: int = 1) ->
 
 
 def _round_trip(day: float, amount: float, *, back: float = 0.985) -> list[Transaction]:
-    """``amount`` out to X, ``back`` of it in from Y three hours later (X, Y off the platform)."""
+    """``amount`` out to X, ``back`` of it in from Y 80 minutes later (X, Y off the platform)."""
     tag = f"{day:g}"
     return [
         _tx(f"out-{tag}", f"x-{tag}", amount, at(days=day, hours=2), "out"),
-        _tx(f"in-{tag}", f"y-{tag}", amount * back, at(days=day, hours=5), "in"),
+        _tx(f"in-{tag}", f"y-{tag}", amount * back, at(days=day, hours=2, minutes=80), "in"),
     ]
 
 
@@ -142,7 +142,21 @@ def test_money_that_leaves_after_the_window_is_not_passed_through() -> None:
         ]
 
     assert _feed(events) == []
-    assert len(_feed(events, thresholds=PassThroughThresholds(window_hours=8))) == 1
+    slow = PassThroughThresholds(window_hours=8, max_median_minutes=480)
+    assert len(_feed(events, thresholds=slow)) == 1
+
+
+def test_sums_that_meet_slowly_are_a_trading_day_not_a_conduit() -> None:
+    """The two sides meet within the window, but two hours apart at the median."""
+    events = []
+    for day in (0, 2, 4, 6):
+        events += [
+            _tx(f"in-{day}", f"p-{day}", 30_000, at(days=day, hours=0), "in"),
+            _tx(f"out-{day}", f"q-{day}", 29_800, at(days=day, hours=2), "out"),
+        ]
+
+    assert _feed(events) == []
+    assert len(_feed(events, thresholds=PassThroughThresholds(max_median_minutes=150))) == 1
 
 
 # --- the benign twins ---------------------------------------------------------------------------
