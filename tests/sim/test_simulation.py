@@ -25,12 +25,13 @@ def test_same_config_gives_the_same_output_and_another_seed_does_not(sim: Simula
 
 #: sha256 of CONFIG's records as JSON lines. Every random draw must keep its order: a change
 #: that moves one changes this digest, and must say so. Changed by: the revenue-inflation
-#: typology drawing its variants per case (ramp end, payers, forwarding, drawdown gap; issue 12).
-#: Before that, the same bytes as the simulator gave before it was split into modules.
-PINNED_RECORDS = "768acad3d371de875f0e3831f77d036bfbc1069dcf2968f833ae029f4ee2c6fb"
+#: typology drawing its variants per case (ramp end, payers, forwarding, drawdown gap; issue 12),
+#: the pass-through typology, varying rings, wholesalers and sweeps among the benign (issue 12).
+#: Before those, the same bytes as the simulator gave before it was split into modules.
+PINNED_RECORDS = "389570c7dd46d39a5ebf65c30505b55dac3a936041fd50fab7265f7a3c2007eb"
 #: ... and of the records then the labels, in the labels contract's form (topics/labels.py,
 #: since contract 2.1).
-PINNED = "fb63107326e3b5dc38a2846c8671a6a8821d9a0286efc0ee641e97d8d94b3e85"
+PINNED = "c7ec453e0116c1741c8cd7ec1ce03a4cae2c778c65673b1fec441c0e82999a09"
 
 
 def test_the_output_is_the_pinned_bytes(sim: Simulation) -> None:
@@ -85,5 +86,5 @@ def test_volume_is_15_to_25_events_per_borrower_day_and_fast() -> None:
         "credential_stuffing",
         "account_takeover_phished",
     }
-    assert counts["circular_transfer"] == 3 and 3 <= counts["device_ring"] <= 6
+    assert counts["circular_transfer"] in (2, 3) and 3 <= counts["device_ring"] <= 6
     assert sum(counts.values()) <= 0.35 * 50
