@@ -164,7 +164,8 @@ def _memory() -> dict[str, Any]:
     # s: [week, city, agent crc] of the last login learnt from; r: [ts] of the last password
     # reset; f: flagged logins [ts, score, kind, device, ip, event]; n: [network, last day]
     # of networks; h: novelty counters (detectors.sessions.count); v: novel sessions
-    # (detectors.sessions.Session.to_json).
+    # (detectors.sessions.Session.to_json); w: [login, ts] of a payout change in a session
+    # watched for the cash-out sequence alone (absent until one).
     return {"c": [], "u": [], "s": [], "r": [], "f": [], "n": [], "h": [0.0] * 6, "v": []}
 
 
@@ -279,6 +280,9 @@ class AccountTakeoverDetector(Detector):
         "drawdown_in_novel_session": "{what} {minutes:.0f} min after the login {login} from a "
         "device not vouched for, whose novelties are {novelty:.1f} nats of surprise for this "
         "borrower (alerts alone from {minimum:g})",
+        "drawdown_after_payout_change_in_new_session": "{what} {minutes:.0f} min after the "
+        "login {login} from a new device on an address never used, and after the payout "
+        "account was changed in the same session ({payout_minutes:.0f} min after the login)",
         "session_new_device": "the login came from device {device}, never used by this "
         "borrower (a new device on {rate:.0%} of its logins)",
         "session_replayed_device": "the login sent the borrower's own device id {device} with "
@@ -417,8 +421,8 @@ class AccountTakeoverDetector(Detector):
         novelty rates; the session it opens when that is novel enough to watch.
 
         A session is watched when the login shows a device not vouched for or failures
-        before it (someone else's hands), and a network or city new to the borrower
-        (someone else's place), with a surprise of at least ``min_payout_novelty``.
+        before it (someone else's hands), and an address, network or city new to the
+        borrower (someone else's place), with a surprise of at least ``min_payout_novelty``.
         ``usual``: the city and agent are those of the borrower's last login this week.
         """
         t = self.thresholds
@@ -446,7 +450,7 @@ class AccountTakeoverDetector(Detector):
         failures = sum(1 for f in history.failures if f[0] <= epoch)
         if failures:
             signs |= FAILURES
-        judged = counters[0] >= t.min_history_logins and signs & WHO and signs & WHERE
+        judged = counters[0] >= t.min_history_logins and signs & WHO
         prices = surprises(counters, t.prior_logins, t.prior_novelty_share) if judged else None
         count(counters, signs, t.novelty_memory_logins)
         if prices is None:
@@ -463,7 +467,21 @@ class AccountTakeoverDetector(Detector):
             city=(event.geo.city or "") if event.geo is not None else "",
             agent=agent,
         )
-        return session if session.novelty >= t.min_payout_novelty else None
+        if self._watched(session):
+            return session
+        # A new device on an address never used, not surprising enough on its own (a borrower
+        # who often changes phone, or on a carrier's shared addresses): watched for the
+        # cash-out sequence alone, a payout change and then a drawdown (see _in_session).
+        return session if signs & (DEVICE | REPLAY) and signs & IP else None
+
+    def _watched(self, session: Session) -> bool:
+        """Novel enough that a payout change in the session alerts: someone else's hands (a
+        device not vouched for, failures) in someone else's place (an address, network or
+        city new to the borrower: an attacker in the victim's city shares its network, not
+        its addresses), with at least ``min_payout_novelty`` nats of surprise."""
+        return bool(session.signs & (WHERE | IP)) and (
+            session.novelty >= self.thresholds.min_payout_novelty
+        )
 
     def _in_session(self, event: Login, state: BorrowerState, epoch: float) -> Output:
         """A payout change, or a drawdown, within ``session_minutes`` of a novel login, from
@@ -478,6 +496,8 @@ class AccountTakeoverDetector(Detector):
             if raw[0] > epoch or (raw[1] != event.device_id and raw[2] != event.ip):
                 continue
             session = Session.from_json(raw)
+            if not self._watched(session):
+                return self._cash_out(event, state, session, memory, epoch)
             if event.action == "payout_account_change":
                 finding = self._session_finding(event, state, session, epoch)
                 flag: list[Any] = [session.ts, round(finding.score, 4), _SESSION]
@@ -489,16 +509,55 @@ class AccountTakeoverDetector(Detector):
             return []
         return []
 
+    def _cash_out(
+        self,
+        event: Login,
+        state: BorrowerState,
+        session: Session,
+        memory: dict[str, Any],
+        epoch: float,
+    ) -> Output:
+        """In a session of a new device on an unseen address that was not novel enough to
+        watch: a payout change is remembered, and a drawdown after it in the same session is
+        the cash-out of phished credentials (a borrower with a new phone changes its payout
+        account, if at all, days later, and draws to the account it knows)."""
+        if event.action == "payout_account_change":
+            if event.success:
+                memory["w"] = [session.login, epoch]
+            return []
+        paid_out = memory.get("w")
+        if not paid_out or paid_out[0] != session.login or paid_out[1] > epoch:
+            return []
+        del memory["w"]
+        return [self._session_finding(event, state, session, epoch, after_payout=paid_out[1])]
+
     def _session_finding(
-        self, event: Login, state: BorrowerState, session: Session, epoch: float
+        self,
+        event: Login,
+        state: BorrowerState,
+        session: Session,
+        epoch: float,
+        after_payout: float | None = None,
     ) -> Finding:
-        """High at a payout change in a novel session, critical at a drawdown alone."""
+        """High at a payout change in a novel session, critical at a drawdown alone, or at a
+        drawdown after a payout change in a new device's session (``after_payout``)."""
         t = self.thresholds
         drawdown = event.action == "drawdown"
         minimum = t.min_drawdown_novelty if drawdown else t.min_payout_novelty
         excess = min(1.0, (session.novelty - minimum) / max(minimum, 1.0))
-        reasons = [
-            self.reason(
+        if after_payout is not None:
+            excess = 0.0
+            first = self.reason(
+                "drawdown_after_payout_change_in_new_session",
+                observed=round((epoch - session.ts) / 60.0, 1),
+                threshold=t.session_minutes,
+                what=_what(event),
+                minutes=(epoch - session.ts) / 60.0,
+                payout_minutes=(after_payout - session.ts) / 60.0,
+                login=session.login,
+            )
+        else:
+            first = self.reason(
                 "drawdown_in_novel_session" if drawdown else "payout_change_in_novel_session",
                 observed=round(session.novelty, 2),
                 threshold=minimum,
@@ -507,9 +566,8 @@ class AccountTakeoverDetector(Detector):
                 login=session.login,
                 novelty=session.novelty,
                 minimum=minimum,
-            ),
-            *self._signs(session),
-        ]
+            )
+        reasons = [first, *self._signs(session)]
         device, ip = personal.device(session.device), personal.ip(session.ip)
         name = "session_followup" if drawdown else "session"
         return self.finding(
