@@ -167,7 +167,8 @@ class DelinquencyThresholds:
     )
     #: A reversed payment (a bounced debit) paid again within this many days is nothing; not
     #: paid again, it counts with ``reversal_weight`` before the due date (less at the early
-    #: checks) and with ``past_due_reversal_weight`` after it.
+    #: checks) and with ``past_due_reversal_weight`` after it. A period that would end after
+    #: the due date runs to the end of the grace period: paying again in grace is no default.
     reversal_cure_days: float = tunable(
         2.0, 0.0, 14.0, "days a reversed payment has to be paid again before it counts"
     )
@@ -440,7 +441,8 @@ class DelinquencyDetector(Detector):
         if installment.due_date is None:
             return []  # armed with the schedule
         stage = f"{CURE}{len(installment.reversals) - 1}"
-        return [Timer(self._cure_time(epoch), state.borrower_id, self.name, f"{stage}|{key}")]
+        cure = self._cure_time(epoch, installment.due_date)
+        return [Timer(cure, state.borrower_id, self.name, f"{stage}|{key}")]
 
     def pending_timers(self, state: BorrowerState, only: str | None = None) -> list[Timer]:
         timers = []
@@ -783,7 +785,8 @@ class DelinquencyDetector(Detector):
         """
         t = self.thresholds
         owed, since = _unrecovered(installment, at)
-        if owed <= 0 or at < self._cure_time(since):
+        assert installment.due_date is not None
+        if owed <= 0 or at < self._cure_time(since, installment.due_date):
             return None
         weight = t.past_due_reversal_weight if past_due else t.reversal_weight * urgency
         return weight, self.reason(
@@ -953,13 +956,20 @@ class DelinquencyDetector(Detector):
             (PAST_DUE, midnight + SECONDS_PER_DAY),
             (DEADLINE, self._deadline_time(installment.due_date)),
             *(
-                (f"{CURE}{number}", self._cure_time(ts))
+                (f"{CURE}{number}", self._cure_time(ts, installment.due_date))
                 for number, (ts, _, _) in enumerate(installment.reversals)
             ),
         ]
 
-    def _cure_time(self, reversed_at: float) -> float:
-        return reversed_at + self.thresholds.reversal_cure_days * SECONDS_PER_DAY
+    def _cure_time(self, reversed_at: float, due: date) -> float:
+        """When a reversal not paid again starts to count: ``reversal_cure_days`` after it,
+        or, when that falls after the due date, the end of the grace period. Paying again
+        inside the grace period is the borrower's right and no default, so a debit that
+        bounces near the due date is judged by whether it is made good in grace."""
+        cure = reversed_at + self.thresholds.reversal_cure_days * SECONDS_PER_DAY
+        if cure < self._midnight(due) + SECONDS_PER_DAY:
+            return cure
+        return max(cure, self._deadline_time(due))
 
     def _midnight(self, day: date) -> float:
         return datetime(day.year, day.month, day.day, tzinfo=self._zone).timestamp()

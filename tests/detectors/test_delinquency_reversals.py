@@ -62,23 +62,35 @@ def test_a_reversed_early_payment_paid_again_before_the_due_date_is_nothing() ->
     assert [r.code for r in reasons] == ["payment_reversed"] and 0 < rule < 0.5
 
 
-def test_a_reversal_never_paid_again_alerts_once_its_cure_period_ends_past_due() -> None:
-    """The case: paid the day before the due date, bounced on it, never paid again. Alone
-    enough past due, at the end of the cure period (two days later, within grace); missed
-    at the deadline."""
+def test_a_reversal_on_the_due_date_never_paid_again_is_judged_at_the_end_of_grace() -> None:
+    """The case: paid the day before the due date, bounced on it, never paid again. The
+    borrower may pay again until the grace period ends, so the reversal counts from then:
+    missed, critical, with the reversal among its reasons."""
     detector, state = schedule()
     steady(state)
 
-    found = run(detector, state, [_paid("p-1", -0.6), _reversal("r-1", 0.3)])
+    [missed] = run(detector, state, [_paid("p-1", -0.6), _reversal("r-1", 0.3)])
 
-    first, missed = found
-    assert codes([first]) == [["payment_reversed", "past_due"]]
-    assert first.ts == MIDNIGHT + timedelta(days=2.3)
-    assert first.reasons[0].observed == "3000"
-    assert "reversed 2.0 day(s) before and not paid again" in first.reasons[0].message
-    assert first.evidence == ("s-1", "p-1", "r-1")
     assert codes([missed])[0][:2] == ["installment_missed", "payment_reversed"]
+    assert missed.ts == DEADLINE
+    assert missed.reasons[1].observed == "3000"
     assert missed.episode == f"{KEY}:critical"
+
+
+def test_a_reversal_on_the_due_date_paid_again_inside_grace_days_later_is_nothing() -> None:
+    """The benign twin: a habitual late payer's debit bounces on the due date and is paid
+    again two and a half days later, past ``reversal_cure_days`` but inside the grace."""
+    detector, state = schedule()
+    steady(state)
+
+    found = run(
+        detector,
+        state,
+        [_paid("p-1", -0.6), _reversal("r-1", 0.3), _paid("p-2", 2.8)],
+        until=DEADLINE + timedelta(days=1),
+    )
+
+    assert found == []
 
 
 def test_a_reversal_not_paid_again_near_the_due_date_is_strong_but_needs_company() -> None:
@@ -116,10 +128,11 @@ def test_a_part_of_the_reversed_amount_paid_again_leaves_the_rest_owed() -> None
 
     events = [_paid("p-1", -0.6), _reversal("r-1", 0.3), _paid("p-2", 1, "1000")]
 
-    first, _ = run(detector, state, events)
+    [missed] = run(detector, state, events)
 
-    assert codes([first]) == [["past_due", "payment_reversed"]]  # part-paid, and the rest owed
-    assert first.reasons[1].observed == "2000"
+    # part-paid by the end of grace, and the rest of the reversed payment still owed
+    assert codes([missed])[0][:2] == ["partial_payment", "payment_reversed"]
+    assert missed.reasons[1].observed == "2000"
 
 
 def test_the_cure_period_is_data_and_the_cure_timer_survives_a_restart() -> None:
