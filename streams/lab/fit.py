@@ -235,14 +235,25 @@ def sections_of(category: str) -> list[str]:
     return [row.detector.section for row in REGISTRY if row.detector.category == category]
 
 
-def searched_keys(category: str) -> list[str]:
-    """The tunables searched for ``category``, in declaration order."""
+def searched_keys(category: str, only: Sequence[str] = ()) -> list[str]:
+    """The tunables searched for ``category``, in declaration order; with ``only``, those
+    named there, a key or a whole section (``revenue_inflation``)."""
     sections = set(sections_of(category))
     return [
         key
         for key, declared in TUNABLES.items()
-        if declared.section in sections and key not in FIXED and declared.type != "days"
+        if declared.section in sections
+        and key not in FIXED
+        and declared.type != "days"
+        and (not only or key in only or declared.section in only)
     ]
+
+
+def check_only(only: Sequence[str]) -> None:
+    """Refuse a name in ``--only`` that is neither a tunable nor a section."""
+    for name in only:
+        if name not in TUNABLES and not any(t.section == name for t in TUNABLES.values()):
+            raise FitRefused(f"--only {name}: neither a tunable (section.name) nor a section")
 
 
 # --- one candidate ------------------------------------------------------------------------------
@@ -509,12 +520,15 @@ def fit(
     jobs: int = 1,
     rounds: int = 1,
     points: int = 4,
+    only: Sequence[str] = (),
     progress: Progress | None = None,
 ) -> FittedFile:
     """Fit the tunables of each category in ``targets`` to ``labels`` over ``history``.
 
     Raises :class:`FitRefused` before any engine run when a category has too few cases in
-    the fit share, or the split or targets are invalid. Returns the fitted file: every
+    the fit share, or the split or targets are invalid. ``only`` limits the search to these
+    tunables or sections (the others keep their defaults), to bound the time a long history
+    takes. Returns the fitted file: every
     threshold (fitted, or default where not searched or not moved) and the report, per
     category, of the defaults and the fitted values on each share.
     """
@@ -523,6 +537,7 @@ def fit(
     targets = dict(DEFAULT_TARGETS if targets is None else targets)
     if not targets:
         raise FitRefused("no category to fit: give at least one in --target-precision")
+    check_only(only)
     fit_share, held_out = split_borrowers(borrowers_of(history), holdout, seed, labels)
     counts = _check_cases(labels, targets, fit_share)
     defaults = Thresholds().values()
@@ -530,7 +545,7 @@ def fit(
         list(labels), {"fit": fit_share, "held_out": held_out}, period_days_of(history)
     )
     searches = [
-        _Search(category, target, searched_keys(category), dict(defaults), scoring, points)
+        _Search(category, target, searched_keys(category, only), dict(defaults), scoring, points)
         for category, target in targets.items()
     ]
     _SHARED = _Shared(history)
@@ -549,7 +564,13 @@ def fit(
     report["wall_seconds"] = round(time.perf_counter() - started, 1)
     return FittedFile(
         thresholds=Thresholds.from_values(values, version=version_of(values)),
-        settings={"targets": targets, "holdout": holdout, "seed": seed, "points": points},
+        settings={
+            "targets": targets,
+            "holdout": holdout,
+            "seed": seed,
+            "points": points,
+            "only": list(only),
+        },
         report=report,
     )
 

@@ -220,6 +220,21 @@ def test_the_grid_stays_in_range_and_whole_where_whole() -> None:
     assert "delinquency.platform_utc_offset_hours" not in searched_keys("delinquency_risk")
 
 
+def test_only_limits_the_search_to_the_tunables_named(history: History) -> None:
+    only = ["credential_stuffing", "takeover.min_failures"]
+    keys = searched_keys(ABNORMAL_BEHAVIOUR, only)
+    assert keys == ["takeover.min_failures"] + [
+        k for k in TUNABLES if k.startswith("credential_stuffing.")
+    ]
+    assert searched_keys("falsified_flow", only) == []
+    decoded, labels = history
+    fitted = fit(decoded, labels, targets={ABNORMAL_BEHAVIOUR: 0.9}, holdout=0.25, only=only)
+    assert fitted.report["categories"][ABNORMAL_BEHAVIOUR]["searched"] == len(keys)
+    assert fitted.settings["only"] == only
+    with pytest.raises(FitRefused, match="--only credential_stufing: neither"):
+        fit(decoded, labels, targets={ABNORMAL_BEHAVIOUR: 0.9}, only=["credential_stufing"])
+
+
 def test_the_fitted_file_round_trips_and_is_validated_as_any_change(tmp_path: Path) -> None:
     thresholds = Thresholds().with_changes(
         {"credential_stuffing.min_borrowers": 6, "delinquency.check_days_before_due": "9,4"},
