@@ -267,7 +267,8 @@ def cmd_backtest(args: argparse.Namespace) -> int:
 
 
 def cmd_fit(args: argparse.Namespace) -> int:
-    from streams.lab.fit import FitRefused, fit, parse_targets, render_report
+    from streams.lab.fit import FitRefused, fit, parse_targets
+    from streams.lab.fit_figures import render_report
     from streams.lab.fitted import write_fitted
     from topics.labels import LabelsError, read_labels
 
