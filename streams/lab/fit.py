@@ -33,9 +33,9 @@ from detectors.index import MemoryCrossIndex
 from detectors.registry import REGISTRY, build_detectors
 from detectors.thresholds import TUNABLES, InvalidThreshold, Thresholds, Tunable, Value
 from streams.lab.backtest import borrowers_of, period_days_of
+from streams.lab.fit_figures import Figures, Scoring, shown
 from streams.lab.fitted import FittedFile, version_of
 from streams.lab.replay import Decoded, drive
-from streams.lab.scoring import score
 from topics.labels import CaseLabel
 from topics.names import ABNORMAL_BEHAVIOUR
 from topics.records import Alert
@@ -46,9 +46,11 @@ __all__ = [
     "MIN_FIT_CASES",
     "Figures",
     "FitRefused",
+    "Scoring",
     "fit",
     "grid",
     "parse_targets",
+    "section_alerts",
     "split_borrowers",
 ]
 
@@ -81,71 +83,6 @@ class FitRefused(ValueError):
     """The history cannot support a fit as asked; the message says why and what to change."""
 
 
-@dataclass(frozen=True)
-class Figures:
-    """One category's figures on one share of the borrowers, as ``evaluate`` counts them."""
-
-    cases: int
-    detected: int
-    alert_days: int
-    true_alert_days: int
-    benign_borrowers: int
-    #: Delinquency only: installments missed, and warned ≥3 days ahead.
-    installments: int = 0
-    warned: int = 0
-
-    @property
-    def recall(self) -> float | None:
-        return self.detected / self.cases if self.cases else None
-
-    @property
-    def precision(self) -> float | None:
-        return self.true_alert_days / self.alert_days if self.alert_days else None
-
-    @property
-    def false_per_1000(self) -> float | None:
-        false = self.alert_days - self.true_alert_days
-        return 1000.0 * false / self.benign_borrowers if self.benign_borrowers else None
-
-    @property
-    def warned_share(self) -> float | None:
-        return self.warned / self.installments if self.installments else None
-
-    @property
-    def perfect(self) -> bool:
-        """Nothing left to gain: every case found, every miss warned in time, no false
-        alert-day. No candidate can rank higher, so the search of the category stops."""
-        return (
-            self.detected == self.cases
-            and self.warned == self.installments
-            and self.alert_days == self.true_alert_days
-        )
-
-    def rank(self, target: float) -> tuple[float, ...]:
-        """What the search maximises: meeting the target precision first; then recall (and
-        early warning), then precision; short of the target, precision first."""
-        precision = 1.0 if self.precision is None else self.precision  # no alerts: none false
-        recall, warned = self.recall or 0.0, self.warned_share or 0.0
-        false = float(self.true_alert_days - self.alert_days)
-        if precision >= target:
-            return (1.0, recall, warned, precision, false)
-        return (0.0, precision, recall, warned, false)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "cases": self.cases,
-            "detected": self.detected,
-            "recall": self.recall,
-            "alert_days": self.alert_days,
-            "true_alert_days": self.true_alert_days,
-            "precision": self.precision,
-            "false_per_1000_benign": self.false_per_1000,
-            "installments": self.installments,
-            "warned": self.warned,
-            "warned_share": self.warned_share,
-        }
-
-
 # --- the pieces ---------------------------------------------------------------------------------
 
 
@@ -173,18 +110,38 @@ def parse_targets(text: str | None) -> dict[str, float]:
 
 
 def split_borrowers(
-    borrowers: Iterable[str], holdout: float, seed: int
+    borrowers: Iterable[str], holdout: float, seed: int, labels: Sequence[CaseLabel] = ()
 ) -> tuple[frozenset[str], frozenset[str]]:
-    """The fit share and the held-out share: a borrower is held out when a hash of the seed
-    and its id falls under ``holdout``, so the split depends on nothing but those two."""
+    """The fit share and the held-out share, from a hash of the seed and each id only.
+
+    Labelled borrowers are split per typology: of a typology's borrowers, in hash order, the
+    first ``holdout`` of them (rounded; one at least, and one kept, when there are two or
+    more) are held out, so that a rare typology lands in both shares rather than, by chance,
+    all in one. The others are held out when their hash falls under ``holdout``.
+    """
     if not 0.0 < holdout < 1.0:
         raise FitRefused(f"--holdout {holdout}: the held-out share is in (0, 1)")
-    fit: set[str] = set()
-    held: set[str] = set()
-    for borrower in borrowers:
+
+    def rank(borrower: str) -> float:
         digest = hashlib.sha256(f"{seed}:{borrower}".encode()).digest()
-        (held if int.from_bytes(digest[:8], "big") / 2**64 < holdout else fit).add(borrower)
-    return frozenset(fit), frozenset(held)
+        return int.from_bytes(digest[:8], "big") / 2**64
+
+    everyone = set(borrowers)
+    by_typology: dict[tuple[str, str], set[str]] = {}
+    for label in labels:
+        if label.borrower_id in everyone:
+            by_typology.setdefault((label.category, label.typology), set()).add(label.borrower_id)
+    held: set[str] = set()
+    placed: set[str] = set()
+    for typology in sorted(by_typology):
+        members = sorted(by_typology[typology] - placed, key=rank)
+        count = math.floor(holdout * len(members) + 0.5)
+        if len(members) >= 2:
+            count = min(max(count, 1), len(members) - 1)
+        held.update(members[:count])
+        placed.update(members)
+    held.update(b for b in everyone - placed if rank(b) < holdout)
+    return frozenset(everyone - held), frozenset(held)
 
 
 def grid(declared: Tunable, current: Value, points: int = 4) -> list[Value]:
@@ -213,14 +170,25 @@ def sections_of(category: str) -> list[str]:
     return [row.detector.section for row in REGISTRY if row.detector.category == category]
 
 
-def searched_keys(category: str) -> list[str]:
-    """The tunables searched for ``category``, in declaration order."""
+def searched_keys(category: str, only: Sequence[str] = ()) -> list[str]:
+    """The tunables searched for ``category``, in declaration order; with ``only``, those
+    named there, a key or a whole section (``revenue_inflation``)."""
     sections = set(sections_of(category))
     return [
         key
         for key, declared in TUNABLES.items()
-        if declared.section in sections and key not in FIXED and declared.type != "days"
+        if declared.section in sections
+        and key not in FIXED
+        and declared.type != "days"
+        and (not only or key in only or declared.section in only)
     ]
+
+
+def check_only(only: Sequence[str]) -> None:
+    """Refuse a name in ``--only`` that is neither a tunable nor a section."""
+    for name in only:
+        if name not in TUNABLES and not any(t.section == name for t in TUNABLES.values()):
+            raise FitRefused(f"--only {name}: neither a tunable (section.name) nor a section")
 
 
 # --- one candidate ------------------------------------------------------------------------------
@@ -232,76 +200,53 @@ class _Shared:
     share the decoded history instead of receiving a copy each."""
 
     history: Decoded
-    labels: list[CaseLabel]
-    shares: dict[str, frozenset[str]]
-    period_days: int
 
 
 _SHARED: _Shared | None = None
 
 
-def category_alerts(history: Decoded, thresholds: Thresholds, category: str) -> list[Alert]:
-    """A fresh engine over the history running only the detectors of ``category``."""
+def section_alerts(history: Decoded, thresholds: Thresholds, section: str) -> list[Alert]:
+    """A fresh engine over the history running only the detector of ``section``.
+
+    Detectors keep their own slots, index keys and timers, and the engine writes what they
+    share (inflows), so one detector's alerts do not depend on which others run beside it:
+    a candidate that moves one tunable reruns one detector, and its category's figures take
+    the other detectors' alerts as they stand.
+    """
     engine = Engine(thresholds, MemoryStateStore(), MemoryCrossIndex())
-    engine.use([d for d in build_detectors(thresholds) if d.category == category])
+    engine.use([d for d in build_detectors(thresholds) if d.section == section])
     stats = asyncio.run(
         drive(history.records, engine, partitions=history.partitions, expected=history.streams)
     )
     return stats.alerts
 
 
-def figures_of(
-    alerts: Sequence[Alert],
-    labels: Sequence[CaseLabel],
-    borrowers: frozenset[str],
-    category: str,
-    period_days: int,
-) -> Figures:
-    """``category``'s figures over one share: its borrowers' alerts against its labels."""
-    mine = [a for a in alerts if a.borrower_id in borrowers and a.category == category]
-    cases = [c for c in labels if c.category == category and c.borrower_id in borrowers]
-    card = score(mine, cases, sorted(borrowers), period_days)
-    typologies = [t for t in card.typologies.values() if t.category == category]
-    scored = card.categories[category]
-    warned = card.delinquency if category == DELINQUENCY_RISK else None
-    return Figures(
-        cases=sum(t.cases for t in typologies),
-        detected=sum(t.detected for t in typologies),
-        alert_days=scored.alert_days,
-        true_alert_days=scored.true_alert_days,
-        benign_borrowers=scored.benign_borrowers,
-        installments=warned.installments if warned else 0,
-        warned=warned.warned if warned else 0,
-    )
+#: One engine run: a section and the values of every tunable.
+Task = tuple[str, dict[str, Value]]
 
 
-def _evaluate(task: tuple[str, dict[str, Value]]) -> dict[str, Figures]:
-    """One candidate: its category's figures on each share."""
-    category, values = task
+def _run(task: Task) -> list[Alert]:
+    """One candidate: the alerts of its section's detector under its values."""
+    section, values = task
     shared = _SHARED
     assert shared is not None, "the history is set before candidates run"
-    thresholds = Thresholds.from_values(values, version="fit")
-    alerts = category_alerts(shared.history, thresholds, category)
-    return {
-        share: figures_of(alerts, shared.labels, borrowers, category, shared.period_days)
-        for share, borrowers in shared.shares.items()
-    }
+    return section_alerts(shared.history, Thresholds.from_values(values, version="fit"), section)
 
 
-Evaluator = Callable[[Sequence[tuple[str, dict[str, Value]]]], list[dict[str, Figures]]]
+Runner = Callable[[Sequence[Task]], list[list[Alert]]]
 
 
-def _evaluator(jobs: int) -> tuple[Evaluator, Callable[[], None]]:
+def _runner(jobs: int) -> tuple[Runner, Callable[[], None]]:
     """Run candidates in this process (``jobs`` 1) or in a pool of forked processes."""
     if jobs <= 1:
-        return (lambda tasks: [_evaluate(task) for task in tasks]), (lambda: None)
+        return (lambda tasks: [_run(task) for task in tasks]), (lambda: None)
     pool = multiprocessing.get_context("fork").Pool(jobs)
 
     def close() -> None:
         pool.close()
         pool.join()
 
-    return (lambda tasks: pool.map(_evaluate, tasks, chunksize=1)), close
+    return (lambda tasks: pool.map(_run, tasks, chunksize=1)), close
 
 
 # --- the search ---------------------------------------------------------------------------------
@@ -315,19 +260,32 @@ class _Search:
     target: float
     keys: list[str]
     values: dict[str, Value]
-    best: dict[str, Figures]
-    start: dict[str, Figures]
+    scoring: Scoring
     points: int = 4
+    #: The alerts of each of the category's detectors under the current values.
+    alerts: dict[str, list[Alert]] = field(default_factory=dict)
+    best: dict[str, Figures] = field(default_factory=dict)
+    start: dict[str, Figures] = field(default_factory=dict)
     position: int = 0
-    runs: int = 1
+    runs: int = 0
     moves: list[dict[str, Any]] = field(default_factory=list)
     #: Why the search stopped before its last tunable, if it did.
     stopped: str | None = None
 
+    def begin(self, alerts: dict[str, list[Alert]]) -> None:
+        """The starting values' alerts, one run per detector of the category."""
+        self.alerts, self.runs = alerts, len(alerts)
+        self.start = self.best = self.scoring.figures(self._joined(), self.category)
+
+    def _joined(self, section: str = "", alerts: Sequence[Alert] = ()) -> list[Alert]:
+        """The category's alerts, with ``section``'s replaced by ``alerts``."""
+        kept = [a for name, mine in self.alerts.items() if name != section for a in mine]
+        return [*kept, *alerts]
+
     def score_of(self, figures: dict[str, Figures]) -> tuple[float, ...]:
         return figures["fit"].rank(self.target)
 
-    def next_tasks(self) -> list[tuple[str, dict[str, Value]]]:
+    def next_tasks(self) -> list[Task]:
         """The candidates of the next tunable with a grid (none: the pass is over)."""
         if self.best["fit"].perfect and self.position < len(self.keys):
             self.stopped = self.stopped or (
@@ -344,41 +302,49 @@ class _Search:
                     Thresholds.from_values(values, version="fit")
                 except InvalidThreshold:
                     continue  # breaks a constraint across tunables: not a candidate
-                tasks.append((self.category, values))
+                tasks.append((TUNABLES[key].section, values))
             if tasks:
                 return tasks
             self.position += 1
         return []
 
-    def take(
-        self, tasks: list[tuple[str, dict[str, Value]]], results: list[dict[str, Figures]]
-    ) -> None:
+    def take(self, tasks: list[Task], results: list[list[Alert]]) -> None:
         """Keep the best candidate of this tunable if it beats the current values."""
         key = self.keys[self.position]
+        section = TUNABLES[key].section
         self.runs += len(tasks)
+        scored = [
+            (values, alerts, self.scoring.figures(self._joined(section, alerts), self.category))
+            for (_, values), alerts in zip(tasks, results, strict=True)
+        ]
         # max keeps the first of equals: the grid lists the smaller moves first.
-        values, figures = max(
-            zip((values for _, values in tasks), results, strict=True),
-            key=lambda pair: self.score_of(pair[1]),
-        )
+        values, alerts, figures = max(scored, key=lambda item: self.score_of(item[2]))
         if self.score_of(figures) > self.score_of(self.best):
             self.moves.append({"key": key, "from": self.values[key], "to": values[key]})
             self.values, self.best = values, figures
+            self.alerts[section] = alerts
         self.position += 1
-
-
-def _searches(targets: Mapping[str, float], start: dict[str, Value], points: int) -> list[_Search]:
-    """One search per category with a target, each at the starting values."""
-    return [
-        _Search(category, target, searched_keys(category), dict(start), {}, {}, points)
-        for category, target in targets.items()
-    ]
 
 
 Progress = Callable[[str], None]
 
 
-def _descend(searches: list[_Search], evaluate: Evaluator, rounds: int, progress: Progress) -> None:
+def _begin(searches: list[_Search], run: Runner) -> None:
+    """Every detector of every category once under the starting values, in one batch."""
+    tasks = [
+        (search, (section, search.values))
+        for search in searches
+        for section in sections_of(search.category)
+    ]
+    results = run([task for _, task in tasks])
+    by_search: dict[str, dict[str, list[Alert]]] = {}
+    for (search, (section, _)), alerts in zip(tasks, results, strict=True):
+        by_search.setdefault(search.category, {})[section] = alerts
+    for search in searches:
+        search.begin(by_search[search.category])
+
+
+def _descend(searches: list[_Search], run: Runner, rounds: int, progress: Progress) -> None:
     """Coordinate descent for every category at once: each step runs the next tunable's grid
     of every category still searching, all in one parallel batch."""
     said: set[str] = set()
@@ -395,8 +361,7 @@ def _descend(searches: list[_Search], evaluate: Evaluator, rounds: int, progress
             batch = [(search, tasks) for search, tasks in batch if tasks]
             if not batch:
                 break
-            flat = [task for _, tasks in batch for task in tasks]
-            results = evaluate(flat)
+            results = run([task for _, tasks in batch for task in tasks])
             at = 0
             for search, tasks in batch:
                 key, moves = search.keys[search.position], len(search.moves)
@@ -406,8 +371,8 @@ def _descend(searches: list[_Search], evaluate: Evaluator, rounds: int, progress
                 progress(
                     f"{search.category} {search.position}/{len(search.keys)} {key}: "
                     + (f"{change['from']} → {change['to']}" if change else "kept")
-                    + f" (fit share: recall {_shown(search.best['fit'].recall)}, "
-                    f"precision {_shown(search.best['fit'].precision)})"
+                    + f" (fit share: recall {shown(search.best['fit'].recall)}, "
+                    f"precision {shown(search.best['fit'].precision)})"
                 )
         if sum(len(search.moves) for search in searches) == moved:
             return  # a pass that moved nothing: another would try the same candidates
@@ -449,12 +414,15 @@ def fit(
     jobs: int = 1,
     rounds: int = 1,
     points: int = 4,
+    only: Sequence[str] = (),
     progress: Progress | None = None,
 ) -> FittedFile:
     """Fit the tunables of each category in ``targets`` to ``labels`` over ``history``.
 
     Raises :class:`FitRefused` before any engine run when a category has too few cases in
-    the fit share, or the split or targets are invalid. Returns the fitted file: every
+    the fit share, or the split or targets are invalid. ``only`` limits the search to these
+    tunables or sections (the others keep their defaults), to bound the time a long history
+    takes. Returns the fitted file: every
     threshold (fitted, or default where not searched or not moved) and the report, per
     category, of the defaults and the fitted values on each share.
     """
@@ -463,19 +431,22 @@ def fit(
     targets = dict(DEFAULT_TARGETS if targets is None else targets)
     if not targets:
         raise FitRefused("no category to fit: give at least one in --target-precision")
-    fit_share, held_out = split_borrowers(borrowers_of(history), holdout, seed)
+    check_only(only)
+    fit_share, held_out = split_borrowers(borrowers_of(history), holdout, seed, labels)
     counts = _check_cases(labels, targets, fit_share)
     defaults = Thresholds().values()
-    searches = _searches(targets, defaults, points)
-    _SHARED = _Shared(
-        history, list(labels), {"fit": fit_share, "held_out": held_out}, period_days_of(history)
+    scoring = Scoring(
+        list(labels), {"fit": fit_share, "held_out": held_out}, period_days_of(history)
     )
-    evaluate, close = _evaluator(jobs)
+    searches = [
+        _Search(category, target, searched_keys(category, only), dict(defaults), scoring, points)
+        for category, target in targets.items()
+    ]
+    _SHARED = _Shared(history)
+    run, close = _runner(jobs)
     try:
-        firsts = evaluate([(search.category, search.values) for search in searches])
-        for search, figures in zip(searches, firsts, strict=True):
-            search.start = search.best = figures
-        _descend(searches, evaluate, rounds, progress or (lambda line: None))
+        _begin(searches, run)
+        _descend(searches, run, rounds, progress or (lambda line: None))
     finally:
         close()
         _SHARED = None
@@ -487,7 +458,13 @@ def fit(
     report["wall_seconds"] = round(time.perf_counter() - started, 1)
     return FittedFile(
         thresholds=Thresholds.from_values(values, version=version_of(values)),
-        settings={"targets": targets, "holdout": holdout, "seed": seed, "points": points},
+        settings={
+            "targets": targets,
+            "holdout": holdout,
+            "seed": seed,
+            "points": points,
+            "only": list(only),
+        },
         report=report,
     )
 
@@ -524,49 +501,3 @@ def _report(
         },
         "min_fit_cases": MIN_FIT_CASES,
     }
-
-
-# --- showing it ---------------------------------------------------------------------------------
-
-
-def _shown(value: float | None, spec: str = ".3f") -> str:
-    return "–" if value is None else f"{value:{spec}}"
-
-
-def render_report(fitted: FittedFile) -> str:
-    """The report as a table a team reads before shadowing the values: per category, the
-    defaults and the fitted values on the held-out share, and what moved."""
-    report = fitted.report
-    shares = report["borrowers"]
-    lines = [
-        f"lendwatch fit: {report['engine_runs']} engine runs in {report['wall_seconds']:.1f} s "
-        f"({report['jobs']} jobs); borrowers: {shares['fit']} fit, {shares['held_out']} held out",
-    ]
-    for category, part in report["categories"].items():
-        lines += [
-            "",
-            f"{category} (target precision {part['target_precision']}; cases: "
-            f"{part['cases']['fit']} fit, {part['cases']['held_out']} held out; "
-            f"{part['searched']} tunables, {part['engine_runs']} runs)",
-            f"  {'held out':<24}{'defaults':>10}{'fitted':>10}",
-        ]
-        before, after = part["before"]["held_out"], part["after"]["held_out"]
-        rows = [("recall", "recall", ".3f"), ("precision", "precision", ".3f")]
-        rows.append(("false alert-days / 1,000", "false_per_1000_benign", ".2f"))
-        if category == DELINQUENCY_RISK:
-            rows.append(("warned ≥3 days ahead", "warned_share", ".3f"))
-        for name, field_name, spec in rows:
-            was, now = _shown(before[field_name], spec), _shown(after[field_name], spec)
-            lines.append(f"  {name:<24}{was:>10}{now:>10}")
-        fit_before, fit_after = part["before"]["fit"], part["after"]["fit"]
-        lines.append(
-            f"  (fit share: recall {_shown(fit_before['recall'])} → {_shown(fit_after['recall'])}"
-            f", precision {_shown(fit_before['precision'])} → {_shown(fit_after['precision'])})"
-        )
-        for move in part["moves"]:
-            lines.append(f"  {move['key']}: {move['from']} → {move['to']}")
-        if not part["moves"]:
-            lines.append("  no tunable moved: the defaults stay")
-        if part.get("stopped"):
-            lines.append(f"  {part['stopped']}")
-    return "\n".join(lines) + "\n"

@@ -183,7 +183,8 @@ def _fitted_thresholds(path: str) -> Thresholds:
 
 
 def cmd_fit(args: argparse.Namespace) -> int:
-    from streams.lab.fit import FitRefused, fit, parse_targets, render_report
+    from streams.lab.fit import FitRefused, fit, parse_targets
+    from streams.lab.fit_figures import render_report
     from streams.lab.fitted import write_fitted
     from topics.labels import LabelsError, read_labels
 
@@ -207,6 +208,7 @@ def cmd_fit(args: argparse.Namespace) -> int:
             jobs=args.jobs,
             rounds=args.rounds,
             points=args.points,
+            only=[name.strip() for name in (args.only or "").split(",") if name.strip()],
             progress=lambda line: print(line, file=sys.stderr, flush=True),
         )
     except FitRefused as exc:
@@ -384,6 +386,11 @@ def _add_fit(commands: Commands) -> None:
         choices=(2, 4),
         default=4,
         help="values tried per tunable and pass: 4 (×0.5, ×0.75, ×1.5, ×2) or 2 (×0.5, ×2)",
+    )
+    fitting.add_argument(
+        "--only",
+        metavar="NAME,...",
+        help="search only these tunables or sections (the others keep their defaults)",
     )
     fitting.add_argument("--partitions", type=int, help="partitions of the live topics")
     fitting.set_defaults(func=cmd_fit)

@@ -191,6 +191,22 @@ def test_targets_and_split_are_checked() -> None:
     with pytest.raises(FitRefused):
         split_borrowers(ids, 1.0, seed=4)
 
+    # Labelled borrowers are split per typology: a rare one lands in both shares.
+    def case(borrower: str, typology: str) -> CaseLabel:
+        start = at(days=1)
+        return CaseLabel(f"c-{borrower}", borrower, "falsified_flow", typology, start, start)
+
+    labels = [case(f"b-{i}", "ring") for i in range(3)]
+    labels += [case(f"b-{i}", "ramp") for i in range(10, 16)]
+    # b-0 has two: it is placed with "ramp", which comes first in sorted order.
+    labels += [case("b-20", "alone"), case("b-0", "ramp")]
+    for seed in range(20):
+        fit_share, held = split_borrowers(ids, 0.3, seed, labels)
+        assert fit_share | held == set(ids) and not fit_share & held
+        assert len(held & {"b-1", "b-2"}) == 1
+        assert len(held & {"b-0", *(f"b-{i}" for i in range(10, 16))}) == 2
+        assert "b-20" in fit_share
+
 
 def test_the_grid_stays_in_range_and_whole_where_whole() -> None:
     whole = TUNABLES["credential_stuffing.min_borrowers"]  # 8, range 2..10000
@@ -202,6 +218,21 @@ def test_the_grid_stays_in_range_and_whole_where_whole() -> None:
     assert grid(ratio, 0.0) == [0.05, 0.1, 0.25]  # from nothing: steps of the range
     assert grid(TUNABLES["delinquency.check_days_before_due"], (10, 7, 5, 3)) == []
     assert "delinquency.platform_utc_offset_hours" not in searched_keys("delinquency_risk")
+
+
+def test_only_limits_the_search_to_the_tunables_named(history: History) -> None:
+    only = ["credential_stuffing", "takeover.min_failures"]
+    keys = searched_keys(ABNORMAL_BEHAVIOUR, only)
+    assert keys == ["takeover.min_failures"] + [
+        k for k in TUNABLES if k.startswith("credential_stuffing.")
+    ]
+    assert searched_keys("falsified_flow", only) == []
+    decoded, labels = history
+    fitted = fit(decoded, labels, targets={ABNORMAL_BEHAVIOUR: 0.9}, holdout=0.25, only=only)
+    assert fitted.report["categories"][ABNORMAL_BEHAVIOUR]["searched"] == len(keys)
+    assert fitted.settings["only"] == only
+    with pytest.raises(FitRefused, match="--only credential_stufing: neither"):
+        fit(decoded, labels, targets={ABNORMAL_BEHAVIOUR: 0.9}, only=["credential_stufing"])
 
 
 def test_the_fitted_file_round_trips_and_is_validated_as_any_change(tmp_path: Path) -> None:

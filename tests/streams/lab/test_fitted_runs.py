@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import orjson
 import pytest
 
+from detectors.base import CATEGORIES
 from detectors.thresholds import Thresholds
 from sim import SimulationConfig, write_jsonl
 from streams.lab.fitted import FittedFile, write_fitted
@@ -77,3 +79,23 @@ def test_a_fitted_file_that_breaks_a_rule_is_refused_before_anything_runs(
     assert main([*backtest, str(tmp_path / "missing.json")]) == 2
     captured = capsys.readouterr()
     assert "no such file" in captured.err and "decoded" not in captured.err
+
+
+def test_a_detector_alerts_alike_alone_or_beside_the_others(files) -> None:
+    """What the fit relies on to rerun one detector per candidate: each category's alerts
+    are the union of its detectors' alerts, each run alone."""
+    from streams.lab.fit import section_alerts, sections_of
+    from streams.lab.replay import decode, read_records, run_engine
+
+    history = decode(read_records(files[0]))
+    thresholds = Thresholds()
+    together = asyncio.run(run_engine(history, thresholds)).alerts
+    for category in CATEGORIES:
+        alone = [
+            alert.alert_id
+            for section in sections_of(category)
+            for alert in section_alerts(history, thresholds, section)
+        ]
+        beside = [a.alert_id for a in together if a.category == category]
+        assert beside, category
+        assert sorted(alone) == sorted(beside), category
