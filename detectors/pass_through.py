@@ -89,12 +89,13 @@ MAX_TWO_WAY = 4
 # far legs not to or from a sweep account].
 # Comparable and completed pass-throughs ("n"): [day, comparable, completed, the last leg
 # counted comparable], decayed by day.
+# The day of the last alert ("a"), and its week ("w").
 # A pass-through done ("h"): [epoch of its last leg, amount in, seconds from first to last
 # leg, side, first event id, last event id].
 
 
 def _empty() -> dict[str, Any]:
-    return {"s": [], "h": [], "w": "", "p": [], "r": [], "t": [], "n": [0, 0.0, 0.0, ""]}
+    return {"s": [], "h": [], "w": "", "p": [], "r": [], "t": [], "n": [0, 0.0, 0.0, ""], "a": -1}
 
 
 def _party(counterparty: str) -> int:
@@ -282,7 +283,9 @@ class PassThroughDetector(Detector):
         rate = self._count(memory, newest, 0, 1)
         hits[:] = [h for h in hits if day_of(h[0]) > newest - t.lookback_days][-MAX_HITS:]
         days = len({day_of(h[0]) for h in hits})
-        if days < t.min_days:
+        # After an alert, the days that alerted are told: a new one needs days of its own.
+        fresh = len({day_of(h[0]) for h in hits if day_of(h[0]) > memory["a"]})
+        if days < t.min_days or fresh < t.min_days:
             return []
         inflow, _ = state.inflows.total(newest - t.lookback_days + 1, newest + 1)
         moved = sum(h[1] for h in hits)
@@ -293,7 +296,7 @@ class PassThroughDetector(Detector):
         week = iso_week(newest)
         if memory["w"] == week:
             return []
-        memory["w"] = week
+        memory["w"], memory["a"] = week, newest
         return [self._finding(state, hits, days, share, moved, rate)]
 
     def _finding(
