@@ -66,8 +66,8 @@ class PassThroughThresholds:
     )
 
 
-#: Pass-throughs kept per borrower (the oldest go first); enough for one lookback's alert.
-MAX_HITS = 6
+#: Days of pass-throughs kept per borrower (the oldest go first), a day's merged into one.
+MAX_HITS = 8
 #: A leg on the far side smaller than this share of the near side is an expense or a small
 #: sale beside the pass-through, not a part of it.
 MIN_LEG_SHARE = 0.1
@@ -90,8 +90,9 @@ MAX_TWO_WAY = 4
 # Comparable and completed pass-throughs ("n"): [day, comparable, completed, the epoch of the
 # last leg counted comparable], decayed by day.
 # The day of the last alert ("a"), and its week ("w").
-# A pass-through done ("h"): [epoch of its last leg, amount in, seconds from first to last
-# leg, side, first event id, last event id].
+# The pass-throughs of a day ("h"): [epoch of the last one's last leg, amount in, mean seconds
+# from first to last leg, side of the first, its first event id, the last one's last event
+# id, how many].
 
 
 def _empty() -> dict[str, Any]:
@@ -277,8 +278,15 @@ class PassThroughDetector(Detector):
         """Keep the pass-through; alert once a week when they repeat and weigh in the inflow."""
         t = self.thresholds
         hits: list[list[Any]] = memory["h"]
-        hits.append(done)
         newest = day_of(done[0])
+        if hits and day_of(hits[-1][0]) == newest:
+            # The day's pass-throughs as one: their sum, a middling hand-on, how many.
+            last = hits[-1]
+            count = last[6] + 1
+            gap = (last[2] * last[6] + done[2]) // count
+            hits[-1] = [done[0], last[1] + done[1], gap, last[3], last[4], done[5], count]
+        else:
+            hits.append([*done, 1])
         rate = self._count(memory, newest, 0, 1)
         hits[:] = [h for h in hits if day_of(h[0]) > newest - t.lookback_days][-MAX_HITS:]
         days = len({day_of(h[0]) for h in hits})
@@ -327,7 +335,7 @@ class PassThroughDetector(Detector):
                     first="came in" if forward else "went out",
                     then="left again" if forward else "came back from another account",
                     hours=t.window_hours,
-                    count=len(hits),
+                    count=sum(h[6] for h in hits),
                     days=days,
                     lookback=t.lookback_days,
                     minutes=minutes,
