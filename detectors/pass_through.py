@@ -66,7 +66,7 @@ class PassThroughThresholds:
     )
 
 
-#: Pass-throughs kept per borrower (the oldest go first); enough for one lookback's alert.
+#: Days of pass-throughs kept per borrower (the oldest go first), a day's merged into one.
 MAX_HITS = 8
 #: A leg on the far side smaller than this share of the near side is an expense or a small
 #: sale beside the pass-through, not a part of it.
@@ -81,25 +81,27 @@ MAX_OPEN = 3
 #: Recent payees and payers remembered, and accounts seen both paid and paying, per borrower:
 #: an account the borrower pays and is paid back by (its own savings elsewhere, a trading
 #: partner) moves money to and fro, it does not pass it on.
-MAX_PARTIES = 6
+MAX_PARTIES = 4
 MAX_TWO_WAY = 4
 
 # An open pass-through (of "s"): [side (+1 in first, -1 out first), first epoch, near sum,
-# far sum, legs, first event id, last event id, [crc32 of the near side's counterparties],
-# far legs not to or from a sweep account].
-# Comparable and completed pass-throughs ("n"): [day, comparable, completed, the last leg
-# counted comparable], decayed by day.
-# A pass-through done ("h"): [epoch of its last leg, amount in, seconds from first to last
-# leg, side, first event id, last event id].
+# far sum, legs, first event id, [24 bits of crc32 of the near side's counterparties], far
+# legs not to or from a sweep account].
+# Comparable and completed pass-throughs ("n"): [day, comparable, completed, the epoch of the
+# last leg counted comparable], decayed by day.
+# The day of the last alert ("a"), and its week ("w").
+# The pass-throughs of a day ("h"): [epoch of the last one's last leg, amount in, mean seconds
+# from first to last leg, side of the first, its first event id, the last one's last event
+# id, how many].
 
 
 def _empty() -> dict[str, Any]:
-    return {"s": [], "h": [], "w": "", "p": [], "r": [], "t": [], "n": [0, 0.0, 0.0, ""]}
+    return {"s": [], "h": [], "w": "", "p": [], "r": [], "t": [], "n": [0, 0.0, 0.0, 0], "a": -1}
 
 
 def _party(counterparty: str) -> int:
     """A counterparty as a small number: the state keeps which ones, not their names."""
-    return zlib.crc32(counterparty.encode())
+    return zlib.crc32(counterparty.encode()) & 0xFFFFFF
 
 
 class PassThroughDetector(Detector):
@@ -231,9 +233,9 @@ class PassThroughDetector(Detector):
                 memory["s"] = []
                 amount_in = candidate[2] if candidate[0] > 0 else candidate[3]
                 gap = int(epoch) - candidate[1]
-                return [int(epoch), round(amount_in, 2), gap, candidate[0], candidate[5], event_id]
+                return [int(epoch), round(amount_in), gap, candidate[0], candidate[5], event_id]
         if amount >= t.min_amount:
-            candidates.append([side, int(epoch), amount, 0.0, 1, event_id, event_id, [party], 0])
+            candidates.append([side, int(epoch), amount, 0.0, 1, event_id, [party], 0])
         memory["s"] = candidates[-MAX_OPEN:]
         return None
 
@@ -243,46 +245,54 @@ class PassThroughDetector(Detector):
         """Add a leg to an open pass-through: None when it takes no part, else "added",
         "drop" (it cannot be one any more) or "done" (the two sides met)."""
         t = self.thresholds
-        epoch, side, amount, _, event_id, sweep = leg
+        epoch, side, amount, _, _, sweep = leg
         if side == candidate[0]:
             if amount < max(t.min_amount, MIN_LEG_SHARE * candidate[2]):
                 return None
             candidate[2] = round(candidate[2] + amount, 2)
             candidate[4] += 1
-            if party not in candidate[7] and len(candidate[7]) < MAX_NEAR_PARTIES:
-                candidate[7].append(party)
+            if party not in candidate[6] and len(candidate[6]) < MAX_NEAR_PARTIES:
+                candidate[6].append(party)
             return "added"
         if amount < MIN_LEG_SHARE * candidate[2]:
             return None
-        if party in candidate[7]:
+        if party in candidate[6]:
             return "drop"  # money back to or from the same account: a refund, a deposit
         before = candidate[3] / candidate[2]
         candidate[3] = round(candidate[3] + amount, 2)
         candidate[4] += 1
-        candidate[6] = event_id
-        candidate[8] += 0 if sweep else 1
+        candidate[7] += 0 if sweep else 1
         ratio = candidate[3] / candidate[2]
-        if before < COMPARABLE <= ratio and memory["n"][3] != event_id:
+        if before < COMPARABLE <= ratio and memory["n"][3] != int(epoch):
             # The two sides came within reach of each other: a pass-through could be judged
             # (once for a leg, however many open pass-throughs it reaches).
             self._count(memory, day_of(epoch), 1, 0)
-            memory["n"][3] = event_id
+            memory["n"][3] = int(epoch)
         if ratio > 1.0 + t.max_excess:
             return "drop"
         if ratio < 1.0 - t.max_shortfall:
             return "added"
-        return "done" if candidate[8] else "drop"
+        return "done" if candidate[7] else "drop"
 
     def _judge(self, memory: dict[str, Any], done: list[Any], state: BorrowerState) -> Output:
         """Keep the pass-through; alert once a week when they repeat and weigh in the inflow."""
         t = self.thresholds
         hits: list[list[Any]] = memory["h"]
-        hits.append(done)
         newest = day_of(done[0])
+        if hits and day_of(hits[-1][0]) == newest:
+            # The day's pass-throughs as one: their sum, a middling hand-on, how many.
+            last = hits[-1]
+            count = last[6] + 1
+            gap = (last[2] * last[6] + done[2]) // count
+            hits[-1] = [done[0], last[1] + done[1], gap, last[3], last[4], done[5], count]
+        else:
+            hits.append([*done, 1])
         rate = self._count(memory, newest, 0, 1)
         hits[:] = [h for h in hits if day_of(h[0]) > newest - t.lookback_days][-MAX_HITS:]
         days = len({day_of(h[0]) for h in hits})
-        if days < t.min_days:
+        # After an alert, the days that alerted are told: a new one needs days of its own.
+        fresh = len({day_of(h[0]) for h in hits if day_of(h[0]) > memory["a"]})
+        if days < t.min_days or fresh < t.min_days:
             return []
         inflow, _ = state.inflows.total(newest - t.lookback_days + 1, newest + 1)
         moved = sum(h[1] for h in hits)
@@ -293,7 +303,7 @@ class PassThroughDetector(Detector):
         week = iso_week(newest)
         if memory["w"] == week:
             return []
-        memory["w"] = week
+        memory["w"], memory["a"] = week, newest
         return [self._finding(state, hits, days, share, moved, rate)]
 
     def _finding(
@@ -325,7 +335,7 @@ class PassThroughDetector(Detector):
                     first="came in" if forward else "went out",
                     then="left again" if forward else "came back from another account",
                     hours=t.window_hours,
-                    count=len(hits),
+                    count=sum(h[6] for h in hits),
                     days=days,
                     lookback=t.lookback_days,
                     minutes=minutes,

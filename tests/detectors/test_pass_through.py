@@ -125,12 +125,20 @@ def test_small_sums_repeated_often_alert_in_a_small_account() -> None:
     assert len(_feed(business + conduit)) == 1
 
 
-def test_each_further_week_alerts_again_and_only_once() -> None:
+def test_a_further_week_alerts_again_on_days_of_its_own() -> None:
     events = [e for day in (0, 1, 2, 3, 7, 8, 9) for e in _forward(day, 20_000)]
 
     findings = _feed(events)
 
     assert [f.episode for f in findings] == ["pass:2024-W09", "pass:2024-W10"]
+    assert findings[1].ts == at(days=8, hours=1, minutes=10)  # days 3, 7, 8 are its own
+
+
+def test_days_that_alerted_do_not_alert_again_the_next_week() -> None:
+    """A chance match the week after a case's pass-throughs is not a new case."""
+    events = [e for day in (0, 1, 2, 8) for e in _forward(day, 20_000)]
+
+    assert [f.episode for f in _feed(events)] == ["pass:2024-W09"]
 
 
 def test_money_that_leaves_after_the_window_is_not_passed_through() -> None:
