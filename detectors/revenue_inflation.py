@@ -4,20 +4,25 @@ from __future__ import annotations
 
 import binascii
 import hashlib
+import statistics
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, ClassVar
 
+import orjson
+
 from detectors import personal
 from detectors.base import FALSIFIED_FLOW, Detector, Finding, Output
 from detectors.clock import Timer
 from detectors.index import Found
+from detectors.inflow_windows import ALL_PEERS
 from detectors.scenarios import at, inputs, login, transaction
 from detectors.state import INFLOW_HISTORY_DAYS, SECONDS_PER_DAY, BorrowerState, day_of
 from detectors.tunables import Rules, tunable
 from topics.names import Source
-from topics.records import Login, Transaction
+from topics.records import Login, Reason, Transaction
 
 if TYPE_CHECKING:
     from detectors.engine import Input
@@ -57,16 +62,18 @@ class RevenueInflationThresholds:
     min_growth: float = tunable(
         1.4, 1.0, 100.0, "window turnover over the baseline at which growth counts"
     )
-    #: ... and new payers that then went quiet sent at least this share of the window's
+    #: ... and payers first seen in the ramp sent at least this share of the window's
     #: turnover ...
     min_new_share: float = tunable(
-        0.45, 0.0, 1.0, "share of the window's turnover from new payers gone quiet"
+        0.45, 0.0, 1.0, "share of the window's turnover from payers first seen in the ramp"
     )
-    #: ... and there are at least this many such payers.
-    min_new_counterparties: int = tunable(3, 1, 100, "new payers gone quiet needed")
-    #: Days from the application's UTC day in which those payers must have paid nothing.
+    #: ... and there are at least this many of them (one new big client is a contract).
+    min_new_counterparties: int = tunable(2, 1, 100, "new payers a ramp needs")
+    #: Days from the application's UTC day in which those payers must have paid nothing for
+    #: the confirmation that raises the alert's severity (or alerts, late, a ramp with no
+    #: other tell).
     quiet_days: int = tunable(
-        7, 1, 60, "days after the application in which those payers paid nothing"
+        7, 1, 60, "days after the application in which the new payers paid nothing"
     )
     #: A new payer's later inflow of at least this (major units) shows it is still paying.
     min_followup_inflow: float = tunable(
@@ -76,6 +83,36 @@ class RevenueInflationThresholds:
     #: its inflows are not turnover (returned deposits, goods bought and sold back).
     min_two_way_outflow: float = tunable(
         5_000.0, 0.0, 10000000.0, "outflow to a counterparty that makes it a trading partner"
+    )
+    #: Tell 1, the money sent on: outflows to payees first paid in the window, within
+    #: ``forward_days`` of a new payer's inflow, to its ``max_forward_payees`` largest such
+    #: payees, of at least this share of what the new payers sent. Borrowed turnover has to
+    #: go back; a business spends on the suppliers and staff it already pays.
+    min_forwarded_share: float = tunable(
+        0.3, 0.0, 1.0, "share of the new payers' money sent on soon to a few new payees"
+    )
+    forward_days: int = tunable(
+        3, 0, 14, "days after a new payer's inflow in which an outflow sends it on"
+    )
+    max_forward_payees: int = tunable(
+        3, 1, 16, "largest new payees counted as receiving the money sent on"
+    )
+    #: Tell 2, the ramp already over: new payers carrying the share above paid nothing in
+    #: this many days before the application (a business's new clients go on paying).
+    min_silent_days: int = tunable(
+        5, 1, 30, "days before the application in which the new payers paid nothing"
+    )
+    #: Tell 3, the money left idle: of the window's extra inflow over the baseline, at least
+    #: this share was not matched by extra outflows. A business that grows buys more and
+    #: pays more staff; turnover parked to be shown is not spent.
+    min_unspent_share: float = tunable(
+        0.95, 0.0, 1.0, "share of the extra inflow not matched by extra outflows"
+    )
+    #: A seasonal peak lifts a whole sector: a window's growth is divided by the median lift
+    #: of its sector's borrowers in the partition over the same days (of every borrower of
+    #: the partition when the sector is unknown or has fewer than this many).
+    min_sector_peers: int = tunable(
+        5, 1, 100000, "borrowers of a sector (else of the partition) whose median lift damps"
     )
 
     #: Rules across these tunables, each with what a team is told when a change breaks it.
@@ -111,6 +148,16 @@ MAX_DONE = 4
 MAX_PAYEES = 16
 #: Key prefix of the timer that ends an application's quiet week.
 QUIET = "quiet:"
+#: Key prefix of the timer at a drawdown days after an application: what was sent on since.
+DRAW = "draw:"
+#: Day closes of peers' lifts kept per partition: an application reads the latest before it.
+PEER_DAYS = 4
+#: Payees first paid lately (whose receipts, by day, may be the new money sent on).
+MAX_FRESH = 8
+#: Hashes of payees paid before, least recently paid first: they are not new.
+MAX_PAID = 32
+#: Weeks of outflow sums kept (the baseline and the longest window, in whole weeks).
+MAX_WEEKS = 18
 
 # Memory of a borrower: "young" maps a counterparty first seen lately to [first day, first
 # event id, [[day, sum of its large inflows (0.0: only smaller ones, which show it still
@@ -118,9 +165,14 @@ QUIET = "quiet:"
 # counterparties, least recently seen first; "sw" is the latest day seen; "apps" holds
 # applications waiting for their timer as [epoch, event id]; "watch" holds ramps waiting for
 # their quiet week as [due epoch, application, its day, [[window, growth, baseline days,
-# turnover, short history], ...], [new payers]]; "pay" lists recent payees, least recent
-# first; "net" holds [day, sum] of inflows from payees (not turnover), oldest first.
-# Memory written by version 1 lacks "watch", "pay" and "net": they are created on first use.
+# turnover, short history, baseline a day, peers' lift], ...], [new payers], alerted (0/1),
+# drawdown epoch or None]; "pay" lists recent payees, least recent first; "net" holds
+# [day, sum] of inflows from payees (not turnover), oldest first. Since version 3: "ow" the
+# outflows by week [[week, sum], ...] from week "ow0"; "paid" the hashes of payees paid a
+# large sum, least recently paid first; "fresh" maps a payee first paid lately to [first
+# day, [[day, sum], ...]]; "draws" the latest drawdowns' epochs; "sec" the sector.
+# Memory written by versions 1 and 2 lacks some of these: they are created on first use
+# (a watch of version 2 has five entries: neither alerted nor a drawdown).
 
 
 def _empty() -> dict[str, Any]:
@@ -173,15 +225,20 @@ def _between(pairs: list[list[Any]], start: int, end: int) -> float:
 
 class RevenueInflationDetector(Detector):
     """Flags a loan application preceded by turnover that grew against the borrower's own
-    history, carried by several payers first seen in the ramp-up who then paid nothing in
-    the week from the application.
+    history, carried by payers first seen in the ramp-up, when the ramp shows a tell of
+    forged turnover; a week later, the new payers' silence confirms it, critical.
 
-    Forged turnover needs money to cycle in from accounts the fraudster controls; it stops
-    once the loan is paid out. Genuine new clients (a business that grew, a big new
-    contract) keep paying, so the verdict waits ``quiet_days`` after the application: it
-    costs a week of detection time and buys the one signal a genuine growth cannot fake.
+    The alert is worth most between the application and the drawdown, while the lender can
+    still hold the money, so it comes at the application. A ramp alone is not enough there
+    (a business that grows gets new clients too); one of three tells is: the new money went
+    out again within days to a few payees never paid before (borrowed turnover has to go
+    back), the new payers already stopped before the application (the ramp was staged for
+    it), or the money was not spent at all (a business that sells more buys more). The
+    quiet week from the application then reads what a genuine growth cannot fake: its
+    clients keep paying. It raises an alert sent at the application (its own alert id,
+    ``inflation:{application}:confirmed``), or alerts, late, a ramp that had no tell.
 
-    The ramp is measured at an event-time timer at the application, from inflows of the days
+    The ramp is measured at an event-time timer at the application, from flows of the days
     before its day; the quiet week is read at a second timer at the start of the day it ends,
     from inflows of its days only: the interleaving of the topics cannot change a verdict.
     Turnover leaves out inflows from accounts the borrower also pays (a trading partner that
@@ -191,7 +248,7 @@ class RevenueInflationDetector(Detector):
 
     name = "revenue_inflation"
     category = FALSIFIED_FLOW
-    version = "2"
+    version = "3"
     section = "revenue_inflation"
     thresholds_type = RevenueInflationThresholds
 
@@ -226,18 +283,33 @@ class RevenueInflationDetector(Detector):
     messages = {
         "inflow_growth": "daily turnover over the {days} days before the application is "
         "{growth:.1f} times that of the {baseline_days} days before",
+        "new_payer_share": "{share:.0%} of it ({lift:.0%} of the rise) came from {count} "
+        "counterparties first seen in the {ramp_days} days before the application",
         "new_counterparty_share": "{share:.0%} of it came from counterparties first seen in the "
         "{ramp_days} days before the application that sent nothing in the {quiet_days} days "
         "from it",
         "new_counterparties": "{count} such counterparties first sent {large:,.0f} or more in the "
-        "ramp, then stopped: {counterparties:, }{more}",
+        "ramp{then}: {counterparties:, }{more}",
+        "forwarded": "{share:.0%} of what they sent went out again within {days} days to "
+        "{payees} payee(s) first paid in the window: {counterparties:, }",
+        "stopped_before": "{share:.0%} of the window's turnover came from {count} of them that "
+        "paid nothing in the {days} days before the application",
+        "unspent": "outflows rose by {spent:,.0f} a day against inflows' {extra:,.0f} over the "
+        "{weeks} weeks before the application: {share:.0%} of the rise was not spent",
+        "peer_lift": "its peers' turnover rose {lift:.2f}× over the same days: the growth above "
+        "is beyond theirs",
         "short_history": "a short history: the {days}-day window is compared with the only "
         "{baseline_days} days before it (at least {min_baseline_days} needed)",
     }
-    episodes = {"application": "inflation:{application}"}
+    episodes = {
+        "application": "inflation:{application}",
+        "confirmed": "inflation:{application}:confirmed",
+    }
 
     def __init__(self, thresholds: RevenueInflationThresholds) -> None:
         self.thresholds = thresholds
+        #: partition -> [[day, {group: [median lift, borrowers]}], ...], oldest first.
+        self._peers: dict[int, list[list[Any]]] = {}
         # Amounts are compared as Decimals: cheaper than a float conversion of every event.
         self._large = Decimal(str(thresholds.large_inflow))
         self._followup = Decimal(str(thresholds.min_followup_inflow))
@@ -245,9 +317,13 @@ class RevenueInflationDetector(Detector):
 
     def on_transaction(self, event: Transaction, state: BorrowerState, found: Found) -> Output:
         amount = event.amount
+        if event.sector:
+            known = state.slots.get(self.name)
+            if known is None or known.get("sec") != event.sector:
+                self.slot(state, _empty)["sec"] = event.sector
         if event.direction != "in":
-            if amount >= self._two_way:
-                self._paid(state, event.counterparty_id)
+            if event.counterparty_id not in state.own_accounts:
+                self._outflow(event, state)
             return []
         if amount < self._followup:
             return []
@@ -318,6 +394,54 @@ class RevenueInflationDetector(Detector):
         if net and net[0][0] <= day - INFLOW_HISTORY_DAYS:
             net[:] = [pair for pair in net if pair[0] > day - INFLOW_HISTORY_DAYS]
 
+    def _outflow(self, event: Transaction, state: BorrowerState) -> None:
+        """Outflows by week (what the business spends), and large ones: the payee remembered,
+        and a payee first paid lately with its receipts (where new money may be sent on)."""
+        memory: dict[str, Any] = self.slot(state, _empty)
+        day = day_of(event.ts.timestamp())
+        week = day // 7
+        amount = float(event.amount)
+        weeks: list[list[Any]] | None = memory.get("ow")
+        if weeks is None:
+            weeks = memory["ow"] = []
+            memory["ow0"] = week
+        if weeks and weeks[-1][0] == week:
+            weeks[-1][1] = round(weeks[-1][1] + amount, 2)
+        else:
+            _add_day(weeks, week, amount, MAX_WEEKS)
+            memory["ow0"] = min(memory["ow0"], week)
+        if event.amount < self._two_way:
+            return
+        counterparty = event.counterparty_id
+        self._paid(state, counterparty)
+        fresh: dict[str, list[Any]] = memory.setdefault("fresh", {})
+        entry = fresh.get(counterparty)
+        if entry is None:
+            key = _hash(counterparty)
+            paid: str = memory.get("paid", "")
+            at = _find(paid, key)
+            memory["paid"] = (paid[:at] + paid[at + HASH_WIDTH :] if at >= 0 else paid) + key
+            memory["paid"] = memory["paid"][-MAX_PAID * HASH_WIDTH :]
+            if at >= 0:
+                return  # paid before: a supplier, the landlord, the payroll
+            entry = fresh[counterparty] = [day, []]
+        _add_day(entry[1], day, amount, MAX_DAYS_PER_COUNTERPARTY)
+        if len(fresh) > MAX_FRESH:
+            del fresh[self._least_received(fresh, day)]
+
+    def _least_received(self, fresh: dict[str, list[Any]], day: int) -> str:
+        """The new payee to forget first: one first paid too long ago to be in a window still
+        to be judged, else the one that received least (forgetting it can only lower a share
+        sent on, and a busy business's many small new payees do not push a large one out)."""
+        t = self.thresholds
+        recent = day - t.ramp_days - t.quiet_days
+
+        def need(payee: str) -> tuple[bool, float, int, str]:
+            first, days = fresh[payee]
+            return (first >= recent, sum(s for _, s in days), first, payee)
+
+        return min(fresh, key=need)
+
     def _paid(self, state: BorrowerState, counterparty: str) -> None:
         """Remember a payee: its later inflows are not turnover."""
         memory: dict[str, Any] | None = state.slots.get(self.name)
@@ -341,6 +465,8 @@ class RevenueInflationDetector(Detector):
         memory["old"] += _hash(counterparty)
 
     def on_login(self, event: Login, state: BorrowerState, found: Found) -> Output:
+        if event.action == "drawdown" and event.success:
+            return self._drawdown(event.ts.timestamp(), state)
         if event.action != "loan_application" or not event.success:
             return []
         memory: dict[str, Any] = self.slot(state, _empty)
@@ -354,6 +480,83 @@ class RevenueInflationDetector(Detector):
             del apps[:-MAX_PENDING]
         return [Timer(epoch, state.borrower_id, self.name, event.event_id)]
 
+    def on_day_close(
+        self, partition: int, day: int, states: Sequence[BorrowerState]
+    ) -> list[Finding]:
+        """The peers' lift over the ``recent_days`` to the end of ``day`` against the baseline
+        before: per sector, and for the whole partition, the median of the borrowers'."""
+        t = self.thresholds
+        end = day + 1
+        start = end - t.recent_days
+        groups: dict[str, list[float]] = {ALL_PEERS: []}
+        for state in states:
+            baseline, days = state.inflows.total(start - t.baseline_days, start)
+            if days < t.min_baseline_days or baseline <= 0.0:
+                continue
+            recent, recent_days = state.inflows.total(start, end)
+            lift = (recent / recent_days) / (baseline / days)
+            groups[ALL_PEERS].append(lift)
+            sector = (state.slots.get(self.name) or {}).get("sec")
+            if sector:
+                groups.setdefault(sector, []).append(lift)
+        closes = self._peers.setdefault(partition, [])
+        closes.append([day, {g: [statistics.median(v), len(v)] for g, v in groups.items() if v}])
+        del closes[:-PEER_DAYS]
+        return []
+
+    def _peer_lift(self, state: BorrowerState, memory: dict[str, Any], today: int) -> float:
+        """The peers' median lift at the latest close before ``today`` (1: none known); only
+        a lift damps, never a slump."""
+        closes = [c for c in self._peers.get(state.partition, ()) if c[0] < today]
+        if not closes:
+            return 1.0
+        groups: dict[str, list[Any]] = closes[-1][1]
+        need = self.thresholds.min_sector_peers
+        for group in (memory.get("sec"), ALL_PEERS):
+            # The borrower itself is among them: its peers are the others.
+            if group is not None and group in groups and groups[group][1] > need:
+                return max(1.0, float(groups[group][0]))
+        return 1.0
+
+    def snapshot(self, partition: int) -> bytes | None:
+        closes = self._peers.get(partition)
+        return None if not closes else orjson.dumps(closes)
+
+    def restore(self, partition: int, snapshot: bytes) -> None:
+        self._peers[partition] = orjson.loads(snapshot)
+
+    def _drawdown(self, epoch: float, state: BorrowerState) -> Output:
+        """Remember a drawdown; one days after a ramp with no tell at its application gets
+        a second look at its time (money sent on since), before the money leaves."""
+        memory: dict[str, Any] | None = state.slots.get(self.name)
+        if memory is None:
+            return []
+        draws: list[float] = memory.setdefault("draws", [])
+        if epoch in draws:
+            return []
+        draws.append(epoch)
+        draws.sort()
+        del draws[:-MAX_PENDING]
+        return [timer for w in memory.get("watch", ()) if (timer := self._second_look(w, state))]
+
+    def _second_look(self, watch: list[Any], state: BorrowerState) -> Timer | None:
+        """Arm the drawdown's timer for a watched ramp that did not alert: the first drawdown
+        on a later day than its application, within its quiet week."""
+        if len(watch) < 7 or watch[5] or watch[6] is not None:
+            return None
+        today = watch[2]
+        memory: dict[str, Any] = state.slots[self.name]
+        later = [
+            d
+            for d in memory.get("draws", ())
+            if today < day_of(d) < today + self.thresholds.quiet_days
+        ]
+        if not later:
+            return None
+        first = min(later)
+        watch[6] = first
+        return Timer(first, state.borrower_id, self.name, DRAW + watch[1])
+
     def pending_timers(self, state: BorrowerState) -> list[Timer]:
         memory = state.slots.get(self.name)
         if not memory:
@@ -361,6 +564,8 @@ class RevenueInflationDetector(Detector):
         timers = [Timer(epoch, state.borrower_id, self.name, key) for epoch, key in memory["apps"]]
         for watch in memory.get("watch", ()):
             timers.append(Timer(watch[0], state.borrower_id, self.name, QUIET + watch[1]))
+            if len(watch) > 6 and watch[6] is not None and not watch[5]:
+                timers.append(Timer(watch[6], state.borrower_id, self.name, DRAW + watch[1]))
         return timers
 
     def on_timer(self, timer: Timer, state: BorrowerState) -> Output:
@@ -375,6 +580,8 @@ class RevenueInflationDetector(Detector):
                 return []
             watches.remove(watch)
             return self._quiet_week(watch, memory, state)
+        if timer.key.startswith(DRAW):
+            return self._at_drawdown(timer, memory, state)
         apps: list[list[Any]] = memory["apps"]
         if not any(app[1] == timer.key for app in apps):
             return []
@@ -386,7 +593,8 @@ class RevenueInflationDetector(Detector):
     def _ramp(
         self, at: float, application: str, memory: dict[str, Any], state: BorrowerState
     ) -> Output:
-        """At the application: did turnover ramp up, carried by new payers? If so, watch them."""
+        """At the application: did turnover ramp up, carried by new payers? If so, alert now
+        when a tell shows the ramp is not a business growing, and watch the payers a week."""
         t = self.thresholds
         today = day_of(at)
         young: dict[str, list[Any]] = memory["young"]
@@ -395,7 +603,53 @@ class RevenueInflationDetector(Detector):
         )
         if len(payers) < t.min_new_counterparties:
             return []
+        windows = self._windows(state, memory, payers, today)
+        if not windows:
+            return []
+        due = float((today + t.quiet_days) * SECONDS_PER_DAY)
+        outputs: Output = []
+        judged = [(self._tells(state, memory, payers, today, w), w) for w in windows]
+        tells, window = max(judged, key=lambda j: (len(j[0]), j[1][3]))
+        if tells:
+            outputs.append(self._alert(state, at, application, today, window, payers, tells))
+        watches: list[list[Any]] = memory.setdefault("watch", [])
+        watch = [due, application, today, windows, payers, int(bool(tells)), None]
+        watches.append(watch)
+        del watches[:-MAX_PENDING]
+        outputs.append(Timer(due, state.borrower_id, self.name, QUIET + application))
+        second = self._second_look(watch, state)  # the drawdown came first
+        if second is not None:
+            outputs.append(second)
+        return outputs
+
+    def _at_drawdown(self, timer: Timer, memory: dict[str, Any], state: BorrowerState) -> Output:
+        """At a drawdown days after the application: alert, at the latest now, when what the
+        new payers sent went on meanwhile (the ramp and the other tells as at the
+        application)."""
+        application = timer.key[len(DRAW) :]
+        watch = next((w for w in memory.get("watch", ()) if w[1] == application), None)
+        if watch is None or len(watch) < 7 or watch[5] or watch[6] != timer.due:
+            return []
+        _, _, today, windows, payers = watch[:5]
+        payers = [cp for cp in payers if cp in memory["young"]]
+        until = day_of(timer.due)
+        judged = [(self._tells(state, memory, payers, today, w, until), w) for w in windows]
+        tells, window = max(judged, key=lambda j: (len(j[0]), j[1][3]))
+        if not tells or len(payers) < self.thresholds.min_new_counterparties:
+            return []
+        watch[5] = 1
+        return [self._alert(state, timer.due, application, today, window, payers, tells)]
+
+    def _windows(
+        self, state: BorrowerState, memory: dict[str, Any], payers: list[str], today: int
+    ) -> list[list[Any]]:
+        """Each window in which turnover grew beyond its peers' lift and the new payers
+        carried enough of it: [days, growth after the peers' lift, baseline days, turnover,
+        short history, baseline a day, the peers' lift] (the peers' over ``recent_days``)."""
+        t = self.thresholds
+        young: dict[str, list[Any]] = memory["young"]
         net: list[list[Any]] = memory.get("net", [])
+        peers = self._peer_lift(state, memory, today)
         windows: list[list[Any]] = []
         for length in sorted({t.recent_days, t.ramp_days}):
             start = today - length
@@ -405,7 +659,7 @@ class RevenueInflationDetector(Detector):
             baseline -= _between(net, start - t.baseline_days, start)
             if baseline_days < t.min_baseline_days or baseline <= 0.0 or recent <= 0.0:
                 continue
-            growth = (recent / recent_days) / (baseline / baseline_days)
+            growth = (recent / recent_days) / (baseline / baseline_days) / peers
             if growth < t.min_growth:
                 continue
             sums = [_between(young[cp][2], start, today) for cp in payers]
@@ -415,19 +669,195 @@ class RevenueInflationDetector(Detector):
                 continue
             # Less history before the window than the window itself: said in the alert.
             short = baseline_days < min(length, t.baseline_days)
-            windows.append([length, growth, baseline_days, recent, short])
-        if not windows:
-            return []
-        due = float((today + t.quiet_days) * SECONDS_PER_DAY)
-        watches: list[list[Any]] = memory.setdefault("watch", [])
-        watches.append([due, application, today, windows, payers])
-        del watches[:-MAX_PENDING]
-        return [Timer(due, state.borrower_id, self.name, QUIET + application)]
+            rate = baseline / baseline_days
+            windows.append([length, growth, baseline_days, recent, short, rate, peers])
+        return windows
+
+    def _tells(
+        self,
+        state: BorrowerState,
+        memory: dict[str, Any],
+        payers: list[str],
+        today: int,
+        window: list[Any],
+        until: int | None = None,
+    ) -> list[Reason]:
+        """What tells the ramp from a business that grows, as reasons (none: no tell); money
+        sent on is counted until the day ``until`` (the application's by default)."""
+        t = self.thresholds
+        young: dict[str, list[Any]] = memory["young"]
+        start = today - window[0]
+        sent = {cp: _between(young[cp][2], start, today) for cp in payers}
+        sent = {cp: amount for cp, amount in sent.items() if amount > 0}
+        reasons = []
+        forwarded = self._forwarded(memory, sent, start, today, until or today)
+        if forwarded is not None:
+            reasons.append(forwarded)
+        silent = [
+            cp
+            for cp in sent
+            if not any(day >= today - t.min_silent_days for day, _ in young[cp][2])
+        ]
+        silent_sum = sum(sent[cp] for cp in silent)
+        enough = len(silent) >= max(1, t.min_new_counterparties)
+        if enough and silent_sum >= t.min_new_share * window[3]:
+            share = silent_sum / window[3]
+            reasons.append(
+                self.reason(
+                    "stopped_before",
+                    observed=round(share, 3),
+                    threshold=t.min_new_share,
+                    share=share,
+                    count=len(silent),
+                    days=t.min_silent_days,
+                )
+            )
+        unspent = self._unspent(state, memory, start, today)
+        if unspent is not None:
+            reasons.append(unspent)
+        return reasons
+
+    def _forwarded(
+        self, memory: dict[str, Any], sent: dict[str, float], start: int, today: int, until: int
+    ) -> Reason | None:
+        """The new money sent on: outflows soon after a new payer's inflow to the few largest
+        payees first paid in the window, against what the new payers sent; outflows of days
+        before ``until``."""
+        t = self.thresholds
+        young: dict[str, list[Any]] = memory["young"]
+        fresh: dict[str, list[Any]] = memory.get("fresh", {})
+        arrivals = {day for cp in sent for day, s in young[cp][2] if s > 0 and start <= day < today}
+        received: dict[str, float] = {}
+        for payee, (first, days) in fresh.items():
+            if first < start:
+                continue
+            for day, amount in days:
+                if start <= day < until and any(
+                    0 <= day - arrival <= t.forward_days for arrival in arrivals
+                ):
+                    received[payee] = received.get(payee, 0.0) + amount
+        top = sorted(received, key=lambda p: (-received[p], p))[: t.max_forward_payees]
+        if not top:
+            return None
+        share = min(1.0, sum(received[p] for p in top) / sum(sent.values()))
+        if share < t.min_forwarded_share:
+            return None
+        return self.reason(
+            "forwarded",
+            observed=round(share, 3),
+            threshold=t.min_forwarded_share,
+            share=share,
+            days=t.forward_days,
+            payees=len(top),
+            counterparties=personal.account(sorted(top)),
+        )
+
+    def _unspent(
+        self, state: BorrowerState, memory: dict[str, Any], start: int, today: int
+    ) -> Reason | None:
+        """The money left idle: over the whole weeks of the window, how much of the inflow's
+        rise over the baseline weeks was matched by a rise of outflows."""
+        t = self.thresholds
+        weeks: list[list[Any]] | None = memory.get("ow")
+        first, last = -(-start // 7), today // 7  # whole weeks inside the window
+        base = max(first - t.baseline_days // 7, memory.get("ow0", last))
+        if weeks is None or last - first < 2 or first - base < 2:
+            return None
+        net: list[list[Any]] = memory.get("net", [])
+        rates = []
+        for lo, hi in ((base, first), (first, last)):
+            inflow, days = state.inflows.total(lo * 7, hi * 7)
+            inflow -= _between(net, lo * 7, hi * 7)
+            outflow = _between(weeks, lo, hi)
+            rates.append((inflow / max(1, days), outflow / ((hi - lo) * 7)))
+        (in_before, out_before), (in_now, out_now) = rates
+        extra = in_now - in_before
+        if extra <= 0.0:
+            return None
+        spent = out_now - out_before
+        share = 1.0 - max(0.0, spent) / extra
+        if share < t.min_unspent_share:
+            return None
+        return self.reason(
+            "unspent",
+            observed=round(share, 3),
+            threshold=t.min_unspent_share,
+            spent=spent,
+            extra=extra,
+            weeks=last - first,
+            share=share,
+        )
+
+    def _alert(
+        self,
+        state: BorrowerState,
+        at: float,
+        application: str,
+        today: int,
+        window: list[Any],
+        payers: list[str],
+        tells: list[Reason],
+    ) -> Finding:
+        """The alert at the application: the ramp, its new payers and the tells."""
+        t = self.thresholds
+        length, growth, baseline_days, recent, short, base_rate = window[:6]
+        young: dict[str, list[Any]] = self._young(state)
+        start = today - length
+        new = sorted(
+            (young[cp][0], cp, young[cp][1], amount)
+            for cp in payers
+            if (amount := _between(young[cp][2], start, today)) > 0
+        )
+        total = sum(n[3] for n in new)
+        share = min(1.0, total / recent)
+        rise = recent - base_rate * length
+        lift = min(1.0, total / rise) if rise > 0 else 1.0
+        reasons = [
+            self._growth_reason(growth, length, baseline_days),
+            self.reason(
+                "new_payer_share",
+                observed=round(share, 3),
+                threshold=t.min_new_share,
+                share=share,
+                lift=lift,
+                count=len(new),
+                ramp_days=t.ramp_days,
+            ),
+            self._parties_reason(new, ""),
+            *tells,
+        ]
+        if short:
+            reasons.append(self._short_reason(length, baseline_days))
+        if len(window) > 6 and window[6] > 1.0:
+            reasons.append(
+                self.reason(
+                    "peer_lift", observed=round(window[6], 3), threshold=1.0, lift=window[6]
+                )
+            )
+        more = (
+            min(1.0, growth / max(1e-9, t.min_growth) - 1.0) * 0.05
+            + min(1.0, (share - t.min_new_share) / max(1e-9, 1.0 - t.min_new_share)) * 0.05
+        )
+        return self.finding(
+            state.borrower_id,
+            episode=self.episode("application", application=application),
+            ts=datetime.fromtimestamp(at, UTC),
+            score=min(0.85, 0.6 + 0.1 * len(tells) + more),
+            reasons=reasons,
+            evidence=[application] + [n[2] for n in new],
+        )
+
+    def _young(self, state: BorrowerState) -> dict[str, list[Any]]:
+        young: dict[str, list[Any]] = state.slots[self.name]["young"]
+        return young
 
     def _quiet_week(self, watch: list[Any], memory: dict[str, Any], state: BorrowerState) -> Output:
-        """A week after: alert if the ramp's new payers that paid nothing since still carry it."""
+        """A week after: the ramp's new payers paid nothing since the application. It confirms
+        an alert sent at the application (a second one, critical), or alerts a ramp that had no
+        other tell."""
         t = self.thresholds
-        due, application, today, windows, payers = watch
+        due, application, today, windows, payers = watch[:5]
+        alerted = len(watch) > 5 and bool(watch[5])
         young: dict[str, list[Any]] = memory["young"]
         end = today + t.quiet_days
         gone = []  # first day, counterparty, first event, its days: payers that stopped
@@ -440,7 +870,8 @@ class RevenueInflationDetector(Detector):
                 continue
             gone.append((entry[0], cp, entry[1], entry[2]))
         best: tuple[float, list[Any], list[tuple[int, str, str, float]]] | None = None
-        for length, growth, baseline_days, recent, short in windows:
+        for window in windows:
+            length, recent = window[0], window[3]
             start = today - length
             stopped = [
                 (first, cp, event, amount)
@@ -451,39 +882,28 @@ class RevenueInflationDetector(Detector):
             if len(stopped) < t.min_new_counterparties or share < t.min_new_share:
                 continue
             if best is None or share > best[0]:
-                best = (share, [length, growth, baseline_days, short], stopped)
+                best = (share, window, stopped)
         if best is None:
             return []
-        share, (length, growth, baseline_days, short), stopped = best
+        share, window, stopped = best
         stopped.sort()
-        return [
-            self._finding(
-                state, due, application, length, growth, baseline_days, short, share, stopped
-            )
-        ]
+        return [self._finding(state, due, application, window, share, stopped, alerted)]
 
     def _finding(
         self,
         state: BorrowerState,
         at: float,
         application: str,
-        length: int,
-        growth: float,
-        baseline_days: int,
-        short: bool,
+        window: list[Any],
         share: float,
         stopped: list[tuple[int, str, str, float]],
+        alerted: bool,
     ) -> Finding:
+        """The quiet week's verdict: the confirmation of an alert, or an alert of its own."""
         t = self.thresholds
+        length, growth, baseline_days, _, short = window[:5]
         reasons = [
-            self.reason(
-                "inflow_growth",
-                observed=round(growth, 3),
-                threshold=t.min_growth,
-                days=length,
-                growth=growth,
-                baseline_days=baseline_days,
-            ),
+            self._growth_reason(growth, length, baseline_days),
             self.reason(
                 "new_counterparty_share",
                 observed=round(share, 3),
@@ -492,34 +912,54 @@ class RevenueInflationDetector(Detector):
                 ramp_days=t.ramp_days,
                 quiet_days=t.quiet_days,
             ),
-            self.reason(
-                "new_counterparties",
-                observed=len(stopped),
-                threshold=t.min_new_counterparties,
-                count=len(stopped),
-                large=t.large_inflow,
-                counterparties=personal.account([s[1] for s in stopped[:5]]),
-                more=", ..." if len(stopped) > 5 else "",
-            ),
+            self._parties_reason(stopped, ", then stopped"),
         ]
         if short:
-            reasons.append(
-                self.reason(
-                    "short_history",
-                    observed=baseline_days,
-                    threshold=t.min_baseline_days,
-                    days=length,
-                    baseline_days=baseline_days,
-                    min_baseline_days=t.min_baseline_days,
-                )
-            )
+            reasons.append(self._short_reason(length, baseline_days))
+        score = self._score(growth, share, len(stopped))
+        name = "confirmed" if alerted else "application"
         return self.finding(
             state.borrower_id,
-            episode=self.episode("application", application=application),
+            episode=self.episode(name, application=application),
             ts=datetime.fromtimestamp(at, UTC),
-            score=self._score(growth, share, len(stopped)),
+            # A confirmation is critical: the money is out and its payers are gone.
+            score=min(1.0, 0.9 + (score - 0.6) / 4) if alerted else score,
             reasons=reasons,
             evidence=[application] + [s[2] for s in stopped],
+        )
+
+    def _growth_reason(self, growth: float, length: int, baseline_days: int) -> Reason:
+        return self.reason(
+            "inflow_growth",
+            observed=round(growth, 3),
+            threshold=self.thresholds.min_growth,
+            days=length,
+            growth=growth,
+            baseline_days=baseline_days,
+        )
+
+    def _parties_reason(self, payers: list[tuple[int, str, str, float]], then: str) -> Reason:
+        t = self.thresholds
+        return self.reason(
+            "new_counterparties",
+            observed=len(payers),
+            threshold=t.min_new_counterparties,
+            count=len(payers),
+            large=t.large_inflow,
+            then=then,
+            counterparties=personal.account([s[1] for s in payers[:5]]),
+            more=", ..." if len(payers) > 5 else "",
+        )
+
+    def _short_reason(self, length: int, baseline_days: int) -> Reason:
+        t = self.thresholds
+        return self.reason(
+            "short_history",
+            observed=baseline_days,
+            threshold=t.min_baseline_days,
+            days=length,
+            baseline_days=baseline_days,
+            min_baseline_days=t.min_baseline_days,
         )
 
     def _score(self, growth: float, share: float, counterparties: int) -> float:

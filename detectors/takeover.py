@@ -258,81 +258,8 @@ class AccountTakeoverDetector(Detector):
         from another city by a script, then used to change the payout account and draw down;
         and pw-1's password used at the first try from a new phone in another city, then the
         payout account changed and the loan drawn within minutes."""
-
-        def from_beijing(
-            event_id: str, minutes: float, *, success: bool = True, **details: str
-        ) -> Login:
-            return login(
-                event_id,
-                at(days=1, minutes=minutes),
-                device="at-phone",
-                ip="198.51.100.23",
-                success=success,
-                borrower_id="at-1",
-                geo=geo("Beijing"),
-                user_agent="okhttp/4.9.3",
-                **details,
-            )
-
         return inputs(
-            Source.LOGINS,
-            [
-                login("lg-home", at(days=-3), device="phone-1", ip="10.0.0.1"),
-                *[
-                    login(
-                        f"lg-fail-{i}",
-                        at(hours=6, minutes=i),
-                        device="dev-x",
-                        ip="203.0.113.9",
-                        success=False,
-                    )
-                    for i in range(6)
-                ],
-                login("lg-win", at(hours=6, minutes=8), device="dev-x", ip="203.0.113.9"),
-                login(
-                    "at-home-1",
-                    at(days=-2, hours=1),
-                    device="at-phone",
-                    ip="10.9.9.9",
-                    borrower_id="at-1",
-                    geo=geo("Shanghai"),
-                    user_agent="LendApp/5.2.4 (iPhone; iOS 17.4)",
-                ),
-                *[from_beijing(f"at-fail-{i}", i, success=False) for i in range(5)],
-                from_beijing("at-win", 6),
-                from_beijing("at-payout", 20, action="payout_account_change"),
-                from_beijing("at-drawdown", 35, action="drawdown", amount="180000"),
-                *[
-                    login(
-                        f"pw-home-{day}",
-                        at(days=day, hours=2),
-                        device="pw-phone",
-                        ip="192.0.2.10",
-                        borrower_id="pw-1",
-                        geo=geo("Shanghai"),
-                        user_agent="LendApp/5.3.0 (iPhone; iOS 17.4)",
-                    )
-                    for day in (-6, -5, -4, -3)
-                ],
-                *[
-                    login(
-                        f"pw-{action}",
-                        at(days=2, minutes=minutes),
-                        device="pw-new",
-                        ip="198.51.100.200",
-                        action=action,
-                        borrower_id="pw-1",
-                        geo=geo("Shenzhen"),
-                        user_agent="LendApp/5.3.0 (Android 14; Pixel 8)",
-                        amount=amount,
-                    )
-                    for action, minutes, amount in (
-                        ("login", 0, None),
-                        ("payout_account_change", 6, None),
-                        ("drawdown", 13, "150000"),
-                    )
-                ],
-            ],
+            Source.LOGINS, [*_failures_then_unseen_device(), *_replayed_phone(), *_phished()]
         )
 
     messages = {
@@ -402,18 +329,7 @@ class AccountTakeoverDetector(Detector):
             return []
         memory: dict[str, Any] = self.slot(state, _memory)
         device, ip = event.device_id, event.ip
-        flagged: Finding | None = None
-        kind = _DEVICE
-        if len(history.failures) >= self._min_burst and history.known_devices:
-            recent = [f for f in history.failures if f[0] <= epoch]
-            if device not in history.known_devices:
-                if len(recent) >= t.min_failures and not _reset_during(memory, recent, epoch):
-                    flagged = self._finding(event, state, recent)
-            elif len(recent) >= t.min_failures_known_device:
-                flagged, kind = self._spoofed(event, state, memory, recent), _SPOOFED
-        if flagged is not None:
-            flag = [epoch, round(flagged.score, 4), kind, device, ip, event.event_id]
-            memory["f"] = [*memory["f"], flag][-MAX_FLAGS:]
+        flagged = self._after_burst(event, state, memory, epoch)
         day = int(epoch // SECONDS_PER_DAY)  # day_of, inlined: this runs for every login
         forget_before = day - t.device_memory_days
         new_network = ip not in history.known_ips and self._learn_network(
@@ -438,13 +354,31 @@ class AccountTakeoverDetector(Detector):
             # Not the city and agent of the last login that week (most logins are): learn
             # them. Their days are a week late at most, against months of memory.
             memory["s"] = seen
-            if city:
-                _note(memory["c"], _crc(city), day, MAX_KNOWN_CITIES, forget_before)
-            if agent:
-                # A family costs a translation of the agent: once per agent while remembered.
-                family = next((e[0] for e in memory["u"] if e[2] == raw), None) or app_family(agent)
-                _note(memory["u"], family, day, MAX_KNOWN_AGENTS, forget_before, raw)
+            _learn_city_and_agent(memory, city, agent, raw, day, forget_before)
         return [] if flagged is None else [flagged]
+
+    def _after_burst(
+        self, event: Login, state: BorrowerState, memory: dict[str, Any], epoch: float
+    ) -> Finding | None:
+        """The success that ends a burst of failures: from a device the borrower never used,
+        or from its own device id replayed elsewhere; a finding is remembered as a flag, for
+        the follow-ups that may raise it."""
+        t = self.thresholds
+        history = state.logins
+        if len(history.failures) < self._min_burst or not history.known_devices:
+            return None
+        flagged: Finding | None = None
+        kind = _DEVICE
+        recent = [f for f in history.failures if f[0] <= epoch]
+        if event.device_id not in history.known_devices:
+            if len(recent) >= t.min_failures and not _reset_during(memory, recent, epoch):
+                flagged = self._finding(event, state, recent)
+        elif len(recent) >= t.min_failures_known_device:
+            flagged, kind = self._spoofed(event, state, memory, recent), _SPOOFED
+        if flagged is not None:
+            flag = [epoch, round(flagged.score, 4), kind, event.device_id, event.ip, event.event_id]
+            memory["f"] = [*memory["f"], flag][-MAX_FLAGS:]
+        return flagged
 
     def _learn_network(
         self,
@@ -764,3 +698,105 @@ class AccountTakeoverDetector(Detector):
     def _unseen_ip(self, event: Login) -> Reason:
         address = personal.ip(event.ip)
         return self.reason("unseen_ip", observed=address, threshold="known IPs", ip=address)
+
+
+def _learn_city_and_agent(
+    memory: dict[str, Any], city: str | None, agent: str | None, raw: int, day: int, forget: int
+) -> None:
+    """Remember the login's city and app family as seen on ``day``."""
+    if city:
+        _note(memory["c"], _crc(city), day, MAX_KNOWN_CITIES, forget)
+    if agent:
+        # A family costs a translation of the agent: once per agent while remembered.
+        family = next((e[0] for e in memory["u"] if e[2] == raw), None) or app_family(agent)
+        _note(memory["u"], family, day, MAX_KNOWN_AGENTS, forget, raw)
+
+
+def _failures_then_unseen_device() -> list[Login]:
+    """b-1: six failures from an unseen device and IP, then a success from them."""
+    return [
+        login("lg-home", at(days=-3), device="phone-1", ip="10.0.0.1"),
+        *[
+            login(
+                f"lg-fail-{i}",
+                at(hours=6, minutes=i),
+                device="dev-x",
+                ip="203.0.113.9",
+                success=False,
+            )
+            for i in range(6)
+        ],
+        login("lg-win", at(hours=6, minutes=8), device="dev-x", ip="203.0.113.9"),
+    ]
+
+
+def _replayed_phone() -> list[Login]:
+    """at-1: its phone id replayed by a script from Beijing after failures, then the payout
+    account changed and the loan drawn down."""
+
+    def from_beijing(
+        event_id: str, minutes: float, *, success: bool = True, **details: str
+    ) -> Login:
+        return login(
+            event_id,
+            at(days=1, minutes=minutes),
+            device="at-phone",
+            ip="198.51.100.23",
+            success=success,
+            borrower_id="at-1",
+            geo=geo("Beijing"),
+            user_agent="okhttp/4.9.3",
+            **details,
+        )
+
+    return [
+        login(
+            "at-home-1",
+            at(days=-2, hours=1),
+            device="at-phone",
+            ip="10.9.9.9",
+            borrower_id="at-1",
+            geo=geo("Shanghai"),
+            user_agent="LendApp/5.2.4 (iPhone; iOS 17.4)",
+        ),
+        *[from_beijing(f"at-fail-{i}", i, success=False) for i in range(5)],
+        from_beijing("at-win", 6),
+        from_beijing("at-payout", 20, action="payout_account_change"),
+        from_beijing("at-drawdown", 35, action="drawdown", amount="180000"),
+    ]
+
+
+def _phished() -> list[Login]:
+    """pw-1: its password right at the first try from a new phone in Shenzhen, then the payout
+    account changed and the loan drawn within minutes."""
+    home = [
+        login(
+            f"pw-home-{day}",
+            at(days=day, hours=2),
+            device="pw-phone",
+            ip="192.0.2.10",
+            borrower_id="pw-1",
+            geo=geo("Shanghai"),
+            user_agent="LendApp/5.3.0 (iPhone; iOS 17.4)",
+        )
+        for day in (-6, -5, -4, -3)
+    ]
+    session = [
+        login(
+            f"pw-{action}",
+            at(days=2, minutes=minutes),
+            device="pw-new",
+            ip="198.51.100.200",
+            action=action,
+            borrower_id="pw-1",
+            geo=geo("Shenzhen"),
+            user_agent="LendApp/5.3.0 (Android 14; Pixel 8)",
+            amount=amount,
+        )
+        for action, minutes, amount in (
+            ("login", 0, None),
+            ("payout_account_change", 6, None),
+            ("drawdown", 13, "150000"),
+        )
+    ]
+    return home + session

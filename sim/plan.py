@@ -17,6 +17,7 @@ from sim.typologies import (
     device_ring,
     impossible_travel,
     machine_flow,
+    pass_through,
     revenue_inflation,
     takeover,
     wash_trading,
@@ -48,6 +49,7 @@ RECRUITED = (
     "impossible_travel",
     "missed_installment",
     "credential_stuffing",
+    "pass_through",
 )
 #: Planted before the other borrowers' loans are drawn: the delinquents' own loans.
 PLANTED_FIRST = ("missed_installment",)
@@ -63,6 +65,7 @@ PLANTED = (
     "account_takeover_phished",
     "impossible_travel",
     "credential_stuffing",
+    "pass_through",
 )
 #: The benign look-alikes of every case, spread over labelled borrowers too; each lives in the
 #: module of the case it resembles.
@@ -85,6 +88,8 @@ TRAPS: tuple[Callable[[World], None], ...] = (
     wash_trading.deposits,
     machine_flow.settlements,
     delinquency.seasonal_declines,
+    pass_through.wholesalers,
+    pass_through.sweeps,
 )
 
 

@@ -317,6 +317,8 @@ class Borrower:
     topups: bool = False
     big_contract_day: int | None = None
     last_payout_change: int = -DAY * 365
+    wholesale: float | None = None  # a wholesaler's cost of stock against the sale
+    savings: str | None = None  # the owner's savings elsewhere, where the takings are swept
 
 
 def mobile_ip(rng: random.Random, city: City) -> str:

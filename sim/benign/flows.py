@@ -212,7 +212,8 @@ def _big_contract(world: World, b: Borrower, d: int) -> None:
 
 
 def outflows(world: World, b: Borrower, d: int) -> None:
-    """A day of money out: suppliers, expenses, a partner, own transfers, rent and payroll."""
+    """A day of money out: suppliers, expenses, a partner, own transfers, rent and payroll;
+    a wholesaler's trades and an owner's sweeps to savings."""
     rng = b.rng
     weekend = world.weekend(d)
     _suppliers_and_expenses(world, b, d, weekend)
@@ -225,6 +226,10 @@ def outflows(world: World, b: Borrower, d: int) -> None:
     if rng.random() < OWN_TRANSFER_RATE:
         _own_transfer(world, b, d)
     _rent_and_payroll(world, b, d)
+    if b.wholesale is not None:
+        wholesale_day(world, b, d)
+    if b.savings is not None:
+        sweep_day(world, b, d)
 
 
 def _suppliers_and_expenses(world: World, b: Borrower, d: int, weekend: bool) -> None:
@@ -295,3 +300,37 @@ def _rent_and_payroll(world: World, b: Borrower, d: int) -> None:
             name="Payroll agent",
             memo="payroll",
         )
+
+
+# --- the look-alikes of pass-through (sim/typologies/pass_through.py) ---------------------------
+
+
+def wholesale_day(world: World, b: Borrower, d: int) -> None:
+    """A wholesaler's day: a few clients pay for orders, suppliers are paid for their stock."""
+    rng = b.rng
+    if world.weekend(d) or b.wholesale is None:
+        return
+    for _ in range(rng.randint(1, 3)):
+        sale = round(b.monthly_inflow / 20 * rng.lognormvariate(0, 0.5))
+        t = d * DAY + office_second(rng)
+        memo = rng.choice(B2B_MEMOS)
+        world.tx(t, b, b.account, rng.choice(b.clients), "in", sale, "bank_transfer", memo=memo)
+        for _ in range(rng.randint(1, 4)):
+            cents = round(sale * b.wholesale * rng.uniform(0.2, 0.6))
+            at = t + rng.randint(20 * MINUTE, 6 * HOUR)
+            supplier = rng.choice(b.suppliers)
+            world.tx(at, b, b.account, supplier, "out", cents, "bank_transfer", memo=memo)
+
+
+def sweep_day(world: World, b: Borrower, d: int) -> None:
+    """At the close of a weekday, the takings swept to savings; now and then some back."""
+    rng = b.rng
+    if b.savings is None or world.weekend(d):
+        return
+    t = d * DAY + rng.randint(17 * HOUR, 20 * HOUR)
+    cents = round_to(b.monthly_inflow / 22 * rng.uniform(0.6, 1.0), 1000)
+    world.tx(t, b, b.account, b.savings, "out", cents, "bank_transfer", memo="to savings")
+    if rng.random() < 0.2:
+        back = d * DAY + rng.randint(8 * HOUR, 10 * HOUR)
+        cents = round_to(b.monthly_inflow / 10 * rng.uniform(0.5, 1.5), 1000)
+        world.tx(back, b, b.account, b.savings, "in", cents, "bank_transfer", memo="from savings")

@@ -37,10 +37,15 @@ def plan_application(b: Borrower, day: int, drawdown: bool) -> None:
         b.actions.setdefault(later, []).append(("drawdown", cents))
 
 
+#: Cases whose borrowers draw no benign new loan: the ramp-up's own application, the takeover's.
+NO_NEW_LOAN = ("revenue_inflation", "account_takeover", "account_takeover_device_replay")
+
+
 def new_loans(world: World) -> None:
-    """Borrowers without a loan apply and draw one during the period, like most borrowers do."""
+    """Borrowers without a loan apply and draw one during the period, like most borrowers do;
+    not a takeover's victim, whose held drawdown must not meet a booked one by chance."""
     wanted = round(0.08 * len(world.borrowers))
-    for b in world.some(wanted, lambda b: not b.loans and b.case != "revenue_inflation"):
+    for b in world.some(wanted, lambda b: not b.loans and b.case not in NO_NEW_LOAN):
         plan_application(b, world.rng.randrange(world.days), drawdown=True)
 
 

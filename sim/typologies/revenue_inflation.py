@@ -14,33 +14,50 @@ from sim.typologies.common import session
 from sim.world import DAY, HOUR, MINUTE, World, money, monthly_dues, round_to, shift_months
 from topics.names import FALSIFIED_FLOW
 
-#: Days of the ramp before the application: 3–6 weeks.
+#: Days of the ramp: 3–6 weeks.
 RAMP_DAYS = (21, 42)
-#: Extra inflow of the last 30 days before the application, in months of normal inflow.
+#: Chance the ramp stops 1–2 weeks before the application rather than at it.
+EARLY_END_SHARE = 0.3
+EARLY_END_DAYS = (7, 14)
+#: Extra inflow of the ramp's last 30 days, in months of normal inflow.
 BOOST = (1.0, 2.0)
 #: Bounds of one forged transfer, cents: large enough to matter, below a review's notice.
 TRANSFER_CENTS = (10_000_00, 150_000_00)
-#: Chance the forged money is sent on again (recycled) to a supplier, keeping 85–100 %.
-RECYCLE_SHARE = 0.5
+#: Few large payers, or many smaller ones: the chance of many, and the payer counts.
+MANY_PAYERS_SHARE = 0.35
+FEW_PAYERS = (2, 5)
+MANY_PAYERS = (8, 15)
+#: Chance the forged money is sent on (to repay whoever lent it) to 1–3 new payees,
+#: keeping 85–100 % of each transfer sent on, the share of transfers sent on, and how soon.
+RECYCLE_SHARE = 0.7
+RECYCLED_TRANSFERS = (0.5, 1.0)
+RECYCLE_DELAY = (1 * HOUR, 3 * DAY)
+#: Days from the application to the drawdown (0: within hours of it), by weight.
+DRAW_LATER = (0, 0, 0, 1, 2, 3)
 #: Share of the population with a genuine growth (new big clients, then an application).
 GROWTH_SHARE = 0.015
 
 
 def plant(world: World, number: int, borrowers: list[Borrower]) -> None:
-    """Inflows from new payers ramp up for 3–6 weeks before a loan application, then stop."""
+    """Inflows from new payers ramp up for 3–6 weeks, ending at a loan application or 1–2
+    weeks before it, then stop; the money is often sent on. Every trait is drawn per case."""
     (b,) = borrowers
     rng = world.rng
-    apply_day = rng.randint(35, world.days - 7)
-    ramp = rng.randint(RAMP_DAYS[0], min(RAMP_DAYS[1], apply_day - 14))
+    gap = rng.randint(*EARLY_END_DAYS) if rng.random() < EARLY_END_SHARE else 0
+    gap = min(gap, world.days - 42)  # a short run leaves no room for an early end
+    apply_day = rng.randint(35 + gap, world.days - 7)
+    ramp_end = apply_day - gap
+    ramp = rng.randint(RAMP_DAYS[0], min(RAMP_DAYS[1], ramp_end - 14))
     boost = rng.uniform(*BOOST)
-    amounts = _amounts(rng, b.monthly_inflow * boost, ramp)
+    many = rng.random() < MANY_PAYERS_SHARE
+    payers = rng.randint(*(MANY_PAYERS if many else FEW_PAYERS))
+    amounts = _amounts(rng, b.monthly_inflow * boost, ramp, payers)
     transfers = len(amounts)
-    sources = [f"corp-{rng.randrange(10**6):06d}" for _ in range(rng.randint(3, 8))]
-    sources = sources[:transfers]
-    # The density grows linearly over the ramp: more and more money as the application nears.
-    ramp_start = apply_day - ramp
+    sources = [f"corp-{rng.randrange(10**6):06d}" for _ in range(payers)][:transfers]
+    # The density grows linearly over the ramp: more and more money as its end nears.
+    ramp_start = ramp_end - ramp
     days = [
-        min(apply_day - 1, ramp_start + int(ramp * math.sqrt(rng.random())))
+        min(ramp_end - 1, ramp_start + int(ramp * math.sqrt(rng.random())))
         for _ in range(transfers)
     ]
     times = sorted(d * DAY + office_second(rng) for d in days)
@@ -52,6 +69,7 @@ def plant(world: World, number: int, borrowers: list[Borrower]) -> None:
         "added_inflow": money(added),
         "monthly_inflow": money(b.monthly_inflow),
         "ramp_days": ramp,
+        "ramp_ends_days_before_application": gap,
         "application_ts": world.iso(apply_t),
         "application_amount": money(asked),
         "drawdown_ts": world.iso(draw_t),
@@ -61,14 +79,15 @@ def plant(world: World, number: int, borrowers: list[Borrower]) -> None:
     world.label(times[0], b, REVENUE_INFLATION, draw_t, detail)
 
 
-def _amounts(rng: random.Random, extra: float, ramp: int) -> list[int]:
-    """The forged transfers, cents: at least three, adding up to ``extra`` in the last month."""
+def _amounts(rng: random.Random, extra: float, ramp: int, payers: int) -> list[int]:
+    """The forged transfers, cents: each payer's at least once, adding up to ``extra`` in the
+    ramp's last month; many payers send smaller sums."""
     in_last_month = 1.0 - (max(0, ramp - 30) / ramp) ** 2
     total = extra / in_last_month
     low, high = TRANSFER_CENTS
-    size = min(high, max(low, round(total / rng.randint(6, 25))))
+    size = min(high, max(low, round(total / rng.randint(max(6, payers), max(25, 2 * payers)))))
     amounts: list[int] = []
-    while sum(amounts) < total or len(amounts) < 3:
+    while sum(amounts) < total or len(amounts) < payers:
         cents = min(high, max(low, round(size * rng.lognormvariate(0, 0.35))))
         amounts.append(round_to(cents, 1000) if rng.random() < 0.6 else cents)
     return amounts
@@ -81,6 +100,7 @@ def _pay_in(
     rng = world.rng
     memo = rng.choice(B2B_MEMOS)
     recycle = rng.random() < RECYCLE_SHARE
+    sent_on = rng.uniform(*RECYCLED_TRANSFERS)
     sinks = [f"supp-{rng.randrange(10**6):06d}" for _ in range(rng.randint(1, 3))]
     added = 0
     used: list[str] = []
@@ -92,8 +112,8 @@ def _pay_in(
             used.append(source)
         world.tx(t, b, b.account, source, "in", cents, "bank_transfer", memo=memo)
         added += cents
-        if recycle and rng.random() < 0.6:
-            back = t + rng.randint(2 * HOUR, 3 * DAY)
+        if recycle and rng.random() < sent_on:
+            back = t + rng.randint(*RECYCLE_DELAY)
             out = round(cents * rng.uniform(0.85, 1.0))
             world.tx(back, b, b.account, rng.choice(sinks), "out", out, "bank_transfer")
     return recycle, used, added
@@ -106,10 +126,14 @@ def _borrow(world: World, b: Borrower, apply_day: int, boost: float) -> tuple[in
     asked = round_to(inflated * rng.uniform(1.0, 3.0), 10_000)
     drawn = round_to(asked * rng.uniform(0.6, 1.0), 1000)
     session_t = apply_day * DAY + second(rng, OFFICE_CUM)
-    later = rng.choice((0, 0, 1, 2, 3))
-    if later:
+    later = rng.choice(DRAW_LATER)
+    hours_later = rng.random() < 0.5
+    if later or hours_later:
         (apply_t,) = session(world, b, session_t, [("loan_application", asked)])
-        session_t = (apply_day + later) * DAY + second(rng, OFFICE_CUM)
+        if later:
+            session_t = (apply_day + later) * DAY + second(rng, OFFICE_CUM)
+        else:  # a second session within hours
+            session_t = apply_t + rng.randint(1 * HOUR, 5 * HOUR)
         (draw_t,) = session(world, b, session_t, [("drawdown", drawn)])
     else:
         actions = [("loan_application", asked), ("drawdown", drawn)]

@@ -235,6 +235,16 @@ class _Seen:
     installment: int | None
     #: Every id the alert names in its episode and reasons, its borrower included.
     named: frozenset[str]
+    episode: str = ""
+
+    def escalates(self, found: set[tuple[str, str, str]]) -> bool:
+        """Whether it raises an alert that found a case: the same detector and borrower, its
+        episode that alert's episode and more (``inflation:app-1:confirmed``)."""
+        parts = self.episode.split(":")
+        return any(
+            (self.detector, self.borrower_id, ":".join(parts[:n])) in found
+            for n in range(1, len(parts))
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -286,6 +296,7 @@ def _seen(alert: Alert | Mapping[str, Any]) -> _Seen:
         loan_id=None if loan_id is None else str(loan_id),
         installment=None if installment is None else int(installment),
         named=frozenset({borrower, *(t for text in texts for t in _TOKEN.findall(text))}),
+        episode=texts[0],
     )
 
 
@@ -340,8 +351,10 @@ def score(
     - Recall of a typology: share of its cases found; time to detect is the first finding
       alert's ``ts`` minus the case's start.
     - Precision of a category: one unit per (borrower, category, platform day) with alerts;
-      it is true when an alert of it finds a case. False alert-days per 1,000 borrowers
-      without a case of the category.
+      it is true when an alert of it finds a case, or raises one that did (same detector and
+      borrower, its episode the finding alert's episode and more: a confirmation such as
+      ``inflation:app-1:confirmed`` after ``inflation:app-1``). False alert-days per 1,000
+      borrowers without a case of the category.
     - Delinquency: a case's installment is warned when an alert of its category on its
       ``loan_id`` and ``installment`` comes at least 3 days before the end of its due date.
 
@@ -390,19 +403,25 @@ def _alert_days(
             by_id[case.category, named].append(position)
     alert_days: dict[tuple[str, str, date], bool] = {}
     found: dict[int, datetime] = {}
+    # Episodes of alerts that found a case: a later alert raising one (a confirmation) is
+    # true too, though it finds nothing itself (it may come after the case's window).
+    finding_episodes: set[tuple[str, str, str]] = set()
     for alert in seen:
         candidates = {p for named in alert.named for p in by_id.get((alert.category, named), ())}
         finds = [p for p in sorted(candidates) if cases[p].found_by(alert)]
         for position in finds:
             found.setdefault(position, alert.ts)  # alerts come in time order
+        if finds:
+            finding_episodes.add((alert.detector, alert.borrower_id, alert.episode))
+        true = bool(finds) or alert.escalates(finding_episodes)
         day = alert.ts.astimezone(zone).date()
         key = (alert.borrower_id, alert.category, day)
-        alert_days[key] = alert_days.get(key, False) or bool(finds)
+        alert_days[key] = alert_days.get(key, False) or true
         detector = card.detectors.setdefault(alert.detector, DetectorScore(alert.detector))
         if alert.category not in detector.categories:
             detector.categories.append(alert.category)
         detector.alerts += 1
-        detector.true_alerts += bool(finds)
+        detector.true_alerts += true
     for (_, category, _), true in alert_days.items():
         card.categories[category].alert_days += 1
         card.categories[category].true_alert_days += true

@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import random
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import orjson
 import pytest
 
-from detectors.base import FALSIFIED_FLOW, Finding, alert_id
+from detectors.base import FALSIFIED_FLOW, Finding, alert_id, severity_for
 from detectors.clock import Timer
 from detectors.engine import Engine, Input, MemoryStateStore
 from detectors.index import MemoryCrossIndex
 from detectors.revenue_inflation import (
+    MAX_FRESH,
     MAX_YOUNG,
     RevenueInflationDetector,
     RevenueInflationThresholds,
@@ -99,12 +100,15 @@ def _judge(
 ) -> list[Finding]:
     """Both timers: the ramp at the application, then the quiet week."""
     detector, state = _apply(events, thresholds)
-    findings = []
-    for timer in detector.on_timer(TIMER, state):
-        assert isinstance(timer, Timer) and timer.key == "quiet:app-1"
-        findings += detector.on_timer(timer, state)
+    findings: list[Finding] = []
+    for out in detector.on_timer(TIMER, state):
+        if isinstance(out, Timer):
+            assert out.key == "quiet:app-1"
+            findings += detector.on_timer(out, state)  # type: ignore[arg-type]
+        else:
+            findings.append(out)
     assert all(isinstance(f, Finding) for f in findings)
-    return findings  # type: ignore[return-value]
+    return findings
 
 
 def _in_time_order(events: list[Transaction]) -> list[Finding]:
@@ -143,10 +147,10 @@ def test_inflation_alerts_a_week_after_the_application_with_every_reason() -> No
     assert "56 days before" in growth.message
     assert (share.observed, share.threshold) == (0.675, 0.45)
     assert "sent nothing in the 7 days from it" in share.message
-    assert (parties.observed, parties.threshold) == (4, 3)
+    assert (parties.observed, parties.threshold) == (4, 2)
     assert "shell-1, shell-2, shell-3, shell-4" in parties.message
     assert finding.evidence == ("app-1", "shell-1--20", "shell-2--19", "shell-3--18", "shell-4--17")
-    expected = 0.6 + 0.15 * 1.0 + 0.15 * (0.225 / 0.55) + 0.1 / 3
+    expected = 0.6 + 0.15 * 1.0 + 0.15 * (0.225 / 0.55) + 0.1 * 2 / 3
     assert finding.score == pytest.approx(expected, abs=1e-3)
 
 
@@ -272,7 +276,11 @@ def _trading_partner(outflow: str = "60000") -> list[Transaction]:
 
 def test_money_from_a_trading_partner_is_not_turnover() -> None:
     # With the partner's 600 000 in the window as turnover the shells' share would be 39 %.
-    [finding] = _judge([*_business(), *_shells(), *_trading_partner()])
+    # Nothing is spent in the window (the one outflow is the partner's, before it): the ramp
+    # alerts at the application, and the quiet week confirms it.
+    alert, finding = _judge([*_business(), *_shells(), *_trading_partner()])
+    assert alert.episode == "inflation:app-1" and "unspent" in _codes([alert])[0]
+    assert finding.episode == "inflation:app-1:confirmed"
 
     growth, share, _ = finding.reasons
     assert growth.observed == round(800_000 / 28 / (520_000 / 56), 3)
@@ -389,7 +397,10 @@ CODES = ["inflow_growth", "new_counterparty_share", "new_counterparties"]
     [
         (
             [*_business(), *_sale_season()],
-            RevenueInflationThresholds(min_new_share=0.0, min_new_counterparties=0),
+            # One-off buyers are silent before the application: no tell left but that one.
+            RevenueInflationThresholds(
+                min_new_share=0.0, min_new_counterparties=0, min_silent_days=30
+            ),
             CODES,
         ),
         (
@@ -493,6 +504,7 @@ def test_memory_stays_bounded() -> None:
         if i % 100 == 0:
             app = login(f"app-{i}", ts, device="p", ip="1.1.1.1", action="loan_application")
             for timer in detector.on_login(app, state, ()):
+                assert isinstance(timer, Timer)
                 detector.on_timer(timer, state)  # a ramp leaves a quiet week pending
         largest = max(largest, len(orjson.dumps(state.slots[detector.name])))
 
@@ -539,10 +551,14 @@ async def test_contract_events_alert_through_the_engine() -> None:
 
     alerts = await _through_engine(in_time_order)
 
-    assert [a[:2] for a in alerts] == [("r-1", "inflation:r-app")]
+    # At the application (its payers stopped 12 days before it), then confirmed.
+    assert [a[:2] for a in alerts] == [
+        ("r-1", "inflation:r-app"),
+        ("r-1", "inflation:r-app:confirmed"),
+    ]
 
 
-async def test_no_alert_before_the_quiet_week_has_passed() -> None:
+async def test_no_confirmation_before_the_quiet_week_has_passed() -> None:
     until = [
         Input(0, source, record)
         for source, record in (
@@ -553,7 +569,7 @@ async def test_no_alert_before_the_quiet_week_has_passed() -> None:
     ]
     in_time_order = sorted([*CONTRACT_EVENTS, *until], key=lambda i: i.record.ts)
 
-    assert await _through_engine(in_time_order) == []
+    assert [a[:2] for a in await _through_engine(in_time_order)] == [("r-1", "inflation:r-app")]
 
 
 async def test_the_verdict_does_not_depend_on_how_the_topics_interleave() -> None:
@@ -571,4 +587,265 @@ async def test_the_verdict_does_not_depend_on_how_the_topics_interleave() -> Non
     transactions_first = sorted(events, key=lambda i: i.source != Source.TRANSACTIONS)
 
     assert await _through_engine(transactions_first) == await _through_engine(events)
-    assert len(await _through_engine(events)) == 1
+    assert len(await _through_engine(events)) == 2
+
+
+# --- alerts at the application, and the confirmation that raises them -----------------------
+
+
+def _suppliers(first_day: int = -84, last_day: int = 9, daily: int = 3000) -> list[Transaction]:
+    """The business spends: ``daily`` a day to two suppliers it has always paid."""
+    return [
+        _out(f"sup-{day}", f"supplier-{day % 2}", daily, at(days=day, hours=9))
+        for day in range(first_day, last_day)
+    ]
+
+
+def _sent_on(
+    payers: list[Transaction], sinks: tuple[str, ...] = ("sink-1", "sink-2"), share: float = 0.9
+) -> list[Transaction]:
+    """Each forged transfer sent on the next day to one of a few payees never paid before."""
+    return [
+        _out(
+            f"fwd-{e.event_id}",
+            sinks[i % len(sinks)],
+            round(float(e.amount) * share, 2),
+            e.ts + timedelta(days=1),
+        )
+        for i, e in enumerate(payers)
+    ]
+
+
+def _ramp(
+    names: tuple[str, ...], amount: str, days: tuple[int, ...] = (-20, -12, -5, -2)
+) -> list[Transaction]:
+    """New payers, each paying ``amount`` on a few days up to the application."""
+    return [
+        _in(f"{name}-{day}", name, amount, at(days=day, hours=4)) for name in names for day in days
+    ]
+
+
+FEW_LARGE = ("large-1", "large-2")
+MANY_SMALL = tuple(f"small-{i}" for i in range(10))
+
+
+@pytest.mark.parametrize(
+    "payers",
+    [
+        _ramp(FEW_LARGE, "150000"),
+        _ramp(MANY_SMALL, "12000"),
+        _ramp(("mid-1", "mid-2", "mid-3"), "45000", days=(-41, -30, -20, -9, -1)),
+    ],
+    ids=["few-large-payers", "many-smaller-payers", "six-week-ramp-to-the-application"],
+)
+def test_a_ramp_sent_on_alerts_at_the_application_then_is_confirmed(
+    payers: list[Transaction],
+) -> None:
+    events = [*_business(), *_suppliers(), *payers, *_sent_on(payers)]
+    detector, state = _apply(events)
+
+    at_application = detector.on_timer(TIMER, state)
+
+    [alert, quiet] = at_application
+    assert isinstance(alert, Finding) and quiet == QUIET_TIMER
+    # At the application itself: before any drawdown, however soon it follows.
+    assert alert.ts == APPLICATION.ts and alert.episode == "inflation:app-1"
+    forwarded = next(r for r in alert.reasons if r.code == "forwarded")
+    assert forwarded.threshold == 0.3 and float(str(forwarded.observed)) >= 0.3
+    assert "sink-1, sink-2" in forwarded.message
+    [confirmed] = detector.on_timer(QUIET_TIMER, state)
+    assert isinstance(confirmed, Finding)
+    assert confirmed.episode == "inflation:app-1:confirmed"
+    assert confirmed.alert_id != alert.alert_id
+    assert confirmed.score >= 0.9 > alert.score
+    assert severity_for(alert.score) in ("medium", "high")
+    assert severity_for(confirmed.score) == "critical"
+
+
+def test_a_ramp_that_ended_two_weeks_before_the_application_alerts_at_it() -> None:
+    payers = _ramp(("early-1", "early-2", "early-3"), "45000", days=(-35, -28, -21, -15))
+    [alert, _] = _apply_and_judge([*_business(), *_suppliers(), *payers])
+
+    stopped = next(r for r in alert.reasons if r.code == "stopped_before")
+    assert float(str(stopped.observed)) >= 0.45 and "3 of them" in stopped.message
+    assert "forwarded" not in _codes([alert])[0]
+
+
+def test_money_left_idle_alerts_at_the_application() -> None:
+    # The business spends as always; the ramp's money is neither spent nor sent on.
+    [alert, _] = _apply_and_judge([*_business(), *_suppliers(), *_shells()])
+
+    unspent = next(r for r in alert.reasons if r.code == "unspent")
+    assert unspent.threshold == 0.95 and float(str(unspent.observed)) >= 0.95
+
+
+def _apply_and_judge(events: list[Transaction]) -> list[Finding]:
+    findings = _judge(events)
+    assert [f.episode for f in findings] == ["inflation:app-1", "inflation:app-1:confirmed"]
+    return findings
+
+
+def _growing_business() -> list[Transaction]:
+    """Four new clients join over a month and keep paying; the business buys more from its
+    suppliers as it sells more (new stock paid to the suppliers it always paid)."""
+    spend = [
+        _out(f"more-{day}", f"supplier-{day % 2}", 400 * (day + 31), at(days=day, hours=10))
+        for day in range(-30, 9)
+    ]
+    return [*_business(), *_suppliers(), *_genuine_growth(), *spend]
+
+
+@pytest.mark.parametrize(
+    "events",
+    [
+        _growing_business(),
+        [*_business(), *_suppliers(), *_one_big_contract()],
+        [*_business(), *_suppliers()],
+        [*_business(), *_suppliers(), *_ramp(("bigco",), "150000")],
+    ],
+    ids=[
+        "growing-business-spends-and-its-clients-stay",
+        "one-new-big-contract",
+        "no-ramp",
+        "one-new-big-customer",
+    ],
+)
+def test_benign_twins_do_not_alert_at_the_application_nor_after(
+    events: list[Transaction],
+) -> None:
+    assert _judge(events) == []
+    assert _in_time_order(events) == []
+
+
+# --- a second look at a drawdown days after the application ---------------------------------
+
+DRAWDOWN = login("dd-1", at(days=2), device="phone-1", ip="10.0.0.1", action="drawdown")
+DRAW_TIMER = Timer(DRAWDOWN.ts.timestamp(), "b-1", "revenue_inflation", "draw:app-1")
+
+
+def _sent_on_after_the_application() -> list[Transaction]:
+    """The shells' money goes on the day of the application and the next: 180 000 of the
+    540 000 they sent, to a payee never paid before (nothing went on before the day)."""
+    return [_out(f"on-{d}", "sink-1", "90000", at(days=d, hours=2)) for d in (0, 1)]
+
+
+@pytest.mark.parametrize("drawdown_first", [False, True], ids=["timer-first", "drawdown-first"])
+def test_money_sent_on_before_a_later_drawdown_alerts_at_the_drawdown(
+    drawdown_first: bool,
+) -> None:
+    detector, state = _apply([*_business(), *_shells(), *_sent_on_after_the_application()])
+    if drawdown_first:  # the logins topic ran ahead of the application's timer
+        assert detector.on_login(DRAWDOWN, state, ()) == []
+        assert detector.on_timer(TIMER, state) == [QUIET_TIMER, DRAW_TIMER]
+    else:
+        assert detector.on_timer(TIMER, state) == [QUIET_TIMER]  # no tell yet
+        assert detector.on_login(DRAWDOWN, state, ()) == [DRAW_TIMER]
+    assert detector.pending_timers(state) == [QUIET_TIMER, DRAW_TIMER]
+
+    [alert] = detector.on_timer(DRAW_TIMER, state)
+
+    assert isinstance(alert, Finding)
+    assert alert.ts == DRAWDOWN.ts and alert.episode == "inflation:app-1"
+    forwarded = next(r for r in alert.reasons if r.code == "forwarded")
+    assert forwarded.observed == round(180_000 / 540_000, 3)
+    assert detector.pending_timers(state) == [QUIET_TIMER]
+    assert detector.on_timer(DRAW_TIMER, state) == []
+    [confirmed] = detector.on_timer(QUIET_TIMER, state)
+    assert isinstance(confirmed, Finding) and confirmed.episode == "inflation:app-1:confirmed"
+
+
+def test_a_drawdown_the_day_of_the_application_brings_no_second_look() -> None:
+    same_day = login("dd-0", at(hours=3), device="phone-1", ip="10.0.0.1", action="drawdown")
+    detector, state = _apply([*_business(), *_shells(), *_sent_on_after_the_application()])
+
+    assert detector.on_timer(TIMER, state) == [QUIET_TIMER]
+    assert detector.on_login(same_day, state, ()) == []
+    [late] = detector.on_timer(QUIET_TIMER, state)
+    assert isinstance(late, Finding) and late.episode == "inflation:app-1"  # no tell: late
+
+
+def test_nothing_sent_on_by_the_drawdown_leaves_the_verdict_to_the_quiet_week() -> None:
+    detector, state = _apply([*_business(), *_shells()])
+
+    assert detector.on_timer(TIMER, state) == [QUIET_TIMER]
+    assert detector.on_login(DRAWDOWN, state, ()) == [DRAW_TIMER]
+    assert detector.on_timer(DRAW_TIMER, state) == []
+    [late] = detector.on_timer(QUIET_TIMER, state)
+    assert isinstance(late, Finding) and late.episode == "inflation:app-1"
+
+
+# --- a seasonal peak lifts the whole sector -------------------------------------------------
+
+
+def _as_borrower(borrower: str, events: list[Transaction], sector: str | None) -> list[Transaction]:
+    return [
+        transaction(
+            e.event_id,
+            borrower,
+            f"acc-{borrower}",
+            e.counterparty_id,
+            e.amount,
+            e.ts,
+            e.direction,
+            sector=sector,
+        )
+        for e in events
+    ]
+
+
+def _with_peers(
+    peers_peak: bool, sector: str | None
+) -> tuple[RevenueInflationDetector, BorrowerState]:
+    """b-1's ramp (new payers, the money left unspent) among seven peers of its sector that
+    peak as much, or stay flat; the day before the application is closed."""
+    detector = RevenueInflationDetector(RevenueInflationThresholds())
+    states = []
+    for i in range(8):
+        borrower = "b-1" if i == 0 else f"peer-{i}"
+        peak = i == 0 or peers_peak
+        events = [*_business(), *_suppliers(), *(_shells() if peak else [])]
+        state = BorrowerState(borrower_id=borrower)
+        _feed(detector, state, _by_time(_as_borrower(borrower, events, sector)))
+        states.append(state)
+    detector.on_day_close(0, day_of(APPLICATION.ts.timestamp()) - 1, states)
+    assert detector.on_login(APPLICATION, states[0], ()) == [TIMER]
+    return detector, states[0]
+
+
+@pytest.mark.parametrize("sector", ["wholesale", None], ids=["sector", "no-sector-partition"])
+def test_a_peak_the_peers_share_is_a_season_not_a_ramp(sector: str | None) -> None:
+    detector, state = _with_peers(peers_peak=True, sector=sector)
+
+    assert detector.on_timer(TIMER, state) == []
+
+
+def test_a_peak_the_peers_do_not_share_alerts_and_snapshots_keep_the_peers() -> None:
+    detector, state = _with_peers(peers_peak=False, sector="wholesale")
+    snapshot = detector.snapshot(0)
+    assert snapshot is not None
+
+    [alert, quiet] = detector.on_timer(TIMER, state)
+
+    assert isinstance(alert, Finding) and quiet == QUIET_TIMER
+    assert "peer_lift" not in _codes([alert])[0]
+    restored = RevenueInflationDetector(RevenueInflationThresholds())
+    restored.restore(0, snapshot)
+    assert restored.snapshot(0) == snapshot
+
+
+def test_a_busy_business_paying_many_new_payees_keeps_the_one_the_money_went_to() -> None:
+    # After the ramp's money went on, many more new payees than are remembered get smaller
+    # sums: the least paid are forgotten first, not the payee the money went to.
+    payers = _ramp(FEW_LARGE, "150000")
+    one_offs = [
+        _out(f"buy-{i}", f"vendor-{i}", "6000", at(days=-1, hours=i * 0.1))
+        for i in range(3 * MAX_FRESH)
+    ]
+    events = [*_business(), *_suppliers(), *payers, *_sent_on(payers), *one_offs]
+    detector, state = _apply(events)
+
+    [alert, _] = detector.on_timer(TIMER, state)
+
+    assert isinstance(alert, Finding)
+    assert "sink-1, sink-2" in next(r for r in alert.reasons if r.code == "forwarded").message
+    assert len(state.slots["revenue_inflation"]["fresh"]) == MAX_FRESH

@@ -23,16 +23,18 @@ def test_same_config_gives_the_same_output_and_another_seed_does_not(sim: Simula
     assert simulate(replace(TINY, seed=6)).records != simulate(TINY).records
 
 
-#: sha256 of CONFIG's records as JSON lines, the same bytes as the simulator gave before it was
-#: split into modules (streams/simulate.py). Every random draw must keep its order: a change
-#: that moves one changes this digest, and must say so.
-PINNED_RECORDS = "d063378d60db9d7b8a7b3762f32c5025b6b724b111e2c584c407db4676566981"
+#: sha256 of CONFIG's records as JSON lines. Every random draw must keep its order: a change
+#: that moves one changes this digest, and must say so. Changed by: the revenue-inflation
+#: typology drawing its variants per case (ramp end, payers, forwarding, drawdown gap; issue 12),
+#: the pass-through typology, varying rings, wholesalers and sweeps among the benign (issue 12).
+#: Before those, the same bytes as the simulator gave before it was split into modules.
+PINNED_RECORDS = "389570c7dd46d39a5ebf65c30505b55dac3a936041fd50fab7265f7a3c2007eb"
 #: ... and of the records then the labels, in the labels contract's form (topics/labels.py,
 #: since contract 2.1).
-PINNED = "c4425dafb3ff35c0c31c508574d745fab1441b45ba8e9759228fd66994e20e6d"
+PINNED = "c7ec453e0116c1741c8cd7ec1ce03a4cae2c778c65673b1fec441c0e82999a09"
 
 
-def test_the_output_is_the_same_bytes_as_before_the_split(sim: Simulation) -> None:
+def test_the_output_is_the_pinned_bytes(sim: Simulation) -> None:
     digest = hashlib.sha256()
     for record in sim.records:
         digest.update(orjson.dumps(record, option=orjson.OPT_APPEND_NEWLINE))
@@ -84,5 +86,5 @@ def test_volume_is_15_to_25_events_per_borrower_day_and_fast() -> None:
         "credential_stuffing",
         "account_takeover_phished",
     }
-    assert counts["circular_transfer"] == 3 and 3 <= counts["device_ring"] <= 6
+    assert counts["circular_transfer"] in (2, 3) and 3 <= counts["device_ring"] <= 6
     assert sum(counts.values()) <= 0.35 * 50

@@ -245,3 +245,34 @@ def test_pooled_cards_add_counts_and_pool_samples() -> None:
     assert both.delinquency.median_days == pytest.approx(5.0)
     assert both.warnings["missed_installment"].warned == 4
     assert both.detectors["delinquency"].alerts == 14
+
+
+def test_a_confirmation_of_a_found_case_is_true_after_the_case_window() -> None:
+    # The case ends on 5 March; its alert on the 4th finds it; the confirmation a week later,
+    # the same episode and more, is true though it finds nothing. Another borrower's alert of
+    # that episode, another detector's, or a mere shared prefix of a word are not.
+    case = label("b-1", FF, "revenue_inflation", at(2, 1), at(3, 5))
+    alerts = [
+        alert("b-1", FF, "revenue_inflation", at(3, 4), episode="inflation:app-1"),
+        alert("b-1", FF, "revenue_inflation", at(3, 11), episode="inflation:app-1:confirmed"),
+        alert("b-1", FF, "circular_flow", at(3, 12), episode="inflation:app-1:confirmed"),
+        alert("b-1", FF, "revenue_inflation", at(3, 13), episode="inflation:app-10"),
+        alert("b-2", FF, "revenue_inflation", at(3, 14), episode="inflation:app-1:confirmed"),
+    ]
+
+    card = score(alerts, [case], borrowers=10, period_days=60)
+
+    assert card.typologies["revenue_inflation"].detected == 1
+    falsified = card.categories[FF]
+    assert (falsified.alert_days, falsified.true_alert_days) == (5, 2)
+    assert card.detectors["revenue_inflation"].true_alerts == 2
+    assert card.detectors["circular_flow"].true_alerts == 0
+
+
+def test_a_confirmation_before_anything_found_the_case_is_false() -> None:
+    case = label("b-1", FF, "revenue_inflation", at(2, 1), at(3, 5))
+    late = alert("b-1", FF, "revenue_inflation", at(3, 11), episode="inflation:app-1:confirmed")
+
+    card = score([late], [case], borrowers=10, period_days=60)
+
+    assert card.categories[FF].true_alert_days == 0
