@@ -85,6 +85,9 @@ class Profile:
     #: Chance an installment's debit bounces (a ``reversal``) and the borrower pays it again
     #: within the grace period: a reversal made good is no default.
     reversal_rate: float = 0.0
+    #: Hours from a reversal to the payment that makes it good (low, high), never past the end
+    #: of grace: a rule that forgives a reversal only if it is made good within a day breaks.
+    reversal_repay_hours: tuple[int, int] = (2, 48)
     #: Share of the borrowers with a loan whose business dips for weeks and recovers (a season,
     #: a roadworks), every installment paid: a decline that is not a delinquency.
     dip_share: float = 0.02
@@ -136,6 +139,8 @@ class Profile:
             or not 0 <= self.replay_hours[0] <= self.replay_hours[1] < 24
         ):
             raise ValueError(f"profile {self.name}: replays need 2+ failures and hours in 0..23")
+        if not 0 < self.reversal_repay_hours[0] <= self.reversal_repay_hours[1]:
+            raise ValueError(f"profile {self.name}: reversal_repay_hours needs 0 < low <= high")
         for share in (self.late_payer_share, self.reversal_rate, self.dip_share):
             if not 0.0 <= share <= 1.0:
                 raise ValueError(f"profile {self.name}: a share must lie in [0, 1], got {share}")
@@ -206,11 +211,12 @@ PROFILES: Mapping[str, Profile] = MappingProxyType(
             Profile(
                 name="noisy-payers",
                 description="a quarter of payers late by up to 3 days, 8 % of debits bounced "
-                "and paid again, 8 % dips that recover, night owls, many trips, new phones "
-                "and shared devices; phished logins and home-address replays",
+                "and paid again up to 4 days later, 8 % dips that recover, night owls, many "
+                "trips, new phones and shared devices; phished logins and home-address replays",
                 late_payer_share=0.25,
                 late_days=(1, 2, 3),
                 reversal_rate=0.08,
+                reversal_repay_hours=(6, 96),
                 dip_share=0.08,
                 dip_floor=(0.25, 0.5),
                 case_rates=(("account_takeover_phished", 1.0),),

@@ -126,7 +126,8 @@ def _maybe_bounce(
     memo = f"{loan.loan_id} #{k} returned"
     lender, name = LENDER_REPAY
     world.tx(back, b, b.account, lender, "in", cents, "bank_transfer", name=name, memo=memo)
-    again = min(back + rng.randint(2 * HOUR, 48 * HOUR), last - rng.randint(0, 4 * HOUR))
+    low, high = world.config.profile.reversal_repay_hours
+    again = min(back + rng.randint(low * HOUR, high * HOUR), last - rng.randint(0, 4 * HOUR))
     debit(world, b, loan, k, max(again, back + HOUR), cents)
 
 

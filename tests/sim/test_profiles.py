@@ -84,6 +84,7 @@ def test_profiles_are_named_and_unknown_names_are_refused() -> None:
         {"late_payer_share": 1.5},
         {"takeover_minutes": (30, 20)},
         {"replay_failures": (1, 3)},
+        {"reversal_repay_hours": (0, 10)},
     ],
 )
 def test_impossible_knobs_are_refused(knobs: dict[str, object]) -> None:
@@ -173,7 +174,8 @@ def test_late_payer_share_and_late_days_show_in_the_repayments() -> None:
 
 def test_reversals_are_made_good_inside_the_grace_period() -> None:
     assert not any(r["kind"] == "reversal" for r in values(run(BASELINE), Source.REPAYMENTS))
-    sim = run(replace(BASELINE, name="bounces", reversal_rate=0.3))
+    knobs = {"reversal_rate": 0.3, "reversal_repay_hours": (30, 40)}
+    sim = run(replace(BASELINE, name="bounces", **knobs))
     repayments = values(sim, Source.REPAYMENTS)
     due = {
         (r["loan_id"], r["installment"]): date.fromisoformat(r["due_date"])
@@ -198,6 +200,11 @@ def test_reversals_are_made_good_inside_the_grace_period() -> None:
             and instant(reversal) < instant(r) < grace_end
         ]
         assert again and again[0]["amount"] == reversal["amount"]
+        late = instant(again[0]) - instant(reversal)
+        # 30-40 hours later, unless that would pass the end of grace (20:00 on its last day).
+        assert timedelta(hours=30) <= late <= timedelta(hours=40) or (
+            instant(again[0]) >= grace_end - timedelta(hours=8)
+        )
         assert any(
             tx["counterparty_id"] == "lender-repay"
             and tx["direction"] == "in"

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from sim import BASELINE, PROFILES, profile_named
-from streams.lab.evaluate import WARNED_VISIBLE, Check, EvaluationReport, Targets
+from streams.lab.evaluate import WARNED_VISIBLE, Check, EvaluationReport, Targets, evaluate
 from streams.lab.evaluate_profiles import ProfilesReport, evaluate_profiles, render_summary
 from streams.lab.scoring import ScoreCard, score
 from streams.ops.cli import build_parser, main
@@ -160,3 +160,13 @@ def test_evaluate_profiles_runs_every_profile_and_seed_in_a_pool() -> None:
     baseline_runs = report.reports[0].runs
     assert baseline_runs[0].events != baseline_runs[1].events
     assert report.reports[0].runs[0].events != report.reports[1].runs[0].events
+
+
+def test_one_job_runs_inline_and_scores_as_evaluate_does() -> None:
+    inline = evaluate_profiles([BASELINE], [2], borrowers=30, days=12, jobs=1, out=io.StringIO())
+    alone = evaluate(seeds=[2], borrowers=30, days=12, out=io.StringIO())
+    (report,) = inline.reports
+    assert report.total.to_dict() == alone.total.to_dict()
+    assert [c.to_dict() for c in report.checks if c.metric != "events/s"] == [
+        c.to_dict() for c in alone.checks if c.metric != "events/s"
+    ]
