@@ -87,9 +87,10 @@ class RevenueInflationThresholds:
     #: Tell 1, the money sent on: outflows to payees first paid in the window, within
     #: ``forward_days`` of a new payer's inflow, to its ``max_forward_payees`` largest such
     #: payees, of at least this share of what the new payers sent. Borrowed turnover has to
-    #: go back; a business spends on the suppliers and staff it already pays.
+    #: go back; a business spends on the suppliers and staff it already pays, and one that
+    #: buys a new client's goods from a new supplier keeps its margin and pays over weeks.
     min_forwarded_share: float = tunable(
-        0.3, 0.0, 1.0, "share of the new payers' money sent on soon to a few new payees"
+        0.5, 0.0, 1.0, "share of the new payers' money sent on soon to a few new payees"
     )
     forward_days: int = tunable(
         3, 0, 14, "days after a new payer's inflow in which an outflow sends it on"
@@ -168,8 +169,8 @@ MAX_WEEKS = 18
 # turnover, short history, baseline a day, peers' lift], ...], [new payers], alerted (0/1),
 # drawdown epoch or None]; "pay" lists recent payees, least recent first; "net" holds
 # [day, sum] of inflows from payees (not turnover), oldest first. Since version 3: "ow" the
-# outflows by week [[week, sum], ...] from week "ow0"; "paid" the hashes of payees paid a
-# large sum, least recently paid first; "fresh" maps a payee first paid lately to [first
+# outflows by week [[week, sum], ...] from week "ow0"; "paid" the hashes of payees paid any
+# sum, least recently paid first; "fresh" maps a payee first paid lately to [first
 # day, [[day, sum], ...]]; "draws" the latest drawdowns' epochs; "sec" the sector.
 # Memory written by versions 1 and 2 lacks some of these: they are created on first use
 # (a watch of version 2 has five entries: neither alerted nor a drawdown).
@@ -410,24 +411,31 @@ class RevenueInflationDetector(Detector):
         else:
             _add_day(weeks, week, amount, MAX_WEEKS)
             memory["ow0"] = min(memory["ow0"], week)
-        if event.amount < self._two_way:
-            return
         counterparty = event.counterparty_id
-        self._paid(state, counterparty)
         fresh: dict[str, list[Any]] = memory.setdefault("fresh", {})
         entry = fresh.get(counterparty)
+        known = entry is not None or self._known_payee(memory, counterparty)
+        if event.amount < self._two_way:
+            return
+        self._paid(state, counterparty)
         if entry is None:
-            key = _hash(counterparty)
-            paid: str = memory.get("paid", "")
-            at = _find(paid, key)
-            memory["paid"] = (paid[:at] + paid[at + HASH_WIDTH :] if at >= 0 else paid) + key
-            memory["paid"] = memory["paid"][-MAX_PAID * HASH_WIDTH :]
-            if at >= 0:
-                return  # paid before: a supplier, the landlord, the payroll
+            if known:
+                return  # paid before, any sum: a supplier, the landlord, the payroll
             entry = fresh[counterparty] = [day, []]
         _add_day(entry[1], day, amount, MAX_DAYS_PER_COUNTERPARTY)
         if len(fresh) > MAX_FRESH:
             del fresh[self._least_received(fresh, day)]
+
+    @staticmethod
+    def _known_payee(memory: dict[str, Any], counterparty: str) -> bool:
+        """Whether the borrower paid ``counterparty`` before; it is now the latest paid."""
+        key = _hash(counterparty)
+        paid: str = memory.get("paid", "")
+        at = _find(paid, key)
+        if at >= 0:
+            paid = paid[:at] + paid[at + HASH_WIDTH :]
+        memory["paid"] = (paid + key)[-MAX_PAID * HASH_WIDTH :]
+        return at >= 0
 
     def _least_received(self, fresh: dict[str, list[Any]], day: int) -> str:
         """The new payee to forget first: one first paid too long ago to be in a window still
