@@ -156,9 +156,9 @@ PEER_DAYS = 4
 #: Payees first paid lately (whose receipts, by day, may be the new money sent on).
 MAX_FRESH = 8
 #: Hashes of payees paid before, least recently paid first: they are not new.
-MAX_PAID = 32
+MAX_PAID = 24
 #: Weeks of outflow sums kept (the baseline and the longest window, in whole weeks).
-MAX_WEEKS = 18
+MAX_WEEKS = 16
 
 # Memory of a borrower: "young" maps a counterparty first seen lately to [first day, first
 # event id, [[day, sum of its large inflows (0.0: only smaller ones, which show it still
@@ -401,13 +401,14 @@ class RevenueInflationDetector(Detector):
         memory: dict[str, Any] = self.slot(state, _empty)
         day = day_of(event.ts.timestamp())
         week = day // 7
-        amount = float(event.amount)
+        # Whole units: these sums are read as ratios, and cents would cost the changelog.
+        amount = round(event.amount)
         weeks: list[list[Any]] | None = memory.get("ow")
         if weeks is None:
             weeks = memory["ow"] = []
             memory["ow0"] = week
         if weeks and weeks[-1][0] == week:
-            weeks[-1][1] = round(weeks[-1][1] + amount, 2)
+            weeks[-1][1] += amount
         else:
             _add_day(weeks, week, amount, MAX_WEEKS)
             memory["ow0"] = min(memory["ow0"], week)
@@ -421,6 +422,9 @@ class RevenueInflationDetector(Detector):
         if entry is None:
             if known:
                 return  # paid before, any sum: a supplier, the landlord, the payroll
+            recent = day - self.thresholds.ramp_days
+            if not any(young[0] >= recent for young in memory["young"].values()):
+                return  # no new payer lately: no new money to send on
             entry = fresh[counterparty] = [day, []]
         _add_day(entry[1], day, amount, MAX_DAYS_PER_COUNTERPARTY)
         if len(fresh) > MAX_FRESH:
