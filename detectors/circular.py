@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -23,6 +24,9 @@ if TYPE_CHECKING:
 
 __all__ = ["CircularFlowDetector", "CircularFlowThresholds"]
 
+#: Rings of small cycles counted per borrower (the least recently closed goes first).
+MAX_SMALL_RINGS = 3
+
 
 @dataclass(frozen=True, slots=True)
 class CircularFlowThresholds:
@@ -32,9 +36,26 @@ class CircularFlowThresholds:
     max_fee_ratio: float = tunable(
         0.05, 0, 0.5, "share by which a hop may be smaller than the one before"
     )
-    #: Cycles whose first hop moves less than this (major units) are ignored.
+    #: ... and larger than the one before by at most this share: a ring's hop amounts vary
+    #: (a hop topped up, another skimmed), they do not only shrink.
+    max_hop_rise: float = tunable(
+        0.05, 0, 0.5, "share by which a hop may be larger than the one before"
+    )
+    #: A cycle whose first hop moves at least this (major units) alerts on its own ...
     min_amount: float = tunable(
-        5000.0, 0, 10000000, "smallest first hop of a cycle that counts (major units)"
+        5000.0, 0, 10000000, "smallest first hop of a cycle that alerts on its own (major units)"
+    )
+    #: ... a smaller one, from this size, only when the same ring closes again and again:
+    small_amount: float = tunable(
+        400.0, 0, 10000000, "smallest first hop of a cycle that counts at all (major units)"
+    )
+    #: on at least this many distinct days ...
+    small_cycle_days: int = tunable(
+        3, 1, 30, "distinct days a ring of small cycles must close on to alert"
+    )
+    #: ... within this many days.
+    small_lookback_days: int = tunable(
+        21, 1, 90, "days within which a ring of small cycles is counted"
     )
     #: Edges kept per account in the cross-borrower index (bounds memory on hub accounts).
     max_edges_per_account: int = tunable(
@@ -80,7 +101,7 @@ class CircularFlowDetector(Detector):
 
     messages = {
         "circular_transfer": "{amount:,.2f} went {ring:→} in {hours:.1f} h",
-        "amount_shrink": "the amount came back smaller only by fees",
+        "amount_shrink": "the amount came back changed only by fees",
     }
     episodes = {"cycle": "cycle:{accounts:|}:day:{day}"}
 
@@ -92,7 +113,8 @@ class CircularFlowDetector(Detector):
         if event.counterparty_id in state.own_accounts or event.counterparty_id == event.account_id:
             return None
         amount = float(event.amount)
-        smallest_hop = self.thresholds.min_amount * (1.0 - self.thresholds.max_fee_ratio) ** 2
+        smallest = min(self.thresholds.min_amount, self.thresholds.small_amount)
+        smallest_hop = smallest * (1.0 - self.thresholds.max_fee_ratio) ** 2
         if amount < smallest_hop:
             return None
         if event.direction == "out":
@@ -136,10 +158,14 @@ class CircularFlowDetector(Detector):
         edge = self.edge_for(event, state)
         if edge is None:
             return []
-        return list(self.close(edge, self.neighbourhood(found)))
+        return list(self.close(edge, self.neighbourhood(found), state))
 
-    def close(self, edge: Edge, around: Neighbourhood) -> list[Finding]:
-        """Findings for every borrower who reported a hop of a cycle this edge completes."""
+    def close(
+        self, edge: Edge, around: Neighbourhood, state: BorrowerState | None = None
+    ) -> list[Finding]:
+        """Findings for every borrower who reported a hop of a cycle this edge completes: a
+        large cycle at once, a small one when its ring has closed on enough days (counted in
+        ``state``, the reporting borrower's)."""
         t = self.thresholds
         findings: dict[str, Finding] = {}
         for cycle in find_cycles(
@@ -147,18 +173,39 @@ class CircularFlowDetector(Detector):
             around,
             window_seconds=t.window_hours * 3600.0,
             max_fee_ratio=t.max_fee_ratio,
-            min_amount=t.min_amount,
+            min_amount=min(t.min_amount, t.small_amount),
+            max_rise=t.max_hop_rise,
         ):
+            if cycle.hops[0].amount < t.min_amount and not self._repeated(cycle, state):
+                continue
             for borrower_id in sorted({hop.borrower_id for hop in cycle.hops}):
                 finding = self._finding(borrower_id, cycle)
                 findings.setdefault(finding.alert_id, finding)
         return sorted(findings.values(), key=lambda f: (f.borrower_id, f.episode))
 
+    def _repeated(self, cycle: Cycle, state: BorrowerState | None) -> bool:
+        """Count a small cycle's day for its ring; whether the ring closed on enough days."""
+        if state is None:
+            return False
+        t = self.thresholds
+        rings: dict[str, list[int]] = self.slot(state, dict)
+        ring = "|".join(cycle.accounts)
+        key = f"{zlib.crc32(ring.encode()):x}"
+        day = day_of(cycle.hops[0].ts)
+        days = [d for d in rings.get(key, []) if d > day - t.small_lookback_days]
+        if day not in days:
+            days = sorted([*days, day])[-max(1, t.small_cycle_days) :]
+        rings.pop(key, None)
+        rings[key] = days
+        while len(rings) > MAX_SMALL_RINGS:
+            del rings[next(iter(rings))]
+        return len(days) >= t.small_cycle_days
+
     def _finding(self, borrower_id: str, cycle: Cycle) -> Finding:
         t = self.thresholds
         hours = cycle.span_seconds / 3600.0
-        # Two hops may each lose up to max_fee_ratio; the less lost, the more deliberate.
-        tightness = 1.0 - min(1.0, cycle.shrink / (2 * t.max_fee_ratio))
+        # Two hops may each change by up to max_fee_ratio; the less, the more deliberate.
+        tightness = 1.0 - min(1.0, abs(cycle.shrink) / (2 * max(t.max_fee_ratio, 1e-9)))
         score = min(1.0, 0.7 + 0.25 * tightness + (0.05 if hours <= 24 else 0.0))
         first = cycle.hops[0]
         return self.finding(

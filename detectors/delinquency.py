@@ -737,30 +737,40 @@ class DelinquencyDetector(Detector):
                     z=judged.rank_z,
                 )
             candidates.append((strength * urgency, reason))
-        if (
-            peer is not None
-            and own is not None
-            and inflow.coverage is not None
-            and inflow.coverage <= t.uncovered_coverage
-            and self._judge.declined(own)
-        ):
-            reason = self.reason(
-                "inflow_decline/shared",
-                observed=round(own.projected, 3),
-                threshold=t.max_inflow_ratio,
-                days=t.recent_days,
-                ratio=own.ratio,
-                projected=own.projected,
-                recent=inflow.recent,
-                baseline=inflow.baseline,
-                peers=peer.peers - 1,
-                scope=peer.scope,
-                move=peer.week,
-                coverage=inflow.coverage,
-                z=own.rank_z,
-            )
-            candidates.append((self._judge.strength(own) * urgency, reason))
+        shared = self._uncovered_despite_peers(inflow)
+        if shared is not None:
+            candidates.append((shared[0] * urgency, shared[1]))
         return max(candidates, key=lambda c: c[0]) if candidates else None
+
+    def _uncovered_despite_peers(self, inflow: Inflow) -> tuple[float, Reason] | None:
+        """A borrower whose own decline leaves the installment uncovered, however many peers
+        fell with it: the shared slump explains the fall, not the missing cover."""
+        t = self.thresholds
+        own, peer = inflow.own, inflow.peer
+        if (
+            peer is None
+            or own is None
+            or inflow.coverage is None
+            or inflow.coverage > t.uncovered_coverage
+            or not self._judge.declined(own)
+        ):
+            return None
+        reason = self.reason(
+            "inflow_decline/shared",
+            observed=round(own.projected, 3),
+            threshold=t.max_inflow_ratio,
+            days=t.recent_days,
+            ratio=own.ratio,
+            projected=own.projected,
+            recent=inflow.recent,
+            baseline=inflow.baseline,
+            peers=peer.peers - 1,
+            scope=peer.scope,
+            move=peer.week,
+            coverage=inflow.coverage,
+            z=own.rank_z,
+        )
+        return self._judge.strength(own), reason
 
     def _reversal_signal(
         self, at: float, installment: Installment, past_due: bool, urgency: float

@@ -34,10 +34,11 @@ class DeviceRingThresholds:
     )
     #: This many distinct borrowers on one device within the span is a ring (count) ...
     min_borrowers: int = tunable(3, 2, 1000, "distinct borrowers on one device that make a ring")
-    #: ... when this many of them applied for a loan from it: an agent applies in the members'
-    #: names, while a family's tablet or an accountant's computer is used to look at accounts.
+    #: ... when this many of them applied for a loan, drew one down or changed the payout account
+    #: from it: an agent acts in the members' names, while a family's tablet or an accountant's
+    #: computer is used to look at accounts.
     min_applicants: int = tunable(
-        2, 0, 1000, "borrowers of a ring who applied for a loan from the device"
+        2, 0, 1000, "borrowers of a ring who applied, drew down or changed payout from the device"
     )
     #: Distinct borrowers on one device within the span that make a ring without applications
     #: from it (an account farm), more than related businesses share one computer.
@@ -59,8 +60,11 @@ class DeviceRingThresholds:
 
 
 DAY = 86_400.0
-#: Actions that show who holds a device: a successful login, a loan application.
-RING_ACTIONS = frozenset({"login", "loan_application"})
+#: Actions that show who holds a device: a successful login, and the actions that move a
+#: borrower's money, which an agent running a ring performs for its members while a family
+#: tablet or an accountant's computer is used to look at accounts.
+CONTROL_ACTIONS = frozenset({"loan_application", "drawdown", "payout_account_change"})
+RING_ACTIONS = frozenset({"login"}) | CONTROL_ACTIONS
 #: (device, day, action) marks a borrower remembers, to write each to the index once a day.
 MAX_WRITTEN = 4
 #: Event ids listed per finding (the borrower's own first, then the others').
@@ -162,7 +166,8 @@ class DeviceRingDetector(Detector):
     messages = {
         "shared_device": "device {device} was used by {count} borrowers within {days:.1f} days: "
         "{borrowers:, }",
-        "loan_applications_from_shared_device": "{applicants} of them applied for a loan from it",
+        "loan_applications_from_shared_device": "{applicants} of them applied for a loan, "
+        "drew one down or changed the payout account from it",
     }
     episodes = {"device": "device:{device}"}
 
@@ -181,7 +186,7 @@ class DeviceRingDetector(Detector):
         action = event.action
         if action not in RING_ACTIONS:
             return None
-        applied = 1 if action == "loan_application" else 0
+        applied = 1 if action in CONTROL_ACTIONS else 0
         epoch = event.ts.timestamp()
         device = event.device_id
         mark = [zlib.crc32(device.encode()), int(epoch // SECONDS_PER_DAY), applied]

@@ -61,7 +61,8 @@ class Cycle:
 
     @property
     def shrink(self) -> float:
-        """Share of the first hop's amount lost by the last hop (fees taken along the way)."""
+        """Share of the first hop's amount lost by the last hop (fees taken along the way);
+        negative when the amounts grew on the way round."""
         return 1.0 - self.hops[-1].amount / self.hops[0].amount
 
 
@@ -72,12 +73,13 @@ def find_cycles(
     window_seconds: float,
     max_fee_ratio: float,
     min_amount: float,
+    max_rise: float = 0.0,
 ) -> list[Cycle]:
     """Every 3-cycle that ``edge`` closes, in whatever order its hops arrived.
 
     The new edge may be any hop of the cycle: the hops are tried in each rotation and kept
     when one rotation runs forward in time within the window, each hop at most
-    ``max_fee_ratio`` smaller than the one before and never larger.
+    ``max_fee_ratio`` smaller than the one before and at most ``max_rise`` larger.
     """
     u, v = edge.src, edge.dst
     if u == v:
@@ -93,7 +95,7 @@ def find_cycles(
         w = onward.dst
         for back in into_u.get(w, ()):
             for hops in _rotations(edge, onward, back):
-                if _plausible(hops, window_seconds, max_fee_ratio, min_amount):
+                if _plausible(hops, window_seconds, (max_fee_ratio, max_rise), min_amount):
                     found.setdefault(tuple(h.event_id for h in hops), Cycle(hops))
     return list(found.values())
 
@@ -103,13 +105,17 @@ def _rotations(a: Edge, b: Edge, c: Edge) -> list[tuple[Edge, Edge, Edge]]:
 
 
 def _plausible(
-    hops: tuple[Edge, Edge, Edge], window: float, max_fee_ratio: float, min_amount: float
+    hops: tuple[Edge, Edge, Edge],
+    window: float,
+    change: tuple[float, float],
+    min_amount: float,
 ) -> bool:
+    fall, rise = change
     if hops[0].amount < min_amount:
         return False
     for before, after in zip(hops, hops[1:], strict=False):
         if not before.ts <= after.ts:
             return False
-        if not before.amount * (1.0 - max_fee_ratio) <= after.amount <= before.amount:
+        if not before.amount * (1.0 - fall) <= after.amount <= before.amount * (1.0 + rise):
             return False
     return hops[-1].ts - hops[0].ts <= window

@@ -13,6 +13,7 @@ from detectors.device_ring import DeviceRingDetector
 from detectors.flow_anomaly import FlowAnomalyDetector
 from detectors.impossible_travel import ImpossibleTravelDetector
 from detectors.machine_flow import MachineFlowDetector
+from detectors.pass_through import PassThroughDetector
 from detectors.revenue_inflation import RevenueInflationDetector
 from detectors.takeover import AccountTakeoverDetector
 from detectors.wash_trading import WashTradingDetector
@@ -37,6 +38,7 @@ class Registered(NamedTuple):
 REGISTRY: tuple[Registered, ...] = (
     Registered(CircularFlowDetector, listed=0),
     Registered(WashTradingDetector, listed=6),
+    Registered(PassThroughDetector, listed=10),
     Registered(RevenueInflationDetector, listed=5),
     Registered(MachineFlowDetector, listed=4),
     Registered(AccountTakeoverDetector, listed=1),

@@ -164,7 +164,8 @@ def _memory() -> dict[str, Any]:
     # s: [week, city, agent crc] of the last login learnt from; r: [ts] of the last password
     # reset; f: flagged logins [ts, score, kind, device, ip, event]; n: [network, last day]
     # of networks; h: novelty counters (detectors.sessions.count); v: novel sessions
-    # (detectors.sessions.Session.to_json).
+    # (detectors.sessions.Session.to_json); w: [login, ts] of a payout change in a session
+    # watched for the cash-out sequence alone (absent until one).
     return {"c": [], "u": [], "s": [], "r": [], "f": [], "n": [], "h": [0.0] * 6, "v": []}
 
 
@@ -258,81 +259,8 @@ class AccountTakeoverDetector(Detector):
         from another city by a script, then used to change the payout account and draw down;
         and pw-1's password used at the first try from a new phone in another city, then the
         payout account changed and the loan drawn within minutes."""
-
-        def from_beijing(
-            event_id: str, minutes: float, *, success: bool = True, **details: str
-        ) -> Login:
-            return login(
-                event_id,
-                at(days=1, minutes=minutes),
-                device="at-phone",
-                ip="198.51.100.23",
-                success=success,
-                borrower_id="at-1",
-                geo=geo("Beijing"),
-                user_agent="okhttp/4.9.3",
-                **details,
-            )
-
         return inputs(
-            Source.LOGINS,
-            [
-                login("lg-home", at(days=-3), device="phone-1", ip="10.0.0.1"),
-                *[
-                    login(
-                        f"lg-fail-{i}",
-                        at(hours=6, minutes=i),
-                        device="dev-x",
-                        ip="203.0.113.9",
-                        success=False,
-                    )
-                    for i in range(6)
-                ],
-                login("lg-win", at(hours=6, minutes=8), device="dev-x", ip="203.0.113.9"),
-                login(
-                    "at-home-1",
-                    at(days=-2, hours=1),
-                    device="at-phone",
-                    ip="10.9.9.9",
-                    borrower_id="at-1",
-                    geo=geo("Shanghai"),
-                    user_agent="LendApp/5.2.4 (iPhone; iOS 17.4)",
-                ),
-                *[from_beijing(f"at-fail-{i}", i, success=False) for i in range(5)],
-                from_beijing("at-win", 6),
-                from_beijing("at-payout", 20, action="payout_account_change"),
-                from_beijing("at-drawdown", 35, action="drawdown", amount="180000"),
-                *[
-                    login(
-                        f"pw-home-{day}",
-                        at(days=day, hours=2),
-                        device="pw-phone",
-                        ip="192.0.2.10",
-                        borrower_id="pw-1",
-                        geo=geo("Shanghai"),
-                        user_agent="LendApp/5.3.0 (iPhone; iOS 17.4)",
-                    )
-                    for day in (-6, -5, -4, -3)
-                ],
-                *[
-                    login(
-                        f"pw-{action}",
-                        at(days=2, minutes=minutes),
-                        device="pw-new",
-                        ip="198.51.100.200",
-                        action=action,
-                        borrower_id="pw-1",
-                        geo=geo("Shenzhen"),
-                        user_agent="LendApp/5.3.0 (Android 14; Pixel 8)",
-                        amount=amount,
-                    )
-                    for action, minutes, amount in (
-                        ("login", 0, None),
-                        ("payout_account_change", 6, None),
-                        ("drawdown", 13, "150000"),
-                    )
-                ],
-            ],
+            Source.LOGINS, [*_failures_then_unseen_device(), *_replayed_phone(), *_phished()]
         )
 
     messages = {
@@ -352,6 +280,9 @@ class AccountTakeoverDetector(Detector):
         "drawdown_in_novel_session": "{what} {minutes:.0f} min after the login {login} from a "
         "device not vouched for, whose novelties are {novelty:.1f} nats of surprise for this "
         "borrower (alerts alone from {minimum:g})",
+        "drawdown_after_payout_change_in_new_session": "{what} {minutes:.0f} min after the "
+        "login {login} from a new device on an address never used, and after the payout "
+        "account was changed in the same session ({payout_minutes:.0f} min after the login)",
         "session_new_device": "the login came from device {device}, never used by this "
         "borrower (a new device on {rate:.0%} of its logins)",
         "session_replayed_device": "the login sent the borrower's own device id {device} with "
@@ -402,18 +333,7 @@ class AccountTakeoverDetector(Detector):
             return []
         memory: dict[str, Any] = self.slot(state, _memory)
         device, ip = event.device_id, event.ip
-        flagged: Finding | None = None
-        kind = _DEVICE
-        if len(history.failures) >= self._min_burst and history.known_devices:
-            recent = [f for f in history.failures if f[0] <= epoch]
-            if device not in history.known_devices:
-                if len(recent) >= t.min_failures and not _reset_during(memory, recent, epoch):
-                    flagged = self._finding(event, state, recent)
-            elif len(recent) >= t.min_failures_known_device:
-                flagged, kind = self._spoofed(event, state, memory, recent), _SPOOFED
-        if flagged is not None:
-            flag = [epoch, round(flagged.score, 4), kind, device, ip, event.event_id]
-            memory["f"] = [*memory["f"], flag][-MAX_FLAGS:]
+        flagged = self._after_burst(event, state, memory, epoch)
         day = int(epoch // SECONDS_PER_DAY)  # day_of, inlined: this runs for every login
         forget_before = day - t.device_memory_days
         new_network = ip not in history.known_ips and self._learn_network(
@@ -438,13 +358,31 @@ class AccountTakeoverDetector(Detector):
             # Not the city and agent of the last login that week (most logins are): learn
             # them. Their days are a week late at most, against months of memory.
             memory["s"] = seen
-            if city:
-                _note(memory["c"], _crc(city), day, MAX_KNOWN_CITIES, forget_before)
-            if agent:
-                # A family costs a translation of the agent: once per agent while remembered.
-                family = next((e[0] for e in memory["u"] if e[2] == raw), None) or app_family(agent)
-                _note(memory["u"], family, day, MAX_KNOWN_AGENTS, forget_before, raw)
+            _learn_city_and_agent(memory, city, agent, raw, day, forget_before)
         return [] if flagged is None else [flagged]
+
+    def _after_burst(
+        self, event: Login, state: BorrowerState, memory: dict[str, Any], epoch: float
+    ) -> Finding | None:
+        """The success that ends a burst of failures: from a device the borrower never used,
+        or from its own device id replayed elsewhere; a finding is remembered as a flag, for
+        the follow-ups that may raise it."""
+        t = self.thresholds
+        history = state.logins
+        if len(history.failures) < self._min_burst or not history.known_devices:
+            return None
+        flagged: Finding | None = None
+        kind = _DEVICE
+        recent = [f for f in history.failures if f[0] <= epoch]
+        if event.device_id not in history.known_devices:
+            if len(recent) >= t.min_failures and not _reset_during(memory, recent, epoch):
+                flagged = self._finding(event, state, recent)
+        elif len(recent) >= t.min_failures_known_device:
+            flagged, kind = self._spoofed(event, state, memory, recent), _SPOOFED
+        if flagged is not None:
+            flag = [epoch, round(flagged.score, 4), kind, event.device_id, event.ip, event.event_id]
+            memory["f"] = [*memory["f"], flag][-MAX_FLAGS:]
+        return flagged
 
     def _learn_network(
         self,
@@ -483,8 +421,8 @@ class AccountTakeoverDetector(Detector):
         novelty rates; the session it opens when that is novel enough to watch.
 
         A session is watched when the login shows a device not vouched for or failures
-        before it (someone else's hands), and a network or city new to the borrower
-        (someone else's place), with a surprise of at least ``min_payout_novelty``.
+        before it (someone else's hands), and an address, network or city new to the
+        borrower (someone else's place), with a surprise of at least ``min_payout_novelty``.
         ``usual``: the city and agent are those of the borrower's last login this week.
         """
         t = self.thresholds
@@ -512,7 +450,7 @@ class AccountTakeoverDetector(Detector):
         failures = sum(1 for f in history.failures if f[0] <= epoch)
         if failures:
             signs |= FAILURES
-        judged = counters[0] >= t.min_history_logins and signs & WHO and signs & WHERE
+        judged = counters[0] >= t.min_history_logins and signs & WHO
         prices = surprises(counters, t.prior_logins, t.prior_novelty_share) if judged else None
         count(counters, signs, t.novelty_memory_logins)
         if prices is None:
@@ -529,7 +467,21 @@ class AccountTakeoverDetector(Detector):
             city=(event.geo.city or "") if event.geo is not None else "",
             agent=agent,
         )
-        return session if session.novelty >= t.min_payout_novelty else None
+        if self._watched(session):
+            return session
+        # A new device on an address never used, not surprising enough on its own (a borrower
+        # who often changes phone, or on a carrier's shared addresses): watched for the
+        # cash-out sequence alone, a payout change and then a drawdown (see _in_session).
+        return session if signs & (DEVICE | REPLAY) and signs & IP else None
+
+    def _watched(self, session: Session) -> bool:
+        """Novel enough that a payout change in the session alerts: someone else's hands (a
+        device not vouched for, failures) in someone else's place (an address, network or
+        city new to the borrower: an attacker in the victim's city shares its network, not
+        its addresses), with at least ``min_payout_novelty`` nats of surprise."""
+        return bool(session.signs & (WHERE | IP)) and (
+            session.novelty >= self.thresholds.min_payout_novelty
+        )
 
     def _in_session(self, event: Login, state: BorrowerState, epoch: float) -> Output:
         """A payout change, or a drawdown, within ``session_minutes`` of a novel login, from
@@ -544,6 +496,8 @@ class AccountTakeoverDetector(Detector):
             if raw[0] > epoch or (raw[1] != event.device_id and raw[2] != event.ip):
                 continue
             session = Session.from_json(raw)
+            if not self._watched(session):
+                return self._cash_out(event, state, session, memory, epoch)
             if event.action == "payout_account_change":
                 finding = self._session_finding(event, state, session, epoch)
                 flag: list[Any] = [session.ts, round(finding.score, 4), _SESSION]
@@ -555,16 +509,55 @@ class AccountTakeoverDetector(Detector):
             return []
         return []
 
+    def _cash_out(
+        self,
+        event: Login,
+        state: BorrowerState,
+        session: Session,
+        memory: dict[str, Any],
+        epoch: float,
+    ) -> Output:
+        """In a session of a new device on an unseen address that was not novel enough to
+        watch: a payout change is remembered, and a drawdown after it in the same session is
+        the cash-out of phished credentials (a borrower with a new phone changes its payout
+        account, if at all, days later, and draws to the account it knows)."""
+        if event.action == "payout_account_change":
+            if event.success:
+                memory["w"] = [session.login, epoch]
+            return []
+        paid_out = memory.get("w")
+        if not paid_out or paid_out[0] != session.login or paid_out[1] > epoch:
+            return []
+        del memory["w"]
+        return [self._session_finding(event, state, session, epoch, after_payout=paid_out[1])]
+
     def _session_finding(
-        self, event: Login, state: BorrowerState, session: Session, epoch: float
+        self,
+        event: Login,
+        state: BorrowerState,
+        session: Session,
+        epoch: float,
+        after_payout: float | None = None,
     ) -> Finding:
-        """High at a payout change in a novel session, critical at a drawdown alone."""
+        """High at a payout change in a novel session, critical at a drawdown alone, or at a
+        drawdown after a payout change in a new device's session (``after_payout``)."""
         t = self.thresholds
         drawdown = event.action == "drawdown"
         minimum = t.min_drawdown_novelty if drawdown else t.min_payout_novelty
         excess = min(1.0, (session.novelty - minimum) / max(minimum, 1.0))
-        reasons = [
-            self.reason(
+        if after_payout is not None:
+            excess = 0.0
+            first = self.reason(
+                "drawdown_after_payout_change_in_new_session",
+                observed=round((epoch - session.ts) / 60.0, 1),
+                threshold=t.session_minutes,
+                what=_what(event),
+                minutes=(epoch - session.ts) / 60.0,
+                payout_minutes=(after_payout - session.ts) / 60.0,
+                login=session.login,
+            )
+        else:
+            first = self.reason(
                 "drawdown_in_novel_session" if drawdown else "payout_change_in_novel_session",
                 observed=round(session.novelty, 2),
                 threshold=minimum,
@@ -573,9 +566,8 @@ class AccountTakeoverDetector(Detector):
                 login=session.login,
                 novelty=session.novelty,
                 minimum=minimum,
-            ),
-            *self._signs(session),
-        ]
+            )
+        reasons = [first, *self._signs(session)]
         device, ip = personal.device(session.device), personal.ip(session.ip)
         name = "session_followup" if drawdown else "session"
         return self.finding(
@@ -764,3 +756,105 @@ class AccountTakeoverDetector(Detector):
     def _unseen_ip(self, event: Login) -> Reason:
         address = personal.ip(event.ip)
         return self.reason("unseen_ip", observed=address, threshold="known IPs", ip=address)
+
+
+def _learn_city_and_agent(
+    memory: dict[str, Any], city: str | None, agent: str | None, raw: int, day: int, forget: int
+) -> None:
+    """Remember the login's city and app family as seen on ``day``."""
+    if city:
+        _note(memory["c"], _crc(city), day, MAX_KNOWN_CITIES, forget)
+    if agent:
+        # A family costs a translation of the agent: once per agent while remembered.
+        family = next((e[0] for e in memory["u"] if e[2] == raw), None) or app_family(agent)
+        _note(memory["u"], family, day, MAX_KNOWN_AGENTS, forget, raw)
+
+
+def _failures_then_unseen_device() -> list[Login]:
+    """b-1: six failures from an unseen device and IP, then a success from them."""
+    return [
+        login("lg-home", at(days=-3), device="phone-1", ip="10.0.0.1"),
+        *[
+            login(
+                f"lg-fail-{i}",
+                at(hours=6, minutes=i),
+                device="dev-x",
+                ip="203.0.113.9",
+                success=False,
+            )
+            for i in range(6)
+        ],
+        login("lg-win", at(hours=6, minutes=8), device="dev-x", ip="203.0.113.9"),
+    ]
+
+
+def _replayed_phone() -> list[Login]:
+    """at-1: its phone id replayed by a script from Beijing after failures, then the payout
+    account changed and the loan drawn down."""
+
+    def from_beijing(
+        event_id: str, minutes: float, *, success: bool = True, **details: str
+    ) -> Login:
+        return login(
+            event_id,
+            at(days=1, minutes=minutes),
+            device="at-phone",
+            ip="198.51.100.23",
+            success=success,
+            borrower_id="at-1",
+            geo=geo("Beijing"),
+            user_agent="okhttp/4.9.3",
+            **details,
+        )
+
+    return [
+        login(
+            "at-home-1",
+            at(days=-2, hours=1),
+            device="at-phone",
+            ip="10.9.9.9",
+            borrower_id="at-1",
+            geo=geo("Shanghai"),
+            user_agent="LendApp/5.2.4 (iPhone; iOS 17.4)",
+        ),
+        *[from_beijing(f"at-fail-{i}", i, success=False) for i in range(5)],
+        from_beijing("at-win", 6),
+        from_beijing("at-payout", 20, action="payout_account_change"),
+        from_beijing("at-drawdown", 35, action="drawdown", amount="180000"),
+    ]
+
+
+def _phished() -> list[Login]:
+    """pw-1: its password right at the first try from a new phone in Shenzhen, then the payout
+    account changed and the loan drawn within minutes."""
+    home = [
+        login(
+            f"pw-home-{day}",
+            at(days=day, hours=2),
+            device="pw-phone",
+            ip="192.0.2.10",
+            borrower_id="pw-1",
+            geo=geo("Shanghai"),
+            user_agent="LendApp/5.3.0 (iPhone; iOS 17.4)",
+        )
+        for day in (-6, -5, -4, -3)
+    ]
+    session = [
+        login(
+            f"pw-{action}",
+            at(days=2, minutes=minutes),
+            device="pw-new",
+            ip="198.51.100.200",
+            action=action,
+            borrower_id="pw-1",
+            geo=geo("Shenzhen"),
+            user_agent="LendApp/5.3.0 (Android 14; Pixel 8)",
+            amount=amount,
+        )
+        for action, minutes, amount in (
+            ("login", 0, None),
+            ("payout_account_change", 6, None),
+            ("drawdown", 13, "150000"),
+        )
+    ]
+    return home + session

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 
+from sim.profiles import BASELINE, Profile
 from topics.names import TopicNames
 
 __all__ = ["SimulationConfig"]
@@ -31,3 +32,5 @@ class SimulationConfig:
     delinquents: int | None = None  # None -> max(1, borrowers // 50)
     cases: dict[str, int] | None = None
     topics: TopicNames = field(default_factory=TopicNames)
+    #: The population's knobs (sim/profiles.py); the baseline is the simulator before profiles.
+    profile: Profile = BASELINE

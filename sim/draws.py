@@ -6,6 +6,7 @@ import math
 import random
 from bisect import bisect
 from collections.abc import Sequence
+from functools import lru_cache
 from itertools import accumulate
 from typing import TypeVar
 
@@ -27,6 +28,14 @@ def hours(weights: str) -> tuple[float, ...]:
 HOURS = range(24)
 #: When people open the app: a little at night, most in the morning and the evening.
 LOGIN_CUM = hours(".2 .1 .05 .05 .05 .1 .5 1.5 3 4 3 2.5 2 2 2.5 2.5 2 2 2 2.5 3 3 2 1")
+
+
+@lru_cache(maxsize=8)
+def login_cum(weights: tuple[float, ...] | None) -> tuple[float, ...]:
+    """When a profile's borrowers open the app: its 24 hourly weights, else LOGIN_CUM."""
+    return LOGIN_CUM if weights is None else cum(weights)
+
+
 #: When an office pays or is paid: working hours, a dip at lunch.
 OFFICE_CUM = hours("0 0 0 0 0 0 0 0 2 4 4 3 1 2 4 4 3 1 0 0 0 0 0 0")
 

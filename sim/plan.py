@@ -17,6 +17,7 @@ from sim.typologies import (
     device_ring,
     impossible_travel,
     machine_flow,
+    pass_through,
     revenue_inflation,
     takeover,
     wash_trading,
@@ -44,9 +45,11 @@ RECRUITED = (
     "machine_generated",
     "account_takeover",
     "account_takeover_device_replay",
+    "account_takeover_phished",
     "impossible_travel",
     "missed_installment",
     "credential_stuffing",
+    "pass_through",
 )
 #: Planted before the other borrowers' loans are drawn: the delinquents' own loans.
 PLANTED_FIRST = ("missed_installment",)
@@ -59,8 +62,10 @@ PLANTED = (
     "machine_generated",
     "account_takeover",
     "account_takeover_device_replay",
+    "account_takeover_phished",
     "impossible_travel",
     "credential_stuffing",
+    "pass_through",
 )
 #: The benign look-alikes of every case, spread over labelled borrowers too; each lives in the
 #: module of the case it resembles.
@@ -83,6 +88,8 @@ TRAPS: tuple[Callable[[World], None], ...] = (
     wash_trading.deposits,
     machine_flow.settlements,
     delinquency.seasonal_declines,
+    pass_through.wholesalers,
+    pass_through.sweeps,
 )
 
 
@@ -158,7 +165,7 @@ def case_counts(config: SimulationConfig) -> dict[str, int]:
     budget = DEFAULT_CASE_SHARE * config.borrowers
     for name in defaults:
         typology = BY_NAME[name]
-        count = typology.default(config.borrowers)
+        count = round(typology.default(config.borrowers) * config.profile.case_rate(name))
         if needed + count * typology.min_borrowers <= budget:
             counts[name] = count
             needed += count * typology.min_borrowers

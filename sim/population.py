@@ -320,6 +320,8 @@ class Borrower:
     topups: bool = False
     big_contract_day: int | None = None
     last_payout_change: int = -DAY * 365
+    wholesale: float | None = None  # a wholesaler's cost of stock against the sale
+    savings: str | None = None  # the owner's savings elsewhere, where the takings are swept
 
 
 def mobile_ip(rng: random.Random, city: City) -> str:
@@ -402,7 +404,9 @@ def populate(world: World) -> None:
 def sectors(world: World) -> list[Sector]:
     """Sector quotas by largest remainder, shuffled: every sector shows up in small runs too."""
     n = world.config.borrowers
-    exact = [s.share * n for s in SECTORS]
+    mix = world.config.profile.sector_mix
+    shares = [s.share for s in SECTORS] if mix is None else _mix(mix)
+    exact = [share * n for share in shares]
     counts = [int(x) for x in exact]
     by_remainder = sorted(range(len(SECTORS)), key=lambda i: counts[i] - exact[i])
     for i in by_remainder[: n - sum(counts)]:
@@ -412,6 +416,18 @@ def sectors(world: World) -> list[Sector]:
     return sectors
 
 
+def _mix(mix: tuple[tuple[str, float], ...]) -> list[float]:
+    """A profile's sector mix as shares in the order of SECTORS, normalised to sum to 1."""
+    given = dict(mix)
+    unknown = sorted(set(given) - {s.name for s in SECTORS})
+    if unknown:
+        raise ValueError(f"unknown sectors {unknown} in the profile's sector mix")
+    total = sum(given.values())
+    if total <= 0 or min(given.values()) < 0:
+        raise ValueError("a sector mix needs non-negative shares, not all 0")
+    return [given.get(s.name, 0.0) / total for s in SECTORS]
+
+
 def borrower(world: World, index: int, sector: Sector) -> Borrower:
     """One borrower of the sector, with its own random stream: its traits and its habits."""
     rng = random.Random(world.rng.getrandbits(64))
@@ -419,7 +435,10 @@ def borrower(world: World, index: int, sector: Sector) -> Borrower:
     devices = [new_device(world, rng, phone=True)]
     if rng.random() < 0.5:
         devices.append(new_device(world, rng, phone=False))
-    count_scale = min(1.6, max(0.5, rng.lognormvariate(0, 0.3)))
+    profile = world.config.profile
+    median = profile.size_median
+    size = rng.lognormvariate(math.log(median), profile.size_sigma)
+    count_scale = min(1.6 * median, max(0.5 * median, size))
     ticket_scale = rng.lognormvariate(0, 0.35)
     if sector.consumer:
         regulars = [f"cust-{rng.randrange(10**8):08d}" for _ in range(rng.randint(20, 80))]

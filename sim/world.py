@@ -82,6 +82,13 @@ class World:
         self.borrowers: list[Borrower] = []
         self.cgnat: dict[str, list[str]] = {}  # city -> the carrier's shared NAT addresses
         self.counters = dict.fromkeys(self.prefix, 0)
+        self.report_sector = config.profile.report_sector
+        #: (sector, day) -> the shares of inflows and outflows left by the profile's shocks.
+        self.shocks: dict[tuple[str, int], tuple[float, float]] = {}
+        for shock in config.profile.shocks:
+            for d in shock.span:
+                inflow, outflow = self.shocks.get((shock.sector, d), (1.0, 1.0))
+                self.shocks[shock.sector, d] = (inflow * shock.inflow, outflow * shock.outflow)
         self._iso_fast = isinstance(self.tz, timezone) and config.start.microsecond == 0
         self._iso_suffix = config.start.isoformat()[19:]
         start = config.start
@@ -158,6 +165,8 @@ class World:
             "channel": channel,
             "sector": b.sector.name,
         }
+        if not self.report_sector:
+            del payload["sector"]  # optional in the contract: not every platform fills it
         if name is not None:
             payload["counterparty_name"] = name
         if memo is not None:

@@ -7,6 +7,7 @@ from collections import defaultdict
 
 from sim.draws import HOURS, hours, office_second, pick, poisson, second
 from sim.population import B2B_MEMOS, Borrower
+from sim.profiles import RESTAURANT_SLUMP
 from sim.world import DAY, HOUR, MINUTE, World, round_to
 
 # Sector-wide shocks: the same for every borrower of the sector, so a detector that compares a
@@ -16,10 +17,11 @@ SALE_DAY = 20
 SALE_BOOST = 3.0
 #: The sale opens at midnight: a burst in the first hours, then the evening as usual.
 SALE_CUM = hours("9 6 3 1 .5 .3 .4 .8 1.5 2.5 3 3 3 3 3 3 3 3.5 4 5 6 7 6 4")
-#: Days of the restaurant slump: every restaurant's inflows drop by 40 % (a sector-wide shock).
-SLUMP_DAYS = range(35, 46)
-SLUMP_INFLOW = 0.6
-SLUMP_OUTFLOW = 0.7
+#: Days of the baseline's restaurant slump: every restaurant's inflows drop by 40 % (a
+#: sector-wide shock). A profile's ``shocks`` say which sectors a run's shocks hit, when and how.
+SLUMP_DAYS = RESTAURANT_SLUMP.span
+SLUMP_INFLOW = RESTAURANT_SLUMP.inflow
+SLUMP_OUTFLOW = RESTAURANT_SLUMP.outflow
 
 #: Chance a day has a transfer between the borrower's own two accounts.
 OWN_TRANSFER_RATE = 0.15
@@ -96,8 +98,9 @@ def _customer_payments(world: World, b: Borrower, d: int, weekend: bool, shrink:
     sale = s.name == "ecommerce" and d == SALE_DAY
     if sale:
         lam *= SALE_BOOST
-    if s.name == "restaurant" and d in SLUMP_DAYS:
-        lam *= SLUMP_INFLOW
+    shock = world.shocks.get((s.name, d))
+    if shock is not None:
+        lam *= shock[0]
     lam *= shrink
     # Returns follow a sale: refunds double in the week after it.
     refund_rate = s.refund_rate * (2 if s.name == "ecommerce" and 0 < d - SALE_DAY <= 7 else 1)
@@ -209,7 +212,8 @@ def _big_contract(world: World, b: Borrower, d: int) -> None:
 
 
 def outflows(world: World, b: Borrower, d: int) -> None:
-    """A day of money out: suppliers, expenses, a partner, own transfers, rent and payroll."""
+    """A day of money out: suppliers, expenses, a partner, own transfers, rent and payroll;
+    a wholesaler's trades and an owner's sweeps to savings."""
     rng = b.rng
     weekend = world.weekend(d)
     _suppliers_and_expenses(world, b, d, weekend)
@@ -222,6 +226,10 @@ def outflows(world: World, b: Borrower, d: int) -> None:
     if rng.random() < OWN_TRANSFER_RATE:
         _own_transfer(world, b, d)
     _rent_and_payroll(world, b, d)
+    if b.wholesale is not None:
+        wholesale_day(world, b, d)
+    if b.savings is not None:
+        sweep_day(world, b, d)
 
 
 def _suppliers_and_expenses(world: World, b: Borrower, d: int, weekend: bool) -> None:
@@ -231,8 +239,9 @@ def _suppliers_and_expenses(world: World, b: Borrower, d: int, weekend: bool) ->
     scale = (s.supplier_weekend if weekend else 1.0) * (1 + decline(b, d)) / 2
     more = 0.6 * growth(b, d)
     scale *= 1 + more
-    if s.name == "restaurant" and d in SLUMP_DAYS:
-        scale *= SLUMP_OUTFLOW
+    shock = world.shocks.get((s.name, d))
+    if shock is not None:
+        scale *= shock[1]
     for _ in range(poisson(rng, s.suppliers_per_day * scale)):
         cents = b.supplier_ticket * rng.lognormvariate(0, 0.5) * 100
         cents = round_to(cents, 100) if rng.random() < 0.25 else max(100, round(cents))
@@ -294,3 +303,37 @@ def _rent_and_payroll(world: World, b: Borrower, d: int) -> None:
             name="Payroll agent",
             memo="payroll",
         )
+
+
+# --- the look-alikes of pass-through (sim/typologies/pass_through.py) ---------------------------
+
+
+def wholesale_day(world: World, b: Borrower, d: int) -> None:
+    """A wholesaler's day: a few clients pay for orders, suppliers are paid for their stock."""
+    rng = b.rng
+    if world.weekend(d) or b.wholesale is None:
+        return
+    for _ in range(rng.randint(1, 3)):
+        sale = round(b.monthly_inflow / 20 * rng.lognormvariate(0, 0.5))
+        t = d * DAY + office_second(rng)
+        memo = rng.choice(B2B_MEMOS)
+        world.tx(t, b, b.account, rng.choice(b.clients), "in", sale, "bank_transfer", memo=memo)
+        for _ in range(rng.randint(1, 4)):
+            cents = round(sale * b.wholesale * rng.uniform(0.2, 0.6))
+            at = t + rng.randint(20 * MINUTE, 6 * HOUR)
+            supplier = rng.choice(b.suppliers)
+            world.tx(at, b, b.account, supplier, "out", cents, "bank_transfer", memo=memo)
+
+
+def sweep_day(world: World, b: Borrower, d: int) -> None:
+    """At the close of a weekday, the takings swept to savings; now and then some back."""
+    rng = b.rng
+    if b.savings is None or world.weekend(d):
+        return
+    t = d * DAY + rng.randint(17 * HOUR, 20 * HOUR)
+    cents = round_to(b.monthly_inflow / 22 * rng.uniform(0.6, 1.0), 1000)
+    world.tx(t, b, b.account, b.savings, "out", cents, "bank_transfer", memo="to savings")
+    if rng.random() < 0.2:
+        back = d * DAY + rng.randint(8 * HOUR, 10 * HOUR)
+        cents = round_to(b.monthly_inflow / 10 * rng.uniform(0.5, 1.5), 1000)
+        world.tx(back, b, b.account, b.savings, "in", cents, "bank_transfer", memo="from savings")

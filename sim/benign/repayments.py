@@ -9,6 +9,8 @@ from sim.world import DAY, HOUR, MINUTE, World, money, monthly_dues, shift_month
 
 #: Share of the population with a loan running from day 0 (the delinquents' count among them).
 LOAN_SHARE = 0.6
+#: Days after the due date a payment still counts as on time (the detectors' default grace).
+GRACE_DAYS = 3
 #: Chance an installment is paid in two parts on consecutive days.
 SPLIT_PAYMENT_RATE = 0.05
 LENDER_REPAY = ("lender-repay", "Loan repayment")
@@ -86,8 +88,10 @@ def schedule(world: World, b: Borrower, loan: Loan) -> None:
 def by_habit(world: World, b: Borrower, loan: Loan, k: int, due_day: int) -> None:
     """Installment ``k`` as the borrower pays: late within grace, early, or about on time."""
     rng = b.rng
+    profile = world.config.profile
     if b.pay_style == "late":
-        pay(world, b, loan, k, due_day + rng.choice((1, 2)), loan.amount_due)
+        t = pay(world, b, loan, k, due_day + rng.choice(profile.late_days), loan.amount_due)
+        _maybe_bounce(world, b, loan, k, t, due_day, loan.amount_due)
         return
     if b.pay_style == "early":
         pay_day = due_day - rng.randint(4, 12)
@@ -98,15 +102,47 @@ def by_habit(world: World, b: Borrower, loan: Loan, k: int, due_day: int) -> Non
         pay(world, b, loan, k, pay_day - 1, part)
         pay(world, b, loan, k, pay_day, loan.amount_due - part)
     else:
-        pay(world, b, loan, k, pay_day, loan.amount_due)
+        t = pay(world, b, loan, k, pay_day, loan.amount_due)
+        _maybe_bounce(world, b, loan, k, t, due_day, loan.amount_due)
 
 
-def pay(world: World, b: Borrower, loan: Loan, installment: int, day: int, cents: int) -> None:
-    """A payment shows in the repayment stream and as a debit on the borrower's account."""
+def _maybe_bounce(
+    world: World, b: Borrower, loan: Loan, k: int, paid: int, due_day: int, cents: int
+) -> None:
+    """With the profile's ``reversal_rate``, the debit bounces and is paid again within grace.
+
+    The bank returns the debit hours to a day later (a ``reversal``, and the money back on the
+    statement); the borrower tops the account up and pays again before the grace period ends.
+    """
+    rate = world.config.profile.reversal_rate
+    if not rate or b.rng.random() >= rate:
+        return  # at rate 0 nothing is drawn: the baseline's draws stay as they were
+    rng = b.rng
+    back = paid + rng.randint(4 * HOUR, 30 * HOUR)
+    last = (due_day + GRACE_DAYS) * DAY + 20 * HOUR
+    if back + HOUR >= last:
+        return  # paid too close to the end of grace for a bounce to be made good
+    world.repayment(back, b, loan, k, kind="reversal", amount=money(cents))
+    memo = f"{loan.loan_id} #{k} returned"
+    lender, name = LENDER_REPAY
+    world.tx(back, b, b.account, lender, "in", cents, "bank_transfer", name=name, memo=memo)
+    again = min(back + rng.randint(2 * HOUR, 48 * HOUR), last - rng.randint(0, 4 * HOUR))
+    debit(world, b, loan, k, max(again, back + HOUR), cents)
+
+
+def pay(world: World, b: Borrower, loan: Loan, installment: int, day: int, cents: int) -> int:
+    """A payment shows in the repayment stream and as a debit on the borrower's account; its
+    instant."""
     t = day * DAY + b.rng.randint(8 * HOUR, 22 * HOUR)
     if t <= loan.booked:
         # An early payer cannot pay before the schedule exists: right after it, then.
         t = loan.booked + b.rng.randint(HOUR, 6 * HOUR)
+    debit(world, b, loan, installment, t, cents)
+    return t
+
+
+def debit(world: World, b: Borrower, loan: Loan, installment: int, t: int, cents: int) -> None:
+    """A payment of ``cents`` at ``t``: in the repayment stream and on the account."""
     world.repayment(t, b, loan, installment, kind="payment", amount=money(cents))
     world.tx(
         t,

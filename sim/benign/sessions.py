@@ -6,7 +6,7 @@ from dataclasses import replace
 from typing import Any
 
 from sim.benign.repayments import book, disburse
-from sim.draws import LOGIN_CUM, cum, pick, second
+from sim.draws import cum, login_cum, pick, second
 from sim.population import Borrower, City, Device, geo, mobile_ip
 from sim.world import DAY, HOUR, MINUTE, World, round_to
 
@@ -37,10 +37,15 @@ def plan_application(b: Borrower, day: int, drawdown: bool) -> None:
         b.actions.setdefault(later, []).append(("drawdown", cents))
 
 
+#: Cases whose borrowers draw no benign new loan: the ramp-up's own application, the takeover's.
+NO_NEW_LOAN = ("revenue_inflation", "account_takeover", "account_takeover_device_replay")
+
+
 def new_loans(world: World) -> None:
-    """Borrowers without a loan apply and draw one during the period, like most borrowers do."""
+    """Borrowers without a loan apply and draw one during the period, like most borrowers do;
+    not a takeover's victim, whose held drawdown must not meet a booked one by chance."""
     wanted = round(0.08 * len(world.borrowers))
-    for b in world.some(wanted, lambda b: not b.loans and b.case != "revenue_inflation"):
+    for b in world.some(wanted, lambda b: not b.loans and b.case not in NO_NEW_LOAN):
         plan_application(b, world.rng.randrange(world.days), drawdown=True)
 
 
@@ -58,7 +63,7 @@ def city_at(b: Borrower, t: int) -> City | None:
 
 def sessions(world: World, b: Borrower, d: int) -> None:
     """The borrower's sessions of day ``d``: the planned ones and, on an active day, its own."""
-    times, actions = _session_times(b, d)
+    times, actions = _session_times(b, d, login_cum(world.config.profile.login_hours))
     if not times:
         return
     if b.app_update is not None and d == b.app_update[0]:
@@ -72,8 +77,9 @@ def sessions(world: World, b: Borrower, d: int) -> None:
         first = False
 
 
-def _session_times(b: Borrower, d: int) -> tuple[list[int], Actions]:
-    """The day's login instants, sorted, and the actions planned for its first session."""
+def _session_times(b: Borrower, d: int, hours_cum: tuple[float, ...]) -> tuple[list[int], Actions]:
+    """The day's login instants, sorted, and the actions planned for its first session; the
+    borrower's own sessions fall on the hours ``hours_cum`` weighs (the profile's)."""
     rng = b.rng
     forced = b.forced.pop(d, [])
     actions = b.actions.pop(d, [])
@@ -85,7 +91,7 @@ def _session_times(b: Borrower, d: int) -> tuple[list[int], Actions]:
     times = forced
     if active or actions:
         count = pick(rng, SESSION_COUNTS, SESSION_CUM)
-        times = forced + [d * DAY + second(rng, LOGIN_CUM) for _ in range(count)]
+        times = forced + [d * DAY + second(rng, hours_cum) for _ in range(count)]
     times.sort()
     return times, actions
 

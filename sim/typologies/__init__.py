@@ -7,8 +7,9 @@ from sim.typologies.delinquency import MISSED_INSTALLMENT
 from sim.typologies.device_ring import DEVICE_RING
 from sim.typologies.impossible_travel import IMPOSSIBLE_TRAVEL
 from sim.typologies.machine_flow import MACHINE_GENERATED
+from sim.typologies.pass_through import PASS_THROUGH
 from sim.typologies.revenue_inflation import REVENUE_INFLATION
-from sim.typologies.takeover import ACCOUNT_TAKEOVER, DEVICE_REPLAY
+from sim.typologies.takeover import ACCOUNT_TAKEOVER, DEVICE_REPLAY, PHISHED
 from sim.typologies.wash_trading import WASH_TRADING
 
 __all__ = ["ALL", "BY_NAME", "TYPOLOGIES", "Typology"]
@@ -21,10 +22,12 @@ ALL: tuple[Typology, ...] = (
     MACHINE_GENERATED,
     ACCOUNT_TAKEOVER,
     DEVICE_REPLAY,
+    PHISHED,
     CREDENTIAL_STUFFING,
     DEVICE_RING,
     IMPOSSIBLE_TRAVEL,
     MISSED_INSTALLMENT,
+    PASS_THROUGH,
 )
 BY_NAME: dict[str, Typology] = {typology.name: typology for typology in ALL}
 

@@ -25,13 +25,11 @@ MILD_FLOOR = (0.6, 0.8)
 #: Chance part of the installment is paid anyway, and that the rest comes a week or more late.
 PARTLY_PAID_SHARE = 0.5
 CURED_SHARE = 0.2
-#: Shares of the borrowers with a loan that habitually pay 1–2 days late (within grace), or
-#: early; of the population on a holiday without logins; of borrowers with a loan whose
-#: seasonal business declines for weeks and recovers, every installment paid.
-LATE_PAYER_SHARE = 0.1
+#: Shares of the borrowers with a loan that habitually pay early, and of the population on a
+#: holiday without logins. Late payers (within grace) and seasonal dips that recover are the
+#: profile's ``late_payer_share`` and ``dip_share`` (sim/profiles.py).
 EARLY_PAYER_SHARE = 0.1
 HOLIDAY_SHARE = 0.04
-SEASONAL_SHARE = 0.02
 
 
 def plant(world: World, number: int, borrowers: list[Borrower]) -> None:
@@ -168,8 +166,9 @@ def pay_habits(world: World) -> None:
     """Some borrowers with a loan pay a day or two late, always in full; some a week early."""
     payers = [b for b in world.borrowers if b.case != "missed_installment" and b.loans]
     styles = world.rng.sample(payers, len(payers))
-    late = max(1, round(LATE_PAYER_SHARE * len(payers)))
-    early = round((LATE_PAYER_SHARE + EARLY_PAYER_SHARE) * len(payers))
+    share = world.config.profile.late_payer_share
+    late = max(1, round(share * len(payers))) if share else 0
+    early = round((share + EARLY_PAYER_SHARE) * len(payers))
     for b in styles[:late]:
         b.pay_style = "late"
     for b in styles[late:early]:
@@ -188,11 +187,12 @@ def holidays(world: World) -> None:
 def seasonal_declines(world: World) -> None:
     """Seasonal businesses decline for weeks and recover, paying every installment."""
     rng = world.rng
-    wanted = max(1, round(SEASONAL_SHARE * len(world.borrowers)))
+    profile = world.config.profile
+    wanted = max(1, round(profile.dip_share * len(world.borrowers))) if profile.dip_share else 0
     for b in world.some(wanted, lambda b: bool(b.loans) and b.case is None):
         start = rng.randrange(max(1, world.days - 30))
         bottom = start + rng.randint(21, 35)
-        b.decline = (start, bottom, rng.uniform(0.35, 0.6), bottom + rng.randint(5, 20))
+        b.decline = (start, bottom, rng.uniform(*profile.dip_floor), bottom + rng.randint(5, 20))
 
 
 MISSED_INSTALLMENT = Typology(

@@ -15,9 +15,8 @@ MIN_MEMBERS = 3
 EXTRA_MEMBERS = 3
 #: Days over which the agent files the applications.
 SPAN_DAYS = (1, 10)
-#: Shares of the population that share a device (never more than two people) or apply
-#: for a loan without drawing it.
-SHARED_DEVICE_SHARE = 0.03
+#: Share of the population that applies for a loan without drawing it; the share that shares
+#: a device (never more than two people) is the profile's ``shared_device_share``.
 APPLICATION_SHARE = 0.03
 
 
@@ -69,7 +68,7 @@ def shared_devices(world: World) -> None:
     """A family's tablet or an accountant's computer: two borrowers on one device, never more."""
     rng = world.rng
     sharing: set[str] = set()
-    wanted = round(SHARED_DEVICE_SHARE * len(world.borrowers))
+    wanted = round(world.config.profile.shared_device_share * len(world.borrowers))
     for owner in world.some(wanted, lambda b: len(b.devices) == 2):
         guests = [
             g

@@ -18,8 +18,8 @@ SAME_DEVICE_SHARE = 0.4
 #: How fast a real traveller goes: gate to gate by plane, or by train under 350 km.
 AIRLINER_KMH = 800.0
 TRAIN_KMH = 250.0
-#: Shares of the population on a trip of a few days, and of sales reps who fly every week or two.
-TRIP_SHARE = 0.05
+#: Share of the population of sales reps who fly every week or two; the share on a trip of a
+#: few days is the profile's ``trip_share``.
 FLYER_SHARE = 0.02
 
 
@@ -86,7 +86,8 @@ def trip(b: Borrower, first: int, back: int, city: City, forced: bool) -> None:
 def trips(world: World) -> None:
     """Trips of a few days to another city: logins from there, after a plausible journey."""
     rng = world.rng
-    wanted = max(1, round(TRIP_SHARE * len(world.borrowers)))
+    share = world.config.profile.trip_share
+    wanted = max(1, round(share * len(world.borrowers))) if share else 0
     for b in world.some(wanted, lambda b: b.case != "impossible_travel"):
         first = rng.randrange(world.days)
         trip(b, first, first + rng.randint(2, 4), rng.choice(away(b)), forced=False)

@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import sys
 from collections.abc import Callable, Coroutine, Sequence
+from pathlib import Path
 from typing import Any, TextIO
 
 from redis.asyncio import Redis
@@ -148,10 +149,24 @@ async def _history(store: ThresholdStore, args: argparse.Namespace, out: TextIO)
     render_history(await store.history(), out)
 
 
+async def _fitted_changes(store: ThresholdStore, path: str, out: TextIO) -> dict[str, object]:
+    """The values of a ``lendwatch fit`` file that differ from the live ones; the file is
+    validated in full first (keys, types, ranges, constraints), as any change is."""
+    from streams.lab.fitted import read_fitted  # the control plane needs it for this only
+
+    fitted = read_fitted(Path(path))
+    live = (await store.live()).thresholds().values()
+    print(f"from {path} ({fitted.thresholds.version}, fitted {fitted.created_at})", file=out)
+    return {k: v for k, v in fitted.thresholds.values().items() if v != live[k]}
+
+
 async def _shadow(store: ThresholdStore, args: argparse.Namespace, out: TextIO) -> None:
-    candidate = await store.propose(
-        parse_assignments(args.assignments), author=_author(args), reason=args.reason
-    )
+    author = _author(args)
+    changes = await _fitted_changes(store, args.fitted, out) if args.fitted else {}
+    changes.update(parse_assignments(args.assignments))  # given values win over the file's
+    if not changes and not args.fitted:
+        raise InvalidThreshold("give KEY=VALUE ... or --fitted FILE")
+    candidate = await store.propose(changes, author=author, reason=args.reason)
     print(
         f"{candidate.label} runs in shadow beside v{candidate.base}; its alerts go to "
         "alerts.shadow:",
@@ -233,9 +248,13 @@ def add_parser(commands: Any, add_services: Any) -> argparse.ArgumentParser:
     action(
         "rollback", "make a new live version with an old version's values", reason=True
     ).add_argument("version")
-    action(
+    shadow = action(
         "shadow", "run candidate values beside the live ones (alerts.shadow)", reason=True
-    ).add_argument("assignments", nargs="+", metavar="KEY=VALUE")
+    )
+    shadow.add_argument("assignments", nargs="*", metavar="KEY=VALUE")
+    shadow.add_argument(
+        "--fitted", help="the values of a `lendwatch fit` file (KEY=VALUE given win over them)"
+    )
     action("promote", "make the candidate in shadow live", reason=True)
     action("discard", "stop running the candidate in shadow", reason=True)
     return parser

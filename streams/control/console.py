@@ -21,7 +21,6 @@ from typing import Any
 
 import orjson
 from aiohttp import web
-from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
@@ -29,7 +28,7 @@ from redis.exceptions import RedisError
 from detectors.thresholds import InvalidThreshold
 from streams.control.auth import SESSION_COOKIE, AuthConfig, Gate, Identity, Refused
 from streams.control.board import AlertBoard, read_alerts
-from streams.control.feedback import VERDICTS, send_verdict
+from streams.control.feedback import VERDICTS, FeedbackProducer, send_verdict
 from streams.control.store import Conflict, ThresholdStore
 from streams.control.views import (
     ChangeRequest,
@@ -58,35 +57,6 @@ log = logging.getLogger("lendwatch")
 QUEUE_READ = 500
 
 FindAlert = Callable[[str], Awaitable[dict[str, Any] | None]]
-
-
-class FeedbackProducer:
-    """A producer for verdicts, started on the first one (the console starts without a
-    broker, and says so only when a verdict cannot be sent)."""
-
-    def __init__(self, bootstrap: str, topic: str) -> None:
-        self.bootstrap, self.topic = bootstrap, topic
-        self._producer: AIOKafkaProducer | None = None
-        self._lock = asyncio.Lock()
-
-    async def producer(self) -> AIOKafkaProducer:
-        async with self._lock:
-            if self._producer is None:
-                producer = AIOKafkaProducer(
-                    bootstrap_servers=self.bootstrap, acks="all", request_timeout_ms=10_000
-                )
-                try:
-                    await producer.start()
-                except BaseException:
-                    await producer.stop()
-                    raise
-                self._producer = producer
-            return self._producer
-
-    async def close(self) -> None:
-        if self._producer is not None:
-            await self._producer.stop()
-            self._producer = None
 
 
 STORE: web.AppKey[ThresholdStore] = web.AppKey("store", ThresholdStore)

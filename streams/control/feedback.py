@@ -12,6 +12,7 @@ only made, with the signed-in identity as ``author``.
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from datetime import UTC, datetime
 from typing import Any
@@ -19,7 +20,7 @@ from typing import Any
 import orjson
 from aiokafka import AIOKafkaProducer
 
-__all__ = ["NOTE_LIMIT", "VERDICTS", "send_verdict", "verdict_record"]
+__all__ = ["NOTE_LIMIT", "VERDICTS", "FeedbackProducer", "send_verdict", "verdict_record"]
 
 VERDICTS = ("confirmed", "dismissed", "duplicate")
 #: The longest note kept, in characters.
@@ -69,3 +70,32 @@ async def send_verdict(
     record = verdict_record(alert_id, verdict, author, note)
     await producer.send_and_wait(topic, orjson.dumps(record), key=borrower_id.encode())
     return record
+
+
+class FeedbackProducer:
+    """A producer for verdicts, started on the first one (the console starts without a
+    broker, and says so only when a verdict cannot be sent)."""
+
+    def __init__(self, bootstrap: str, topic: str) -> None:
+        self.bootstrap, self.topic = bootstrap, topic
+        self._producer: AIOKafkaProducer | None = None
+        self._lock = asyncio.Lock()
+
+    async def producer(self) -> AIOKafkaProducer:
+        async with self._lock:
+            if self._producer is None:
+                producer = AIOKafkaProducer(
+                    bootstrap_servers=self.bootstrap, acks="all", request_timeout_ms=10_000
+                )
+                try:
+                    await producer.start()
+                except BaseException:
+                    await producer.stop()
+                    raise
+                self._producer = producer
+            return self._producer
+
+    async def close(self) -> None:
+        if self._producer is not None:
+            await self._producer.stop()
+            self._producer = None

@@ -13,19 +13,24 @@ from detectors.base import ABNORMAL_BEHAVIOUR, DELINQUENCY_RISK, FALSIFIED_FLOW
 from detectors.engine import Engine, MemoryStateStore
 from detectors.index import MemoryCrossIndex
 from detectors.thresholds import Thresholds
-from sim import SimulationConfig, simulate_stream
-from streams.lab.evaluation_table import render
+from sim import BASELINE, Profile, SimulationConfig, simulate_stream
+from streams.lab.evaluation_table import WARNED_VISIBLE, render
 from streams.lab.replay import drive, parse_record
 from streams.lab.scoring import ScoreCard, score
 from topics import ContractError, InputRecord, Source, TopicNames
+from topics.labels import CaseLabel
 
 __all__ = [
+    "WARNED_VISIBLE",
     "Check",
     "EvaluationReport",
     "SeedRun",
     "Targets",
     "evaluate",
     "render",
+    "report_of",
+    "run_seed",
+    "visible_decline",
 ]
 
 
@@ -51,6 +56,8 @@ class Targets:
     )
     #: Share of missed installments warned at least ``WARN_AHEAD`` before the due date.
     warned_ahead: float = 0.80
+    #: The same share over borrowers in a visible decline before the due date (the issue's).
+    warned_visible: float = 0.90
     #: Events per second through ``Engine.process``.
     events_per_second: float = 50_000.0
 
@@ -135,6 +142,8 @@ class EvaluationReport:
     runs: list[SeedRun]
     total: ScoreCard
     checks: list[Check]
+    #: The simulator profile the populations were drawn from (sim/profiles.py).
+    profile: str = BASELINE.name
 
     @property
     def events(self) -> int:
@@ -163,6 +172,7 @@ class EvaluationReport:
 
     def to_dict(self) -> dict[str, Any]:
         return {
+            "profile": self.profile,
             "seeds": list(self.seeds),
             "borrowers": self.borrowers,
             "days": self.days,
@@ -203,24 +213,41 @@ def _checks(card: ScoreCard, events_per_second: float | None, targets: Targets) 
                 True,
             )
         )
+    visible = card.visible_decline
+    if visible is not None and visible.installments:
+        checks.append(
+            Check(WARNED_VISIBLE, DELINQUENCY_RISK, visible.share, targets.warned_visible, True)
+        )
     checks.append(
         Check("events/s", "detectors", events_per_second, targets.events_per_second, True)
     )
     return checks
 
 
-def _run_seed(
-    seed: int, borrowers: int, days: int, partitions: int, thresholds: Thresholds
+def visible_decline(label: CaseLabel) -> bool:
+    """A simulated missed installment whose borrower's inflows fell to a fraction of normal
+    in the weeks before the due date: the borrowers a collections team can see coming."""
+    return "decline" in (label.detail.get("signals") or ())
+
+
+def run_seed(
+    seed: int,
+    borrowers: int,
+    days: int,
+    partitions: int,
+    thresholds: Thresholds,
+    profile: Profile = BASELINE,
 ) -> SeedRun:
+    """Simulate one population of ``profile``, run the detectors over it and score them."""
     started = time.perf_counter()
-    config = SimulationConfig(borrowers=borrowers, days=days, seed=seed)
+    config = SimulationConfig(borrowers=borrowers, days=days, seed=seed, profile=profile)
     labels, records = simulate_stream(config)
     counts = {"rejected": 0.0, "parse_seconds": 0.0}
     engine = Engine(thresholds, MemoryStateStore(), MemoryCrossIndex())
     stats = asyncio.run(
         drive(_valid(records, config.topics, counts), engine, partitions=partitions)
     )
-    card = score(stats.alerts, labels, borrowers, days)
+    card = score(stats.alerts, labels, borrowers, days, visible=visible_decline)
     return SeedRun(
         seed=seed,
         events=stats.events,
@@ -244,6 +271,7 @@ def evaluate(
     *,
     thresholds: Thresholds | None = None,
     targets: Targets | None = None,
+    profile: Profile = BASELINE,
 ) -> EvaluationReport:
     """Simulate each seed, run the detectors as replay does, score them and print one table.
 
@@ -261,35 +289,60 @@ def evaluate(
         The detector thresholds to evaluate (default: the built-in ones).
     targets
         The figures to meet (default: the issue's).
+    profile
+        The simulator profile the populations are drawn from (``streams.lab.evaluate_profiles``
+        runs several).
     """
     if not seeds:
         raise ValueError("evaluate needs at least one seed")
     thresholds = thresholds or Thresholds()
-    targets = targets or Targets()
     runs = []
     for seed in seeds:
-        run = _run_seed(seed, borrowers, days, partitions, thresholds)
+        run = run_seed(seed, borrowers, days, partitions, thresholds, profile)
         runs.append(run)
-        print(
-            f"seed {seed}: {run.events:,} events, {run.alerts:,} alerts, {run.wall_seconds:.1f} s",
-            file=out,
-            flush=True,
-        )
-    total = ScoreCard.pooled([r.score for r in runs])
+        say_run(out, profile, run)
+    report = report_of(profile, runs, borrowers, days, partitions, thresholds, targets)
+    out.write(render(report))
+    out.flush()
+    return report
+
+
+def say_run(out: TextIO, profile: Profile, run: SeedRun, named: bool = False) -> None:
+    """The progress line of one finished run, naming its profile if ``named`` or not the
+    baseline."""
+    name = f"{profile.name} " if named or profile is not BASELINE else ""
+    print(
+        f"{name}seed {run.seed}: {run.events:,} events, {run.alerts:,} alerts, "
+        f"{run.wall_seconds:.1f} s",
+        file=out,
+        flush=True,
+    )
+
+
+def report_of(
+    profile: Profile,
+    runs: Sequence[SeedRun],
+    borrowers: int,
+    days: int,
+    partitions: int,
+    thresholds: Thresholds,
+    targets: Targets | None = None,
+) -> EvaluationReport:
+    """The runs of one profile pooled, with every figure checked against its target."""
+    targets = targets or Targets()
     report = EvaluationReport(
-        seeds=list(seeds),
+        seeds=[r.seed for r in runs],
         borrowers=borrowers,
         days=days,
         partitions=partitions,
         thresholds_version=thresholds.version,
         targets=targets,
-        runs=runs,
-        total=total,
+        runs=list(runs),
+        total=ScoreCard.pooled([r.score for r in runs]),
         checks=[],
+        profile=profile.name,
     )
-    report.checks = _checks(total, report.detector_events_per_second, targets)
-    out.write(render(report))
-    out.flush()
+    report.checks = _checks(report.total, report.detector_events_per_second, targets)
     return report
 
 

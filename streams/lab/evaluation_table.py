@@ -9,6 +9,9 @@ from typing import TYPE_CHECKING, Any
 
 from detectors.base import DELINQUENCY_RISK
 
+#: The check of the warnings over borrowers in a visible decline (streams.lab.evaluate).
+WARNED_VISIBLE = "warned ≥3 days ahead, visible decline"
+
 if TYPE_CHECKING:
     from streams.lab.evaluate import Check, EvaluationReport
 
@@ -84,7 +87,8 @@ def _title(report: EvaluationReport) -> list[str]:
     seeds = ",".join(str(s) for s in report.seeds)
     return [
         "",
-        f"lendwatch evaluate: seeds {seeds} · {report.borrowers:,} borrowers · "
+        f"lendwatch evaluate: profile {report.profile} · seeds {seeds} · "
+        f"{report.borrowers:,} borrowers · "
         f"{report.days} days · {report.partitions} partitions · "
         f"thresholds {report.thresholds_version}",
         "",
@@ -137,16 +141,23 @@ def _categories(table: _Table) -> list[str]:
 
 
 def _warnings(table: _Table) -> list[str]:
-    """Missed installments warned in time."""
-    first, w = table.first, table.report.total.delinquency
-    verdict = _verdict(table.checks.get(("warned ≥3 days ahead", DELINQUENCY_RISK)), ".2f")
-    return [
+    """Missed installments warned in time: all of them, and those after a visible decline."""
+    first, card = table.first, table.report.total
+    rows = [("≥3 days before due", card.delinquency, "warned ≥3 days ahead")]
+    if card.visible_decline is not None:
+        rows.append(("  visible decline", card.visible_decline, WARNED_VISIBLE))
+    lines = [
         f"{'delinquency warning':<{first}}{'missed':>10}{'warned':>7}  {'share':>6} {'target':<11}"
-        f"{'median warning':>15}",
-        f"{'≥3 days before due':<{first}}{w.installments:>10}{w.warned:>7}  "
-        f"{_number(w.share, '.3f'):>6} {verdict:<11}"
-        f"{_number(w.median_days, '.1f', ' d'):>15}",
+        f"{'median warning':>15}"
     ]
+    for name, w, metric in rows:
+        verdict = _verdict(table.checks.get((metric, DELINQUENCY_RISK)), ".2f")
+        lines.append(
+            f"{name:<{first}}{w.installments:>10}{w.warned:>7}  "
+            f"{_number(w.share, '.3f'):>6} {verdict:<11}"
+            f"{_number(w.median_days, '.1f', ' d'):>15}"
+        )
+    return lines
 
 
 def _detectors(table: _Table) -> list[str]:

@@ -231,11 +231,13 @@ def replay_file(
     partitions: int = 8,
     topics: TopicNames | None = None,
     masker: Masker | None = None,
+    thresholds: Thresholds | None = None,
 ) -> ReplayReport:
     with output_path.open("wb") as out:
         report, _ = asyncio.run(
             replay(
                 read_records(input_path),
+                thresholds=thresholds,
                 partitions=partitions,
                 topics=topics,
                 out=out,

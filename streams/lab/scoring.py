@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import statistics
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, timezone, tzinfo
 from typing import Any
@@ -172,6 +172,9 @@ class ScoreCard:
     delinquency: WarningScore = field(default_factory=WarningScore)
     #: The same, per delinquency typology (a visible decline, a sudden default, ...).
     warnings: dict[str, WarningScore] = field(default_factory=dict)
+    #: The same, over the installments of borrowers in a visible decline (``score``'s
+    #: ``visible``); ``None`` when no such predicate was given.
+    visible_decline: WarningScore | None = None
 
     @classmethod
     def pooled(cls, cards: Sequence[ScoreCard]) -> ScoreCard:
@@ -197,6 +200,10 @@ class ScoreCard:
                 det.alerts += d.alerts
                 det.true_alerts += d.true_alerts
             total.delinquency.add(card.delinquency)
+            if card.visible_decline is not None:
+                if total.visible_decline is None:
+                    total.visible_decline = WarningScore()
+                total.visible_decline.add(card.visible_decline)
             for name, w in card.warnings.items():
                 total.warnings.setdefault(name, WarningScore()).add(w)
         return total
@@ -210,6 +217,9 @@ class ScoreCard:
             "detectors": {k: v.to_dict() for k, v in self.detectors.items()},
             "delinquency": self.delinquency.to_dict(),
             "warnings": {k: v.to_dict() for k, v in self.warnings.items()},
+            "visible_decline": (
+                None if self.visible_decline is None else self.visible_decline.to_dict()
+            ),
         }
 
 
@@ -311,6 +321,7 @@ def score(
     period_days: int,
     *,
     zone: tzinfo = PLATFORM_ZONE,
+    visible: Callable[[CaseLabel], bool] | None = None,
 ) -> ScoreCard:
     """Score alerts against the labels of confirmed cases (``topics.labels``).
 
@@ -327,6 +338,9 @@ def score(
         Length of the period, kept on the card to read rates against.
     zone
         Time zone of calendar days (alert-days, due dates): the platform's.
+    visible
+        Which delinquency cases show a visible decline before the due date; their warnings
+        are counted apart too (``ScoreCard.visible_decline``), the figure the issue targets.
 
     Notes
     -----
@@ -349,13 +363,17 @@ def score(
     0.0
     """
     seen = sorted((_seen(alert) for alert in alerts), key=lambda a: a.ts)
-    cases = [_case(label) for label in iter_labels(labels)]
+    parsed = list(iter_labels(labels))
+    cases = [_case(label) for label in parsed]
     population = borrowers if isinstance(borrowers, int) else len(set(borrowers))
     card = ScoreCard(period_days=period_days, borrowers=population)
     _categories(card, seen, cases, borrowers)
     found = _alert_days(card, seen, cases, zone)
     _typologies(card, cases, found)
     card.delinquency, card.warnings = _warnings(seen, cases, zone)
+    if visible is not None:
+        shown = [_case(label) for label in parsed if visible(label)]
+        card.visible_decline = _warnings(seen, shown, zone)[0]
     return card
 
 

@@ -130,15 +130,15 @@ def test_slower_looser_ring_scores_lower() -> None:
 
 
 NOT_CYCLES = {
-    "amounts-grow": (
+    "amounts-grow-beyond-the-rise": (
         _edge("a", "b", 0, 100_000.0, "e1", "A"),
-        _edge("b", "c", 1, 101_000.0, "e2", "B"),
-        _edge("c", "a", 2, 102_000.0, "e3", "C"),
+        _edge("b", "c", 1, 106_000.0, "e2", "B"),
+        _edge("c", "a", 2, 112_000.0, "e3", "C"),
     ),
-    "one-hop-grows": (
+    "one-hop-grows-beyond-the-rise": (
         _edge("a", "b", 0, 100_000.0, "e1", "A"),
         _edge("b", "c", 1, 99_000.0, "e2", "B"),
-        _edge("c", "a", 2, 99_500.0, "e3", "C"),
+        _edge("c", "a", 2, 104_500.0, "e3", "C"),
     ),
     "shrinks-beyond-fee-ratio": (
         _edge("a", "b", 0, 100_000.0, "e1", "A"),
@@ -240,7 +240,7 @@ def test_edge_for_orients_by_direction() -> None:
         transaction("own", "A", "a", "a-savings", "100000", at()),
         transaction("own-in", "A", "a", "a-savings", "100000", at(), direction="in"),
         transaction("self", "A", "a", "a", "100000", at()),
-        transaction("small", "A", "a", "b", "4512.49", at()),
+        transaction("small", "A", "a", "b", "360.99", at()),
     ],
     ids=["own-account-out", "own-account-in", "same-account", "below-smallest-hop"],
 )
@@ -344,3 +344,71 @@ async def test_duplicate_reports_in_report_order() -> None:
     # The ring completes at the fifth report, which alone names all three borrowers.
     assert per_edge[:4] == [[], [], [], []]
     assert sorted(per_edge[4]) == sorted(RING_IDS.values())
+
+
+# --- hop amounts that vary, small sums that repeat ------------------------------------------------
+
+
+async def test_a_ring_whose_hop_amounts_vary_either_way_is_a_cycle() -> None:
+    """A hop topped up by 3 %, the next skimmed by 4 %: not only shrinking by a fee."""
+    detector = CircularFlowDetector(THRESHOLDS)
+    ring = (
+        _edge("a", "b", 0, 100_000.0, "tx-A-1", "A"),
+        _edge("b", "c", 2, 103_000.0, "tx-B-1", "B"),
+        _edge("c", "a", 5, 98_900.0, "tx-C-1", "C"),
+    )
+
+    per_edge = await _feed(ring, detector)
+
+    assert set(per_edge[-1]) == set(RING_IDS.values())
+
+
+def _small_cycle(day: int, amount: float = 1_000.0) -> tuple[Edge, Edge, Edge]:
+    return (
+        _edge("a", "b", 24 * day, amount, f"ab-{day}", "A"),
+        _edge("b", "c", 24 * day + 1, amount * 1.01, f"bc-{day}", "B"),
+        _edge("c", "a", 24 * day + 2, amount * 0.99, f"ca-{day}", "C"),
+    )
+
+
+def _close_small(days: tuple[int, ...], state: BorrowerState) -> list[list[str]]:
+    detector = CircularFlowDetector(THRESHOLDS)
+    alerted = []
+    for day in days:
+        ab, bc, ca = _small_cycle(day)
+        findings = detector.close(ca, Neighbourhood((ab,), (bc,)), state)
+        alerted.append(sorted(f.borrower_id for f in findings))
+    return alerted
+
+
+def test_a_ring_of_small_sums_alerts_when_it_closes_on_three_days() -> None:
+    state = BorrowerState(borrower_id="C", own_accounts=["c"])
+
+    assert _close_small((0, 2, 2, 5), state) == [[], [], [], ["A", "B", "C"]]
+
+
+def test_small_sums_round_a_ring_now_and_then_do_not_alert() -> None:
+    """Three small cycles, but weeks apart: a coincidence of trade, not a ring at work."""
+    state = BorrowerState(borrower_id="C", own_accounts=["c"])
+
+    assert _close_small((0, 25, 50), state) == [[], [], []]
+
+
+def test_a_small_cycle_without_a_borrower_state_never_alerts() -> None:
+    detector = CircularFlowDetector(THRESHOLDS)
+    ab, bc, ca = _small_cycle(0)
+
+    assert detector.close(ca, Neighbourhood((ab,), (bc,))) == []
+
+
+def test_rings_of_small_sums_kept_per_borrower_are_bounded() -> None:
+    detector = CircularFlowDetector(THRESHOLDS)
+    state = BorrowerState(borrower_id="C", own_accounts=["c"])
+    for ring in range(10):
+        cycle = tuple(
+            Edge(f"{src}{ring}", f"{dst}{ring}", START + hours * HOUR, 900.0, f"e{ring}{src}", "C")
+            for src, dst, hours in (("a", "b", 0), ("b", "c", 1), ("c", "a", 2))
+        )
+        detector.close(cycle[2], Neighbourhood((cycle[0],), (cycle[1],)), state)
+
+    assert len(state.slots["circular_flow"]) == 3

@@ -23,8 +23,15 @@ EPISODE = f"device:{TABLET}"
 DAY = 86_400.0
 
 
-def _uses(borrower: str, days: float, *, apply: bool = True, device: str = TABLET) -> list[Login]:
-    """A login on ``device``, and a loan application from it a few minutes later."""
+def _uses(
+    borrower: str,
+    days: float,
+    *,
+    apply: bool = True,
+    device: str = TABLET,
+    action: str = "loan_application",
+) -> list[Login]:
+    """A login on ``device``, and ``action`` (a loan application) from it a few minutes later."""
     events = [
         login(f"{borrower}-in", at(days=days), device=device, ip="10.0.0.9", borrower_id=borrower)
     ]
@@ -35,7 +42,7 @@ def _uses(borrower: str, days: float, *, apply: bool = True, device: str = TABLE
                 at(days=days, minutes=8),
                 device=device,
                 ip="10.0.0.9",
-                action="loan_application",
+                action=action,
                 borrower_id=borrower,
             )
         )
@@ -238,11 +245,37 @@ async def test_min_borrowers_is_data() -> None:
     assert len(await _alert_ids(pair, thresholds=DeviceRingThresholds(min_borrowers=2))) == 2
 
 
+@pytest.mark.parametrize("action", ["drawdown", "payout_account_change"])
+async def test_a_mule_ring_whose_money_is_moved_from_one_phone_is_alerted(action: str) -> None:
+    """A mule network: the handler's phone draws down (or redirects the payout of) three
+    members' loans; none of them applied from it, the money still moves from one device."""
+    events = [e for i in range(3) for e in _uses(f"mule-{i}", i / 3, action=action)]
+
+    findings = await _feed(DeviceRingDetector(DeviceRingThresholds()), events)
+
+    assert {f.borrower_id for f in findings} == {"mule-0", "mule-1", "mule-2"}
+    assert findings[-1].reasons[1].code == "loan_applications_from_shared_device"
+
+
+async def test_a_family_tablet_where_one_owner_draws_down_stays_quiet() -> None:
+    """The family's tablet again: the father draws his loan down from it, the others only look."""
+    events = [
+        e
+        for day in range(0, 40, 3)
+        for offset, b in enumerate(("mum", "dad", "son"))
+        for e in _uses(
+            b, day + offset / 10, apply=b == "dad", device="family-tab", action="drawdown"
+        )
+    ]
+
+    assert await _alert_ids(events, batch=5) == set()
+
+
 def test_failures_and_other_actions_do_not_count() -> None:
     detector = DeviceRingDetector(DeviceRingThresholds())
     state = BorrowerState(borrower_id="r-1")
 
-    for action, success in (("login", False), ("logout", True), ("drawdown", True)):
+    for action, success in (("login", False), ("logout", True), ("password_reset", True)):
         event = login("e", at(), device=TABLET, ip="i", action=action, success=success)
         assert detector.lookups(event, state) is None
 

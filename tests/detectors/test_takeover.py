@@ -1006,3 +1006,84 @@ def test_a_sim_swap_resets_the_password_from_elsewhere_and_cashes_out() -> None:
     assert payout.episode == SESSION_EPISODE
     assert payout.reasons[-1].code == "session_failures" and payout.reasons[-1].observed == 6
     assert severity_for(drawdown.score) == "critical"
+
+
+# --- The cash-out sequence in a new device's session, novel or not ------------------------------
+
+ON_HER_CARRIER = MOBILE.format(200, 9)  # the victim's own carrier block: a known network
+
+
+def _phone_changer(detector: AccountTakeoverDetector) -> BorrowerState:
+    """A borrower whose logins often come from a new phone and a new carrier address: a new
+    device and an unseen IP on their own are a few nats of surprise, below any session bar."""
+    state = BorrowerState(borrower_id="b-1")
+    for i in range(12):
+        event = _at(
+            f"usual-{i}",
+            at(days=-3 * (12 - i), hours=2),
+            device=f"phone-{i // 2}",
+            ip=MOBILE.format(i, 7 * i + 1),
+        )
+        assert detector.on_login(event, state, ()) == []
+    return state
+
+
+def test_phished_on_the_victims_own_carrier_alerts_at_the_drawdown_after_the_payout_change() -> (
+    None
+):
+    """The right password at the first try from a new phone on an address of the victim's own
+    carrier, in its city: no novelty to speak of, but the payout account changed and the loan
+    drawn within minutes is the cash-out."""
+    detector = AccountTakeoverDetector(TakeoverThresholds())
+    state = _phone_changer(detector)
+    events = _session(
+        ("payout_account_change", 14), ("drawdown", 21), ip=ON_HER_CARRIER, city="Shanghai"
+    )
+
+    [finding] = _run_all(detector, state, events)
+
+    assert finding.episode == f"session:{PHISHER_DEVICE}:{ON_HER_CARRIER}:followup"
+    assert finding.reasons[0].code == "drawdown_after_payout_change_in_new_session"
+    assert "after the payout account was changed in the same session (4 min" in (
+        finding.reasons[0].message
+    )
+    assert [r.code for r in finding.reasons[1:]] == ["session_new_device", "session_unseen_ip"]
+    assert finding.score >= 0.9 and finding.evidence == ("s-login", "s-drawdown-21")
+
+
+def test_a_payout_change_alone_in_such_a_session_waits_for_the_drawdown() -> None:
+    detector = AccountTakeoverDetector(TakeoverThresholds())
+    state = _phone_changer(detector)
+    events = _session(("payout_account_change", 14), ip=ON_HER_CARRIER, city="Shanghai")
+
+    assert _run_all(detector, state, events) == []
+
+
+def test_a_new_phone_at_home_that_changes_payout_and_draws_down_stays_quiet() -> None:
+    """The benign twin: the owner's new phone on the home broadband (an address it knows)
+    binds a new bank account and draws down at once."""
+    detector = AccountTakeoverDetector(TakeoverThresholds())
+    state = _phone_changer(detector)
+    home = MOBILE.format(11, 78)  # the address of its last login
+    events = _session(("payout_account_change", 14), ("drawdown", 21), ip=home, city="Shanghai")
+
+    assert _run_all(detector, state, events) == []
+
+
+def test_a_new_phone_on_the_carrier_that_draws_down_to_its_own_account_stays_quiet() -> None:
+    detector = AccountTakeoverDetector(TakeoverThresholds())
+    state = _phone_changer(detector)
+    events = _session(("drawdown", 12), ip=ON_HER_CARRIER, city="Shanghai")
+
+    assert _run_all(detector, state, events) == []
+
+
+def test_a_drawdown_hours_after_the_payout_change_of_such_a_session_stays_quiet() -> None:
+    """Outside the session (``session_minutes``), a drawdown is the owner's ordinary use."""
+    detector = AccountTakeoverDetector(TakeoverThresholds())
+    state = _phone_changer(detector)
+    events = _session(
+        ("payout_account_change", 14), ("drawdown", 14 + 180), ip=ON_HER_CARRIER, city="Shanghai"
+    )
+
+    assert _run_all(detector, state, events) == []

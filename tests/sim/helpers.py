@@ -26,6 +26,7 @@ CONFIG = SimulationConfig(
         "credential_stuffing": 1,
         "device_ring": 1,
         "impossible_travel": 2,
+        "pass_through": 2,
     },
 )
 #: Cases per typology: rings of 3, stuffing campaigns and device rings count once.
@@ -40,6 +41,7 @@ EXPECTED_CASES = {
     "device_ring": 1,
     "impossible_travel": 2,
     "missed_installment": 4,
+    "pass_through": 2,
 }
 TINY = SimulationConfig(borrowers=12, days=10, seed=5)
 SECTORS = {"ecommerce", "restaurant", "retail", "manufacturing", "logistics"}

@@ -51,12 +51,16 @@ def test_each_typology_module_is_named_as_the_detector_that_finds_it() -> None:
 def test_the_package_exports_its_public_surface() -> None:
     assert sorted(sim.__all__) == sorted(
         [
+            "BASELINE",
+            "PROFILES",
+            "Profile",
             "SALE_DAY",
             "SLUMP_DAYS",
             "TYPOLOGIES",
             "Simulation",
             "SimulationConfig",
             "iter_jsonl",
+            "profile_named",
             "simulate",
             "simulate_stream",
             "write_jsonl",

@@ -10,7 +10,15 @@ from typing import Any
 
 import pytest
 
-from sim import TYPOLOGIES, Simulation, SimulationConfig, simulate_stream
+from sim import (
+    BASELINE,
+    PROFILES,
+    TYPOLOGIES,
+    Profile,
+    Simulation,
+    SimulationConfig,
+    simulate_stream,
+)
 from tests.sim.helpers import EXPECTED_CASES, Index, Value, case_of, instant
 from topics.names import Source
 
@@ -24,17 +32,31 @@ def test_each_typology_appears_with_the_configured_count(sim: Simulation) -> Non
         assert label.start.utcoffset() == label.end.utcoffset() == timedelta(hours=8)
     assert {typology: len(ids) for typology, ids in cases.items()} == EXPECTED_CASES
     counts = Counter(label.typology for label in sim.labels)
-    assert counts["circular_transfer"] == 6
+    # A ring labels its borrowers: three, or two when its third account is off the platform.
+    rings = {
+        str(label.detail["ring"]): label.detail["members"]
+        for label in sim.labels
+        if label.typology == "circular_transfer"
+    }
+    assert counts["circular_transfer"] == sum(len(m) for m in rings.values())
+    assert all(len(m) in (2, 3) for m in rings.values())
     assert 20 <= counts["credential_stuffing"] <= 60
     assert 3 <= counts["device_ring"] <= 6
     injected = [label.borrower_id for label in sim.labels]
     assert len(injected) == len(set(injected))  # one case per borrower
 
 
-def test_defaults_at_2000_borrowers_label_at_least_15_borrowers_per_typology() -> None:
-    labels, stream = simulate_stream(SimulationConfig(borrowers=2_000, days=90, seed=1))
+@pytest.mark.parametrize("profile", PROFILES.values(), ids=list(PROFILES))
+def test_defaults_at_2000_borrowers_label_at_least_15_borrowers_per_typology(
+    profile: Profile,
+) -> None:
+    config = SimulationConfig(borrowers=2_000, days=90, seed=1, profile=profile)
+    labels, stream = simulate_stream(config)
     counts = Counter(label.typology for label in labels)
-    assert set(counts) == set(TYPOLOGIES)
+    # The baseline is the simulator before profiles: phished takeovers came with them.
+    off = {name for name in TYPOLOGIES if profile.case_rate(name) == 0}
+    assert off == ({"account_takeover_phished"} if profile is BASELINE else set())
+    assert set(counts) == set(TYPOLOGIES) - off
     assert min(counts.values()) >= 15
     assert sum(counts.values()) <= 0.35 * 2_000
     assert isinstance(stream, Iterator)  # nothing generated until asked

@@ -22,7 +22,8 @@ from detectors.index import MemoryCrossIndex
 from detectors.thresholds import Thresholds
 from sim import SimulationConfig, simulate
 from streams.lab.replay import replay
-from streams.ops.cli import _settings, build_parser
+from streams.ops.arguments import settings_from
+from streams.ops.cli import build_parser
 from streams.privacy import (
     DEVELOPMENT_KEY,
     Masker,
@@ -453,8 +454,8 @@ def test_no_mask_opts_out(command: str) -> None:
     extra = ["--input", "in", "--output", "out"] if command == "replay" else []
     parser = build_parser()
 
-    assert _settings(parser.parse_args([command, *extra])).mask_personal_data
-    assert not _settings(parser.parse_args([command, *extra, "--no-mask"])).mask_personal_data
+    assert settings_from(parser.parse_args([command, *extra])).mask_personal_data
+    assert not settings_from(parser.parse_args([command, *extra, "--no-mask"])).mask_personal_data
 
 
 def test_the_worker_warns_once_about_a_missing_or_short_key_or_masking_off() -> None:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from streams.ops.cli import EXTRAS
+from streams.ops.arguments import EXTRAS
 
 ROOT = Path(__file__).resolve().parents[3]
 LENDWATCH = Path(sys.executable).with_name("lendwatch")

@@ -1,0 +1,348 @@
+"""Pass-through turnover (走账): money in and straight out again, or out and back from elsewhere."""
+
+from __future__ import annotations
+
+import statistics
+import zlib
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from detectors.base import FALSIFIED_FLOW, Detector, Finding, Output
+from detectors.index import Found
+from detectors.scenarios import at, inputs, transaction
+from detectors.state import BorrowerState, day_of
+from detectors.tunables import tunable
+from detectors.wash_trading import iso_week
+from topics.names import Source
+from topics.records import Transaction
+
+if TYPE_CHECKING:
+    from detectors.engine import Input
+
+__all__ = ["PassThroughDetector", "PassThroughThresholds"]
+
+
+@dataclass(frozen=True, slots=True)
+class PassThroughThresholds:
+    #: A pass-through completes within this many hours of its first leg: a conduit forwards
+    #: money at once, a business pays its suppliers on its own schedule.
+    window_hours: float = tunable(
+        3.0, 0.25, 72, "hours within which money must leave again (or come back)"
+    )
+    #: Legs that open a pass-through must be at least this large (major units); small sums
+    #: count too, but only as often as they repeat and as much as they weigh in the inflow.
+    min_amount: float = tunable(
+        200.0, 0, 10000000, "smallest leg that opens a pass-through (major units)"
+    )
+    #: The money leaving may fall short of the money in by this share (fees, a skim) ...
+    max_shortfall: float = tunable(
+        0.05, 0, 0.5, "share by which the money leaving may fall short of the money in"
+    )
+    #: ... and exceed it by this share (hop amounts of a ring vary, not only shrink).
+    max_excess: float = tunable(
+        0.02, 0, 0.5, "share by which the money leaving may exceed the money in"
+    )
+    #: Legs of one pass-through at most: a conduit splits into a few, a trading day into many.
+    max_legs: int = tunable(6, 2, 50, "legs of one pass-through at most, both sides together")
+    #: Alert when pass-throughs happened on at least this many distinct days ...
+    min_days: int = tunable(3, 1, 30, "distinct days with a pass-through that alert")
+    #: ... within this many days ...
+    lookback_days: int = tunable(14, 1, 90, "days over which pass-throughs are counted")
+    #: ... and carried at least this share of the borrower's inflow over those days: a few
+    #: chance matches in a busy account weigh little, a conduit's turnover is mostly them.
+    min_share: float = tunable(
+        0.2, 0, 1, "share of the inflow over the lookback that passed straight through"
+    )
+    #: ... the money passing on within this many minutes at the median: a conduit forwards at
+    #: once, while sums of a trading day meet by chance anywhere in the window ...
+    max_median_minutes: float = tunable(
+        90.0, 1, 4320, "median minutes from a pass-through's first leg to its last, at most"
+    )
+    #: ... and were at least this share of the money movements whose two sides came within
+    #: reach of each other (half or more): a conduit's meet, a trading business's meet by chance.
+    min_hit_rate: float = tunable(
+        0.2, 0, 1, "share of the comparable in-and-out movements that met, over the lookback"
+    )
+
+
+#: Pass-throughs kept per borrower (the oldest go first); enough for one lookback's alert.
+MAX_HITS = 8
+#: A leg on the far side smaller than this share of the near side is an expense or a small
+#: sale beside the pass-through, not a part of it.
+MIN_LEG_SHARE = 0.1
+#: Counterparties of the near side remembered per pass-through (to tell a refund apart).
+MAX_NEAR_PARTIES = 4
+#: The money leaving (or coming back) reached this share of the money in (or out): the two
+#: sides are comparable, and chance alone makes some of those meet; a conduit makes most.
+COMPARABLE = 0.5
+#: Pass-throughs open at once: money in a busy account meets other money on its way.
+MAX_OPEN = 3
+#: Recent payees and payers remembered, and accounts seen both paid and paying, per borrower:
+#: an account the borrower pays and is paid back by (its own savings elsewhere, a trading
+#: partner) moves money to and fro, it does not pass it on.
+MAX_PARTIES = 6
+MAX_TWO_WAY = 4
+
+# An open pass-through (of "s"): [side (+1 in first, -1 out first), first epoch, near sum,
+# far sum, legs, first event id, last event id, [crc32 of the near side's counterparties],
+# far legs not to or from a sweep account].
+# Comparable and completed pass-throughs ("n"): [day, comparable, completed, the last leg
+# counted comparable], decayed by day.
+# A pass-through done ("h"): [epoch of its last leg, amount in, seconds from first to last
+# leg, side, first event id, last event id].
+
+
+def _empty() -> dict[str, Any]:
+    return {"s": [], "h": [], "w": "", "p": [], "r": [], "t": [], "n": [0, 0.0, 0.0, ""]}
+
+
+def _party(counterparty: str) -> int:
+    """A counterparty as a small number: the state keeps which ones, not their names."""
+    return zlib.crc32(counterparty.encode())
+
+
+class PassThroughDetector(Detector):
+    """Flags money that passes straight through a borrower's account, on several days.
+
+    A pass-through is either money in that leaves again within hours to other accounts, or
+    money out that comes back within hours from another account (a round trip through
+    accounts outside the platform), the two sides nearly equal and the balance back where it
+    was. One of them is a coincidence; on several days, carrying a good share of the inflow,
+    they are turnover without business. Money back from the same counterparty (a refund, a
+    deposit, a sweep to the owner's savings) is not a pass-through; transfers between the
+    borrower's own accounts are not turnover; a trading day splits into many legs whose sums
+    do not meet.
+
+    >>> from decimal import Decimal
+    >>> detector = PassThroughDetector(PassThroughThresholds())
+    >>> state = BorrowerState(borrower_id="b")
+    >>> def tx(i: str, cp: str, direction: str, amount: int, day: int, hour: float) -> Transaction:
+    ...     ts = datetime.fromtimestamp(86400 * (19783 + day) + hour * 3600, UTC)
+    ...     return Transaction(event_id=i, borrower_id="b", account_id="a", counterparty_id=cp,
+    ...                        direction=direction, amount=Decimal(amount), ts=ts)
+    >>> found = []
+    >>> for day in (0, 2, 4):
+    ...     state.inflows.add(19783 + day, 30000.0)
+    ...     found += detector.on_transaction(tx(f"i{day}", "p", "in", 30000, day, 1), state, ())
+    ...     found += detector.on_transaction(tx(f"o{day}", "q", "out", 29700, day, 1.2), state, ())
+    >>> [(f.episode, [r.code for r in f.reasons]) for f in found]
+    [('pass:2024-W10', ['pass_through_days', 'pass_through_share', 'pass_through_rate'])]
+    """
+
+    name = "pass_through"
+    category = FALSIFIED_FLOW
+    version = "1"
+    section = "pass_through"
+    thresholds_type = PassThroughThresholds
+
+    @classmethod
+    def contract_events(cls) -> list[Input]:
+        """Money in from one account and out to another within the hour, on three days."""
+        return inputs(
+            Source.TRANSACTIONS,
+            [
+                leg
+                for day in (1, 3, 5)
+                for leg in (
+                    transaction(
+                        f"p-in-{day}", "p-1", "pa-1", "px", "20000", at(days=day, hours=1), "in"
+                    ),
+                    transaction(
+                        f"p-out-{day}", "p-1", "pa-1", "py", "19800", at(days=day, hours=2), "out"
+                    ),
+                )
+            ],
+        )
+
+    messages = {
+        "pass_through_days": "money {first} and {then} within {hours:g} h, nearly the same sum, "
+        "{count} times on {days} days within {lookback} days (median {minutes:.0f} min)",
+        "pass_through_share": "{moved:,.2f} passed through: {share:.0%} of the inflow of those "
+        "days",
+        "pass_through_rate": "{rate:.0%} of the sums that came within reach of each other met",
+    }
+    episodes = {"week": "pass:{week}"}
+
+    def __init__(self, thresholds: PassThroughThresholds) -> None:
+        self.thresholds = thresholds
+
+    def on_transaction(self, event: Transaction, state: BorrowerState, found: Found) -> Output:
+        counterparty = event.counterparty_id
+        if counterparty in state.own_accounts or counterparty == event.account_id:
+            return []
+        memory: dict[str, Any] = self.slot(state, _empty)
+        amount = float(event.amount)
+        side = 1 if event.direction == "in" else -1
+        # Money to and fro with an account that pays back, in round sums: a sweep to the
+        # owner's savings and back, not money passed on.
+        sweep = self._two_way(memory, _party(counterparty), side, amount) and amount % 100 == 0
+        leg = (event.ts.timestamp(), side, amount, counterparty, event.event_id, sweep)
+        done = self._step(memory, leg)
+        if done is None:
+            return []
+        return self._judge(memory, done, state)
+
+    def _two_way(self, memory: dict[str, Any], party: int, side: int, amount: float) -> bool:
+        """Whether the counterparty is one the borrower both pays and is paid by."""
+        two_way: list[int] = memory["t"]
+        if party in two_way:
+            return True
+        same, other = (memory["r"], memory["p"]) if side > 0 else (memory["p"], memory["r"])
+        if party in other:
+            two_way.append(party)
+            del two_way[:-MAX_TWO_WAY]
+            return True
+        if amount >= self.thresholds.min_amount:
+            if party in same:
+                same.remove(party)
+            same.append(party)
+            del same[:-MAX_PARTIES]
+        return False
+
+    def _count(self, memory: dict[str, Any], day: int, opened: int, completed: int) -> float:
+        """Count a comparable or a completed pass-through; the share completed, decayed by day."""
+        last, opened_before, completed_before, leg = memory["n"]
+        decay = 0.5 ** (max(0, day - last) / (self.thresholds.lookback_days / 2))
+        comparable = round(opened_before * decay + opened, 3)
+        done = round(completed_before * decay + completed, 3)
+        memory["n"] = [day, comparable, done, leg]
+        return min(1.0, done / comparable) if comparable else 0.0
+
+    def _step(self, memory: dict[str, Any], leg: tuple[Any, ...]) -> list[Any] | None:
+        """Move the open pass-throughs on by one leg; the pass-through it completes, if any.
+
+        Every leg large enough opens one (it may be where money starts to pass through) and
+        moves on those already open: a leg on their side adds to what came in (or went out),
+        a leg on the other side to what left again (or came back).
+        """
+        t = self.thresholds
+        epoch, side, amount, counterparty, event_id, _ = leg
+        party = _party(counterparty)
+        window = t.window_hours * 3600.0
+        candidates: list[list[Any]] = [c for c in memory["s"] if epoch - c[1] <= window]
+        for candidate in list(candidates):
+            outcome = self._join(candidate, leg, party, memory)
+            if outcome is None:
+                continue
+            if outcome == "drop" or candidate[4] > t.max_legs:
+                candidates.remove(candidate)
+            elif outcome == "done":
+                memory["s"] = []
+                amount_in = candidate[2] if candidate[0] > 0 else candidate[3]
+                gap = int(epoch) - candidate[1]
+                return [int(epoch), round(amount_in, 2), gap, candidate[0], candidate[5], event_id]
+        if amount >= t.min_amount:
+            candidates.append([side, int(epoch), amount, 0.0, 1, event_id, event_id, [party], 0])
+        memory["s"] = candidates[-MAX_OPEN:]
+        return None
+
+    def _join(
+        self, candidate: list[Any], leg: tuple[Any, ...], party: int, memory: dict[str, Any]
+    ) -> str | None:
+        """Add a leg to an open pass-through: None when it takes no part, else "added",
+        "drop" (it cannot be one any more) or "done" (the two sides met)."""
+        t = self.thresholds
+        epoch, side, amount, _, event_id, sweep = leg
+        if side == candidate[0]:
+            if amount < max(t.min_amount, MIN_LEG_SHARE * candidate[2]):
+                return None
+            candidate[2] = round(candidate[2] + amount, 2)
+            candidate[4] += 1
+            if party not in candidate[7] and len(candidate[7]) < MAX_NEAR_PARTIES:
+                candidate[7].append(party)
+            return "added"
+        if amount < MIN_LEG_SHARE * candidate[2]:
+            return None
+        if party in candidate[7]:
+            return "drop"  # money back to or from the same account: a refund, a deposit
+        before = candidate[3] / candidate[2]
+        candidate[3] = round(candidate[3] + amount, 2)
+        candidate[4] += 1
+        candidate[6] = event_id
+        candidate[8] += 0 if sweep else 1
+        ratio = candidate[3] / candidate[2]
+        if before < COMPARABLE <= ratio and memory["n"][3] != event_id:
+            # The two sides came within reach of each other: a pass-through could be judged
+            # (once for a leg, however many open pass-throughs it reaches).
+            self._count(memory, day_of(epoch), 1, 0)
+            memory["n"][3] = event_id
+        if ratio > 1.0 + t.max_excess:
+            return "drop"
+        if ratio < 1.0 - t.max_shortfall:
+            return "added"
+        return "done" if candidate[8] else "drop"
+
+    def _judge(self, memory: dict[str, Any], done: list[Any], state: BorrowerState) -> Output:
+        """Keep the pass-through; alert once a week when they repeat and weigh in the inflow."""
+        t = self.thresholds
+        hits: list[list[Any]] = memory["h"]
+        hits.append(done)
+        newest = day_of(done[0])
+        rate = self._count(memory, newest, 0, 1)
+        hits[:] = [h for h in hits if day_of(h[0]) > newest - t.lookback_days][-MAX_HITS:]
+        days = len({day_of(h[0]) for h in hits})
+        if days < t.min_days:
+            return []
+        inflow, _ = state.inflows.total(newest - t.lookback_days + 1, newest + 1)
+        moved = sum(h[1] for h in hits)
+        share = min(1.0, moved / inflow) if inflow > 0 else 1.0
+        minutes = statistics.median(h[2] for h in hits) / 60.0
+        if share < t.min_share or rate < t.min_hit_rate or minutes > t.max_median_minutes:
+            return []
+        week = iso_week(newest)
+        if memory["w"] == week:
+            return []
+        memory["w"] = week
+        return [self._finding(state, hits, days, share, moved, rate)]
+
+    def _finding(
+        self,
+        state: BorrowerState,
+        hits: list[list[Any]],
+        days: int,
+        share: float,
+        moved: float,
+        rate: float,
+    ) -> Finding:
+        t = self.thresholds
+        minutes = statistics.median(h[2] for h in hits) / 60.0
+        forward = sum(1 for h in hits if h[3] > 0) * 2 >= len(hits)
+        # More days, a larger share and a faster hand-on are each harder to explain by business.
+        speed = 1.0 - min(1.0, minutes / (t.window_hours * 60.0))
+        score = 0.55 + 0.05 * min(3, days - t.min_days) + 0.15 * speed + 0.15 * share
+        last = hits[-1]
+        return self.finding(
+            state.borrower_id,
+            episode=self.episode("week", week=iso_week(day_of(last[0]))),
+            ts=datetime.fromtimestamp(last[0], UTC),
+            score=min(1.0, score),
+            reasons=[
+                self.reason(
+                    "pass_through_days",
+                    observed=days,
+                    threshold=t.min_days,
+                    first="came in" if forward else "went out",
+                    then="left again" if forward else "came back from another account",
+                    hours=t.window_hours,
+                    count=len(hits),
+                    days=days,
+                    lookback=t.lookback_days,
+                    minutes=minutes,
+                ),
+                self.reason(
+                    "pass_through_share",
+                    observed=round(share, 4),
+                    threshold=t.min_share,
+                    moved=moved,
+                    share=share,
+                ),
+                self.reason(
+                    "pass_through_rate",
+                    observed=round(rate, 4),
+                    threshold=t.min_hit_rate,
+                    rate=rate,
+                ),
+            ],
+            evidence=[event_id for h in hits for event_id in dict.fromkeys((h[4], h[5]))],
+        )

@@ -1,0 +1,286 @@
+"""Pass-through (走账): money in and straight out, or out and back from elsewhere, repeated."""
+
+from __future__ import annotations
+
+import random
+from datetime import datetime
+
+import orjson
+import pytest
+
+from detectors.base import FALSIFIED_FLOW, Finding
+from detectors.pass_through import PassThroughDetector, PassThroughThresholds
+from detectors.state import BorrowerState, day_of
+from tests.detectors.factories import at, transaction
+from topics.records import Transaction
+
+ACCOUNT = "acc-1"
+#: What the slot may cost in the changelog's JSON at most: 8 pass-throughs and the open one.
+MAX_SLOT_BYTES = 1_100
+
+
+def _tx(event_id: str, cp: str, amount: float, ts: datetime, direction: str) -> Transaction:
+    return transaction(event_id, "b-1", ACCOUNT, cp, round(amount, 2), ts, direction)
+
+
+def _feed(
+    events: list[Transaction],
+    state: BorrowerState | None = None,
+    thresholds: PassThroughThresholds | None = None,
+) -> list[Finding]:
+    """What the engine does before the hook (own accounts, the inflow by day), then the hook."""
+    detector = PassThroughDetector(thresholds or PassThroughThresholds())
+    state = state or BorrowerState(borrower_id="b-1")
+    findings: list[Finding] = []
+    for event in sorted(events, key=lambda e: e.ts):
+        state.note_own_account(event.account_id)
+        own = event.counterparty_id in state.own_accounts
+        if event.direction == "in" and not own:
+            state.inflows.add(day_of(event.ts.timestamp()), float(event.amount))
+        for output in detector.on_transaction(event, state, ()):
+            assert isinstance(output, Finding)
+            findings.append(output)
+    return findings
+
+
+def _forward(day: float, amount: float, *, kept: float = 0.01, legs: int = 1) -> list[Transaction]:
+    """``amount`` in from a fresh account at 10:00, out to others in ``legs`` within the hour,
+    ``kept`` of it kept back (a fee, a skim)."""
+    tag = f"{day:g}"
+    events = [_tx(f"in-{tag}", f"payer-{tag}", amount, at(days=day, hours=1), "in")]
+    share = (1.0 - kept) / legs
+    for leg in range(legs):
+        ts = at(days=day, hours=1, minutes=10 + 15 * leg)
+        events.append(_tx(f"out-{tag}-{leg}", f"payee-{tag}-{leg}", amount * share, ts, "out"))
+    return events
+
+
+def _round_trip(day: float, amount: float, *, back: float = 0.985) -> list[Transaction]:
+    """``amount`` out to X, ``back`` of it in from Y 80 minutes later (X, Y off the platform)."""
+    tag = f"{day:g}"
+    return [
+        _tx(f"out-{tag}", f"x-{tag}", amount, at(days=day, hours=2), "out"),
+        _tx(f"in-{tag}", f"y-{tag}", amount * back, at(days=day, hours=2, minutes=80), "in"),
+    ]
+
+
+def _business(rng: random.Random, days: range, daily: float) -> list[Transaction]:
+    """An ordinary business: customer payments over the day, an expense or two."""
+    events = []
+    for day in days:
+        for i in range(rng.randint(5, 15)):
+            ts = at(days=day, hours=rng.uniform(0, 12))
+            amount = daily / 10 * rng.lognormvariate(0, 0.4)
+            events.append(_tx(f"c-{day}-{i}", f"cust-{rng.randrange(10**6)}", amount, ts, "in"))
+        ts = at(days=day, hours=rng.uniform(0, 12))
+        events.append(_tx(f"e-{day}", f"util-{rng.randrange(50)}", daily * 0.05, ts, "out"))
+    return events
+
+
+# --- the cases ----------------------------------------------------------------------------------
+
+
+def test_money_forwarded_within_the_hour_on_three_days_alerts_once() -> None:
+    events = [e for day in (0, 2, 5) for e in _forward(day, 30_000)]
+
+    assert _feed(events[:-2]) == []  # two days are a coincidence
+    [finding] = _feed(events)
+
+    assert finding.detector == "pass_through" and finding.category == FALSIFIED_FLOW
+    assert [r.code for r in finding.reasons] == [
+        "pass_through_days",
+        "pass_through_share",
+        "pass_through_rate",
+    ]
+    assert finding.reasons[0].observed == 3 and finding.reasons[1].observed == 1.0
+    assert "came in and left again" in finding.reasons[0].message
+    assert set(finding.evidence) == {e.event_id for e in events}
+    assert finding.ts == events[-1].ts and 0.5 <= finding.score <= 1.0
+
+
+def test_a_round_trip_through_two_outside_accounts_on_three_days_alerts() -> None:
+    events = [e for day in (1, 3, 4) for e in _round_trip(day, 48_000)]
+
+    [finding] = _feed(events)
+
+    assert "went out and came back from another account" in finding.reasons[0].message
+
+
+def test_hop_amounts_that_vary_and_split_into_legs_still_pass_through() -> None:
+    events = [
+        *_forward(0, 30_000, kept=0.045, legs=3),
+        *_forward(2, 12_500, kept=-0.015, legs=2),  # a little more out than in
+        *_forward(6, 41_000, kept=0.0, legs=1),
+    ]
+
+    assert len(_feed(events)) == 1
+
+
+def test_small_sums_repeated_often_alert_in_a_small_account() -> None:
+    rng = random.Random(3)
+    business = _business(rng, range(14), daily=900)
+    conduit = [e for day in (0, 1, 3, 4, 6, 8) for e in _forward(day, rng.uniform(600, 1_500))]
+
+    assert _feed(business) == []
+    assert len(_feed(business + conduit)) == 1
+
+
+def test_each_further_week_alerts_again_and_only_once() -> None:
+    events = [e for day in (0, 1, 2, 3, 7, 8, 9) for e in _forward(day, 20_000)]
+
+    findings = _feed(events)
+
+    assert [f.episode for f in findings] == ["pass:2024-W09", "pass:2024-W10"]
+
+
+def test_money_that_leaves_after_the_window_is_not_passed_through() -> None:
+    events = []
+    for day in (0, 2, 5):
+        events += [
+            _tx(f"in-{day}", f"p-{day}", 30_000, at(days=day, hours=0), "in"),
+            _tx(f"out-{day}", f"q-{day}", 29_800, at(days=day, hours=7), "out"),
+        ]
+
+    assert _feed(events) == []
+    slow = PassThroughThresholds(window_hours=8, max_median_minutes=480)
+    assert len(_feed(events, thresholds=slow)) == 1
+
+
+def test_sums_that_meet_slowly_are_a_trading_day_not_a_conduit() -> None:
+    """The two sides meet within the window, but two hours apart at the median."""
+    events = []
+    for day in (0, 2, 4, 6):
+        events += [
+            _tx(f"in-{day}", f"p-{day}", 30_000, at(days=day, hours=0), "in"),
+            _tx(f"out-{day}", f"q-{day}", 29_800, at(days=day, hours=2), "out"),
+        ]
+
+    assert _feed(events) == []
+    assert len(_feed(events, thresholds=PassThroughThresholds(max_median_minutes=150))) == 1
+
+
+# --- the benign twins ---------------------------------------------------------------------------
+
+
+def test_a_supplier_refund_is_money_back_from_the_same_account() -> None:
+    events = []
+    for day in (0, 3, 6, 9):  # even a refund every few days
+        events += [
+            _tx(f"out-{day}", "supplier-1", 25_000, at(days=day, hours=1), "out"),
+            _tx(f"back-{day}", "supplier-1", 24_900, at(days=day, hours=4), "in"),
+        ]
+
+    assert _feed(events) == []
+
+
+def test_a_customer_refund_goes_back_to_the_payer() -> None:
+    events = []
+    for day in (0, 1, 2, 4):
+        events += [
+            _tx(f"in-{day}", f"cust-{day}", 8_000, at(days=day, hours=1), "in"),
+            _tx(f"ref-{day}", f"cust-{day}", 8_000, at(days=day, hours=2), "out"),
+        ]
+
+    assert _feed(events) == []
+
+
+def test_a_sweep_to_the_owners_savings_and_back_is_not_passed_through() -> None:
+    """The savings account is not reported, so it is not known as the borrower's own; it is
+    paid and pays back, so it is neither a payee of forwarded money nor a round trip."""
+    events = [_tx("top-up", "savings", 20_000, at(days=0, hours=0), "in")]
+    events.append(_tx("first-sweep", "savings", 10_000, at(days=0, hours=0.5), "out"))
+    for day in range(1, 15):
+        events += [
+            _tx(f"sale-{day}", f"client-{day}", 30_000, at(days=day, hours=1), "in"),
+            _tx(f"sweep-{day}", "savings", 30_000, at(days=day, hours=2), "out"),
+        ]
+        if day % 4 == 0:
+            events.append(_tx(f"back-{day}", "savings", 20_000, at(days=day, hours=3), "in"))
+
+    assert _feed(events) == []
+
+
+def test_transfers_between_the_borrowers_own_accounts_are_not_turnover() -> None:
+    events = []
+    for day in range(10):
+        events += [
+            _tx(f"in-{day}", f"client-{day}", 30_000, at(days=day, hours=1), "in"),
+            _tx(f"own-{day}", "acc-2", 30_000, at(days=day, hours=1.5), "out"),
+            transaction(
+                f"own-in-{day}", "b-1", "acc-2", ACCOUNT, "30000", at(days=day, hours=1.5), "in"
+            ),
+        ]
+
+    assert _feed(events) == []
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_a_wholesaler_pays_its_suppliers_the_day_it_is_paid(seed: int) -> None:
+    """High velocity, many counterparties, invoices that do not match the receipts."""
+    rng = random.Random(seed)
+    events = []
+    for day in range(28):
+        for i in range(rng.randint(2, 6)):
+            ts = at(days=day, hours=rng.uniform(0, 8))
+            amount = rng.lognormvariate(10, 0.6)
+            events.append(_tx(f"r-{day}-{i}", f"client-{rng.randrange(40)}", amount, ts, "in"))
+        for i in range(rng.randint(2, 6)):
+            ts = at(days=day, hours=rng.uniform(0, 9))
+            amount = rng.lognormvariate(10, 0.6) * 0.9
+            events.append(_tx(f"s-{day}-{i}", f"supplier-{rng.randrange(30)}", amount, ts, "out"))
+
+    assert _feed(events) == []
+
+
+def test_payroll_day_pays_out_what_came_in_once_a_month() -> None:
+    rng = random.Random(5)
+    events = _business(rng, range(60), daily=4_000)
+    for day in (10, 40):
+        events += [
+            _tx(f"order-{day}", f"corp-{day}", 52_000, at(days=day, hours=1), "in"),
+            _tx(f"payroll-{day}", "payroll-agent", 50_000, at(days=day, hours=2), "out"),
+        ]
+
+    assert _feed(events) == []
+
+
+def test_card_settlement_net_of_the_acquirers_fees_is_not_passed_through() -> None:
+    """The acquirer pays the day's receipts gross and takes its fees and chargebacks back."""
+    events = []
+    for day in range(21):
+        gross = 20_000 + 500 * (day % 7)
+        events += [
+            _tx(f"settle-{day}", "acquirer", gross, at(days=day, hours=0.5), "in"),
+            _tx(f"fees-{day}", "acquirer", gross * 0.006, at(days=day, hours=1), "out"),
+            _tx(f"cb-{day}", "acquirer", gross * 0.97, at(days=day, hours=2), "out"),
+        ]
+
+    assert _feed(events) == []
+
+
+def test_a_few_chance_matches_in_a_busy_account_weigh_too_little() -> None:
+    rng = random.Random(11)
+    busy = _business(rng, range(14), daily=200_000)
+    chance = [e for day in (0, 4, 8) for e in _forward(day, 9_000)]
+
+    assert _feed(busy + chance) == []
+    lax = PassThroughThresholds(min_share=0.01, min_hit_rate=0.01)
+    [first, *_] = _feed(busy + chance, thresholds=lax)
+    assert set(first.evidence) == {e.event_id for e in chance}
+
+
+# --- memory -------------------------------------------------------------------------------------
+
+
+def test_the_slot_stays_small_whatever_the_traffic() -> None:
+    rng = random.Random(2)
+    state = BorrowerState(borrower_id="b-1")
+    events = _business(rng, range(60), daily=50_000)
+    events += [
+        e for day in range(0, 60, 2) for e in _forward(day, rng.uniform(5_000, 90_000), legs=3)
+    ]
+    events += [e for day in range(1, 60, 3) for e in _round_trip(day, rng.uniform(5_000, 90_000))]
+
+    _feed(events, state)
+
+    assert len(orjson.dumps(state.slots["pass_through"])) <= MAX_SLOT_BYTES
