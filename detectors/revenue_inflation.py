@@ -157,6 +157,8 @@ PEER_DAYS = 4
 MAX_FRESH = 8
 #: Hashes of payees paid before, least recently paid first: they are not new.
 MAX_PAID = 24
+#: Whole weeks of outflows before the window that the money-left-idle tell needs.
+MIN_SPEND_BASELINE_WEEKS = 4
 #: Weeks of outflow sums kept (the baseline and the longest window, in whole weeks).
 MAX_WEEKS = 16
 
@@ -773,7 +775,9 @@ class RevenueInflationDetector(Detector):
         weeks: list[list[Any]] | None = memory.get("ow")
         first, last = -(-start // 7), today // 7  # whole weeks inside the window
         base = max(first - t.baseline_days // 7, memory.get("ow0", last))
-        if weeks is None or last - first < 2 or first - base < 2:
+        # A month of baseline at least: rent and payroll come monthly, and a baseline of a
+        # week or two that holds them (or misses them) says nothing of what is usually spent.
+        if weeks is None or last - first < 2 or first - base < MIN_SPEND_BASELINE_WEEKS:
             return None
         net: list[list[Any]] = memory.get("net", [])
         rates = []

@@ -861,3 +861,13 @@ def test_a_busy_business_paying_many_new_payees_keeps_the_one_the_money_went_to(
     assert isinstance(alert, Finding)
     assert "sink-1, sink-2" in next(r for r in alert.reasons if r.code == "forwarded").message
     assert len(state.slots["revenue_inflation"]["fresh"]) == MAX_FRESH
+
+
+def test_money_left_idle_needs_a_month_of_spending_before_the_window() -> None:
+    # Two weeks of history before the 28-day window: too few to know what is usually spent
+    # (rent and payroll come monthly), so the idle money is no tell; the quiet week decides.
+    findings = _judge([*_business(first_day=-42), *_suppliers(first_day=-42), *_shells()])
+
+    assert [f.episode for f in findings] == ["inflation:app-1"]
+    assert "unspent" not in _codes(findings)[0]
+    assert findings[0].ts == QUIET_END
