@@ -87,9 +87,10 @@ class RevenueInflationThresholds:
     #: Tell 1, the money sent on: outflows to payees first paid in the window, within
     #: ``forward_days`` of a new payer's inflow, to its ``max_forward_payees`` largest such
     #: payees, of at least this share of what the new payers sent. Borrowed turnover has to
-    #: go back; a business spends on the suppliers and staff it already pays.
+    #: go back; a business spends on the suppliers and staff it already pays, and one that
+    #: buys a new client's goods from a new supplier keeps its margin and pays over weeks.
     min_forwarded_share: float = tunable(
-        0.3, 0.0, 1.0, "share of the new payers' money sent on soon to a few new payees"
+        0.5, 0.0, 1.0, "share of the new payers' money sent on soon to a few new payees"
     )
     forward_days: int = tunable(
         3, 0, 14, "days after a new payer's inflow in which an outflow sends it on"
@@ -155,9 +156,11 @@ PEER_DAYS = 4
 #: Payees first paid lately (whose receipts, by day, may be the new money sent on).
 MAX_FRESH = 8
 #: Hashes of payees paid before, least recently paid first: they are not new.
-MAX_PAID = 32
+MAX_PAID = 24
+#: Whole weeks of outflows before the window that the money-left-idle tell needs.
+MIN_SPEND_BASELINE_WEEKS = 4
 #: Weeks of outflow sums kept (the baseline and the longest window, in whole weeks).
-MAX_WEEKS = 18
+MAX_WEEKS = 16
 
 # Memory of a borrower: "young" maps a counterparty first seen lately to [first day, first
 # event id, [[day, sum of its large inflows (0.0: only smaller ones, which show it still
@@ -168,8 +171,8 @@ MAX_WEEKS = 18
 # turnover, short history, baseline a day, peers' lift], ...], [new payers], alerted (0/1),
 # drawdown epoch or None]; "pay" lists recent payees, least recent first; "net" holds
 # [day, sum] of inflows from payees (not turnover), oldest first. Since version 3: "ow" the
-# outflows by week [[week, sum], ...] from week "ow0"; "paid" the hashes of payees paid a
-# large sum, least recently paid first; "fresh" maps a payee first paid lately to [first
+# outflows by week [[week, sum], ...] from week "ow0"; "paid" the hashes of payees paid any
+# sum, least recently paid first; "fresh" maps a payee first paid lately to [first
 # day, [[day, sum], ...]]; "draws" the latest drawdowns' epochs; "sec" the sector.
 # Memory written by versions 1 and 2 lacks some of these: they are created on first use
 # (a watch of version 2 has five entries: neither alerted nor a drawdown).
@@ -400,34 +403,45 @@ class RevenueInflationDetector(Detector):
         memory: dict[str, Any] = self.slot(state, _empty)
         day = day_of(event.ts.timestamp())
         week = day // 7
-        amount = float(event.amount)
+        # Whole units: these sums are read as ratios, and cents would cost the changelog.
+        amount = round(event.amount)
         weeks: list[list[Any]] | None = memory.get("ow")
         if weeks is None:
             weeks = memory["ow"] = []
             memory["ow0"] = week
         if weeks and weeks[-1][0] == week:
-            weeks[-1][1] = round(weeks[-1][1] + amount, 2)
+            weeks[-1][1] += amount
         else:
             _add_day(weeks, week, amount, MAX_WEEKS)
             memory["ow0"] = min(memory["ow0"], week)
-        if event.amount < self._two_way:
-            return
         counterparty = event.counterparty_id
-        self._paid(state, counterparty)
         fresh: dict[str, list[Any]] = memory.setdefault("fresh", {})
         entry = fresh.get(counterparty)
+        known = entry is not None or self._known_payee(memory, counterparty)
+        if event.amount < self._two_way:
+            return
+        self._paid(state, counterparty)
         if entry is None:
-            key = _hash(counterparty)
-            paid: str = memory.get("paid", "")
-            at = _find(paid, key)
-            memory["paid"] = (paid[:at] + paid[at + HASH_WIDTH :] if at >= 0 else paid) + key
-            memory["paid"] = memory["paid"][-MAX_PAID * HASH_WIDTH :]
-            if at >= 0:
-                return  # paid before: a supplier, the landlord, the payroll
+            if known:
+                return  # paid before, any sum: a supplier, the landlord, the payroll
+            recent = day - self.thresholds.ramp_days
+            if not any(young[0] >= recent for young in memory["young"].values()):
+                return  # no new payer lately: no new money to send on
             entry = fresh[counterparty] = [day, []]
         _add_day(entry[1], day, amount, MAX_DAYS_PER_COUNTERPARTY)
         if len(fresh) > MAX_FRESH:
             del fresh[self._least_received(fresh, day)]
+
+    @staticmethod
+    def _known_payee(memory: dict[str, Any], counterparty: str) -> bool:
+        """Whether the borrower paid ``counterparty`` before; it is now the latest paid."""
+        key = _hash(counterparty)
+        paid: str = memory.get("paid", "")
+        at = _find(paid, key)
+        if at >= 0:
+            paid = paid[:at] + paid[at + HASH_WIDTH :]
+        memory["paid"] = (paid + key)[-MAX_PAID * HASH_WIDTH :]
+        return at >= 0
 
     def _least_received(self, fresh: dict[str, list[Any]], day: int) -> str:
         """The new payee to forget first: one first paid too long ago to be in a window still
@@ -761,7 +775,9 @@ class RevenueInflationDetector(Detector):
         weeks: list[list[Any]] | None = memory.get("ow")
         first, last = -(-start // 7), today // 7  # whole weeks inside the window
         base = max(first - t.baseline_days // 7, memory.get("ow0", last))
-        if weeks is None or last - first < 2 or first - base < 2:
+        # A month of baseline at least: rent and payroll come monthly, and a baseline of a
+        # week or two that holds them (or misses them) says nothing of what is usually spent.
+        if weeks is None or last - first < 2 or first - base < MIN_SPEND_BASELINE_WEEKS:
             return None
         net: list[list[Any]] = memory.get("net", [])
         rates = []

@@ -298,6 +298,9 @@ class Borrower:
     # New clients of a genuine growth: from day, client, ticket cents, chance to pay on a weekday
     growth: list[tuple[int, str, int, float]] = field(default_factory=list)
     growth_span: tuple[int, int, float] | None = None  # first day, full day, extra share
+    # A genuine growth's new supplier: the extra stock it needs is bought there, not from
+    # the usual suppliers (None: from them).
+    growth_supplier: str | None = None
     new_phone: Device | None = None
     phone_change_day: int | None = None
     app_update: tuple[int, str] | None = None  # day, new user agent of the phone

@@ -237,7 +237,8 @@ def _suppliers_and_expenses(world: World, b: Borrower, d: int, weekend: bool) ->
     rng, s = b.rng, b.sector
     base = d * DAY
     scale = (s.supplier_weekend if weekend else 1.0) * (1 + decline(b, d)) / 2
-    scale *= 1 + 0.6 * growth(b, d)
+    more = 0.6 * growth(b, d)
+    scale *= 1 + more
     shock = world.shocks.get((s.name, d))
     if shock is not None:
         scale *= shock[1]
@@ -246,6 +247,8 @@ def _suppliers_and_expenses(world: World, b: Borrower, d: int, weekend: bool) ->
         cents = round_to(cents, 100) if rng.random() < 0.25 else max(100, round(cents))
         t = base + office_second(rng)
         supplier = rng.choice(b.suppliers)
+        if b.growth_supplier is not None and rng.random() < more / (1 + more):
+            supplier = b.growth_supplier  # the growth's stock, from its new supplier
         memo = rng.choice(B2B_MEMOS)
         world.tx(t, b, b.account, supplier, "out", cents, "bank_transfer", memo=memo)
     for _ in range(poisson(rng, s.expenses_per_day * (0.5 if weekend else 1.0))):

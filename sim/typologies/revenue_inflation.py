@@ -36,6 +36,9 @@ RECYCLE_DELAY = (1 * HOUR, 3 * DAY)
 DRAW_LATER = (0, 0, 0, 1, 2, 3)
 #: Share of the population with a genuine growth (new big clients, then an application).
 GROWTH_SHARE = 0.015
+#: Chance a genuine growth buys its extra stock from a new supplier: money out to a payee
+#: never paid before, soon after the new clients' money came in.
+NEW_SUPPLIER_SHARE = 0.5
 
 
 def plant(world: World, number: int, borrowers: list[Borrower]) -> None:
@@ -178,6 +181,8 @@ def _grow(world: World, b: Borrower) -> None:
         chance = max(0.2, min(0.35, extra / clients / ticket / (30 * 5 / 7)))
         b.growth.append((start, f"corp-{rng.randrange(10**6):06d}", ticket, chance))
     b.growth_span = (first, apply_day, extra / b.monthly_inflow)
+    if rng.random() < NEW_SUPPLIER_SHARE:
+        b.growth_supplier = f"supp-{rng.randrange(10**6):06d}"
     plan_application(b, apply_day, drawdown=True)
 
 

@@ -651,7 +651,7 @@ def test_a_ramp_sent_on_alerts_at_the_application_then_is_confirmed(
     # At the application itself: before any drawdown, however soon it follows.
     assert alert.ts == APPLICATION.ts and alert.episode == "inflation:app-1"
     forwarded = next(r for r in alert.reasons if r.code == "forwarded")
-    assert forwarded.threshold == 0.3 and float(str(forwarded.observed)) >= 0.3
+    assert forwarded.threshold == 0.5 and float(str(forwarded.observed)) >= 0.5
     assert "sink-1, sink-2" in forwarded.message
     [confirmed] = detector.on_timer(QUIET_TIMER, state)
     assert isinstance(confirmed, Finding)
@@ -695,16 +695,28 @@ def _growing_business() -> list[Transaction]:
     return [*_business(), *_suppliers(), *_genuine_growth(), *spend]
 
 
+def _growing_business_with_a_new_supplier() -> list[Transaction]:
+    """The growing business buys its new clients' goods from a new supplier: 40 % of each
+    invoice, the next day (a margin kept, where sent-on money keeps none)."""
+    goods = [
+        _out(f"goods-{e.event_id}", "new-supplier", float(e.amount) * 0.4, e.ts + timedelta(days=1))
+        for e in _genuine_growth()
+    ]
+    return [*_growing_business(), *goods]
+
+
 @pytest.mark.parametrize(
     "events",
     [
         _growing_business(),
+        _growing_business_with_a_new_supplier(),
         [*_business(), *_suppliers(), *_one_big_contract()],
         [*_business(), *_suppliers()],
         [*_business(), *_suppliers(), *_ramp(("bigco",), "150000")],
     ],
     ids=[
         "growing-business-spends-and-its-clients-stay",
+        "growing-business-buys-from-a-new-supplier",
         "one-new-big-contract",
         "no-ramp",
         "one-new-big-customer",
@@ -724,9 +736,9 @@ DRAW_TIMER = Timer(DRAWDOWN.ts.timestamp(), "b-1", "revenue_inflation", "draw:ap
 
 
 def _sent_on_after_the_application() -> list[Transaction]:
-    """The shells' money goes on the day of the application and the next: 180 000 of the
+    """The shells' money goes on the day of the application and the next: 300 000 of the
     540 000 they sent, to a payee never paid before (nothing went on before the day)."""
-    return [_out(f"on-{d}", "sink-1", "90000", at(days=d, hours=2)) for d in (0, 1)]
+    return [_out(f"on-{d}", "sink-1", "150000", at(days=d, hours=2)) for d in (0, 1)]
 
 
 @pytest.mark.parametrize("drawdown_first", [False, True], ids=["timer-first", "drawdown-first"])
@@ -747,7 +759,7 @@ def test_money_sent_on_before_a_later_drawdown_alerts_at_the_drawdown(
     assert isinstance(alert, Finding)
     assert alert.ts == DRAWDOWN.ts and alert.episode == "inflation:app-1"
     forwarded = next(r for r in alert.reasons if r.code == "forwarded")
-    assert forwarded.observed == round(180_000 / 540_000, 3)
+    assert forwarded.observed == round(300_000 / 540_000, 3)
     assert detector.pending_timers(state) == [QUIET_TIMER]
     assert detector.on_timer(DRAW_TIMER, state) == []
     [confirmed] = detector.on_timer(QUIET_TIMER, state)
@@ -849,3 +861,13 @@ def test_a_busy_business_paying_many_new_payees_keeps_the_one_the_money_went_to(
     assert isinstance(alert, Finding)
     assert "sink-1, sink-2" in next(r for r in alert.reasons if r.code == "forwarded").message
     assert len(state.slots["revenue_inflation"]["fresh"]) == MAX_FRESH
+
+
+def test_money_left_idle_needs_a_month_of_spending_before_the_window() -> None:
+    # Two weeks of history before the 28-day window: too few to know what is usually spent
+    # (rent and payroll come monthly), so the idle money is no tell; the quiet week decides.
+    findings = _judge([*_business(first_day=-42), *_suppliers(first_day=-42), *_shells()])
+
+    assert [f.episode for f in findings] == ["inflation:app-1"]
+    assert "unspent" not in _codes(findings)[0]
+    assert findings[0].ts == QUIET_END
