@@ -47,6 +47,7 @@ def create_app(settings: Settings) -> tuple[faust.App, Pipeline]:
         processing_guarantee="at_least_once",
         broker_session_timeout=settings.session_timeout_seconds,
         broker_heartbeat_interval=min(3.0, settings.session_timeout_seconds / 3),
+        consumer_group_instance_id=settings.group_instance_id or None,
     )
     table = cast(faust.Table[str, bytes], changelogged_table(app, settings, STATE_TABLE, "raw"))
     models = cast(faust.Table[str, bytes], changelogged_table(app, settings, MODEL_TABLE, "raw"))
