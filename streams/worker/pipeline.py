@@ -218,14 +218,21 @@ class Pipeline:
         log.info("input partitions sought to their stored offsets: %s", sought)
 
     async def _seek_expected(self, tp: TP) -> None:
-        """Fetch ``tp`` again from its expected offset (its log start if that is gone)."""
+        """Fetch ``tp`` again from its expected offset (its log start if that is gone).
+
+        A seek that fails (the partition revoked meanwhile, the broker away) is left to the
+        next owner, or to :meth:`refetch_stalled`, which seeks again a partition that sent
+        nothing since."""
         consumer = self.app.consumer
         expected = self.offsets.expected(tp)
-        start = (await log_starts(consumer, [tp])).get(tp, 0)
-        offset = self._not_before_log_start(tp, expected, start)
-        if offset != expected:
-            self.offsets.moved_to(tp, offset)
-        await seek(consumer, tp, offset)
+        try:
+            start = (await log_starts(consumer, [tp])).get(tp, 0)
+            offset = self._not_before_log_start(tp, expected, start)
+            if offset != expected:
+                self.offsets.moved_to(tp, offset)
+            await seek(consumer, tp, offset)
+        except Exception as exc:
+            log.warning("%s/%d: could not seek to %s: %r", tp.topic, tp.partition, expected, exc)
 
     def _not_before_log_start(self, tp: TP, expected: int | None, start: int) -> int:
         """Where to read ``tp`` from: ``expected``, unless the log no longer holds it
