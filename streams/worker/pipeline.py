@@ -18,6 +18,7 @@ from detectors.thresholds import Thresholds
 from streams.control.store import ThresholdStore, ThresholdWatcher
 from streams.settings import Settings
 from streams.worker.compat import fetch_positions, log_starts, seek
+from streams.worker.deadletters import DeadLetterLog
 from streams.worker.delivery import Breaker
 from streams.worker.metrics import DegradedBatches, Metrics
 from streams.worker.offsets import REFETCH_AFTER_IDLE_SECONDS, InputOffsets, describe_stall
@@ -72,8 +73,13 @@ class Pipeline:
             ThresholdStore(redis, settings.redis_prefix), self.apply_thresholds
         )
         self.checkpoints = ModelCheckpoints(models, self.engine)
+        self.deadletters = DeadLetterLog(
+            settings.bootstrap_servers, settings.topics.deadletter, settings.partitions
+        )
+        #: Records of the partitions read here already lettered (found by position_inputs).
+        self.lettered: set[tuple[str, int, int]] = set()
         self.writer = WriteBehind(
-            app, self.store, self.checkpoints, settings.state_flush_ms / 1000.0
+            app, self.store, self.checkpoints, settings.state_flush_ms / 1000.0, self.deadletters
         )
         # One batch, timer round or flush at a time through the engine and to the producer:
         # a flush must take states, clocks and acknowledgements that belong together.
@@ -206,6 +212,7 @@ class Pipeline:
             return
         consumer = self.app.consumer
         starts = await log_starts(consumer, tps)
+        await self._find_lettered({tp.partition for tp in tps if self.offsets.expected(tp) is None})
         sought = {}
         for tp in tps:
             expected = self.offsets.expected(tp)
@@ -216,6 +223,16 @@ class Pipeline:
             self.offsets.start(tp, offset, time.monotonic())
             sought[f"{tp.topic}/{tp.partition}"] = offset
         log.info("input partitions sought to their stored offsets: %s", sought)
+
+    async def _find_lettered(self, partitions: set[int]) -> None:
+        """The records of ``partitions`` after their stored offsets that a previous owner
+        already dead-lettered (:class:`DeadLetterLog`): not lettered again."""
+        for partition in sorted(partitions):
+            start = self.checkpoints.deadletters_from(partition)
+            try:
+                self.lettered |= await self.deadletters.origins_since(partition, start)
+            except Exception as exc:  # at least once: Redis's published set still helps
+                log.warning("partition %d: dead letters not read back: %r", partition, exc)
 
     async def _seek_expected(self, tp: TP) -> None:
         """Fetch ``tp`` again from its expected offset (its log start if that is gone).
@@ -343,6 +360,7 @@ class Pipeline:
         self.store.forget_partition(partition)
         self.checkpoints.forget(partition)
         self.offsets.forget({TP(topic, partition) for topic in topics})
+        self.lettered = {origin for origin in self.lettered if origin[1] != partition}
         for topic in topics:
             if self.positions.pop((topic, partition), None) is not None:
                 self.metrics.lag.remove(topic, str(partition))
@@ -364,8 +382,13 @@ class Pipeline:
                 reason=reason,
                 received_at=received_at,
             )
+            origin = (message.topic, message.partition, message.offset)
+            if origin in self.lettered:
+                self.metrics.skipped.labels(message.topic, "already_dead_lettered").inc()
+                continue
             letter_id = f"deadletter:{message.topic}:{message.partition}:{message.offset}"
-            letters.append((letter_id, message.key, encode_dead_letter(letter)))
+            partition = self.deadletters.partition_for(message.partition)
+            letters.append((letter_id, message.key, encode_dead_letter(letter), partition))
             log.info(
                 "dead-lettered %s[%d]@%d: %s",
                 message.topic,

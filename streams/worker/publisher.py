@@ -111,22 +111,22 @@ class AlertPublisher:
         return out
 
     async def send_once(
-        self, topic: Any, records: list[tuple[str, bytes | None, bytes]]
+        self, topic: Any, records: list[tuple[str, bytes | None, bytes, int]]
     ) -> tuple[list[Awaitable[Any]], list[str]]:
-        """Send ``(id, key, value)`` records not yet recorded as published under their id
+        """Send ``(id, key, value, partition)`` records not yet recorded as published under their id
         (dead letters: their id names the input record), and record each once the broker has
         it. Returns the acknowledgements to wait for, and why delivery ran degraded."""
         degraded = []
         try:
-            pending = await self.published.unpublished([record_id for record_id, _, _ in records])
+            pending = await self.published.unpublished([record[0] for record in records])
         except Exception as exc:  # Redis down: send them all (at least once)
             pending = [True] * len(records)
             degraded.append(f"delivery: published records unknown, resending: {exc!r}")
         acks = []
         sent = []
-        for (record_id, key, value), send in zip(records, pending, strict=True):
+        for (record_id, key, value, partition), send in zip(records, pending, strict=True):
             if send:
-                acks.append(await topic.send(key=key, value=value))
+                acks.append(await topic.send(key=key, value=value, partition=partition))
                 sent.append(record_id)
         self._mark_when_acknowledged(sent, acks)
         return acks, degraded

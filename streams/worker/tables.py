@@ -180,14 +180,28 @@ class ModelCheckpoints:
             return {}
         return dict(orjson.loads(value).get("offsets", {}))
 
+    def deadletters_from(self, partition: int) -> int | None:
+        """Where in its dead-letter partition the letters sent after ``partition``'s stored
+        offsets start (None: not known, from the first one)."""
+        value = self.table.data.get(f"{CLOCK_KEY}:{partition}")
+        if value is None:
+            return None
+        start: int | None = orjson.loads(value).get("deadletters_from")
+        return start
+
     def positions(
-        self, partitions: Iterable[int], offsets: Mapping[TP, int]
+        self,
+        partitions: Iterable[int],
+        offsets: Mapping[TP, int],
+        deadletter_ends: Mapping[int, int] | None = None,
     ) -> list[tuple[str, bytes, int]]:
         """The records of where ``partitions`` stand, as they are now: how far each stream has
         come in event time and, per input topic, the next offset to apply (``offsets``, the
         records applied since the last call; the others as stored). Written after the states
         (:meth:`send`): a restarted worker then starts its clock no later than its states
-        (see :meth:`EventTimeClock.resume`) and reads on from where its states stop."""
+        (see :meth:`EventTimeClock.resume`) and reads on from where its states stop.
+        ``deadletter_ends``: each partition's dead-letter partition's end offset before any
+        record after these offsets was lettered (see :class:`DeadLetterLog`)."""
         moved: dict[int, dict[str, int]] = {partition: {} for partition in partitions}
         for tp, offset in offsets.items():
             moved.setdefault(tp.partition, {})[tp.topic] = offset
@@ -198,6 +212,8 @@ class ModelCheckpoints:
             record: dict[str, Any] = orjson.loads(stored) if stored is not None else {}
             record.update(self.engine.clock.position(partition) or {})
             record["offsets"] = {**record.get("offsets", {}), **applied}
+            if deadletter_ends and partition in deadletter_ends:
+                record["deadletters_from"] = deadletter_ends[partition]
             value = self.table.data[key] = orjson.dumps(record)
             records.append((key, value, partition))
         return records

@@ -13,6 +13,7 @@ from faust.types import TP
 
 from detectors.state import BorrowerState
 from streams.worker.compat import commit
+from streams.worker.deadletters import DeadLetterLog
 from streams.worker.tables import ModelCheckpoints, TableStateStore
 
 __all__ = ["MAX_UNWRITTEN_STATES", "WriteBehind"]
@@ -48,8 +49,10 @@ class WriteBehind:
         store: TableStateStore,
         checkpoints: ModelCheckpoints,
         flush_every: float,
+        deadletters: DeadLetterLog | None = None,
     ) -> None:
         self.app = app
+        self.deadletters = deadletters
         self.store = store
         self.checkpoints = checkpoints
         self.flush_every = flush_every
@@ -91,7 +94,8 @@ class WriteBehind:
         offsets, self._offsets = self._offsets, {}
         alerts, self._unconfirmed_alerts = self._unconfirmed_alerts, []
         states = self.store.encode(unwritten)
-        positions = self.checkpoints.positions(moved, offsets)
+        ends = await self._deadletter_ends(moved | {tp.partition for tp in offsets})
+        positions = self.checkpoints.positions(moved, offsets, ends)
         if not states and not positions and not alerts:
             return
         confirming = asyncio.ensure_future(
@@ -99,6 +103,18 @@ class WriteBehind:
         )
         confirming.add_done_callback(self._on_confirmed)
         self._confirming = confirming
+
+    async def _deadletter_ends(self, partitions: set[int]) -> dict[int, int]:
+        """The dead-letter partitions' ends now, before any later batch letters a record: a
+        restart reads from there. Unknown (the broker away) keeps the ends stored before,
+        which are earlier: a longer read, still exact."""
+        if self.deadletters is None or not partitions:
+            return {}
+        try:
+            return await self.deadletters.ends(partitions)
+        except Exception as exc:
+            log.warning("dead-letter ends unknown, the stored ones kept: %r", exc)
+            return {}
 
     async def confirmed(self) -> None:
         """Wait until every flush so far is written, its offsets stored and committed."""
