@@ -6,6 +6,7 @@ import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -178,6 +179,7 @@ class CredentialStuffingDetector(Detector):
         return Lookups(
             (Write(successes if kind == NEW_SUCCESS else failures, member, epoch),),
             (Read(failures, low, high), Read(successes, low, high)),
+            undo=partial(_forget, written, mark),
         )
 
     def on_login(self, event: Login, state: BorrowerState, found: Found) -> Output:
@@ -302,3 +304,9 @@ class CredentialStuffingDetector(Detector):
             reasons=reasons + extra,
             evidence=[m[1] for m in sorted(own + entered, key=lambda m: m[3])],
         )
+
+
+def _forget(written: list[list[int]], mark: list[int]) -> None:
+    """The exchange that was to write ``mark``'s member failed: write it next time."""
+    if mark in written:
+        written.remove(mark)

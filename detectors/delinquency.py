@@ -997,7 +997,10 @@ def risk_view(state: BorrowerState) -> dict[str, Any]:
             "amount_due": str(i.amount_due),
             "paid": str(i.paid_by(math.inf)),
         }
-        for i in sorted(state.installments.values(), key=lambda i: (i.due_date, i.loan_id))
+        # A payment that came before its schedule leaves an installment with no due date yet.
+        for i in sorted(
+            state.installments.values(), key=lambda i: (i.due_date or date.min, i.loan_id)
+        )
         if i.due_date is not None and i.amount_due is not None and not i.paid_in_full_by(math.inf)
     ]
     return {

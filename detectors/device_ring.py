@@ -6,6 +6,7 @@ import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import orjson
@@ -198,10 +199,14 @@ class DeviceRingDetector(Detector):
         span = self.thresholds.window_days * DAY
         key = f"device:{device}"
         member = orjson.dumps([event.borrower_id, event.event_id, applied, epoch])
-        return Lookups((Write(key, member, epoch),), (Read(key, epoch - span, epoch + span),))
+        return Lookups(
+            (Write(key, member, epoch),),
+            (Read(key, epoch - span, epoch + span),),
+            undo=partial(_forget, written, mark),
+        )
 
     def on_login(self, event: Login, state: BorrowerState, found: Found) -> Output:
-        if not found:  # not a first use of the day, or the index is down
+        if not found:  # not a first use of the day, or the index is down (then not marked)
             return []
         [members] = found
         t = self.thresholds
@@ -271,3 +276,9 @@ class DeviceRingDetector(Detector):
             )
             for borrower in borrowers
         ]
+
+
+def _forget(written: list[list[int]], mark: list[int]) -> None:
+    """The exchange that was to write ``mark``'s member failed: write it next time."""
+    if mark in written:
+        written.remove(mark)

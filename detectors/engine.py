@@ -492,6 +492,7 @@ class Engine:
         writes: list[Write] = []
         reads: list[Read] = []
         asked: list[tuple[int, str, int, int]] = []  # position, detector, first read, count
+        undo: list[Callable[[], None]] = []  # detectors' memories of writing, if it fails
         for position, (item, state) in enumerate(zip(batch, states, strict=True)):
             if not fresh[position]:
                 continue
@@ -507,11 +508,15 @@ class Engine:
                 writes += lookups.writes
                 asked.append((position, detector.name, len(reads), len(lookups.reads)))
                 reads += lookups.reads
+                if lookups.undo is not None:
+                    undo.append(lookups.undo)
         if not asked:
             return own_transfers, {}
         try:
             answers = await self.index.exchange(writes, reads, INDEX_MAX_MEMBERS)
         except Exception as exc:  # the index (Redis) is down: other detectors go on
+            for forget in reversed(undo):  # nothing was written: write it next time
+                forget()
             names = sorted({name for _, name, _, _ in asked})
             result.degraded += [
                 f"{name}: cross-borrower index unavailable: {exc!r}" for name in names

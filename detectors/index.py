@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from typing import Protocol
 
 __all__ = ["CrossIndex", "Found", "Lookups", "MemoryCrossIndex", "Read", "Write"]
@@ -34,10 +34,16 @@ class Read:
 
 @dataclass(frozen=True, slots=True)
 class Lookups:
-    """What a detector needs from the index for one event."""
+    """What a detector needs from the index for one event.
+
+    A detector that remembers in the borrower's state that it wrote a member (to write it
+    once) gives ``undo``: called when the exchange failed, it takes that memory back, so the
+    member is written again on the next occasion instead of being missing for good.
+    """
 
     writes: tuple[Write, ...] = ()
     reads: tuple[Read, ...] = ()
+    undo: Callable[[], None] | None = field(default=None, compare=False)
 
 
 class CrossIndex(Protocol):

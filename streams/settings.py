@@ -126,6 +126,13 @@ class Settings:
         meaning="Consumer session timeout. Tansu holds a group join for half of it, so the "
         "embedded setup uses a short one; Faust's 60 s suits production.",
     )
+    group_instance_id: str = setting(
+        env="LW_GROUP_INSTANCE_ID",
+        default="",
+        meaning="Static group membership (KIP-345): a worker restarted with the same id takes "
+        "its partitions back at once instead of after the old session times out. Unique per "
+        "worker (a StatefulSet pod name, a systemd instance); empty for dynamic membership.",
+    )
     redis_prefix: str = setting(
         env="LW_REDIS_PREFIX", default="lw", meaning="Prefix of the Redis keys the pipeline owns."
     )

@@ -16,7 +16,7 @@ from redis.asyncio import Redis
 from streams.settings import Settings
 from streams.worker.batches import InputReader
 from streams.worker.compat import App, InputTopic, QuietWorker
-from streams.worker.consumer_watch import CommitWatch, refetch_paused
+from streams.worker.offsets import refetch_paused
 from streams.worker.pipeline import Pipeline
 from streams.worker.tables import MODEL_TABLE, STATE_TABLE, changelogged_table
 
@@ -47,6 +47,7 @@ def create_app(settings: Settings) -> tuple[faust.App, Pipeline]:
         processing_guarantee="at_least_once",
         broker_session_timeout=settings.session_timeout_seconds,
         broker_heartbeat_interval=min(3.0, settings.session_timeout_seconds / 3),
+        consumer_group_instance_id=settings.group_instance_id or None,
     )
     table = cast(faust.Table[str, bytes], changelogged_table(app, settings, STATE_TABLE, "raw"))
     models = cast(faust.Table[str, bytes], changelogged_table(app, settings, MODEL_TABLE, "raw"))
@@ -54,6 +55,8 @@ def create_app(settings: Settings) -> tuple[faust.App, Pipeline]:
     redis = Redis.from_url(settings.redis_url, socket_timeout=2.0, socket_connect_timeout=2.0)
     pipeline = Pipeline(app, settings, table, models, redis)
     app.finish_in_flight = pipeline.flush
+    app.position_inputs = pipeline.position_inputs
+    app.input_topics = frozenset(pipeline.input_topics)
     _read_inputs(app, pipeline, settings)
     _add_tasks(app, pipeline)
     return app, pipeline
@@ -74,9 +77,17 @@ def _read_inputs(app: faust.App, pipeline: Pipeline, settings: Settings) -> None
 
     input_topics = pipeline.input_topics
 
+    @app.on_rebalance_complete.connect  # type: ignore[arg-type]  # mode types receivers narrowly
+    async def tables_recovered(sender: Any, *args: Any, signal: Any, **kwargs: Any) -> None:
+        """Sent once the tables hold every assigned partition, before the input partitions
+        are sought (Recovery.on_recovery_completed): their stored offsets can be read."""
+        pipeline.recovered = True
+
     @app.on_partitions_revoked.connect  # type: ignore[arg-type]  # mode types receivers narrowly
     async def forget_revoked(sender: Any, *args: Any, signal: Any, **kwargs: Any) -> None:
-        """Timers of partitions now owned elsewhere must not fire here."""
+        """Timers of partitions now owned elsewhere must not fire here; the tables are not
+        whole again until the next recovery completes."""
+        pipeline.recovered = False
         revoked: set[TP] = args[0]
         for partition in {tp.partition for tp in revoked if tp.topic in input_topics}:
             pipeline.forget(partition, input_topics)
@@ -99,15 +110,16 @@ def _add_tasks(app: faust.App, pipeline: Pipeline) -> None:
     async def fire_quiet_timers() -> None:
         await pipeline.tick()
 
-    commits = CommitWatch(pipeline.input_topics)
+    @app.timer(1.0)  # type: ignore[untyped-decorator]
+    async def fetch_again_what_was_dropped() -> None:
+        """Records Faust dropped with none after them to show it (see InputOffsets.stalled)."""
+        await pipeline.refetch_stalled()
 
     @app.timer(5.0)  # type: ignore[untyped-decorator]
-    async def keep_fetching_and_committing() -> None:
-        """Repairs of Faust's consumer bookkeeping (see streams.worker.consumer_watch)."""
+    async def keep_fetching() -> None:
+        """Partitions Faust's flow control forgot, and a stall described once."""
         idle = time.monotonic() - pipeline.last_batch_at
         refetch_paused(app.consumer, idle=idle)
-        for tp in await commits.repair(app.consumer, time.monotonic(), idle):
-            pipeline.metrics.redelivered_partitions.labels(tp.topic).inc()
         pipeline.report_stall(app.consumer, idle)
 
     @app.page("/metrics")

@@ -21,10 +21,11 @@ class InputReader(Service):
     object, sensors, a context variable, a loop yield and its acknowledgement bookkeeping, one
     record at a time. lendwatch handles records in batches anyway, so it takes them from the
     queue Faust's conductor fills, as they come in a fetch
-    (:func:`~streams.worker.compat.read_batches`), and acknowledges a batch once the states it
-    changed are written (:class:`~streams.worker.writer.WriteBehind`). Faust still does
-    everything else: group membership, assignment, table recovery, flow control around
-    rebalances and commits of the acknowledged offsets.
+    (:func:`~streams.worker.compat.read_batches`); the offsets after a batch are stored once
+    the states it changed are written (:class:`~streams.worker.writer.WriteBehind`). Faust
+    still does group membership, assignment, table recovery and flow control around
+    rebalances; where each input partition is read from is the pipeline's
+    (:class:`~streams.worker.offsets.InputOffsets`).
 
     The input topics share one channel (:class:`~streams.worker.compat.InputTopic`), so a
     batch holds records of every input topic in the order they were fetched, and all of an

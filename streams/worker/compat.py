@@ -16,9 +16,7 @@ from collections.abc import (
     Callable,
     Coroutine,
     Generator,
-    Iterable,
     Mapping,
-    Sequence,
 )
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any, cast
@@ -34,20 +32,14 @@ __all__ = [
     "IncompatibleFramework",
     "InputTopic",
     "QuietWorker",
-    "ack",
-    "acked_offsets",
     "check_versions",
-    "committed_offset",
+    "commit",
     "deliver_eagerly",
     "fetch_positions",
-    "forget_acks",
-    "has_known_gaps",
     "held_back_partitions",
-    "in_flight_count",
     "log_starts",
     "paused_partitions",
     "read_batches",
-    "release",
     "seek",
 ]
 
@@ -65,8 +57,8 @@ class IncompatibleFramework(RuntimeError):
 
 
 def check_versions(installed: Mapping[str, str | None] | None = None) -> None:
-    """Refuse versions not in :data:`CHECKED`: their internals may differ, and a worker that
-    misreads Faust's acknowledgement record loses or repeats records silently.
+    """Refuse versions not in :data:`CHECKED`: their internals may differ, and a worker whose
+    seeks or fetch loop misread them loses or repeats records silently.
 
     ``installed`` overrides what is found installed (a test's fake versions).
     """
@@ -99,7 +91,8 @@ check_versions()
 
 
 class App(faust.App):
-    """Faust's app on a transport whose consumer delivers eagerly and fetches as configured.
+    """Faust's app on a transport whose consumer delivers eagerly and fetches as configured,
+    and seeks the input partitions where the app says (``position_inputs``).
 
     Faust creates the consumer with ``fetch_max_wait_ms=1500`` whatever the app says. A broker
     answers an empty fetch after at most that long; Apache Kafka answers as soon as a record
@@ -116,6 +109,10 @@ class App(faust.App):
         self.fetch_min_bytes = fetch_min_bytes
         #: Work to finish before Faust waits for records in flight (see Consumer.wait_empty).
         self.finish_in_flight: Callable[[], Awaitable[None]] | None = None
+        #: Seeks the assigned input partitions after table recovery (see Consumer.perform_seek).
+        self.position_inputs: Callable[[set[TP]], Awaitable[None]] | None = None
+        #: Topics read in order by the app itself: Faust's fetch loop drops none of their records.
+        self.input_topics: frozenset[str] = frozenset()
 
     def _new_transport(self) -> Transport:
         return Transport(self.conf.broker_consumer, self)
@@ -192,9 +189,20 @@ class Consumer(faust_aiokafka.Consumer):
                 self.log.exception("could not finish the work in flight")
         await super().wait_empty()
 
+    async def perform_seek(self) -> None:
+        """After table recovery, at every assignment: Faust seeks every partition to its
+        committed offset (aiokafka skips one never committed), then the app seeks the input
+        partitions to the offsets stored with their state (``App.position_inputs``)."""
+        await super().perform_seek()
+        position = cast(App, self.app).position_inputs
+        if position is not None:
+            await position(set(self.assignment()))
+
     async def _drain_messages(self, fetcher: Any) -> None:  # pragma: no cover
         """Faust's ``Consumer._drain_messages`` (faust-streaming 0.15) with the delivery run
-        eagerly; every other step as it is there."""
+        eagerly, and every record of the app's input topics delivered: Faust drops a record
+        below its read offset, which a seek racing this loop leaves wrong, and the app reads
+        those topics in order itself (``App.input_topics``). Every other step as it is there."""
         callback = self.callback
         getmany = self.getmany
         consumer_should_stop = self._stopped.is_set
@@ -206,6 +214,7 @@ class Consumer(faust_aiokafka.Consumer):
         unset_flag = self.diag.unset_flag
         commit_every = self._commit_every
         acks_enabled_for = self.app.topics.acks_enabled_for
+        in_order = cast(App, self.app).input_topics
         suspend_flow = self.suspend_flow
         yield_every = 100
         since_yield = 0
@@ -221,7 +230,7 @@ class Consumer(faust_aiokafka.Consumer):
                             await asyncio.sleep(0)
                             since_yield = 0
                         offset = message.offset
-                        r_offset = get_read_offset(tp)
+                        r_offset = None if tp.topic in in_order else get_read_offset(tp)
                         if r_offset is None or offset >= r_offset:
                             gap = offset - (r_offset or 0)
                             if gap > 1 and r_offset and acks_enabled_for(message.topic):
@@ -298,13 +307,12 @@ async def read_batches(app: faust.App, channel: Any, max_size: int) -> AsyncIter
     ``max_size``, as soon as there is anything (no waiting to fill a batch: latency).
 
     Records fetched before a rebalance settled (an older generation, or flow control
-    suspended) are not handed out: Faust seeks their partitions back to the committed offset
-    and delivers them again. Those handed out are tracked as in flight, so a rebalance waits
-    for the batch to be acknowledged (``Consumer.wait_empty``) before it revokes partitions.
+    suspended) are not handed out: the partition's new owner seeks it to the offsets stored
+    with its state, and the app's in-order check fetches again whatever was dropped. Nothing
+    is tracked as in flight: a rebalance first finishes the app's work (``Consumer.wait_empty``
+    runs ``App.finish_in_flight``), which stores the offsets of what it applied.
     """
     queue = channel.queue
-    consumer: Any = app.consumer
-    in_flight = consumer._unacked_messages
     flow = app.flow_control
     while True:
         batch = [await queue.get()]
@@ -314,61 +322,11 @@ async def read_batches(app: faust.App, channel: Any, max_size: int) -> AsyncIter
         if not flow.is_active():
             continue
         current = [m for m in batch if m.generation_id == generation]
-        for message in current:
-            message.tracked = True
-            in_flight.add(message)
         if current:
             yield current
 
 
-def ack(consumer: Any, messages: Iterable[Message]) -> None:
-    """Let Faust commit these records (once every earlier offset is acknowledged too).
-
-    Straight to the consumer: a record goes to this one channel, so the reference count
-    ``Message.ack`` keeps for records shared by several streams has nothing to count.
-    """
-    consumer_ack = consumer.ack
-    for message in messages:
-        consumer_ack(message)
-
-
-def release(consumer: Any, messages: Iterable[Message]) -> None:
-    """Records handed out but not handled (held back behind a gap): no longer in flight, and
-    not acknowledged, so they are not committed until they come again and are handled."""
-    in_flight = consumer._unacked_messages
-    for message in messages:
-        in_flight.discard(message)
-
-
-# --- Faust's acknowledgement record and flow control, read and repaired --------------------
-
-
-def committed_offset(consumer: Any, tp: TP) -> int | None:
-    """The offset Faust last committed for ``tp`` (None: never, or not known yet)."""
-    committed: int | None = consumer._committed_offset.get(tp)
-    return committed
-
-
-def acked_offsets(consumer: Any, tp: TP) -> Sequence[int]:
-    """The acknowledged offsets Faust has not committed yet, as it keeps them (not sorted)."""
-    return consumer._acked.get(tp) or ()
-
-
-def has_known_gaps(consumer: Any, tp: TP) -> bool:
-    """Whether Faust knows offsets of ``tp`` that hold no record (compaction, markers)."""
-    return bool(consumer._gap.get(tp))
-
-
-def forget_acks(consumer: Any, tp: TP) -> None:
-    """Drop Faust's acknowledgement record of ``tp``; records delivered again rebuild it."""
-    consumer._acked.pop(tp, None)
-    consumer._acked_index.pop(tp, None)
-    consumer._gap.pop(tp, None)
-
-
-def in_flight_count(consumer: Any) -> int:
-    """Records handed out and not yet acknowledged (what a rebalance waits for)."""
-    return len(consumer._unacked_messages)
+# --- Flow control, read ---------------------------------------------------------------------
 
 
 def paused_partitions(consumer: Any) -> set[TP]:
@@ -413,3 +371,11 @@ async def seek(consumer: Any, tp: TP, offset: int) -> None:
     fetcher = consumer._thread
     await fetcher.call_thread(fetcher._ensure_consumer().seek, tp, offset)
     consumer._read_offset[tp] = offset
+
+
+async def commit(consumer: Any, offsets: Mapping[TP, int]) -> bool:
+    """Commit ``offsets`` (the next offset to read) for the consumer group, in aiokafka's
+    thread, as Faust commits; partitions no longer assigned are left out. Only lag tooling
+    reads them: the worker reads where the offsets stored with its state say."""
+    committed: bool = await consumer._thread.commit(offsets)
+    return committed

@@ -74,14 +74,13 @@ class Metrics:
         )
         self.refetched_partitions = Counter(
             "lendwatch_offset_gaps",
-            "Partitions fetched again from a record Faust skipped (held back what came after)",
+            "Partitions fetched again from their next record to apply, which Faust dropped",
             ["topic"],
             registry=registry,
         )
-        self.redelivered_partitions = Counter(
-            "lendwatch_partitions_redelivered",
-            "Partitions delivered again from their committed offset because Faust's commit of "
-            "them stopped behind acknowledged records",
+        self.lost_records = Counter(
+            "lendwatch_records_lost",
+            "Input records deleted from the log (retention, compaction) before they were applied",
             ["topic"],
             registry=registry,
         )

@@ -17,10 +17,11 @@ from detectors.engine import BatchResult, Engine, Input
 from detectors.thresholds import Thresholds
 from streams.control.store import ThresholdStore, ThresholdWatcher
 from streams.settings import Settings
-from streams.worker.compat import committed_offset, release, seek
-from streams.worker.consumer_watch import REFETCH_AFTER_IDLE_SECONDS, DeliveryGaps, describe_stall
+from streams.worker.compat import fetch_positions, log_starts, seek
+from streams.worker.deadletters import DeadLetterLog
 from streams.worker.delivery import Breaker
 from streams.worker.metrics import DegradedBatches, Metrics
+from streams.worker.offsets import REFETCH_AFTER_IDLE_SECONDS, InputOffsets, describe_stall
 from streams.worker.publisher import AlertPublisher
 from streams.worker.redis_index import RedisCrossIndex
 from streams.worker.tables import ModelCheckpoints, TableStateStore
@@ -36,13 +37,15 @@ log = logging.getLogger("lendwatch")
 class Pipeline:
     """Glue between Faust and the engine: what the input reader and the timers call.
 
-    Delivery is at least once. A batch's alerts are sent at once (latency,
+    Delivery is at least once, and no record is skipped. Each input partition is read in
+    offset order from where its stored offset says (:class:`InputOffsets`,
+    :meth:`position_inputs`). A batch's alerts are sent at once (latency,
     :class:`AlertPublisher`), and its changed models are written and acknowledged with it.
-    Changed states are written behind (:class:`WriteBehind`), and only when the broker has
-    them and the alerts before them are the records behind them acknowledged to Faust, which
-    then commits their offsets. A crash in between redelivers those records; alerts already
-    published are not sent again and records a written state already reflects are not applied
-    twice (the engine's per-borrower offsets).
+    Changed states are written behind (:class:`WriteBehind`): only when the broker has the
+    alerts are the states sent, and only when it has the states are the partitions' next
+    offsets stored. A crash in between makes the next owner read those records again; alerts
+    already published are not sent again and records a written state already reflects are not
+    applied twice (the engine's per-borrower offsets).
     """
 
     def __init__(
@@ -70,8 +73,13 @@ class Pipeline:
             ThresholdStore(redis, settings.redis_prefix), self.apply_thresholds
         )
         self.checkpoints = ModelCheckpoints(models, self.engine)
+        self.deadletters = DeadLetterLog(
+            settings.bootstrap_servers, settings.topics.deadletter, settings.partitions
+        )
+        #: Records of the partitions read here already lettered (found by position_inputs).
+        self.lettered: set[tuple[str, int, int]] = set()
         self.writer = WriteBehind(
-            app, self.store, self.checkpoints, settings.state_flush_ms / 1000.0
+            app, self.store, self.checkpoints, settings.state_flush_ms / 1000.0, self.deadletters
         )
         # One batch, timer round or flush at a time through the engine and to the producer:
         # a flush must take states, clocks and acknowledgements that belong together.
@@ -81,7 +89,10 @@ class Pipeline:
         self.stall_reported = False
         self.sources = {settings.topics.input_topic(source): source for source in Source}
         self.input_topics = set(self.sources)
-        self.gaps = DeliveryGaps(self.input_topics)
+        self.offsets = InputOffsets()
+        #: Whether the tables hold every assigned partition (False from a revocation until
+        #: recovery completes): no stored offset is read before.
+        self.recovered = False
         self.deadletter_topic = app.topic(
             settings.topics.deadletter, key_serializer="raw", value_serializer="raw"
         )
@@ -92,8 +103,8 @@ class Pipeline:
     async def handle(self, messages: Sequence[Message]) -> None:
         """Process one batch of input records; bad records go to the dead-letter topic.
 
-        The records handled are acknowledged to Faust when the states they changed are
-        written (:class:`WriteBehind`); those held back behind a gap are not.
+        The offsets after the records applied are stored once the states they changed are
+        written (:class:`WriteBehind`).
         """
         if not self.thresholds.ready.is_set():
             await self.thresholds.ready.wait()  # the first batch runs on the stored version
@@ -122,14 +133,17 @@ class Pipeline:
         await self.writer.confirmed()
         await self.publisher.recorded()
 
-    async def _handle(self, messages: Sequence[Message]) -> list[Message]:
+    async def _handle(self, messages: Sequence[Message]) -> dict[TP, int]:
         """Decode, dead-letter what cannot be read, run the engine, send the alerts; returns
-        the records handled (not those held back behind a gap)."""
+        the next offset to apply of each partition the batch moved."""
         started = time.perf_counter()
         self.last_batch_at = time.monotonic()
         messages = await self._in_offset_order(messages)
+        if not messages:
+            return {}
         inputs: list[Input] = []
         originals: list[Message] = []
+        bad: list[tuple[Message, str]] = []
         counts: dict[str, int] = {}
         for message in messages:
             topic = message.topic
@@ -139,15 +153,16 @@ class Pipeline:
             try:
                 record = decode(source, message.key, message.value)
             except ContractError as exc:
-                await self._dead_letter(message, str(exc))
+                bad.append((message, str(exc)))
                 continue
             inputs.append(Input(message.partition, source, record, message.offset))
             originals.append(message)
             self.checkpoints.note(message.partition, topic, message.offset)
         self.checkpoints.restore({item.partition for item in inputs})
         result = await self.engine.process(inputs, wall=time.time())
-        for position, reason in result.failed:
-            await self._dead_letter(originals[position], reason)
+        bad += [(originals[position], reason) for position, reason in result.failed]
+        if bad:
+            await self._dead_letter(bad)
         sent_at = {m.key: m.timestamp for m in originals}
         repaid = {i.record.borrower_id for i in inputs if i.source is Source.REPAYMENTS}
         await self._publish(result, "inputs", sent_at, repaid)
@@ -159,31 +174,124 @@ class Pipeline:
         if result.redelivered:
             self.metrics.skipped.labels("inputs", "redelivered").inc(result.redelivered)
         self.metrics.batch_seconds.labels("inputs").observe(time.perf_counter() - started)
-        return messages
+        return {message.tp: message.offset + 1 for message in messages}
 
     async def _in_offset_order(self, messages: Sequence[Message]) -> list[Message]:
-        """The records to handle: none past a gap in its partition's offsets (see
-        :class:`DeliveryGaps`); a partition with a gap is fetched again from it."""
-        consumer = self.app.consumer
-        tps = [message.tp for message in messages]
-        admitted, refetch = self.gaps.admit(
-            [(tp, message.offset) for tp, message in zip(tps, messages, strict=True)],
-            {tp: committed_offset(consumer, tp) for tp in set(tps)},
+        """The records to apply, each partition's in offset order from its expected offset
+        (:class:`InputOffsets`); a partition that skipped records is fetched again."""
+        admitted, refetch = self.offsets.admit(
+            ((message.tp, message.offset) for message in messages), time.monotonic()
         )
         kept = [message for message, admit in zip(messages, admitted, strict=True) if admit]
-        if len(kept) < len(messages):
-            release(consumer, [m for m, admit in zip(messages, admitted, strict=True) if not admit])
-        for tp, offset in self.gaps.opened:
+        for tp in refetch:
             log.warning(
-                "%s/%d: offset %d was skipped; fetching again from it",
+                "%s/%d: records from offset %s were skipped; fetching again from it",
                 tp.topic,
                 tp.partition,
-                offset,
+                self.offsets.expected(tp),
             )
             self.metrics.refetched_partitions.labels(tp.topic).inc()
-        for tp, offset in refetch.items():
-            await seek(consumer, tp, offset)
+            await self._seek_expected(tp)
         return kept
+
+    async def position_inputs(self, assigned: set[TP]) -> None:
+        """After table recovery, at every assignment: seek each input partition to the offset
+        stored with its state, or to its log start when none is stored.
+
+        Faust also seeks when its fetch loop runs while flow is stopped; a partition still
+        read here then goes on from the next record to apply (everything before it is
+        applied here, and stored by the next flush), and one not read here waits for the end
+        of table recovery (:attr:`recovered`): its stored offsets are in the tables."""
+        tps = sorted(
+            tp
+            for tp in assigned
+            if tp.topic in self.input_topics
+            and (self.recovered or self.offsets.expected(tp) is not None)
+        )
+        if not tps:
+            return
+        consumer = self.app.consumer
+        starts = await log_starts(consumer, tps)
+        await self._find_lettered({tp.partition for tp in tps if self.offsets.expected(tp) is None})
+        sought = {}
+        for tp in tps:
+            expected = self.offsets.expected(tp)
+            if expected is None:
+                expected = self.checkpoints.stored_offsets(tp.partition).get(tp.topic)
+            offset = self._not_before_log_start(tp, expected, starts.get(tp, 0))
+            await seek(consumer, tp, offset)
+            self.offsets.start(tp, offset, time.monotonic())
+            sought[f"{tp.topic}/{tp.partition}"] = offset
+        log.info("input partitions sought to their stored offsets: %s", sought)
+
+    async def _find_lettered(self, partitions: set[int]) -> None:
+        """The records of ``partitions`` after their stored offsets that a previous owner
+        already dead-lettered (:class:`DeadLetterLog`): not lettered again."""
+        for partition in sorted(partitions):
+            start = self.checkpoints.deadletters_from(partition)
+            try:
+                self.lettered |= await self.deadletters.origins_since(partition, start)
+            except Exception as exc:  # at least once: Redis's published set still helps
+                log.warning("partition %d: dead letters not read back: %r", partition, exc)
+
+    async def _seek_expected(self, tp: TP) -> None:
+        """Fetch ``tp`` again from its expected offset (its log start if that is gone).
+
+        A seek that fails (the partition revoked meanwhile, the broker away) is left to the
+        next owner, or to :meth:`refetch_stalled`, which seeks again a partition that sent
+        nothing since."""
+        consumer = self.app.consumer
+        expected = self.offsets.expected(tp)
+        try:
+            start = (await log_starts(consumer, [tp])).get(tp, 0)
+            offset = self._not_before_log_start(tp, expected, start)
+            if offset != expected:
+                self.offsets.moved_to(tp, offset)
+            await seek(consumer, tp, offset)
+        except Exception as exc:
+            log.warning("%s/%d: could not seek to %s: %r", tp.topic, tp.partition, expected, exc)
+
+    def _not_before_log_start(self, tp: TP, expected: int | None, start: int) -> int:
+        """Where to read ``tp`` from: ``expected``, unless the log no longer holds it
+        (retention, compaction): then records were lost for good, logged and counted."""
+        if expected is None:
+            return start
+        if expected < start:
+            log.error(
+                "%s/%d: offsets %d..%d were deleted before they were applied; reading on from %d",
+                tp.topic,
+                tp.partition,
+                expected,
+                start - 1,
+                start,
+            )
+            self.metrics.lost_records.labels(tp.topic).inc(start - expected)
+            return start
+        return expected
+
+    async def refetch_stalled(self) -> None:
+        """Fetch again partitions fetched past their next record with nothing delivered for a
+        while (:meth:`InputOffsets.stalled`), and seek any input partition assigned but not
+        sought (both only once a rebalance is over)."""
+        consumer: Any = self.app.consumer
+        app = self.app
+        if not self.recovered or app.rebalancing or not consumer.flow_active or app.should_stop:
+            return
+        assigned = {tp for tp in consumer.assignment() if tp.topic in self.input_topics}
+        unsought = self.offsets.not_started(assigned)
+        if unsought:
+            names = sorted(f"{tp.topic}/{tp.partition}" for tp in unsought)
+            log.warning("input partitions assigned but never sought: %s", names)
+            await self.position_inputs(unsought)
+        for tp in self.offsets.stalled(fetch_positions(consumer, assigned), time.monotonic()):
+            log.warning(
+                "%s/%d: fetched past offset %s, which never came; fetching again from it",
+                tp.topic,
+                tp.partition,
+                self.offsets.expected(tp),
+            )
+            self.metrics.refetched_partitions.labels(tp.topic).inc()
+            await self._seek_expected(tp)
 
     async def tick(self) -> None:
         """Fire event-time timers of partitions that went quiet; write states when due.
@@ -219,14 +327,14 @@ class Pipeline:
             await self.writer.flush()
 
     def report_stall(self, consumer: Any, idle: float) -> None:
-        """Once per idle spell, log what keeps input partitions from being committed."""
+        """Once per idle spell, log what keeps input partitions behind."""
         if idle < REFETCH_AFTER_IDLE_SECONDS:
             self.stall_reported = False
             return
         if self.stall_reported:
             return
         try:
-            description = describe_stall(consumer, self.input_topics, self.positions)
+            description = describe_stall(consumer, self.input_topics, self.offsets)
         except Exception:  # a diagnostic must never take the worker down
             log.exception("could not describe the stall")
             return
@@ -251,24 +359,45 @@ class Pipeline:
         self.engine.forget_partition(partition)
         self.store.forget_partition(partition)
         self.checkpoints.forget(partition)
-        revoked = {TP(topic, partition) for topic in topics}
-        self.gaps.forget(revoked)
+        self.offsets.forget({TP(topic, partition) for topic in topics})
+        self.lettered = {origin for origin in self.lettered if origin[1] != partition}
         for topic in topics:
             if self.positions.pop((topic, partition), None) is not None:
                 self.metrics.lag.remove(topic, str(partition))
 
-    async def _dead_letter(self, message: Message, reason: str) -> None:
-        letter = dead_letter(
-            source_topic=message.topic,
-            partition=message.partition,
-            offset=message.offset,
-            key=message.key,
-            value=message.value,
-            reason=reason,
-            received_at=datetime.now(UTC),
-        )
-        await self.deadletter_topic.send(key=message.key, value=encode_dead_letter(letter))
-        self.metrics.deadletters.labels(message.topic).inc()
-        log.info(
-            "dead-lettered %s[%d]@%d: %s", message.topic, message.partition, message.offset, reason
-        )
+    async def _dead_letter(self, bad: list[tuple[Message, str]]) -> None:
+        """Each record that cannot be applied to ``lending.deadletter``, once: a dead letter
+        names its record (source topic, partition, offset), and one already published is not
+        sent again when a restart reads the record again. Acknowledged before the offsets
+        after it are stored (with the flush's alerts)."""
+        received_at = datetime.now(UTC)
+        letters = []
+        for message, reason in bad:
+            letter = dead_letter(
+                source_topic=message.topic,
+                partition=message.partition,
+                offset=message.offset,
+                key=message.key,
+                value=message.value,
+                reason=reason,
+                received_at=received_at,
+            )
+            origin = (message.topic, message.partition, message.offset)
+            if origin in self.lettered:
+                self.metrics.skipped.labels(message.topic, "already_dead_lettered").inc()
+                continue
+            letter_id = f"deadletter:{message.topic}:{message.partition}:{message.offset}"
+            partition = self.deadletters.partition_for(message.partition)
+            letters.append((letter_id, message.key, encode_dead_letter(letter), partition))
+            log.info(
+                "dead-lettered %s[%d]@%d: %s",
+                message.topic,
+                message.partition,
+                message.offset,
+                reason,
+            )
+        acks, degraded = await self.publisher.send_once(self.deadletter_topic, letters)
+        self.writer.alerts_sent(acks)
+        self.degraded.report(degraded)
+        for message, _ in bad:
+            self.metrics.deadletters.labels(message.topic).inc()

@@ -107,11 +107,35 @@ class AlertPublisher:
             out.acks.append(sending)
             if alert.category == DELINQUENCY_RISK and topic is not self.shadow_topic:
                 out.collections.append(masked)
-        if out.acks:
-            marking = asyncio.ensure_future(self._mark_published(sent, out.acks))
+        self._mark_when_acknowledged([a.alert_id for a in sent], out.acks)
+        return out
+
+    async def send_once(
+        self, topic: Any, records: list[tuple[str, bytes | None, bytes, int]]
+    ) -> tuple[list[Awaitable[Any]], list[str]]:
+        """Send ``(id, key, value, partition)`` records not yet recorded as published under their id
+        (dead letters: their id names the input record), and record each once the broker has
+        it. Returns the acknowledgements to wait for, and why delivery ran degraded."""
+        degraded = []
+        try:
+            pending = await self.published.unpublished([record[0] for record in records])
+        except Exception as exc:  # Redis down: send them all (at least once)
+            pending = [True] * len(records)
+            degraded.append(f"delivery: published records unknown, resending: {exc!r}")
+        acks = []
+        sent = []
+        for (record_id, key, value, partition), send in zip(records, pending, strict=True):
+            if send:
+                acks.append(await topic.send(key=key, value=value, partition=partition))
+                sent.append(record_id)
+        self._mark_when_acknowledged(sent, acks)
+        return acks, degraded
+
+    def _mark_when_acknowledged(self, ids: list[str], acks: list[Awaitable[Any]]) -> None:
+        if acks:
+            marking = asyncio.ensure_future(self._mark_published(ids, acks))
             self._marking.add(marking)  # the loop keeps only a weak reference to a task
             marking.add_done_callback(self._marking.discard)
-        return out
 
     async def recorded(self) -> None:
         """Wait until every alert sent so far is recorded as published (or failed to be)."""
@@ -139,15 +163,13 @@ class AlertPublisher:
             return [f"risk_view: not updated: {exc!r}"] if views or collections else []
         return []
 
-    async def _mark_published(self, alerts: list[Alert], sends: list[Awaitable[Any]]) -> None:
-        """Record a batch's alerts as published as soon as the broker has them, not with the
-        flush: another worker (a cross-borrower cycle seen from both ends) or a redelivery
-        checks this record before sending the same alert."""
+    async def _mark_published(self, ids: list[str], sends: list[Awaitable[Any]]) -> None:
+        """Record a batch's alerts (or dead letters) as published as soon as the broker has
+        them, not with the flush: another worker (a cross-borrower cycle seen from both ends)
+        or a redelivery checks this record before sending the same one."""
         acknowledged = await asyncio.gather(*sends, return_exceptions=True)
         done = [
-            a.alert_id
-            for a, r in zip(alerts, acknowledged, strict=True)
-            if not isinstance(r, BaseException)
+            i for i, r in zip(ids, acknowledged, strict=True) if not isinstance(r, BaseException)
         ]
         try:
             await self.published.mark(done)

@@ -6,13 +6,13 @@ import asyncio
 import base64
 import logging
 from collections import OrderedDict
-from collections.abc import Awaitable, Iterable
+from collections.abc import Awaitable, Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any, cast
 
 import faust
 import orjson
-from faust.types import TableT
+from faust.types import TP, TableT
 
 from detectors.engine import BatchResult, Engine
 from detectors.state import BorrowerState
@@ -83,27 +83,36 @@ class TableStateStore:
     def decoded(self) -> int:
         return len(self._hot)
 
-    async def send(self, producer: Any, states: dict[str, BorrowerState]) -> list[Awaitable[Any]]:
-        """One changelog record per borrower, on the partition its events come from; returns
-        the broker's acknowledgements to wait for. Called with every state changed since the
-        last call, so afterwards any decoded state may be let go.
+    def encode(self, states: dict[str, BorrowerState]) -> list[tuple[bytes, bytes, int]]:
+        """One changelog record per borrower (key, value, the partition its events come
+        from), as the states are now: sent later (:meth:`send`), once the alerts before them
+        are acknowledged. Called with every state changed since the last call, so afterwards
+        any decoded state may be let go."""
+        data = self.table.data
+        records = []
+        for borrower_id, state in states.items():
+            record = data[borrower_id] = state.to_bytes()
+            records.append((borrower_id.encode(), record, state.partition))
+        hot = self._hot
+        while len(hot) > self.hot_states:
+            hot.popitem(last=False)
+        return records
+
+    async def send(
+        self, producer: Any, records: list[tuple[bytes, bytes, int]]
+    ) -> list[Awaitable[Any]]:
+        """Hand records of :meth:`encode` to the producer; returns the broker's
+        acknowledgements to wait for.
 
         Straight to the producer: Faust's ``Topic.send`` costs about as much again per record
         in its own bookkeeping.
         """
         topic = self.table.changelog_topic.get_topic_name()
         send = producer.send
-        data = self.table.data
-        acks = []
-        for borrower_id, state in states.items():
-            record = data[borrower_id] = state.to_bytes()
-            acks.append(
-                await send(topic, borrower_id.encode(), record, state.partition, None, None)
-            )
-        hot = self._hot
-        while len(hot) > self.hot_states:
-            hot.popitem(last=False)
-        return acks
+        return [
+            await send(topic, key, value, partition, None, None)
+            for key, value, partition in records
+        ]
 
 
 class ModelCheckpoints:
@@ -140,6 +149,8 @@ class ModelCheckpoints:
                     continue
                 if detector == CLOCK_KEY:
                     position = orjson.loads(value)
+                    if "watermark" not in position:
+                        continue  # offsets of a partition whose event time never moved
                     self.engine.clock.resume(partition, position)
                     log.info("resumed event time of partition %d at %s", partition, position)
                     continue
@@ -161,28 +172,65 @@ class ModelCheckpoints:
         for key in [key for key in self._written if key[1] == partition]:
             del self._written[key]
 
-    async def send_clocks(self, partitions: Iterable[int]) -> list[Awaitable[Any]]:
-        """Write how far each stream of ``partitions`` has come, after the states: a
-        restarted worker's clock then starts no later than its states (see
-        :meth:`EventTimeClock.resume`). Returns the acknowledgements to wait for."""
-        acks = []
-        for partition in sorted(partitions):
-            position = self.engine.clock.position(partition)
-            if position is None:
-                continue
+    def stored_offsets(self, partition: int) -> dict[str, int]:
+        """The next offset to apply of each input topic of ``partition``, as stored with its
+        state (none for a partition never written)."""
+        value = self.table.data.get(f"{CLOCK_KEY}:{partition}")
+        if value is None:
+            return {}
+        return dict(orjson.loads(value).get("offsets", {}))
+
+    def deadletters_from(self, partition: int) -> int | None:
+        """Where in its dead-letter partition the letters sent after ``partition``'s stored
+        offsets start (None: not known, from the first one)."""
+        value = self.table.data.get(f"{CLOCK_KEY}:{partition}")
+        if value is None:
+            return None
+        start: int | None = orjson.loads(value).get("deadletters_from")
+        return start
+
+    def positions(
+        self,
+        partitions: Iterable[int],
+        offsets: Mapping[TP, int],
+        deadletter_ends: Mapping[int, int] | None = None,
+    ) -> list[tuple[str, bytes, int]]:
+        """The records of where ``partitions`` stand, as they are now: how far each stream has
+        come in event time and, per input topic, the next offset to apply (``offsets``, the
+        records applied since the last call; the others as stored). Written after the states
+        (:meth:`send`): a restarted worker then starts its clock no later than its states
+        (see :meth:`EventTimeClock.resume`) and reads on from where its states stop.
+        ``deadletter_ends``: each partition's dead-letter partition's end offset before any
+        record after these offsets was lettered (see :class:`DeadLetterLog`)."""
+        moved: dict[int, dict[str, int]] = {partition: {} for partition in partitions}
+        for tp, offset in offsets.items():
+            moved.setdefault(tp.partition, {})[tp.topic] = offset
+        records = []
+        for partition, applied in sorted(moved.items()):
             key = f"{CLOCK_KEY}:{partition}"
-            value = orjson.dumps(position)
-            acks.append(
-                await self.table.changelog_topic.send(
-                    key=key,
-                    value=value,
-                    partition=partition,
-                    key_serializer="raw",
-                    value_serializer="raw",
-                )
+            stored = self.table.data.get(key)
+            record: dict[str, Any] = orjson.loads(stored) if stored is not None else {}
+            record.update(self.engine.clock.position(partition) or {})
+            record["offsets"] = {**record.get("offsets", {}), **applied}
+            if deadletter_ends and partition in deadletter_ends:
+                record["deadletters_from"] = deadletter_ends[partition]
+            value = self.table.data[key] = orjson.dumps(record)
+            records.append((key, value, partition))
+        return records
+
+    async def send(self, records: list[tuple[str, bytes, int]]) -> list[Awaitable[Any]]:
+        """Hand records of :meth:`positions` to the producer; returns the broker's
+        acknowledgements to wait for."""
+        return [
+            await self.table.changelog_topic.send(
+                key=key,
+                value=value,
+                partition=partition,
+                key_serializer="raw",
+                value_serializer="raw",
             )
-            self.table.data[key] = value
-        return acks
+            for key, value, partition in records
+        ]
 
     async def save(self, result: BatchResult) -> int:
         """Write the models of ``partitions`` that changed since they were last written, and

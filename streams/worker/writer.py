@@ -1,18 +1,19 @@
-"""Write-behind of borrower states, and when the input records behind them are acknowledged."""
+"""Write-behind of borrower states, then where each input partition stands, then the commit."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Iterable
+from collections.abc import Awaitable, Iterable, Mapping
 from typing import Any, cast
 
 import faust
-from faust.types import Message
+from faust.types import TP
 
 from detectors.state import BorrowerState
-from streams.worker.compat import ack
+from streams.worker.compat import commit
+from streams.worker.deadletters import DeadLetterLog
 from streams.worker.tables import ModelCheckpoints, TableStateStore
 
 __all__ = ["MAX_UNWRITTEN_STATES", "WriteBehind"]
@@ -24,21 +25,22 @@ MAX_UNWRITTEN_STATES = 5_000
 
 
 class WriteBehind:
-    """Changed states written behind the batches, and the input records they let Faust commit.
+    """Changed states written behind the batches, and the input offsets stored with them.
 
-    The way of an input offset to its commit: the pipeline handles the record's batch and
-    hands the records it handled here (:meth:`records_handled`) with the states, clock
+    The way of an input offset to storage: the pipeline applies the record's batch and hands
+    the next offset of each partition here (:meth:`records_handled`) with the states, clock
     positions and alerts the batch changed. States are collected over batches and written
     together every ``flush_every`` seconds (a borrower touched by many batches is written
-    once): :meth:`flush` hands them to the producer, and :meth:`_confirm`, off the batch path,
-    waits until the broker has them, the alerts before them and every earlier flush, then
-    acknowledges the records to Faust (:func:`~streams.worker.compat.ack`). Faust commits
-    acknowledged offsets on its own timer, in order; ``CommitWatch``
-    (:mod:`streams.worker.consumer_watch`) repairs a partition whose commit cannot catch up.
+    once). :meth:`flush` takes them as they are; :meth:`_confirm`, off the batch path and one
+    flush after another, waits until the broker has the alerts, then sends the states and
+    waits for them, then the partitions' records (event-time position and next offsets, in the
+    changelogged model table, :meth:`ModelCheckpoints.positions`) and waits for them, and only
+    then commits the same offsets to the consumer group, which lag tooling reads.
 
-    A crash in between redelivers those records: alerts already published are not sent again
-    and records a written state already reflects are not applied twice (the engine's
-    per-borrower offsets). The caller runs one batch, timer round or flush at a time.
+    So the stored offsets never pass a record whose state or alerts the broker does not have:
+    a crash anywhere in between makes the next owner read from the offsets stored before, the
+    engine skips what a written state already reflects, and alerts already published are not
+    sent again. The caller runs one batch, timer round or flush at a time.
     """
 
     def __init__(
@@ -47,16 +49,18 @@ class WriteBehind:
         store: TableStateStore,
         checkpoints: ModelCheckpoints,
         flush_every: float,
+        deadletters: DeadLetterLog | None = None,
     ) -> None:
         self.app = app
+        self.deadletters = deadletters
         self.store = store
         self.checkpoints = checkpoints
         self.flush_every = flush_every
         # States changed since the last flush, the partitions whose event time moved, the
-        # records they reflect and the alerts sent before them, none yet acknowledged.
+        # next offsets to apply and the alerts sent before them, none yet written.
         self._unwritten: dict[str, BorrowerState] = {}
         self._clocks_moved: set[int] = set()
-        self._unacknowledged: list[Message] = []
+        self._offsets: dict[TP, int] = {}
         self._unconfirmed_alerts: list[Awaitable[Any]] = []
         self._confirming: asyncio.Future[None] | None = None
         self._last_flush = time.monotonic()
@@ -68,11 +72,12 @@ class WriteBehind:
         self._clocks_moved.update(partitions)
 
     def alerts_sent(self, sends: list[Awaitable[Any]]) -> None:
-        """Alerts handed to the producer: their records are acknowledged only after them."""
+        """Alerts handed to the producer: the states of their flush are sent after them."""
         self._unconfirmed_alerts += sends
 
-    def records_handled(self, messages: list[Message]) -> None:
-        self._unacknowledged += messages
+    def records_handled(self, offsets: Mapping[TP, int]) -> None:
+        """The next offset to apply of each partition, after a batch."""
+        self._offsets.update(offsets)
 
     def due(self) -> bool:
         return (
@@ -81,49 +86,69 @@ class WriteBehind:
         )
 
     async def flush(self) -> None:
-        """Hand the changed states and clock positions to the producer; the broker's
-        acknowledgements are waited for by :meth:`_confirm`, off the batch path."""
+        """Take the changed states, clock positions and offsets as they are now; they are
+        sent and acknowledged in order by :meth:`_confirm`, off the batch path."""
         self._last_flush = time.monotonic()
         unwritten, self._unwritten = self._unwritten, {}
         moved, self._clocks_moved = self._clocks_moved, set()
-        handled, self._unacknowledged = self._unacknowledged, []
-        sends, self._unconfirmed_alerts = self._unconfirmed_alerts, []
-        sends += await self.store.send(self.app.producer, unwritten)
-        sends += await self.checkpoints.send_clocks(moved)
-        if not sends and not handled:
+        offsets, self._offsets = self._offsets, {}
+        alerts, self._unconfirmed_alerts = self._unconfirmed_alerts, []
+        states = self.store.encode(unwritten)
+        ends = await self._deadletter_ends(moved | {tp.partition for tp in offsets})
+        positions = self.checkpoints.positions(moved, offsets, ends)
+        if not states and not positions and not alerts:
             return
-        confirming = asyncio.ensure_future(self._confirm(self._confirming, sends, handled))
+        confirming = asyncio.ensure_future(
+            self._confirm(self._confirming, alerts, states, positions, offsets)
+        )
         confirming.add_done_callback(self._on_confirmed)
         self._confirming = confirming
 
+    async def _deadletter_ends(self, partitions: set[int]) -> dict[int, int]:
+        """The dead-letter partitions' ends now, before any later batch letters a record: a
+        restart reads from there. Unknown (the broker away) keeps the ends stored before,
+        which are earlier: a longer read, still exact."""
+        if self.deadletters is None or not partitions:
+            return {}
+        try:
+            return await self.deadletters.ends(partitions)
+        except Exception as exc:
+            log.warning("dead-letter ends unknown, the stored ones kept: %r", exc)
+            return {}
+
     async def confirmed(self) -> None:
-        """Wait until every flush so far is confirmed and its records acknowledged."""
+        """Wait until every flush so far is written, its offsets stored and committed."""
         if self._confirming is not None:
             await self._confirming
 
     async def _confirm(
         self,
         previous: asyncio.Future[None] | None,
-        sends: list[Awaitable[Any]],
-        handled: list[Message],
+        alerts: list[Awaitable[Any]],
+        states: list[tuple[bytes, bytes, int]],
+        positions: list[tuple[str, bytes, int]],
+        offsets: dict[TP, int],
     ) -> None:
-        """Once the broker has every alert, state and clock of a flush (and of the flushes
-        before it), let Faust commit the records behind them."""
+        """After the flushes before it: alerts acknowledged, then states sent and acknowledged,
+        then the partitions' offsets stored and acknowledged, then committed."""
         if previous is not None:
             await previous
-        await asyncio.gather(*sends)
-        ack(self.app.consumer, handled)
+        await asyncio.gather(*alerts)
+        await asyncio.gather(*await self.store.send(self.app.producer, states))
+        await asyncio.gather(*await self.checkpoints.send(positions))
+        if offsets:
+            await commit(self.app.consumer, offsets)
 
     def _on_confirmed(self, confirming: asyncio.Future[None]) -> None:
-        """A flush the broker refused (no more retries) leaves its records unacknowledged for
-        good: stop the worker, whose successor gets them again (at least once)."""
+        """A flush the broker refused (no more retries) leaves its offsets unstored for good:
+        stop the worker, whose successor reads those records again (at least once)."""
         if self._confirming is confirming:
             self._confirming = None
         if confirming.cancelled() or confirming.exception() is None:
             return
         exc = confirming.exception()
         if self.app.should_stop:
-            log.warning("stopping before the broker confirmed a write; delivered again: %r", exc)
+            log.warning("stopping before the broker confirmed a write; read again: %r", exc)
             return
         log.error("could not write states or alerts; stopping: %r", exc)
         asyncio.ensure_future(self.app.crash(cast(BaseException, exc)))

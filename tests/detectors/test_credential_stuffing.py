@@ -325,6 +325,36 @@ def test_a_failure_writes_its_try_and_reads_both_sets_around_it() -> None:
     )
 
 
+def test_a_try_whose_exchange_failed_is_written_by_the_next_one_like_it() -> None:
+    """The engine undoes the mark of a write the index refused: the next failure from that IP
+    in the same bucket writes, instead of the borrower missing from the set for good."""
+    detector = CredentialStuffingDetector(CredentialStuffingThresholds())
+    state = BorrowerState(borrower_id="v-1")
+    [event] = _attack(["v-1"])
+    again = login(
+        "again", event.ts, device=event.device_id, ip=IP, success=False, borrower_id="v-1"
+    )
+
+    lookups = detector.lookups(event, state)
+    assert lookups is not None and lookups.undo is not None
+    lookups.undo()
+
+    assert detector.lookups(again, state) is not None
+
+
+def test_a_try_written_is_not_written_again_by_the_next_one_like_it() -> None:
+    """The benign twin: the exchange succeeded (no undo), so the same try is written once."""
+    detector = CredentialStuffingDetector(CredentialStuffingThresholds())
+    state = BorrowerState(borrower_id="v-1")
+    [event] = _attack(["v-1"])
+    again = login(
+        "again", event.ts, device=event.device_id, ip=IP, success=False, borrower_id="v-1"
+    )
+
+    assert detector.lookups(event, state) is not None
+    assert detector.lookups(again, state) is None
+
+
 def test_what_is_written_follows_the_borrowers_own_order_not_the_batches() -> None:
     detector = CredentialStuffingDetector(CredentialStuffingThresholds())
     state = BorrowerState(borrower_id="b-1")

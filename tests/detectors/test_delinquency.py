@@ -19,7 +19,7 @@ from detectors.delinquency import (
 from detectors.engine import Engine, MemoryStateStore
 from detectors.index import MemoryCrossIndex
 from detectors.inflow_windows import rank_z, trimmed_mean
-from detectors.state import BorrowerState, day_of
+from detectors.state import BorrowerState, Installment, day_of
 from detectors.thresholds import Thresholds
 from tests.detectors.delinquency_cases import (
     CHECK3,
@@ -459,6 +459,20 @@ def test_rank_z_andtrimmed_mean() -> None:
     assert rank_z([1.0] * 3, [5.0, 6.0, 7.0, 8.0]) == pytest.approx(-2.12, abs=0.01)
     assert rank_z([5.0] * 4, [5.0] * 4) == 0.0
     assert rank_z([], [1.0]) is None
+
+
+async def test_a_payment_before_its_schedule_does_not_break_the_risk_view() -> None:
+    """An installment known only from a payment (its schedule not in yet) has no due date:
+    the view leaves it out instead of failing to sort it (the worker crashed on it)."""
+    engine = Engine(Thresholds(), MemoryStateStore(), MemoryCrossIndex())
+    await engine.process(SCENARIO)
+    state = engine.states.get("d-1")
+    assert state is not None
+    state.installments["loan-2#1"] = Installment(loan_id="loan-2", number=1)
+
+    view = risk_view(state)
+
+    assert [i["loan_id"] for i in view["open_installments"]] == ["loan-1"]
 
 
 async def test_the_risk_view_shows_the_latest_assessment_and_what_is_still_open() -> None:

@@ -319,6 +319,56 @@ async def test_index_down_gives_no_alert_and_no_error() -> None:
     assert result.degraded and "device_ring" in result.degraded[0]
 
 
+class _FailsFirst:
+    """The index (Redis) refuses the first exchange, then answers as it should."""
+
+    def __init__(self) -> None:
+        self.index = MemoryCrossIndex()
+        self.failed = False
+
+    async def exchange(
+        self, writes: Sequence[Write], reads: Sequence[Read], max_members: int
+    ) -> list[list[bytes]]:
+        if not self.failed:
+            self.failed = True
+            raise ConnectionError("redis is down")
+        return await self.index.exchange(writes, reads, max_members)
+
+
+async def _ring_ids_with_first_exchange(index: object) -> set[str]:
+    """r-1 logs in twice on day 0 (the first login's exchange is the one that may fail), then
+    r-2 and r-3 log in and apply from the tablet: three borrowers, two applicants."""
+    again = login("r-1-again", at(hours=2), device=TABLET, ip="10.0.0.9", borrower_id="r-1")
+    events = [*_uses("r-1", 0, apply=False), again, *_uses("r-2", 1.5), *_uses("r-3", 3)]
+    engine = Engine(Thresholds(), MemoryStateStore(), index)  # type: ignore[arg-type]
+    engine.use([DeviceRingDetector(DeviceRingThresholds())])
+    ids = set()
+    for event in events:
+        result = await engine.process([Input(0, Source.LOGINS, event)])
+        ids |= {alert.alert_id for alert in result.alerts}
+    return ids
+
+
+async def test_a_use_whose_index_write_failed_is_written_at_the_next_use_that_day() -> None:
+    """The mark that a (device, day) was written is kept only once the exchange succeeded:
+    r-1's first login is lost with Redis, its second one the same day puts it in the ring."""
+    assert await _ring_ids_with_first_exchange(_FailsFirst()) == RING_IDS
+
+
+async def test_a_use_written_is_not_written_again_that_day() -> None:
+    """The benign twin: with every exchange answered, r-1's second login of the day writes
+    nothing (the mark holds) and the ring is the same."""
+    index = MemoryCrossIndex()
+    assert await _ring_ids_with_first_exchange(index) == RING_IDS
+    r1_members = [m for m in await _members(index) if m.startswith(b'["r-1"')]
+    assert len(r1_members) == 1
+
+
+async def _members(index: MemoryCrossIndex) -> list[bytes]:
+    [members] = await index.exchange([], [Read(EPISODE, 0.0, 1e12)], 1000)
+    return list(members)
+
+
 def test_memory_is_bounded_and_round_trips_through_orjson() -> None:
     detector = DeviceRingDetector(DeviceRingThresholds())
     live = BorrowerState(borrower_id="b-1")

@@ -172,12 +172,15 @@ class Deployment:
         """The workers' masker: replayed alerts masked with it are the live ones."""
         return Masker(TEST_PRIVACY_KEY.encode())
 
-    def start_worker(self, name: str = "worker", **env: str) -> Worker:
+    def start_worker(
+        self, name: str = "worker", module: str = "streams.ops.cli", **env: str
+    ) -> Worker:
+        """A worker process; ``module`` runs it (tests.integration.slow_seek widens a race)."""
         port = free_port()
         log = self.tmp_path / f"{name}.log"
         with log.open("wb") as handle:
             process = subprocess.Popen(
-                [sys.executable, "-m", "streams.ops.cli", "worker", "--log-level", "info"],
+                [sys.executable, "-m", module, "worker", "--log-level", "info"],
                 env={**self.env, **env, "LW_WEB_PORT": str(port)},
                 stdout=handle,
                 stderr=subprocess.STDOUT,
