@@ -33,8 +33,10 @@ run: $(STAMP)  ## the whole pipeline on embedded Tansu + Valkey with simulated t
 unit: $(STAMP)  ## the unit tests alone (all but tests/integration), in 2 processes: under a minute
 	$(BIN)/python -m pytest -n 2 --ignore=tests/integration $(ARGS)
 
+# The unit tests in two processes (as `make unit`), then the integration tests one at a time
+# (they share the embedded broker's ports and Redis); ARGS runs pytest on what it names instead.
 test: $(STAMP) browser  ## every test: unit, and integration against a real broker and Redis
-	$(BIN)/python -m pytest $(ARGS)
+	$(if $(ARGS),$(BIN)/python -m pytest $(ARGS),$(BIN)/python -m pytest -n 2 --ignore=tests/integration && $(BIN)/python -m pytest tests/integration)
 
 bench: $(STAMP)  ## throughput, latency and memory against their ceilings (ARGS="--quick")
 	$(BIN)/python -m benchmarks $(ARGS)
