@@ -546,7 +546,7 @@ class DelinquencyDetector(Detector):
         assert installment.due_date is not None
         if at >= self._deadline_time(installment.due_date):
             return []  # the deadline decides
-        past_due = at >= self._midnight(installment.due_date) + SECONDS_PER_DAY
+        past_due = at >= self._past_due_time(installment.due_date)
         _, reasons, rule = self._assess(at, installment, state, past_due)
         self._note_risk(state, at, rule, installment_key(installment.loan_id, installment.number))
         return self._escalate(state, installment, at, rule, reasons)
@@ -871,9 +871,7 @@ class DelinquencyDetector(Detector):
             settled += 1
             if not installment.paid_in_full_by(deadline):
                 bad += 1
-            elif not installment.paid_in_full_by(
-                self._midnight(installment.due_date) + SECONDS_PER_DAY
-            ):
+            elif not installment.paid_in_full_by(self._past_due_time(installment.due_date)):
                 late += 1
         return bad, late, settled
 
@@ -953,7 +951,7 @@ class DelinquencyDetector(Detector):
         ]
         return [
             *stages,
-            (PAST_DUE, midnight + SECONDS_PER_DAY),
+            (PAST_DUE, self._past_due_time(installment.due_date)),
             (DEADLINE, self._deadline_time(installment.due_date)),
             *(
                 (f"{CURE}{number}", self._cure_time(ts, installment.due_date))
@@ -967,12 +965,16 @@ class DelinquencyDetector(Detector):
         inside the grace period is the borrower's right and no default, so a debit that
         bounces near the due date is judged by whether it is made good in grace."""
         cure = reversed_at + self.thresholds.reversal_cure_days * SECONDS_PER_DAY
-        if cure < self._midnight(due) + SECONDS_PER_DAY:
+        if cure < self._past_due_time(due):
             return cure
         return max(cure, self._deadline_time(due))
 
     def _midnight(self, day: date) -> float:
         return datetime(day.year, day.month, day.day, tzinfo=self._zone).timestamp()
+
+    def _past_due_time(self, due: date) -> float:
+        """End of the due date: midnight after it in platform time."""
+        return self._midnight(due) + SECONDS_PER_DAY
 
     def _deadline_time(self, due: date) -> float:
         """End of the grace period: midnight after ``due + grace_days`` in platform time."""
