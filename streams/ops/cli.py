@@ -9,6 +9,7 @@ import os
 import sys
 import time
 from collections.abc import Sequence
+from typing import Any
 
 import orjson
 
@@ -23,6 +24,7 @@ from streams.ops.arguments import (
 )
 from streams.ops.lab_commands import add_lab_commands
 from streams.ops.tail import SEVERITIES
+from topics.validate import VERDICTS
 
 __all__ = ["MissingExtra", "main"]
 
@@ -119,7 +121,31 @@ def cmd_explain(args: argparse.Namespace) -> int:
         print(f"no alert {args.alert_id} on {', '.join(topics)}", file=sys.stderr)
         return 1
     print(describe_alert(alert))
+    if args.verdict is None:
+        return 0
+    author = args.author or settings.operator
+    record = asyncio.run(_send_verdict(settings, alert, args.verdict, author, args.note))
+    print(f"verdict {record['verdict']} by {author} sent to {settings.topics.feedback}")
     return 0
+
+
+async def _send_verdict(
+    settings: Any, alert: dict[str, Any], verdict: str, author: str, note: str | None
+) -> dict[str, Any]:
+    """One verdict on ``alert`` (as published), keyed by its published borrower id."""
+    from aiokafka import AIOKafkaProducer
+
+    from streams.control.feedback import send_verdict
+
+    producer = AIOKafkaProducer(bootstrap_servers=settings.bootstrap_servers, acks="all")
+    await producer.start()
+    try:
+        return await send_verdict(
+            producer, settings.topics.feedback, str(alert["borrower_id"]),
+            str(alert["alert_id"]), verdict, author, note,
+        )  # fmt: skip
+    finally:
+        await producer.stop()
 
 
 def cmd_thresholds(args: argparse.Namespace) -> int:
@@ -232,6 +258,11 @@ def _add_alert_commands(commands: Commands) -> None:
     explain = commands.add_parser("explain", help="one alert in full: reasons and evidence")
     explain.add_argument("alert_id")
     explain.add_argument("--broker", help="Kafka bootstrap, kafka://host:port (or KAFKA_BOOTSTRAP)")
+    explain.add_argument(
+        "--verdict", choices=VERDICTS, help="also send the team's verdict to lending.feedback"
+    )
+    explain.add_argument("--author", help="who decided (default: LW_OPERATOR)")
+    explain.add_argument("--note", help="why, in a sentence")
     explain.set_defaults(func=cmd_explain)
 
     risk = commands.add_parser(
