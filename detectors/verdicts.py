@@ -152,7 +152,6 @@ class CategoryModel:
     dismissed: int = 0
     #: Probability given, before the verdict, to the last confirmed alerts (once ready).
     confirmed_probabilities: deque[float] = field(default_factory=deque)
-    held: int = 0
     #: Verdicts of similar alerts (:func:`signature_of`): signature → [confirmed, dismissed].
     similar: dict[str, list[int]] = field(default_factory=dict)
 
@@ -177,6 +176,8 @@ class VerdictModels:
         #: Verdicts for alert ids never raised here: kept (bounded), counted, not applied.
         self.unknown: OrderedDict[str, str] = OrderedDict()
         self.counts: dict[str, int] = {}
+        #: Alerts held back here, by category: what this process did, not what it learnt.
+        self.held: dict[str, int] = {}
         self.digest = hashlib.blake2b(digest_size=8).hexdigest()
         self.last_update: datetime | None = None
 
@@ -211,7 +212,7 @@ class VerdictModels:
         cut = self._cut(state)
         if cut is None or probability >= cut or not self._mostly_dismissed(state, remembered):
             return Judgement(False, probability, cut, None)
-        state.held += 1
+        self.held[alert.category] = self.held.get(alert.category, 0) + 1
         return Judgement(True, probability, cut, self._reason(state, remembered, probability, cut))
 
     def _ready(self, state: CategoryModel) -> bool:
@@ -271,14 +272,15 @@ class VerdictModels:
     def _learn(self, verdict: Feedback, remembered: Remembered | None) -> str:
         if verdict.verdict not in LABELS:
             return "duplicate"
-        remembered = remembered or self.alerts.get(verdict.alert_id)
+        known = self.alerts.get(verdict.alert_id)
+        if known is not None and not known.x:  # judged already
+            return "repeated"
+        remembered = remembered or known
         if remembered is None:
             self.unknown[verdict.alert_id] = verdict.verdict
             while len(self.unknown) > self.settings.kept_unknown:
                 self.unknown.popitem(last=False)
             return "unknown_alert"
-        if not remembered.x:  # judged already
-            return "repeated"
         confirmed = LABELS[verdict.verdict]
         state = self.categories.get(remembered.category)
         if state is None:
@@ -331,7 +333,7 @@ class VerdictModels:
                 "labels": state.labels,
                 "confirmed": state.confirmed,
                 "dismissed": state.dismissed,
-                "held": state.held,
+                "held": self.held.get(category, 0),
                 "ready": self._ready(state),
                 "cut": self._cut(state),
             }
@@ -339,9 +341,13 @@ class VerdictModels:
         }
 
     def snapshot(self, *, with_alerts: bool = True) -> bytes:
-        """Everything learnt, as bytes (River models pickle); ``with_alerts=False`` leaves
-        out the remembered alerts (the worker keeps those in Redis)."""
-        alerts = self.alerts if with_alerts else OrderedDict()
+        """Everything learnt, as bytes (River models pickle); ``with_alerts=False`` keeps of
+        the remembered alerts only those judged (the worker keeps the others in Redis)."""
+        alerts = (
+            self.alerts
+            if with_alerts
+            else OrderedDict((key, value) for key, value in self.alerts.items() if not value.x)
+        )
         return pickle.dumps(
             (
                 self.settings,

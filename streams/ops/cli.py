@@ -76,7 +76,12 @@ def cmd_create_topics(args: argparse.Namespace) -> int:
 
     settings = settings_from(args)
     created = asyncio.run(
-        create_topics(settings.bootstrap_servers, settings.topics.all(), settings.partitions)
+        create_topics(
+            settings.bootstrap_servers,
+            settings.topics.all(),
+            settings.partitions,
+            one_partition=[settings.topics.feedback],
+        )
     )
     print(f"created {len(created)} topics: {', '.join(created) or '(all existed)'}")
     return 0
