@@ -87,6 +87,15 @@ def cmd_create_topics(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_models(args: argparse.Namespace) -> int:
+    from streams.ops.models import read_models, render_models
+
+    settings = settings_from(args)
+    statuses = asyncio.run(read_models(settings.redis_url, settings.redis_prefix))
+    print(render_models(statuses), end="")
+    return 0
+
+
 def cmd_status(args: argparse.Namespace) -> int:
     from streams.ops.status import render, scrape
 
@@ -243,6 +252,11 @@ def _add_pipeline_commands(commands: Commands) -> None:
     status = commands.add_parser("status", help="print a running worker's metrics")
     status.add_argument("--url", default="http://127.0.0.1:6066")
     status.set_defaults(func=cmd_status)
+    models = commands.add_parser(
+        "models", help="the live verdict models: version, labels learnt, last update, per worker"
+    )
+    add_services(models)
+    models.set_defaults(func=cmd_models)
 
 
 def _add_alert_commands(commands: Commands) -> None:

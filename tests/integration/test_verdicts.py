@@ -19,6 +19,7 @@ from sim import SimulationConfig, simulate
 from streams.control.feedback import verdict_record
 from streams.lab.replay import replay
 from streams.ops.broker import produce_records
+from streams.ops.models import read_models, render_models
 from streams.worker.feedback import FEATURES_TTL_SECONDS, status_key
 from tests.integration.conftest import Deployment, Worker
 from topics.records import Alert
@@ -136,6 +137,8 @@ async def test_verdicts_change_the_next_similar_alert_and_two_workers_agree(
         like = next(a for a in expected if signature_of(a) == kind and a.ts < cut)
         await teach(deployment, like)
         learnt = await statuses(deployment, 2, timeout=60)
+        shown = render_models(await read_models(deployment.redis_url, deployment.app_id))
+        assert shown.endswith("2 worker(s): their models agree\n"), shown
 
         sent += await produce_records(deployment.kafka.bootstrap, after)
         await wait_processed(workers, sent, 240)
