@@ -20,6 +20,7 @@ worker that reads the whole feedback topic learns the same models (:attr:`Verdic
 from __future__ import annotations
 
 import hashlib
+import json
 import math
 import pickle
 from collections import OrderedDict, deque
@@ -374,5 +375,36 @@ class VerdictModels:
         return models
 
     def state_digest(self) -> str:
-        """A digest of the models' learnt state (not of what they remember of alerts)."""
-        return hashlib.blake2b(self.snapshot(with_alerts=False), digest_size=8).hexdigest()
+        """A digest of what the models learnt (weights, scaler statistics, counts, cuts), not
+        of how they are pickled: equal on every worker that learnt the same verdicts."""
+        learnt = {
+            category: {
+                "labels": [state.confirmed, state.dismissed],
+                "confirmed_probabilities": list(state.confirmed_probabilities),
+                "similar": sorted(state.similar.items()),
+                "model": _model_state(state.model),
+            }
+            for category, state in sorted(self.categories.items())
+        }
+        whole = {
+            "categories": learnt,
+            "borrowers": sorted(self.borrowers.items()),
+            "unknown": sorted(self.unknown.items()),
+            "judged": sorted(key for key, value in self.alerts.items() if not value.x),
+            "counts": sorted(self.counts.items()),
+            "digest": self.digest,
+        }
+        text = json.dumps(whole, sort_keys=True, default=repr)
+        return hashlib.blake2b(text.encode(), digest_size=8).hexdigest()
+
+
+def _model_state(model: compose.Pipeline) -> dict[str, Any]:
+    """The numbers a ``StandardScaler | LogisticRegression`` learnt."""
+    scaler, regression = model["StandardScaler"], model["LogisticRegression"]
+    return {
+        "counts": sorted(scaler.counts.items()),
+        "means": sorted(scaler.means.items()),
+        "vars": sorted(scaler.vars.items()),
+        "weights": sorted(regression.weights.items()),
+        "intercept": regression.intercept,
+    }

@@ -245,13 +245,31 @@ class VerdictFollower:
             outcome = self.models.learn(verdict, remembered.get(verdict.alert_id))
             self.metrics.verdicts.labels(outcome).inc()
         if bad:
-            await self.dead_letters(bad)
+            mine = await self._claim(bad)
+            if mine:
+                await self.dead_letters(mine)
             self.metrics.verdicts.labels("dead_lettered").inc(len(bad))
         for record in records:
             self.offsets[record.partition] = record.offset + 1
         self.metrics.labels.set(self.models.labels)
         await self._checkpoint()
         await self._publish_status()
+
+    async def _claim(
+        self, bad: list[tuple[int, int, bytes | None, bytes | None, str]]
+    ) -> list[tuple[int, int, bytes | None, bytes | None, str]]:
+        """The refused records this worker letters: every worker reads them, the first to
+        claim one in Redis letters it (all of them when Redis is away: at least once)."""
+        try:
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for partition, offset, *_ in bad:
+                    key = f"{self.prefix}:verdicts:lettered:{partition}:{offset}"
+                    pipe.set(key, self.instance, nx=True, ex=FEATURES_TTL_SECONDS)
+                claimed = await pipe.execute()
+        except Exception as exc:
+            log.warning("verdicts: dead letters not claimed, sending them: %r", exc)
+            return bad
+        return [record for record, won in zip(bad, claimed, strict=True) if won]
 
     async def _features(self, alert_ids: list[str]) -> dict[str, Remembered]:
         """The stored features of these alerts; waits out a Redis outage (learning without

@@ -151,6 +151,17 @@ async def test_verdicts_change_the_next_similar_alert_and_two_workers_agree(
         for worker in workers:
             worker.stop()
 
+    # A worker started later takes the models from the checkpoint, with the offsets they
+    # reflect: it learns nothing twice.
+    late = deployment.start_worker("w3")
+    try:
+        restored = await statuses(deployment, 3, timeout=60)
+    finally:
+        late.stop()
+    assert len({(s["version"], s["state"]) for s in restored}) == 1
+    assert all(s["offsets"] == {"0": 2 * TAUGHT + 4} for s in restored)
+    assert f"restored at offsets {{0: {2 * TAUGHT + 4}}}" in late.log.read_text()
+
     # Both workers learnt the same models from the whole topic, in the same order.
     one, two = learnt[:2]
     assert one["instance"] != two["instance"]
