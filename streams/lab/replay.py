@@ -34,6 +34,7 @@ __all__ = [
     "replay",
     "replay_file",
     "run_engine",
+    "sources_of",
 ]
 
 BATCH_SIZE = 512
@@ -59,17 +60,32 @@ def read_records(path: Path) -> Iterator[tuple[int, bytes]]:
                 yield number, line
 
 
-def parse_record(raw: Any, topics: TopicNames) -> tuple[Source, InputRecord]:
-    """Validate one ``{"topic", "key", "value"}`` record; raise ContractError with the reason."""
+def parse_record(
+    raw: Any, topics: TopicNames, sources: Mapping[str, Source] | None = None
+) -> tuple[Source, InputRecord]:
+    """Validate one ``{"topic", "key", "value"}`` record; raise ContractError with the reason.
+
+    ``sources`` (topic name to source, :func:`sources_of`) saves asking ``topics`` per record.
+    """
     if not isinstance(raw, Mapping) or "topic" not in raw or "value" not in raw:
         raise ContractError("line must be an object with 'topic', 'key' and 'value'")
     topic = raw["topic"]
-    source = topics.source_of(topic) if isinstance(topic, str) else None
+    if sources is None:
+        sources = sources_of(topics)
+    source = sources.get(topic) if isinstance(topic, str) else None
     if source is None:
         raise ContractError(f"unknown topic {topic!r}")
     record = parse_value(source, raw["value"])
     check_key(raw.get("key"), record.borrower_id)
     return source, record
+
+
+def sources_of(topics: TopicNames) -> dict[str, Source]:
+    """Input topic name to its source (as ``TopicNames.source_of``, in one look-up)."""
+    sources: dict[str, Source] = {}
+    for source in Source:
+        sources.setdefault(topics.input_topic(source), source)
+    return sources
 
 
 @dataclass
@@ -173,17 +189,23 @@ def decode(
     rejected: list[tuple[int, str]] = []
     decoded: list[tuple[float, int, Source, InputRecord]] = []
     streams: defaultdict[int, set[str]] = defaultdict(set)
+    sources = sources_of(topics)
+    partition_of: dict[str, int] = {}
     for number, line in lines:
         try:
             try:
                 raw = orjson.loads(line)
             except orjson.JSONDecodeError as exc:
                 raise ContractError(f"line is not JSON: {exc}") from None
-            source, record = parse_record(raw, topics)
+            source, record = parse_record(raw, topics, sources)
         except ContractError as exc:
             rejected.append((number, str(exc)))
             continue
-        streams[partition_for(record.borrower_id, partitions)].add(source.value)
+        borrower = record.borrower_id
+        partition = partition_of.get(borrower)
+        if partition is None:
+            partition = partition_of[borrower] = partition_for(borrower, partitions)
+        streams[partition].add(source.value)
         decoded.append((record.ts.timestamp(), number, source, record))
     decoded.sort(key=lambda item: (item[0], item[1]))
     return Decoded(
