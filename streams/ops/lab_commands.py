@@ -51,6 +51,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
         topics=settings.topics,
         masker=Masker.from_settings(settings),
         thresholds=thresholds,
+        processes=args.processes,
     )
     if thresholds is not None:
         print(
@@ -290,6 +291,13 @@ def add_lab_commands(commands: Commands) -> None:
     replay.add_argument("--output", required=True)
     replay.add_argument("--partitions", type=int, help="partitions of the live topics")
     replay.add_argument("--fitted", help="run under the thresholds of a `lendwatch fit` file")
+    replay.add_argument(
+        "--processes",
+        type=int,
+        default=os.cpu_count() or 1,
+        help="processes to run the partitions in (default: one per CPU); the output is the "
+        "same byte for byte",
+    )
     add_no_mask(replay)
     replay.set_defaults(func=cmd_replay)
 
