@@ -27,9 +27,9 @@ import multiprocessing
 import re
 import sys
 from array import array
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from multiprocessing.connection import Connection
+from multiprocessing.connection import Connection, wait
 from pathlib import Path
 from typing import Any
 
@@ -42,7 +42,15 @@ from detectors.engine import AlertMemory, BatchResult, Engine, Input, MemoryStat
 from detectors.index import Found, MemoryCrossIndex, Read, Write
 from detectors.state import BorrowerState
 from detectors.thresholds import Thresholds
-from streams.lab.replay import BATCH_SIZE, Decoded, ReplayReport, decode, partition_for
+from streams.lab.progress import EVERY_SECONDS, Progress
+from streams.lab.replay import (
+    BATCH_SIZE,
+    Decoded,
+    ReplayReport,
+    counted,
+    decode,
+    partition_for,
+)
 from streams.privacy import Masker
 from topics import TopicNames
 from topics.codec import encode_alert
@@ -78,6 +86,8 @@ class _Job:
     thresholds: Thresholds
     masker: Masker | None
     inboxes: list[Any]  # one multiprocessing queue per process: the others' index writes
+    #: Per process, lines decoded (first ``processes`` slots), then events run: the progress.
+    counts: Any
     pipes: list[Connection] = field(default_factory=list)  # each process's end, to the parent
 
     def lines_of(self, rank: int) -> Iterator[tuple[int, bytes]]:
@@ -248,7 +258,7 @@ async def _run(job: _Job, rank: int, decoded: Decoded, positions: array[int]) ->
         engine.places = [at % BATCH_SIZE for at in positions[start:end]]
         await engine.process(inputs)
         index.passed(batch)
-        start = end
+        job.counts[job.processes + rank] = start = end
     index.close()
     return engine.tagged
 
@@ -257,7 +267,9 @@ def _work(job: _Job, rank: int) -> None:
     """One process: decode its lines, learn their places from the parent, run, hand back."""
     pipe = job.pipes[rank]
     try:
-        decoded = decode(job.lines_of(rank), partitions=job.partitions, topics=job.topics)
+        counts = job.counts
+        lines = counted(job.lines_of(rank), lambda done: counts.__setitem__(rank, done))
+        decoded = decode(lines, partitions=job.partitions, topics=job.topics)
         if any(partition % job.processes != rank for partition in decoded.streams):
             raise Misrouted("a record's key led it to another partition's process")
         epochs = array("d", [epoch for epoch, _ in decoded.keys])
@@ -281,6 +293,18 @@ def _received(pipe: Connection) -> Any:
     if isinstance(message, BaseException):
         raise message
     return message
+
+
+def _gather(pipes: list[Connection], progress: Progress, counts: Callable[[], int]) -> list[Any]:
+    """A message from every process, the progress bar redrawn while waiting for them."""
+    got: dict[int, Any] = {}
+    while len(got) < len(pipes):
+        waiting = [pipe for rank, pipe in enumerate(pipes) if rank not in got]
+        for pipe in wait(waiting, timeout=EVERY_SECONDS):
+            got[pipes.index(pipe)] = _received(pipe)  # type: ignore[arg-type]
+        progress.update(counts())
+    progress.close()
+    return [got[rank] for rank in range(len(pipes))]
 
 
 def _places(parts: list[tuple[bytes, bytes]]) -> list[bytes]:
@@ -327,6 +351,7 @@ def replay_parallel(
     topics: TopicNames | None = None,
     masker: Masker | None = None,
     thresholds: Thresholds | None = None,
+    progress: bool = False,
 ) -> ReplayReport:
     """``replay_file``'s report and output, the partitions run in ``processes`` processes.
 
@@ -334,6 +359,7 @@ def replay_parallel(
     not the record's borrower id is rejected, so only a line with two keys can do that).
     """
     topics = topics or TopicNames()
+    context = multiprocessing.get_context("fork")
     lines = input_path.read_bytes().split(b"\n")
     job = _Job(
         lines=lines,
@@ -343,18 +369,20 @@ def replay_parallel(
         topics=topics,
         thresholds=thresholds or Thresholds(),
         masker=masker,
-        inboxes=[multiprocessing.get_context("fork").Queue() for _ in range(processes)],
+        inboxes=[context.Queue() for _ in range(processes)],
+        counts=context.Array("q", 2 * processes, lock=False),
     )
     pipes, workers = _start(job)
+    counts, split = job.counts, processes
     try:
-        firsts = [_received(pipe) for pipe in pipes]
+        reading = Progress("decoding", len(lines) - (not lines[-1]), "lines", enabled=progress)
+        firsts = _gather(pipes, reading, lambda: sum(counts[:split]))
         for pipe, place in zip(pipes, _places([(e, n) for _, e, n in firsts]), strict=True):
             pipe.send_bytes(place)
         report = ReplayReport(rejected=sorted(r for rejected, _, _ in firsts for r in rejected))
         report.events = sum(len(n) // 8 for _, _, n in firsts)
-        tagged: list[Tagged] = []
-        for pipe in pipes:
-            tagged += _received(pipe)
+        running = Progress("replaying", report.events, "events", enabled=progress)
+        tagged = [a for part in _gather(pipes, running, lambda: sum(counts[split:])) for a in part]
     finally:
         for worker in workers:
             worker.join(timeout=5)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import defaultdict
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from itertools import islice
 from pathlib import Path
@@ -17,6 +17,7 @@ from aiokafka.partitioner import murmur2
 from detectors.engine import Engine, Input, MemoryStateStore
 from detectors.index import MemoryCrossIndex
 from detectors.thresholds import Thresholds
+from streams.lab.progress import Progress
 from streams.privacy import Masker
 from topics import ContractError, InputRecord, Source, TopicNames, check_key, parse_value
 from topics.codec import encode_alert
@@ -110,6 +111,7 @@ async def drive(
     *,
     partitions: int,
     expected: Mapping[int, Iterable[str]] | None = None,
+    progress: Callable[[int], None] | None = None,
 ) -> RunStats:
     """Feed valid records, in event-time order, through ``engine`` in batches: replay's loop.
 
@@ -160,6 +162,8 @@ async def drive(
         stats.events += len(batch)
         stats.alerts += result.alerts
         stats.shadow_alerts += result.shadow_alerts
+        if progress is not None:
+            progress(stats.events)
 
 
 def _baseline(batch: list[Input]) -> int:
@@ -219,12 +223,30 @@ def decode(
     )
 
 
-async def run_engine(decoded: Decoded, thresholds: Thresholds) -> RunStats:
+async def run_engine(
+    decoded: Decoded, thresholds: Thresholds, progress: Callable[[int], None] | None = None
+) -> RunStats:
     """One pass of a fresh engine (in-memory state and index) over decoded records."""
     engine = Engine(thresholds, MemoryStateStore(), MemoryCrossIndex())
     return await drive(
-        decoded.records, engine, partitions=decoded.partitions, expected=decoded.streams
+        decoded.records,
+        engine,
+        partitions=decoded.partitions,
+        expected=decoded.streams,
+        progress=progress,
     )
+
+
+def counted(
+    lines: Iterable[tuple[int, bytes]], update: Callable[[int], None], every: int = 10_000
+) -> Iterator[tuple[int, bytes]]:
+    """``lines``, telling ``update`` how many have gone by, every ``every`` lines."""
+    done = 0
+    for done, line in enumerate(lines, start=1):
+        if done % every == 0:
+            update(done)
+        yield line
+    update(done)
 
 
 async def replay(
@@ -235,12 +257,19 @@ async def replay(
     topics: TopicNames | None = None,
     out: BinaryIO | None = None,
     masker: Masker | None = None,
+    progress: bool = False,
 ) -> tuple[ReplayReport, list[Alert]]:
     """Run the detectors over ``lines`` in event-time order; write alerts to ``out`` if given,
-    masked by ``masker`` as the worker masks them (the alerts returned stay raw)."""
+    masked by ``masker`` as the worker masks them (the alerts returned stay raw). With
+    ``progress``, a bar on stderr for each phase."""
     topics = topics or TopicNames()
-    decoded = decode(lines, partitions=partitions, topics=topics)
-    stats = await run_engine(decoded, thresholds or Thresholds())
+    lines = list(lines)
+    reading = Progress("decoding", len(lines), "lines", enabled=progress)
+    decoded = decode(counted(lines, reading.update), partitions=partitions, topics=topics)
+    reading.close()
+    running = Progress("replaying", len(decoded.records), "events", enabled=progress)
+    stats = await run_engine(decoded, thresholds or Thresholds(), running.update)
+    running.close()
     report = ReplayReport(events=stats.events, alerts=len(stats.alerts), rejected=decoded.rejected)
     for alert in stats.alerts:
         report.alerts_by_topic[topics.alert_topic(alert.category)] += 1
@@ -258,6 +287,7 @@ def replay_file(
     masker: Masker | None = None,
     thresholds: Thresholds | None = None,
     processes: int = 1,
+    progress: bool = False,
 ) -> ReplayReport:
     """Replay ``input_path`` into ``output_path``; with ``processes`` > 1 the partitions run
     in that many processes (``streams.lab.parallel``), with the same output byte for byte."""
@@ -273,6 +303,7 @@ def replay_file(
                 topics=topics,
                 masker=masker,
                 thresholds=thresholds,
+                progress=progress,
             )
         except Misrouted:
             pass  # a line with two keys: one process reads it as one engine does
@@ -285,6 +316,7 @@ def replay_file(
                 topics=topics,
                 out=out,
                 masker=masker,
+                progress=progress,
             )
         )
     return report
