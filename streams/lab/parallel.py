@@ -282,10 +282,10 @@ def _work(job: _Job, rank: int) -> None:
         for other, inbox in enumerate(job.inboxes):
             if other != rank:
                 inbox.put((rank, FINISHED, []))  # no one waits for this process any more
+                inbox.cancel_join_thread()  # nor reads what it sent: exit without flushing
         pipe.send(exc)
-    finally:
-        for inbox in job.inboxes:
-            inbox.cancel_join_thread()
+    # Otherwise this process exits once its messages are flushed: every other process reads
+    # its inbox up to this one's last message (``_SharedIndex.close``), so none is lost.
 
 
 def _received(pipe: Connection) -> Any:

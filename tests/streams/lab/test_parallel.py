@@ -106,3 +106,14 @@ def test_a_line_with_two_keys_falls_back_to_one_process(history: Path, tmp_path:
     one, expected = _replay(path, tmp_path / "one.jsonl", 1)
     many, output = _replay(path, tmp_path / "many.jsonl", 2)
     assert output == expected and many.rejected == one.rejected
+
+
+@pytest.mark.parametrize("content", [b"", b"{bad\n\n", b"\n"])
+def test_an_empty_or_wholly_invalid_file_replays_as_in_one_process(
+    tmp_path: Path, content: bytes
+) -> None:
+    path = tmp_path / "events.jsonl"
+    path.write_bytes(content)
+    one, expected = _replay(path, tmp_path / "one.jsonl", 1)
+    many, output = _replay(path, tmp_path / "many.jsonl", 2)
+    assert (output, many.events, many.rejected) == (expected, one.events, one.rejected)
