@@ -962,3 +962,15 @@ def test_without_peers_a_young_borrowers_idle_money_is_no_tell() -> None:
 
     assert [f.episode for f in findings] == ["inflation:app-1"]
     assert findings[0].ts == QUIET_END
+
+
+def test_a_snapshot_of_the_previous_form_has_no_peers_spending_and_no_young_tell() -> None:
+    # Day closes written before the peers' spending was kept: [day, lifts] only.
+    detector = RevenueInflationDetector(RevenueInflationThresholds())
+    state = BorrowerState(borrower_id="b-1")
+    _feed(detector, state, _by_time(_as_borrower("b-1", [*_young(), *_shells()], "retail")))
+    day = day_of(APPLICATION.ts.timestamp()) - 1
+    detector.restore(0, orjson.dumps([[day, {"": [1.0, 8], "retail": [1.0, 8]}]]))
+    assert detector.on_login(APPLICATION, state, ()) == [TIMER]
+
+    assert detector.on_timer(TIMER, state) == [QUIET_TIMER]  # a ramp, watched, no tell
