@@ -54,6 +54,9 @@ REMEMBERED_EVENT_IDS = 32
 EVENT_ID_WIDTH = 6
 # Slot of a borrower's state where the engine keeps what it has applied (see ``_fresh``).
 APPLIED_SLOT = "_applied"
+#: Phases of ``Engine.process`` in which findings are made (``Engine.placed``): an event's
+#: detectors, then each partition's timers and day closes.
+EVENT, TIMERS = 0, 1
 
 
 #: Where a shadow detector keeps its own copy of the state fields it writes besides its slot
@@ -334,11 +337,22 @@ class Engine:
                 except Exception as exc:  # a detector bug must not stop the stream
                     result.failed.append((position, f"detector error: {exc!r}"))
                 else:
-                    findings += self._arm(outputs, state)
+                    armed = self._arm(outputs, state)
+                    self.placed(armed, EVENT, position)
+                    findings += armed
             self.clock.observe(item.partition, item.source, item.record.ts.timestamp(), wall)
-        findings += self._fire({item.partition for item in batch}, wall, result)
+        for partition in sorted({item.partition for item in batch}):
+            fired = self._fire([partition], wall, result)
+            self.placed(fired, TIMERS, partition)
+            findings += fired
         result.alerts, result.shadow_alerts = self._alerts(findings)
         return result
+
+    def placed(self, findings: list[Finding], phase: int, where: int) -> None:
+        """Where ``process`` found ``findings``, in its order: the batch's event at position
+        ``where`` (``EVENT``), or the timers and day closes of partition ``where`` (``TIMERS``).
+        Nothing here; a replay over processes records it to merge their alerts in this
+        engine's order (``streams.lab.parallel``)."""
 
     def advance(self, wall: float | None = None) -> BatchResult:
         """Fire timers without new events (a partition gone quiet still reaches due dates)."""

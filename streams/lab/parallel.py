@@ -27,7 +27,7 @@ import multiprocessing
 import re
 import sys
 from array import array
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
 from pathlib import Path
@@ -37,10 +37,17 @@ import numpy as np
 import orjson
 from aiokafka.partitioner import murmur2
 
-from detectors.base import Finding, Output
-from detectors.engine import AlertMemory, BatchResult, Engine, Input, MemoryStateStore
-from detectors.index import Found, MemoryCrossIndex, Read, Write
-from detectors.state import BorrowerState
+from detectors.base import Finding
+from detectors.engine import (
+    EVENT,
+    AlertMemory,
+    BatchResult,
+    Engine,
+    Input,
+    MemoryStateStore,
+    is_shadow,
+)
+from detectors.index import MemoryCrossIndex, Read, Write
 from detectors.thresholds import Thresholds
 from streams.lab.progress import EVERY_SECONDS, Progress
 from streams.lab.replay import (
@@ -54,7 +61,6 @@ from streams.lab.replay import (
 from streams.privacy import Masker
 from topics import TopicNames
 from topics.codec import encode_alert
-from topics.records import Alert
 
 __all__ = ["Misrouted", "replay_parallel"]
 
@@ -190,47 +196,27 @@ class _TaggingEngine(Engine):
         self.batch = -1
         self.places: list[int] = []  # each input's position in the whole batch
         self.tagged: list[Tagged] = []
-        self._origin: dict[int, Place] = {}
+        self._places: list[tuple[Place, bool]] = []  # of the batch's findings, in order
 
-    def _detect(
-        self,
-        item: Input,
-        state: BorrowerState,
-        own_transfer: bool,
-        found: dict[tuple[int, str], Found],
-        position: int,
-    ) -> Output:
-        outputs = super()._detect(item, state, own_transfer, found, position)
-        place = (self.batch, 0, self.places[position])
-        for output in outputs:
-            if isinstance(output, Finding):
-                self._origin[id(output)] = place
-        return outputs
+    def placed(self, findings: list[Finding], phase: int, where: int) -> None:
+        place = (self.batch, phase, self.places[where] if phase == EVENT else where)
+        self._places += [(place, is_shadow(finding.detector)) for finding in findings]
 
-    def _fire(
-        self, partitions: Iterable[int], wall: float | None, result: BatchResult
-    ) -> list[Finding]:
-        findings: list[Finding] = []
-        for partition in sorted(partitions):
-            fired = super()._fire([partition], wall, result)
-            for finding in fired:
-                self._origin[id(finding)] = (self.batch, 1, partition)
-            findings += fired
-        return findings
-
-    def _alerts(self, findings: list[Finding]) -> tuple[list[Alert], list[Alert]]:
+    def tag(self, result: BatchResult) -> None:
+        """Pair the batch's alerts with their places: with no alert memory, each finding
+        made exactly one alert, live or shadow, in the order they were placed."""
+        live, shadow = iter(result.alerts), iter(result.shadow_alerts)
         masker, topics = self.job.masker, self.job.topics
-        for finding in findings:
-            place = self._origin.pop(id(finding))
-            live, shadow = super()._alerts([finding])
-            for alert in live:
+        for place, in_shadow in self._places:
+            if in_shadow:
+                self.tagged.append((place, next(shadow).alert_id, None, b""))
+            else:
+                alert = next(live)
                 line = encode_alert(masker.alert(alert) if masker else alert)
                 self.tagged.append(
                     (place, alert.alert_id, topics.alert_topic(alert.category), line)
                 )
-            for alert in shadow:
-                self.tagged.append((place, alert.alert_id, None, b""))
-        return [], []
+        self._places = []
 
 
 async def _run(job: _Job, rank: int, decoded: Decoded, positions: array[int]) -> list[Tagged]:
@@ -256,7 +242,7 @@ async def _run(job: _Job, rank: int, decoded: Decoded, positions: array[int]) ->
             inputs.append(Input(known, source, record))
         engine.batch, index.batch = batch, batch
         engine.places = [at % BATCH_SIZE for at in positions[start:end]]
-        await engine.process(inputs)
+        engine.tag(await engine.process(inputs))
         index.passed(batch)
         job.counts[job.processes + rank] = start = end
     index.close()
@@ -272,6 +258,10 @@ def _work(job: _Job, rank: int) -> None:
         decoded = decode(lines, partitions=job.partitions, topics=job.topics)
         if any(partition % job.processes != rank for partition in decoded.streams):
             raise Misrouted("a record's key led it to another partition's process")
+        if decoded.feedback:
+            raise Misrouted(
+                "verdicts: the verdict models learn them over every alert, in one order"
+            )
         epochs = array("d", [epoch for epoch, _ in decoded.keys])
         numbers = array("q", [number for _, number in decoded.keys])
         pipe.send((decoded.rejected, epochs.tobytes(), numbers.tobytes()))
@@ -282,10 +272,10 @@ def _work(job: _Job, rank: int) -> None:
         for other, inbox in enumerate(job.inboxes):
             if other != rank:
                 inbox.put((rank, FINISHED, []))  # no one waits for this process any more
+                inbox.cancel_join_thread()  # nor reads what it sent: exit without flushing
         pipe.send(exc)
-    finally:
-        for inbox in job.inboxes:
-            inbox.cancel_join_thread()
+    # Otherwise this process exits once its messages are flushed: every other process reads
+    # its inbox up to this one's last message (``_SharedIndex.close``), so none is lost.
 
 
 def _received(pipe: Connection) -> Any:
@@ -356,7 +346,9 @@ def replay_parallel(
     """``replay_file``'s report and output, the partitions run in ``processes`` processes.
 
     Raises :class:`Misrouted` if a record's key led it to the wrong process (a key that is
-    not the record's borrower id is rejected, so only a line with two keys can do that).
+    not the record's borrower id is rejected, so only a line with two keys can do that), or if
+    the file holds verdicts: the verdict models learn from them over every partition's alerts
+    in one order, which one process keeps.
     """
     topics = topics or TopicNames()
     context = multiprocessing.get_context("fork")

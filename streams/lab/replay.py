@@ -88,6 +88,14 @@ def parse_record(
     return source, record
 
 
+def sources_of(topics: TopicNames) -> dict[str, Source]:
+    """Input topic name to its source (as ``TopicNames.source_of``, in one look-up)."""
+    sources: dict[str, Source] = {}
+    for source in Source:
+        sources.setdefault(topics.input_topic(source), source)
+    return sources
+
+
 def parse_line(
     raw: Any, topics: TopicNames, sources: Mapping[str, Source] | None = None
 ) -> tuple[Source, InputRecord] | Feedback:
@@ -98,14 +106,6 @@ def parse_line(
             raise ContractError("verdict has no key; the key must be the alert's borrower_id")
         return parse_feedback(raw["value"])
     return parse_record(raw, topics, sources)
-
-
-def sources_of(topics: TopicNames) -> dict[str, Source]:
-    """Input topic name to its source (as ``TopicNames.source_of``, in one look-up)."""
-    sources: dict[str, Source] = {}
-    for source in Source:
-        sources.setdefault(topics.input_topic(source), source)
-    return sources
 
 
 @dataclass
@@ -275,14 +275,6 @@ async def run_engine(
     )
 
 
-def has_feedback(path: Path, topics: TopicNames) -> bool:
-    """Whether a replay file has a line on the feedback topic (a byte search, no parsing)."""
-    needle = b'"topic":' + orjson.dumps(topics.feedback)
-    spaced = b'"topic": ' + orjson.dumps(topics.feedback)
-    with path.open("rb") as handle:
-        return any(needle in line or spaced in line for line in handle)
-
-
 def counted(
     lines: Iterable[tuple[int, bytes]], update: Callable[[int], None], every: int = 10_000
 ) -> Iterator[tuple[int, bytes]]:
@@ -342,10 +334,8 @@ def replay_file(
     progress: bool = False,
 ) -> ReplayReport:
     """Replay ``input_path`` into ``output_path``; with ``processes`` > 1 the partitions run
-    in that many processes (``streams.lab.parallel``), with the same output byte for byte,
-    unless the file carries verdicts: the verdict models see every partition's alerts, so
-    such a history runs in one process."""
-    if processes > 1 and not has_feedback(input_path, topics or TopicNames()):
+    in that many processes (``streams.lab.parallel``), with the same output byte for byte."""
+    if processes > 1:
         from streams.lab.parallel import Misrouted, replay_parallel
 
         try:
@@ -360,7 +350,7 @@ def replay_file(
                 progress=progress,
             )
         except Misrouted:
-            pass  # a line with two keys: one process reads it as one engine does
+            pass  # a line with two keys, or verdicts: one process reads them as one engine does
     with output_path.open("wb") as out:
         report, _ = asyncio.run(
             replay(

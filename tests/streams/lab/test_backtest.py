@@ -206,26 +206,31 @@ def current(history: Decoded) -> Run:
     return run(history, Thresholds())
 
 
-@pytest.mark.parametrize(("key", "value"), sorted(EVERY_DETECTOR_IN_SHADOW.items()))
-def test_rerunning_the_changed_detector_alone_gives_the_whole_runs_alerts(
-    history: Decoded, current: Run, key: str, value: object
+#: Every detector's tunable of ``EVERY_DETECTOR_IN_SHADOW``, three or four detectors a candidate.
+GROUPS = [sorted(EVERY_DETECTOR_IN_SHADOW)[start::3] for start in range(3)]
+
+
+@pytest.mark.parametrize("keys", GROUPS)
+def test_rerunning_the_changed_detectors_alone_gives_the_whole_runs_alerts(
+    history: Decoded, current: Run, keys: list[str]
 ) -> None:
-    """A candidate's run reruns only the detector whose thresholds change and keeps the
+    """A candidate's run reruns only the detectors whose thresholds change and keeps the
     others' alerts from the current run: the same alerts, byte for byte, as a whole run."""
-    candidate = Thresholds().with_changes({key: value}, version="candidate")
+    changes = {key: EVERY_DETECTOR_IN_SHADOW[key] for key in keys}
+    candidate = Thresholds().with_changes(changes, version="candidate")
     whole = run(history, candidate)
     fast = rerun(history, current, candidate)
 
-    assert changed_sections(current.thresholds, candidate) == {TUNABLES[key].section}
+    assert changed_sections(current.thresholds, candidate) == {TUNABLES[k].section for k in keys}
     assert sorted(map(encode_alert, fast.alerts)) == sorted(map(encode_alert, whole.alerts))
 
 
 def test_a_sweep_in_processes_gives_what_whole_runs_give(history: Decoded) -> None:
-    key, values = "delinquency.min_alert_score", [0.3, 0.6, 0.9]
+    key, values = "delinquency.min_alert_score", [0.3, 0.9]
     done: list[int] = []
     points = sweep(history, Thresholds(), key, values, jobs=2, progress=done.append)
 
-    assert done == [1, 2, 3]
+    assert done == [1, 2]
     for point, value in zip(points, values, strict=True):
         whole = run(history, Thresholds().with_changes({key: value}, version="w"))
         assert (point.alerts, point.by_category) == (len(whole.alerts), dict(whole.by_category()))

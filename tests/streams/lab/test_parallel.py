@@ -25,7 +25,7 @@ CROSS_PARTITION = {"circular_flow", "device_ring", "credential_stuffing"}
 def history(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A small history with alerts of the cross-borrower detectors, and lines to reject."""
     path = tmp_path_factory.mktemp("parallel") / "events.jsonl"
-    simulation = simulate(SimulationConfig(borrowers=120, days=40, seed=5))
+    simulation = simulate(SimulationConfig(borrowers=60, days=30, seed=5))
     write_jsonl(simulation, path, None)
     with path.open("ab") as handle:
         handle.write(b"{broken\n\n")
@@ -40,11 +40,17 @@ def _replay(history: Path, out: Path, processes: int) -> tuple[ReplayReport, byt
     return report, out.read_bytes()
 
 
+@pytest.fixture(scope="module")
+def one_process(history: Path) -> tuple[ReplayReport, bytes]:
+    """The reference: the history replayed in one process."""
+    return _replay(history, history.with_name("one.jsonl"), 1)
+
+
 @pytest.mark.parametrize("processes", [2, 3])
 def test_replay_in_processes_is_byte_identical_to_one_process(
-    history: Path, tmp_path: Path, processes: int
+    history: Path, one_process: tuple[ReplayReport, bytes], tmp_path: Path, processes: int
 ) -> None:
-    one, expected = _replay(history, tmp_path / "one.jsonl", 1)
+    one, expected = one_process
     many, output = _replay(history, tmp_path / "many.jsonl", processes)
 
     assert output == expected
@@ -85,9 +91,11 @@ def await_(coroutine: Any) -> Any:
     return asyncio.run(coroutine)
 
 
-def test_a_line_with_two_keys_falls_back_to_one_process(history: Path, tmp_path: Path) -> None:
-    """The route reads the first key, JSON the last: the process that got it refuses it, and
-    the replay runs in one process, still with the same output."""
+def test_a_line_with_two_keys_falls_back_to_one_process(
+    history: Path, one_process: tuple[ReplayReport, bytes], tmp_path: Path
+) -> None:
+    """The route reads the first key, JSON the last (the record's own): the process that got
+    it refuses it, and the replay runs in one process, with the history's output."""
     lines = history.read_bytes().splitlines(keepends=True)
     value = orjson.loads(lines[0])
     borrower = value["key"]
@@ -103,6 +111,42 @@ def test_a_line_with_two_keys_falls_back_to_one_process(history: Path, tmp_path:
 
     with pytest.raises(parallel.Misrouted):
         parallel.replay_parallel(path, tmp_path / "x.jsonl", processes=2)
-    one, expected = _replay(path, tmp_path / "one.jsonl", 1)
+    one, expected = one_process
     many, output = _replay(path, tmp_path / "many.jsonl", 2)
     assert output == expected and many.rejected == one.rejected
+
+
+@pytest.mark.parametrize("content", [b"", b"{bad\n\n", b"\n"])
+def test_an_empty_or_wholly_invalid_file_replays_as_in_one_process(
+    tmp_path: Path, content: bytes
+) -> None:
+    path = tmp_path / "events.jsonl"
+    path.write_bytes(content)
+    one, expected = _replay(path, tmp_path / "one.jsonl", 1)
+    many, output = _replay(path, tmp_path / "many.jsonl", 2)
+    assert (output, many.events, many.rejected) == (expected, one.events, one.rejected)
+
+
+def test_a_history_with_verdicts_replays_in_one_process_with_its_output(
+    history: Path, one_process: tuple[ReplayReport, bytes], tmp_path: Path
+) -> None:
+    """The verdict models learn every verdict over all partitions' alerts in one order, so a
+    file with verdicts runs in one process: the same bytes as ``--processes 1`` over it."""
+    _, expected = one_process
+    first = orjson.loads(expected.splitlines()[0])
+    verdict = {
+        "event_id": "fb-1",
+        "ts": first["ts"],
+        "alert_id": first["alert_id"],
+        "verdict": "dismissed",
+        "author": "ana",
+    }
+    path = tmp_path / "verdicts.jsonl"
+    line = {"topic": "lending.feedback", "key": first["borrower_id"], "value": verdict}
+    path.write_bytes(history.read_bytes() + b"\n" + orjson.dumps(line) + b"\n")
+
+    with pytest.raises(parallel.Misrouted):
+        parallel.replay_parallel(path, tmp_path / "x.jsonl", processes=2)
+    one, one_output = _replay(path, tmp_path / "one.jsonl", 1)
+    many, many_output = _replay(path, tmp_path / "many.jsonl", 2)
+    assert many_output == one_output and one.verdicts == many.verdicts == 1
