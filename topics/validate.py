@@ -11,14 +11,17 @@ from typing import Any, TypeVar
 import orjson
 
 from topics.names import Source
-from topics.records import Geo, Login, Repayment, Transaction
+from topics.records import Feedback, Geo, Login, Repayment, Transaction
 
 __all__ = [
+    "VERDICTS",
     "ContractError",
     "InputRecord",
     "choice_field",
     "date_field",
     "decode",
+    "decode_feedback",
+    "parse_feedback",
     "identifier_field",
     "parse_value",
     "require_field",
@@ -33,6 +36,9 @@ ACTIONS = frozenset(
     {"login", "logout", "password_reset", "payout_account_change", "loan_application", "drawdown"}
 )
 REPAYMENT_KINDS = frozenset({"scheduled", "payment", "reversal"})
+#: What a team may say of an alert (``lending.feedback``): it was right, it was wrong, or it
+#: repeats one already judged (a duplicate teaches nothing about the alert's truth).
+VERDICTS = ("confirmed", "dismissed", "duplicate")
 
 MAX_ID_LENGTH = 200
 MAX_TEXT_LENGTH = 2000
@@ -304,3 +310,34 @@ def check_key(key: bytes | str | None, borrower_id: str) -> None:
     text = key.decode("utf-8", "replace") if isinstance(key, bytes) else key
     if text != borrower_id:
         raise ContractError(f"record key {text[:40]!r} does not match borrower_id {borrower_id!r}")
+
+
+def parse_feedback(value: Any) -> Feedback:
+    """Validate an already-decoded verdict (``lending.feedback``) and build its record."""
+    if not isinstance(value, dict):
+        raise ContractError(f"verdict must be a JSON object, got {type(value).__name__}")
+    return Feedback(
+        event_id=identifier_field(value, "event_id"),
+        ts=timestamp_field(value, "ts"),
+        alert_id=identifier_field(value, "alert_id"),
+        verdict=choice_field(value, "verdict", frozenset(VERDICTS)),
+        author=identifier_field(value, "author"),
+        note=_text(value, "note"),
+    )
+
+
+def decode_feedback(key: bytes | None, value: bytes | None) -> Feedback:
+    """Decode one record of ``lending.feedback``; raise :class:`ContractError` with the reason.
+
+    Its key is the alert's borrower id as published, which the record does not repeat: it
+    must be there (verdicts of one borrower stay in order on one partition), nothing more.
+    """
+    if value is None:
+        raise ContractError("record has no value (tombstone)")
+    if not key:
+        raise ContractError("record has no key; the key must be the alert's borrower_id")
+    try:
+        decoded = orjson.loads(value)
+    except orjson.JSONDecodeError as exc:
+        raise ContractError(f"value is not valid UTF-8 JSON: {exc}") from None
+    return parse_feedback(decoded)

@@ -258,6 +258,10 @@ def _work(job: _Job, rank: int) -> None:
         decoded = decode(lines, partitions=job.partitions, topics=job.topics)
         if any(partition % job.processes != rank for partition in decoded.streams):
             raise Misrouted("a record's key led it to another partition's process")
+        if decoded.feedback:
+            raise Misrouted(
+                "verdicts: the verdict models learn them over every alert, in one order"
+            )
         epochs = array("d", [epoch for epoch, _ in decoded.keys])
         numbers = array("q", [number for _, number in decoded.keys])
         pipe.send((decoded.rejected, epochs.tobytes(), numbers.tobytes()))
@@ -342,7 +346,9 @@ def replay_parallel(
     """``replay_file``'s report and output, the partitions run in ``processes`` processes.
 
     Raises :class:`Misrouted` if a record's key led it to the wrong process (a key that is
-    not the record's borrower id is rejected, so only a line with two keys can do that).
+    not the record's borrower id is rejected, so only a line with two keys can do that), or if
+    the file holds verdicts: the verdict models learn from them over every partition's alerts
+    in one order, which one process keeps.
     """
     topics = topics or TopicNames()
     context = multiprocessing.get_context("fork")

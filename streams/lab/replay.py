@@ -17,11 +17,14 @@ from aiokafka.partitioner import murmur2
 from detectors.engine import Engine, Input, MemoryStateStore
 from detectors.index import MemoryCrossIndex
 from detectors.thresholds import Thresholds
+from detectors.verdicts import VerdictModels
 from streams.lab.progress import Progress
+from streams.lab.verdict_gate import RecordedFeedback, VerdictGate
 from streams.privacy import Masker
 from topics import ContractError, InputRecord, Source, TopicNames, check_key, parse_value
 from topics.codec import encode_alert
-from topics.records import Alert
+from topics.records import Alert, Feedback
+from topics.validate import parse_feedback
 
 __all__ = [
     "Decoded",
@@ -29,6 +32,7 @@ __all__ = [
     "RunStats",
     "decode",
     "drive",
+    "parse_line",
     "parse_record",
     "partition_for",
     "read_records",
@@ -51,6 +55,9 @@ class ReplayReport:
     events: int = 0
     alerts: int = 0
     rejected: list[tuple[int, str]] = field(default_factory=list)  # (line number, reason)
+    #: Verdicts read (``lending.feedback``) and alerts the verdict models held back.
+    verdicts: int = 0
+    held: int = 0
     alerts_by_topic: dict[str, int] = field(default_factory=lambda: defaultdict(int))
 
 
@@ -89,6 +96,18 @@ def sources_of(topics: TopicNames) -> dict[str, Source]:
     return sources
 
 
+def parse_line(
+    raw: Any, topics: TopicNames, sources: Mapping[str, Source] | None = None
+) -> tuple[Source, InputRecord] | Feedback:
+    """One line of a replay file: an input record, or a verdict (topic ``lending.feedback``,
+    keyed by the alert's borrower id); ContractError with the reason."""
+    if isinstance(raw, Mapping) and raw.get("topic") == topics.feedback and "value" in raw:
+        if not raw.get("key"):
+            raise ContractError("verdict has no key; the key must be the alert's borrower_id")
+        return parse_feedback(raw["value"])
+    return parse_record(raw, topics, sources)
+
+
 @dataclass
 class RunStats:
     """What one pass of the engine over a stream took."""
@@ -97,6 +116,8 @@ class RunStats:
     alerts: list[Alert] = field(default_factory=list)
     #: Alerts of a candidate running in shadow (``Engine.set_thresholds(live, candidate)``).
     shadow_alerts: list[Alert] = field(default_factory=list)
+    #: Alerts the verdict models held back (to ``alerts.shadow`` live), with their reason.
+    held_alerts: list[Alert] = field(default_factory=list)
     #: Seconds spent waiting for the next records (reading, simulating, validating).
     source_seconds: float = 0.0
     #: Seconds a baseline took: building each batch's Inputs and a no-op pass over them.
@@ -112,13 +133,15 @@ async def drive(
     partitions: int,
     expected: Mapping[int, Iterable[str]] | None = None,
     progress: Callable[[int], None] | None = None,
+    gate: VerdictGate | None = None,
 ) -> RunStats:
     """Feed valid records, in event-time order, through ``engine`` in batches: replay's loop.
 
     Records are consumed lazily (a simulation can stream). Each borrower goes to the partition
     Kafka's default partitioner gives it. With ``expected`` (partition to stream names, known
     from a whole input) each partition's clock waits for those streams; without it, for the
-    streams the partition has carried so far.
+    streams the partition has carried so far. With ``gate``, verdicts stamped before a batch
+    are learnt before it, and its alerts pass the verdict models as the worker's do.
     """
     stats = RunStats()
     partition_of: dict[str, int] = {}
@@ -157,11 +180,15 @@ async def drive(
                 carried[item.partition].add(item.source.value)
                 engine.clock.expect(item.partition, carried[item.partition])
         before = time.perf_counter()
+        if gate is not None:
+            gate.before(batch[0].record.ts)
         result = await engine.process(batch)
         stats.detector_seconds += time.perf_counter() - before
         stats.events += len(batch)
-        stats.alerts += result.alerts
+        stats.alerts += result.alerts if gate is None else gate.admit(result.alerts)
         stats.shadow_alerts += result.shadow_alerts
+        if gate is not None:
+            stats.held_alerts, gate.held = stats.held_alerts + gate.held, []
         if progress is not None:
             progress(stats.events)
 
@@ -185,6 +212,8 @@ class Decoded:
     partitions: int
     #: Each record's (event time, line number): the order key, for a run split over processes.
     keys: list[tuple[float, int]] = field(default_factory=list)
+    #: Verdicts (``lending.feedback`` lines), in the file's order.
+    feedback: list[Feedback] = field(default_factory=list)
 
 
 def decode(
@@ -194,6 +223,7 @@ def decode(
     topics = topics or TopicNames()
     rejected: list[tuple[int, str]] = []
     decoded: list[tuple[float, int, Source, InputRecord]] = []
+    feedback: list[Feedback] = []
     streams: defaultdict[int, set[str]] = defaultdict(set)
     sources = sources_of(topics)
     partition_of: dict[str, int] = {}
@@ -203,10 +233,14 @@ def decode(
                 raw = orjson.loads(line)
             except orjson.JSONDecodeError as exc:
                 raise ContractError(f"line is not JSON: {exc}") from None
-            source, record = parse_record(raw, topics, sources)
+            parsed = parse_line(raw, topics, sources)
         except ContractError as exc:
             rejected.append((number, str(exc)))
             continue
+        if isinstance(parsed, Feedback):
+            feedback.append(parsed)
+            continue
+        source, record = parsed
         borrower = record.borrower_id
         partition = partition_of.get(borrower)
         if partition is None:
@@ -220,20 +254,24 @@ def decode(
         rejected=rejected,
         partitions=partitions,
         keys=[(epoch, number) for epoch, number, _, _ in decoded],
+        feedback=feedback,
     )
 
 
 async def run_engine(
     decoded: Decoded, thresholds: Thresholds, progress: Callable[[int], None] | None = None
 ) -> RunStats:
-    """One pass of a fresh engine (in-memory state and index) over decoded records."""
+    """One pass of a fresh engine (in-memory state and index) over decoded records, with
+    fresh verdict models learning from its verdicts in event time, as the worker does."""
     engine = Engine(thresholds, MemoryStateStore(), MemoryCrossIndex())
+    gate = VerdictGate(VerdictModels(), RecordedFeedback(decoded.feedback))
     return await drive(
         decoded.records,
         engine,
         partitions=decoded.partitions,
         expected=decoded.streams,
         progress=progress,
+        gate=gate,
     )
 
 
@@ -270,7 +308,13 @@ async def replay(
     running = Progress("replaying", len(decoded.records), "events", enabled=progress > 0)
     stats = await run_engine(decoded, thresholds or Thresholds(), running.update)
     running.close()
-    report = ReplayReport(events=stats.events, alerts=len(stats.alerts), rejected=decoded.rejected)
+    report = ReplayReport(
+        events=stats.events,
+        alerts=len(stats.alerts),
+        rejected=decoded.rejected,
+        verdicts=len(decoded.feedback),
+        held=len(stats.held_alerts),
+    )
     for alert in stats.alerts:
         report.alerts_by_topic[topics.alert_topic(alert.category)] += 1
         if out is not None:
@@ -306,7 +350,7 @@ def replay_file(
                 progress=progress,
             )
         except Misrouted:
-            pass  # a line with two keys: one process reads it as one engine does
+            pass  # a line with two keys, or verdicts: one process reads them as one engine does
     with output_path.open("wb") as out:
         report, _ = asyncio.run(
             replay(

@@ -63,7 +63,8 @@ def cmd_replay(args: argparse.Namespace) -> int:
     by_topic = ", ".join(f"{t} {n}" for t, n in sorted(report.alerts_by_topic.items()))
     print(
         f"replayed {report.events:,} events: {report.alerts} alerts ({by_topic or 'none'}); "
-        f"{len(report.rejected)} records rejected",
+        f"{len(report.rejected)} records rejected; {report.verdicts} verdicts read, "
+        f"{report.held} alerts held back by the verdict models",
         file=sys.stderr,
     )
     say_rejected(report.rejected)
@@ -73,8 +74,12 @@ def cmd_replay(args: argparse.Namespace) -> int:
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from streams.lab.evaluate import evaluate
     from streams.lab.evaluate_profiles import evaluate_profiles
+    from streams.lab.verdict_ablation import AblationOptions
 
     seeds = [int(seed) for seed in args.seeds.split(",") if seed.strip()]
+    verdicts = None
+    if args.verdict_share > 0:
+        verdicts = AblationOptions(share=args.verdict_share, delay_days=args.verdict_delay)
     report: Any
     if args.profiles is None:
         report = evaluate(
@@ -82,6 +87,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             borrowers=args.borrowers,
             days=args.days,
             partitions=settings_from(args).partitions,
+            verdicts=verdicts,
         )
     else:
         report = evaluate_profiles(
@@ -91,6 +97,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             days=args.days,
             partitions=settings_from(args).partitions,
             jobs=args.jobs,
+            verdicts=verdicts,
         )
     if args.json:
         Path(args.json).write_bytes(orjson.dumps(report.to_dict(), option=orjson.OPT_INDENT_2))
@@ -322,6 +329,16 @@ def add_lab_commands(commands: Commands) -> None:
     )
     evaluation.add_argument(
         "--jobs", type=int, help="runs in parallel with --profiles (default: the CPUs)"
+    )
+    evaluation.add_argument(
+        "--verdict-share",
+        type=float,
+        default=1.0,
+        help="share of published alerts given a simulated verdict, for the verdict models' "
+        "ablation (default 1: every alert; 0: no ablation)",
+    )
+    evaluation.add_argument(
+        "--verdict-delay", type=float, default=2.0, help="days from an alert to its verdict"
     )
     evaluation.set_defaults(func=cmd_evaluate)
 

@@ -125,3 +125,28 @@ def test_an_empty_or_wholly_invalid_file_replays_as_in_one_process(
     one, expected = _replay(path, tmp_path / "one.jsonl", 1)
     many, output = _replay(path, tmp_path / "many.jsonl", 2)
     assert (output, many.events, many.rejected) == (expected, one.events, one.rejected)
+
+
+def test_a_history_with_verdicts_replays_in_one_process_with_its_output(
+    history: Path, one_process: tuple[ReplayReport, bytes], tmp_path: Path
+) -> None:
+    """The verdict models learn every verdict over all partitions' alerts in one order, so a
+    file with verdicts runs in one process: the same bytes as ``--processes 1`` over it."""
+    _, expected = one_process
+    first = orjson.loads(expected.splitlines()[0])
+    verdict = {
+        "event_id": "fb-1",
+        "ts": first["ts"],
+        "alert_id": first["alert_id"],
+        "verdict": "dismissed",
+        "author": "ana",
+    }
+    path = tmp_path / "verdicts.jsonl"
+    line = {"topic": "lending.feedback", "key": first["borrower_id"], "value": verdict}
+    path.write_bytes(history.read_bytes() + b"\n" + orjson.dumps(line) + b"\n")
+
+    with pytest.raises(parallel.Misrouted):
+        parallel.replay_parallel(path, tmp_path / "x.jsonl", processes=2)
+    one, one_output = _replay(path, tmp_path / "one.jsonl", 1)
+    many, many_output = _replay(path, tmp_path / "many.jsonl", 2)
+    assert many_output == one_output and one.verdicts == many.verdicts == 1
