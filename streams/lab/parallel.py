@@ -92,7 +92,7 @@ class _Job:
     thresholds: Thresholds
     masker: Masker | None
     inboxes: list[Any]  # one multiprocessing queue per process: the others' index writes
-    #: Per process, lines decoded (first ``processes`` slots), then events run: the progress.
+    #: Per process, bytes decoded (first ``processes`` slots), then events run: the progress.
     counts: Any
     pipes: list[Connection] = field(default_factory=list)  # each process's end, to the parent
 
@@ -352,7 +352,9 @@ def replay_parallel(
     """
     topics = topics or TopicNames()
     context = multiprocessing.get_context("fork")
-    lines = input_path.read_bytes().split(b"\n")
+    data = input_path.read_bytes()
+    size, lines = len(data), data.split(b"\n")
+    del data
     job = _Job(
         lines=lines,
         owners=_route(lines, partitions, processes),
@@ -367,7 +369,7 @@ def replay_parallel(
     pipes, workers = _start(job)
     counts, split = job.counts, processes
     try:
-        reading = Progress("decoding", len(lines) - (not lines[-1]), "lines", enabled=progress)
+        reading = Progress("decoding", size, "bytes", enabled=progress)
         firsts = _gather(pipes, reading, lambda: sum(counts[:split]))
         for pipe, place in zip(pipes, _places([(e, n) for _, e, n in firsts]), strict=True):
             pipe.send_bytes(place)

@@ -278,12 +278,13 @@ async def run_engine(
 def counted(
     lines: Iterable[tuple[int, bytes]], update: Callable[[int], None], every: int = 10_000
 ) -> Iterator[tuple[int, bytes]]:
-    """``lines``, telling ``update`` how many have gone by, every ``every`` lines."""
+    """``lines``, telling ``update`` how many bytes have gone by, every ``every`` lines."""
     done = 0
-    for done, line in enumerate(lines, start=1):
-        if done % every == 0:
+    for count, (number, line) in enumerate(lines, start=1):
+        done += len(line)
+        if count % every == 0:
             update(done)
-        yield line
+        yield number, line
     update(done)
 
 
@@ -295,17 +296,16 @@ async def replay(
     topics: TopicNames | None = None,
     out: BinaryIO | None = None,
     masker: Masker | None = None,
-    progress: bool = False,
+    progress: int = 0,
 ) -> tuple[ReplayReport, list[Alert]]:
     """Run the detectors over ``lines`` in event-time order; write alerts to ``out`` if given,
     masked by ``masker`` as the worker masks them (the alerts returned stay raw). With
-    ``progress``, a bar on stderr for each phase."""
+    ``progress`` (the bytes ``lines`` hold), a bar on stderr for each phase."""
     topics = topics or TopicNames()
-    lines = list(lines)
-    reading = Progress("decoding", len(lines), "lines", enabled=progress)
+    reading = Progress("decoding", progress, "bytes", enabled=progress > 0)
     decoded = decode(counted(lines, reading.update), partitions=partitions, topics=topics)
     reading.close()
-    running = Progress("replaying", len(decoded.records), "events", enabled=progress)
+    running = Progress("replaying", len(decoded.records), "events", enabled=progress > 0)
     stats = await run_engine(decoded, thresholds or Thresholds(), running.update)
     running.close()
     report = ReplayReport(
@@ -360,7 +360,7 @@ def replay_file(
                 topics=topics,
                 out=out,
                 masker=masker,
-                progress=progress,
+                progress=input_path.stat().st_size if progress else 0,
             )
         )
     return report
