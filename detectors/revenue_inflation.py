@@ -776,25 +776,26 @@ class RevenueInflationDetector(Detector):
     ) -> Reason | None:
         """The new money sent on: outflows soon after a new payer's inflow to the few largest
         payees first paid in the window, against what the new payers sent; outflows of days
-        before ``until``."""
+        before ``until``.
+
+        Money that came in the last ``forward_days`` before ``until`` may not have gone on
+        yet (a ramp's largest sums come last): the share is also read over the inflows whose
+        days to go on have all passed, when they carry a third of the new money or more
+        (fewer would make a chance payment to a new supplier weigh)."""
         t = self.thresholds
         young: dict[str, list[Any]] = memory["young"]
-        fresh: dict[str, list[Any]] = memory.get("fresh", {})
-        arrivals = {day for cp in sent for day, s in young[cp][2] if s > 0 and start <= day < today}
-        received: dict[str, float] = {}
-        for payee, (first, days) in fresh.items():
-            if first < start:
-                continue
-            for day, amount in days:
-                if start <= day < until and any(
-                    0 <= day - arrival <= t.forward_days for arrival in arrivals
-                ):
-                    received[payee] = received.get(payee, 0.0) + amount
-        top = sorted(received, key=lambda p: (-received[p], p))[: t.max_forward_payees]
-        if not top:
-            return None
-        share = min(1.0, sum(received[p] for p in top) / sum(sent.values()))
-        if share < t.min_forwarded_share:
+        by_day: dict[int, float] = {}
+        for cp in sent:
+            for day, amount in young[cp][2]:
+                if amount > 0 and start <= day < today:
+                    by_day[day] = by_day.get(day, 0.0) + amount
+        total = sum(sent.values())
+        share, top = self._sent_on_share(memory, by_day, total, start, until)
+        passed = {day: amount for day, amount in by_day.items() if day + t.forward_days < until}
+        if sum(passed.values()) >= total / 3 and len(passed) < len(by_day):
+            settled = self._sent_on_share(memory, passed, sum(passed.values()), start, until)
+            share, top = max((share, top), settled)
+        if not top or share < t.min_forwarded_share:
             return None
         return self.reason(
             "forwarded",
@@ -805,6 +806,32 @@ class RevenueInflationDetector(Detector):
             payees=len(top),
             counterparties=personal.account(sorted(top)),
         )
+
+    def _sent_on_share(
+        self,
+        memory: dict[str, Any],
+        arrivals: dict[int, float],
+        sent: float,
+        start: int,
+        until: int,
+    ) -> tuple[float, list[str]]:
+        """What the few largest new payees received within ``forward_days`` of the arrivals'
+        days, over ``sent``; and those payees."""
+        t = self.thresholds
+        fresh: dict[str, list[Any]] = memory.get("fresh", {})
+        received: dict[str, float] = {}
+        for payee, (first, days) in fresh.items():
+            if first < start:
+                continue
+            for day, amount in days:
+                if start <= day < until and any(
+                    0 <= day - arrival <= t.forward_days for arrival in arrivals
+                ):
+                    received[payee] = received.get(payee, 0.0) + amount
+        top = sorted(received, key=lambda p: (-received[p], p))[: t.max_forward_payees]
+        if not top or sent <= 0.0:
+            return 0.0, []
+        return min(1.0, sum(received[p] for p in top) / sent), top
 
     def _unspent(
         self, state: BorrowerState, memory: dict[str, Any], start: int, today: int

@@ -974,3 +974,44 @@ def test_a_snapshot_of_the_previous_form_has_no_peers_spending_and_no_young_tell
     assert detector.on_login(APPLICATION, state, ()) == [TIMER]
 
     assert detector.on_timer(TIMER, state) == [QUIET_TIMER]  # a ramp, watched, no tell
+
+
+def _late_heavy_ramp() -> list[Transaction]:
+    """Three new payers whose sums grow to the application (the largest in its last two
+    days), each sent on two days later to a payee never paid before: at the application, the
+    last ones have not gone on yet."""
+    sums = {-20: "20000", -14: "30000", -9: "40000", -6: "50000", -2: "90000", -1: "90000"}
+    payers = [
+        _in(f"late-{name}-{day}", name, amount, at(days=day, hours=4))
+        for name in ("late-1", "late-2", "late-3")
+        for day, amount in sums.items()
+    ]
+    sent_on = [
+        _out(f"on-{e.event_id}", "sink-1", float(e.amount) * 0.95, e.ts + timedelta(days=2))
+        for e in payers
+    ]
+    return [*payers, *sent_on]
+
+
+def test_a_ramp_whose_last_sums_have_not_gone_on_yet_alerts_at_the_application() -> None:
+    # Of all the new money, under half has gone on by the application; of the money whose
+    # three days to go on have passed, nearly all of it.
+    [alert, _] = _judge([*_business(), *_suppliers(), *_late_heavy_ramp()])
+
+    forwarded = next(r for r in alert.reasons if r.code == "forwarded")
+    assert float(str(forwarded.observed)) >= 0.9
+    assert alert.ts == APPLICATION.ts
+
+
+def test_the_money_gone_on_is_read_over_the_settled_inflows_only_when_they_weigh() -> None:
+    # The same ramp when the settled inflows carry under a third of the new money: the share
+    # of all of it (under a half) decides, and there is no tell at the application.
+    events = [e for e in _late_heavy_ramp() if e.ts >= at(days=-9)]
+    heavier = [
+        _in(f"last-{name}", name, "400000", at(days=-1, hours=5))
+        for name in ("late-1", "late-2", "late-3")
+    ]
+    findings = _judge([*_business(), *_suppliers(), *events, *heavier])
+
+    assert [f.episode for f in findings] == ["inflation:app-1"]
+    assert findings[0].ts == QUIET_END
