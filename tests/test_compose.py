@@ -270,7 +270,8 @@ def _describe(partitions: dict[str, int]) -> str:
 
 
 def test_script_creates_every_topic(tmp_path: Path) -> None:
-    existing = {t: 12 for t in TopicNames().all()} | {"__consumer_offsets": 50}
+    feedback = TopicNames().feedback
+    existing = {t: 12 for t in TopicNames().all()} | {feedback: 1, "__consumer_offsets": 50}
     done = _run_script(
         tmp_path, _describe(existing), KAFKA_BOOTSTRAP="kafka://kafka:9092", LW_PARTITIONS="12"
     )
@@ -284,17 +285,20 @@ def test_script_creates_every_topic(tmp_path: Path) -> None:
     assert sorted(created) == sorted(TopicNames().all())
     for args in creates:
         assert "--if-not-exists" in args
-        assert args[args.index("--partitions") + 1] == "12"
+        one = args[args.index("--topic") + 1] == feedback  # every worker reads it in one order
+        assert args[args.index("--partitions") + 1] == ("1" if one else "12")
         assert args[args.index("--replication-factor") + 1] == "1"
         assert args[args.index("--bootstrap-server") + 1] == "kafka:9092"
 
 
 def test_script_refuses_topics_with_other_partition_counts(tmp_path: Path) -> None:
-    existing = {t: 8 for t in TopicNames().all()} | {TopicNames().transactions: 4}
+    topics = TopicNames()
+    existing = {t: 8 for t in topics.all()} | {topics.transactions: 4}
     done = _run_script(tmp_path, _describe(existing), LW_PARTITIONS="8")
     assert done.returncode != 0
-    assert f"{TopicNames().transactions} has 4 partitions" in done.stderr
-    assert TopicNames().logins not in done.stderr
+    assert f"{topics.transactions} has 4 partitions" in done.stderr
+    assert f"{topics.feedback} has 8 partitions" in done.stderr  # it must have one
+    assert topics.logins not in done.stderr
 
 
 def test_script_fails_when_it_cannot_describe(tmp_path: Path) -> None:
