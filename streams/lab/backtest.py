@@ -146,8 +146,11 @@ def rerun(history: Decoded, base: Run, candidate: Thresholds, labels: Labels | N
     share, so a detector's alerts do not depend on which others run beside it (as ``fit``
     relies on): only the detectors whose thresholds change run again. The alerts kept carry
     the candidate's version, as a whole run's would (``tests/streams/lab/test_backtest.py``
-    compares the two).
+    compares the two). A history with verdicts runs whole: the verdict models learn from
+    every alert, in one order, so what they hold back depends on all of them.
     """
+    if history.feedback:
+        return run(history, candidate, labels)
     started = time.perf_counter()
     changed = changed_sections(base.thresholds, candidate)
     detectors = build_detectors(candidate)
