@@ -255,7 +255,7 @@ class RevenueInflationDetector(Detector):
 
     name = "revenue_inflation"
     category = FALSIFIED_FLOW
-    version = "3"
+    version = "4"  # 4: a young borrower's unspent ramp read against its peers (unspent_young)
     section = "revenue_inflation"
     thresholds_type = RevenueInflationThresholds
 
