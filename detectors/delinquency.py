@@ -295,7 +295,9 @@ class DelinquencyDetector(Detector):
       see :meth:`on_day_close`): a restaurant that fell with every restaurant is not singled
       out, unless the installment is no longer covered. A dip whose latest days are back near
       the baseline is over; a decline of the last week alone weighs less than a sustained
-      one, and one whose inflows still cover the installment many times weighs less;
+      one, and one whose inflows still cover the installment many times weighs less. In a
+      borrower's first weeks (a baseline under two weeks) the rank test is waived for a
+      sustained decline that leaves the installment uncovered;
     - coverage: a month of inflow at the recent rate against the installment;
     - silence: days without a login, priced by the borrower's own login rate
       (``-ln P``: eleven silent days are routine for a weekly user, not for a daily one);
@@ -319,7 +321,7 @@ class DelinquencyDetector(Detector):
 
     name = "delinquency"
     category = DELINQUENCY_RISK
-    version = "4"
+    version = "5"
     writes = ("installments",)
     section = "delinquency"
     thresholds_type = DelinquencyThresholds
@@ -705,7 +707,7 @@ class DelinquencyDetector(Detector):
         own, relative, peer = inflow.own, inflow.relative, inflow.peer
         candidates: list[tuple[float, Reason]] = []
         judged = relative if relative is not None else own
-        if judged is not None and self._judge.declined(judged):
+        if judged is not None and self._judge.declined(judged, inflow.coverage):
             strength = self._judge.strength(judged) * self._judge.cover_weight(inflow.coverage)
             if peer is None:
                 reason = self.reason(
@@ -754,7 +756,7 @@ class DelinquencyDetector(Detector):
             or own is None
             or inflow.coverage is None
             or inflow.coverage > t.uncovered_coverage
-            or not self._judge.declined(own)
+            or not self._judge.declined(own, inflow.coverage)
         ):
             return None
         reason = self.reason(
