@@ -72,6 +72,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from streams.lab.evaluate_profiles import evaluate_profiles
 
     seeds = [int(seed) for seed in args.seeds.split(",") if seed.strip()]
+    if args.ablation:
+        return _ablation(args, seeds)
     report: Any
     if args.profiles is None:
         report = evaluate(
@@ -91,6 +93,26 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         )
     if args.json:
         Path(args.json).write_bytes(orjson.dumps(report.to_dict(), option=orjson.OPT_INDENT_2))
+    return 0
+
+
+def _ablation(args: argparse.Namespace, seeds: list[int]) -> int:
+    """``evaluate --ablation``: the rules alone against the rules with models, per profile."""
+    from sim import BASELINE
+    from streams.lab.ablation import ablate, default_arms, render_ablation, to_dict
+
+    table = ablate(
+        default_arms(),
+        args.profiles or [BASELINE],
+        seeds,
+        borrowers=args.borrowers,
+        days=args.days,
+        partitions=settings_from(args).partitions,
+        jobs=args.jobs,
+    )
+    print(render_ablation(table, args.days))
+    if args.json:
+        Path(args.json).write_bytes(orjson.dumps(to_dict(table), option=orjson.OPT_INDENT_2))
     return 0
 
 
@@ -308,6 +330,12 @@ def add_lab_commands(commands: Commands) -> None:
     )
     evaluation.add_argument(
         "--jobs", type=int, help="runs in parallel with --profiles (default: the CPUs)"
+    )
+    evaluation.add_argument(
+        "--ablation",
+        action="store_true",
+        help="rules alone against rules + models, per profile and category, over the whole "
+        "period and its first and last 30 days (issue 14)",
     )
     evaluation.set_defaults(func=cmd_evaluate)
 
