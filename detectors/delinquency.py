@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from detectors.base import DELINQUENCY_RISK, Detector, Finding, Output, severity_for
 from detectors.clock import Timer
 from detectors.delinquency_inflow import Inflow, InflowJudge
-from detectors.delinquency_model import FEATURES, PartitionClassifier
+from detectors.delinquency_model import FEATURES, WorkerClassifier
 from detectors.index import Found
 from detectors.scenarios import T0, inputs, payment, scheduled
 from detectors.state import (
@@ -382,12 +382,8 @@ class DelinquencyDetector(Detector):
     def __init__(self, thresholds: DelinquencyThresholds) -> None:
         self.thresholds = thresholds
         self._zone = timezone(timedelta(hours=thresholds.platform_utc_offset_hours))
-        #: The per-partition classifier; its memories, by name, for tests and checkpoints.
-        self._classifier = PartitionClassifier(thresholds.positive_weight)
-        self._models = self._classifier.models
-        self._labels = self._classifier.labels
-        self._positives = self._classifier.positives
-        self._typical = self._classifier.typical
+        #: The worker's one classifier over all its partitions.
+        self._classifier = WorkerClassifier(thresholds.positive_weight)
         #: The inflow side, and the peers' move over each day's windows, per partition (see
         #: :meth:`on_day_close`).
         self._judge = InflowJudge(thresholds)
@@ -473,7 +469,7 @@ class DelinquencyDetector(Detector):
             return self._cure(timer.due, installment, state)
         features, reasons, rule = self._assess(timer.due, installment, state, stage == PAST_DUE)
         installment.snapshots.append([features[name] for name in FEATURES])
-        score, reasons = self._blend(state.partition, features, rule, reasons)
+        score, reasons = self._blend(features, rule, reasons)
         self._note_risk(state, timer.due, score, key)
         return self._escalate(state, installment, timer.due, score, reasons)
 
@@ -498,7 +494,7 @@ class DelinquencyDetector(Detector):
         self.slot(state, _memory)["risk"] = [at, round(min(1.0, max(0.0, score)), 4), key]
 
     def snapshot(self, partition: int) -> bytes | None:
-        learnt = self._classifier.checkpoint(partition)
+        learnt = self._classifier.checkpoint()
         peers = self._peers.closes.get(partition)
         if learnt is None and not peers:
             return None
@@ -509,7 +505,7 @@ class DelinquencyDetector(Detector):
         model, labels, positives, *rest = pickle.loads(snapshot)  # noqa: S301
         # Checkpoints of version 2 had no running mean, those of version 3 no peers.
         typical = rest[0] if rest else None
-        self._classifier.load(partition, model, labels, positives, typical)
+        self._classifier.load(model, labels, positives, typical)
         peers = rest[1] if len(rest) > 1 else None
         if peers:
             self._peers.closes[partition] = peers
@@ -520,7 +516,7 @@ class DelinquencyDetector(Detector):
         """The outcome is known: learn every snapshot taken, then flag a miss."""
         assert installment.amount_due is not None
         missed = not installment.paid_in_full_by(at)
-        self._classifier.learn(state.partition, installment.snapshots, missed)
+        self._classifier.learn(installment.snapshots, missed)
         installment.snapshots.clear()
         key = installment_key(installment.loan_id, installment.number)
         if not missed:
@@ -629,6 +625,28 @@ class DelinquencyDetector(Detector):
             "paid_share": seen.paid / (float(installment.amount_due) or 1.0),
             "days_to_due": (self._midnight(installment.due_date) - at) / SECONDS_PER_DAY,
             "reversals": float(len([r for r in installment.reversals if r[0] <= at])),
+            **self._trend_features(at, installment, seen),
+        }
+
+    def _trend_features(
+        self, at: float, installment: Installment, seen: _Observed
+    ) -> dict[str, float]:
+        """What the rules weigh by thresholds, as the classifier's own features: the decline
+        against the sector's move and at its trend by the due date, the reversed money not
+        paid again, how recent a payout change is, and the days of silence."""
+        assert installment.amount_due is not None
+        inflow = seen.inflow
+
+        def drop(ratio: float) -> float:
+            return min(3.0, max(0.0, -math.log(max(ratio, 0.05))))
+
+        owed, _ = _unrecovered(installment, at)
+        return {
+            "relative_drop": drop(inflow.relative.ratio) if inflow.relative else 0.0,
+            "projected_drop": drop(inflow.own.projected) if inflow.own else 0.0,
+            "reversal_owed": float(owed) / (float(installment.amount_due) or 1.0),
+            "payout_recent": 0.0 if seen.payout_ago is None else math.exp(-seen.payout_ago / 7),
+            "silence_days": min(seen.silence.days, 30) / 30.0,
         }
 
     def _conduct_signals(self, seen: _Observed, urgency: float) -> list[tuple[float, Reason]]:
@@ -878,7 +896,7 @@ class DelinquencyDetector(Detector):
         return bad, late, settled
 
     def _blend(
-        self, partition: int, features: dict[str, float], rule: float, reasons: list[Reason]
+        self, features: dict[str, float], rule: float, reasons: list[Reason]
     ) -> tuple[float, list[Reason]]:
         """Rules alone until the classifier has learnt enough; then its evidence is added.
 
@@ -889,9 +907,7 @@ class DelinquencyDetector(Detector):
         ranks, the rules decide.
         """
         t = self.thresholds
-        found = self._classifier.lift(
-            partition, features, t.min_labels_for_model, t.min_model_misses
-        )
+        found = self._classifier.lift(features, t.min_labels_for_model, t.min_model_misses)
         if found is None:
             return rule, reasons
         lift, probability, typical = found
@@ -905,7 +921,7 @@ class DelinquencyDetector(Detector):
             lift=lift,
             probability=probability,
             typical=typical,
-            top=self._classifier.top(partition, features),
+            top=self._classifier.top(features),
         )
         return 1.0 - (1.0 - rule) * (1.0 - strength), [*reasons, model_reason]
 

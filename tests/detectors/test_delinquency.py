@@ -319,9 +319,11 @@ def test_each_stage_runs_once() -> None:
 # The classifier -------------------------------------------------------------------------------
 
 
-def _train(detector: DelinquencyDetector, borrower: str, *, misses: bool) -> BorrowerState:
+def _train(
+    detector: DelinquencyDetector, borrower: str, *, misses: bool, partition: int = 2
+) -> BorrowerState:
     """One installment through its checks and deadline: collapsing and unpaid, or paid."""
-    _, state = schedule("70000", detector, borrower, partition=2)
+    _, state = schedule("70000", detector, borrower, partition=partition)
     if misses:
         collapse(state)
     else:
@@ -356,9 +358,10 @@ def test_the_classifier_learns_outcomes_at_the_deadline_and_adds_its_lift() -> N
         min_labels_for_model=4, min_model_misses=1, min_model_lift=1.5
     )
     detector = DelinquencyDetector(thresholds)
-    for i in range(40):
-        _train(detector, f"b-{i}", misses=i % 4 == 0)  # ten of forty miss
-    assert (detector._labels[2], detector._positives[2]) == (80, 20)
+    for i in range(40):  # ten of forty miss, over four partitions: one model learns them all
+        _train(detector, f"b-{i}", misses=i % 4 == 0, partition=i % 3 + 2)
+    classifier = detector._classifier
+    assert (classifier.labels, classifier.positives) == (80, 20)
     for i in range(5):  # the partition's ordinary open installments set the running mean
         _, calm = schedule("70000", detector, f"c-{i}", partition=2)
         steady(calm)
@@ -384,15 +387,21 @@ def test_the_classifier_learns_outcomes_at_the_deadline_and_adds_its_lift() -> N
         1 - (1 - rule) * (1 - thresholds.max_model_strength)
     )
 
-    # The partition's model survives a checkpoint: the restored copy predicts the same.
+    # The worker's model survives a checkpoint of any partition: the restored copy predicts
+    # the same; a partition's older copy does not replace a model that learnt more.
     blob = detector.snapshot(2)
-    assert blob is not None and detector.snapshot(3) is None
+    assert blob is not None and detector.snapshot(7) is not None
     restored = DelinquencyDetector(thresholds)
     restored.restore(2, blob)
-    x = dict(zip(FEATURES, [1.0, 3.0, 0.5, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 3.0, 0.0], strict=True))
-    assert restored._models[2].predict_proba_one(x) == detector._models[2].predict_proba_one(x)
+    x = dict(zip(FEATURES, [1.0, 3.0, 0.5] + [0.0] * 6 + [3.0] + [0.0] * 6, strict=True))
+    model, original = restored._classifier.model, classifier.model
+    assert model is not None and original is not None
+    assert model.predict_proba_one(x) == original.predict_proba_one(x)
     assert pickle.loads(blob)[1:3] == (80, 20)
-    assert restored._typical[2] == detector._typical[2]
+    assert restored._classifier.typical == classifier.typical
+    older = pickle.dumps((None, 0, 0, None, None))
+    restored.restore(3, older)
+    assert restored._classifier.labels == 80
 
 
 def test_a_version_2_checkpoint_and_state_still_load() -> None:
@@ -404,12 +413,12 @@ def test_a_version_2_checkpoint_and_state_still_load() -> None:
     model, labels, positives, *_ = pickle.loads(detector.snapshot(2) or b"")
     restored = DelinquencyDetector(DelinquencyThresholds())
     restored.restore(2, pickle.dumps((model, labels, positives)))
-    assert (restored._labels[2], 2 not in restored._typical) == (labels, True)
+    assert (restored._classifier.labels, restored._classifier.typical) == (labels, None)
 
     _, state = schedule("3000", restored, "b-old", partition=2)
     state.installments[KEY].snapshots.append([0.5, 1.0, 2.0, 0.0, 0.0, 0.0, 0.0, 1.0, 0.0])
     restored.on_timer(timer("deadline", DEADLINE, borrower="b-old"), state)
-    assert restored._labels[2] == labels
+    assert restored._classifier.labels == labels
 
 
 # Data and state -------------------------------------------------------------------------------
