@@ -97,7 +97,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def _ablation(args: argparse.Namespace, seeds: list[int]) -> int:
-    """``evaluate --ablation``: the rules alone against the rules with models, per profile."""
+    """``evaluate --ablation``: each arm (the rules alone; a model under test adds its own),
+    per profile."""
     from sim import BASELINE
     from streams.lab.ablation import ablate, default_arms, render_ablation, to_dict
 
@@ -334,8 +335,8 @@ def add_lab_commands(commands: Commands) -> None:
     evaluation.add_argument(
         "--ablation",
         action="store_true",
-        help="rules alone against rules + models, per profile and category, over the whole "
-        "period and its first and last 30 days (issue 14)",
+        help="each arm of an ablation (the rules alone; a model under test adds its own), per "
+        "profile and category, over the whole period and its first and last 30 days (issue 14)",
     )
     evaluation.set_defaults(func=cmd_evaluate)
 

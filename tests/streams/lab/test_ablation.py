@@ -17,17 +17,10 @@ from topics.labels import CaseLabel
 BORROWERS, DAYS, SEED = 60, 60, 3
 
 
-def test_the_rules_arm_silences_every_model_and_only_that() -> None:
-    rules, models = default_arms()
-    assert rules.thresholds.delinquency.max_model_strength == 0.0
-    assert rules.thresholds.flow_anomaly.min_anomaly_score == 0.0
-    assert models.thresholds == Thresholds()
-    changed = {
-        key
-        for key, value in rules.thresholds.values().items()
-        if Thresholds().values()[key] != value
-    }
-    assert changed == {"delinquency.max_model_strength", "flow_anomaly.min_anomaly_score"}
+def test_the_default_arm_is_the_rules_alone() -> None:
+    assert [(arm.name, arm.thresholds, arm.feed) for arm in default_arms()] == [
+        ("rules", Thresholds(), None)
+    ]
 
 
 def _no_repayments(
