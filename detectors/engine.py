@@ -31,6 +31,7 @@ from topics.records import Alert, Login, Repayment, Transaction
 from topics.validate import InputRecord
 
 __all__ = [
+    "AlertMemory",
     "BatchResult",
     "Engine",
     "Input",
@@ -53,6 +54,9 @@ REMEMBERED_EVENT_IDS = 32
 EVENT_ID_WIDTH = 6
 # Slot of a borrower's state where the engine keeps what it has applied (see ``_fresh``).
 APPLIED_SLOT = "_applied"
+#: Phases of ``Engine.process`` in which findings are made (``Engine.placed``): an event's
+#: detectors, then each partition's timers and day closes.
+EVENT, TIMERS = 0, 1
 
 
 #: Where a shadow detector keeps its own copy of the state fields it writes besides its slot
@@ -134,6 +138,26 @@ class StateStore(Protocol):
     def states_in_partition(self, partition: int) -> Iterable[BorrowerState]: ...
 
 
+class AlertMemory:
+    """The latest alert ids emitted (at most ``REMEMBERED_ALERT_IDS``): a re-send is dropped.
+
+    Its own object so that a replay run in several processes drops exactly what one engine
+    would, in the order one engine would have met them (``streams.lab.parallel``).
+    """
+
+    def __init__(self) -> None:
+        self._ids: OrderedDict[str, None] = OrderedDict()
+
+    def first(self, alert_id: str) -> bool:
+        """Whether ``alert_id`` is new; remember it (forgetting the oldest beyond the bound)."""
+        if alert_id in self._ids:
+            return False
+        self._ids[alert_id] = None
+        if len(self._ids) > REMEMBERED_ALERT_IDS:
+            self._ids.popitem(last=False)
+        return True
+
+
 class MemoryStateStore:
     """Plain dictionary state for replay, backtests and tests."""
 
@@ -177,7 +201,7 @@ class Engine:
         self._closed_day: dict[int, int] = {}
         self._learned: dict[tuple[int, str], set[Timer]] = {}
         self._resumed_day: dict[tuple[int, str], int] = {}
-        self._emitted: OrderedDict[str, None] = OrderedDict()
+        self._emitted = AlertMemory()
         self.detectors: list[Detector] = []
         self._live: dict[str, Detector] = {}
         self._prune_shadow_slots = False
@@ -313,11 +337,22 @@ class Engine:
                 except Exception as exc:  # a detector bug must not stop the stream
                     result.failed.append((position, f"detector error: {exc!r}"))
                 else:
-                    findings += self._arm(outputs, state)
+                    armed = self._arm(outputs, state)
+                    self.placed(armed, EVENT, position)
+                    findings += armed
             self.clock.observe(item.partition, item.source, item.record.ts.timestamp(), wall)
-        findings += self._fire({item.partition for item in batch}, wall, result)
+        for partition in sorted({item.partition for item in batch}):
+            fired = self._fire([partition], wall, result)
+            self.placed(fired, TIMERS, partition)
+            findings += fired
         result.alerts, result.shadow_alerts = self._alerts(findings)
         return result
+
+    def placed(self, findings: list[Finding], phase: int, where: int) -> None:
+        """Where ``process`` found ``findings``, in its order: the batch's event at position
+        ``where`` (``EVENT``), or the timers and day closes of partition ``where`` (``TIMERS``).
+        Nothing here; a replay over processes records it to merge their alerts in this
+        engine's order (``streams.lab.parallel``)."""
 
     def advance(self, wall: float | None = None) -> BatchResult:
         """Fire timers without new events (a partition gone quiet still reaches due dates)."""
@@ -636,12 +671,8 @@ class Engine:
         alerts: list[Alert] = []
         shadow_alerts: list[Alert] = []
         for finding in findings:
-            alert_id = finding.alert_id
-            if alert_id in self._emitted:
+            if not self._emitted.first(finding.alert_id):
                 continue
-            self._emitted[alert_id] = None
-            if len(self._emitted) > REMEMBERED_ALERT_IDS:
-                self._emitted.popitem(last=False)
             emitted_at = self._now() if self._now is not None else finding.ts
             version, detector = split_shadow_name(finding.detector)
             if version is not None:

@@ -157,8 +157,12 @@ PEER_DAYS = 4
 MAX_FRESH = 8
 #: Hashes of payees paid before, least recently paid first: they are not new.
 MAX_PAID = 24
-#: Whole weeks of outflows before the window that the money-left-idle tell needs.
+#: Whole weeks of outflows before the window that the money-left-idle tell needs from the
+#: borrower's own history; a younger borrower is read against its peers' spending.
 MIN_SPEND_BASELINE_WEEKS = 4
+#: Whole weeks over which a peer's spending (outflows over inflows) is measured at a day close:
+#: a month, so that rent and payroll count once.
+SPEND_PEER_WEEKS = 4
 #: Weeks of outflow sums kept (the baseline and the longest window, in whole weeks).
 MAX_WEEKS = 16
 
@@ -299,6 +303,9 @@ class RevenueInflationDetector(Detector):
         "paid nothing in the {days} days before the application",
         "unspent": "outflows rose by {spent:,.0f} a day against inflows' {extra:,.0f} over the "
         "{weeks} weeks before the application: {share:.0%} of the rise was not spent",
+        "unspent_young": "outflows rose by {spent:,.0f} a day against inflows' {extra:,.0f} over "
+        "the {weeks} weeks before the application, against what its peers spend of theirs (its "
+        "history is too short to say what it spent): {share:.0%} of the rise was not spent",
         "peer_lift": "its peers' turnover rose {lift:.2f}× over the same days: the growth above "
         "is beyond theirs",
         "short_history": "a short history: the {days}-day window is compared with the only "
@@ -514,23 +521,56 @@ class RevenueInflationDetector(Detector):
             if sector:
                 groups.setdefault(sector, []).append(lift)
         closes = self._peers.setdefault(partition, [])
-        closes.append([day, {g: [statistics.median(v), len(v)] for g, v in groups.items() if v}])
+        lifts = {g: [statistics.median(v), len(v)] for g, v in groups.items() if v}
+        spending = self._peer_spending(end, states)
+        spends = {g: [statistics.median(v), len(v)] for g, v in spending.items()}
+        closes.append([day, lifts, spends])
         del closes[:-PEER_DAYS]
         return []
+
+    def _peer_spending(self, end: int, states: Sequence[BorrowerState]) -> dict[str, list[float]]:
+        """Per sector and for the whole partition, what each borrower with a month of
+        history spends of what it takes in, over the last whole weeks before the day ``end``:
+        the baseline of a borrower too young to have its own."""
+        hi = end // 7
+        lo = hi - SPEND_PEER_WEEKS
+        groups: dict[str, list[float]] = {}
+        for state in states:
+            memory = state.slots.get(self.name)
+            if not memory or memory.get("ow0", hi) > lo:
+                continue
+            inflow, days = state.inflows.total(lo * 7, hi * 7)
+            inflow -= _between(memory.get("net", []), lo * 7, hi * 7)
+            if days < SPEND_PEER_WEEKS * 7 or inflow <= 0.0:
+                continue
+            ratio = _between(memory["ow"], lo, hi) / inflow
+            groups.setdefault(ALL_PEERS, []).append(ratio)
+            sector = memory.get("sec")
+            if sector:
+                groups.setdefault(sector, []).append(ratio)
+        return groups
 
     def _peer_lift(self, state: BorrowerState, memory: dict[str, Any], today: int) -> float:
         """The peers' median lift at the latest close before ``today`` (1: none known); only
         a lift damps, never a slump."""
+        lift = self._peer_median(state, memory, today, 1)
+        return 1.0 if lift is None else max(1.0, lift)
+
+    def _peer_median(
+        self, state: BorrowerState, memory: dict[str, Any], today: int, which: int
+    ) -> float | None:
+        """A peers' median at the latest close before ``today`` (``which``: 1 the lift, 2 the
+        share of inflows spent), of the borrower's sector or else of the partition."""
         closes = [c for c in self._peers.get(state.partition, ()) if c[0] < today]
-        if not closes:
-            return 1.0
-        groups: dict[str, list[Any]] = closes[-1][1]
+        if not closes or len(closes[-1]) <= which:
+            return None
+        groups: dict[str, list[Any]] = closes[-1][which]
         need = self.thresholds.min_sector_peers
         for group in (memory.get("sec"), ALL_PEERS):
-            # The borrower itself is among them: its peers are the others.
+            # The borrower itself may be among them: its peers are the others.
             if group is not None and group in groups and groups[group][1] > need:
-                return max(1.0, float(groups[group][0]))
-        return 1.0
+                return float(groups[group][0])
+        return None
 
     def snapshot(self, partition: int) -> bytes | None:
         closes = self._peers.get(partition)
@@ -736,25 +776,26 @@ class RevenueInflationDetector(Detector):
     ) -> Reason | None:
         """The new money sent on: outflows soon after a new payer's inflow to the few largest
         payees first paid in the window, against what the new payers sent; outflows of days
-        before ``until``."""
+        before ``until``.
+
+        Money that came in the last ``forward_days`` before ``until`` may not have gone on
+        yet (a ramp's largest sums come last): the share is also read over the inflows whose
+        days to go on have all passed, when they carry a third of the new money or more
+        (fewer would make a chance payment to a new supplier weigh)."""
         t = self.thresholds
         young: dict[str, list[Any]] = memory["young"]
-        fresh: dict[str, list[Any]] = memory.get("fresh", {})
-        arrivals = {day for cp in sent for day, s in young[cp][2] if s > 0 and start <= day < today}
-        received: dict[str, float] = {}
-        for payee, (first, days) in fresh.items():
-            if first < start:
-                continue
-            for day, amount in days:
-                if start <= day < until and any(
-                    0 <= day - arrival <= t.forward_days for arrival in arrivals
-                ):
-                    received[payee] = received.get(payee, 0.0) + amount
-        top = sorted(received, key=lambda p: (-received[p], p))[: t.max_forward_payees]
-        if not top:
-            return None
-        share = min(1.0, sum(received[p] for p in top) / sum(sent.values()))
-        if share < t.min_forwarded_share:
+        by_day: dict[int, float] = {}
+        for cp in sent:
+            for day, amount in young[cp][2]:
+                if amount > 0 and start <= day < today:
+                    by_day[day] = by_day.get(day, 0.0) + amount
+        total = sum(sent.values())
+        share, top = self._sent_on_share(memory, by_day, total, start, until)
+        passed = {day: amount for day, amount in by_day.items() if day + t.forward_days < until}
+        if sum(passed.values()) >= total / 3 and len(passed) < len(by_day):
+            settled = self._sent_on_share(memory, passed, sum(passed.values()), start, until)
+            share, top = max((share, top), settled)
+        if not top or share < t.min_forwarded_share:
             return None
         return self.reason(
             "forwarded",
@@ -766,6 +807,32 @@ class RevenueInflationDetector(Detector):
             counterparties=personal.account(sorted(top)),
         )
 
+    def _sent_on_share(
+        self,
+        memory: dict[str, Any],
+        arrivals: dict[int, float],
+        sent: float,
+        start: int,
+        until: int,
+    ) -> tuple[float, list[str]]:
+        """What the few largest new payees received within ``forward_days`` of the arrivals'
+        days, over ``sent``; and those payees."""
+        t = self.thresholds
+        fresh: dict[str, list[Any]] = memory.get("fresh", {})
+        received: dict[str, float] = {}
+        for payee, (first, days) in fresh.items():
+            if first < start:
+                continue
+            for day, amount in days:
+                if start <= day < until and any(
+                    0 <= day - arrival <= t.forward_days for arrival in arrivals
+                ):
+                    received[payee] = received.get(payee, 0.0) + amount
+        top = sorted(received, key=lambda p: (-received[p], p))[: t.max_forward_payees]
+        if not top or sent <= 0.0:
+            return 0.0, []
+        return min(1.0, sum(received[p] for p in top) / sent), top
+
     def _unspent(
         self, state: BorrowerState, memory: dict[str, Any], start: int, today: int
     ) -> Reason | None:
@@ -775,9 +842,7 @@ class RevenueInflationDetector(Detector):
         weeks: list[list[Any]] | None = memory.get("ow")
         first, last = -(-start // 7), today // 7  # whole weeks inside the window
         base = max(first - t.baseline_days // 7, memory.get("ow0", last))
-        # A month of baseline at least: rent and payroll come monthly, and a baseline of a
-        # week or two that holds them (or misses them) says nothing of what is usually spent.
-        if weeks is None or last - first < 2 or first - base < MIN_SPEND_BASELINE_WEEKS:
+        if weeks is None or last - first < 2 or memory.get("ow0", last) > first:
             return None
         net: list[list[Any]] = memory.get("net", [])
         rates = []
@@ -785,8 +850,21 @@ class RevenueInflationDetector(Detector):
             inflow, days = state.inflows.total(lo * 7, hi * 7)
             inflow -= _between(net, lo * 7, hi * 7)
             outflow = _between(weeks, lo, hi)
-            rates.append((inflow / max(1, days), outflow / ((hi - lo) * 7)))
+            rates.append((inflow / max(1, days), outflow / max(1, (hi - lo) * 7)))
         (in_before, out_before), (in_now, out_now) = rates
+        # A month of baseline at least: rent and payroll come monthly, and a baseline of a
+        # week or two that holds them (or misses them) says nothing of what is usually spent.
+        # A younger borrower is taken to have spent, before the window, the share of its
+        # inflows its peers spend: the population is the baseline its history cannot give.
+        young = first - base < MIN_SPEND_BASELINE_WEEKS
+        if young:
+            spends = self._peer_median(state, memory, today, 2)
+            inflow, days = state.inflows.total(start - t.baseline_days, start)
+            inflow -= _between(net, start - t.baseline_days, start)
+            if spends is None or days < t.min_baseline_days or inflow <= 0.0:
+                return None
+            in_before = inflow / days
+            out_before = spends * in_before
         extra = in_now - in_before
         if extra <= 0.0:
             return None
@@ -795,7 +873,7 @@ class RevenueInflationDetector(Detector):
         if share < t.min_unspent_share:
             return None
         return self.reason(
-            "unspent",
+            "unspent_young" if young else "unspent",
             observed=round(share, 3),
             threshold=t.min_unspent_share,
             spent=spent,

@@ -18,8 +18,9 @@ __all__ = [
 
 #: Version of the event contract. Minor: fields added (old consumers keep working).
 #: Major: a field removed, renamed or retyped, or its meaning changed (2.0: the ids in alerts
-#: are keyed hashes when personal data is masked; 2.1: the labels file). See docs/contract.md.
-CONTRACT_VERSION = "2.1"
+#: are keyed hashes when personal data is masked; 2.1: the labels file; 2.2: verdicts on
+#: ``lending.feedback`` checked, learnt from, and read from replay files). See docs/contract.md.
+CONTRACT_VERSION = "2.2"
 
 #: The three alert categories, one alert topic each: what detectors report and what the
 #: simulator's ground truth is labelled with, so both take the names from the contract.

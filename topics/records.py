@@ -22,6 +22,7 @@ __all__ = [
     "PLACE",
     "Alert",
     "DeadLetter",
+    "Feedback",
     "Geo",
     "Login",
     "Reason",
@@ -216,6 +217,21 @@ class Alert(faust.Record, **_RECORD_OPTIONS):
     schema_version: str = CONTRACT_VERSION
     episode_wording: Wording | None = None
     evidence_wording: list[Wording | None] | None = None
+
+
+class Feedback(faust.Record, **_RECORD_OPTIONS):
+    """A team's verdict on a published alert (``lending.feedback``, contract 2.2).
+
+    ``alert_id`` is the id as published (masked when personal data is masked): the teams only
+    ever see that one. The message key is the alert's ``borrower_id`` as published.
+    """
+
+    event_id: str
+    ts: datetime
+    alert_id: str
+    verdict: str  # one of topics.validate.VERDICTS
+    author: str
+    note: str | None = None
 
 
 class DeadLetter(faust.Record, **_RECORD_OPTIONS):

@@ -176,11 +176,16 @@ def _grow(world: World, b: Borrower) -> None:
     # a forged one, which is what makes it a hard case.
     clients = rng.randint(2, 6)
     ticket = min(150_000_00, max(10_000_00, round(extra / clients / (30 * 5 / 7 * 0.3))))
+    sales = 0.0  # what the new clients are expected to pay a month, cents
     for k in range(clients):
         start = first + round(k * ramp / clients) + rng.randint(0, 3)
         chance = max(0.2, min(0.35, extra / clients / ticket / (30 * 5 / 7)))
         b.growth.append((start, f"corp-{rng.randrange(10**6):06d}", ticket, chance))
-    b.growth_span = (first, apply_day, extra / b.monthly_inflow)
+        sales += ticket * chance * 30 * 5 / 7
+    # The business buys for the sales it makes, not for the growth it meant: with invoices of
+    # 10k at least, a small business's new clients pay several times ``extra``, and its
+    # suppliers grow with what they pay (a shop selling three times more buys more stock).
+    b.growth_span = (first, apply_day, sales / b.monthly_inflow)
     if rng.random() < NEW_SUPPLIER_SHARE:
         b.growth_supplier = f"supp-{rng.randrange(10**6):06d}"
     plan_application(b, apply_day, drawdown=True)

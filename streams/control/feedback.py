@@ -6,8 +6,9 @@ One record per verdict, keyed by the alert's ``borrower_id`` as published::
     {"event_id": "fb-…", "ts": "…+00:00", "alert_id": "…", "verdict": "confirmed",
      "author": "ana", "note": "called the borrower"}
 
-Checking such records and learning from them belong to the worker (issue 14); here they are
-only made, with the signed-in identity as ``author``.
+The worker checks them (``topics.validate.parse_feedback``) and learns from them
+(``streams.worker.feedback``); here they are only made, with the signed-in identity as
+``author``.
 """
 
 from __future__ import annotations
@@ -20,9 +21,10 @@ from typing import Any
 import orjson
 from aiokafka import AIOKafkaProducer
 
+from topics.validate import VERDICTS
+
 __all__ = ["NOTE_LIMIT", "VERDICTS", "FeedbackProducer", "send_verdict", "verdict_record"]
 
-VERDICTS = ("confirmed", "dismissed", "duplicate")
 #: The longest note kept, in characters.
 NOTE_LIMIT = 2000
 

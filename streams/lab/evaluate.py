@@ -17,6 +17,7 @@ from sim import BASELINE, Profile, SimulationConfig, simulate_stream
 from streams.lab.evaluation_table import WARNED_VISIBLE, render
 from streams.lab.replay import drive, parse_record
 from streams.lab.scoring import ScoreCard, score
+from streams.lab.verdict_ablation import Ablation, AblationOptions, ablate, pooled, render_ablation
 from topics import ContractError, InputRecord, Source, TopicNames
 from topics.labels import CaseLabel
 
@@ -103,6 +104,8 @@ class SeedRun:
     detector_seconds: float
     wall_seconds: float
     score: ScoreCard
+    #: The rules alone against the rules with the verdict models (simulated verdicts).
+    ablation: Ablation | None = None
 
     @property
     def detector_events_per_second(self) -> float | None:
@@ -126,6 +129,7 @@ class SeedRun:
             "detector_events_per_second": self.detector_events_per_second,
             "baseline_events_per_second": self.baseline_events_per_second,
             "score": self.score.to_dict(),
+            "verdict_ablation": None if self.ablation is None else self.ablation.to_dict(),
         }
 
 
@@ -237,8 +241,10 @@ def run_seed(
     partitions: int,
     thresholds: Thresholds,
     profile: Profile = BASELINE,
+    verdicts: AblationOptions | None = None,
 ) -> SeedRun:
-    """Simulate one population of ``profile``, run the detectors over it and score them."""
+    """Simulate one population of ``profile``, run the detectors over it and score them;
+    with ``verdicts``, the verdict models' ablation over its alerts too."""
     started = time.perf_counter()
     config = SimulationConfig(borrowers=borrowers, days=days, seed=seed, profile=profile)
     labels, records = simulate_stream(config)
@@ -248,6 +254,12 @@ def run_seed(
         drive(_valid(records, config.topics, counts), engine, partitions=partitions)
     )
     card = score(stats.alerts, labels, borrowers, days, visible=visible_decline)
+    ablation = None
+    if verdicts is not None:
+        ablation = ablate(
+            stats.alerts, labels, borrowers=borrowers, days=days, start=config.start,
+            options=verdicts,
+        )  # fmt: skip
     return SeedRun(
         seed=seed,
         events=stats.events,
@@ -259,6 +271,7 @@ def run_seed(
         detector_seconds=stats.detector_seconds,
         wall_seconds=time.perf_counter() - started,
         score=card,
+        ablation=ablation,
     )
 
 
@@ -272,6 +285,7 @@ def evaluate(
     thresholds: Thresholds | None = None,
     targets: Targets | None = None,
     profile: Profile = BASELINE,
+    verdicts: AblationOptions | None = None,
 ) -> EvaluationReport:
     """Simulate each seed, run the detectors as replay does, score them and print one table.
 
@@ -292,19 +306,31 @@ def evaluate(
     profile
         The simulator profile the populations are drawn from (``streams.lab.evaluate_profiles``
         runs several).
+    verdicts
+        Simulated verdicts for the verdict models' ablation (None: no ablation).
     """
     if not seeds:
         raise ValueError("evaluate needs at least one seed")
     thresholds = thresholds or Thresholds()
     runs = []
     for seed in seeds:
-        run = run_seed(seed, borrowers, days, partitions, thresholds, profile)
+        run = run_seed(seed, borrowers, days, partitions, thresholds, profile, verdicts)
         runs.append(run)
         say_run(out, profile, run)
     report = report_of(profile, runs, borrowers, days, partitions, thresholds, targets)
     out.write(render(report))
+    write_ablation(out, runs, verdicts, profile.name)
     out.flush()
     return report
+
+
+def write_ablation(
+    out: TextIO, runs: Sequence[SeedRun], verdicts: AblationOptions | None, title: str
+) -> None:
+    """The verdict models' ablation pooled over ``runs``, if they have one."""
+    ablations = [run.ablation for run in runs if run.ablation is not None]
+    if verdicts is not None and ablations:
+        out.write("\n" + render_ablation(pooled(ablations), verdicts, title))
 
 
 def say_run(out: TextIO, profile: Profile, run: SeedRun, named: bool = False) -> None:

@@ -22,7 +22,9 @@ from streams.lab.evaluate import (
     report_of,
     run_seed,
     say_run,
+    write_ablation,
 )
+from streams.lab.verdict_ablation import AblationOptions
 
 __all__ = ["ISSUE_METRICS", "ProfilesReport", "evaluate_profiles", "render_summary"]
 
@@ -69,6 +71,7 @@ def evaluate_profiles(
     thresholds: Thresholds | None = None,
     targets: Targets | None = None,
     jobs: int | None = None,
+    verdicts: AblationOptions | None = None,
 ) -> ProfilesReport:
     """Run every (profile, seed), print one table per profile and the summary of misses.
 
@@ -80,7 +83,7 @@ def evaluate_profiles(
     thresholds = thresholds or Thresholds()
     pairs = [(p, s) for p in profiles for s in dict.fromkeys(seeds)]
     jobs = max(1, min(jobs or os.cpu_count() or 1, len(pairs)))
-    runs = _run_all(pairs, borrowers, days, partitions, thresholds, jobs, out)
+    runs = _run_all(pairs, borrowers, days, partitions, thresholds, jobs, out, verdicts)
     report = ProfilesReport(
         [
             report_of(
@@ -97,7 +100,9 @@ def evaluate_profiles(
     )
     for each in report.reports:
         out.write(render(each))
+        write_ablation(out, each.runs, verdicts, each.profile)
     out.write(render_summary(report))
+    write_ablation(out, list(runs.values()), verdicts, "over every profile and seed")
     out.flush()
     return report
 
@@ -110,13 +115,14 @@ def _run_all(
     thresholds: Thresholds,
     jobs: int,
     out: TextIO,
+    verdicts: AblationOptions | None = None,
 ) -> dict[tuple[str, int], SeedRun]:
     """Every run, inline or in a process pool; a progress line as each one ends."""
     runs: dict[tuple[str, int], SeedRun] = {}
     if jobs == 1:
         for profile, seed in pairs:
             runs[profile.name, seed] = run = run_seed(
-                seed, borrowers, days, partitions, thresholds, profile
+                seed, borrowers, days, partitions, thresholds, profile, verdicts
             )
             say_run(out, profile, run, named=True)
         return runs
@@ -124,7 +130,9 @@ def _run_all(
     context = multiprocessing.get_context("fork")
     with ProcessPoolExecutor(max_workers=jobs, mp_context=context) as pool:
         futures: dict[Future[SeedRun], Profile] = {
-            pool.submit(run_seed, seed, borrowers, days, partitions, thresholds, profile): profile
+            pool.submit(
+                run_seed, seed, borrowers, days, partitions, thresholds, profile, verdicts
+            ): profile
             for profile, seed in pairs
         }
         for future in as_completed(futures):

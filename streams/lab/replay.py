@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import defaultdict
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from itertools import islice
 from pathlib import Path
@@ -17,10 +17,14 @@ from aiokafka.partitioner import murmur2
 from detectors.engine import Engine, Input, MemoryStateStore
 from detectors.index import MemoryCrossIndex
 from detectors.thresholds import Thresholds
+from detectors.verdicts import VerdictModels
+from streams.lab.progress import Progress
+from streams.lab.verdict_gate import RecordedFeedback, VerdictGate
 from streams.privacy import Masker
 from topics import ContractError, InputRecord, Source, TopicNames, check_key, parse_value
 from topics.codec import encode_alert
-from topics.records import Alert
+from topics.records import Alert, Feedback
+from topics.validate import parse_feedback
 
 __all__ = [
     "Decoded",
@@ -28,12 +32,14 @@ __all__ = [
     "RunStats",
     "decode",
     "drive",
+    "parse_line",
     "parse_record",
     "partition_for",
     "read_records",
     "replay",
     "replay_file",
     "run_engine",
+    "sources_of",
 ]
 
 BATCH_SIZE = 512
@@ -49,6 +55,9 @@ class ReplayReport:
     events: int = 0
     alerts: int = 0
     rejected: list[tuple[int, str]] = field(default_factory=list)  # (line number, reason)
+    #: Verdicts read (``lending.feedback``) and alerts the verdict models held back.
+    verdicts: int = 0
+    held: int = 0
     alerts_by_topic: dict[str, int] = field(default_factory=lambda: defaultdict(int))
 
 
@@ -59,17 +68,44 @@ def read_records(path: Path) -> Iterator[tuple[int, bytes]]:
                 yield number, line
 
 
-def parse_record(raw: Any, topics: TopicNames) -> tuple[Source, InputRecord]:
-    """Validate one ``{"topic", "key", "value"}`` record; raise ContractError with the reason."""
+def parse_record(
+    raw: Any, topics: TopicNames, sources: Mapping[str, Source] | None = None
+) -> tuple[Source, InputRecord]:
+    """Validate one ``{"topic", "key", "value"}`` record; raise ContractError with the reason.
+
+    ``sources`` (topic name to source, :func:`sources_of`) saves asking ``topics`` per record.
+    """
     if not isinstance(raw, Mapping) or "topic" not in raw or "value" not in raw:
         raise ContractError("line must be an object with 'topic', 'key' and 'value'")
     topic = raw["topic"]
-    source = topics.source_of(topic) if isinstance(topic, str) else None
+    if sources is None:
+        sources = sources_of(topics)
+    source = sources.get(topic) if isinstance(topic, str) else None
     if source is None:
         raise ContractError(f"unknown topic {topic!r}")
     record = parse_value(source, raw["value"])
     check_key(raw.get("key"), record.borrower_id)
     return source, record
+
+
+def sources_of(topics: TopicNames) -> dict[str, Source]:
+    """Input topic name to its source (as ``TopicNames.source_of``, in one look-up)."""
+    sources: dict[str, Source] = {}
+    for source in Source:
+        sources.setdefault(topics.input_topic(source), source)
+    return sources
+
+
+def parse_line(
+    raw: Any, topics: TopicNames, sources: Mapping[str, Source] | None = None
+) -> tuple[Source, InputRecord] | Feedback:
+    """One line of a replay file: an input record, or a verdict (topic ``lending.feedback``,
+    keyed by the alert's borrower id); ContractError with the reason."""
+    if isinstance(raw, Mapping) and raw.get("topic") == topics.feedback and "value" in raw:
+        if not raw.get("key"):
+            raise ContractError("verdict has no key; the key must be the alert's borrower_id")
+        return parse_feedback(raw["value"])
+    return parse_record(raw, topics, sources)
 
 
 @dataclass
@@ -80,6 +116,8 @@ class RunStats:
     alerts: list[Alert] = field(default_factory=list)
     #: Alerts of a candidate running in shadow (``Engine.set_thresholds(live, candidate)``).
     shadow_alerts: list[Alert] = field(default_factory=list)
+    #: Alerts the verdict models held back (to ``alerts.shadow`` live), with their reason.
+    held_alerts: list[Alert] = field(default_factory=list)
     #: Seconds spent waiting for the next records (reading, simulating, validating).
     source_seconds: float = 0.0
     #: Seconds a baseline took: building each batch's Inputs and a no-op pass over them.
@@ -94,13 +132,16 @@ async def drive(
     *,
     partitions: int,
     expected: Mapping[int, Iterable[str]] | None = None,
+    progress: Callable[[int], None] | None = None,
+    gate: VerdictGate | None = None,
 ) -> RunStats:
     """Feed valid records, in event-time order, through ``engine`` in batches: replay's loop.
 
     Records are consumed lazily (a simulation can stream). Each borrower goes to the partition
     Kafka's default partitioner gives it. With ``expected`` (partition to stream names, known
     from a whole input) each partition's clock waits for those streams; without it, for the
-    streams the partition has carried so far.
+    streams the partition has carried so far. With ``gate``, verdicts stamped before a batch
+    are learnt before it, and its alerts pass the verdict models as the worker's do.
     """
     stats = RunStats()
     partition_of: dict[str, int] = {}
@@ -139,11 +180,17 @@ async def drive(
                 carried[item.partition].add(item.source.value)
                 engine.clock.expect(item.partition, carried[item.partition])
         before = time.perf_counter()
+        if gate is not None:
+            gate.before(batch[0].record.ts)
         result = await engine.process(batch)
         stats.detector_seconds += time.perf_counter() - before
         stats.events += len(batch)
-        stats.alerts += result.alerts
+        stats.alerts += result.alerts if gate is None else gate.admit(result.alerts)
         stats.shadow_alerts += result.shadow_alerts
+        if gate is not None:
+            stats.held_alerts, gate.held = stats.held_alerts + gate.held, []
+        if progress is not None:
+            progress(stats.events)
 
 
 def _baseline(batch: list[Input]) -> int:
@@ -163,6 +210,10 @@ class Decoded:
     #: (line number, reason) of each record that broke the contract.
     rejected: list[tuple[int, str]]
     partitions: int
+    #: Each record's (event time, line number): the order key, for a run split over processes.
+    keys: list[tuple[float, int]] = field(default_factory=list)
+    #: Verdicts (``lending.feedback`` lines), in the file's order.
+    feedback: list[Feedback] = field(default_factory=list)
 
 
 def decode(
@@ -172,18 +223,29 @@ def decode(
     topics = topics or TopicNames()
     rejected: list[tuple[int, str]] = []
     decoded: list[tuple[float, int, Source, InputRecord]] = []
+    feedback: list[Feedback] = []
     streams: defaultdict[int, set[str]] = defaultdict(set)
+    sources = sources_of(topics)
+    partition_of: dict[str, int] = {}
     for number, line in lines:
         try:
             try:
                 raw = orjson.loads(line)
             except orjson.JSONDecodeError as exc:
                 raise ContractError(f"line is not JSON: {exc}") from None
-            source, record = parse_record(raw, topics)
+            parsed = parse_line(raw, topics, sources)
         except ContractError as exc:
             rejected.append((number, str(exc)))
             continue
-        streams[partition_for(record.borrower_id, partitions)].add(source.value)
+        if isinstance(parsed, Feedback):
+            feedback.append(parsed)
+            continue
+        source, record = parsed
+        borrower = record.borrower_id
+        partition = partition_of.get(borrower)
+        if partition is None:
+            partition = partition_of[borrower] = partition_for(borrower, partitions)
+        streams[partition].add(source.value)
         decoded.append((record.ts.timestamp(), number, source, record))
     decoded.sort(key=lambda item: (item[0], item[1]))
     return Decoded(
@@ -191,15 +253,39 @@ def decode(
         streams=dict(streams),
         rejected=rejected,
         partitions=partitions,
+        keys=[(epoch, number) for epoch, number, _, _ in decoded],
+        feedback=feedback,
     )
 
 
-async def run_engine(decoded: Decoded, thresholds: Thresholds) -> RunStats:
-    """One pass of a fresh engine (in-memory state and index) over decoded records."""
+async def run_engine(
+    decoded: Decoded, thresholds: Thresholds, progress: Callable[[int], None] | None = None
+) -> RunStats:
+    """One pass of a fresh engine (in-memory state and index) over decoded records, with
+    fresh verdict models learning from its verdicts in event time, as the worker does."""
     engine = Engine(thresholds, MemoryStateStore(), MemoryCrossIndex())
+    gate = VerdictGate(VerdictModels(), RecordedFeedback(decoded.feedback))
     return await drive(
-        decoded.records, engine, partitions=decoded.partitions, expected=decoded.streams
+        decoded.records,
+        engine,
+        partitions=decoded.partitions,
+        expected=decoded.streams,
+        progress=progress,
+        gate=gate,
     )
+
+
+def counted(
+    lines: Iterable[tuple[int, bytes]], update: Callable[[int], None], every: int = 10_000
+) -> Iterator[tuple[int, bytes]]:
+    """``lines``, telling ``update`` how many bytes have gone by, every ``every`` lines."""
+    done = 0
+    for count, (number, line) in enumerate(lines, start=1):
+        done += len(line)
+        if count % every == 0:
+            update(done)
+        yield number, line
+    update(done)
 
 
 async def replay(
@@ -210,13 +296,25 @@ async def replay(
     topics: TopicNames | None = None,
     out: BinaryIO | None = None,
     masker: Masker | None = None,
+    progress: int = 0,
 ) -> tuple[ReplayReport, list[Alert]]:
     """Run the detectors over ``lines`` in event-time order; write alerts to ``out`` if given,
-    masked by ``masker`` as the worker masks them (the alerts returned stay raw)."""
+    masked by ``masker`` as the worker masks them (the alerts returned stay raw). With
+    ``progress`` (the bytes ``lines`` hold), a bar on stderr for each phase."""
     topics = topics or TopicNames()
-    decoded = decode(lines, partitions=partitions, topics=topics)
-    stats = await run_engine(decoded, thresholds or Thresholds())
-    report = ReplayReport(events=stats.events, alerts=len(stats.alerts), rejected=decoded.rejected)
+    reading = Progress("decoding", progress, "bytes", enabled=progress > 0)
+    decoded = decode(counted(lines, reading.update), partitions=partitions, topics=topics)
+    reading.close()
+    running = Progress("replaying", len(decoded.records), "events", enabled=progress > 0)
+    stats = await run_engine(decoded, thresholds or Thresholds(), running.update)
+    running.close()
+    report = ReplayReport(
+        events=stats.events,
+        alerts=len(stats.alerts),
+        rejected=decoded.rejected,
+        verdicts=len(decoded.feedback),
+        held=len(stats.held_alerts),
+    )
     for alert in stats.alerts:
         report.alerts_by_topic[topics.alert_topic(alert.category)] += 1
         if out is not None:
@@ -232,7 +330,27 @@ def replay_file(
     topics: TopicNames | None = None,
     masker: Masker | None = None,
     thresholds: Thresholds | None = None,
+    processes: int = 1,
+    progress: bool = False,
 ) -> ReplayReport:
+    """Replay ``input_path`` into ``output_path``; with ``processes`` > 1 the partitions run
+    in that many processes (``streams.lab.parallel``), with the same output byte for byte."""
+    if processes > 1:
+        from streams.lab.parallel import Misrouted, replay_parallel
+
+        try:
+            return replay_parallel(
+                input_path,
+                output_path,
+                processes=min(processes, partitions),
+                partitions=partitions,
+                topics=topics,
+                masker=masker,
+                thresholds=thresholds,
+                progress=progress,
+            )
+        except Misrouted:
+            pass  # a line with two keys, or verdicts: one process reads them as one engine does
     with output_path.open("wb") as out:
         report, _ = asyncio.run(
             replay(
@@ -242,6 +360,7 @@ def replay_file(
                 topics=topics,
                 out=out,
                 masker=masker,
+                progress=input_path.stat().st_size if progress else 0,
             )
         )
     return report

@@ -15,6 +15,7 @@ from topics.labels import CaseLabel, iter_labels
 from topics.records import Alert
 
 __all__ = [
+    "AlertTruth",
     "CategoryScore",
     "DetectorScore",
     "ScoreCard",
@@ -312,6 +313,22 @@ def _case(label: CaseLabel) -> _Case:
         installment=label.installment,
         due_date=label.due_date,
     )
+
+
+class AlertTruth:
+    """Whether one alert finds a case, by the scorer's rule (:func:`score`): what a team
+    that looked into the alert would conclude, for simulated verdicts."""
+
+    def __init__(self, labels: Iterable[CaseLabel | Mapping[str, Any]]) -> None:
+        self.cases: defaultdict[str, list[_Case]] = defaultdict(list)
+        for label in iter_labels(labels):
+            case = _case(label)
+            for name in case.ids:
+                self.cases[name].append(case)
+
+    def __call__(self, alert: Alert | Mapping[str, Any]) -> bool:
+        seen = _seen(alert)
+        return any(case.found_by(seen) for name in seen.named for case in self.cases.get(name, ()))
 
 
 def score(

@@ -78,9 +78,18 @@ BAD_RECORDS: list[tuple[bytes | None, bytes]] = [
 
 
 async def create_topics(
-    bootstrap: str, names: Iterable[str], partitions: int, timeout: float = 30.0
+    bootstrap: str,
+    names: Iterable[str],
+    partitions: int,
+    timeout: float = 30.0,
+    *,
+    one_partition: Iterable[str] = (),
 ) -> list[str]:
-    """Create the topics that do not exist yet; return those created. Idempotent."""
+    """Create the topics that do not exist yet; return those created. Idempotent.
+
+    Topics in ``one_partition`` get one partition: ``lending.feedback``, which every worker
+    reads whole and must learn from in the same order (streams/worker/feedback.py)."""
+    single = set(one_partition)
     deadline = time.monotonic() + timeout
     while True:
         admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=10_000)
@@ -90,7 +99,9 @@ async def create_topics(
             missing = [name for name in names if name not in existing]
             if missing:
                 try:
-                    await admin.create_topics([NewTopic(name, partitions, 1) for name in missing])
+                    await admin.create_topics(
+                        [NewTopic(name, 1 if name in single else partitions, 1) for name in missing]
+                    )
                 except TopicAlreadyExistsError:
                     pass
             return missing

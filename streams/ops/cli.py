@@ -9,6 +9,7 @@ import os
 import sys
 import time
 from collections.abc import Sequence
+from typing import Any
 
 import orjson
 
@@ -23,6 +24,7 @@ from streams.ops.arguments import (
 )
 from streams.ops.lab_commands import add_lab_commands
 from streams.ops.tail import SEVERITIES
+from topics.validate import VERDICTS
 
 __all__ = ["MissingExtra", "main"]
 
@@ -74,9 +76,23 @@ def cmd_create_topics(args: argparse.Namespace) -> int:
 
     settings = settings_from(args)
     created = asyncio.run(
-        create_topics(settings.bootstrap_servers, settings.topics.all(), settings.partitions)
+        create_topics(
+            settings.bootstrap_servers,
+            settings.topics.all(),
+            settings.partitions,
+            one_partition=[settings.topics.feedback],
+        )
     )
     print(f"created {len(created)} topics: {', '.join(created) or '(all existed)'}")
+    return 0
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    from streams.ops.models import read_models, render_models
+
+    settings = settings_from(args)
+    statuses = asyncio.run(read_models(settings.redis_url, settings.redis_prefix))
+    print(render_models(statuses), end="")
     return 0
 
 
@@ -119,7 +135,31 @@ def cmd_explain(args: argparse.Namespace) -> int:
         print(f"no alert {args.alert_id} on {', '.join(topics)}", file=sys.stderr)
         return 1
     print(describe_alert(alert))
+    if args.verdict is None:
+        return 0
+    author = args.author or settings.operator
+    record = asyncio.run(_send_verdict(settings, alert, args.verdict, author, args.note))
+    print(f"verdict {record['verdict']} by {author} sent to {settings.topics.feedback}")
     return 0
+
+
+async def _send_verdict(
+    settings: Any, alert: dict[str, Any], verdict: str, author: str, note: str | None
+) -> dict[str, Any]:
+    """One verdict on ``alert`` (as published), keyed by its published borrower id."""
+    from aiokafka import AIOKafkaProducer
+
+    from streams.control.feedback import send_verdict
+
+    producer = AIOKafkaProducer(bootstrap_servers=settings.bootstrap_servers, acks="all")
+    await producer.start()
+    try:
+        return await send_verdict(
+            producer, settings.topics.feedback, str(alert["borrower_id"]),
+            str(alert["alert_id"]), verdict, author, note,
+        )  # fmt: skip
+    finally:
+        await producer.stop()
 
 
 def cmd_thresholds(args: argparse.Namespace) -> int:
@@ -212,6 +252,11 @@ def _add_pipeline_commands(commands: Commands) -> None:
     status = commands.add_parser("status", help="print a running worker's metrics")
     status.add_argument("--url", default="http://127.0.0.1:6066")
     status.set_defaults(func=cmd_status)
+    models = commands.add_parser(
+        "models", help="the live verdict models: version, labels learnt, last update, per worker"
+    )
+    add_services(models)
+    models.set_defaults(func=cmd_models)
 
 
 def _add_alert_commands(commands: Commands) -> None:
@@ -232,6 +277,11 @@ def _add_alert_commands(commands: Commands) -> None:
     explain = commands.add_parser("explain", help="one alert in full: reasons and evidence")
     explain.add_argument("alert_id")
     explain.add_argument("--broker", help="Kafka bootstrap, kafka://host:port (or KAFKA_BOOTSTRAP)")
+    explain.add_argument(
+        "--verdict", choices=VERDICTS, help="also send the team's verdict to lending.feedback"
+    )
+    explain.add_argument("--author", help="who decided (default: LW_OPERATOR)")
+    explain.add_argument("--note", help="why, in a sentence")
     explain.set_defaults(func=cmd_explain)
 
     risk = commands.add_parser(

@@ -35,6 +35,7 @@ __all__ = ["add_lab_commands"]
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
+    from streams.lab.progress import wanted
     from streams.lab.replay import replay_file
     from streams.privacy import Masker
 
@@ -51,6 +52,8 @@ def cmd_replay(args: argparse.Namespace) -> int:
         topics=settings.topics,
         masker=Masker.from_settings(settings),
         thresholds=thresholds,
+        processes=args.processes,
+        progress=wanted(args.progress),
     )
     if thresholds is not None:
         print(
@@ -60,7 +63,8 @@ def cmd_replay(args: argparse.Namespace) -> int:
     by_topic = ", ".join(f"{t} {n}" for t, n in sorted(report.alerts_by_topic.items()))
     print(
         f"replayed {report.events:,} events: {report.alerts} alerts ({by_topic or 'none'}); "
-        f"{len(report.rejected)} records rejected",
+        f"{len(report.rejected)} records rejected; {report.verdicts} verdicts read, "
+        f"{report.held} alerts held back by the verdict models",
         file=sys.stderr,
     )
     say_rejected(report.rejected)
@@ -70,10 +74,14 @@ def cmd_replay(args: argparse.Namespace) -> int:
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from streams.lab.evaluate import evaluate
     from streams.lab.evaluate_profiles import evaluate_profiles
+    from streams.lab.verdict_ablation import AblationOptions
 
     seeds = [int(seed) for seed in args.seeds.split(",") if seed.strip()]
     if args.ablation:
         return _ablation(args, seeds)
+    verdicts = None
+    if args.verdict_share > 0:
+        verdicts = AblationOptions(share=args.verdict_share, delay_days=args.verdict_delay)
     report: Any
     if args.profiles is None:
         report = evaluate(
@@ -81,6 +89,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             borrowers=args.borrowers,
             days=args.days,
             partitions=settings_from(args).partitions,
+            verdicts=verdicts,
         )
     else:
         report = evaluate_profiles(
@@ -90,6 +99,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             days=args.days,
             partitions=settings_from(args).partitions,
             jobs=args.jobs,
+            verdicts=verdicts,
         )
     if args.json:
         Path(args.json).write_bytes(orjson.dumps(report.to_dict(), option=orjson.OPT_INDENT_2))
@@ -260,9 +270,12 @@ def _sweep(
 ) -> None:
     """Run the sweep on top of ``base``, print its table and write its plot."""
     from streams.lab.backtest import category_of, plot_sweep, render_sweep, sweep
+    from streams.lab.progress import Progress, wanted
 
     category = category_of(key, base)
-    points = sweep(history, base, key, values, labels)
+    bar = Progress("sweep", len(values), "runs", enabled=wanted(args.progress))
+    points = sweep(history, base, key, values, labels, jobs=args.jobs, progress=bar.update)
+    bar.close()
     current, labelled = base.values()[key], labels is not None
     print(render_sweep(key, category, points, labelled, current=current))
     plot = plot_sweep(
@@ -313,6 +326,14 @@ def add_lab_commands(commands: Commands) -> None:
     replay.add_argument("--output", required=True)
     replay.add_argument("--partitions", type=int, help="partitions of the live topics")
     replay.add_argument("--fitted", help="run under the thresholds of a `lendwatch fit` file")
+    replay.add_argument(
+        "--processes",
+        type=int,
+        default=os.cpu_count() or 1,
+        help="processes to run the partitions in (default: one per CPU); the output is the "
+        "same byte for byte",
+    )
+    _add_progress(replay)
     add_no_mask(replay)
     replay.set_defaults(func=cmd_replay)
 
@@ -338,6 +359,16 @@ def add_lab_commands(commands: Commands) -> None:
         help="each arm of an ablation (the rules alone; a model under test adds its own), per "
         "profile and category, over the whole period and its first and last 30 days (issue 14)",
     )
+    evaluation.add_argument(
+        "--verdict-share",
+        type=float,
+        default=1.0,
+        help="share of published alerts given a simulated verdict, for the verdict models' "
+        "ablation (default 1: every alert; 0: no ablation)",
+    )
+    evaluation.add_argument(
+        "--verdict-delay", type=float, default=2.0, help="days from an alert to its verdict"
+    )
     evaluation.set_defaults(func=cmd_evaluate)
 
     _add_backtest(commands)
@@ -351,6 +382,14 @@ def add_lab_commands(commands: Commands) -> None:
     simulate.add_argument("--rate", type=float, default=0.0, help="events/s (0: unlimited)")
     add_services(simulate)
     simulate.set_defaults(func=cmd_simulate)
+
+
+def _add_progress(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--progress",
+        action="store_true",
+        help="draw a progress bar on stderr even when it is not a terminal",
+    )
 
 
 def _add_backtest(commands: Commands) -> None:
@@ -376,6 +415,10 @@ def _add_backtest(commands: Commands) -> None:
         "--plot", help="PNG file of the sweep (default backtest-sweep-KEY.png here)"
     )
     backtest.add_argument("--partitions", type=int, help="partitions of the live topics")
+    backtest.add_argument(
+        "--jobs", type=int, default=os.cpu_count() or 1, help="sweep runs in parallel"
+    )
+    _add_progress(backtest)
     backtest.add_argument(
         "--base",
         choices=("live", "defaults"),

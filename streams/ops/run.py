@@ -62,7 +62,12 @@ async def run_demo(
             redis = stack.enter_context(EmbeddedRedis())
             settings = replace(settings, redis_url=redis.url)
             _say(options, f"embedded Valkey at {redis.url}")
-        await create_topics(settings.bootstrap_servers, settings.topics.all(), settings.partitions)
+        await create_topics(
+            settings.bootstrap_servers,
+            settings.topics.all(),
+            settings.partitions,
+            one_partition=[settings.topics.feedback],
+        )
         web_port = free_port()
         worker = _start_worker(settings, web_port, embedded=embedded_kafka)
         stack.callback(_stop, worker)

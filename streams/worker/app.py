@@ -106,6 +106,11 @@ def _add_tasks(app: faust.App, pipeline: Pipeline) -> None:
         """Live threshold changes and shadow candidates, from Redis, within a second."""
         await pipeline.thresholds.run()
 
+    @app.task  # type: ignore[untyped-decorator]
+    async def follow_verdicts() -> None:
+        """The whole feedback topic, into the verdict models (streams/worker/feedback.py)."""
+        await pipeline.verdicts.follow()
+
     @app.timer(1.0)  # type: ignore[untyped-decorator]
     async def fire_quiet_timers() -> None:
         await pipeline.tick()

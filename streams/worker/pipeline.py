@@ -20,6 +20,7 @@ from streams.settings import Settings
 from streams.worker.compat import fetch_positions, log_starts, seek
 from streams.worker.deadletters import DeadLetterLog
 from streams.worker.delivery import Breaker
+from streams.worker.feedback import VerdictFollower, feedback_dead_letters
 from streams.worker.metrics import DegradedBatches, Metrics
 from streams.worker.offsets import REFETCH_AFTER_IDLE_SECONDS, InputOffsets, describe_stall
 from streams.worker.publisher import AlertPublisher
@@ -98,6 +99,10 @@ class Pipeline:
         )
         self.publisher = AlertPublisher(
             app, settings, redis, breaker, self.store, self.metrics, self.degraded
+        )
+        #: The verdict models: fed by the whole feedback topic, they judge each alert.
+        self.verdicts = VerdictFollower(
+            settings, redis, self.metrics.registry, feedback_dead_letters(self)
         )
 
     async def handle(self, messages: Sequence[Message]) -> None:
@@ -316,7 +321,9 @@ class Pipeline:
         """Alerts handed to the producer at once (their acknowledgement is waited for with the
         states', see :class:`WriteBehind`); then new models, acknowledged. The states are
         written behind, except after new models: then at once, so that states never fall
-        behind the models checkpointed (see :meth:`Engine.resume`)."""
+        behind the models checkpointed (see :meth:`Engine.resume`). The verdict models first
+        hold back the alerts they judge the teams would dismiss (to the shadow topic)."""
+        await self.verdicts.gate(result)
         sent = await self.publisher.send(result, topic_name, sent_at)
         self.writer.alerts_sent(sent.acks)
         degraded = result.degraded + sent.degraded

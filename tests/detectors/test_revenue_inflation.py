@@ -865,9 +865,153 @@ def test_a_busy_business_paying_many_new_payees_keeps_the_one_the_money_went_to(
 
 def test_money_left_idle_needs_a_month_of_spending_before_the_window() -> None:
     # Two weeks of history before the 28-day window: too few to know what is usually spent
-    # (rent and payroll come monthly), so the idle money is no tell; the quiet week decides.
+    # (rent and payroll come monthly), and no peers known to say it instead, so the idle
+    # money is no tell; the quiet week decides.
     findings = _judge([*_business(first_day=-42), *_suppliers(first_day=-42), *_shells()])
 
     assert [f.episode for f in findings] == ["inflation:app-1"]
     assert "unspent" not in _codes(findings)[0]
+    assert findings[0].ts == QUIET_END
+
+
+# --- a young borrower: its peers' spending is the baseline its history cannot give ---------
+
+
+def _young_among_peers(events: list[Transaction], peers: int = 7) -> list[Finding]:
+    """b-1 with only ``events`` (a short history) among peers with twelve weeks of the same
+    business that spend as it always did; the day before the application is closed, then
+    both timers fire."""
+    return _young_judged(events, peers)[0]
+
+
+def _young_judged(events: list[Transaction], peers: int = 7) -> tuple[list[Finding], bool]:
+    """The findings, and whether the application's turnover was a ramp to watch."""
+    detector = RevenueInflationDetector(RevenueInflationThresholds())
+    states = []
+    for i in range(peers + 1):
+        borrower = "b-1" if i == 0 else f"peer-{i}"
+        own = events if i == 0 else [*_business(), *_suppliers()]
+        state = BorrowerState(borrower_id=borrower)
+        _feed(detector, state, _by_time(_as_borrower(borrower, own, "retail")))
+        states.append(state)
+    detector.on_day_close(0, day_of(APPLICATION.ts.timestamp()) - 1, states)
+    assert detector.on_login(APPLICATION, states[0], ()) == [TIMER]
+    findings: list[Finding] = []
+    outputs = detector.on_timer(TIMER, states[0])
+    watched = bool(states[0].slots["revenue_inflation"].get("watch"))
+    for out in outputs:
+        findings += [out] if isinstance(out, Finding) else detector.on_timer(out, states[0])
+    return findings, watched
+
+
+def _young(first_day: int = -42) -> list[Transaction]:
+    """Six weeks of a business that spends a third of what it takes, as its peers do."""
+    return [*_business(first_day=first_day), *_suppliers(first_day=first_day)]
+
+
+def test_a_young_borrowers_idle_ramp_alerts_at_the_application_against_its_peers() -> None:
+    # Two weeks of history before the window: its own spending says nothing yet, but its
+    # peers spend a third of what they take, and none of the ramp's money was spent.
+    [alert, confirmed] = _young_among_peers([*_young(), *_shells()])
+
+    assert alert.ts == APPLICATION.ts and alert.episode == "inflation:app-1"
+    idle = next(r for r in alert.reasons if r.code == "unspent_young")
+    assert float(str(idle.observed)) >= 0.95 and "its peers" in idle.message
+    assert confirmed.episode == "inflation:app-1:confirmed"
+
+
+def _young_growth_that_spends() -> list[Transaction]:
+    """New clients join over a month and stay; the young business buys 60 % of what they
+    pay from its suppliers the next day (a shop that sells more buys more stock)."""
+    stock = [
+        _out(f"stock-{e.event_id}", "supplier-0", float(e.amount) * 0.6, e.ts + timedelta(days=1))
+        for e in _genuine_growth()
+    ]
+    return [*_young(), *_genuine_growth(), *stock]
+
+
+def _new_business_first_weeks() -> list[Transaction]:
+    """A business opened five weeks before it applies: its clients (all new) come one by one
+    and keep paying, its takings grow from nothing, and it spends as its peers do."""
+    clients = [
+        _in(f"nb{i}-{day}", f"first-client-{i}", "12000", at(days=day, hours=4))
+        for i in range(5)
+        for day in range(-35 + 5 * i, 9, 4)
+    ]
+    spend = [
+        _out(f"nb-out-{e.event_id}", f"supplier-{i % 2}", float(e.amount) * 0.35, e.ts)
+        for i, e in enumerate(clients)
+    ]
+    return [*_business(first_day=-35, daily=1000), *clients, *spend]
+
+
+@pytest.mark.parametrize(
+    "events",
+    [_young_growth_that_spends(), _new_business_first_weeks()],
+    ids=["young-growth-that-spends", "new-business-first-weeks"],
+)
+def test_young_benign_twins_do_not_alert_against_their_peers(events: list[Transaction]) -> None:
+    # Both are ramps carried by new payers (watched a week); neither left its money idle.
+    assert _young_judged(events) == ([], True)
+    assert _young_among_peers(_young()) == []
+
+
+def test_without_peers_a_young_borrowers_idle_money_is_no_tell() -> None:
+    # Too few peers to read (the borrower among two): the quiet week decides, late.
+    findings = _young_among_peers([*_young(), *_shells()], peers=2)
+
+    assert [f.episode for f in findings] == ["inflation:app-1"]
+    assert findings[0].ts == QUIET_END
+
+
+def test_a_snapshot_of_the_previous_form_has_no_peers_spending_and_no_young_tell() -> None:
+    # Day closes written before the peers' spending was kept: [day, lifts] only.
+    detector = RevenueInflationDetector(RevenueInflationThresholds())
+    state = BorrowerState(borrower_id="b-1")
+    _feed(detector, state, _by_time(_as_borrower("b-1", [*_young(), *_shells()], "retail")))
+    day = day_of(APPLICATION.ts.timestamp()) - 1
+    detector.restore(0, orjson.dumps([[day, {"": [1.0, 8], "retail": [1.0, 8]}]]))
+    assert detector.on_login(APPLICATION, state, ()) == [TIMER]
+
+    assert detector.on_timer(TIMER, state) == [QUIET_TIMER]  # a ramp, watched, no tell
+
+
+def _late_heavy_ramp() -> list[Transaction]:
+    """Three new payers whose sums grow to the application (the largest in its last two
+    days), each sent on two days later to a payee never paid before: at the application, the
+    last ones have not gone on yet."""
+    sums = {-20: "20000", -14: "30000", -9: "40000", -6: "50000", -2: "90000", -1: "90000"}
+    payers = [
+        _in(f"late-{name}-{day}", name, amount, at(days=day, hours=4))
+        for name in ("late-1", "late-2", "late-3")
+        for day, amount in sums.items()
+    ]
+    sent_on = [
+        _out(f"on-{e.event_id}", "sink-1", float(e.amount) * 0.95, e.ts + timedelta(days=2))
+        for e in payers
+    ]
+    return [*payers, *sent_on]
+
+
+def test_a_ramp_whose_last_sums_have_not_gone_on_yet_alerts_at_the_application() -> None:
+    # Of all the new money, under half has gone on by the application; of the money whose
+    # three days to go on have passed, nearly all of it.
+    [alert, _] = _judge([*_business(), *_suppliers(), *_late_heavy_ramp()])
+
+    forwarded = next(r for r in alert.reasons if r.code == "forwarded")
+    assert float(str(forwarded.observed)) >= 0.9
+    assert alert.ts == APPLICATION.ts
+
+
+def test_the_money_gone_on_is_read_over_the_settled_inflows_only_when_they_weigh() -> None:
+    # The same ramp when the settled inflows carry under a third of the new money: the share
+    # of all of it (under a half) decides, and there is no tell at the application.
+    events = [e for e in _late_heavy_ramp() if e.ts >= at(days=-9)]
+    heavier = [
+        _in(f"last-{name}", name, "400000", at(days=-1, hours=5))
+        for name in ("late-1", "late-2", "late-3")
+    ]
+    findings = _judge([*_business(), *_suppliers(), *events, *heavier])
+
+    assert [f.episode for f in findings] == ["inflation:app-1"]
     assert findings[0].ts == QUIET_END

@@ -262,7 +262,9 @@ async def make_deployment(kafka: EmbeddedKafka, redis_url: str, tmp_path: Path) 
         }
     )
     deployment = Deployment(kafka, redis_url, topics, f"lw-test-{suffix}", 4, tmp_path)
-    await create_topics(kafka.bootstrap, topics.all(), deployment.partitions)
+    await create_topics(
+        kafka.bootstrap, topics.all(), deployment.partitions, one_partition=[topics.feedback]
+    )
     return deployment
 
 

@@ -78,3 +78,30 @@ def test_drive_refuses_records_out_of_event_time_order() -> None:
     engine = Engine(Thresholds(), MemoryStateStore(), MemoryCrossIndex())
     with pytest.raises(ValueError, match="event-time order"):
         asyncio.run(drive([parse_record(r, TopicNames()) for r in records], engine, partitions=8))
+
+
+def test_replay_reads_verdicts_from_the_same_file_and_rejects_bad_ones(tmp_path, capsys) -> None:
+    simulation = simulate(SimulationConfig(borrowers=10, days=20, seed=3))
+    events = tmp_path / "events.jsonl"
+    write_jsonl(simulation, events, None)
+    good = {
+        "event_id": "fb-1",
+        "ts": "2026-01-20T10:00:00+08:00",
+        "alert_id": "never-published",
+        "verdict": "dismissed",
+        "author": "ana",
+    }
+    lines = [
+        {"topic": "lending.feedback", "key": "b-00001", "value": good},
+        {"topic": "lending.feedback", "key": "b-00001", "value": {**good, "verdict": "maybe"}},
+        {"topic": "lending.feedback", "key": "b-00001", "value": {**good, "ts": "2026-01-20"}},
+        {"topic": "lending.feedback", "key": None, "value": good},
+    ]
+    with events.open("ab") as handle:
+        handle.writelines(orjson.dumps(line) + b"\n" for line in lines)
+    output = tmp_path / "alerts.jsonl"
+    assert main(["replay", "--input", str(events), "--output", str(output)]) == 0
+    summary = capsys.readouterr().err
+    assert "3 records rejected; 1 verdicts read, 0 alerts held back" in summary
+    assert "field 'verdict' must be one of" in summary and "no UTC offset" in summary
+    assert "verdict has no key" in summary
