@@ -48,13 +48,13 @@ EVERY_DETECTOR_IN_SHADOW = {
     "circular_flow.window_hours": 47.0,
     "takeover.min_failures": 6,
     "delinquency.min_alert_score": 0.55,
-    "flow_anomaly.min_anomaly_score": 0.8,
     "machine_flow.min_signals": 3,
     "revenue_inflation.min_growth": 1.5,
     "wash_trading.min_pair_days": 4,
     "impossible_travel.max_speed_kmh": 1100.0,
     "device_ring.min_borrowers": 4,
     "credential_stuffing.min_borrowers": 9,
+    "flow_anomaly.min_lift": 4.5,
 }
 
 

@@ -14,7 +14,6 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from detectors.base import DELINQUENCY_RISK, Detector, Finding, Output, severity_for
 from detectors.clock import Timer
 from detectors.delinquency_inflow import Inflow, InflowJudge
-from detectors.delinquency_model import FEATURES, PartitionClassifier
 from detectors.index import Found
 from detectors.scenarios import T0, inputs, payment, scheduled
 from detectors.state import (
@@ -32,7 +31,7 @@ from topics.records import Login, Reason, Repayment, Transaction
 if TYPE_CHECKING:
     from detectors.engine import Input
 
-__all__ = ["DelinquencyDetector", "DelinquencyThresholds", "FEATURES", "risk_view"]
+__all__ = ["DelinquencyDetector", "DelinquencyThresholds", "risk_view"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -188,27 +187,6 @@ class DelinquencyThresholds:
     min_alert_score: float = tunable(
         0.5, 0.05, 1.0, "risk score at which a collections alert is raised"
     )
-    #: Outcomes (feature snapshots), and misses among them, the per-partition classifier
-    #: must learn before its score is blended in.
-    min_labels_for_model: int = tunable(
-        300, 10, 100000, "outcomes the classifier learns before it is blended in"
-    )
-    min_model_misses: int = tunable(10, 1, 10000, "missed installments among them needed as well")
-    #: A snapshot of a missed installment weighs this many paid ones in the classifier.
-    positive_weight: float = tunable(
-        30.0, 1.0, 1000.0, "paid installments a missed one weighs in the classifier"
-    )
-    #: The classifier adds evidence when its probability is this many times its running mean
-    #: over the partition's installments ...
-    min_model_lift: float = tunable(
-        4.0, 1.0, 100.0, "classifier probability over its running mean that adds evidence"
-    )
-    #: ... and this much: it ranks, it does not tip a single weak signal into an alert. With
-    #: a few dozen misses per partition it adds little (evaluate: 0.1 moves precision by
-    #: -0.006 and warned by 0; 0.45 in version 2 gave 70 % warned at precision 0.29).
-    max_model_strength: float = tunable(
-        0.1, 0.0, 1.0, "most evidence the classifier adds to the score"
-    )
     #: Due dates are calendar days in the platform's time zone (hours east of UTC).
     platform_utc_offset_hours: int = tunable(
         8, -12, 14, "hours east of UTC of the platform's calendar days"
@@ -295,7 +273,9 @@ class DelinquencyDetector(Detector):
       see :meth:`on_day_close`): a restaurant that fell with every restaurant is not singled
       out, unless the installment is no longer covered. A dip whose latest days are back near
       the baseline is over; a decline of the last week alone weighs less than a sustained
-      one, and one whose inflows still cover the installment many times weighs less;
+      one, and one whose inflows still cover the installment many times weighs less. In a
+      borrower's first weeks (a baseline under two weeks) the rank test is waived for a
+      sustained decline that leaves the installment uncovered;
     - coverage: a month of inflow at the recent rate against the installment;
     - silence: days without a login, priced by the borrower's own login rate
       (``-ln P``: eleven silent days are routine for a weekly user, not for a daily one);
@@ -310,16 +290,15 @@ class DelinquencyDetector(Detector):
     part-paid installment or a reversal not paid again past due, a long silence of a
     habitually active borrower, a payout change or a deep sustained decline in the last days
     before the due date); the others need company. Decline, silence, a payout change and a
-    reversal weigh less at the early checks, when there is still time to recover. Once a
-    per-partition River classifier has learnt ``min_labels_for_model`` outcomes, its lift over
-    its own running mean for the partition is one more, capped, signal. It learns each feature
-    snapshot when the installment's outcome becomes known (delayed labels, nothing from the
-    future). One alert per installment and severity: a new one only when the severity rises.
+    reversal weigh less at the early checks, when there is still time to recover. One alert
+    per installment and severity: a new one only when the severity rises. (Version 4's River
+    classifier was removed in version 5: by ablation over two profiles and two seeds, one
+    classifier per worker changed no alert; see docs/evaluation.md.)
     """
 
     name = "delinquency"
     category = DELINQUENCY_RISK
-    version = "4"
+    version = "5"
     writes = ("installments",)
     section = "delinquency"
     thresholds_type = DelinquencyThresholds
@@ -371,21 +350,12 @@ class DelinquencyDetector(Detector):
         "(z = {z:.1f})",
         "low_installment_coverage": "a month of inflow at the recent rate covers the "
         "installment {coverage:.1f} times",
-        "model_probability": "classifier: {lift:.1f}× the risk it gives the partition's open "
-        "installments on average ({probability:.1%} against {typical:.1%}); raised most by "
-        "{top}",
     }
     episodes = {"installment": "{installment}:{severity}"}
 
     def __init__(self, thresholds: DelinquencyThresholds) -> None:
         self.thresholds = thresholds
         self._zone = timezone(timedelta(hours=thresholds.platform_utc_offset_hours))
-        #: The per-partition classifier; its memories, by name, for tests and checkpoints.
-        self._classifier = PartitionClassifier(thresholds.positive_weight)
-        self._models = self._classifier.models
-        self._labels = self._classifier.labels
-        self._positives = self._classifier.positives
-        self._typical = self._classifier.typical
         #: The inflow side, and the peers' move over each day's windows, per partition (see
         #: :meth:`on_day_close`).
         self._judge = InflowJudge(thresholds)
@@ -469,9 +439,7 @@ class DelinquencyDetector(Detector):
             return []
         if stage.startswith(CURE):
             return self._cure(timer.due, installment, state)
-        features, reasons, rule = self._assess(timer.due, installment, state, stage == PAST_DUE)
-        installment.snapshots.append([features[name] for name in FEATURES])
-        score, reasons = self._blend(state.partition, features, rule, reasons)
+        _, reasons, score = self._assess(timer.due, installment, state, stage == PAST_DUE)
         self._note_risk(state, timer.due, score, key)
         return self._escalate(state, installment, timer.due, score, reasons)
 
@@ -496,18 +464,17 @@ class DelinquencyDetector(Detector):
         self.slot(state, _memory)["risk"] = [at, round(min(1.0, max(0.0, score)), 4), key]
 
     def snapshot(self, partition: int) -> bytes | None:
-        learnt = self._classifier.checkpoint(partition)
         peers = self._peers.closes.get(partition)
-        if learnt is None and not peers:
+        if not peers:
             return None
-        return pickle.dumps((*(learnt or (None, 0, 0, None)), peers))
+        # Version 4's layout, its classifier's slots empty: either version restores it.
+        return pickle.dumps((None, 0, 0, None, peers))
 
     def restore(self, partition: int, snapshot: bytes) -> None:
         # Snapshots come from this process's own checkpoints (the worker's changelog).
-        model, labels, positives, *rest = pickle.loads(snapshot)  # noqa: S301
-        # Checkpoints of version 2 had no running mean, those of version 3 no peers.
-        typical = rest[0] if rest else None
-        self._classifier.load(partition, model, labels, positives, typical)
+        # Checkpoints up to version 4 carried a classifier first (dropped: removed in version
+        # 5), those of version 3 no peers.
+        _, _, _, *rest = pickle.loads(snapshot)  # noqa: S301
         peers = rest[1] if len(rest) > 1 else None
         if peers:
             self._peers.closes[partition] = peers
@@ -515,11 +482,9 @@ class DelinquencyDetector(Detector):
     # Decisions ---------------------------------------------------------------------------
 
     def _deadline(self, at: float, installment: Installment, state: BorrowerState) -> Output:
-        """The outcome is known: learn every snapshot taken, then flag a miss."""
+        """The outcome is known: flag a miss."""
         assert installment.amount_due is not None
         missed = not installment.paid_in_full_by(at)
-        self._classifier.learn(state.partition, installment.snapshots, missed)
-        installment.snapshots.clear()
         key = installment_key(installment.loan_id, installment.number)
         if not missed:
             self._note_risk(state, at, 0.0, key)
@@ -541,8 +506,7 @@ class DelinquencyDetector(Detector):
         return self._escalate(state, installment, at, score, reasons + signals)
 
     def _cure(self, at: float, installment: Installment, state: BorrowerState) -> Output:
-        """A reversal's cure period has ended: the rules alone assess the installment then
-        (no snapshot for the classifier, which learns the scheduled checks)."""
+        """A reversal's cure period has ended: the rules assess the installment then."""
         assert installment.due_date is not None
         if at >= self._deadline_time(installment.due_date):
             return []  # the deadline decides
@@ -553,14 +517,15 @@ class DelinquencyDetector(Detector):
 
     def _assess(
         self, at: float, installment: Installment, state: BorrowerState, past_due: bool
-    ) -> tuple[dict[str, float], list[Reason], float]:
-        """Features at ``at``, the reasons among them that hold, and the rules' score."""
+    ) -> tuple[float, list[Reason], float]:
+        """Days from ``at`` to the due date, the reasons that hold, and the rules' score."""
         t = self.thresholds
         seen = self._observe(at, installment, state)
-        features = self._features(at, installment, seen, past_due)
+        assert installment.due_date is not None
+        ahead = (self._midnight(installment.due_date) - at) / SECONDS_PER_DAY
         # A sign well before the due date leaves time to recover; in the last days before it, it
         # is money or attention missing for this installment. Earlier checks weigh it less.
-        urgency = 1.0 if features["days_to_due"] <= t.near_due_days else t.early_signal_weight
+        urgency = 1.0 if ahead <= t.near_due_days else t.early_signal_weight
         signals: list[tuple[float, Reason]] = []
         if past_due:
             signals.append(self._past_due_signal(at, installment, seen))
@@ -572,7 +537,7 @@ class DelinquencyDetector(Detector):
         # Independent signals combine as a noisy-or.
         rule = 1.0 - math.prod(1.0 - strength for strength, _ in signals)
         ranked = sorted(signals, key=lambda signal: -signal[0])
-        return features, [reason for _, reason in ranked], rule
+        return ahead, [reason for _, reason in ranked], rule
 
     def _observe(self, at: float, installment: Installment, state: BorrowerState) -> _Observed:
         """What the borrower's history shows at ``at``, from data stamped no later."""
@@ -595,39 +560,6 @@ class DelinquencyDetector(Detector):
             settled=settled,
             paid=float(installment.paid_by(at)),
         )
-
-    def _features(
-        self, at: float, installment: Installment, seen: _Observed, past_due: bool
-    ) -> dict[str, float]:
-        """What the classifier sees (see :data:`FEATURES`): as in version 3, the borrower
-        against its own past alone.
-
-        Each feature grows with the risk it stands for and is 0 when unknown or benign, which
-        keeps a linear model's weights readable and its contributions comparable.
-        """
-        assert installment.amount_due is not None and installment.due_date is not None
-        inflow = seen.inflow
-        drop = rank_low = share = 0.0
-        if inflow.own is not None:
-            drop = min(3.0, max(0.0, -math.log(max(inflow.own.ratio, 0.05))))
-            if inflow.own.rank_z is not None:
-                rank_low = min(6.0, max(0.0, -inflow.own.rank_z))
-        if inflow.coverage is not None:
-            # The installment as a share of a month's inflow at the recent rate.
-            share = min(1.0, 1.0 / max(inflow.coverage, 1.0))
-        return {
-            "inflow_drop": drop,
-            "inflow_rank_low": rank_low,
-            "installment_share": share,
-            "silence_log": math.log1p(seen.silence.surprise),
-            "payout_change": 1.0 if seen.payout_change else 0.0,
-            "prior_missed": float(min(seen.missed, 3)),
-            "prior_late": float(min(seen.late, 3)),
-            "past_due": 1.0 if past_due else 0.0,
-            "paid_share": seen.paid / (float(installment.amount_due) or 1.0),
-            "days_to_due": (self._midnight(installment.due_date) - at) / SECONDS_PER_DAY,
-            "reversals": float(len([r for r in installment.reversals if r[0] <= at])),
-        }
 
     def _conduct_signals(self, seen: _Observed, urgency: float) -> list[tuple[float, Reason]]:
         """Earlier installments missed, a silence, a payout change: with their strengths."""
@@ -705,7 +637,7 @@ class DelinquencyDetector(Detector):
         own, relative, peer = inflow.own, inflow.relative, inflow.peer
         candidates: list[tuple[float, Reason]] = []
         judged = relative if relative is not None else own
-        if judged is not None and self._judge.declined(judged):
+        if judged is not None and self._judge.declined(judged, inflow.coverage):
             strength = self._judge.strength(judged) * self._judge.cover_weight(inflow.coverage)
             if peer is None:
                 reason = self.reason(
@@ -754,7 +686,7 @@ class DelinquencyDetector(Detector):
             or own is None
             or inflow.coverage is None
             or inflow.coverage > t.uncovered_coverage
-            or not self._judge.declined(own)
+            or not self._judge.declined(own, inflow.coverage)
         ):
             return None
         reason = self.reason(
@@ -874,38 +806,6 @@ class DelinquencyDetector(Detector):
             elif not installment.paid_in_full_by(self._past_due_time(installment.due_date)):
                 late += 1
         return bad, late, settled
-
-    def _blend(
-        self, partition: int, features: dict[str, float], rule: float, reasons: list[Reason]
-    ) -> tuple[float, list[Reason]]:
-        """Rules alone until the classifier has learnt enough; then its evidence is added.
-
-        An online model trained on a few dozen misses is not calibrated, and its scale drifts
-        as it learns: what carries information is how far an installment stands above the
-        risk the same model gives the partition's installments in general (a running mean of
-        its predictions). That lift is one more signal in the noisy-or, capped: the model
-        ranks, the rules decide.
-        """
-        t = self.thresholds
-        found = self._classifier.lift(
-            partition, features, t.min_labels_for_model, t.min_model_misses
-        )
-        if found is None:
-            return rule, reasons
-        lift, probability, typical = found
-        if lift < t.min_model_lift or t.max_model_strength <= 0:
-            return rule, reasons
-        strength = t.max_model_strength
-        model_reason = self.reason(
-            "model_probability",
-            observed=round(lift, 2),
-            threshold=t.min_model_lift,
-            lift=lift,
-            probability=probability,
-            typical=typical,
-            top=self._classifier.top(partition, features),
-        )
-        return 1.0 - (1.0 - rule) * (1.0 - strength), [*reasons, model_reason]
 
     def _escalate(
         self,

@@ -27,6 +27,10 @@ __all__ = ["Decline", "Inflow", "InflowJudge"]
 MONTH_DAYS = 30
 #: Strength of a decline at ``max_inflow_ratio``, and what its depth adds by 0.3 below it.
 DECLINE_BASE, DECLINE_DEPTH, DEPTH_SPAN = 0.4, 0.2, 0.3
+#: A baseline of fewer whole days than this (two weeks) is short: the borrower's first weeks.
+#: Its days are too few for the rank test against the fortnight to say anything of a lumpy
+#: business (one quiet and one busy week rank alike), so the money must say it instead.
+SHORT_BASELINE_DAYS = 14
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +44,7 @@ class Decline:
     mean_z: float | None  # their mean against the moved baseline's, in standard errors
     sustained: bool  # the week before the recent one was already down
     recovered: bool  # the latest days are back near the moved baseline
+    short: bool = False  # the baseline has fewer than SHORT_BASELINE_DAYS whole days
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,19 +161,37 @@ class InflowJudge:
             mean_z=mean_z(seen.fortnight, weeks),
             sustained=sustained,
             recovered=seen.latest >= t.recovered_ratio * baseline,
+            short=len(seen.weeks) < SHORT_BASELINE_DAYS,
         )
 
-    def declined(self, decline: Decline) -> bool:
+    def declined(self, decline: Decline, coverage: float | None = None) -> bool:
         """Down at its trend, the last two weeks ranking and averaging below the baseline,
-        and the latest days not recovered."""
+        and the latest days not recovered.
+
+        On a short baseline (a borrower's first weeks) neither test can tell a lumpy
+        business's quiet week from a decline: a week of baseline days is too few to rank
+        against, or to measure the days' spread by. They are waived for a decline that is
+        under way (the recent week down, not only its trend), sustained (the week before was
+        down too) and leaves the installment uncovered (a month at the recent rate pays it at
+        most ``uncovered_coverage`` times, ``coverage``): the money for the installment is
+        visibly missing, which a quiet week of a business whose takings cover it does not show.
+        """
         t = self.thresholds
-        return (
-            decline.projected <= t.max_inflow_ratio
-            and decline.rank_z is not None
+        if decline.projected > t.max_inflow_ratio or decline.recovered:
+            return False
+        if (
+            decline.rank_z is not None
             and decline.rank_z <= t.max_inflow_rank_z
             and decline.mean_z is not None
             and decline.mean_z <= t.max_inflow_mean_z
-            and not decline.recovered
+        ):
+            return True
+        return (
+            decline.short
+            and decline.sustained
+            and decline.ratio <= t.max_inflow_ratio
+            and coverage is not None
+            and coverage <= t.uncovered_coverage
         )
 
     def strength(self, decline: Decline) -> float:

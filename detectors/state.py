@@ -119,8 +119,6 @@ class Installment:
     stages_done: list[str] = field(default_factory=list)
     #: Highest severity rank alerted for this installment (0 none, 1 low … 4 critical).
     alerted: int = 0
-    #: Feature vectors taken at each check, learnt from once the outcome is known.
-    snapshots: list[list[float]] = field(default_factory=list)
 
     def paid_by(self, epoch: float) -> Decimal:
         """Net amount paid up to and including ``epoch`` (event time), reversals deducted."""
@@ -230,7 +228,6 @@ def installments_to_json(installments: dict[str, Installment]) -> list[dict[str,
             "reversals": [[ts, str(a), e] for ts, a, e in i.reversals],
             "stages_done": i.stages_done,
             "alerted": i.alerted,
-            "snapshots": i.snapshots,
         }
         for i in installments.values()
     ]
@@ -249,7 +246,6 @@ def installments_from_json(values: list[dict[str, Any]]) -> dict[str, Installmen
             reversals=[(ts, Decimal(a), e) for ts, a, e in raw["reversals"]],
             stages_done=list(raw["stages_done"]),
             alerted=raw.get("alerted", 0),
-            snapshots=[list(x) for x in raw.get("snapshots", [])],
         )
         installments[installment_key(installment.loan_id, installment.number)] = installment
     return installments

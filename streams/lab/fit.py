@@ -285,6 +285,10 @@ class _Search:
     def score_of(self, figures: dict[str, Figures]) -> tuple[float, ...]:
         return figures["fit"].rank(self.target)
 
+    def keeps_warning(self, figures: dict[str, Figures]) -> bool:
+        """Each share warns of at least as many missed installments as under the defaults."""
+        return all(figures[share].keeps_warning(self.start[share]) for share in figures)
+
     def next_tasks(self) -> list[Task]:
         """The candidates of the next tunable with a grid (none: the pass is over)."""
         if self.best["fit"].perfect and self.position < len(self.keys):
@@ -317,6 +321,12 @@ class _Search:
             (values, alerts, self.scoring.figures(self._joined(section, alerts), self.category))
             for (_, values), alerts in zip(tasks, results, strict=True)
         ]
+        # A candidate that warns of fewer missed installments than the defaults, on either
+        # share, is no candidate: the held-out share guards what the fit share cannot see.
+        scored = [item for item in scored if self.keeps_warning(item[2])]
+        if not scored:
+            self.position += 1
+            return
         # max keeps the first of equals: the grid lists the smaller moves first.
         values, alerts, figures = max(scored, key=lambda item: self.score_of(item[2]))
         if self.score_of(figures) > self.score_of(self.best):

@@ -57,13 +57,25 @@ class Figures:
 
     def rank(self, target: float) -> tuple[float, ...]:
         """What the search maximises: meeting the target precision first; then recall (and
-        early warning), then precision; short of the target, precision first."""
+        early warning), then precision; short of the target, precision first.
+
+        For delinquency, early warning ranks before recall: every missed installment is found
+        at its deadline whatever the thresholds (its recall is 1 by construction), so what a
+        collections team gains from a fit is the warning ahead of the due date, and precision
+        above the target is not worth a warning lost.
+        """
         precision = 1.0 if self.precision is None else self.precision  # no alerts: none false
         recall, warned = self.recall or 0.0, self.warned_share or 0.0
         false = float(self.true_alert_days - self.alert_days)
+        first, second = (warned, recall) if self.installments else (recall, warned)
         if precision >= target:
-            return (1.0, recall, warned, precision, false)
-        return (0.0, precision, recall, warned, false)
+            return (1.0, first, second, precision, false)
+        return (0.0, precision, first, second, false)
+
+    def keeps_warning(self, start: Figures) -> bool:
+        """No fewer installments warned in time than ``start`` (the defaults) on the same
+        share: a fit may trade nothing of the early warning away, on any share."""
+        return self.warned >= start.warned
 
     def to_dict(self) -> dict[str, Any]:
         return {

@@ -11,7 +11,6 @@ import pytest
 
 from detectors.base import DELINQUENCY_RISK, Finding
 from detectors.delinquency import (
-    FEATURES,
     DelinquencyDetector,
     DelinquencyThresholds,
     risk_view,
@@ -19,7 +18,13 @@ from detectors.delinquency import (
 from detectors.engine import Engine, MemoryStateStore
 from detectors.index import MemoryCrossIndex
 from detectors.inflow_windows import rank_z, trimmed_mean
-from detectors.state import BorrowerState, Installment, day_of
+from detectors.state import (
+    BorrowerState,
+    Installment,
+    day_of,
+    installments_from_json,
+    installments_to_json,
+)
 from detectors.thresholds import Thresholds
 from tests.detectors.delinquency_cases import (
     CHECK3,
@@ -173,9 +178,9 @@ def test_logins_after_the_check_do_not_count() -> None:
     logins(detector, state, range(16, 70))
     logins(detector, state, range(0, 2))  # after the check at three days before due
 
-    features, _, _ = detector._assess(CHECK3.due, state.installments[KEY], state, False)
+    silence = detector._observe(CHECK3.due, state.installments[KEY], state).silence
 
-    assert features["silence_log"] > 3.0
+    assert silence.days == 12 and silence.surprise > 20.0
 
 
 def test_a_payout_change_right_before_the_due_date_warns() -> None:
@@ -319,97 +324,24 @@ def test_each_stage_runs_once() -> None:
 # The classifier -------------------------------------------------------------------------------
 
 
-def _train(detector: DelinquencyDetector, borrower: str, *, misses: bool) -> BorrowerState:
-    """One installment through its checks and deadline: collapsing and unpaid, or paid."""
-    _, state = schedule("70000", detector, borrower, partition=2)
-    if misses:
-        collapse(state)
-    else:
-        steady(state)
-        paid = payment("p", MIDNIGHT - timedelta(days=1), "70000", borrower_id=borrower)
-        detector.on_repayment(paid, state, ())
-    for days in (5, 3):
-        detector.on_timer(
-            timer(f"check{days}", MIDNIGHT - timedelta(days=days), borrower=borrower), state
-        )
-    detector.on_timer(timer("deadline", DEADLINE, borrower=borrower), state)
-    assert state.installments[KEY].snapshots == []  # learnt, then forgotten
-    return state
-
-
-def test_the_classifier_waits_for_enough_outcomes() -> None:
-    detector = DelinquencyDetector(DelinquencyThresholds(min_labels_for_model=100))
-    for i in range(8):
-        _train(detector, f"b-{i}", misses=i % 4 == 0)
-    _, fresh = schedule("70000", detector, "b-new", partition=2)
-    collapse(fresh)
-
-    [finding] = detector.on_timer(
-        timer("check3", MIDNIGHT - timedelta(days=3), borrower="b-new"), fresh
-    )
-
-    assert "model_probability" not in codes([finding])[0]
-
-
-def test_the_classifier_learns_outcomes_at_the_deadline_and_adds_its_lift() -> None:
-    thresholds = DelinquencyThresholds(
-        min_labels_for_model=4, min_model_misses=1, min_model_lift=1.5
-    )
-    detector = DelinquencyDetector(thresholds)
-    for i in range(40):
-        _train(detector, f"b-{i}", misses=i % 4 == 0)  # ten of forty miss
-    assert (detector._labels[2], detector._positives[2]) == (80, 20)
-    for i in range(5):  # the partition's ordinary open installments set the running mean
-        _, calm = schedule("70000", detector, f"c-{i}", partition=2)
-        steady(calm)
-        assert (
-            detector.on_timer(
-                timer("check5", MIDNIGHT - timedelta(days=5), borrower=f"c-{i}"), calm
-            )
-            == []
-        )
-
-    _, fresh = schedule("70000", detector, "b-new", partition=2)
-    collapse(fresh)
-    check = timer("check3", MIDNIGHT - timedelta(days=3), borrower="b-new")
-    features, _, rule = detector._assess(check.due, fresh.installments[KEY], fresh, False)
-    [finding] = detector.on_timer(check, fresh)
-
-    model_reason = finding.reasons[-1]  # type: ignore[union-attr]
-    assert model_reason.code == "model_probability"
-    assert float(model_reason.observed) >= 1.5  # type: ignore[arg-type]
-    assert "raised most by" in model_reason.message
-    assert any(name in model_reason.message for name in FEATURES)
-    assert finding.score == pytest.approx(  # type: ignore[union-attr]
-        1 - (1 - rule) * (1 - thresholds.max_model_strength)
-    )
-
-    # The partition's model survives a checkpoint: the restored copy predicts the same.
-    blob = detector.snapshot(2)
-    assert blob is not None and detector.snapshot(3) is None
-    restored = DelinquencyDetector(thresholds)
-    restored.restore(2, blob)
-    x = dict(zip(FEATURES, [1.0, 3.0, 0.5, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 3.0, 0.0], strict=True))
-    assert restored._models[2].predict_proba_one(x) == detector._models[2].predict_proba_one(x)
-    assert pickle.loads(blob)[1:3] == (80, 20)
-    assert restored._typical[2] == detector._typical[2]
-
-
-def test_a_version_2_checkpoint_and_state_still_load() -> None:
-    """Checkpoints without the running mean (nor the peers' moves of version 4) restore; old
-    snapshots are dropped, not misread."""
-    detector = DelinquencyDetector(DelinquencyThresholds())
-    for i in range(4):
-        _train(detector, f"b-{i}", misses=i == 0)
-    model, labels, positives, *_ = pickle.loads(detector.snapshot(2) or b"")
+def test_a_version_4_checkpoint_with_a_classifier_restores_its_peers_only() -> None:
+    """Version 4 checkpointed a classifier before the peers' moves; version 5 has none (the
+    ablation showed it changed no alert) and keeps the same layout, its model slots empty."""
+    closes = {"": [[19800.0, 12.0, 0.9, 1.0, 1.0]]}
     restored = DelinquencyDetector(DelinquencyThresholds())
-    restored.restore(2, pickle.dumps((model, labels, positives)))
-    assert (restored._labels[2], 2 not in restored._typical) == (labels, True)
+    restored.restore(2, pickle.dumps(("an old model", 80, 20, 0.02, closes)))
+    assert restored._peers.closes[2] == closes
+    assert pickle.loads(restored.snapshot(2) or b"") == (None, 0, 0, None, closes)
+    assert restored.snapshot(3) is None
+    # Version 2 and 3 checkpoints (no running mean, no peers) restore to nothing.
+    DelinquencyDetector(DelinquencyThresholds()).restore(2, pickle.dumps((None, 4, 1)))
 
-    _, state = schedule("3000", restored, "b-old", partition=2)
-    state.installments[KEY].snapshots.append([0.5, 1.0, 2.0, 0.0, 0.0, 0.0, 0.0, 1.0, 0.0])
-    restored.on_timer(timer("deadline", DEADLINE, borrower="b-old"), state)
-    assert restored._labels[2] == labels
+
+def test_an_installment_state_with_version_4_snapshots_still_loads() -> None:
+    _, state = schedule("3000")
+    raw = installments_to_json(state.installments)
+    raw[0]["snapshots"] = [[0.5, 1.0, 2.0, 0.0]]
+    assert installments_from_json(raw) == state.installments
 
 
 # Data and state -------------------------------------------------------------------------------

@@ -238,10 +238,9 @@ def test_past_due_weighs_the_borrowers_own_habit() -> None:
                 payment(f"p-{number}", paid_at, "3000", installment=number), state, ()
             )
 
-        features, reasons, rule = detector._assess(
-            PAST_DUE.due, state.installments[KEY], state, True
-        )
+        _, reasons, rule = detector._assess(PAST_DUE.due, state.installments[KEY], state, True)
+        seen = detector._observe(PAST_DUE.due, state.installments[KEY], state)
 
         assert reasons[0].code == "past_due"
         assert rule == pytest.approx(weight)
-        assert features["prior_late"] == min(late_ones, 3)
+        assert seen.late == late_ones

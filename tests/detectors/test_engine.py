@@ -12,7 +12,7 @@ import pytest
 
 from detectors.base import Detector, Finding, Output, alert_id, severity_for
 from detectors.clock import Timer
-from detectors.delinquency import FEATURES, DelinquencyDetector
+from detectors.delinquency import DelinquencyDetector
 from detectors.engine import Engine, Input, MemoryStateStore
 from detectors.index import Found, MemoryCrossIndex, Read, Write
 from detectors.registry import build_detectors
@@ -373,21 +373,18 @@ async def test_a_revoked_partition_fires_no_timers_until_it_is_taken_back() -> N
     assert fired.count(MISSED_ID) == 1
 
 
-async def test_models_carry_over_a_threshold_change() -> None:
+async def test_learnt_memories_carry_over_a_threshold_change() -> None:
     engine = _engine()
-    await engine.process(SCENARIO)  # the missed installment trains partition 0's classifier
+    await engine.process(SCENARIO)
+    closes = {"": [[19800.0, 12.0, 0.9, 1.0, 1.0]]}
+    engine.restore("delinquency", 0, pickle.dumps((None, 0, 0, None, closes)))
     before = engine.snapshots()
     assert ("delinquency", 0) in before
 
     engine.set_thresholds(Thresholds(version="candidate-2"))
 
     assert engine.thresholds.version == "candidate-2"
-    # Pickles of an unpickled model differ in bytes: compare what the model knows and says.
-    old_model, *old_counts = pickle.loads(before[("delinquency", 0)])
-    new_model, *new_counts = pickle.loads(engine.snapshots()[("delinquency", 0)])
-    assert new_counts == old_counts and old_counts[0] > 0
-    x = dict.fromkeys(FEATURES, 1.0)
-    assert new_model.predict_proba_one(x) == old_model.predict_proba_one(x)
+    assert engine.snapshots() == before
 
 
 def _with_offsets(items: Sequence[Input]) -> list[Input]:
