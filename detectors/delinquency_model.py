@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
-from river import compose, linear_model, optim, preprocessing
-from river.optim import losses
+if TYPE_CHECKING:
+    from river import compose
 
 __all__ = ["FEATURES", "PartitionClassifier"]
 
@@ -29,7 +30,14 @@ TYPICAL_WEIGHT = 0.01
 
 def _new_model(positive_weight: float) -> compose.Pipeline:
     """Scaled features into a logistic regression; a miss weighs ``positive_weight`` times a
-    paid installment, since misses are about one in fifty open installments."""
+    paid installment, since misses are about one in fifty open installments.
+
+    River is imported here, on first use: importing it (scipy with it) takes about 2 s, which
+    a worker starting would otherwise spend before joining its group
+    (streams.worker.app imports it meanwhile, in a thread)."""
+    from river import compose, linear_model, optim, preprocessing
+    from river.optim import losses
+
     return compose.Pipeline(
         preprocessing.StandardScaler(),
         linear_model.LogisticRegression(

@@ -11,8 +11,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from river import anomaly
-
 from detectors import personal
 from detectors.base import FALSIFIED_FLOW, Detector, Finding, Output
 from detectors.index import Found
@@ -23,6 +21,8 @@ from topics.names import Source
 from topics.records import Transaction
 
 if TYPE_CHECKING:
+    from river.anomaly import HalfSpaceTrees
+
     from detectors.engine import Input
 
 __all__ = ["FlowAnomalyDetector", "FlowAnomalyThresholds"]
@@ -142,7 +142,7 @@ class FlowAnomalyDetector(Detector):
 
     def __init__(self, thresholds: FlowAnomalyThresholds) -> None:
         self.thresholds = thresholds
-        self._models: dict[int, anomaly.HalfSpaceTrees] = {}
+        self._models: dict[int, HalfSpaceTrees] = {}
 
     def on_transaction(self, event: Transaction, state: BorrowerState, found: Found) -> Output:
         memory = self.slot(state, _memory)
@@ -185,9 +185,9 @@ class FlowAnomalyDetector(Detector):
             sector: statistics.median(values) if len(values) >= t.min_sector_peers else 1.0
             for sector, values in by_sector.items()
         }
-        model = self._models.setdefault(
-            partition, anomaly.HalfSpaceTrees(n_trees=10, height=6, window_size=250, seed=7)
-        )
+        model = self._models.get(partition)
+        if model is None:
+            model = self._models[partition] = _new_trees()
         findings = []
         for state in states:
             if state.borrower_id not in lifts:
@@ -279,3 +279,12 @@ def _unit(ratio: float) -> float:
 
 def _memory() -> dict[str, Any]:
     return {"sector": UNKNOWN_SECTOR, "lifted": [], "tops": {}}
+
+
+def _new_trees() -> HalfSpaceTrees:
+    """A partition's model. River is imported here, on first use: importing it (scipy with
+    it) takes about 2 s, which a worker starting would otherwise spend before joining its group
+    (streams.worker.app imports it meanwhile, in a thread)."""
+    from river import anomaly
+
+    return anomaly.HalfSpaceTrees(n_trees=10, height=6, window_size=250, seed=7)
