@@ -66,16 +66,21 @@ def create_app(settings: Settings) -> tuple[faust.App, Pipeline]:
 
 def _read_inputs(app: faust.App, pipeline: Pipeline, settings: Settings) -> None:
     """The input topics on one channel, read in batches; revoked partitions forgotten."""
-    inputs = InputTopic(
-        app,
-        topics=sorted(pipeline.input_topics),
-        key_serializer="raw",
-        value_serializer="raw",
-        partitions=settings.partitions,
-    )
-    channel = inputs.__aiter__()  # subscribes the worker, as an agent's stream would
-
-    app.service(InputReader(app, channel, settings.batch_size, pipeline.handle))  # type: ignore[arg-type]
+    if settings.input_path == "agent":
+        _agent_reads_inputs(app, pipeline, settings)
+    elif settings.input_path == "reader":
+        inputs = InputTopic(
+            app,
+            topics=sorted(pipeline.input_topics),
+            key_serializer="raw",
+            value_serializer="raw",
+            partitions=settings.partitions,
+        )
+        channel = inputs.__aiter__()  # subscribes the worker, as an agent's stream would
+        reader = InputReader(app, channel, settings.batch_size, pipeline.handle)
+        app.service(reader)  # type: ignore[arg-type]
+    else:
+        raise ValueError(f"LW_INPUT_PATH={settings.input_path!r}: `reader` or `agent`")
 
     input_topics = pipeline.input_topics
 
@@ -93,6 +98,31 @@ def _read_inputs(app: faust.App, pipeline: Pipeline, settings: Settings) -> None
         revoked: set[TP] = args[0]
         for partition in {tp.partition for tp in revoked if tp.topic in input_topics}:
             pipeline.forget(partition, input_topics)
+
+
+def _agent_reads_inputs(app: faust.App, pipeline: Pipeline, settings: Settings) -> None:
+    """One Faust agent over the three input topics, handing the pipeline batches of up to
+    ``batch_size`` records, or what came within ``batch_within_ms``.
+
+    The topic does not acknowledge (``acks=False``): Faust's acknowledgement bookkeeping never
+    commits an input offset; the pipeline stores and commits the offsets of what it applied,
+    and checks each partition's order (:class:`~streams.worker.offsets.InputOffsets`) as it
+    does for the reader's batches. Records of a generation before the current rebalance are
+    dropped by Faust's stream, as the reader drops them.
+    """
+    inputs = app.topic(
+        *sorted(pipeline.input_topics),
+        key_serializer="raw",
+        value_serializer="raw",
+        partitions=settings.partitions,
+        acks=False,
+    )
+    size, within = settings.batch_size, settings.batch_within_ms / 1000.0
+
+    @app.agent(inputs, name="inputs")
+    async def read_inputs(stream: Any) -> None:
+        async for events in stream.take_events(size, within):
+            await pipeline.handle([event.message for event in events])
 
 
 def _add_tasks(app: faust.App, pipeline: Pipeline) -> None:
