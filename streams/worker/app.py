@@ -177,21 +177,43 @@ def _dump_tasks() -> None:
 SLOW_IMPORTS = ("river.compose", "river.linear_model", "river.preprocessing", "river.anomaly")
 
 
-def _import_slow_modules() -> None:
-    """Import :data:`SLOW_IMPORTS` in a thread while the worker starts: it spends its first
-    seconds waiting on the broker (joining its group, recovering tables), so the first batch
-    (or the models restored before it) finds them imported instead of waiting two seconds."""
-    for name in SLOW_IMPORTS:
+class SlowImports:
+    """:data:`SLOW_IMPORTS` imported in a thread while the worker starts: it spends its first
+    seconds waiting on the broker (joining its group, recovering tables), so they cost it
+    nothing there.
+
+    The pipeline waits for them (:meth:`wait`, without blocking the event loop) before its
+    first batch: a model restored or created while the thread still imports would otherwise
+    block the event loop on the import lock, heartbeats included.
+    """
+
+    def __init__(self) -> None:
+        self.done = threading.Event()
+
+    def start(self) -> SlowImports:
+        threading.Thread(target=self._import, name="imports", daemon=True).start()
+        return self
+
+    def _import(self) -> None:
         try:
-            importlib.import_module(name)
-        except Exception:  # the detector's own import reports it, where it is needed
-            log.exception("could not import %s ahead of its use", name)
+            for name in SLOW_IMPORTS:
+                try:
+                    importlib.import_module(name)
+                except Exception:  # the detector's own import reports it, where it is needed
+                    log.exception("could not import %s ahead of its use", name)
+        finally:
+            self.done.set()
+
+    async def wait(self) -> None:
+        if not self.done.is_set():
+            await asyncio.to_thread(self.done.wait)
 
 
 def run_worker(settings: Settings, loglevel: str = "info") -> None:
     """Run the worker until SIGINT/SIGTERM."""
-    threading.Thread(target=_import_slow_modules, name="imports", daemon=True).start()
-    app, _ = create_app(settings)
+    imports = SlowImports().start()
+    app, pipeline = create_app(settings)
+    pipeline.warming = imports.wait
     worker = QuietWorker(app, loglevel=loglevel)
     worker.spinner = None
     worker.execute_from_commandline()
