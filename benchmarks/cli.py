@@ -52,7 +52,7 @@ from topics import TopicNames
 __all__ = ["main"]
 
 
-PARTS = ("a", "a'", "b", "bf", "c", "cs", "latency", "memory")
+PARTS = ("a", "a'", "b", "bf", "c", "cs", "r", "latency", "memory")
 
 
 @dataclass(frozen=True)
@@ -106,7 +106,7 @@ class Bench:
 
     async def run(self) -> Results:
         plan, results = self.plan, self.results
-        if {"a", "a'", "b", "bf", "c", "cs"} & self.args.parts:
+        if {"a", "a'", "b", "bf", "c", "cs", "r"} & self.args.parts:
             await self.throughput()
         b = results.rate("b") if self.wants("b") else None
         rate = self.args.rate or (0.5 * b if b else None)
@@ -158,6 +158,23 @@ class Bench:
         if self.wants("b2"):
             _say("(b2) two lendwatch workers in one group")
             runs["b2"] = await self.workers("two", topics, dataset.events, count=2)
+        if self.wants("r"):
+            for name, processes in (("r1", 1), ("rN", os.cpu_count() or 1)):
+                _say(f"({name}) the whole `lendwatch replay` command, {processes} process(es)")
+                runs[name] = await self.replay_command(name, dataset, processes)
+
+    async def replay_command(self, name: str, dataset: Dataset, processes: int) -> dict[str, Any]:
+        """(r1), (rN): ``lendwatch replay`` over the dataset file, timed from start to exit."""
+        return await self.child(
+            name,
+            [
+                "-m",
+                "benchmarks.replay_command",
+                str(dataset.path),
+                f"--processes={processes}",
+                f"--partitions={self.partitions}",
+            ],
+        )
 
     async def load(self) -> tuple[TopicNames, Dataset]:
         """Simulate the throughput runs' events and produce them once to new input topics."""

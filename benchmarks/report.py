@@ -18,6 +18,7 @@ class Targets:
     two_workers_speedup: float = 1.8
     p99_ms: float = 250.0
     state_bytes: float = 2_048.0
+    replay_events_per_second: float = 50_000.0
 
 
 @dataclass
@@ -59,6 +60,8 @@ LABELS = {
     "c": "(c)  detectors alone (replay drive)",
     "cs": "(cs) (c) with every detector in shadow",
     "b2": "(b2) two lendwatch workers, one group",
+    "r1": "(r1) `lendwatch replay`, whole command",
+    "rN": "(rN) (r1) in one process per CPU",
 }
 
 
@@ -129,7 +132,7 @@ def _runs(results: Results, t: Targets) -> list[str]:
     header = f"{'':40} {'events/s':>9} {'peak RSS':>10} {'(b)/this':>9}   target"
     lines = [header, "-" * len(header)] if results.runs else []
     b = results.rate("b")
-    for name in ("a", "a'", "b", "bf", "c", "cs", "b2"):
+    for name in ("a", "a'", "b", "bf", "c", "cs", "b2", "r1", "rN"):
         run = results.runs.get(name)
         if run is None:
             continue
@@ -159,6 +162,8 @@ def _target(results: Results, name: str, run: dict[str, Any], t: Targets) -> str
     if name == "cs":
         cost = _ratio(rate, results.rate("c"))
         return f"{_fixed(cost)} × (c)   [{run.get('shadow_alerts', 0):,} shadow alerts]"
+    if name in ("r1", "rN"):
+        return _replay_target(results, name, run, t)
     if name == "b2":
         speedup = _ratio(rate, b)
         return (
@@ -166,6 +171,24 @@ def _target(results: Results, name: str, run: dict[str, Any], t: Targets) -> str
             f"{_mark(speedup, t.two_workers_speedup)}"
         )
     return ""
+
+
+def _replay_target(results: Results, name: str, run: dict[str, Any], t: Targets) -> str:
+    """The whole replay command against (c), the detectors alone of the same run, and
+    (rN)'s output against (r1)'s."""
+    rate = results.rate(name)
+    text = (
+        f"{_fixed(_ratio(rate, results.rate('c')))} × (c); ≥ {t.replay_events_per_second:,.0f} "
+        f"{_mark(rate, t.replay_events_per_second)}"
+    )
+    one = results.runs.get("r1")
+    if name == "rN":
+        text += f"; {run['processes']} processes"
+        if one is not None:
+            text += f", {_fixed(_ratio(rate, results.rate('r1')))} × (r1), output " + (
+                "identical ✓" if run["sha256"] == one["sha256"] else "DIFFERENT ✗"
+            )
+    return text
 
 
 def _alerts(results: Results, name: str, run: dict[str, Any]) -> str:

@@ -31,6 +31,7 @@ from topics.records import Alert, Login, Repayment, Transaction
 from topics.validate import InputRecord
 
 __all__ = [
+    "AlertMemory",
     "BatchResult",
     "Engine",
     "Input",
@@ -134,6 +135,26 @@ class StateStore(Protocol):
     def states_in_partition(self, partition: int) -> Iterable[BorrowerState]: ...
 
 
+class AlertMemory:
+    """The latest alert ids emitted (at most ``REMEMBERED_ALERT_IDS``): a re-send is dropped.
+
+    Its own object so that a replay run in several processes drops exactly what one engine
+    would, in the order one engine would have met them (``streams.lab.parallel``).
+    """
+
+    def __init__(self) -> None:
+        self._ids: OrderedDict[str, None] = OrderedDict()
+
+    def first(self, alert_id: str) -> bool:
+        """Whether ``alert_id`` is new; remember it (forgetting the oldest beyond the bound)."""
+        if alert_id in self._ids:
+            return False
+        self._ids[alert_id] = None
+        if len(self._ids) > REMEMBERED_ALERT_IDS:
+            self._ids.popitem(last=False)
+        return True
+
+
 class MemoryStateStore:
     """Plain dictionary state for replay, backtests and tests."""
 
@@ -177,7 +198,7 @@ class Engine:
         self._closed_day: dict[int, int] = {}
         self._learned: dict[tuple[int, str], set[Timer]] = {}
         self._resumed_day: dict[tuple[int, str], int] = {}
-        self._emitted: OrderedDict[str, None] = OrderedDict()
+        self._emitted = AlertMemory()
         self.detectors: list[Detector] = []
         self._live: dict[str, Detector] = {}
         self._prune_shadow_slots = False
@@ -636,12 +657,8 @@ class Engine:
         alerts: list[Alert] = []
         shadow_alerts: list[Alert] = []
         for finding in findings:
-            alert_id = finding.alert_id
-            if alert_id in self._emitted:
+            if not self._emitted.first(finding.alert_id):
                 continue
-            self._emitted[alert_id] = None
-            if len(self._emitted) > REMEMBERED_ALERT_IDS:
-                self._emitted.popitem(last=False)
             emitted_at = self._now() if self._now is not None else finding.ts
             version, detector = split_shadow_name(finding.detector)
             if version is not None:

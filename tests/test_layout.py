@@ -25,6 +25,19 @@ OWN = ("self", "cls")
 ATTRIBUTE_FUNCTIONS = ("getattr", "setattr", "hasattr", "delattr")
 
 
+def _own(value: ast.expr) -> bool:
+    """``self``, ``cls`` or ``super()``: the object's own names, or its class hierarchy's (a
+    framework base's private names are caught per class, by :func:`_class_violations`)."""
+    if isinstance(value, ast.Name):
+        return value.id in OWN
+    return (
+        isinstance(value, ast.Call)
+        and isinstance(value.func, ast.Name)
+        and value.func.id == "super"
+        and not value.args
+    )
+
+
 def _private(name: str) -> bool:
     return name.startswith("_") and not (name.startswith("__") and name.endswith("__"))
 
@@ -134,8 +147,7 @@ def _class_violations(
     for sub in ast.walk(node):
         if (
             isinstance(sub, ast.Attribute)
-            and isinstance(sub.value, ast.Name)
-            and sub.value.id in OWN
+            and _own(sub.value)
             and _private(sub.attr)
             and (theirs(sub.attr) or sub.attr not in own)
         ):
@@ -151,7 +163,7 @@ def violations(source: str) -> list[str]:
     found: list[str] = []
     for node in ast.walk(tree):
         if isinstance(node, ast.Attribute) and _private(node.attr):
-            if not (isinstance(node.value, ast.Name) and node.value.id in OWN):
+            if not _own(node.value):
                 found.append(f"{node.lineno}: {ast.unparse(node)}")
         elif isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
             args = node.args
@@ -215,7 +227,13 @@ def test_the_compat_module_is_where_the_internals_are() -> None:
         "consumer._acked.get(tp)",
         "consumer._committed_offset[tp] = 3",
         "app.consumer._read_offset.clear()",
-        "super()._new_consumer()",
+        """
+        from faust import App
+
+        class A(App):
+            def transport(self):
+                return super()._new_transport()
+        """,
         "getattr(consumer, '_buffered_partitions', ())",
         "from faust.transport._cython import x",
         "from aiokafka.consumer.fetcher import _private_thing",
@@ -279,3 +297,14 @@ def test_a_private_name_outside_compat_is_flagged(snippet: str) -> None:
 )
 def test_own_private_state_and_public_names_are_fine(snippet: str) -> None:
     assert violations(textwrap.dedent(snippet)) == []
+
+
+def test_a_subclass_of_our_own_may_call_its_base_through_super() -> None:
+    source = """
+from detectors.engine import Engine
+
+class Tagging(Engine):
+    def _fire(self, partitions):
+        return super()._fire(partitions)
+"""
+    assert violations(source) == []

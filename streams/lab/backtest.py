@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import math
+import multiprocessing
 import time
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from detectors.base import CATEGORIES, DELINQUENCY_RISK
+from detectors.engine import Engine, MemoryStateStore
+from detectors.index import MemoryCrossIndex
 from detectors.registry import build_detectors
 from detectors.thresholds import (
     TUNABLES,
@@ -21,7 +24,7 @@ from detectors.thresholds import (
     Value,
     format_value,
 )
-from streams.lab.replay import Decoded, run_engine
+from streams.lab.replay import Decoded, drive, run_engine
 from streams.lab.scoring import ScoreCard, score
 from topics.labels import CaseLabel
 from topics.records import Alert
@@ -33,10 +36,13 @@ __all__ = [
     "SweepPoint",
     "backtest",
     "category_of",
+    "changed_sections",
     "parse_sweep",
     "plot_sweep",
     "render_backtest",
     "render_sweep",
+    "rerun",
+    "rerun_all",
     "run",
     "sweep",
     "sweep_thresholds",
@@ -118,10 +124,90 @@ def run(history: Decoded, thresholds: Thresholds, labels: Labels | None = None) 
     """Run a fresh engine over ``history``; score its alerts when labels are given."""
     started = time.perf_counter()
     stats = asyncio.run(run_engine(history, thresholds))
-    result = Run(thresholds, stats.alerts, time.perf_counter() - started)
+    return _scored(history, Run(thresholds, stats.alerts, time.perf_counter() - started), labels)
+
+
+def _scored(history: Decoded, result: Run, labels: Labels | None) -> Run:
     if labels is not None:
-        result.card = score(stats.alerts, labels, borrowers_of(history), period_days_of(history))
+        result.card = score(result.alerts, labels, borrowers_of(history), period_days_of(history))
     return result
+
+
+def changed_sections(base: Thresholds, candidate: Thresholds) -> set[str]:
+    """The sections (one per detector) in which ``candidate`` has a value ``base`` has not."""
+    before, after = base.values(), candidate.values()
+    return {TUNABLES[key].section for key, value in after.items() if before[key] != value}
+
+
+def rerun(history: Decoded, base: Run, candidate: Thresholds, labels: Labels | None = None) -> Run:
+    """``candidate``'s run, the detectors it leaves as they are taken from ``base``'s run.
+
+    Detectors keep their own slots, index keys and timers, and the engine writes what they
+    share, so a detector's alerts do not depend on which others run beside it (as ``fit``
+    relies on): only the detectors whose thresholds change run again. The alerts kept carry
+    the candidate's version, as a whole run's would (``tests/streams/lab/test_backtest.py``
+    compares the two).
+    """
+    started = time.perf_counter()
+    changed = changed_sections(base.thresholds, candidate)
+    detectors = build_detectors(candidate)
+    section = {d.name: d.section for d in detectors}
+    engine = Engine(candidate, MemoryStateStore(), MemoryCrossIndex())
+    engine.use([d for d in detectors if d.section in changed])
+    stats = asyncio.run(
+        drive(history.records, engine, partitions=history.partitions, expected=history.streams)
+    )
+    kept = [
+        alert.derive(thresholds_version=candidate.version)
+        for alert in base.alerts
+        if section[alert.detector] not in changed
+    ]
+    alerts = kept + stats.alerts if changed else kept
+    return _scored(history, Run(candidate, alerts, time.perf_counter() - started), labels)
+
+
+#: The history and base run forked candidate runs share (set before the pool forks).
+_SHARED: tuple[Decoded, Run] | None = None
+
+
+def _rerun(candidate: Thresholds) -> list[Alert]:
+    assert _SHARED is not None, "set before the pool forks"
+    return rerun(*_SHARED, candidate).alerts
+
+
+def rerun_all(
+    history: Decoded,
+    base: Run,
+    candidates: Sequence[Thresholds],
+    labels: Labels | None = None,
+    *,
+    jobs: int = 1,
+    progress: Callable[[int], None] | None = None,
+) -> list[Run]:
+    """:func:`rerun` of every candidate, in ``jobs`` forked processes sharing the history."""
+    global _SHARED
+    started = time.perf_counter()
+    _SHARED = (history, base)
+    alerts: list[list[Alert]] = []
+    try:
+        if jobs <= 1 or len(candidates) <= 1:
+            for candidate in candidates:
+                alerts.append(_rerun(candidate))
+                if progress:
+                    progress(len(alerts))
+        else:
+            with multiprocessing.get_context("fork").Pool(min(jobs, len(candidates))) as pool:
+                for found in pool.imap(_rerun, candidates):
+                    alerts.append(found)
+                    if progress:
+                        progress(len(alerts))
+    finally:
+        _SHARED = None
+    seconds = (time.perf_counter() - started) / max(1, len(candidates))  # each, on average
+    return [
+        _scored(history, Run(candidate, found, seconds), labels)
+        for candidate, found in zip(candidates, alerts, strict=True)
+    ]
 
 
 # --- current against candidate ----------------------------------------------------------------
@@ -151,10 +237,11 @@ class BacktestReport:
 def backtest(
     history: Decoded, base: Thresholds, candidate: Thresholds, labels: Labels | None = None
 ) -> BacktestReport:
-    """Run ``history`` under ``base`` then ``candidate``, each on a fresh engine."""
+    """Run ``history`` under ``base``, then ``candidate``'s changed detectors (:func:`rerun`)."""
+    current = run(history, base, labels)
     return BacktestReport(
-        base=run(history, base, labels),
-        candidate=run(history, candidate, labels),
+        base=current,
+        candidate=rerun(history, current, candidate, labels),
         events=len(history.records),
         rejected=len(history.rejected),
         borrowers=len(borrowers_of(history)),
@@ -251,13 +338,18 @@ def sweep(
     key: str,
     values: Sequence[Value],
     labels: Labels | None = None,
+    *,
+    jobs: int = 1,
+    progress: Callable[[int], None] | None = None,
 ) -> list[SweepPoint]:
-    """Run ``history`` once per value of ``key`` (every value checked first), on top of
-    ``base``."""
+    """Run ``history`` under ``base``, then once per value of ``key`` (every value checked
+    first) its detector alone (:func:`rerun`), in ``jobs`` processes."""
     category = category_of(key, base)
+    candidates = sweep_thresholds(base, key, values)
+    current = run(history, base, labels)
     points = []
-    for thresholds in sweep_thresholds(base, key, values):
-        result = run(history, thresholds, labels)
+    for result in rerun_all(history, current, candidates, labels, jobs=jobs, progress=progress):
+        thresholds = result.thresholds
         points.append(
             SweepPoint(
                 value=thresholds.values()[key],

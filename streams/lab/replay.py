@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import defaultdict
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from itertools import islice
 from pathlib import Path
@@ -17,6 +17,7 @@ from aiokafka.partitioner import murmur2
 from detectors.engine import Engine, Input, MemoryStateStore
 from detectors.index import MemoryCrossIndex
 from detectors.thresholds import Thresholds
+from streams.lab.progress import Progress
 from streams.privacy import Masker
 from topics import ContractError, InputRecord, Source, TopicNames, check_key, parse_value
 from topics.codec import encode_alert
@@ -34,6 +35,7 @@ __all__ = [
     "replay",
     "replay_file",
     "run_engine",
+    "sources_of",
 ]
 
 BATCH_SIZE = 512
@@ -59,17 +61,32 @@ def read_records(path: Path) -> Iterator[tuple[int, bytes]]:
                 yield number, line
 
 
-def parse_record(raw: Any, topics: TopicNames) -> tuple[Source, InputRecord]:
-    """Validate one ``{"topic", "key", "value"}`` record; raise ContractError with the reason."""
+def parse_record(
+    raw: Any, topics: TopicNames, sources: Mapping[str, Source] | None = None
+) -> tuple[Source, InputRecord]:
+    """Validate one ``{"topic", "key", "value"}`` record; raise ContractError with the reason.
+
+    ``sources`` (topic name to source, :func:`sources_of`) saves asking ``topics`` per record.
+    """
     if not isinstance(raw, Mapping) or "topic" not in raw or "value" not in raw:
         raise ContractError("line must be an object with 'topic', 'key' and 'value'")
     topic = raw["topic"]
-    source = topics.source_of(topic) if isinstance(topic, str) else None
+    if sources is None:
+        sources = sources_of(topics)
+    source = sources.get(topic) if isinstance(topic, str) else None
     if source is None:
         raise ContractError(f"unknown topic {topic!r}")
     record = parse_value(source, raw["value"])
     check_key(raw.get("key"), record.borrower_id)
     return source, record
+
+
+def sources_of(topics: TopicNames) -> dict[str, Source]:
+    """Input topic name to its source (as ``TopicNames.source_of``, in one look-up)."""
+    sources: dict[str, Source] = {}
+    for source in Source:
+        sources.setdefault(topics.input_topic(source), source)
+    return sources
 
 
 @dataclass
@@ -94,6 +111,7 @@ async def drive(
     *,
     partitions: int,
     expected: Mapping[int, Iterable[str]] | None = None,
+    progress: Callable[[int], None] | None = None,
 ) -> RunStats:
     """Feed valid records, in event-time order, through ``engine`` in batches: replay's loop.
 
@@ -144,6 +162,8 @@ async def drive(
         stats.events += len(batch)
         stats.alerts += result.alerts
         stats.shadow_alerts += result.shadow_alerts
+        if progress is not None:
+            progress(stats.events)
 
 
 def _baseline(batch: list[Input]) -> int:
@@ -163,6 +183,8 @@ class Decoded:
     #: (line number, reason) of each record that broke the contract.
     rejected: list[tuple[int, str]]
     partitions: int
+    #: Each record's (event time, line number): the order key, for a run split over processes.
+    keys: list[tuple[float, int]] = field(default_factory=list)
 
 
 def decode(
@@ -173,17 +195,23 @@ def decode(
     rejected: list[tuple[int, str]] = []
     decoded: list[tuple[float, int, Source, InputRecord]] = []
     streams: defaultdict[int, set[str]] = defaultdict(set)
+    sources = sources_of(topics)
+    partition_of: dict[str, int] = {}
     for number, line in lines:
         try:
             try:
                 raw = orjson.loads(line)
             except orjson.JSONDecodeError as exc:
                 raise ContractError(f"line is not JSON: {exc}") from None
-            source, record = parse_record(raw, topics)
+            source, record = parse_record(raw, topics, sources)
         except ContractError as exc:
             rejected.append((number, str(exc)))
             continue
-        streams[partition_for(record.borrower_id, partitions)].add(source.value)
+        borrower = record.borrower_id
+        partition = partition_of.get(borrower)
+        if partition is None:
+            partition = partition_of[borrower] = partition_for(borrower, partitions)
+        streams[partition].add(source.value)
         decoded.append((record.ts.timestamp(), number, source, record))
     decoded.sort(key=lambda item: (item[0], item[1]))
     return Decoded(
@@ -191,15 +219,34 @@ def decode(
         streams=dict(streams),
         rejected=rejected,
         partitions=partitions,
+        keys=[(epoch, number) for epoch, number, _, _ in decoded],
     )
 
 
-async def run_engine(decoded: Decoded, thresholds: Thresholds) -> RunStats:
+async def run_engine(
+    decoded: Decoded, thresholds: Thresholds, progress: Callable[[int], None] | None = None
+) -> RunStats:
     """One pass of a fresh engine (in-memory state and index) over decoded records."""
     engine = Engine(thresholds, MemoryStateStore(), MemoryCrossIndex())
     return await drive(
-        decoded.records, engine, partitions=decoded.partitions, expected=decoded.streams
+        decoded.records,
+        engine,
+        partitions=decoded.partitions,
+        expected=decoded.streams,
+        progress=progress,
     )
+
+
+def counted(
+    lines: Iterable[tuple[int, bytes]], update: Callable[[int], None], every: int = 10_000
+) -> Iterator[tuple[int, bytes]]:
+    """``lines``, telling ``update`` how many have gone by, every ``every`` lines."""
+    done = 0
+    for done, line in enumerate(lines, start=1):
+        if done % every == 0:
+            update(done)
+        yield line
+    update(done)
 
 
 async def replay(
@@ -210,12 +257,19 @@ async def replay(
     topics: TopicNames | None = None,
     out: BinaryIO | None = None,
     masker: Masker | None = None,
+    progress: bool = False,
 ) -> tuple[ReplayReport, list[Alert]]:
     """Run the detectors over ``lines`` in event-time order; write alerts to ``out`` if given,
-    masked by ``masker`` as the worker masks them (the alerts returned stay raw)."""
+    masked by ``masker`` as the worker masks them (the alerts returned stay raw). With
+    ``progress``, a bar on stderr for each phase."""
     topics = topics or TopicNames()
-    decoded = decode(lines, partitions=partitions, topics=topics)
-    stats = await run_engine(decoded, thresholds or Thresholds())
+    lines = list(lines)
+    reading = Progress("decoding", len(lines), "lines", enabled=progress)
+    decoded = decode(counted(lines, reading.update), partitions=partitions, topics=topics)
+    reading.close()
+    running = Progress("replaying", len(decoded.records), "events", enabled=progress)
+    stats = await run_engine(decoded, thresholds or Thresholds(), running.update)
+    running.close()
     report = ReplayReport(events=stats.events, alerts=len(stats.alerts), rejected=decoded.rejected)
     for alert in stats.alerts:
         report.alerts_by_topic[topics.alert_topic(alert.category)] += 1
@@ -232,7 +286,27 @@ def replay_file(
     topics: TopicNames | None = None,
     masker: Masker | None = None,
     thresholds: Thresholds | None = None,
+    processes: int = 1,
+    progress: bool = False,
 ) -> ReplayReport:
+    """Replay ``input_path`` into ``output_path``; with ``processes`` > 1 the partitions run
+    in that many processes (``streams.lab.parallel``), with the same output byte for byte."""
+    if processes > 1:
+        from streams.lab.parallel import Misrouted, replay_parallel
+
+        try:
+            return replay_parallel(
+                input_path,
+                output_path,
+                processes=min(processes, partitions),
+                partitions=partitions,
+                topics=topics,
+                masker=masker,
+                thresholds=thresholds,
+                progress=progress,
+            )
+        except Misrouted:
+            pass  # a line with two keys: one process reads it as one engine does
     with output_path.open("wb") as out:
         report, _ = asyncio.run(
             replay(
@@ -242,6 +316,7 @@ def replay_file(
                 topics=topics,
                 out=out,
                 masker=masker,
+                progress=progress,
             )
         )
     return report

@@ -35,6 +35,7 @@ __all__ = ["add_lab_commands"]
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
+    from streams.lab.progress import wanted
     from streams.lab.replay import replay_file
     from streams.privacy import Masker
 
@@ -51,6 +52,8 @@ def cmd_replay(args: argparse.Namespace) -> int:
         topics=settings.topics,
         masker=Masker.from_settings(settings),
         thresholds=thresholds,
+        processes=args.processes,
+        progress=wanted(args.progress),
     )
     if thresholds is not None:
         print(
@@ -237,9 +240,12 @@ def _sweep(
 ) -> None:
     """Run the sweep on top of ``base``, print its table and write its plot."""
     from streams.lab.backtest import category_of, plot_sweep, render_sweep, sweep
+    from streams.lab.progress import Progress, wanted
 
     category = category_of(key, base)
-    points = sweep(history, base, key, values, labels)
+    bar = Progress("sweep", len(values), "runs", enabled=wanted(args.progress))
+    points = sweep(history, base, key, values, labels, jobs=args.jobs, progress=bar.update)
+    bar.close()
     current, labelled = base.values()[key], labels is not None
     print(render_sweep(key, category, points, labelled, current=current))
     plot = plot_sweep(
@@ -290,6 +296,14 @@ def add_lab_commands(commands: Commands) -> None:
     replay.add_argument("--output", required=True)
     replay.add_argument("--partitions", type=int, help="partitions of the live topics")
     replay.add_argument("--fitted", help="run under the thresholds of a `lendwatch fit` file")
+    replay.add_argument(
+        "--processes",
+        type=int,
+        default=os.cpu_count() or 1,
+        help="processes to run the partitions in (default: one per CPU); the output is the "
+        "same byte for byte",
+    )
+    _add_progress(replay)
     add_no_mask(replay)
     replay.set_defaults(func=cmd_replay)
 
@@ -324,6 +338,14 @@ def add_lab_commands(commands: Commands) -> None:
     simulate.set_defaults(func=cmd_simulate)
 
 
+def _add_progress(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--progress",
+        action="store_true",
+        help="draw a progress bar on stderr even when it is not a terminal",
+    )
+
+
 def _add_backtest(commands: Commands) -> None:
     backtest = commands.add_parser(
         "backtest", help="replay history under the current thresholds and a candidate"
@@ -347,6 +369,10 @@ def _add_backtest(commands: Commands) -> None:
         "--plot", help="PNG file of the sweep (default backtest-sweep-KEY.png here)"
     )
     backtest.add_argument("--partitions", type=int, help="partitions of the live topics")
+    backtest.add_argument(
+        "--jobs", type=int, default=os.cpu_count() or 1, help="sweep runs in parallel"
+    )
+    _add_progress(backtest)
     backtest.add_argument(
         "--base",
         choices=("live", "defaults"),

@@ -7,22 +7,27 @@ from pathlib import Path
 
 import pytest
 
+from benchmarks.detectors_only import EVERY_DETECTOR_IN_SHADOW
 from detectors.base import CATEGORIES, DELINQUENCY_RISK
 from detectors.registry import build_detectors
-from detectors.thresholds import InvalidThreshold, Thresholds
+from detectors.thresholds import TUNABLES, InvalidThreshold, Thresholds
 from sim import SimulationConfig, iter_jsonl, write_jsonl
 from streams.lab.backtest import (
     BacktestReport,
     Run,
     backtest,
     category_of,
+    changed_sections,
     parse_sweep,
     render_backtest,
+    rerun,
     run,
+    sweep,
 )
 from streams.lab.replay import Decoded, decode, read_records
 from streams.lab.scoring import score
 from streams.ops.cli import main
+from topics.codec import encode_alert
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 #: Small enough for about a second a run, with alerts of all three categories (3 delinquency).
@@ -194,3 +199,33 @@ def test_render_shows_a_dash_where_a_figure_is_undefined() -> None:
     text = render_backtest(unscored)
     assert re.search(r"^  precision +– +– +–$", text, re.M)  # no alert-days: no precision
     assert re.search(r"^  false alert-days / 1,000 benign +0\.00 +0\.00 +0$", text, re.M)
+
+
+@pytest.fixture(scope="module")
+def current(history: Decoded) -> Run:
+    return run(history, Thresholds())
+
+
+@pytest.mark.parametrize(("key", "value"), sorted(EVERY_DETECTOR_IN_SHADOW.items()))
+def test_rerunning_the_changed_detector_alone_gives_the_whole_runs_alerts(
+    history: Decoded, current: Run, key: str, value: object
+) -> None:
+    """A candidate's run reruns only the detector whose thresholds change and keeps the
+    others' alerts from the current run: the same alerts, byte for byte, as a whole run."""
+    candidate = Thresholds().with_changes({key: value}, version="candidate")
+    whole = run(history, candidate)
+    fast = rerun(history, current, candidate)
+
+    assert changed_sections(current.thresholds, candidate) == {TUNABLES[key].section}
+    assert sorted(map(encode_alert, fast.alerts)) == sorted(map(encode_alert, whole.alerts))
+
+
+def test_a_sweep_in_processes_gives_what_whole_runs_give(history: Decoded) -> None:
+    key, values = "delinquency.min_alert_score", [0.3, 0.6, 0.9]
+    done: list[int] = []
+    points = sweep(history, Thresholds(), key, values, jobs=2, progress=done.append)
+
+    assert done == [1, 2, 3]
+    for point, value in zip(points, values, strict=True):
+        whole = run(history, Thresholds().with_changes({key: value}, version="w"))
+        assert (point.alerts, point.by_category) == (len(whole.alerts), dict(whole.by_category()))
