@@ -93,7 +93,7 @@ class Settings:
     )
     batch_within_ms: int = setting(
         env="LW_BATCH_WITHIN_MS",
-        default=10,
+        default=100,
         meaning="With `LW_INPUT_PATH=agent`: longest a batch waits to fill before it is "
         "handled (Faust's `take_events(within=...)`); the reader never waits.",
     )
