@@ -37,6 +37,7 @@ from benchmarks.common import (
 )
 from benchmarks.report import Results, render
 from benchmarks.worker import (
+    Throughput,
     alert_ids,
     end_offsets,
     measure_latency,
@@ -51,7 +52,7 @@ from topics import TopicNames
 __all__ = ["main"]
 
 
-PARTS = ("a", "a'", "b", "c", "cs", "r", "latency", "memory")
+PARTS = ("a", "a'", "b", "bf", "c", "cs", "r", "latency", "memory")
 
 
 @dataclass(frozen=True)
@@ -105,7 +106,7 @@ class Bench:
 
     async def run(self) -> Results:
         plan, results = self.plan, self.results
-        if {"a", "a'", "b", "c", "cs", "r"} & self.args.parts:
+        if {"a", "a'", "b", "bf", "c", "cs", "r"} & self.args.parts:
             await self.throughput()
         b = results.rate("b") if self.wants("b") else None
         rate = self.args.rate or (0.5 * b if b else None)
@@ -142,6 +143,11 @@ class Bench:
             _say("(b) lendwatch worker" + (" under cProfile" if self.args.profile else ""))
             runs["b"] = await self.workers(
                 "worker", topics, dataset.events, count=1, profile=self.args.profile
+            )
+        if self.wants("bf"):
+            _say("(bf) lendwatch worker, input through a Faust agent")
+            runs["bf"] = await self.workers(
+                "agent", topics, dataset.events, count=1, env={"LW_INPUT_PATH": "agent"}
             )
         if self.wants("c"):
             _say("(c) detectors alone")
@@ -263,8 +269,10 @@ class Bench:
         *,
         count: int,
         profile: Path | None = None,
+        env: dict[str, str] | None = None,
     ) -> dict[str, Any]:
-        """``count`` lendwatch workers in one new group over the pre-produced topics.
+        """``count`` lendwatch workers in one new group over the pre-produced topics, with
+        ``env`` on top of their settings.
 
         Each run publishes to alert topics of its own, to compare its alerts with (c)'s.
         """
@@ -290,6 +298,7 @@ class Bench:
                 partitions=self.partitions,
                 profile=profile,
                 fetch_wait_ms=self.args.fetch_wait_ms,
+                extra_env=env,
             )
             for number in range(count)
         ]
@@ -298,20 +307,8 @@ class Bench:
             measured = await measure_throughput(
                 workers, events, slowdown * _timeout(events), stall=slowdown * 60.0
             )
-            changelog = f"{app_id}-{STATE_TABLE}-changelog"
-            counters = measured.counters
-            figures: dict[str, Any] = {
-                "events": measured.events,
-                "seconds": measured.seconds,
-                "peak_rss": measured.peak_rss if count > 1 else measured.peak_rss[0],
-                "alerts": counters.alerts,
-                "batches": counters.batches,
-                "total_events": counters.events,
-                "changelog_records": await end_offsets(self.bootstrap, changelog, self.partitions),
-                "alert_ids": await alert_ids(self.bootstrap, topics, self.partitions),
-                "redis_keys": len(self.redis_keys(app_id)),
-                "redis_bytes": self.redis_memory() - redis_before,
-            }
+            figures = await self.figures(measured, app_id, topics)
+            figures["redis_bytes"] = self.redis_memory() - redis_before
         finally:
             self.children.stop(*(w.process for w in workers), timeout=60.0)
             self.forget_redis(app_id)
@@ -319,6 +316,24 @@ class Bench:
             self.results.profile = str(profile)
             _print_profile(profile)
         return figures
+
+    async def figures(
+        self, measured: Throughput, app_id: str, topics: TopicNames
+    ) -> dict[str, Any]:
+        """What a throughput run of the workers of ``app_id`` did, from its metrics and topics."""
+        changelog = f"{app_id}-{STATE_TABLE}-changelog"
+        counters = measured.counters
+        return {
+            "events": measured.events,
+            "seconds": measured.seconds,
+            "peak_rss": measured.peak_rss if len(measured.peak_rss) > 1 else measured.peak_rss[0],
+            "alerts": counters.alerts,
+            "batches": counters.batches,
+            "total_events": counters.events,
+            "changelog_records": await end_offsets(self.bootstrap, changelog, self.partitions),
+            "alert_ids": await alert_ids(self.bootstrap, topics, self.partitions),
+            "redis_keys": len(self.redis_keys(app_id)),
+        }
 
     async def latency(self, rate: float) -> None:
         """(b) at ``rate`` events/s on a fresh simulation with more injected cases."""

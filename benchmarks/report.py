@@ -56,6 +56,7 @@ LABELS = {
     "a": "(a)  aiokafka consume-decode-produce",
     "a'": "(a') bare Faust agent, decode only",
     "b": "(b)  lendwatch worker, all detectors",
+    "bf": "(bf) (b) with its input through an agent",
     "c": "(c)  detectors alone (replay drive)",
     "cs": "(cs) (c) with every detector in shadow",
     "b2": "(b2) two lendwatch workers, one group",
@@ -131,7 +132,7 @@ def _runs(results: Results, t: Targets) -> list[str]:
     header = f"{'':40} {'events/s':>9} {'peak RSS':>10} {'(b)/this':>9}   target"
     lines = [header, "-" * len(header)] if results.runs else []
     b = results.rate("b")
-    for name in ("a", "a'", "b", "c", "cs", "b2", "r1", "rN"):
+    for name in ("a", "a'", "b", "bf", "c", "cs", "b2", "r1", "rN"):
         run = results.runs.get(name)
         if run is None:
             continue
@@ -155,6 +156,9 @@ def _target(results: Results, name: str, run: dict[str, Any], t: Targets) -> str
         return f"(b)/(a') ≥ {t.worker_vs_faust:.2f} {_mark(ratio, t.worker_vs_faust)}"
     if name == "b":
         return f"≥ {t.worker_events_per_second:,.0f} {_mark(rate, t.worker_events_per_second)}"
+    if name == "bf":
+        # Issue 13: the agent path is kept only if it costs at most a tenth of the reader's.
+        return f"(bf)/(b) {_fixed(_ratio(rate, b))}; ≥ 0.90 {_mark(_ratio(rate, b), 0.9)}"
     if name == "cs":
         cost = _ratio(rate, results.rate("c"))
         return f"{_fixed(cost)} × (c)   [{run.get('shadow_alerts', 0):,} shadow alerts]"
@@ -203,7 +207,7 @@ def _differences(results: Results) -> list[str]:
     """A few alerts the workers and the detectors alone disagree on, and alerts sent again."""
     lines: list[str] = []
     replayed = results.runs.get("c", {}).get("alert_ids")
-    for name in ("b", "b2"):
+    for name in ("b", "bf", "b2"):
         live = results.runs.get(name, {}).get("alert_ids")
         if replayed is None or live is None:
             continue
@@ -221,7 +225,7 @@ def _differences(results: Results) -> list[str]:
 def _batches(results: Results) -> list[str]:
     """The workers' batches, changelog records and Redis index."""
     lines = []
-    for name in ("b", "b2"):
+    for name in ("b", "bf", "b2"):
         run = results.runs.get(name)
         if run and run.get("batches"):
             events = run["total_events"]

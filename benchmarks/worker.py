@@ -109,10 +109,12 @@ def start_worker(
     partitions: int,
     profile: Path | None = None,
     fetch_wait_ms: int | None = None,
+    extra_env: dict[str, str] | None = None,
 ) -> WorkerProcess:
     """Start ``python -m streams.ops.cli worker`` as the integration tests do.
 
-    ``fetch_wait_ms`` sets its consumer's fetch wait (``LW_FETCH_MAX_WAIT_MS``).
+    ``fetch_wait_ms`` sets its consumer's fetch wait (``LW_FETCH_MAX_WAIT_MS``); ``extra_env``
+    any other setting (``LW_INPUT_PATH=agent`` for the agent path).
     """
     web_port = free_port()
     env = {
@@ -127,6 +129,7 @@ def start_worker(
             f"LW_TOPIC_{name.upper()}": getattr(topics, name)
             for name in TopicNames.__dataclass_fields__
         },
+        **(extra_env or {}),
     }
     command = ["-m", "streams.ops.cli", "worker", "--log-level", "warning"]
     if fetch_wait_ms is not None:

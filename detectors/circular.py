@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -13,7 +12,7 @@ from detectors.base import FALSIFIED_FLOW, Detector, Finding, Output
 from detectors.graph import Cycle, Edge, Neighbourhood, find_cycles
 from detectors.index import Found, Lookups, Read, Write
 from detectors.scenarios import at, inputs, transaction
-from detectors.state import BorrowerState, day_of
+from detectors.state import SECONDS_PER_DAY, BorrowerState, day_of
 from detectors.tunables import tunable
 from topics.names import Source
 from topics.records import Transaction
@@ -23,9 +22,6 @@ if TYPE_CHECKING:
     from detectors.engine import Input
 
 __all__ = ["CircularFlowDetector", "CircularFlowThresholds"]
-
-#: Rings of small cycles counted per borrower (the least recently closed goes first).
-MAX_SMALL_RINGS = 3
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,27 +126,37 @@ class CircularFlowDetector(Detector):
         return None if edge is None else self.edge_lookups(edge)
 
     def edge_lookups(self, edge: Edge) -> Lookups:
-        """Add the edge u→v; read the edges leaving v and entering u within the window."""
+        """Add the edge u→v; read the edges leaving v and entering u within reach of it, and,
+        when the edge may be a hop of a small cycle, the edges leaving u: among them the
+        ring's other transfers u→v, whose closings :meth:`_ring_days` counts."""
         member = edge.encode()
-        window = self.thresholds.window_hours * 3600.0
-        low, high = edge.ts - window, edge.ts + window
+        reach, small = self._reach(edge)
+        low, high = edge.ts - reach, edge.ts + reach
+        reads = [Read(f"edges:out:{edge.dst}", low, high), Read(f"edges:in:{edge.src}", low, high)]
+        if small:
+            reads.append(Read(f"edges:out:{edge.src}", low, high))
         return Lookups(
             writes=(
                 Write(f"edges:out:{edge.src}", member, edge.ts),
                 Write(f"edges:in:{edge.dst}", member, edge.ts),
             ),
-            reads=(
-                Read(f"edges:out:{edge.dst}", low, high),
-                Read(f"edges:in:{edge.src}", low, high),
-            ),
+            reads=tuple(reads),
         )
+
+    def _reach(self, edge: Edge) -> tuple[float, bool]:
+        """Seconds either side of ``edge`` the index is read, and whether ``edge`` may be a
+        hop of a small cycle: then as far as a ring's lookback reaches, for its other days."""
+        t = self.thresholds
+        window = t.window_hours * 3600.0
+        # A small cycle's first hop is under min_amount; a later hop rises at most twice.
+        largest_small_hop = t.min_amount * (1.0 + t.max_hop_rise) ** 2
+        if t.small_amount >= t.min_amount or edge.amount >= largest_small_hop:
+            return window, False
+        return window + (t.small_lookback_days + 1) * SECONDS_PER_DAY, True
 
     @staticmethod
     def neighbourhood(found: Sequence[Sequence[bytes]]) -> Neighbourhood:
-        out_of_dst, into_src = found
-        return Neighbourhood(
-            tuple(Edge.decode(m) for m in out_of_dst), tuple(Edge.decode(m) for m in into_src)
-        )
+        return Neighbourhood(*(tuple(Edge.decode(m) for m in edges) for edges in found))
 
     def on_transaction(self, event: Transaction, state: BorrowerState, found: Found) -> Output:
         if not found:  # no edge for this event, or the index is down
@@ -158,48 +164,76 @@ class CircularFlowDetector(Detector):
         edge = self.edge_for(event, state)
         if edge is None:
             return []
-        return list(self.close(edge, self.neighbourhood(found), state))
+        return list(self.close(edge, self.neighbourhood(found)))
 
-    def close(
-        self, edge: Edge, around: Neighbourhood, state: BorrowerState | None = None
-    ) -> list[Finding]:
+    def close(self, edge: Edge, around: Neighbourhood) -> list[Finding]:
         """Findings for every borrower who reported a hop of a cycle this edge completes: a
-        large cycle at once, a small one when its ring has closed on enough days (counted in
-        ``state``, the reporting borrower's)."""
+        large cycle at once; a small one's ring on each day it has closed on enough days
+        (:meth:`_ring_days`)."""
         t = self.thresholds
         findings: dict[str, Finding] = {}
-        for cycle in find_cycles(
+        small: dict[tuple[str, ...], list[Cycle]] = {}
+        for cycle in self._cycles(edge, around):
+            if cycle.hops[0].amount < t.min_amount:
+                small.setdefault(cycle.accounts, []).append(cycle)
+            else:
+                self._add(findings, cycle)
+        for closed in small.values():
+            for cycle in self._ring_days(closed, edge, around):
+                self._add(findings, cycle)
+        return sorted(findings.values(), key=lambda f: (f.borrower_id, f.episode))
+
+    def _cycles(self, edge: Edge, around: Neighbourhood) -> list[Cycle]:
+        t = self.thresholds
+        return find_cycles(
             edge,
             around,
             window_seconds=t.window_hours * 3600.0,
             max_fee_ratio=t.max_fee_ratio,
             min_amount=min(t.min_amount, t.small_amount),
             max_rise=t.max_hop_rise,
-        ):
-            if cycle.hops[0].amount < t.min_amount and not self._repeated(cycle, state):
-                continue
-            for borrower_id in sorted({hop.borrower_id for hop in cycle.hops}):
-                finding = self._finding(borrower_id, cycle)
-                findings.setdefault(finding.alert_id, finding)
-        return sorted(findings.values(), key=lambda f: (f.borrower_id, f.episode))
+        )
 
-    def _repeated(self, cycle: Cycle, state: BorrowerState | None) -> bool:
-        """Count a small cycle's day for its ring; whether the ring closed on enough days."""
-        if state is None:
-            return False
+    def _add(self, findings: dict[str, Finding], cycle: Cycle) -> None:
+        for borrower_id in sorted({hop.borrower_id for hop in cycle.hops}):
+            finding = self._finding(borrower_id, cycle)
+            findings.setdefault(finding.alert_id, finding)
+
+    def _ring_days(self, closed: list[Cycle], edge: Edge, around: Neighbourhood) -> list[Cycle]:
+        """The small cycles to alert on now that ``closed`` (small cycles of one ring through
+        ``edge``) are known: those of each day on which the ring closed, if it closed on at
+        least ``small_cycle_days`` distinct days within ``small_lookback_days`` up to that day.
+
+        Counted again from the index each time, not remembered by the borrower whose report
+        happened to close a cycle: every closing of the ring within reach is found from its
+        edges, so the count does not depend on which report came last nor on the order in
+        which partitions are read (a worker resuming some partitions behind others after a
+        restart, replay). A closing found late (its last report read behind the others)
+        completes the count of the later days too, which are alerted then.
+        """
         t = self.thresholds
-        rings: dict[str, list[int]] = self.slot(state, dict)
-        ring = "|".join(cycle.accounts)
-        key = f"{zlib.crc32(ring.encode()):x}"
-        day = day_of(cycle.hops[0].ts)
-        days = [d for d in rings.get(key, []) if d > day - t.small_lookback_days]
-        if day not in days:
-            days = sorted([*days, day])[-max(1, t.small_cycle_days) :]
-        rings.pop(key, None)
-        rings[key] = days
-        while len(rings) > MAX_SMALL_RINGS:
-            del rings[next(iter(rings))]
-        return len(days) >= t.small_cycle_days
+        ring = set(closed[0].accounts)
+        parallel = {e.event_id: e for e in around.out_of_src if e.dst == edge.dst}
+        parallel[edge.event_id] = edge
+        others = Neighbourhood(
+            tuple(e for e in around.out_of_dst if e.dst in ring),
+            tuple(e for e in around.into_src if e.src in ring),
+        )
+        by_day: dict[int, dict[tuple[str, ...], Cycle]] = {}
+        for hop in parallel.values():
+            for cycle in self._cycles(hop, others):
+                if cycle.hops[0].amount < t.min_amount and set(cycle.accounts) == ring:
+                    of_day = by_day.setdefault(day_of(cycle.hops[0].ts), {})
+                    of_day.setdefault(tuple(h.event_id for h in cycle.hops), cycle)
+        days = sorted(by_day)
+        new = {day_of(cycle.hops[0].ts) for cycle in closed}
+        alerted: list[Cycle] = []
+        for day in days:
+            if not any(first <= day < first + t.small_lookback_days for first in new):
+                continue  # this edge's closings do not change that day's count
+            if sum(day - t.small_lookback_days < d <= day for d in days) >= t.small_cycle_days:
+                alerted += sorted(by_day[day].values(), key=_order)
+        return alerted
 
     def _finding(self, borrower_id: str, cycle: Cycle) -> Finding:
         t = self.thresholds
@@ -232,3 +266,9 @@ class CircularFlowDetector(Detector):
             ),
             evidence=sorted({hop.event_id for hop in cycle.hops}),
         )
+
+
+def _order(cycle: Cycle) -> list[tuple[float, str]]:
+    """Cycles of one day in a fixed order: the first one alerted for a borrower is the same
+    whichever order they were found in."""
+    return [(hop.ts, hop.event_id) for hop in cycle.hops]

@@ -39,10 +39,12 @@ class Edge:
 
 @dataclass(frozen=True, slots=True)
 class Neighbourhood:
-    """What the index knew around a new edge u→v: edges leaving v and edges entering u."""
+    """What the index knew around a new edge u→v: edges leaving v and edges entering u, and
+    (when asked for) edges leaving u, among them the other transfers u→v."""
 
     out_of_dst: tuple[Edge, ...] = ()
     into_src: tuple[Edge, ...] = ()
+    out_of_src: tuple[Edge, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

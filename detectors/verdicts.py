@@ -27,11 +27,12 @@ from collections import OrderedDict, deque
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
-
-from river import compose, linear_model, optim, preprocessing
+from typing import TYPE_CHECKING, Any
 
 from topics.records import Alert, Feedback, Reason
+
+if TYPE_CHECKING:
+    from river import compose
 
 __all__ = [
     "LABELS",
@@ -138,6 +139,11 @@ def features_of(alert: Alert, history: tuple[int, int] = (0, 0)) -> dict[str, fl
 
 
 def _new_model(learning_rate: float) -> compose.Pipeline:
+    """Scaled features into a logistic regression. River is imported here, on first use:
+    importing it (scipy with it) takes about 2 s, which a worker starting would otherwise spend
+    before joining its group (``streams.worker.app.SlowImports`` imports it meanwhile)."""
+    from river import compose, linear_model, optim, preprocessing
+
     return compose.Pipeline(
         preprocessing.StandardScaler(),
         linear_model.LogisticRegression(optimizer=optim.SGD(learning_rate)),

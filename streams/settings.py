@@ -84,6 +84,19 @@ class Settings:
         default=500,
         meaning="Most input records in one batch; a batch is whatever has arrived.",
     )
+    input_path: str = setting(
+        env="LW_INPUT_PATH",
+        default="reader",
+        meaning="How input records reach the pipeline: `reader` (batches taken straight from "
+        "the queue Faust's conductor fills) or `agent` (a Faust agent over the input topics, "
+        "`Stream.take_events`). docs/operations.md compares them.",
+    )
+    batch_within_ms: int = setting(
+        env="LW_BATCH_WITHIN_MS",
+        default=100,
+        meaning="With `LW_INPUT_PATH=agent`: longest a batch waits to fill before it is "
+        "handled (Faust's `take_events(within=...)`); the reader never waits.",
+    )
     fetch_max_wait_ms: int = setting(
         env="LW_FETCH_MAX_WAIT_MS",
         default=100,

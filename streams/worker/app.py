@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import importlib
 import logging
 import signal
+import threading
 import time
 from typing import Any, cast
 
@@ -64,16 +66,21 @@ def create_app(settings: Settings) -> tuple[faust.App, Pipeline]:
 
 def _read_inputs(app: faust.App, pipeline: Pipeline, settings: Settings) -> None:
     """The input topics on one channel, read in batches; revoked partitions forgotten."""
-    inputs = InputTopic(
-        app,
-        topics=sorted(pipeline.input_topics),
-        key_serializer="raw",
-        value_serializer="raw",
-        partitions=settings.partitions,
-    )
-    channel = inputs.__aiter__()  # subscribes the worker, as an agent's stream would
-
-    app.service(InputReader(app, channel, settings.batch_size, pipeline.handle))  # type: ignore[arg-type]
+    if settings.input_path == "agent":
+        _agent_reads_inputs(app, pipeline, settings)
+    elif settings.input_path == "reader":
+        inputs = InputTopic(
+            app,
+            topics=sorted(pipeline.input_topics),
+            key_serializer="raw",
+            value_serializer="raw",
+            partitions=settings.partitions,
+        )
+        channel = inputs.__aiter__()  # subscribes the worker, as an agent's stream would
+        reader = InputReader(app, channel, settings.batch_size, pipeline.handle)
+        app.service(reader)  # type: ignore[arg-type]
+    else:
+        raise ValueError(f"LW_INPUT_PATH={settings.input_path!r}: `reader` or `agent`")
 
     input_topics = pipeline.input_topics
 
@@ -91,6 +98,31 @@ def _read_inputs(app: faust.App, pipeline: Pipeline, settings: Settings) -> None
         revoked: set[TP] = args[0]
         for partition in {tp.partition for tp in revoked if tp.topic in input_topics}:
             pipeline.forget(partition, input_topics)
+
+
+def _agent_reads_inputs(app: faust.App, pipeline: Pipeline, settings: Settings) -> None:
+    """One Faust agent over the three input topics, handing the pipeline batches of up to
+    ``batch_size`` records, or what came within ``batch_within_ms``.
+
+    The topic does not acknowledge (``acks=False``): Faust's acknowledgement bookkeeping never
+    commits an input offset; the pipeline stores and commits the offsets of what it applied,
+    and checks each partition's order (:class:`~streams.worker.offsets.InputOffsets`) as it
+    does for the reader's batches. Records of a generation before the current rebalance are
+    dropped by Faust's stream, as the reader drops them.
+    """
+    inputs = app.topic(
+        *sorted(pipeline.input_topics),
+        key_serializer="raw",
+        value_serializer="raw",
+        partitions=settings.partitions,
+        acks=False,
+    )
+    size, within = settings.batch_size, settings.batch_within_ms / 1000.0
+
+    @app.agent(inputs, name="inputs")
+    async def read_inputs(stream: Any) -> None:
+        async for events in stream.take_events(size, within):
+            await pipeline.handle([event.message for event in events])
 
 
 def _add_tasks(app: faust.App, pipeline: Pipeline) -> None:
@@ -146,9 +178,47 @@ def _dump_tasks() -> None:
         log.warning("task %s awaits:\n%s", task.get_name(), "\n".join(chain) or repr(task))
 
 
+#: What the verdict models import on first use: about 2 s, scipy the most.
+SLOW_IMPORTS = ("river.compose", "river.linear_model", "river.preprocessing", "river.optim")
+
+
+class SlowImports:
+    """:data:`SLOW_IMPORTS` imported in a thread while the worker starts: it spends its first
+    seconds waiting on the broker (joining its group, recovering tables), so they cost it
+    nothing there.
+
+    The pipeline waits for them (:meth:`wait`, without blocking the event loop) before its
+    first batch: a model restored or created while the thread still imports would otherwise
+    block the event loop on the import lock, heartbeats included.
+    """
+
+    def __init__(self) -> None:
+        self.done = threading.Event()
+
+    def start(self) -> SlowImports:
+        threading.Thread(target=self._import, name="imports", daemon=True).start()
+        return self
+
+    def _import(self) -> None:
+        try:
+            for name in SLOW_IMPORTS:
+                try:
+                    importlib.import_module(name)
+                except Exception:  # the detector's own import reports it, where it is needed
+                    log.exception("could not import %s ahead of its use", name)
+        finally:
+            self.done.set()
+
+    async def wait(self) -> None:
+        if not self.done.is_set():
+            await asyncio.to_thread(self.done.wait)
+
+
 def run_worker(settings: Settings, loglevel: str = "info") -> None:
     """Run the worker until SIGINT/SIGTERM."""
-    app, _ = create_app(settings)
+    imports = SlowImports().start()
+    app, pipeline = create_app(settings)
+    pipeline.warming = imports.wait
     worker = QuietWorker(app, loglevel=loglevel)
     worker.spinner = None
     worker.execute_from_commandline()

@@ -22,6 +22,7 @@ from importlib.metadata import PackageNotFoundError, version
 from typing import Any, cast
 
 import faust
+from faust.tables import TableManager as FaustTableManager
 from faust.transport.consumer import CONSUMER_FETCHING
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP, Message
@@ -32,6 +33,7 @@ __all__ = [
     "IncompatibleFramework",
     "InputTopic",
     "QuietWorker",
+    "TableManager",
     "check_versions",
     "commit",
     "deliver_eagerly",
@@ -104,6 +106,7 @@ class App(faust.App):
     def __init__(
         self, *args: Any, fetch_max_wait_ms: int = 1500, fetch_min_bytes: int = 1, **kwargs: Any
     ) -> None:
+        kwargs.setdefault("TableManager", TableManager)
         super().__init__(*args, **kwargs)
         self.fetch_max_wait_ms = fetch_max_wait_ms
         self.fetch_min_bytes = fetch_min_bytes
@@ -122,6 +125,21 @@ class App(faust.App):
         consumer.fetch_max_wait_ms = self.fetch_max_wait_ms
         consumer.fetch_min_bytes = self.fetch_min_bytes
         return consumer
+
+
+class TableManager(FaustTableManager):
+    """Faust's table manager, without the second it sleeps at start before finalising the
+    tables (TableManager.on_start: ``sleep(1.0)``, "wait for tables to be registered").
+
+    The worker declares its tables in ``create_app``, before the app starts: there is nothing
+    to wait for, and the second was a tenth of a worker's start to its first batch. The setting
+    ``TableManager`` is Faust's documented way to replace the class.
+    """
+
+    async def on_start(self) -> None:
+        if not self.should_stop:
+            await self._update_channels()
+            await self.recovery.start()
 
 
 def deliver_eagerly(delivery: Awaitable[None]) -> Awaitable[None] | None:

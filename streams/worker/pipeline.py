@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -104,6 +104,8 @@ class Pipeline:
         self.verdicts = VerdictFollower(
             settings, redis, self.metrics.registry, feedback_dead_letters(self)
         )
+        #: Awaited before the first batch and timer round (streams.worker.app.SlowImports).
+        self.warming: Callable[[], Awaitable[None]] | None = None
 
     async def handle(self, messages: Sequence[Message]) -> None:
         """Process one batch of input records; bad records go to the dead-letter topic.
@@ -111,6 +113,9 @@ class Pipeline:
         The offsets after the records applied are stored once the states they changed are
         written (:class:`WriteBehind`).
         """
+        if self.warming is not None:
+            await self.warming()  # modules the models need, imported off the event loop
+            self.warming = None
         if not self.thresholds.ready.is_set():
             await self.thresholds.ready.wait()  # the first batch runs on the stored version
         async with self._one_batch:
@@ -304,7 +309,7 @@ class Pipeline:
         Not once the worker is stopping: Faust stops timers last, after the producer, and
         stopping has already written and confirmed what was in flight (Consumer.wait_empty).
         """
-        if self.app.should_stop:
+        if self.app.should_stop or self.warming is not None:
             return
         async with self._one_batch:
             await self._publish(self.engine.advance(wall=time.time()), "timers", {})

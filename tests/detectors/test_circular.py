@@ -371,44 +371,87 @@ def _small_cycle(day: int, amount: float = 1_000.0) -> tuple[Edge, Edge, Edge]:
     )
 
 
-def _close_small(days: tuple[int, ...], state: BorrowerState) -> list[list[str]]:
+def _small_ids(day: int) -> set[str]:
+    episode = f"cycle:a|b|c:day:{day_of(START) + day}"
+    return {alert_id("circular_flow", borrower, episode) for borrower in "ABC"}
+
+
+async def _alerted_days(edges: list[Edge]) -> list[set[str]]:
+    """Feed ``edges`` one by one; every alert id raised, per edge."""
+    return [set(ids) for ids in await _feed(edges, CircularFlowDetector(THRESHOLDS))]
+
+
+async def test_a_ring_of_small_sums_alerts_when_it_closes_on_three_days() -> None:
+    edges = [edge for day in (0, 2, 2, 5) for edge in _small_cycle(day)]
+
+    per_edge = await _alerted_days(edges)
+
+    assert set().union(*per_edge[:-1]) == set()
+    assert per_edge[-1] == _small_ids(5)
+
+
+@pytest.mark.parametrize("closer", [0, 1, 2], ids=["ab-last", "bc-last", "ca-last"])
+async def test_a_small_ring_counts_its_days_whoever_reports_the_last_hop(closer: int) -> None:
+    """Each day's cycle closed by another borrower's report (partitions read at different
+    paces): the ring still closed on three days. Counted in the borrower's state that closed
+    it, the days were split between A, B and C and no one ever reached three."""
+    edges = []
+    for number, day in enumerate((0, 2, 5)):
+        cycle = list(_small_cycle(day))
+        last = cycle.pop((closer + number) % 3)
+        edges += [*cycle, last]
+
+    alerted = set().union(*await _alerted_days(edges))
+
+    assert alerted == _small_ids(5)
+
+
+async def test_a_small_ring_closed_late_completes_the_later_days() -> None:
+    """Day 0's cycle completes only after days 2 and 5 (its last report read behind): the
+    count of day 5 is complete then, and day 5 alerts, as replay in time order alerts it."""
+    day0 = _small_cycle(0)
+    edges = [*day0[:2], *_small_cycle(2), *_small_cycle(5), day0[2]]
+
+    per_edge = await _alerted_days(edges)
+
+    assert set().union(*per_edge[:-1]) == set()
+    assert per_edge[-1] == _small_ids(5)
+
+
+@pytest.mark.parametrize("order", ["time", "reversed"])
+async def test_small_sums_round_a_ring_now_and_then_do_not_alert(order: str) -> None:
+    """Three small cycles, but weeks apart: a coincidence of trade, not a ring at work, in
+    whatever order they close."""
+    cycles = [_small_cycle(day) for day in (0, 25, 50)]
+    if order == "reversed":
+        cycles.reverse()
+
+    alerted = set().union(*await _alerted_days([edge for cycle in cycles for edge in cycle]))
+
+    assert alerted == set()
+
+
+async def test_a_small_ring_alerts_each_day_once_it_has_closed_on_three() -> None:
+    """Days 0, 2, 5 and 9: days 5 and 9 each alert (two earlier days within the lookback),
+    days 0 and 2 never do, in time order and in reverse."""
+    days = (0, 2, 5, 9)
+    for ordered in (days, tuple(reversed(days))):
+        edges = [edge for day in ordered for edge in _small_cycle(day)]
+
+        alerted = set().union(*await _alerted_days(edges))
+
+        assert alerted == _small_ids(5) | _small_ids(9), ordered
+
+
+def test_a_large_edge_reads_only_the_window_and_a_small_one_the_ring_lookback() -> None:
+    """Only an edge that can be a hop of a small cycle pays for the wider read."""
     detector = CircularFlowDetector(THRESHOLDS)
-    alerted = []
-    for day in days:
-        ab, bc, ca = _small_cycle(day)
-        findings = detector.close(ca, Neighbourhood((ab,), (bc,)), state)
-        alerted.append(sorted(f.borrower_id for f in findings))
-    return alerted
 
+    large = detector.edge_lookups(AB)
+    small = detector.edge_lookups(_small_cycle(0)[0])
 
-def test_a_ring_of_small_sums_alerts_when_it_closes_on_three_days() -> None:
-    state = BorrowerState(borrower_id="C", own_accounts=["c"])
-
-    assert _close_small((0, 2, 2, 5), state) == [[], [], [], ["A", "B", "C"]]
-
-
-def test_small_sums_round_a_ring_now_and_then_do_not_alert() -> None:
-    """Three small cycles, but weeks apart: a coincidence of trade, not a ring at work."""
-    state = BorrowerState(borrower_id="C", own_accounts=["c"])
-
-    assert _close_small((0, 25, 50), state) == [[], [], []]
-
-
-def test_a_small_cycle_without_a_borrower_state_never_alerts() -> None:
-    detector = CircularFlowDetector(THRESHOLDS)
-    ab, bc, ca = _small_cycle(0)
-
-    assert detector.close(ca, Neighbourhood((ab,), (bc,))) == []
-
-
-def test_rings_of_small_sums_kept_per_borrower_are_bounded() -> None:
-    detector = CircularFlowDetector(THRESHOLDS)
-    state = BorrowerState(borrower_id="C", own_accounts=["c"])
-    for ring in range(10):
-        cycle = tuple(
-            Edge(f"{src}{ring}", f"{dst}{ring}", START + hours * HOUR, 900.0, f"e{ring}{src}", "C")
-            for src, dst, hours in (("a", "b", 0), ("b", "c", 1), ("c", "a", 2))
-        )
-        detector.close(cycle[2], Neighbourhood((cycle[0],), (cycle[1],)), state)
-
-    assert len(state.slots["circular_flow"]) == 3
+    assert [read.key for read in large.reads] == ["edges:out:b", "edges:in:a"]
+    assert {read.high - read.low for read in large.reads} == {2 * WINDOW}
+    assert [read.key for read in small.reads] == ["edges:out:b", "edges:in:a", "edges:out:a"]
+    lookback = (THRESHOLDS.small_lookback_days + 1) * 86_400.0
+    assert {read.high - read.low for read in small.reads} == {2 * (WINDOW + lookback)}
