@@ -77,8 +77,6 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from streams.lab.verdict_ablation import AblationOptions
 
     seeds = [int(seed) for seed in args.seeds.split(",") if seed.strip()]
-    if args.ablation:
-        return _ablation(args, seeds)
     verdicts = None
     if args.verdict_share > 0:
         verdicts = AblationOptions(share=args.verdict_share, delay_days=args.verdict_delay)
@@ -103,27 +101,6 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         )
     if args.json:
         Path(args.json).write_bytes(orjson.dumps(report.to_dict(), option=orjson.OPT_INDENT_2))
-    return 0
-
-
-def _ablation(args: argparse.Namespace, seeds: list[int]) -> int:
-    """``evaluate --ablation``: each arm (the rules alone; a model under test adds its own),
-    per profile."""
-    from sim import BASELINE
-    from streams.lab.ablation import ablate, default_arms, render_ablation, to_dict
-
-    table = ablate(
-        default_arms(),
-        args.profiles or [BASELINE],
-        seeds,
-        borrowers=args.borrowers,
-        days=args.days,
-        partitions=settings_from(args).partitions,
-        jobs=args.jobs,
-    )
-    print(render_ablation(table, args.days))
-    if args.json:
-        Path(args.json).write_bytes(orjson.dumps(to_dict(table), option=orjson.OPT_INDENT_2))
     return 0
 
 
@@ -352,12 +329,6 @@ def add_lab_commands(commands: Commands) -> None:
     )
     evaluation.add_argument(
         "--jobs", type=int, help="runs in parallel with --profiles (default: the CPUs)"
-    )
-    evaluation.add_argument(
-        "--ablation",
-        action="store_true",
-        help="each arm of an ablation (the rules alone; a model under test adds its own), per "
-        "profile and category, over the whole period and its first and last 30 days (issue 14)",
     )
     evaluation.add_argument(
         "--verdict-share",
