@@ -88,8 +88,8 @@ class Settings:
         env="LW_INPUT_PATH",
         default="reader",
         meaning="How input records reach the pipeline: `reader` (batches taken straight from "
-        "the queue Faust's conductor fills) or `agent` (a Faust agent over the input topics, "
-        "`Stream.take_events`). docs/operations.md compares them.",
+        "the queue Faust's conductor fills) or `agent` (experimental, not exact yet: a Faust agent "
+        "over the input topics, `Stream.take_events`). docs/operations.md compares them.",
     )
     batch_within_ms: int = setting(
         env="LW_BATCH_WITHIN_MS",
