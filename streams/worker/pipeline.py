@@ -194,15 +194,16 @@ class Pipeline:
         )
         kept = [message for message, admit in zip(messages, admitted, strict=True) if admit]
         for tp in refetch:
-            log.warning(
-                "%s/%d: records from offset %s were skipped; fetching again from it",
-                tp.topic,
-                tp.partition,
-                self.offsets.expected(tp),
-            )
-            self.metrics.refetched_partitions.labels(tp.topic).inc()
-            await self._seek_expected(tp)
+            await self._fetch_again(tp, "records from offset %s were skipped")
         return kept
+
+    async def _fetch_again(self, tp: TP, why: str) -> None:
+        """Seek ``tp`` back to its expected offset, logged (``why`` takes that offset) and
+        counted: the one way a partition that lost records on the way is read again."""
+        expected = self.offsets.expected(tp)
+        log.warning("%s/%d: " + why + "; fetching again from it", tp.topic, tp.partition, expected)
+        self.metrics.refetched_partitions.labels(tp.topic).inc()
+        await self._seek_expected(tp)
 
     async def position_inputs(self, assigned: set[TP]) -> None:
         """After table recovery, at every assignment: seek each input partition to the offset
@@ -294,14 +295,7 @@ class Pipeline:
             log.warning("input partitions assigned but never sought: %s", names)
             await self.position_inputs(unsought)
         for tp in self.offsets.stalled(fetch_positions(consumer, assigned), time.monotonic()):
-            log.warning(
-                "%s/%d: fetched past offset %s, which never came; fetching again from it",
-                tp.topic,
-                tp.partition,
-                self.offsets.expected(tp),
-            )
-            self.metrics.refetched_partitions.labels(tp.topic).inc()
-            await self._seek_expected(tp)
+            await self._fetch_again(tp, "fetched past offset %s, which never came")
 
     async def tick(self) -> None:
         """Fire event-time timers of partitions that went quiet; write states when due.
