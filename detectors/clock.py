@@ -130,6 +130,11 @@ class TimerQueue:
             due.append(timer)
         return due
 
+    def next_due(self, partition: int) -> float | None:
+        """When ``partition``'s earliest timer is due (None: no timer)."""
+        heap = self._heaps.get(partition)
+        return heap[0].due if heap else None
+
     def forget(self, partition: int) -> None:
         for timer in self._heaps.pop(partition, []):
             self._pending.discard((partition, timer))

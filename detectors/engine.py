@@ -341,6 +341,12 @@ class Engine:
                     self.placed(armed, EVENT, position)
                     findings += armed
             self.clock.observe(item.partition, item.source, item.record.ts.timestamp(), wall)
+            if self._passed(item.partition, wall):
+                # Right after the event that moved event time past them, not at the batch's
+                # end: what a timer reads then does not depend on where a batch ends.
+                fired = self._fire([item.partition], wall, result)
+                self.placed(fired, EVENT, position)
+                findings += fired
         for partition in sorted({item.partition for item in batch}):
             fired = self._fire([partition], wall, result)
             self.placed(fired, TIMERS, partition)
@@ -570,6 +576,17 @@ class Engine:
                 seen_by = self._view(detector, state) if is_shadow(detector.name) else state
                 for timer in detector.pending_timers(seen_by):
                     self.timers.schedule(partition, timer)
+
+    def _passed(self, partition: int, wall: float | None) -> bool:
+        """Whether ``partition``'s event time has passed a timer or a day not yet closed."""
+        watermark = self.clock.watermark(partition, wall)
+        if watermark is None:
+            return False
+        last = self._closed_day.get(partition)
+        if last is None or day_of(watermark) - 1 > last:
+            return True
+        due = self.timers.next_due(partition)
+        return due is not None and due <= watermark
 
     def _fire(
         self, partitions: Iterable[int], wall: float | None, result: BatchResult

@@ -88,8 +88,8 @@ class Settings:
         env="LW_INPUT_PATH",
         default="reader",
         meaning="How input records reach the pipeline: `reader` (batches taken straight from "
-        "the queue Faust's conductor fills) or `agent` (experimental, not exact yet: a Faust agent "
-        "over the input topics, `Stream.take_events`). docs/operations.md compares them.",
+        "the queue Faust's conductor fills) or `agent` (a Faust agent over the input topics, "
+        "`Stream.take_events`). docs/operations.md compares them.",
     )
     batch_within_ms: int = setting(
         env="LW_BATCH_WITHIN_MS",
@@ -132,6 +132,19 @@ class Settings:
         env="LW_IDLE_STREAM_SECONDS",
         default=30.0,
         meaning="An input partition silent this long no longer holds event time back.",
+    )
+    align_hold_seconds: float = setting(
+        env="LW_ALIGN_HOLD_SECONDS",
+        default=5.0,
+        meaning="At most this long a record waits for another stream of its partition that "
+        "still has records to come (a backlog read at uneven paces), so that the engine "
+        "meets a partition's events in event-time order, as replay does.",
+    )
+    align_max_held: int = setting(
+        env="LW_ALIGN_MAX_HELD",
+        default=20_000,
+        meaning="At most this many records wait for a slower stream; beyond, the earliest go "
+        "on (bounds memory when one topic runs far ahead).",
     )
     session_timeout_seconds: float = setting(
         env="LW_SESSION_TIMEOUT_SECONDS",

@@ -17,6 +17,7 @@ from detectors.engine import BatchResult, Engine, Input
 from detectors.thresholds import Thresholds
 from streams.control.store import ThresholdStore, ThresholdWatcher
 from streams.settings import Settings
+from streams.worker.align import StreamAligner
 from streams.worker.compat import fetch_positions, log_starts, seek
 from streams.worker.deadletters import DeadLetterLog
 from streams.worker.delivery import Breaker
@@ -91,6 +92,11 @@ class Pipeline:
         self.sources = {settings.topics.input_topic(source): source for source in Source}
         self.input_topics = set(self.sources)
         self.offsets = InputOffsets()
+        #: Each input partition's streams merged in event time before the engine.
+        self.aligner = StreamAligner(
+            self.input_topics, settings.align_hold_seconds, settings.align_max_held
+        )
+        self._received: dict[TP, int] = {}  # next offset after the last record received
         #: Whether the tables hold every assigned partition (False from a revocation until
         #: recovery completes): no stored offset is read before.
         self.recovered = False
@@ -144,35 +150,49 @@ class Pipeline:
         await self.publisher.recorded()
 
     async def _handle(self, messages: Sequence[Message]) -> dict[TP, int]:
-        """Decode, dead-letter what cannot be read, run the engine, send the alerts; returns
-        the next offset to apply of each partition the batch moved."""
-        started = time.perf_counter()
+        """Decode, dead-letter what cannot be read, hold what another stream of its partition
+        may still precede (:class:`StreamAligner`), run the engine on the rest, send the
+        alerts; returns the next offset to apply of each partition the batch moved."""
         self.last_batch_at = time.monotonic()
         messages = await self._in_offset_order(messages)
         if not messages:
             return {}
-        inputs: list[Input] = []
-        originals: list[Message] = []
+        valid: list[tuple[Input, Message]] = []
         bad: list[tuple[Message, str]] = []
-        counts: dict[str, int] = {}
         for message in messages:
-            topic = message.topic
-            counts[topic] = counts.get(topic, 0) + 1
-            self.positions[(topic, message.partition)] = message.offset
-            source = self.sources[topic]
+            self.positions[(message.topic, message.partition)] = message.offset
+            self._received[message.tp] = message.offset + 1
+            source = self.sources[message.topic]
             try:
                 record = decode(source, message.key, message.value)
             except ContractError as exc:
                 bad.append((message, str(exc)))
                 continue
-            inputs.append(Input(message.partition, source, record, message.offset))
-            originals.append(message)
-            self.checkpoints.note(message.partition, topic, message.offset)
-        self.checkpoints.restore({item.partition for item in inputs})
-        result = await self.engine.process(inputs, wall=time.time())
-        bad += [(originals[position], reason) for position, reason in result.failed]
+            valid.append((Input(message.partition, source, record, message.offset), message))
         if bad:
             await self._dead_letter(bad)
+            for message, _ in bad:
+                self.metrics.events.labels(message.topic).inc()  # consumed: dead-lettered
+        self.aligner.add(valid, time.monotonic())
+        applied = await self._apply_released()
+        return self._next_offsets({message.tp for message in messages} | applied)
+
+    async def _apply_released(self) -> set[TP]:
+        """Run the engine on what the aligner releases; returns the partitions it moved."""
+        released = self.aligner.release(self._lagging, time.monotonic())
+        if not released:
+            return set()
+        started = time.perf_counter()
+        inputs = [item for item, _ in released]
+        originals = [message for _, message in released]
+        counts: dict[str, int] = {}
+        for message in originals:
+            counts[message.topic] = counts.get(message.topic, 0) + 1
+            self.checkpoints.note(message.partition, message.topic, message.offset)
+        self.checkpoints.restore({item.partition for item in inputs})
+        result = await self.engine.process(inputs, wall=time.time())
+        if result.failed:
+            await self._dead_letter([(originals[at], reason) for at, reason in result.failed])
         sent_at = {m.key: m.timestamp for m in originals}
         repaid = {i.record.borrower_id for i in inputs if i.source is Source.REPAYMENTS}
         await self._publish(result, "inputs", sent_at, repaid)
@@ -184,7 +204,28 @@ class Pipeline:
         if result.redelivered:
             self.metrics.skipped.labels("inputs", "redelivered").inc(result.redelivered)
         self.metrics.batch_seconds.labels("inputs").observe(time.perf_counter() - started)
-        return {message.tp: message.offset + 1 for message in messages}
+        return {message.tp for message in originals}
+
+    def _lagging(self, tp: TP) -> bool:
+        """Whether records of input partition ``tp`` exist that have not arrived here (its
+        high-water mark unknown yet counts: the aligner holds for ``max_hold`` at most)."""
+        consumer = self.app.consumer
+        if tp not in consumer.assignment():
+            return False
+        highwater = consumer.highwater(tp)
+        received = self._received.get(tp, self.offsets.expected(tp))
+        return highwater is None or received is None or received < highwater
+
+    def _next_offsets(self, tps: set[TP]) -> dict[TP, int]:
+        """The next offset to apply of each of ``tps``: after the last record received, or
+        the first one the aligner still holds."""
+        offsets = {}
+        for tp in tps:
+            held = self.aligner.held_from(tp)
+            offset = held if held is not None else self._received.get(tp)
+            if offset is not None:
+                offsets[tp] = offset
+        return offsets
 
     async def _in_offset_order(self, messages: Sequence[Message]) -> list[Message]:
         """The records to apply, each partition's in offset order from its expected offset
@@ -307,6 +348,8 @@ class Pipeline:
             return
         async with self._one_batch:
             await self._publish(self.engine.advance(wall=time.time()), "timers", {})
+            if self.aligner:  # held past their time, or the stream they waited for caught up
+                self.writer.records_handled(self._next_offsets(await self._apply_released()))
             if self.writer.due():
                 await self.writer.flush()
 
@@ -363,9 +406,12 @@ class Pipeline:
     def forget(self, partition: int, topics: set[str]) -> None:
         """A partition now owned elsewhere: no timers, models, states or lag of it here."""
         self.engine.forget_partition(partition)
+        self.aligner.forget(partition)
         self.store.forget_partition(partition)
         self.checkpoints.forget(partition)
         self.offsets.forget({TP(topic, partition) for topic in topics})
+        for topic in topics:
+            self._received.pop(TP(topic, partition), None)
         self.lettered = {origin for origin in self.lettered if origin[1] != partition}
         for topic in topics:
             if self.positions.pop((topic, partition), None) is not None:

@@ -20,10 +20,12 @@ import pytest
 import redis
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from streams.lab.replay import replay
 from streams.ops.broker import create_topics
 from streams.ops.embedded import EmbeddedKafka, EmbeddedRedis, ServiceError, free_port
 from streams.privacy import Masker
-from topics import TopicNames
+from topics import Alert, TopicNames
+from topics.codec import alert_to_dict
 
 #: The platform key of the test deployments: alerts leave masked, as by default in production.
 TEST_PRIVACY_KEY = "integration-tests-" + "k" * 46
@@ -203,6 +205,25 @@ class Deployment:
             return total
         finally:
             await consumer.stop()
+
+    async def assert_as_replayed(
+        self, records: list[dict[str, Any]], live: list[dict[str, Any]]
+    ) -> dict[str, Alert]:
+        """The live alerts are replay's over ``records``, masked with the workers' key (ids and
+        borrowers); on a difference, show the alerts that differ, whole. Returns replay's
+        alerts by id."""
+        lines = [(n, orjson.dumps(r)) for n, r in enumerate(records, start=1)]
+        _, alerts = await replay(lines, partitions=self.partitions, topics=self.topics)
+        replayed = {alert.alert_id: alert for alert in map(self.masker.alert, alerts)}
+        received = {alert["alert_id"]: alert for alert in live}
+        only_live = [received[i] for i in received.keys() - replayed.keys()]
+        only_replayed = [alert_to_dict(replayed[i]) for i in replayed.keys() - received.keys()]
+        assert not only_live and not only_replayed, (
+            f"{len(only_live)} alerts only live: {only_live}\n"
+            f"{len(only_replayed)} only in replay: {only_replayed}"
+        )
+        assert all(received[i]["borrower_id"] == replayed[i].borrower_id for i in received)
+        return replayed
 
     async def wait_committed(self, count: int, timeout: float, *workers: Worker) -> None:
         """Until the group has committed ``count`` input records (all of them, usually)."""

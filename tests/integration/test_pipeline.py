@@ -12,7 +12,6 @@ from redis.asyncio import Redis
 
 from detectors.base import CATEGORIES
 from sim import SimulationConfig, simulate
-from streams.lab.replay import replay
 from streams.ops.broker import BAD_RECORDS, produce_records
 from streams.worker.risk import RiskBoard
 from tests.integration.conftest import Deployment
@@ -21,16 +20,15 @@ from tests.streams.test_privacy import personal_values, raw_values_in
 pytestmark = pytest.mark.integration
 
 
+@pytest.mark.parametrize("input_path", ["reader", "agent"])
 async def test_live_pipeline_matches_replay_and_dead_letters_bad_input(
-    deployment: Deployment,
+    deployment: Deployment, input_path: str
 ) -> None:
-    """The worker's way in (the input reader) gives replay's alerts. The experimental Faust
-    agent path (LW_INPUT_PATH=agent) is not run here: it raised one alert replay does not in
-    the clean-clone run of 2026-12-06 (docs/operations.md), and is not for production."""
+    """Both ways in (LW_INPUT_PATH: the input reader, a Faust agent) give replay's alerts."""
     simulation = simulate(
         SimulationConfig(borrowers=60, days=45, seed=11, topics=deployment.topics)
     )
-    worker = deployment.start_worker()
+    worker = deployment.start_worker(LW_INPUT_PATH=input_path)
     try:
         # Bad records are mixed in every 5,000 good ones: the worker must go on after each.
         sent = await produce_records(
@@ -86,16 +84,9 @@ async def test_live_pipeline_matches_replay_and_dead_letters_bad_input(
     assert "LW_PRIVACY_KEY" not in log  # the platform's key is set: no warning
 
     # The same events through replay give the same alert ids (at-least-once: compare sets).
-    lines = [(n, orjson.dumps(record)) for n, record in enumerate(simulation.records, start=1)]
-    report, replayed = await replay(
-        lines, partitions=deployment.partitions, topics=deployment.topics
-    )
-    assert report.events == len(simulation.records) and not report.rejected
     # Masked with the workers' key, replay's alerts are the live ones: ids, borrowers (the
     # message key too) and episodes.
-    masked = {alert.alert_id: alert for alert in map(masker.alert, replayed)}
-    live_ids = {alert["alert_id"] for _, alert in alerts}
-    assert live_ids == set(masked)
+    masked = await deployment.assert_as_replayed(simulation.records, [a for _, a in alerts])
     for key, (_, alert) in zip(keys, alerts, strict=True):
         expected = masked[alert["alert_id"]]
         assert alert["borrower_id"] == expected.borrower_id and key == alert["borrower_id"].encode()

@@ -4,37 +4,15 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from typing import Any
 
-import orjson
 import pytest
 from aiokafka import AIOKafkaProducer
 
 from sim import SimulationConfig, simulate
-from streams.lab.replay import replay
 from streams.ops.broker import BAD_RECORDS, produce_records
 from tests.integration.conftest import Deployment
-from topics.codec import alert_to_dict
 
 pytestmark = pytest.mark.integration
-
-
-async def _assert_as_replayed(
-    deployment: Deployment, records: list[dict[str, object]], live: list[dict[str, Any]]
-) -> None:
-    """The live alerts are the replay's, masked with the workers' key (ids and borrowers); on
-    a difference, show the alerts that differ."""
-    lines = [(n, orjson.dumps(r)) for n, r in enumerate(records, start=1)]
-    _, alerts = await replay(lines, partitions=deployment.partitions, topics=deployment.topics)
-    replayed = {alert.alert_id: alert for alert in map(deployment.masker.alert, alerts)}
-    received = {alert["alert_id"]: alert for alert in live}
-    only_live = [received[i] for i in received.keys() - replayed.keys()]
-    only_replayed = [alert_to_dict(replayed[i]) for i in replayed.keys() - received.keys()]
-    assert not only_live and not only_replayed, (
-        f"{len(only_live)} alerts only live: {only_live}\n"
-        f"{len(only_replayed)} only in replay: {only_replayed}"
-    )
-    assert all(received[i]["borrower_id"] == replayed[i].borrower_id for i in received)
 
 
 async def _produce_bad_heads(deployment: Deployment) -> set[tuple[str, int, int]]:
@@ -102,7 +80,7 @@ async def test_a_worker_killed_mid_stream_resumes_as_if_never_stopped(
     assert len(letters) == bad_sent
     assert heads <= set(origins)
     alerts = [value for topic, _, value in received if topic != deployment.topics.deadletter]
-    await _assert_as_replayed(deployment, records, alerts)
+    await deployment.assert_as_replayed(records, alerts)
 
 
 async def test_a_second_worker_takes_over_when_the_first_stops(deployment: Deployment) -> None:
@@ -123,7 +101,7 @@ async def test_a_second_worker_takes_over_when_the_first_stops(deployment: Deplo
         second.stop()
 
     ids = [alert["alert_id"] for _, alert in received]
-    await _assert_as_replayed(deployment, records, [alert for _, alert in received])
+    await deployment.assert_as_replayed(records, [alert for _, alert in received])
     repeated = {alert_id: n for alert_id, n in Counter(ids).items() if n > 1}
     assert repeated == {}, "an alert published twice across the hand-over"
 
@@ -167,4 +145,4 @@ async def test_records_fetched_around_a_restart_and_a_rebalance_are_not_lost(
     lettered = {(v["source_topic"], v["partition"], v["offset"]) for v in letters}
     assert bad - lettered == set(), f"bad records never dead-lettered: {sorted(bad - lettered)}"
     alerts = [value for topic, _, value in received if topic != deployment.topics.deadletter]
-    await _assert_as_replayed(deployment, records, alerts)
+    await deployment.assert_as_replayed(records, alerts)

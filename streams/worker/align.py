@@ -1,0 +1,98 @@
+"""A partition's three input streams handed to the engine in event-time order, as replay does.
+
+Kafka keeps order within a topic partition only. A worker catching up on a backlog fetches
+each input topic at its own pace, so the transactions of a partition can run hours or days of
+event time ahead of its logins. The engine's timers wait for every stream (the watermark), so
+no judgement is made before its data are in; but a borrower's later events, applied
+meanwhile, would be in the state a timer reads (a bounded memory pushing out an older day, a
+counterparty seen again), and the live alert would differ from replay's. This is Flink's
+watermark alignment, at the scale of one worker: a record is held while another stream of its
+partition still has records to come (its fetch position is behind its high-water mark) and
+none of them is here to say whether they come before it.
+
+Holding never stalls the stream and never loses a record: a record is held for at most
+``max_hold`` seconds, at most ``max_held`` records are held (the earliest go first), and a
+partition's stored offset never passes a record still held (:meth:`StreamAligner.held_from`).
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+from faust.types import TP, Message
+
+from detectors.engine import Input
+
+__all__ = ["StreamAligner"]
+
+
+@dataclass(slots=True)
+class _Held:
+    item: Input
+    message: Message
+    since: float  # monotonic time it arrived
+
+    @property
+    def ts(self) -> float:
+        return self.item.record.ts.timestamp()
+
+
+class StreamAligner:
+    """Holds each partition's records until every stream that still has records to come has
+    caught up with them in event time; releases them merged in event-time order."""
+
+    def __init__(self, topics: Iterable[str], max_hold: float, max_held: int) -> None:
+        self.topics = tuple(topics)
+        self.max_hold = max_hold
+        self.max_held = max_held
+        self._held: dict[int, dict[str, deque[_Held]]] = {}
+        self._count = 0
+
+    def __len__(self) -> int:
+        return self._count
+
+    def add(self, records: Iterable[tuple[Input, Message]], now: float) -> None:
+        """Records as received, each topic partition's in offset order."""
+        for item, message in records:
+            streams = self._held.setdefault(item.partition, {})
+            streams.setdefault(message.topic, deque()).append(_Held(item, message, now))
+            self._count += 1
+
+    def release(self, lagging: Callable[[TP], bool], now: float) -> list[tuple[Input, Message]]:
+        """What may go to the engine now: per partition, the earliest held record while no
+        stream still to be read could hold an earlier one (``lagging``: records of that topic
+        partition exist that have not arrived), or once it has waited ``max_hold``."""
+        released: list[tuple[Input, Message]] = []
+        for partition in sorted(self._held):
+            streams = self._held[partition]
+            while True:
+                heads = [(queue[0].ts, topic) for topic, queue in streams.items() if queue]
+                if not heads:
+                    break
+                _, topic = min(heads)
+                head = streams[topic][0]
+                waiting = any(
+                    not streams.get(other) and lagging(TP(other, partition))
+                    for other in self.topics
+                    if other != topic
+                )
+                overdue = now - head.since >= self.max_hold or self._count > self.max_held
+                if waiting and not overdue:
+                    break
+                streams[topic].popleft()
+                self._count -= 1
+                released.append((head.item, head.message))
+        return released
+
+    def held_from(self, tp: TP) -> int | None:
+        """The offset of the first record of ``tp`` still held (None: nothing held): the
+        partition's stored offset must not pass it."""
+        queue = self._held.get(tp.partition, {}).get(tp.topic)
+        return queue[0].message.offset if queue else None
+
+    def forget(self, partition: int) -> None:
+        """A partition now owned elsewhere: its held records are its next owner's to read."""
+        streams = self._held.pop(partition, {})
+        self._count -= sum(len(queue) for queue in streams.values())
