@@ -12,6 +12,12 @@ learns: once it has enough labels of both kinds, and only below a fraction of th
 probability it gave, before their verdicts, to the alerts confirmed lately. A team that
 confirms a kind of alert keeps it coming; one that only dismisses a kind stops seeing it.
 
+Beside the model, a memory of each borrower's verdicts: an alert like one the teams dismissed
+for the same borrower lately (the same detector and reason codes, no stronger score) is held
+back too, the classic repeat false positive of a benign pattern. Neither holds back an alert
+of a borrower whose alert of the category the teams confirmed: a confirmed case's later
+alerts are still true.
+
 Pure logic: no Kafka, Faust or Redis. The worker, replay and evaluate run this same code, and
 the state depends only on the verdicts and the alerts' features, in the order given: every
 worker that reads the whole feedback topic learns the same models (:attr:`VerdictModels.digest`).
@@ -73,6 +79,10 @@ class VerdictSettings:
     remembered_alerts: int = 200_000
     kept_unknown: int = 10_000
     remembered_borrowers: int = 200_000
+    #: The memory: an alert like one dismissed for its borrower at most ``memory_days`` before
+    #: is held back, unless its score is ``stronger_by`` above the dismissed one's.
+    memory_days: float = 45.0
+    stronger_by: float = 0.1
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,6 +161,15 @@ def _new_model(learning_rate: float) -> compose.Pipeline:
 
 
 @dataclass
+class BorrowerMemory:
+    """One borrower's verdicts in one category: the last dismissal of each kind of alert
+    (:func:`signature_of` → when it was dismissed, the alert's score), the last confirmation."""
+
+    dismissed: dict[str, tuple[datetime, float]] = field(default_factory=dict)
+    confirmed_at: datetime | None = None
+
+
+@dataclass
 class CategoryModel:
     """One category's model, the labels it learnt and the cut it learnt."""
 
@@ -180,6 +199,8 @@ class VerdictModels:
         self.alerts: OrderedDict[str, Remembered] = OrderedDict()
         #: Borrower (as published) and category → [confirmed, dismissed].
         self.borrowers: OrderedDict[str, list[int]] = OrderedDict()
+        #: Borrower (as published) and category → its verdicts remembered.
+        self.memory: OrderedDict[str, BorrowerMemory] = OrderedDict()
         #: Verdicts for alert ids never raised here: kept (bounded), counted, not applied.
         self.unknown: OrderedDict[str, str] = OrderedDict()
         self.counts: dict[str, int] = {}
@@ -210,17 +231,51 @@ class VerdictModels:
             self.alerts.popitem(last=False)
 
     def judge(self, alert: Alert, remembered: Remembered | None = None) -> Judgement:
-        """Whether to hold ``alert`` back: only past the category's learnt cut."""
+        """Whether to hold ``alert`` back: past the category's learnt cut, or like an alert
+        dismissed lately for the same borrower; never when the borrower has a confirmed one."""
         remembered = remembered or self.describe(alert)
-        state = self.categories.get(alert.category)
-        if state is None or not self._ready(state):
+        memory = self.memory.get(f"{alert.category}:{alert.borrower_id}")
+        if memory is not None and memory.confirmed_at is not None:
             return Judgement(False, None, None, None)
-        probability = self._probability(state, remembered.x)
-        cut = self._cut(state)
-        if cut is None or probability >= cut or not self._mostly_dismissed(state, remembered):
-            return Judgement(False, probability, cut, None)
+        state = self.categories.get(alert.category)
+        probability = cut = None
+        if state is not None and self._ready(state):
+            probability = self._probability(state, remembered.x)
+            cut = self._cut(state)
+            if cut is not None and probability < cut and self._mostly_dismissed(state, remembered):
+                reason = self._reason(state, remembered, probability, cut)
+                return self._hold(alert, Judgement(True, probability, cut, reason))
+        recalled = self._recall(alert, remembered, memory)
+        if recalled is not None:
+            return self._hold(alert, Judgement(True, probability, cut, recalled))
+        return Judgement(False, probability, cut, None)
+
+    def _hold(self, alert: Alert, judgement: Judgement) -> Judgement:
         self.held[alert.category] = self.held.get(alert.category, 0) + 1
-        return Judgement(True, probability, cut, self._reason(state, remembered, probability, cut))
+        return judgement
+
+    def _recall(
+        self, alert: Alert, remembered: Remembered, memory: BorrowerMemory | None
+    ) -> Reason | None:
+        """The memory's reason to hold ``alert`` back: an alert of the same kind dismissed for
+        its borrower within ``memory_days``, and this one's score not ``stronger_by`` above."""
+        if memory is None or remembered.signature not in memory.dismissed:
+            return None
+        when, score = memory.dismissed[remembered.signature]
+        days = (alert.ts - when).total_seconds() / 86_400
+        limit = score + self.settings.stronger_by
+        if not 0 <= days <= self.settings.memory_days or alert.score >= limit:
+            return None
+        return Reason(
+            code=REASON_CODE,
+            message=(
+                f"held back by the verdict memory: an alert like this one ({remembered.signature})"
+                f" was dismissed for this borrower {days:.0f} days ago (score {score:.2f}, this "
+                f"one {alert.score:.2f}, not {self.settings.stronger_by:g} above it)"
+            ),
+            observed=round(float(alert.score), 4),
+            threshold=round(limit, 4),
+        )
 
     def _ready(self, state: CategoryModel) -> bool:
         settings = self.settings
@@ -300,6 +355,7 @@ class VerdictModels:
                 state.confirmed_probabilities.popleft()
         state.model.learn_one(dict(remembered.x), confirmed)
         self._count(state, remembered, confirmed)
+        self._remember_verdict(remembered, confirmed, verdict.ts)
         self.keep(verdict.alert_id, Remembered(remembered.category, remembered.borrower, "", {}))
         self.digest = hashlib.blake2b(
             f"{self.digest}\x1f{verdict.alert_id}\x1f{verdict.verdict}".encode(), digest_size=8
@@ -320,6 +376,17 @@ class VerdictModels:
         self.borrowers.move_to_end(key)
         while len(self.borrowers) > self.settings.remembered_borrowers:
             self.borrowers.popitem(last=False)
+
+    def _remember_verdict(self, remembered: Remembered, confirmed: bool, ts: datetime) -> None:
+        key = f"{remembered.category}:{remembered.borrower}"
+        memory = self.memory.setdefault(key, BorrowerMemory())
+        if confirmed:
+            memory.confirmed_at = ts
+        else:
+            memory.dismissed[remembered.signature] = (ts, remembered.x.get("score", 1.0))
+        self.memory.move_to_end(key)
+        while len(self.memory) > self.settings.remembered_borrowers:
+            self.memory.popitem(last=False)
 
     # --- what they are, checkpoints ----------------------------------------------------
 
@@ -365,6 +432,7 @@ class VerdictModels:
                 self.counts,
                 self.digest,
                 self.last_update,
+                self.memory,
             )  # fmt: skip
         )
 
@@ -373,8 +441,10 @@ class VerdictModels:
         """Take back what :meth:`snapshot` gave."""
         # Our own checkpoints (the worker's Redis), never input from outside.
         fields = pickle.loads(snapshot)  # noqa: S301
-        (settings, categories, alerts, borrowers, unknown, counts, digest, last) = fields
+        (settings, categories, alerts, borrowers, unknown, counts, digest, last) = fields[:8]
         models = cls(settings)
+        if len(fields) > 8:  # checkpoints before the memory have none: it starts empty
+            models.memory = fields[8]
         models.categories, models.alerts, models.borrowers = categories, alerts, borrowers
         models.unknown, models.counts, models.digest = unknown, counts, digest
         models.last_update = last
@@ -395,6 +465,7 @@ class VerdictModels:
         whole = {
             "categories": learnt,
             "borrowers": sorted(self.borrowers.items()),
+            "memory": sorted((key, vars(value)) for key, value in self.memory.items()),
             "unknown": sorted(self.unknown.items()),
             "judged": sorted(key for key, value in self.alerts.items() if not value.x),
             "counts": sorted(self.counts.items()),

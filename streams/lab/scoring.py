@@ -316,8 +316,10 @@ def _case(label: CaseLabel) -> _Case:
 
 
 class AlertTruth:
-    """Whether one alert finds a case, by the scorer's rule (:func:`score`): what a team
-    that looked into the alert would conclude, for simulated verdicts."""
+    """Whether one alert is true by the scorer's rule (:func:`score`): it finds a case, or it
+    escalates an episode whose earlier alert found one (``inflation:app-1:confirmed`` after
+    ``inflation:app-1``). What a team that looked into the alert would conclude, for
+    simulated verdicts; call it on the alerts the team sees, in time order."""
 
     def __init__(self, labels: Iterable[CaseLabel | Mapping[str, Any]]) -> None:
         self.cases: defaultdict[str, list[_Case]] = defaultdict(list)
@@ -325,10 +327,15 @@ class AlertTruth:
             case = _case(label)
             for name in case.ids:
                 self.cases[name].append(case)
+        #: Episodes of the alerts seen that found a case, as :func:`score` keeps them.
+        self.finding_episodes: set[tuple[str, str, str]] = set()
 
     def __call__(self, alert: Alert | Mapping[str, Any]) -> bool:
         seen = _seen(alert)
-        return any(case.found_by(seen) for name in seen.named for case in self.cases.get(name, ()))
+        finds = any(case.found_by(seen) for name in seen.named for case in self.cases.get(name, ()))
+        if finds:
+            self.finding_episodes.add((seen.detector, seen.borrower_id, seen.episode))
+        return finds or seen.escalates(self.finding_episodes)
 
 
 def score(

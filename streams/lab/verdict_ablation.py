@@ -11,12 +11,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from detectors.base import CATEGORIES
 from detectors.verdicts import VerdictModels, VerdictSettings
-from streams.lab.scoring import AlertTruth, score
+from streams.lab.scoring import PLATFORM_ZONE, AlertTruth, score
 from streams.lab.verdict_gate import SimulatedFeedback, VerdictGate
 from topics.labels import CaseLabel
 from topics.records import Alert
@@ -101,19 +101,31 @@ def _figures(
     alerts: Sequence[Alert], labels: Sequence[CaseLabel], borrowers: int, days: int,
     start: datetime,
 ) -> dict[str, ArmFigures]:  # fmt: skip
-    """Per category: alert-days true and false in the first and last 30 days, cases found."""
+    """Per category: alert-days true and false in the first and last 30 days, cases found.
+
+    Each alert is judged over the whole run (:class:`AlertTruth`, the scorer's rule), then
+    counted in its window: a confirmation in the last 30 days of an alert that found its case
+    before them is true, as :func:`score` counts it over the run."""
     first_end = start + timedelta(days=WINDOW_DAYS)
     last_start = start + timedelta(days=days - WINDOW_DAYS)
-    first = score([a for a in alerts if a.ts < first_end], labels, borrowers, days)
-    last = score([a for a in alerts if a.ts >= last_start], labels, borrowers, days)
+    truth = AlertTruth(labels)
+    first: dict[tuple[str, str, date], bool] = {}
+    last: dict[tuple[str, str, date], bool] = {}
+    for alert in sorted(alerts, key=lambda a: a.ts):
+        true = truth(alert)
+        key = (alert.borrower_id, alert.category, alert.ts.astimezone(PLATFORM_ZONE).date())
+        for window, inside in ((first, alert.ts < first_end), (last, alert.ts >= last_start)):
+            if inside:
+                window[key] = window.get(key, False) or true
+    figures = {category: ArmFigures() for category in CATEGORIES}
+    for (_, category, _), true in first.items():
+        figures[category].true_first += true
+        figures[category].false_first += not true
+    for (_, category, _), true in last.items():
+        figures[category].true_last += true
+        figures[category].false_last += not true
     whole = score(alerts, labels, borrowers, days)
-    figures = {}
-    for category in CATEGORIES:
-        arm = figures[category] = ArmFigures()
-        arm.true_first = first.categories[category].true_alert_days
-        arm.false_first = first.categories[category].false_alert_days
-        arm.true_last = last.categories[category].true_alert_days
-        arm.false_last = last.categories[category].false_alert_days
+    for category, arm in figures.items():
         arm.cases_found = sum(
             t.detected for t in whole.typologies.values() if t.category == category
         )

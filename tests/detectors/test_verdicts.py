@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pickle
 from datetime import UTC, datetime, timedelta
 
 from detectors.verdicts import VerdictModels, VerdictSettings, features_of, signature_of
@@ -130,3 +131,72 @@ def test_features_are_the_reasons_against_their_thresholds_and_the_borrowers_his
     assert 0 < x["ratio:inflow_decline"] < x["ratio:installment_missed"]
     assert x["borrower_confirmed"] > 0 == x["borrower_dismissed"]
     assert signature_of(alert(1, "missed")) == "delinquency:inflow_decline+installment_missed"
+
+
+def dismissed_once(models: VerdictModels, borrower: str = "b-1") -> Alert:
+    """One quiet-borrower alert of ``borrower`` raised at T0 and dismissed two days later."""
+    first = alert(0, "silence", borrower)
+    models.remember(first)
+    assert models.learn(verdict(first, "dismissed")) == "applied"
+    return first
+
+
+def test_an_alert_like_one_dismissed_for_the_same_borrower_lately_is_held_by_the_memory() -> None:
+    models = VerdictModels()
+    first = dismissed_once(models)
+    again = alert(24 * 22, "silence", "b-1")  # 20 days after the verdict, the same kind
+    judgement = models.judge(again)
+    assert judgement.hold and judgement.reason is not None
+    assert judgement.reason.code == "verdict_model"
+    assert "dismissed for this borrower 20 days ago" in judgement.reason.message
+    assert signature_of(first) in judgement.reason.message
+    assert judgement.reason.observed < judgement.reason.threshold
+    assert models.held == {"delinquency_risk": 1}
+
+
+def test_benign_twins_of_the_memory_another_borrower_kind_or_a_much_stronger_score() -> None:
+    models = VerdictModels()
+    dismissed_once(models)
+    assert not models.judge(alert(24 * 22, "silence", "b-2")).hold  # another borrower
+    assert not models.judge(alert(24 * 22, "missed", "b-1")).hold  # other reasons
+    stronger = alert(24 * 22, "silence", "b-1")
+    stronger.score = 0.55 + models.settings.stronger_by
+    assert not models.judge(stronger).hold
+    other_detector = alert(24 * 22, "silence", "b-1")
+    other_detector.detector = "login_watch"
+    assert not models.judge(other_detector).hold
+    assert models.held == {}
+
+
+def test_the_memory_forgets_a_dismissal_older_than_memory_days() -> None:
+    models = VerdictModels()
+    dismissed_once(models)
+    days = models.settings.memory_days
+    assert models.judge(alert(int(24 * (days + 1)), "silence", "b-1")).hold
+    assert not models.judge(alert(int(24 * (days + 3)), "silence", "b-1")).hold
+
+
+def test_a_borrower_with_a_confirmed_alert_is_never_held_by_the_memory_or_the_model() -> None:
+    """Dismissed once, then genuinely in trouble: once the teams confirm one of its alerts,
+    its later alerts, even of the dismissed kind, reach them."""
+    models = VerdictModels()
+    dismissed_once(models)
+    trouble = alert(24 * 5, "missed", "b-1")
+    models.remember(trouble)
+    models.learn(verdict(trouble, "confirmed"))
+    assert not models.judge(alert(24 * 10, "silence", "b-1")).hold
+    # The model would hold a quiet-borrower alert; not this confirmed borrower's.
+    taught(models, 20)
+    assert models.judge(alert(24 * 30, "silence", "b-new")).hold
+    assert not models.judge(alert(24 * 30, "silence", "b-1")).hold
+
+
+def test_the_memory_is_checkpointed_and_an_older_checkpoint_restores_without_it() -> None:
+    models = VerdictModels()
+    dismissed_once(models)
+    probe = alert(24 * 22, "silence", "b-1")
+    restored = VerdictModels.restore(models.snapshot())
+    assert restored.judge(probe).hold
+    assert restored.state_digest() == models.state_digest()
+    older = pickle.dumps(pickle.loads(models.snapshot())[:8])  # before the memory existed
+    assert not VerdictModels.restore(older).judge(probe).hold
