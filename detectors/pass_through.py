@@ -289,10 +289,6 @@ class PassThroughDetector(Detector):
             hits.append([*done, 1])
         rate = self._count(memory, newest, 0, 1)
         hits[:] = [h for h in hits if day_of(h[0]) > newest - t.lookback_days][-MAX_HITS:]
-        if memory["w"] == iso_week(newest):
-            # This week's episode is out: the day's pass-throughs join it, and are told.
-            memory["a"] = newest
-            return []
         # After an alert, what it told is told: a new one stands on days, a share of the
         # inflow and a hit rate of its own (a conduit that goes on has them; the chance
         # matches of a busy account after it stopped would otherwise borrow its figures).
@@ -308,6 +304,8 @@ class PassThroughDetector(Detector):
         if share < t.min_share or rate < t.min_hit_rate or minutes > t.max_median_minutes:
             return []
         week = iso_week(newest)
+        if memory["w"] == week:
+            return []
         memory["w"], memory["a"] = week, newest
         # The hit rate starts afresh too (the last leg's mark is kept: it was counted).
         memory["n"] = [newest, 0.0, 0.0, memory["n"][3]]

@@ -157,17 +157,6 @@ def test_chance_matches_after_a_conduit_stopped_do_not_borrow_its_figures() -> N
     assert len(_feed(business + conduit + chance, thresholds=lax)) == 2  # the matches are there
 
 
-def test_days_told_in_a_weeks_episode_do_not_carry_an_alert_the_next_week() -> None:
-    """Friday 1 March is in week 9: days 3-7 (Monday to Friday of week 10) alert on Wednesday,
-    Thursday and Friday join that episode; a chance match the next Monday is no new case."""
-    events = [e for day in (3, 4, 5, 6, 7) for e in _forward(day, 20_000)]
-    events += _forward(10, 20_000)
-
-    assert [f.episode for f in _feed(events)] == ["pass:2024-W10"]
-    events += [e for day in (11, 12) for e in _forward(day, 20_000)]
-    assert [f.episode for f in _feed(events)] == ["pass:2024-W10", "pass:2024-W11"]
-
-
 def test_money_that_leaves_after_the_window_is_not_passed_through() -> None:
     events = []
     for day in (0, 2, 5):
