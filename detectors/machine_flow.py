@@ -118,9 +118,14 @@ RESCALE_AT = 1e30
 #: Clock search: the gap from each inflow to the previous one, between CLOCK_MIN and CLOCK_MAX
 #: seconds, goes to a decayed histogram of CLOCK_BUCKET-second buckets (CLOCK_BUCKETS kept);
 #: the bucket that counts most with its neighbour is the period. An inflow is on the clock
-#: when its gap to one of the previous CLOCK_DEPTH inflows falls on the period, give or take
-#: a bucket: a script keeps its period even when real customers pay in between.
+#: when its gap to one of the previous CLOCK_DEPTH inflows falls on the period (or a few, see
+#: CLOCK_MULTIPLES), give or take a bucket: a script keeps its period even when real
+#: customers pay in between.
 CLOCK_DEPTH = 6
+#: A gap of up to this many periods is on the clock too: a script's transfer under
+#: ``min_amount`` (left out of every statistic) or one that failed skips a tick, and the next
+#: one keeps the period. Chance gets as many windows (see CLOCK_OVER_CHANCE).
+CLOCK_MULTIPLES = 3
 CLOCK_MIN = 300
 CLOCK_MAX = 93_600
 CLOCK_BUCKET = 30
@@ -250,7 +255,7 @@ class MachineFlowDetector(Detector):
 
     name = "machine_flow"
     category = FALSIFIED_FLOW
-    version = "2"
+    version = "3"
     section = "machine_flow"
     thresholds_type = MachineFlowThresholds
 
@@ -278,7 +283,8 @@ class MachineFlowDetector(Detector):
         "regular_intervals": "inflows arrive every {gap} with a coefficient of variation of "
         "{cv:.3f}",
         "regular_intervals/clock": "{share:.0%} of recent inflows came {period} after an earlier "
-        "one, give or take {slack:g} s (chance would give {chance:.1%})",
+        "one (or two or three times that), give or take {slack:g} s (chance would give "
+        "{chance:.1%})",
         "rotating_payers": "inflows on the {period} clock come from payers in no fixed order, "
         "one at a time: at most {repeat:.0%} have the payer of the one {lag} before them on the "
         "clock (a settlement schedule repeats its payers in order), and {batched:.0%} came "
@@ -391,17 +397,22 @@ class MachineFlowDetector(Detector):
         values: list[float] = memory["hv"]
         times: list[int] = memory["ct"]
         top: int = memory["tb"]
-        hit = -1
+        hit, periods = -1, 0
         live = False
         low, high = (top - 1) * CLOCK_BUCKET, (top + 2) * CLOCK_BUCKET
-        # Look for a gap on the period only if the recent gaps straddle it: in a busy or a
-        # quiet spell, all of them fall short of it or all beyond, and the search is skipped.
-        if top >= 0 and times and now - max(times) < high and now - min(times) >= low:
-            for before in times:
-                if low <= now - before < high:
-                    hit = (now - before) // CLOCK_BUCKET
+        # Look for a gap on the period (or a few) only if the recent gaps straddle it: in a
+        # busy or a quiet spell, all of them fall short of it or all beyond, and the search is
+        # skipped.
+        span = CLOCK_MULTIPLES * high
+        if top >= 0 and times and now - max(times) < span and now - min(times) >= low:
+            for before in reversed(times):  # the nearest first: the fewest periods
+                hit, periods = _on_period(now - before, top)
+                if hit >= 0:
                     break
-            if hit >= 0:
+            if hit >= 0 and periods == 1:
+                # Whom the ticks come from, and whether they come together, is read on the
+                # gaps of one period only: across a skipped tick, a customer who happens to
+                # pay on the clock would pass for a tick's payer.
                 live = _tick(memory, now, g, payer)
         latest = (now - times[-1]) // CLOCK_BUCKET if times else -1
         if hit >= 0 and hit != latest:
@@ -448,7 +459,7 @@ class MachineFlowDetector(Detector):
         ticked = memory["lc"]
         if ticked is None or memory["t"] - ticked > CLOCK_MAX:
             return None  # the clock has stopped: its share is what decay has not yet erased
-        chance = 3.0 * CLOCK_BUCKET * memory["iw"] / memory["i1"]
+        chance = CLOCK_MULTIPLES * 3.0 * CLOCK_BUCKET * memory["iw"] / memory["i1"]
         if share < CLOCK_OVER_CHANCE * chance:
             return None  # so many inflows that some always fall on any period
         period = (memory["tb"] + 0.5) * CLOCK_BUCKET
@@ -603,6 +614,21 @@ def _tick(memory: dict[str, Any], now: int, g: float, payer: str) -> bool:
     recent.append(payer)
     memory["lc"] = now
     return live
+
+
+def _on_period(gap: int, top: int) -> tuple[int, int]:
+    """The bucket of one period that ``gap`` falls on, and how many periods of the ``top``
+    bucket it spans (1 to CLOCK_MULTIPLES, give or take a bucket and a half); (-1, 0) when
+    it falls on none.
+
+    >>> _on_period(3_620, 120), _on_period(7_230, 120), _on_period(5_000, 120)
+    ((120, 1), (120, 2), (-1, 0))
+    """
+    period = (top + 0.5) * CLOCK_BUCKET
+    for times in range(1, CLOCK_MULTIPLES + 1):
+        if abs(gap - times * period) < 1.5 * CLOCK_BUCKET:
+            return int(gap / times) // CLOCK_BUCKET, times
+    return -1, 0
 
 
 def _merged(keys: list[int], values: list[float], bucket: int) -> float:

@@ -134,7 +134,7 @@ class PassThroughDetector(Detector):
 
     name = "pass_through"
     category = FALSIFIED_FLOW
-    version = "1"
+    version = "2"
     section = "pass_through"
     thresholds_type = PassThroughThresholds
 
@@ -289,22 +289,27 @@ class PassThroughDetector(Detector):
             hits.append([*done, 1])
         rate = self._count(memory, newest, 0, 1)
         hits[:] = [h for h in hits if day_of(h[0]) > newest - t.lookback_days][-MAX_HITS:]
-        days = len({day_of(h[0]) for h in hits})
-        # After an alert, the days that alerted are told: a new one needs days of its own.
-        fresh = len({day_of(h[0]) for h in hits if day_of(h[0]) > memory["a"]})
-        if days < t.min_days or fresh < t.min_days:
+        # After an alert, what it told is told: a new one stands on days, a share of the
+        # inflow and a hit rate of its own (a conduit that goes on has them; the chance
+        # matches of a busy account after it stopped would otherwise borrow its figures).
+        since = max(newest - t.lookback_days, memory["a"]) + 1
+        fresh = [h for h in hits if day_of(h[0]) >= since]
+        days = len({day_of(h[0]) for h in fresh})
+        if days < t.min_days:
             return []
-        inflow, _ = state.inflows.total(newest - t.lookback_days + 1, newest + 1)
-        moved = sum(h[1] for h in hits)
+        inflow, _ = state.inflows.total(since, newest + 1)
+        moved = sum(h[1] for h in fresh)
         share = min(1.0, moved / inflow) if inflow > 0 else 1.0
-        minutes = statistics.median(h[2] for h in hits) / 60.0
+        minutes = statistics.median(h[2] for h in fresh) / 60.0
         if share < t.min_share or rate < t.min_hit_rate or minutes > t.max_median_minutes:
             return []
         week = iso_week(newest)
         if memory["w"] == week:
             return []
         memory["w"], memory["a"] = week, newest
-        return [self._finding(state, hits, days, share, moved, rate)]
+        # The hit rate starts afresh too (the last leg's mark is kept: it was counted).
+        memory["n"] = [newest, 0.0, 0.0, memory["n"][3]]
+        return [self._finding(state, fresh, days, share, moved, rate)]
 
     def _finding(
         self,

@@ -359,6 +359,26 @@ def _own_account_sweeps() -> list[Transaction]:
     return events
 
 
+def _script_under_the_minimum(seed: int = 40, days: int = 21, period: float = 3_660) -> Flow:
+    """A script every 61 minutes day and night from five accounts in no fixed order, uniform
+    amounts of 15-150 (nearly two in three under ``min_amount``, left out of every statistic,
+    so the ticks that count are often two or three periods apart), among a shop's customers
+    every two hours. With ``period`` 0 the same accounts pay at random times instead."""
+    rng = random.Random(seed)
+    accounts = [_customer(rng) for _ in range(5)]
+    script, t = [], rng.uniform(0, 3_660)
+    while t < days * 86_400.0:
+        script.append((t, round(rng.uniform(15, 150), 2), rng.choice(accounts)))
+        t += period + rng.randint(-5, 5) if period else rng.expovariate(1 / 3_660)
+    return sorted([*script, *_retail(count=days * 12, seed=seed + 1, mean_gap=2 * HOUR)])
+
+
+def _settlement_skipping_sundays_and_retail() -> Flow:
+    """The acquirer settles at 02:00 but not on Sundays; customers pay in between."""
+    daily = [tick for i, tick in enumerate(_settlement(count=90)) if i % 7 != 6]
+    return sorted([*daily, *_retail(count=700, seed=41, mean_gap=3 * HOUR)])
+
+
 @pytest.mark.parametrize(
     "events",
     [
@@ -373,6 +393,8 @@ def _own_account_sweeps() -> list[Transaction]:
         _events(_platforms_settling_together(seed=24, shops=2, orders=0.6)),
         _events(_narrow_prices_at_random_times()),
         _events(_two_acquirers()),
+        _events(_settlement_skipping_sundays_and_retail()),
+        _events(_script_under_the_minimum(period=0)),
         _events(_script_round_regular(count=39)),
         _events([(4 * HOUR * i, 50.0, f"cp-{i % 4}") for i in range(300)]),
         _events(_script_round_regular(count=300), direction="out"),
@@ -390,6 +412,8 @@ def _own_account_sweeps() -> list[Transaction]:
         "two-platforms-settling-together",
         "narrow-prices-and-daily-settlement",
         "two-acquirers-each-on-its-clock",
+        "settlement-skipping-sundays-among-customers",
+        "a-few-regulars-paying-small-sums-at-random",
         "too-few-samples",
         "below-min-amount",
         "outflows",
@@ -500,6 +524,21 @@ def test_a_stopped_script_does_not_alert_from_its_decayed_statistics() -> None:
     # chance hit on the old period come weeks later.
     assert findings and all(f.ts < at(days=17) for f in findings)
     assert [f.episode for f in findings] == ["machine:2024-W10", "machine:2024-W11"]
+
+
+@pytest.mark.parametrize("seed", [40, 41, 42, 43])
+def test_a_script_mostly_under_the_minimum_keeps_its_clock_across_skipped_ticks(
+    seed: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    flow = _script_under_the_minimum(seed=seed)
+
+    findings = _run(flow)
+
+    assert len(findings) >= 3  # its three weeks
+    assert {tuple(c) for c in _codes(findings)} == {("regular_intervals", "rotating_payers")}
+    assert "after an earlier one" in findings[0].reasons[0].message  # the clock, not the cv
+    monkeypatch.setattr(machine_flow, "CLOCK_MULTIPLES", 1)  # one period only: ticks apart by
+    assert len(_run(flow)) <= 1  # skipped ones are off the clock, a week alerts at most
 
 
 def test_a_script_with_one_account_does_not_rotate() -> None:

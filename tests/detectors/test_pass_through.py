@@ -141,6 +141,22 @@ def test_days_that_alerted_do_not_alert_again_the_next_week() -> None:
     assert [f.episode for f in _feed(events)] == ["pass:2024-W09"]
 
 
+def test_chance_matches_after_a_conduit_stopped_do_not_borrow_its_figures() -> None:
+    """A conduit alerts, stops; the busy business's chance matches of the next days, a tiny
+    share of its inflow, are no new case, though the conduit's days are still in the lookback.
+    A conduit that goes on is alerted again (the case above)."""
+    rng = random.Random(4)
+    business = _business(rng, range(16), daily=30_000)
+    conduit = [e for day in (0, 1, 2) for e in _forward(day, 60_000)]
+    chance = [e for day in (5, 8, 11) for e in _forward(day, 1_500)]
+
+    [alert] = _feed(business + conduit + chance)
+
+    assert alert.ts < at(days=3)
+    lax = PassThroughThresholds(min_share=0.01)
+    assert len(_feed(business + conduit + chance, thresholds=lax)) == 2  # the matches are there
+
+
 def test_money_that_leaves_after_the_window_is_not_passed_through() -> None:
     events = []
     for day in (0, 2, 5):
