@@ -134,8 +134,7 @@ class WriteBehind:
         if previous is not None:
             await previous
         await asyncio.gather(*alerts)
-        acks = await asyncio.gather(*await self.store.send(self.app.producer, states))
-        positions = self.checkpoints.with_states(positions, acks)
+        await asyncio.gather(*await self.store.send(self.app.producer, states))
         await asyncio.gather(*await self.checkpoints.send(positions))
         if offsets:
             await commit(self.app.consumer, offsets)
