@@ -189,7 +189,11 @@ class Pipeline:
         for message in originals:
             counts[message.topic] = counts.get(message.topic, 0) + 1
             self.checkpoints.note(message.partition, message.topic, message.offset)
-        self.checkpoints.restore({item.partition for item in inputs})
+        partitions = {item.partition for item in inputs}
+        await self.checkpoints.complete_states(
+            partitions, self.store, self.settings.bootstrap_servers
+        )
+        self.checkpoints.restore(partitions)
         result = await self.engine.process(inputs, wall=time.time())
         if result.failed:
             await self._dead_letter([(originals[at], reason) for at, reason in result.failed])

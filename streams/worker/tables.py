@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import logging
+import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Iterable, Mapping
 from datetime import UTC, datetime
@@ -12,6 +13,7 @@ from typing import Any, cast
 
 import faust
 import orjson
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from faust.types import TP, TableT
 
 from detectors.engine import BatchResult, Engine
@@ -132,6 +134,8 @@ class ModelCheckpoints:
         self.engine = engine
         self.offsets: dict[int, dict[str, int]] = {}
         self._restored: set[int] = set()
+        #: Per partition, the state records of the last flush confirmed here (:meth:`with_states`).
+        self._spans: dict[int, list[int]] = {}
         self._written: dict[tuple[str, int], bytes] = {}
 
     def note(self, partition: int, topic: str, offset: int) -> None:
@@ -169,6 +173,7 @@ class ModelCheckpoints:
 
     def forget(self, partition: int) -> None:
         self._restored.discard(partition)
+        self._spans.pop(partition, None)
         for key in [key for key in self._written if key[1] == partition]:
             del self._written[key]
 
@@ -217,6 +222,57 @@ class ModelCheckpoints:
             value = self.table.data[key] = orjson.dumps(record)
             records.append((key, value, partition))
         return records
+
+    def with_states(
+        self, records: list[tuple[str, bytes, int]], acks: Iterable[Any]
+    ) -> list[tuple[str, bytes, int]]:
+        """``records`` of :meth:`positions`, each naming the state records its partition's
+        flush wrote (``acks``: the broker's acknowledgements, with partition and offset), as
+        ``"states": [first, last]`` offsets of the state changelog partition: restoring the
+        partition makes sure the table holds them (:meth:`complete_states`). A partition
+        whose flush wrote no state keeps the span stored before."""
+        spans: dict[int, list[int]] = {}
+        for ack in acks:
+            span = spans.setdefault(ack.partition, [ack.offset, ack.offset])
+            span[0], span[1] = min(span[0], ack.offset), max(span[1], ack.offset)
+        # Flushes are confirmed one after another: the latest span of each partition here is
+        # its last flush's, which :meth:`positions` (run when the flush began, maybe before
+        # the one before it was confirmed) may not have seen in the table yet.
+        self._spans.update(spans)
+        named = []
+        for key, value, partition in records:
+            if partition in self._spans:
+                record = orjson.loads(value)
+                record["states"] = self._spans[partition]
+                value = self.table.data[key] = orjson.dumps(record)
+            named.append((key, value, partition))
+        return named
+
+    async def complete_states(
+        self, partitions: Iterable[int], states: TableStateStore, bootstrap_servers: str
+    ) -> None:
+        """Before a partition is restored: read the state records its stored position names
+        (:meth:`with_states`) straight from the changelog into the table. Faust recovers a
+        table up to the offset the broker reports as the partition's end; a broker that
+        reports less (Tansu reports the last batch's first offset plus one) leaves the tail
+        of the previous owner's last states out, while the position written after them is
+        read: the partition would go on from offsets whose states it lacks."""
+        topic = states.table.changelog_topic.get_topic_name()
+        for partition in sorted(set(partitions) - self._restored):
+            stored = self.table.data.get(f"{CLOCK_KEY}:{partition}")
+            span = orjson.loads(stored).get("states") if stored is not None else None
+            if not span:
+                continue
+            records = await read_span(bootstrap_servers, TP(topic, partition), *span)
+            for key, value in records:
+                states.table.data[key.decode()] = value
+            if len(records) < span[1] - span[0] + 1:
+                log.warning(
+                    "partition %d: %d of the state records %s read back",
+                    partition,
+                    len(records),
+                    span,
+                )
 
     async def send(self, records: list[tuple[str, bytes, int]]) -> list[Awaitable[Any]]:
         """Hand records of :meth:`positions` to the producer; returns the broker's
@@ -299,3 +355,30 @@ def changelogged_table(app: faust.App, settings: Settings, name: str, value_seri
     table.key_serializer = "raw"
     table.value_serializer = value_serializer
     return table
+
+
+async def read_span(
+    bootstrap_servers: str, tp: TP, first: int, last: int, timeout: float = 10.0
+) -> list[tuple[bytes, bytes]]:
+    """The records of ``tp`` from offset ``first`` to ``last``, keyed, read until ``last``
+    is seen (not until the end the broker reports) or ``timeout`` passes."""
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap_servers, enable_auto_commit=False, group_id=None
+    )
+    await consumer.start()
+    records: list[tuple[bytes, bytes]] = []
+    try:
+        partition = TopicPartition(tp.topic, tp.partition)
+        consumer.assign([partition])
+        consumer.seek(partition, first)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            batches = await consumer.getmany(partition, timeout_ms=500)
+            for message in batches.get(partition, []):
+                if first <= message.offset <= last and message.key and message.value:
+                    records.append((message.key, message.value))
+                if message.offset >= last:
+                    return records
+    finally:
+        await consumer.stop()
+    return records

@@ -134,7 +134,8 @@ class WriteBehind:
         if previous is not None:
             await previous
         await asyncio.gather(*alerts)
-        await asyncio.gather(*await self.store.send(self.app.producer, states))
+        acks = await asyncio.gather(*await self.store.send(self.app.producer, states))
+        positions = self.checkpoints.with_states(positions, acks)
         await asyncio.gather(*await self.checkpoints.send(positions))
         if offsets:
             await commit(self.app.consumer, offsets)

@@ -51,3 +51,17 @@ def test_an_event_time_position_written_before_offsets_were_stored_still_reads()
     [(_, value, _)] = checkpoints.positions([], {TP(LOGINS, 1): 3})
     record = orjson.loads(value)
     assert record["watermark"] == 1_699_999_000.0 and record["offsets"] == {LOGINS: 3}
+
+
+def test_a_position_names_the_state_records_its_flush_wrote() -> None:
+    """Restoring a partition reads them back if the table's recovery stopped short of them
+    (a broker reporting less than the log's end: Tansu's last batch)."""
+    checkpoints = _checkpoints()
+    records = checkpoints.positions([], {TP(LOGINS, 2): 10, TP(LOGINS, 3): 4})
+    acks = [SimpleNamespace(partition=2, offset=o) for o in (44, 46, 45)]
+    named = {key: orjson.loads(value) for key, value, _ in checkpoints.with_states(records, acks)}
+    assert named["clock:2"]["states"] == [44, 46]
+    assert "states" not in named["clock:3"]  # no state written there this time
+    # The span is stored, and kept by the next position of a flush that wrote no state.
+    [(_, value, _)] = checkpoints.with_states(checkpoints.positions([], {TP(LOGINS, 2): 11}), [])
+    assert orjson.loads(value)["states"] == [44, 46]
