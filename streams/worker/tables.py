@@ -246,6 +246,16 @@ class ModelCheckpoints:
                 record["states"] = self._spans[partition]
                 value = self.table.data[key] = orjson.dumps(record)
             named.append((key, value, partition))
+        # States written with no position of their own (a timer round changes states and
+        # moves no offset): the partition's stored position names them too, or a successor
+        # would read back older ones over them.
+        for partition in sorted(spans.keys() - {partition for _, _, partition in records}):
+            key = f"{CLOCK_KEY}:{partition}"
+            stored = self.table.data.get(key)
+            record = orjson.loads(stored) if stored is not None else {}
+            record["states"] = spans[partition]
+            named.append((key, orjson.dumps(record), partition))
+            self.table.data[key] = named[-1][1]
         return named
 
     async def complete_states(

@@ -65,3 +65,14 @@ def test_a_position_names_the_state_records_its_flush_wrote() -> None:
     # The span is stored, and kept by the next position of a flush that wrote no state.
     [(_, value, _)] = checkpoints.with_states(checkpoints.positions([], {TP(LOGINS, 2): 11}), [])
     assert orjson.loads(value)["states"] == [44, 46]
+
+
+def test_states_written_with_no_position_still_get_one_that_names_them() -> None:
+    """A timer round changes states and moves no offset: without a position naming them, a
+    successor would read the older states of the last position back over them."""
+    checkpoints = _checkpoints()
+    checkpoints.with_states(checkpoints.positions([], {TP(LOGINS, 1): 5}), [])
+    named = checkpoints.with_states([], [SimpleNamespace(partition=1, offset=9)])
+    assert [(key, orjson.loads(value)) for key, value, _ in named] == [
+        ("clock:1", {"offsets": {LOGINS: 5}, "states": [9, 9]})
+    ]
