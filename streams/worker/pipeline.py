@@ -414,10 +414,9 @@ class Pipeline:
         self.store.forget_partition(partition)
         self.checkpoints.forget(partition)
         self.offsets.forget({TP(topic, partition) for topic in topics})
-        for topic in topics:
-            self._received.pop(TP(topic, partition), None)
         self.lettered = {origin for origin in self.lettered if origin[1] != partition}
         for topic in topics:
+            self._received.pop(TP(topic, partition), None)
             if self.positions.pop((topic, partition), None) is not None:
                 self.metrics.lag.remove(topic, str(partition))
 

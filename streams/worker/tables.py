@@ -239,23 +239,20 @@ class ModelCheckpoints:
         # its last flush's, which :meth:`positions` (run when the flush began, maybe before
         # the one before it was confirmed) may not have seen in the table yet.
         self._spans.update(spans)
+        # States written with no position of their own (a timer round changes states and
+        # moves no offset) get one naming them too, or a successor would read back older
+        # ones over them.
+        given = {partition: (key, value) for key, value, partition in records}
+        for partition in sorted(spans.keys() - given.keys()):
+            key = f"{CLOCK_KEY}:{partition}"
+            given[partition] = (key, self.table.data.get(key) or b"{}")
         named = []
-        for key, value, partition in records:
+        for partition, (key, value) in given.items():
             if partition in self._spans:
                 record = orjson.loads(value)
                 record["states"] = self._spans[partition]
                 value = self.table.data[key] = orjson.dumps(record)
             named.append((key, value, partition))
-        # States written with no position of their own (a timer round changes states and
-        # moves no offset): the partition's stored position names them too, or a successor
-        # would read back older ones over them.
-        for partition in sorted(spans.keys() - {partition for _, _, partition in records}):
-            key = f"{CLOCK_KEY}:{partition}"
-            stored = self.table.data.get(key)
-            record = orjson.loads(stored) if stored is not None else {}
-            record["states"] = spans[partition]
-            named.append((key, orjson.dumps(record), partition))
-            self.table.data[key] = named[-1][1]
         return named
 
     async def complete_states(
@@ -267,8 +264,11 @@ class ModelCheckpoints:
         reports less (Tansu reports the last batch's first offset plus one) leaves the tail
         of the previous owner's last states out, while the position written after them is
         read: the partition would go on from offsets whose states it lacks."""
+        taken_over = set(partitions) - self._restored
+        if not taken_over:
+            return  # the usual batch: nothing to restore
         topic = states.table.changelog_topic.get_topic_name()
-        for partition in sorted(set(partitions) - self._restored):
+        for partition in sorted(taken_over):
             stored = self.table.data.get(f"{CLOCK_KEY}:{partition}")
             span = orjson.loads(stored).get("states") if stored is not None else None
             if not span:
