@@ -36,6 +36,7 @@ from benchmarks.common import (
     suffixed_topics,
 )
 from benchmarks.report import Results, render
+from benchmarks.startup import Startup, measure_startup
 from benchmarks.worker import (
     Throughput,
     alert_ids,
@@ -52,7 +53,10 @@ from topics import TopicNames
 __all__ = ["main"]
 
 
-PARTS = ("a", "a'", "b", "bf", "c", "cs", "r", "latency", "memory")
+#: The topics a run writes: each run gets its own, to compare its alerts with (c)'s.
+_OUTPUTS = ("deadletter", "alerts_fraud", "alerts_security", "alerts_collections")
+
+PARTS = ("a", "a'", "b", "bf", "c", "cs", "r", "startup", "latency", "memory")
 
 
 @dataclass(frozen=True)
@@ -106,7 +110,7 @@ class Bench:
 
     async def run(self) -> Results:
         plan, results = self.plan, self.results
-        if {"a", "a'", "b", "bf", "c", "cs", "r"} & self.args.parts:
+        if {"a", "a'", "b", "bf", "c", "cs", "r", "startup"} & self.args.parts:
             await self.throughput()
         b = results.rate("b") if self.wants("b") else None
         rate = self.args.rate or (0.5 * b if b else None)
@@ -162,6 +166,27 @@ class Bench:
             for name, processes in (("r1", 1), ("rN", os.cpu_count() or 1)):
                 _say(f"({name}) the whole `lendwatch replay` command, {processes} process(es)")
                 runs[name] = await self.replay_command(name, dataset, processes)
+        if self.wants("startup"):
+            _say("(s) start-up and a killed worker's replacement")
+            self.results.startup = asdict(await self.startup(topics))
+
+    async def startup(self, topics: TopicNames) -> Startup:
+        """(s): a new group's worker to its first batch; killed, its replacement to its own."""
+        app_id = f"bench-{self.run_id}-startup"
+        outputs = suffixed_topics(f"bench-{self.run_id}-startup")
+        topics = replace(topics, **{name: getattr(outputs, name) for name in _OUTPUTS})
+        await create_topics(self.bootstrap, topics.all(), self.partitions)
+        try:
+            return await measure_startup(
+                self.children,
+                bootstrap=self.bootstrap,
+                redis_url=self.redis_url,
+                topics=topics,
+                app_id=app_id,
+                partitions=self.partitions,
+            )
+        finally:
+            self.forget_redis(app_id)
 
     async def replay_command(self, name: str, dataset: Dataset, processes: int) -> dict[str, Any]:
         """(r1), (rN): ``lendwatch replay`` over the dataset file, timed from start to exit."""
@@ -278,13 +303,7 @@ class Bench:
         """
         app_id = f"bench-{self.run_id}-{name}"
         outputs = suffixed_topics(f"bench-{self.run_id}-{name}")
-        topics = replace(
-            topics,
-            deadletter=outputs.deadletter,
-            alerts_fraud=outputs.alerts_fraud,
-            alerts_security=outputs.alerts_security,
-            alerts_collections=outputs.alerts_collections,
-        )
+        topics = replace(topics, **{name: getattr(outputs, name) for name in _OUTPUTS})
         await create_topics(self.bootstrap, topics.all(), self.partitions)
         redis_before = self.redis_memory()
         workers = [

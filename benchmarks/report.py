@@ -19,6 +19,7 @@ class Targets:
     p99_ms: float = 250.0
     state_bytes: float = 2_048.0
     replay_events_per_second: float = 50_000.0
+    first_batch_seconds: float = 10.0
 
 
 @dataclass
@@ -34,6 +35,8 @@ class Results:
     #: name -> {"events", "seconds", "peak_rss", ...} of (a), (a'), (b), (c), (b2)
     runs: dict[str, dict[str, Any]] = field(default_factory=dict)
     latency: dict[str, Any] | None = None
+    #: (s): {"fresh", "replacement"} seconds from a worker's start to its first batch
+    startup: dict[str, float] | None = None
     memory: dict[str, Any] | None = None
     profile: str | None = None
     fetch_wait_ms: int | None = None
@@ -105,6 +108,8 @@ def render(results: Results, targets: Targets | None = None) -> str:
     if results.profile:
         lines.append(f"  (b) ran under cProfile ({results.profile}): its rate is not comparable")
     lines += _ratios(results)
+    if results.startup is not None:
+        lines += _startup(results.startup, t)
     if results.latency is not None:
         lines += _latency(results.latency, results.rate("b"), t)
     if results.memory is not None:
@@ -249,6 +254,19 @@ def _ratios(results: Results) -> list[str]:
             f"(b)/{name} {_fixed(_ratio(b, results.rate(name.strip('()'))))}"
             for name in ("(a)", "(a')", "(c)")
         ),
+    ]
+
+
+def _startup(startup: dict[str, float], t: Targets) -> list[str]:
+    """(s): start to first applied batch, fresh and as a killed worker's replacement."""
+    bar = t.first_batch_seconds
+    return [
+        "",
+        "start-up to the first applied batch (static membership, 6 s session):",
+        f"  a new group's worker            {startup['fresh']:5.1f} s   ≤ {bar:.0f} s "
+        f"{_mark(startup['fresh'], bar, at_most=True)}",
+        f"  a killed worker's replacement   {startup['replacement']:5.1f} s   ≤ {bar:.0f} s "
+        f"{_mark(startup['replacement'], bar, at_most=True)}",
     ]
 
 

@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import faust
+from faust.exceptions import ConsumerNotStarted
 from faust.types import TP, Message, TableT
 from redis.asyncio import Redis
 
@@ -396,8 +397,14 @@ class Pipeline:
             log.warning("idle %.0fs with %s", idle, description)
 
     def observe_lag(self, consumer: Any) -> None:
-        """Set the lag gauge from the consumer's high-water marks (at scrape time)."""
-        assigned = consumer.assignment()
+        """Set the lag gauge from the consumer's high-water marks (at scrape time).
+
+        A scrape can come before the consumer thread has started: no lag to tell yet.
+        """
+        try:
+            assigned = consumer.assignment()
+        except ConsumerNotStarted:
+            return
         for (topic, partition), offset in list(self.positions.items()):
             tp = TP(topic, partition)
             if tp not in assigned:
