@@ -130,7 +130,7 @@ class InflowJudge:
         own = self.decline(seen, ahead, 1.0, 1.0, 1.0)
         peer = self.peers.move(partition, sector, today, t.min_sector_peers)
         relative = None
-        if peer is not None:
+        if peer is not None and not peer.stopped:
             relative = self.decline(
                 seen, ahead, peer.week_move, min(1.0, peer.older), peer.fortnight_move
             )

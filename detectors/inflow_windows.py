@@ -95,6 +95,11 @@ def windows(
     )
 
 
+#: A median peer move under this (a twentieth of the peers' usual takings) is a group that
+#: stopped trading, not a slump to measure a borrower against.
+STOPPED_MOVE = 0.05
+
+
 @dataclass(frozen=True, slots=True)
 class PeerMove:
     """How a borrower's peers moved over the windows of one check.
@@ -110,6 +115,12 @@ class PeerMove:
     week: float
     older: float
     decliners: int
+
+    @property
+    def stopped(self) -> bool:
+        """The peers took almost nothing over a window (a sector closed for a holiday, a
+        lockdown): a decline beyond a move to nothing cannot be measured."""
+        return min(self.week, self.older) < STOPPED_MOVE
 
     @property
     def week_move(self) -> float:

@@ -180,6 +180,35 @@ def test_a_sector_with_too_few_borrowers_is_judged_against_the_partition() -> No
     assert len(peers) == 14
 
 
+def test_a_sector_closed_for_two_weeks_is_no_move_to_judge_against() -> None:
+    """Every restaurant closed for two weeks (a Spring Festival closure): the peers' median
+    move is nothing, so a fall beyond it cannot be measured (it divided by zero). The
+    borrower is judged on its own fall, and counts because nothing covers the installment."""
+    detector, subject = schedule(INSTALLMENT)
+    peers = _partition(detector, subject, _down(0.0), [("restaurant", _down(0.0))] * 11)
+
+    findings = run(detector, subject, until=CHECK3_TIME, peers=peers)
+
+    inflow = detector._inflow(subject, day_of(CHECK3.due), 30_000.0)
+    assert inflow.peer is not None and inflow.peer.stopped and inflow.peer.week == 0.0
+    assert inflow.relative is None and inflow.own is not None and inflow.own.ratio == 0.0
+    [finding] = findings
+    assert finding.reasons[0].code == "inflow_decline"
+    assert "covers the installment only 0.0 times" in finding.reasons[0].message
+
+
+def test_a_borrower_open_while_its_sector_is_closed_is_not_alerted() -> None:
+    """The one restaurant that kept delivering while the others closed: no decline of its
+    own, and its peers' stop is no reason to alert it."""
+    detector, subject = schedule(INSTALLMENT)
+    peers = _partition(detector, subject, _flat, [("restaurant", _down(0.0))] * 11)
+
+    assert run(detector, subject, until=CHECK3_TIME, peers=peers) == []
+    inflow = detector._inflow(subject, day_of(CHECK3.due), 30_000.0)
+    assert inflow.peer is not None and inflow.peer.stopped and inflow.relative is None
+    assert run(detector, subject, _paid_on_time(), peers=peers) == []
+
+
 def test_a_check_reads_only_closes_before_its_day() -> None:
     moves = PeerMoves()
     for day in range(100, 106):
