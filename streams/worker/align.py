@@ -65,6 +65,13 @@ class StreamAligner:
         stream still to be read could hold an earlier one (``lagging``: records of that topic
         partition exist that have not arrived), or once it has waited ``max_hold``."""
         released: list[tuple[Input, Message]] = []
+        known: dict[TP, bool] = {}  # asked once a call: nothing arrives while it runs
+
+        def still_to_come(tp: TP) -> bool:
+            if tp not in known:
+                known[tp] = lagging(tp)
+            return known[tp]
+
         for partition in sorted(self._held):
             streams = self._held[partition]
             while True:
@@ -74,7 +81,7 @@ class StreamAligner:
                 _, topic = min(heads)
                 head = streams[topic][0]
                 waiting = any(
-                    not streams.get(other) and lagging(TP(other, partition))
+                    not streams.get(other) and still_to_come(TP(other, partition))
                     for other in self.topics
                     if other != topic
                 )
