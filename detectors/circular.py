@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 from detectors import personal
 from detectors.base import FALSIFIED_FLOW, Detector, Finding, Output
-from detectors.graph import Cycle, Edge, Neighbourhood, find_cycles
+from detectors.graph import Cycle, Edge, Neighbourhood, find_cycles, read_neighbourhood
 from detectors.index import Found, Lookups, Read, Write
 from detectors.scenarios import at, inputs, transaction
 from detectors.state import SECONDS_PER_DAY, BorrowerState, day_of
@@ -155,8 +155,8 @@ class CircularFlowDetector(Detector):
         return window + (t.small_lookback_days + 1) * SECONDS_PER_DAY, True
 
     @staticmethod
-    def neighbourhood(found: Sequence[Sequence[bytes]]) -> Neighbourhood:
-        return Neighbourhood(*(tuple(Edge.decode(m) for m in edges) for edges in found))
+    def neighbourhood(edge: Edge, found: Sequence[Sequence[bytes]]) -> Neighbourhood:
+        return read_neighbourhood(edge, found)
 
     def on_transaction(self, event: Transaction, state: BorrowerState, found: Found) -> Output:
         if not found:  # no edge for this event, or the index is down
@@ -164,7 +164,7 @@ class CircularFlowDetector(Detector):
         edge = self.edge_for(event, state)
         if edge is None:
             return []
-        return list(self.close(edge, self.neighbourhood(found)))
+        return list(self.close(edge, self.neighbourhood(edge, found)))
 
     def close(self, edge: Edge, around: Neighbourhood) -> list[Finding]:
         """Findings for every borrower who reported a hop of a cycle this edge completes: a

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import orjson
 
-__all__ = ["Cycle", "Edge", "Neighbourhood", "find_cycles"]
+__all__ = ["Cycle", "Edge", "Neighbourhood", "find_cycles", "read_neighbourhood"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +46,33 @@ class Neighbourhood:
     out_of_dst: tuple[Edge, ...] = ()
     into_src: tuple[Edge, ...] = ()
     out_of_src: tuple[Edge, ...] = ()
+
+
+def read_neighbourhood(edge: Edge, found: Sequence[Sequence[bytes]]) -> Neighbourhood:
+    """The index's answers to an edge u→v's reads, decoded as far as a 3-cycle can use them.
+
+    Of the edges entering u, only those from an account v sends to can close a cycle u→v→w→u;
+    of the edges leaving u, only the other transfers u→v count a ring's closings. A busy
+    account's index holds hundreds of edges within reach (every customer's payment into a
+    shop), and decoding each was most of the detector's cost; the rest are skipped on their
+    encoded prefix, which names the source account (and the destination after it).
+    """
+    out_of_dst = tuple(Edge.decode(raw) for raw in found[0]) if found else ()
+    into_src: tuple[Edge, ...] = ()
+    if len(found) > 1 and out_of_dst:
+        sources = tuple({_prefix(e.dst) for e in out_of_dst if e.dst not in (edge.src, edge.dst)})
+        into_src = tuple(Edge.decode(raw) for raw in found[1] if raw.startswith(sources))
+    out_of_src: tuple[Edge, ...] = ()
+    if len(found) > 2:
+        parallel = _prefix(edge.src, edge.dst)
+        out_of_src = tuple(Edge.decode(raw) for raw in found[2] if raw.startswith(parallel))
+    return Neighbourhood(out_of_dst, into_src, out_of_src)
+
+
+def _prefix(*accounts: str) -> bytes:
+    """How an encoded edge (:meth:`Edge.encode`) from ``accounts[0]`` (to ``accounts[1]``)
+    begins: bytes compare where decoding would cost a list, floats and an object."""
+    return b"[" + b"".join(orjson.dumps(account) + b"," for account in accounts)
 
 
 @dataclass(frozen=True, slots=True)

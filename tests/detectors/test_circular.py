@@ -48,7 +48,9 @@ async def _feed(
     for edge in edges:
         lookups = detector.edge_lookups(edge)
         found = await index.exchange(lookups.writes, lookups.reads, 200)
-        per_edge.append([f.alert_id for f in detector.close(edge, detector.neighbourhood(found))])
+        per_edge.append(
+            [f.alert_id for f in detector.close(edge, detector.neighbourhood(edge, found))]
+        )
     return per_edge
 
 
@@ -455,3 +457,31 @@ def test_a_large_edge_reads_only_the_window_and_a_small_one_the_ring_lookback() 
     assert [read.key for read in small.reads] == ["edges:out:b", "edges:in:a", "edges:out:a"]
     lookback = (THRESHOLDS.small_lookback_days + 1) * 86_400.0
     assert {read.high - read.low for read in small.reads} == {2 * (WINDOW + lookback)}
+
+
+def test_a_busy_accounts_neighbourhood_decodes_only_what_can_close_a_cycle() -> None:
+    """A shop's account: hundreds of customers' payments into it within reach, and a ring
+    through it among them (account names with a quote and non-ASCII letters, as JSON escapes
+    and keeps them). The edges that cannot close a cycle are skipped undecoded, and what
+    closes is what the whole neighbourhood closes."""
+    shop, supplier, ring = 'shop "west"', "供应商-1", "c"
+    customers = [_edge(f"cust-{i}", shop, i * 0.01, 100.0 + i, f"tx-{i}", "S") for i in range(400)]
+    edge = _edge(shop, supplier, 1, 100_000.0, "tx-out", "S")  # u→v: shop pays the supplier
+    out_of_dst = [
+        _edge(supplier, ring, 2, 99_000.0, "tx-on", "V"),
+        _edge(supplier, shop, 3, 500.0, "tx-refund", "V"),  # back to u: never a w
+    ]
+    into_src = [*customers, _edge(ring, shop, 5, 98_500.0, "tx-back", "C")]
+    out_of_src = [*customers[:50], _edge(shop, supplier, 30, 90.0, "tx-again", "S")]
+    found = [[e.encode() for e in edges] for edges in (out_of_dst, into_src, out_of_src)]
+    detector = CircularFlowDetector(THRESHOLDS)
+
+    read = detector.neighbourhood(edge, found)
+    whole = Neighbourhood(*(tuple(Edge.decode(raw) for raw in raws) for raws in found))
+
+    assert [e.event_id for e in read.into_src] == ["tx-back"]
+    assert [e.event_id for e in read.out_of_src] == ["tx-again"]
+    assert read.out_of_dst == whole.out_of_dst
+    closed = detector.close(edge, read)
+    assert closed and closed == detector.close(edge, whole)
+    assert {f.borrower_id for f in closed} == {"S", "V", "C"}
