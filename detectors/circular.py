@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
@@ -126,37 +126,58 @@ class CircularFlowDetector(Detector):
         return None if edge is None else self.edge_lookups(edge)
 
     def edge_lookups(self, edge: Edge) -> Lookups:
-        """Add the edge u→v; read the edges leaving v and entering u within reach of it, and,
-        when the edge may be a hop of a small cycle, the edges leaving u: among them the
-        ring's other transfers u→v, whose closings :meth:`_ring_days` counts."""
+        """Add the edge u→v; read the edges leaving v and entering u within the window of
+        it. When the edge may be a hop of a small cycle and one closes in that window, read
+        again as far as a ring's lookback reaches, with the edges leaving u: among them the
+        ring's other transfers u→v, whose closings :meth:`_ring_days` counts. Most edges are
+        small (a customer's payment to a shop) and few close a cycle: the wide read, hundreds
+        of a busy account's edges, is asked only for those (``Lookups.then``)."""
         member = edge.encode()
-        reach, small = self._reach(edge)
-        low, high = edge.ts - reach, edge.ts + reach
-        reads = [Read(f"edges:out:{edge.dst}", low, high), Read(f"edges:in:{edge.src}", low, high)]
-        if small:
-            reads.append(Read(f"edges:out:{edge.src}", low, high))
+        window = self.thresholds.window_hours * 3600.0
+        reads = (
+            Read(f"edges:out:{edge.dst}", edge.ts - window, edge.ts + window),
+            Read(f"edges:in:{edge.src}", edge.ts - window, edge.ts + window),
+        )
         return Lookups(
             writes=(
                 Write(f"edges:out:{edge.src}", member, edge.ts),
                 Write(f"edges:in:{edge.dst}", member, edge.ts),
             ),
-            reads=tuple(reads),
+            reads=reads,
+            then=self._ring_reads(edge) if self._may_be_small(edge) else None,
         )
 
-    def _reach(self, edge: Edge) -> tuple[float, bool]:
-        """Seconds either side of ``edge`` the index is read, and whether ``edge`` may be a
-        hop of a small cycle: then as far as a ring's lookback reaches, for its other days."""
+    def _may_be_small(self, edge: Edge) -> bool:
+        """Whether ``edge`` may be a hop of a small cycle: a small cycle's first hop is under
+        ``min_amount``, and a later hop rises at most twice."""
         t = self.thresholds
-        window = t.window_hours * 3600.0
-        # A small cycle's first hop is under min_amount; a later hop rises at most twice.
         largest_small_hop = t.min_amount * (1.0 + t.max_hop_rise) ** 2
-        if t.small_amount >= t.min_amount or edge.amount >= largest_small_hop:
-            return window, False
-        return window + (t.small_lookback_days + 1) * SECONDS_PER_DAY, True
+        return t.small_amount < t.min_amount and edge.amount < largest_small_hop
+
+    def _ring_reads(self, edge: Edge) -> Callable[[Sequence[Sequence[bytes]]], tuple[Read, ...]]:
+        """Given the window's answers, the reads of a ring's lookback when a small cycle
+        closed in the window (none otherwise)."""
+        t = self.thresholds
+        reach = t.window_hours * 3600.0 + (t.small_lookback_days + 1) * SECONDS_PER_DAY
+        low, high = edge.ts - reach, edge.ts + reach
+
+        def then(window: Sequence[Sequence[bytes]]) -> tuple[Read, ...]:
+            cycles = self._cycles(edge, self.neighbourhood(edge, window))
+            if not any(cycle.hops[0].amount < t.min_amount for cycle in cycles):
+                return ()
+            return (
+                Read(f"edges:out:{edge.dst}", low, high),
+                Read(f"edges:in:{edge.src}", low, high),
+                Read(f"edges:out:{edge.src}", low, high),
+            )
+
+        return then
 
     @staticmethod
     def neighbourhood(edge: Edge, found: Sequence[Sequence[bytes]]) -> Neighbourhood:
-        return read_neighbourhood(edge, found)
+        """The edges around ``edge`` from its answers: the window's two reads, or, when the
+        ring's lookback was read after them (:meth:`edge_lookups`), its three."""
+        return read_neighbourhood(edge, found[2:] if len(found) > 2 else found)
 
     def on_transaction(self, event: Transaction, state: BorrowerState, found: Found) -> Output:
         if not found:  # no edge for this event, or the index is down

@@ -14,7 +14,7 @@ import orjson
 
 from detectors.base import Detector, Finding, Output, to_alert
 from detectors.clock import EventTimeClock, Timer, TimerQueue
-from detectors.index import CrossIndex, Found, Read, Write
+from detectors.index import CrossIndex, Found, Lookups, Read, Write
 from detectors.registry import build_detectors
 from detectors.state import (
     SECONDS_PER_DAY,
@@ -532,7 +532,7 @@ class Engine:
         own_transfers = [False] * len(batch)
         writes: list[Write] = []
         reads: list[Read] = []
-        asked: list[tuple[int, str, int, int]] = []  # position, detector, first read, count
+        asked: list[_Asked] = []
         undo: list[Callable[[], None]] = []  # detectors' memories of writing, if it fails
         for position, (item, state) in enumerate(zip(batch, states, strict=True)):
             if not fresh[position]:
@@ -547,7 +547,7 @@ class Engine:
                 if lookups is None:
                     continue
                 writes += lookups.writes
-                asked.append((position, detector.name, len(reads), len(lookups.reads)))
+                asked.append(_Asked(position, detector.name, len(reads), lookups))
                 reads += lookups.reads
                 if lookups.undo is not None:
                     undo.append(lookups.undo)
@@ -558,15 +558,40 @@ class Engine:
         except Exception as exc:  # the index (Redis) is down: other detectors go on
             for forget in reversed(undo):  # nothing was written: write it next time
                 forget()
-            names = sorted({name for _, name, _, _ in asked})
-            result.degraded += [
-                f"{name}: cross-borrower index unavailable: {exc!r}" for name in names
-            ]
-            return own_transfers, {(position, name): None for position, name, _, _ in asked}
-        return own_transfers, {
-            (position, name): answers[first : first + count]
-            for position, name, first, count in asked
+            _unavailable(result, asked, exc)
+            return own_transfers, {(a.position, a.detector): None for a in asked}
+        found: dict[tuple[int, str], Found] = {
+            (a.position, a.detector): answers[a.first : a.first + len(a.lookups.reads)]
+            for a in asked
         }
+        await self._follow_up(asked, found, result)
+        return own_transfers, found
+
+    async def _follow_up(
+        self, asked: list[_Asked], found: dict[tuple[int, str], Found], result: BatchResult
+    ) -> None:
+        """The reads detectors ask for once their first answers are in (``Lookups.then``),
+        in one more exchange; their answers follow the first ones."""
+        more: list[Read] = []
+        following: list[tuple[_Asked, int, int]] = []
+        for a in asked:
+            first = found[(a.position, a.detector)]
+            reads = a.lookups.then(first) if a.lookups.then is not None and first else ()
+            if reads:
+                following.append((a, len(more), len(reads)))
+                more += reads
+        if not following:
+            return
+        try:
+            answers = await self.index.exchange((), more, INDEX_MAX_MEMBERS)
+        except Exception as exc:  # written already: only these reads are missing
+            _unavailable(result, [a for a, _, _ in following], exc)
+            for a, _, _ in following:
+                found[(a.position, a.detector)] = None
+            return
+        for a, start, count in following:
+            key = (a.position, a.detector)
+            found[key] = [*(found[key] or ()), *answers[start : start + count]]
 
     def _load_timers(self, partition: int) -> None:
         """Re-arm timers of states this process has just taken over (restart or rebalance)."""
@@ -708,3 +733,19 @@ class Engine:
                     )
                 )
         return alerts, shadow_alerts
+
+
+@dataclass(frozen=True, slots=True)
+class _Asked:
+    """A detector's lookups for the event at ``position`` of a batch; its reads' answers
+    start at ``first`` in the exchange's."""
+
+    position: int
+    detector: str
+    first: int
+    lookups: Lookups
+
+
+def _unavailable(result: BatchResult, asked: Sequence[_Asked], exc: Exception) -> None:
+    names = sorted({a.detector for a in asked})
+    result.degraded += [f"{name}: cross-borrower index unavailable: {exc!r}" for name in names]

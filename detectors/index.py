@@ -44,6 +44,12 @@ class Lookups:
     writes: tuple[Write, ...] = ()
     reads: tuple[Read, ...] = ()
     undo: Callable[[], None] | None = field(default=None, compare=False)
+    #: Given the answers to ``reads``, more reads (none: nothing more): a wide read that
+    #: only matters when a narrow one found something is asked in a second exchange of the
+    #: batch, after the same writes, and its answers follow the first ones.
+    then: Callable[[Sequence[Sequence[bytes]]], tuple[Read, ...]] | None = field(
+        default=None, compare=False
+    )
 
 
 class CrossIndex(Protocol):
