@@ -94,10 +94,8 @@ def _read_inputs(app: faust.App, pipeline: Pipeline, settings: Settings) -> None
     async def forget_revoked(sender: Any, *args: Any, signal: Any, **kwargs: Any) -> None:
         """Timers of partitions now owned elsewhere must not fire here; the tables are not
         whole again until the next recovery completes."""
-        pipeline.recovered = False
         revoked: set[TP] = args[0]
-        for partition in {tp.partition for tp in revoked if tp.topic in input_topics}:
-            pipeline.forget(partition, input_topics)
+        await pipeline.revoke({tp.partition for tp in revoked if tp.topic in input_topics})
 
 
 def _agent_reads_inputs(app: faust.App, pipeline: Pipeline, settings: Settings) -> None:

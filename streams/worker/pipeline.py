@@ -348,8 +348,14 @@ class Pipeline:
 
         Not once the worker is stopping: Faust stops timers last, after the producer, and
         stopping has already written and confirmed what was in flight (Consumer.wait_empty).
+        Nor during a rebalance, from the revocation until the tables are recovered: what was
+        in flight is written and confirmed before the revocation, and a round that fired
+        timers then wrote states of partitions already forgotten (or handed over) while their
+        next owner recovered them.
         """
         if self.app.should_stop or self.warming is not None:
+            return
+        if self.app.rebalancing or not self.recovered:
             return
         async with self._one_batch:
             await self._publish(self.engine.advance(wall=time.time()), "timers", {})
@@ -413,6 +419,14 @@ class Pipeline:
             if highwater is not None:
                 lag = max(0, highwater - offset - 1)
                 self.metrics.lag.labels(topic, str(partition)).set(lag)
+
+    async def revoke(self, partitions: set[int]) -> None:
+        """Partitions now owned elsewhere: forgotten once the batch or timer round in flight
+        is done, never under it (it would write their states after they were forgotten)."""
+        self.recovered = False  # first: a round waiting for the lock then does nothing
+        async with self._one_batch:
+            for partition in sorted(partitions):
+                self.forget(partition, self.input_topics)
 
     def forget(self, partition: int, topics: set[str]) -> None:
         """A partition now owned elsewhere: no timers, models, states or lag of it here."""
