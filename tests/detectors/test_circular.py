@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from itertools import permutations
 
@@ -9,10 +10,13 @@ import pytest
 
 from detectors.base import FALSIFIED_FLOW, alert_id
 from detectors.circular import CircularFlowDetector, CircularFlowThresholds
+from detectors.engine import Engine, Input, MemoryStateStore
 from detectors.graph import Edge, Neighbourhood, find_cycles, read_neighbourhood
-from detectors.index import MemoryCrossIndex
+from detectors.index import MemoryCrossIndex, Read, Write
 from detectors.state import BorrowerState, day_of
+from detectors.thresholds import Thresholds
 from tests.detectors.factories import T0, at, transaction
+from topics.names import Source
 from topics.records import Transaction
 
 THRESHOLDS = CircularFlowThresholds()
@@ -497,3 +501,52 @@ def test_a_busy_accounts_neighbourhood_decodes_only_what_can_close_a_cycle() -> 
     closed = detector.close(edge, read)
     assert closed and closed == detector.close(edge, whole)
     assert {f.borrower_id for f in closed} == {"S", "V", "C"}
+
+
+def _ring_transactions(days: tuple[int, ...]) -> list[Transaction]:
+    """The small ring a→b→c→a as its three borrowers report it: each sends one hop."""
+    return [
+        transaction(f"{hop.event_id}", hop.borrower_id, hop.src, hop.dst, hop.amount, at_ts)
+        for day in days
+        for hop in _small_cycle(day)
+        for at_ts in [datetime.fromtimestamp(hop.ts, UTC)]
+    ]
+
+
+class _FailingSecondRead(MemoryCrossIndex):
+    """An index that fails every exchange without writes (a batch's follow-up reads):
+    Redis gone between the two rounds."""
+
+    async def exchange(
+        self, writes: Sequence[Write], reads: Sequence[Read], max_members: int
+    ) -> list[list[bytes]]:
+        if not writes:
+            raise ConnectionError("index gone")
+        return await super().exchange(writes, reads, max_members)
+
+
+async def test_through_the_engine_a_ring_reads_its_lookback_in_a_second_exchange() -> None:
+    """The engine answers the follow-up reads of a hop that closes a small cycle in a
+    second exchange; the ring alerts on its third day as the detector alone does. When
+    that exchange fails, the batch says so (degraded), and nothing is alerted on half
+    an answer."""
+    events = _ring_transactions((0, 2, 5))
+    expected = _small_ids(5)
+
+    engine = Engine(Thresholds(), MemoryStateStore(), MemoryCrossIndex())
+    engine.use([CircularFlowDetector(THRESHOLDS)])
+    alerted: set[str] = set()
+    for event in events:
+        result = await engine.process([Input(0, Source.TRANSACTIONS, event)])
+        assert result.degraded == []
+        alerted |= {alert.alert_id for alert in result.alerts}
+    assert alerted == expected
+
+    engine = Engine(Thresholds(), MemoryStateStore(), _FailingSecondRead())
+    engine.use([CircularFlowDetector(THRESHOLDS)])
+    degraded = []
+    for event in events:
+        result = await engine.process([Input(0, Source.TRANSACTIONS, event)])
+        degraded += result.degraded
+        assert result.alerts == []
+    assert degraded and all("cross-borrower index unavailable" in d for d in degraded)
