@@ -4,6 +4,7 @@ elsewhere, through accounts off the platform; beside it, wholesalers and owners'
 from __future__ import annotations
 
 import random
+from typing import cast
 
 from sim.population import B2B_MEMOS, Borrower
 from sim.typologies.base import Typology, one_per
@@ -70,8 +71,9 @@ def plant(world: World, number: int, borrowers: list[Borrower]) -> None:
         "counterparties": network,
         "moves": moves,
     }
-    start, end = moves[0]["start"], moves[-1]["end"]
-    assert isinstance(start, int) and isinstance(end, int)
+    # The case runs from its earliest move to its latest: a day's moves are drawn unordered.
+    start = min(cast(int, move["start"]) for move in moves)
+    end = max(cast(int, move["end"]) for move in moves)
     world.label(start, b, PASS_THROUGH, end, detail)
 
 

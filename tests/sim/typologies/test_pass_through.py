@@ -61,3 +61,18 @@ def test_wholesalers_and_sweeps_are_among_the_benign(sim: Simulation, index: Ind
         saved = [tx for tx in index[Source.TRANSACTIONS][b] if tx.get("memo") == "to savings"]
         assert all(yuan(tx) % 1000 == 0 for tx in saved)
         assert len({tx["counterparty_id"] for tx in saved}) == 1
+
+
+def test_a_pass_through_case_runs_from_its_earliest_move_to_its_latest(
+    sim: Simulation, index: Index
+) -> None:
+    """A day's moves are drawn in no order: the case window holds every transfer of it,
+    not only those between the first move drawn and the last."""
+    for label in labels_of(sim, "pass_through"):
+        network = set(label.detail["counterparties"])
+        times = [
+            instant(tx)
+            for tx in index[Source.TRANSACTIONS][label.borrower_id]
+            if tx["counterparty_id"] in network
+        ]
+        assert label.start == min(times) and label.end == max(times)
