@@ -144,6 +144,18 @@ class DelinquencyThresholds:
     #: A silence shorter than this never counts, however regular the borrower was: a few
     #: days away are no sign of a default.
     min_silence_days: int = tunable(7, 1, 90, "days without a login before a silence can count")
+    #: A silence under ``min_silence_surprise`` but still unusual for the borrower (from this
+    #: surprise: 3 is about one chance in 20 at its own login rate) does not alert alone: it
+    #: corroborates, weighing ``unusual_silence_weight``, under the alert bar, beside a
+    #: decline, a reversal or a payout change. An owner who stops looking at the account while
+    #: the takings fall is a business let go; a holiday alone, or a weekly user's usual week
+    #: away, is not.
+    unusual_silence_surprise: float = tunable(
+        3.0, 0.0, 100.0, "surprise of a login silence from which it corroborates other signals"
+    )
+    unusual_silence_weight: float = tunable(
+        0.25, 0.0, 1.0, "weight of an unusual silence (under min_silence_surprise): never alone"
+    )
     #: Days over which the borrower's login rate is measured, and the least history for it.
     login_rate_days: int = tunable(
         42, 7, 180, "days over which the borrower's login rate is measured"
@@ -207,6 +219,15 @@ class DelinquencyThresholds:
         (
             "delinquency.min_silence_surprise must not exceed delinquency.full_silence_surprise",
             lambda t: t.min_silence_surprise <= t.full_silence_surprise,
+        ),
+        (
+            "delinquency.unusual_silence_surprise must not exceed delinquency.min_silence_surprise",
+            lambda t: t.unusual_silence_surprise <= t.min_silence_surprise,
+        ),
+        (
+            "delinquency.unusual_silence_weight must stay under delinquency.min_alert_score: an "
+            "unusual silence corroborates, it never alerts alone",
+            lambda t: t.unusual_silence_weight < t.min_alert_score,
         ),
         (
             "delinquency.min_login_history_days must not exceed delinquency.login_rate_days",
@@ -332,6 +353,9 @@ class DelinquencyDetector(Detector):
         "end of their grace period",
         "login_silence": "no login for {days} days by a borrower who logs in on {rate:.0%} of "
         "days: a chance of {chance:.1g} at that rate (observed: -ln of it)",
+        "login_silence/unusual": "no login for {days} days by a borrower who logs in on "
+        "{rate:.0%} of days: a chance of {chance:.1g} at that rate (observed: -ln of it), "
+        "unusual beside the other signals, no sign alone",
         "payout_account_changed": "payout account changed {days} day(s) before, with the "
         "installment unpaid",
         "inflow_decline": "daily inflow over the last {days} days is {ratio:.0%} of the "
@@ -577,23 +601,9 @@ class DelinquencyDetector(Detector):
                     ),
                 )
             )
-        silence = seen.silence
-        if silence.surprise >= t.min_silence_surprise and silence.days >= t.min_silence_days:
-            span = max(1.0, t.full_silence_surprise - t.min_silence_surprise)
-            strength = 0.5 + 0.1 * min(1.0, (silence.surprise - t.min_silence_surprise) / span)
-            signals.append(
-                (
-                    strength * urgency,
-                    self.reason(
-                        "login_silence",
-                        observed=round(silence.surprise, 1),
-                        threshold=t.min_silence_surprise,
-                        days=silence.days,
-                        rate=silence.rate,
-                        chance=math.exp(-silence.surprise),
-                    ),
-                )
-            )
+        silence = self._silence_signal(seen.silence, urgency)
+        if silence is not None:
+            signals.append(silence)
         if seen.payout_change:
             signals.append(
                 (
@@ -607,6 +617,32 @@ class DelinquencyDetector(Detector):
                 )
             )
         return signals
+
+    def _silence_signal(self, silence: _Silence, urgency: float) -> tuple[float, Reason] | None:
+        """A silence of ``min_silence_days`` or more, by how unlikely it is at the borrower's
+        own login rate: from ``min_silence_surprise`` it alerts alone (more, the more unlikely);
+        from ``unusual_silence_surprise`` it weighs ``unusual_silence_weight``, under the bar,
+        and only adds to other signals."""
+        t = self.thresholds
+        if silence.days < t.min_silence_days or silence.surprise <= 0:
+            return None
+        if silence.surprise >= t.min_silence_surprise:
+            span = max(1.0, t.full_silence_surprise - t.min_silence_surprise)
+            strength = 0.5 + 0.1 * min(1.0, (silence.surprise - t.min_silence_surprise) / span)
+            code, threshold = "login_silence", t.min_silence_surprise
+        elif silence.surprise >= t.unusual_silence_surprise:
+            strength = t.unusual_silence_weight
+            code, threshold = "login_silence/unusual", t.unusual_silence_surprise
+        else:
+            return None
+        return strength * urgency, self.reason(
+            code,
+            observed=round(silence.surprise, 1),
+            threshold=threshold,
+            days=silence.days,
+            rate=silence.rate,
+            chance=math.exp(-silence.surprise),
+        )
 
     def _inflow_signals(self, inflow: Inflow, urgency: float) -> list[tuple[float, Reason]]:
         """A decline beyond the peers' move, a low coverage: with their strengths."""
