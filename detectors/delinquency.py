@@ -300,6 +300,7 @@ class DelinquencyDetector(Detector):
     - coverage: a month of inflow at the recent rate against the installment;
     - silence: days without a login, priced by the borrower's own login rate
       (``-ln P``: eleven silent days are routine for a weekly user, not for a daily one);
+      merely unusual (``unusual_silence_surprise``), it only corroborates the other signals;
     - a payout-account change in the few days before a check, the installment unpaid;
     - earlier installments missed (not paid by the end of their grace);
     - a reversed payment (a bounced debit): nothing while the borrower may still pay it
@@ -319,7 +320,7 @@ class DelinquencyDetector(Detector):
 
     name = "delinquency"
     category = DELINQUENCY_RISK
-    version = "5"
+    version = "6"
     writes = ("installments",)
     section = "delinquency"
     thresholds_type = DelinquencyThresholds
