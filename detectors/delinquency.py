@@ -146,12 +146,11 @@ class DelinquencyThresholds:
     min_silence_days: int = tunable(7, 1, 90, "days without a login before a silence can count")
     #: A silence under ``min_silence_surprise`` but still unusual for the borrower (from this
     #: surprise: 3 is about one chance in 20 at its own login rate) does not alert alone: it
-    #: corroborates, weighing ``unusual_silence_weight``, under the alert bar, beside a
-    #: decline, a reversal or a payout change. An owner who stops looking at the account while
-    #: the takings fall is a business let go; a holiday alone, or a weekly user's usual week
-    #: away, is not.
+    #: corroborates a decline of the inflow, weighing ``unusual_silence_weight``, under the
+    #: alert bar. An owner who stops looking at the account while the takings fall is a
+    #: business let go; a holiday alone, or a weekly user's usual week away, is not.
     unusual_silence_surprise: float = tunable(
-        3.0, 0.0, 100.0, "surprise of a login silence from which it corroborates other signals"
+        3.0, 0.0, 100.0, "surprise of a login silence from which it corroborates a decline"
     )
     unusual_silence_weight: float = tunable(
         0.25, 0.0, 1.0, "weight of an unusual silence (under min_silence_surprise): never alone"
@@ -300,7 +299,7 @@ class DelinquencyDetector(Detector):
     - coverage: a month of inflow at the recent rate against the installment;
     - silence: days without a login, priced by the borrower's own login rate
       (``-ln P``: eleven silent days are routine for a weekly user, not for a daily one);
-      merely unusual (``unusual_silence_surprise``), it only corroborates the other signals;
+      merely unusual (``unusual_silence_surprise``), it only corroborates a decline;
     - a payout-account change in the few days before a check, the installment unpaid;
     - earlier installments missed (not paid by the end of their grace);
     - a reversed payment (a bounced debit): nothing while the borrower may still pay it
@@ -356,7 +355,7 @@ class DelinquencyDetector(Detector):
         "days: a chance of {chance:.1g} at that rate (observed: -ln of it)",
         "login_silence/unusual": "no login for {days} days by a borrower who logs in on "
         "{rate:.0%} of days: a chance of {chance:.1g} at that rate (observed: -ln of it), "
-        "unusual beside the other signals, no sign alone",
+        "unusual beside the decline, no sign alone",
         "payout_account_changed": "payout account changed {days} day(s) before, with the "
         "installment unpaid",
         "inflow_decline": "daily inflow over the last {days} days is {ratio:.0%} of the "
@@ -557,8 +556,10 @@ class DelinquencyDetector(Detector):
         reversal = self._reversal_signal(at, installment, past_due, urgency)
         if reversal is not None:
             signals.append(reversal)
-        signals += self._conduct_signals(seen, urgency)
-        signals += self._inflow_signals(seen.inflow, urgency)
+        inflow = self._inflow_signals(seen.inflow, urgency)
+        declined = any(reason.code == "inflow_decline" for _, reason in inflow)
+        signals += self._conduct_signals(seen, urgency, declined)
+        signals += inflow
         # Independent signals combine as a noisy-or.
         rule = 1.0 - math.prod(1.0 - strength for strength, _ in signals)
         ranked = sorted(signals, key=lambda signal: -signal[0])
@@ -586,8 +587,11 @@ class DelinquencyDetector(Detector):
             paid=float(installment.paid_by(at)),
         )
 
-    def _conduct_signals(self, seen: _Observed, urgency: float) -> list[tuple[float, Reason]]:
-        """Earlier installments missed, a silence, a payout change: with their strengths."""
+    def _conduct_signals(
+        self, seen: _Observed, urgency: float, declined: bool = False
+    ) -> list[tuple[float, Reason]]:
+        """Earlier installments missed, a silence, a payout change: with their strengths;
+        ``declined``: the inflow has declined, which an unusual silence corroborates."""
         t = self.thresholds
         signals: list[tuple[float, Reason]] = []
         if seen.missed:
@@ -602,7 +606,7 @@ class DelinquencyDetector(Detector):
                     ),
                 )
             )
-        silence = self._silence_signal(seen.silence, urgency)
+        silence = self._silence_signal(seen.silence, urgency, declined)
         if silence is not None:
             signals.append(silence)
         if seen.payout_change:
@@ -619,11 +623,15 @@ class DelinquencyDetector(Detector):
             )
         return signals
 
-    def _silence_signal(self, silence: _Silence, urgency: float) -> tuple[float, Reason] | None:
+    def _silence_signal(
+        self, silence: _Silence, urgency: float, declined: bool
+    ) -> tuple[float, Reason] | None:
         """A silence of ``min_silence_days`` or more, by how unlikely it is at the borrower's
         own login rate: from ``min_silence_surprise`` it alerts alone (more, the more unlikely);
-        from ``unusual_silence_surprise`` it weighs ``unusual_silence_weight``, under the bar,
-        and only adds to other signals."""
+        from ``unusual_silence_surprise``, beside a decline of the inflow (``declined``), it
+        weighs ``unusual_silence_weight``, under the bar: the owner gone quiet while the
+        takings fall. Beside a bounced debit or a payout change alone it adds nothing: a debit
+        bounced while the owner is away is made good on return as often as not."""
         t = self.thresholds
         if silence.days < t.min_silence_days or silence.surprise <= 0:
             return None
@@ -631,7 +639,7 @@ class DelinquencyDetector(Detector):
             span = max(1.0, t.full_silence_surprise - t.min_silence_surprise)
             strength = 0.5 + 0.1 * min(1.0, (silence.surprise - t.min_silence_surprise) / span)
             code, threshold = "login_silence", t.min_silence_surprise
-        elif silence.surprise >= t.unusual_silence_surprise:
+        elif declined and silence.surprise >= t.unusual_silence_surprise:
             strength = t.unusual_silence_weight
             code, threshold = "login_silence/unusual", t.unusual_silence_surprise
         else:
