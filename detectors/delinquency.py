@@ -144,6 +144,17 @@ class DelinquencyThresholds:
     #: A silence shorter than this never counts, however regular the borrower was: a few
     #: days away are no sign of a default.
     min_silence_days: int = tunable(7, 1, 90, "days without a login before a silence can count")
+    #: A silence under ``min_silence_surprise`` but still unusual for the borrower (from this
+    #: surprise: 3 is about one chance in 20 at its own login rate) does not alert alone: it
+    #: corroborates a decline of the inflow, weighing ``unusual_silence_weight``, under the
+    #: alert bar. An owner who stops looking at the account while the takings fall is a
+    #: business let go; a holiday alone, or a weekly user's usual week away, is not.
+    unusual_silence_surprise: float = tunable(
+        3.0, 0.0, 100.0, "surprise of a login silence from which it corroborates a decline"
+    )
+    unusual_silence_weight: float = tunable(
+        0.25, 0.0, 1.0, "weight of an unusual silence (under min_silence_surprise): never alone"
+    )
     #: Days over which the borrower's login rate is measured, and the least history for it.
     login_rate_days: int = tunable(
         42, 7, 180, "days over which the borrower's login rate is measured"
@@ -207,6 +218,15 @@ class DelinquencyThresholds:
         (
             "delinquency.min_silence_surprise must not exceed delinquency.full_silence_surprise",
             lambda t: t.min_silence_surprise <= t.full_silence_surprise,
+        ),
+        (
+            "delinquency.unusual_silence_surprise must not exceed delinquency.min_silence_surprise",
+            lambda t: t.unusual_silence_surprise <= t.min_silence_surprise,
+        ),
+        (
+            "delinquency.unusual_silence_weight must stay under delinquency.min_alert_score: an "
+            "unusual silence corroborates, it never alerts alone",
+            lambda t: t.unusual_silence_weight < t.min_alert_score,
         ),
         (
             "delinquency.min_login_history_days must not exceed delinquency.login_rate_days",
@@ -279,6 +299,7 @@ class DelinquencyDetector(Detector):
     - coverage: a month of inflow at the recent rate against the installment;
     - silence: days without a login, priced by the borrower's own login rate
       (``-ln P``: eleven silent days are routine for a weekly user, not for a daily one);
+      merely unusual (``unusual_silence_surprise``), it only corroborates a decline;
     - a payout-account change in the few days before a check, the installment unpaid;
     - earlier installments missed (not paid by the end of their grace);
     - a reversed payment (a bounced debit): nothing while the borrower may still pay it
@@ -298,7 +319,7 @@ class DelinquencyDetector(Detector):
 
     name = "delinquency"
     category = DELINQUENCY_RISK
-    version = "5"
+    version = "6"
     writes = ("installments",)
     section = "delinquency"
     thresholds_type = DelinquencyThresholds
@@ -332,6 +353,9 @@ class DelinquencyDetector(Detector):
         "end of their grace period",
         "login_silence": "no login for {days} days by a borrower who logs in on {rate:.0%} of "
         "days: a chance of {chance:.1g} at that rate (observed: -ln of it)",
+        "login_silence/unusual": "no login for {days} days by a borrower who logs in on "
+        "{rate:.0%} of days: a chance of {chance:.1g} at that rate (observed: -ln of it), "
+        "unusual beside the decline, no sign alone",
         "payout_account_changed": "payout account changed {days} day(s) before, with the "
         "installment unpaid",
         "inflow_decline": "daily inflow over the last {days} days is {ratio:.0%} of the "
@@ -532,8 +556,10 @@ class DelinquencyDetector(Detector):
         reversal = self._reversal_signal(at, installment, past_due, urgency)
         if reversal is not None:
             signals.append(reversal)
-        signals += self._conduct_signals(seen, urgency)
-        signals += self._inflow_signals(seen.inflow, urgency)
+        inflow = self._inflow_signals(seen.inflow, urgency)
+        declined = any(reason.code == "inflow_decline" for _, reason in inflow)
+        signals += self._conduct_signals(seen, urgency, declined)
+        signals += inflow
         # Independent signals combine as a noisy-or.
         rule = 1.0 - math.prod(1.0 - strength for strength, _ in signals)
         ranked = sorted(signals, key=lambda signal: -signal[0])
@@ -561,8 +587,11 @@ class DelinquencyDetector(Detector):
             paid=float(installment.paid_by(at)),
         )
 
-    def _conduct_signals(self, seen: _Observed, urgency: float) -> list[tuple[float, Reason]]:
-        """Earlier installments missed, a silence, a payout change: with their strengths."""
+    def _conduct_signals(
+        self, seen: _Observed, urgency: float, declined: bool = False
+    ) -> list[tuple[float, Reason]]:
+        """Earlier installments missed, a silence, a payout change: with their strengths;
+        ``declined``: the inflow has declined, which an unusual silence corroborates."""
         t = self.thresholds
         signals: list[tuple[float, Reason]] = []
         if seen.missed:
@@ -577,23 +606,9 @@ class DelinquencyDetector(Detector):
                     ),
                 )
             )
-        silence = seen.silence
-        if silence.surprise >= t.min_silence_surprise and silence.days >= t.min_silence_days:
-            span = max(1.0, t.full_silence_surprise - t.min_silence_surprise)
-            strength = 0.5 + 0.1 * min(1.0, (silence.surprise - t.min_silence_surprise) / span)
-            signals.append(
-                (
-                    strength * urgency,
-                    self.reason(
-                        "login_silence",
-                        observed=round(silence.surprise, 1),
-                        threshold=t.min_silence_surprise,
-                        days=silence.days,
-                        rate=silence.rate,
-                        chance=math.exp(-silence.surprise),
-                    ),
-                )
-            )
+        silence = self._silence_signal(seen.silence, urgency, declined)
+        if silence is not None:
+            signals.append(silence)
         if seen.payout_change:
             signals.append(
                 (
@@ -607,6 +622,36 @@ class DelinquencyDetector(Detector):
                 )
             )
         return signals
+
+    def _silence_signal(
+        self, silence: _Silence, urgency: float, declined: bool
+    ) -> tuple[float, Reason] | None:
+        """A silence of ``min_silence_days`` or more, by how unlikely it is at the borrower's
+        own login rate: from ``min_silence_surprise`` it alerts alone (more, the more unlikely);
+        from ``unusual_silence_surprise``, beside a decline of the inflow (``declined``), it
+        weighs ``unusual_silence_weight``, under the bar: the owner gone quiet while the
+        takings fall. Beside a bounced debit or a payout change alone it adds nothing: a debit
+        bounced while the owner is away is made good on return as often as not."""
+        t = self.thresholds
+        if silence.days < t.min_silence_days or silence.surprise <= 0:
+            return None
+        if silence.surprise >= t.min_silence_surprise:
+            span = max(1.0, t.full_silence_surprise - t.min_silence_surprise)
+            strength = 0.5 + 0.1 * min(1.0, (silence.surprise - t.min_silence_surprise) / span)
+            code, threshold = "login_silence", t.min_silence_surprise
+        elif declined and silence.surprise >= t.unusual_silence_surprise:
+            strength = t.unusual_silence_weight
+            code, threshold = "login_silence/unusual", t.unusual_silence_surprise
+        else:
+            return None
+        return strength * urgency, self.reason(
+            code,
+            observed=round(silence.surprise, 1),
+            threshold=threshold,
+            days=silence.days,
+            rate=silence.rate,
+            chance=math.exp(-silence.surprise),
+        )
 
     def _inflow_signals(self, inflow: Inflow, urgency: float) -> list[tuple[float, Reason]]:
         """A decline beyond the peers' move, a low coverage: with their strengths."""
