@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from datetime import datetime
 from typing import Any
 
@@ -182,7 +182,12 @@ async def test_verdicts_change_the_next_similar_alert_and_two_workers_agree(
         assert f"similar alerts were dismissed {TAUGHT} of {TAUGHT} times" in reason["message"]
         assert reason["observed"] < reason["threshold"]
     expected_after = [a for a in expected if signature_of(a) == kind and a.ts >= cut]
-    assert len(held) == len(expected_after)
+    # As many as replay's, each at least once: two workers closing one cycle from its two
+    # ends at the same moment may both send it (docs/operations.md), nothing else twice.
+    sends = Counter(a["alert_id"] for a in held)
+    assert len(sends) == len(expected_after), sorted(sends.items())
+    twice = {a["detector"] for a in held if sends[a["alert_id"]] > 1}
+    assert twice <= {"circular_flow"}, sorted(sends.items())
 
     # Bad feedback is dead-lettered once (every worker reads it), with the reason.
     letters = [v for t, _, v in received if t == topics.deadletter]
