@@ -355,9 +355,9 @@ class Pipeline:
         """
         if self.app.should_stop or self.warming is not None:
             return
-        if self.app.rebalancing or not self.recovered:
-            return
         async with self._one_batch:
+            if self.app.rebalancing or not self.recovered:
+                return  # asked under the lock: a round queued behind a revocation sees it
             await self._publish(self.engine.advance(wall=time.time()), "timers", {})
             if self.aligner:  # held past their time, or the stream they waited for caught up
                 self.writer.records_handled(self._next_offsets(await self._apply_released()))
