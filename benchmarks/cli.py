@@ -168,9 +168,9 @@ class Bench:
                 runs[name] = await self.replay_command(name, dataset, processes)
         if self.wants("startup"):
             _say("(s) start-up and a killed worker's replacement")
-            self.results.startup = asdict(await self.startup(topics))
+            self.results.startup = asdict(await self.startup(topics, dataset.events))
 
-    async def startup(self, topics: TopicNames) -> Startup:
+    async def startup(self, topics: TopicNames, events: int) -> Startup:
         """(s): a new group's worker to its first batch; killed, its replacement to its own."""
         app_id = f"bench-{self.run_id}-startup"
         outputs = suffixed_topics(f"bench-{self.run_id}-startup")
@@ -184,6 +184,7 @@ class Bench:
                 topics=topics,
                 app_id=app_id,
                 partitions=self.partitions,
+                events=events,
             )
         finally:
             self.forget_redis(app_id)

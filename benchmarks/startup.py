@@ -53,10 +53,14 @@ async def measure_startup(
     topics: TopicNames,
     app_id: str,
     partitions: int,
-    settle_seconds: float = 5.0,
+    events: int,
+    settle_seconds: float = 2.0,
 ) -> Startup:
-    """A worker of a new group over pre-produced ``topics``: its start; then, after
-    ``settle_seconds`` of work and a ``kill -9``, its replacement's start."""
+    """A worker of a new group over the ``events`` pre-produced to ``topics``: its start;
+    then, after ``settle_seconds`` of work and a ``kill -9``, its replacement's start.
+
+    The replacement's figure needs records left to apply: a first worker that applied all
+    of them before the kill is an error, not a replacement that never starts."""
 
     def start(name: str) -> tuple[WorkerProcess, float]:
         started = time.monotonic()
@@ -76,6 +80,13 @@ async def measure_startup(
     try:
         fresh = await _seconds_to_first_batch(first, started)
         await asyncio.sleep(settle_seconds)  # a few flushes: positions and states to take over
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=2)) as session:
+            applied = await first.processed(session)
+        if applied >= events:
+            raise RuntimeError(
+                f"the first worker applied all {events:,} records in {settle_seconds} s: "
+                "none left for its replacement (give more --events)"
+            )
     finally:
         first.process.send_signal(signal.SIGKILL)
         first.process.wait()

@@ -284,12 +284,11 @@ class Pipeline:
     async def _find_lettered(self, partitions: set[int]) -> None:
         """The records of ``partitions`` after their stored offsets that a previous owner
         already dead-lettered (:class:`DeadLetterLog`): not lettered again."""
-        for partition in sorted(partitions):
-            start = self.checkpoints.deadletters_from(partition)
-            try:
-                self.lettered |= await self.deadletters.origins_since(partition, start)
-            except Exception as exc:  # at least once: Redis's published set still helps
-                log.warning("partition %d: dead letters not read back: %r", partition, exc)
+        starts = {p: self.checkpoints.deadletters_from(p) for p in sorted(partitions)}
+        try:
+            self.lettered |= await self.deadletters.origins_since(starts)
+        except Exception as exc:  # at least once: Redis's published set still helps
+            log.warning("partitions %s: dead letters not read back: %r", sorted(partitions), exc)
 
     async def _seek_expected(self, tp: TP) -> None:
         """Fetch ``tp`` again from its expected offset (its log start if that is gone).

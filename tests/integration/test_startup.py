@@ -20,6 +20,8 @@ pytestmark = pytest.mark.integration
 #: same), under 1 s recovery, seek and the first batch. River is now imported while the worker
 #: waits for its group and the table manager no longer sleeps (docs/operations.md): 9.1-9.2 s
 #: and 7.8-8.2 s at a load average under 1.5, but 26 s and 20.5 s at 17: the bound stays.
+#: Reading back the dead-letter topic in one exchange took 4 s off a fresh start: 7.3 s and
+#: 7.8 s alone on a quiet machine (docs/operations.md, *Start-up and hand-over*).
 FIRST_BATCH_WITHIN_SECONDS = 15.0
 #: The killed worker's replacement is the same instance (the same pod of a StatefulSet): with
 #: static membership it takes the partitions back at once, without waiting for the dead
