@@ -136,9 +136,10 @@ class Settings:
     align_hold_seconds: float = setting(
         env="LW_ALIGN_HOLD_SECONDS",
         default=5.0,
-        meaning="At most this long a record waits for another stream of its partition that "
-        "still has records to come (a backlog read at uneven paces), so that the engine "
-        "meets a partition's events in event-time order, as replay does.",
+        meaning="A record waits for another stream of its partition that still has records "
+        "to come (a backlog read at uneven paces), so that the engine meets a partition's "
+        "events in event-time order, as replay does; it goes on once that stream has "
+        "delivered nothing for this long.",
     )
     align_max_held: int = setting(
         env="LW_ALIGN_MAX_HELD",

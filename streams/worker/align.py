@@ -10,9 +10,14 @@ watermark alignment, at the scale of one worker: a record is held while another 
 partition still has records to come (its fetch position is behind its high-water mark) and
 none of them is here to say whether they come before it.
 
-Holding never stalls the stream and never loses a record: a record is held for at most
-``max_hold`` seconds, at most ``max_held`` records are held (the earliest go first), and a
-partition's stored offset never passes a record still held (:meth:`StreamAligner.held_from`).
+Holding never stalls the stream and never loses a record. A record waits only while the
+streams it waits for keep delivering: once none of them has delivered a record for
+``max_hold`` seconds (counted from the record's own arrival when later), it goes on. A stream
+read at a slower but steady pace is therefore waited for as long as it takes, as replay's
+order needs; a stream that stopped (its records dropped and fetched again, the broker away)
+holds nothing for longer than ``max_hold``. At most ``max_held`` records are held (the
+earliest go first), and a partition's stored offset never passes a record still held
+(:meth:`StreamAligner.held_from`).
 """
 
 from __future__ import annotations
@@ -60,14 +65,19 @@ class StreamAligner:
             streams.setdefault(message.topic, deque()).append(_Held(item, message, now))
             self._count += 1
 
-    def release(self, lagging: Callable[[TP], bool], now: float) -> list[tuple[Input, Message]]:
+    def release(
+        self, lagging: Callable[[TP], float | None], now: float
+    ) -> list[tuple[Input, Message]]:
         """What may go to the engine now: per partition, the earliest held record while no
-        stream still to be read could hold an earlier one (``lagging``: records of that topic
-        partition exist that have not arrived), or once it has waited ``max_hold``."""
-        released: list[tuple[Input, Message]] = []
-        known: dict[TP, bool] = {}  # asked once a call: nothing arrives while it runs
+        stream still to be read could hold an earlier one, or once the streams it waits for
+        delivered nothing for ``max_hold`` seconds since it arrived.
 
-        def still_to_come(tp: TP) -> bool:
+        ``lagging(tp)``: None when every record of that topic partition has arrived; else when
+        it last delivered one (monotonic; ``-inf`` when never, or when its lag is unknown)."""
+        released: list[tuple[Input, Message]] = []
+        known: dict[TP, float | None] = {}  # asked once a call: nothing arrives while it runs
+
+        def delivered_at(tp: TP) -> float | None:
             if tp not in known:
                 known[tp] = lagging(tp)
             return known[tp]
@@ -80,14 +90,16 @@ class StreamAligner:
                     break
                 _, topic = min(heads)
                 head = streams[topic][0]
-                waiting = any(
-                    not streams.get(other) and still_to_come(TP(other, partition))
+                waited_for = [
+                    at
                     for other in self.topics
-                    if other != topic
-                )
-                overdue = now - head.since >= self.max_hold or self._count > self.max_held
-                if waiting and not overdue:
-                    break
+                    if other != topic and not streams.get(other)
+                    for at in [delivered_at(TP(other, partition))]
+                    if at is not None
+                ]
+                if waited_for and self._count <= self.max_held:
+                    if now - max(head.since, *waited_for) < self.max_hold:
+                        break
                 streams[topic].popleft()
                 self._count -= 1
                 released.append((head.item, head.message))

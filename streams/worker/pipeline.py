@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
@@ -98,6 +99,7 @@ class Pipeline:
             self.input_topics, settings.align_hold_seconds, settings.align_max_held
         )
         self._received: dict[TP, int] = {}  # next offset after the last record received
+        self._arrived_at: dict[TP, float] = {}  # when it was received (monotonic)
         #: Whether the tables hold every assigned partition (False from a revocation until
         #: recovery completes): no stored offset is read before.
         self.recovered = False
@@ -154,7 +156,7 @@ class Pipeline:
         """Decode, dead-letter what cannot be read, hold what another stream of its partition
         may still precede (:class:`StreamAligner`), run the engine on the rest, send the
         alerts; returns the next offset to apply of each partition the batch moved."""
-        self.last_batch_at = time.monotonic()
+        self.last_batch_at = arrived = time.monotonic()
         messages = await self._in_offset_order(messages)
         if not messages:
             return {}
@@ -163,6 +165,7 @@ class Pipeline:
         for message in messages:
             self.positions[(message.topic, message.partition)] = message.offset
             self._received[message.tp] = message.offset + 1
+            self._arrived_at[message.tp] = arrived
             source = self.sources[message.topic]
             try:
                 record = decode(source, message.key, message.value)
@@ -211,15 +214,20 @@ class Pipeline:
         self.metrics.batch_seconds.labels("inputs").observe(time.perf_counter() - started)
         return {message.tp for message in originals}
 
-    def _lagging(self, tp: TP) -> bool:
-        """Whether records of input partition ``tp`` exist that have not arrived here (its
-        high-water mark unknown yet counts: the aligner holds for ``max_hold`` at most)."""
+    def _lagging(self, tp: TP) -> float | None:
+        """None when every record of input partition ``tp`` up to its high-water mark has
+        arrived here; else when the last one arrived (``-inf`` when none did since the
+        assignment, or the high-water mark is not known yet). See :class:`StreamAligner`."""
         consumer = self.app.consumer
         if tp not in consumer.assignment():
-            return False
+            return None
         highwater = consumer.highwater(tp)
         received = self._received.get(tp, self.offsets.expected(tp))
-        return highwater is None or received is None or received < highwater
+        if highwater is not None and received is not None and received >= highwater:
+            return None
+        if highwater is None:
+            return -math.inf
+        return self._arrived_at.get(tp, -math.inf)
 
     def _next_offsets(self, tps: set[TP]) -> dict[TP, int]:
         """The next offset to apply of each of ``tps``: after the last record received, or
@@ -437,6 +445,7 @@ class Pipeline:
         self.lettered = {origin for origin in self.lettered if origin[1] != partition}
         for topic in topics:
             self._received.pop(TP(topic, partition), None)
+            self._arrived_at.pop(TP(topic, partition), None)
             if self.positions.pop((topic, partition), None) is not None:
                 self.metrics.lag.remove(topic, str(partition))
 

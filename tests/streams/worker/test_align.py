@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 from faust.types import TP, Message
@@ -36,8 +37,9 @@ def _ids(released: list[tuple[Input, Message]]) -> list[str]:
     return [item.record.event_id for item, _ in released]
 
 
-def _lagging(*tps: TP) -> Callable[[TP], bool]:
-    return lambda tp: tp in tps
+def _lagging(*tps: TP, delivered_at: float = -math.inf) -> Callable[[TP], float | None]:
+    """``tps`` have records still to come, the last of theirs arrived at ``delivered_at``."""
+    return lambda tp: delivered_at if tp in tps else None
 
 
 def test_a_stream_ahead_waits_for_a_stream_with_records_still_to_come() -> None:
@@ -72,12 +74,36 @@ def test_other_partitions_do_not_hold_each_other() -> None:
     assert [(item.partition, item.record.event_id) for item, _ in released] == [(1, "tx-0")]
 
 
-def test_a_record_never_waits_longer_than_max_hold() -> None:
+def test_a_record_waits_at_most_max_hold_for_a_stream_that_delivers_nothing() -> None:
+    """Its lag not known yet, or its records dropped and fetched again: liveness first."""
     aligner = StreamAligner(TOPICS, max_hold=5.0, max_held=100)
     aligner.add([_tx(0, 1)], now=0.0)
     repayments_behind = _lagging(TP(REPAYMENTS, 0))
     assert aligner.release(repayments_behind, now=4.9) == []
     assert _ids(aligner.release(repayments_behind, now=5.0)) == ["tx-0"]
+
+
+def test_a_stream_still_delivering_is_waited_for_past_max_hold() -> None:
+    """A backlog's logins read at a slower, steady pace: the transaction waits for them as
+    long as they keep coming (released on time, it would let a timer read a later one)."""
+    aligner = StreamAligner(TOPICS, max_hold=5.0, max_held=100)
+    aligner.add([_tx(0, 10)], now=0.0)
+    for now in (4.0, 8.0, 12.0):
+        logins_coming = _lagging(TP(LOGINS, 0), delivered_at=now - 1.0)
+        aligner.add([_login(int(now), hours=now / 4)], now=now - 1.0)
+        assert _ids(aligner.release(logins_coming, now=now)) == [f"lg-{int(now)}"]
+    assert aligner.held_from(TP(TX, 0)) == 0, "still held at 12 s: the logins keep coming"
+    silent_since_11 = _lagging(TP(LOGINS, 0), delivered_at=11.0)
+    assert aligner.release(silent_since_11, now=15.9) == []
+    assert _ids(aligner.release(silent_since_11, now=16.0)) == ["tx-0"]
+
+
+def test_a_record_arrived_after_the_last_delivery_waits_from_its_own_arrival() -> None:
+    aligner = StreamAligner(TOPICS, max_hold=5.0, max_held=100)
+    aligner.add([_tx(0, 1)], now=20.0)
+    logins_behind = _lagging(TP(LOGINS, 0), delivered_at=3.0)
+    assert aligner.release(logins_behind, now=24.9) == []
+    assert _ids(aligner.release(logins_behind, now=25.0)) == ["tx-0"]
 
 
 def test_beyond_max_held_the_earliest_go_on() -> None:
