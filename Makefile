@@ -36,7 +36,7 @@ unit: $(STAMP)  ## the unit tests alone (all but tests/integration), in 2 proces
 # The unit tests in two processes (as `make unit`), then the integration tests one at a time
 # (they share the embedded broker's ports and Redis); ARGS runs pytest on what it names instead.
 test: $(STAMP) browser  ## every test: unit, and integration against a real broker and Redis
-	$(if $(ARGS),$(BIN)/python -m pytest $(ARGS),$(BIN)/python -m pytest -n 2 --ignore=tests/integration && $(BIN)/python -m pytest tests/integration)
+	$(if $(ARGS),$(BIN)/python -m pytest $(ARGS),$(BIN)/python -m pytest -n 2 --ignore=tests/integration --durations=5 && $(BIN)/python -m pytest tests/integration --durations=25)
 
 bench: $(STAMP)  ## throughput, latency and memory against their ceilings (ARGS="--quick")
 	$(BIN)/python -m benchmarks $(ARGS)
