@@ -20,7 +20,7 @@ from detectors.thresholds import Thresholds
 from streams.control.store import ThresholdStore, ThresholdWatcher
 from streams.settings import Settings
 from streams.worker.align import StreamAligner
-from streams.worker.compat import fetch_positions, log_starts, seek
+from streams.worker.compat import commit, fetch_positions, log_starts, seek
 from streams.worker.deadletters import DeadLetterLog
 from streams.worker.delivery import Breaker
 from streams.worker.feedback import VerdictFollower, feedback_dead_letters
@@ -279,6 +279,7 @@ class Pipeline:
         starts = await log_starts(consumer, tps)
         await self._find_lettered({tp.partition for tp in tps if self.offsets.expected(tp) is None})
         sought = {}
+        stored: dict[TP, int] = {}
         for tp in tps:
             expected = self.offsets.expected(tp)
             if expected is None:
@@ -287,7 +288,23 @@ class Pipeline:
             await seek(consumer, tp, offset)
             self.offsets.start(tp, offset, time.monotonic())
             sought[f"{tp.topic}/{tp.partition}"] = offset
+            if expected is not None:
+                stored[tp] = offset
         log.info("input partitions sought to their stored offsets: %s", sought)
+        await self._commit_stored(stored)
+
+    async def _commit_stored(self, stored: dict[TP, int]) -> None:
+        """The group's offsets brought up to those stored with the states. A worker killed
+        between storing a flush's offsets and committing them left the group behind, and a
+        partition with no record after them would never be committed again: lag tooling
+        would show that lag for good. (The stored offsets are never behind the committed
+        ones: a flush stores before it commits.)"""
+        if not stored:
+            return
+        try:
+            await commit(self.app.consumer, stored)
+        except Exception as exc:  # only lag tooling reads them: the next flush commits again
+            log.warning("stored offsets not committed to the group: %r", exc)
 
     async def _find_lettered(self, partitions: set[int]) -> None:
         """The records of ``partitions`` after their stored offsets that a previous owner
