@@ -54,9 +54,15 @@ class MachineFlowThresholds:
     ``max_batched_share`` sits between.
     """
 
-    #: Inflows smaller than this (major units) are left out of every statistic.
+    #: Inflows smaller than this (major units) are left out of every statistic ...
     min_amount: float = tunable(
         100.0, 0.0, 1000000.0, "inflows smaller than this are left out (major units)"
+    )
+    #: ... unless they are at least this share of the borrower's typical inflow (the decayed
+    #: geometric mean of all its inflows; 0: ``min_amount`` alone): in a shop whose customers
+    #: pay tens of yuan, a script paying tens of yuan is the business's scale, not petty noise.
+    min_share_of_typical: float = tunable(
+        0.25, 0.0, 1.0, "share of the borrower's typical inflow that is counted under min_amount"
     )
     #: Memory of the statistics, in inflows: a weight shrinks by 1 - 1/window per later inflow.
     window: int = tunable(60, 10, 1000, "memory of the statistics, in inflows")
@@ -174,6 +180,7 @@ def _empty() -> dict[str, Any]:
         "bt": 0.0,  # decayed weight of the inflows on the clock within CLOCK_MIN of the last
         "ev": [],  # latest event ids
         "wk": "",  # ISO week already alerted
+        "tl": None,  # decayed mean log10 of every inflow, whatever its size (typical inflow)
     }
 
 
@@ -255,7 +262,7 @@ class MachineFlowDetector(Detector):
 
     name = "machine_flow"
     category = FALSIFIED_FLOW
-    version = "3"
+    version = "4"
     section = "machine_flow"
     thresholds_type = MachineFlowThresholds
 
@@ -309,11 +316,13 @@ class MachineFlowDetector(Detector):
         t = self.thresholds
         amount = float(event.amount)
         payer = event.counterparty_id
-        if amount < t.min_amount or amount <= 0.0 or payer in state.own_accounts:
+        if amount <= 0.0 or payer in state.own_accounts:
             return []
         memory: dict[str, Any] | None = state.slots.get(self.name)
         if memory is None:
             memory = self.slot(state, _empty)
+        if amount < self._floor(memory, amount):
+            return []
         epoch = event.ts.timestamp()
         shown = self._learn(memory, amount, epoch, payer, event.event_id)
         if memory["n"] < t.min_samples:
@@ -326,6 +335,26 @@ class MachineFlowDetector(Detector):
             if i1 <= 0.0 or memory["i2"] * memory["iw"] > self._cv_bound * i1 * i1:
                 return []
         return self._judge(memory, epoch, state, shown)
+
+    def _floor(self, memory: dict[str, Any], amount: float) -> float:
+        """The smallest inflow that counts: ``min_amount``, or less in a business whose
+        typical inflow (learnt here from every inflow) is small.
+
+        >>> detector = MachineFlowDetector(MachineFlowThresholds())
+        >>> memory = {"tl": None}
+        >>> [round(detector._floor(memory, 40.0)) for _ in range(3)]
+        [10, 10, 10]
+        >>> round(detector._floor({"tl": 4.0}, 40.0))
+        100
+        """
+        t = self.thresholds
+        log = math.log10(amount)
+        before: float | None = memory.get("tl")
+        typical = log if before is None else before + (log - before) / max(2, t.window)
+        memory["tl"] = typical
+        if t.min_share_of_typical <= 0.0:
+            return t.min_amount  # 0: the absolute floor alone
+        return min(t.min_amount, t.min_share_of_typical * math.pow(10.0, typical))
 
     def _learn(
         self, memory: dict[str, Any], amount: float, epoch: float, payer: str, event_id: str

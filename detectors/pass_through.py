@@ -15,7 +15,7 @@ from detectors.state import BorrowerState, day_of
 from detectors.tunables import tunable
 from detectors.wash_trading import iso_week
 from topics.names import Source
-from topics.records import Transaction
+from topics.records import Reason, Transaction
 
 if TYPE_CHECKING:
     from detectors.engine import Input
@@ -54,6 +54,16 @@ class PassThroughThresholds:
     min_share: float = tunable(
         0.2, 0, 1, "share of the inflow over the lookback that passed straight through"
     )
+    #: ... or this share when ``min_network`` accounts both paid money in and took money out in
+    #: those pass-throughs: a ring uses the same few accounts again and again on either side,
+    #: while a business's clients pay and its suppliers are paid ...
+    min_share_network: float = tunable(
+        0.1, 0, 1, "share of the inflow that passed through, when the accounts took both sides"
+    )
+    #: ... (accounts, 0: never).
+    min_network: int = tunable(
+        2, 0, 8, "accounts on both sides of the pass-throughs that lower the share needed"
+    )
     #: ... the money passing on within this many minutes at the median: a conduit forwards at
     #: once, while sums of a trading day meet by chance anywhere in the window ...
     max_median_minutes: float = tunable(
@@ -71,8 +81,11 @@ MAX_HITS = 8
 #: A leg on the far side smaller than this share of the near side is an expense or a small
 #: sale beside the pass-through, not a part of it.
 MIN_LEG_SHARE = 0.1
-#: Counterparties of the near side remembered per pass-through (to tell a refund apart).
+#: Counterparties of the near side remembered per pass-through (to tell a refund apart), and
+#: of the far side (to tell accounts that take both sides of the pass-throughs).
 MAX_NEAR_PARTIES = 4
+#: Counterparties of each side remembered per day of pass-throughs.
+MAX_DAY_PARTIES = 6
 #: The money leaving (or coming back) reached this share of the money in (or out): the two
 #: sides are comparable, and chance alone makes some of those meet; a conduit makes most.
 COMPARABLE = 0.5
@@ -86,13 +99,14 @@ MAX_TWO_WAY = 4
 
 # An open pass-through (of "s"): [side (+1 in first, -1 out first), first epoch, near sum,
 # far sum, legs, first event id, [24 bits of crc32 of the near side's counterparties], far
-# legs not to or from a sweep account].
+# legs not to or from a sweep account, [the same of the far side's counterparties]].
 # Comparable and completed pass-throughs ("n"): [day, comparable, completed, the epoch of the
 # last leg counted comparable], decayed by day.
 # The day of the last alert ("a"), and its week ("w").
 # The pass-throughs of a day ("h"): [epoch of the last one's last leg, amount in, mean seconds
 # from first to last leg, side of the first, its first event id, the last one's last event
-# id, how many].
+# id, how many, [counterparties that paid in], [counterparties paid]] (a slot of version 2
+# lacks the last two).
 
 
 def _empty() -> dict[str, Any]:
@@ -134,7 +148,7 @@ class PassThroughDetector(Detector):
 
     name = "pass_through"
     category = FALSIFIED_FLOW
-    version = "2"
+    version = "3"
     section = "pass_through"
     thresholds_type = PassThroughThresholds
 
@@ -163,6 +177,8 @@ class PassThroughDetector(Detector):
         "pass_through_share": "{moved:,.2f} passed through: {share:.0%} of the inflow of those "
         "days",
         "pass_through_rate": "{rate:.0%} of the sums that came within reach of each other met",
+        "pass_through_network": "{count} accounts both paid money in and took money out in these "
+        "pass-throughs: the same accounts on either side, as a ring's are",
     }
     episodes = {"week": "pass:{week}"}
 
@@ -233,9 +249,12 @@ class PassThroughDetector(Detector):
                 memory["s"] = []
                 amount_in = candidate[2] if candidate[0] > 0 else candidate[3]
                 gap = int(epoch) - candidate[1]
-                return [int(epoch), round(amount_in), gap, candidate[0], candidate[5], event_id]
+                near, far = candidate[6], candidate[8] if len(candidate) > 8 else []
+                paid_in, paid_out = (near, far) if candidate[0] > 0 else (far, near)
+                done = [int(epoch), round(amount_in), gap, candidate[0], candidate[5], event_id]
+                return [*done, paid_in, paid_out]
         if amount >= t.min_amount:
-            candidates.append([side, int(epoch), amount, 0.0, 1, event_id, [party], 0])
+            candidates.append([side, int(epoch), amount, 0.0, 1, event_id, [party], 0, []])
         memory["s"] = candidates[-MAX_OPEN:]
         return None
 
@@ -262,6 +281,8 @@ class PassThroughDetector(Detector):
         candidate[3] = round(candidate[3] + amount, 2)
         candidate[4] += 1
         candidate[7] += 0 if sweep else 1
+        if len(candidate) > 8 and party not in candidate[8]:
+            candidate[8] = [*candidate[8], party][:MAX_NEAR_PARTIES]
         ratio = candidate[3] / candidate[2]
         if before < COMPARABLE <= ratio and memory["n"][3] != int(epoch):
             # The two sides came within reach of each other: a pass-through could be judged
@@ -284,9 +305,11 @@ class PassThroughDetector(Detector):
             last = hits[-1]
             count = last[6] + 1
             gap = (last[2] * last[6] + done[2]) // count
-            hits[-1] = [done[0], last[1] + done[1], gap, last[3], last[4], done[5], count]
+            paid_in, paid_out = _parties(last, 7, done[6]), _parties(last, 8, done[7])
+            merged = [done[0], last[1] + done[1], gap, last[3], last[4], done[5], count]
+            hits[-1] = [*merged, paid_in, paid_out]
         else:
-            hits.append([*done, 1])
+            hits.append([*done[:6], 1, done[6], done[7]])
         rate = self._count(memory, newest, 0, 1)
         hits[:] = [h for h in hits if day_of(h[0]) > newest - t.lookback_days][-MAX_HITS:]
         # After an alert, what it told is told: a new one stands on days, a share of the
@@ -301,7 +324,11 @@ class PassThroughDetector(Detector):
         moved = sum(h[1] for h in fresh)
         share = min(1.0, moved / inflow) if inflow > 0 else 1.0
         minutes = statistics.median(h[2] for h in fresh) / 60.0
-        if share < t.min_share or rate < t.min_hit_rate or minutes > t.max_median_minutes:
+        network = _network(fresh)
+        needed = t.min_share
+        if t.min_network > 0 and network >= t.min_network:
+            needed = min(t.min_share, t.min_share_network)
+        if share < needed or rate < t.min_hit_rate or minutes > t.max_median_minutes:
             return []
         week = iso_week(newest)
         if memory["w"] == week:
@@ -309,18 +336,31 @@ class PassThroughDetector(Detector):
         memory["w"], memory["a"] = week, newest
         # The hit rate starts afresh too (the last leg's mark is kept: it was counted).
         memory["n"] = [newest, 0.0, 0.0, memory["n"][3]]
-        return [self._finding(state, fresh, days, share, moved, rate)]
+        return [self._finding(state, fresh, days, (share, needed), moved, rate, network)]
+
+    def _network_reason(self, network: int, needed: float) -> list[Reason]:
+        """Why a share under ``min_share`` was enough, if it was."""
+        t = self.thresholds
+        if needed >= t.min_share:
+            return []
+        return [
+            self.reason(
+                "pass_through_network", observed=network, threshold=t.min_network, count=network
+            )
+        ]
 
     def _finding(
         self,
         state: BorrowerState,
         hits: list[list[Any]],
         days: int,
-        share: float,
+        shares: tuple[float, float],
         moved: float,
         rate: float,
+        network: int,
     ) -> Finding:
         t = self.thresholds
+        share, needed = shares
         minutes = statistics.median(h[2] for h in hits) / 60.0
         forward = sum(1 for h in hits if h[3] > 0) * 2 >= len(hits)
         # More days, a larger share and a faster hand-on are each harder to explain by business.
@@ -348,10 +388,11 @@ class PassThroughDetector(Detector):
                 self.reason(
                     "pass_through_share",
                     observed=round(share, 4),
-                    threshold=t.min_share,
+                    threshold=needed,
                     moved=moved,
                     share=share,
                 ),
+                *self._network_reason(network, needed),
                 self.reason(
                     "pass_through_rate",
                     observed=round(rate, 4),
@@ -361,3 +402,20 @@ class PassThroughDetector(Detector):
             ],
             evidence=[event_id for h in hits for event_id in dict.fromkeys((h[4], h[5]))],
         )
+
+
+def _parties(hit: list[Any], index: int, more: list[int]) -> list[int]:
+    """A day's counterparties of one side with ``more`` (a slot of version 2 has none)."""
+    kept: list[int] = hit[index] if len(hit) > index else []
+    return [*kept, *(p for p in more if p not in kept)][:MAX_DAY_PARTIES]
+
+
+def _network(hits: list[list[Any]]) -> int:
+    """Accounts that both paid money in and took money out in these pass-throughs.
+
+    >>> _network([[0, 0, 0, 1, "a", "b", 1, [1], [2]], [0, 0, 0, -1, "c", "d", 1, [2], [3]]])
+    1
+    """
+    paid_in = {p for h in hits if len(h) > 8 for p in h[7]}
+    paid_out = {p for h in hits if len(h) > 8 for p in h[8]}
+    return len(paid_in & paid_out)

@@ -373,6 +373,72 @@ def _script_under_the_minimum(seed: int = 40, days: int = 21, period: float = 3_
     return sorted([*script, *_retail(count=days * 12, seed=seed + 1, mean_gap=2 * HOUR)])
 
 
+def _small_shop(seed: int, days: int = 28) -> Flow:
+    """A corner shop whose customers pay 5 to 600 yuan, a few an hour by day and now and
+    then at night (wallet and card), most of them under ``min_amount``."""
+    rng, names = random.Random(seed), random.Random(-seed)
+    flow = []
+    for t in _poisson(rng, days * 6, 4 * HOUR):
+        flow.append((t, round(min(600.0, math.exp(rng.gauss(4.3, 0.9))), 2), _customer(names)))
+    return flow
+
+
+def _small_script(seed: int = 50, days: int = 21, payers: int = 3) -> Flow:
+    """A script forging a corner shop's turnover: every 61 minutes, give or take 7 s, day and
+    night, 9 to 82 yuan from one of three accounts picked at random: the shop's own scale,
+    every one of them under ``min_amount``."""
+    rng = random.Random(seed)
+    accounts = [_customer(rng) for _ in range(payers)]
+    script, t = [], 7 * 86_400.0 + rng.uniform(0, 3_660)
+    while t < (7 + days) * 86_400.0:
+        script.append((t, round(rng.uniform(9, 82), 2), rng.choice(accounts)))
+        t += 3_660 + rng.randint(-7, 7)
+    return sorted([*script, *_small_shop(seed + 1)])
+
+
+def _small_shop_and_its_settlements(seed: int = 60) -> Flow:
+    """A corner shop whose card acquirer settles each morning and whose delivery platform
+    pays out every hour from 10:00 to 22:00, both in sums of tens of yuan, both from one
+    account each: as regular as a script, but each settlement from its own payer."""
+    rng = random.Random(seed)
+    settlements = []
+    for day in range(28):
+        settlements.append((86_400.0 * day + 22 * HOUR, round(rng.uniform(40, 300), 2), "acq"))
+        for hour in range(1, 13):
+            at_hour = 86_400.0 * day + hour * HOUR + rng.uniform(0, 20)
+            settlements.append((at_hour, round(rng.uniform(10, 90), 2), "platform"))
+    return sorted([*settlements, *_small_shop(seed + 1)])
+
+
+def _busy_tea_shop(seed: int = 70) -> Flow:
+    """A tea shop: 15 to 40 yuan from a customer every few minutes from 10:00 to 22:00."""
+    rng, names = random.Random(seed), random.Random(-seed)
+    flow = []
+    for t in _poisson(rng, 28 * 100, 7 * 60.0):
+        if 1 * HOUR <= t % 86_400.0 < 13 * HOUR:
+            flow.append((t, round(rng.uniform(15, 40), 2), _customer(names)))
+    return flow
+
+
+@pytest.mark.parametrize("seed", [50, 51, 52, 53])
+def test_a_script_at_a_small_shops_scale_alerts(seed: int) -> None:
+    findings = _run(_small_script(seed=seed))
+
+    assert len(findings) >= 2
+    assert {tuple(c) for c in _codes(findings)} == {("regular_intervals", "rotating_payers")}
+    assert all(f.ts >= at(days=7) for f in findings)
+    assert _run(_small_script(seed=seed), MachineFlowThresholds(min_share_of_typical=0.0)) == []
+
+
+@pytest.mark.parametrize(
+    "flow",
+    [_small_shop(80), _small_shop_and_its_settlements(), _busy_tea_shop()],
+    ids=["corner-shop", "corner-shop-with-its-acquirer-and-platform", "busy-tea-shop"],
+)
+def test_small_shops_at_their_own_scale_do_not_alert(flow: Flow) -> None:
+    assert _run(flow) == []
+
+
 def _settlement_skipping_sundays_and_retail() -> Flow:
     """The acquirer settles at 02:00 but not on Sundays; customers pay in between."""
     daily = [tick for i, tick in enumerate(_settlement(count=90)) if i % 7 != 6]
@@ -537,8 +603,10 @@ def test_a_script_mostly_under_the_minimum_keeps_its_clock_across_skipped_ticks(
     assert len(findings) >= 3  # its three weeks
     assert {tuple(c) for c in _codes(findings)} == {("regular_intervals", "rotating_payers")}
     assert "after an earlier one" in findings[0].reasons[0].message  # the clock, not the cv
+    absolute = MachineFlowThresholds(min_share_of_typical=0.0)  # the floor is min_amount alone
+    assert len(_run(flow, absolute)) >= 3
     monkeypatch.setattr(machine_flow, "CLOCK_MULTIPLES", 1)  # one period only: ticks apart by
-    assert len(_run(flow)) <= 1  # skipped ones are off the clock, a week alerts at most
+    assert len(_run(flow, absolute)) <= 1  # skipped ones are off the clock, a week at most
 
 
 def test_a_script_with_one_account_does_not_rotate() -> None:
@@ -599,7 +667,8 @@ def test_settlement_clocks_do_not_rotate(flow: Flow, relaxed: MachineFlowThresho
         (MachineFlowThresholds(min_signals=3), None),
         (MachineFlowThresholds(round_unit=1_000_000), None),
         (MachineFlowThresholds(max_interval_cv=0.0001, min_clock_share=1.0), None),
-        (MachineFlowThresholds(min_amount=100_000), None),
+        (MachineFlowThresholds(min_amount=100_000, min_share_of_typical=0.0), None),
+        (MachineFlowThresholds(min_amount=100_000, min_share_of_typical=0.5), 39),
         (MachineFlowThresholds(max_payer_repeat_share=1.0, max_batched_share=1.0), 39),
     ],
     ids=[
@@ -609,6 +678,7 @@ def test_settlement_clocks_do_not_rotate(flow: Flow, relaxed: MachineFlowThresho
         "rounder",
         "stricter-clock",
         "bigger",
+        "bigger-but-the-business-scale",
         "any-payers-rotate",
     ],
 )

@@ -125,6 +125,63 @@ def test_small_sums_repeated_often_alert_in_a_small_account() -> None:
     assert len(_feed(business + conduit)) == 1
 
 
+def _through(
+    day: float, amount: float, payer: str, payees: list[str], *, kept: float = 0.02
+) -> list[Transaction]:
+    """``amount`` in from ``payer`` at 11:00, out to ``payees`` within the hour."""
+    tag = f"{day:g}"
+    events = [_tx(f"in-{tag}", payer, amount, at(days=day, hours=2), "in")]
+    for leg, payee in enumerate(payees):
+        ts = at(days=day, hours=2, minutes=12 + 20 * leg)
+        events.append(_tx(f"out-{tag}-{leg}", payee, amount * (1 - kept) / len(payees), ts, "out"))
+    return events
+
+
+#: A conduit's five days: the same three accounts off the platform, each paying in one day and
+#: paid the next (a ring's few accounts, used again and again on either side).
+RING = [
+    ("m-1", ["m-2"]),
+    ("m-2", ["m-3", "m-1"]),
+    ("m-3", ["m-1"]),
+    ("m-1", ["m-3"]),
+    ("m-2", ["m-1"]),
+]
+
+
+def test_a_small_conduit_in_a_busy_shop_alerts_by_its_accounts_on_both_sides() -> None:
+    """A fortnight's takings of 14 x 30,000; the conduit moves 8,000 on five days: 10 % of
+    the inflow, under ``min_share``, through three accounts that take both sides."""
+    rng = random.Random(21)
+    shop = _business(rng, range(14), daily=30_000)
+    conduit = [
+        e
+        for day, (payer, payees) in zip((0, 2, 5, 7, 10), RING, strict=True)
+        for e in _through(day, rng.uniform(7_000, 9_000), payer, payees)
+    ]
+
+    [finding] = _feed(shop + conduit)
+
+    assert [r.code for r in finding.reasons][1:3] == ["pass_through_share", "pass_through_network"]
+    assert 0.1 <= finding.reasons[1].observed < 0.2
+    assert finding.reasons[2].observed == 2  # m-1 and m-2 by the third day
+    assert _feed(shop + conduit, thresholds=PassThroughThresholds(min_network=0)) == []
+
+
+def test_a_wholesaler_who_resells_within_the_hour_on_a_thin_margin_is_a_business() -> None:
+    """The same sums on the same days, bought from suppliers and sold to clients at a 2 %
+    margin within the hour: clients pay and suppliers are paid, no account takes both sides,
+    and 10 % of the inflow is short of ``min_share``."""
+    rng = random.Random(21)
+    shop = _business(rng, range(14), daily=30_000)
+    trades = [
+        e
+        for day, client, supplier in zip((0, 2, 5, 7, 10), "abcab", "xyzzx", strict=True)
+        for e in _through(day, rng.uniform(7_000, 9_000), f"client-{client}", [f"supp-{supplier}"])
+    ]
+
+    assert _feed(shop + trades) == []
+
+
 def test_a_further_week_alerts_again_on_days_of_its_own() -> None:
     events = [e for day in (0, 1, 2, 3, 7, 8, 9) for e in _forward(day, 20_000)]
 
