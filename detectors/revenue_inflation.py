@@ -139,10 +139,11 @@ MAX_COUNTERPARTIES = 64
 #: to matter if any, else the one that sent least, so that the many one-off payers of a busy
 #: business do not push a ramp's payers out.
 MAX_YOUNG = 16
-#: Days of inflow kept per young counterparty (and of receipts per payee first paid lately):
-#: the first and the latest ones, the days between added to the first (dating a sum earlier
-#: can only lower a window's share, and one that pays on many days keeps its whole sum; the
-#: latest days say what it paid after an application).
+#: Days of inflow kept per young counterparty: the first and the latest ones, the days between
+#: added to the first (dating a sum earlier can only lower a window's share, and a payer that
+#: pays on many days keeps its whole sum; the latest days say what it paid after an
+#: application). A new payee keeps its latest receipts only: they are matched by day with the
+#: inflows they may send on.
 MAX_DAYS_PER_COUNTERPARTY = 8
 #: A counterparty first seen more than ``ramp_days + quiet_days`` plus this many days before
 #: the latest large inflow can no longer be new to an application still to be judged: it is
@@ -160,6 +161,9 @@ MAX_PAYEES = 16
 QUIET = "quiet:"
 #: Key prefix of the timer at a drawdown days after an application: what was sent on since.
 DRAW = "draw:"
+#: Payment days a payer needs before the application for a pace: fewer are a first invoice
+#: and its follow-ups, a burst that says nothing of how often it pays.
+MIN_PACE_DAYS = 4
 #: Key prefix of the timer at the start of the day the new payers' silence becomes unlikely.
 PACE = "pace:"
 #: Day closes of peers' lifts kept per partition: an application reads the latest before it.
@@ -190,8 +194,8 @@ MAX_WEEKS = 16
 # [first day, [[day, sum], ...]]; "draws" the latest drawdowns' epochs; "sec" the sector. Memory
 # written by versions 1 and 2 lacks some of these: they are created on first use (a watch of
 # version 2 has five entries: neither alerted nor a drawdown; one of versions 3 and 4 seven: no
-# pace timer). Since version 5 a young counterparty's or payee's days beyond the kept number are
-# added to its first day rather than dropped.
+# pace timer). Since version 5 a young counterparty's days beyond the kept number are added to
+# its first day rather than dropped.
 
 
 #: What :meth:`RevenueInflationDetector._gone` finds: the share of the window's turnover the
@@ -469,7 +473,7 @@ class RevenueInflationDetector(Detector):
             if not any(young[0] >= recent for young in memory["young"].values()):
                 return  # no new payer lately: no new money to send on
             entry = fresh[counterparty] = [day, []]
-        _add_day(entry[1], day, amount, MAX_DAYS_PER_COUNTERPARTY, True)
+        _add_day(entry[1], day, amount, MAX_DAYS_PER_COUNTERPARTY)
         if len(fresh) > MAX_FRESH:
             del fresh[self._least_received(fresh, day)]
 
@@ -1071,7 +1075,8 @@ class RevenueInflationDetector(Detector):
         from their last payment to the day ``end`` (-log10 of the chance); their days paid and
         their days of silence. A payer's pace is its repeat payments over the days with inflows
         to the borrower since its first (weekends, holidays and a quiet account slow it); one
-        that paid once has none. Days from ``seen`` on count as days with inflows."""
+        that paid on fewer than ``MIN_PACE_DAYS`` days has none. Days from ``seen`` on count
+        as days with inflows."""
 
         def open_days(lo: int, hi: int) -> int:
             return sum(1 for d in range(lo, hi) if d >= seen or state.inflows.total(d, d + 1)[0])
@@ -1080,7 +1085,7 @@ class RevenueInflationDetector(Detector):
         for days in payers:
             paid = [day for day, _ in days if day < today]
             paid_days += len(paid)
-            if len(paid) < 2:
+            if len(paid) < MIN_PACE_DAYS:
                 continue
             pace = (len(paid) - 1) / (open_days(paid[0] + 1, today) + 1)
             silent = open_days(paid[-1] + 1, end)

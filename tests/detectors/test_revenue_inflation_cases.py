@@ -98,6 +98,22 @@ def _weekly_clients() -> list[Transaction]:
     ]
 
 
+def _bursts() -> list[Transaction]:
+    """Four new clients each paying a first invoice and its follow-ups on two or three days in
+    a row (a burst, not a pace), silent for days after the application, then paying again."""
+    days = {
+        "burst-1": (-22, -18, -11, -10),
+        "burst-2": (-15, -8, -1),
+        "burst-3": (-12, -5, -4, -3, -2),
+        "burst-4": (-5, -4, -3),
+    }
+    return [
+        _in(f"{n}-{d}", n, "30000", at(days=d, hours=4))
+        for n, paid in days.items()
+        for d in (*paid, 2, 5)
+    ]
+
+
 def _holiday(resume: int = 6) -> list[Transaction]:
     """The same ramp, and then a week-long holiday: no inflow at all from the application's
     day until ``resume``, when customers, clients and the new payers pay again."""
@@ -127,11 +143,13 @@ def _holiday(resume: int = 6) -> list[Transaction]:
         ),
         [*_business(), *_suppliers(), *_spends_half(-24), *_weekly_clients()],
         _holiday(),
+        [*_business(), *_suppliers(), *_spends_half(-22), *_bursts()],
     ],
     ids=[
         "the-new-payers-go-on-paying-at-their-pace",
         "weekly-clients-silent-for-days-then-paying-again",
         "a-holiday-stops-every-inflow-the-clock-with-them",
+        "new-clients-paying-in-bursts-then-again",
     ],
 )
 def test_a_silence_that_is_usual_at_the_payers_pace_does_not_alert(
@@ -208,20 +226,20 @@ def _daily(name: str, first: int, last: int, amount: str = "40000") -> list[Tran
 
 
 def test_a_payer_paying_on_many_days_keeps_its_whole_sum() -> None:
-    # Two payers paying every day for four weeks, more days than are kept per payer: the days
-    # dropped are added to the first, so the window still holds all they sent.
-    payers = [*_daily("daily-1", -28, 0), *_daily("daily-2", -27, 0)]
+    # Two payers paying every day for three weeks, more days than are kept per payer, then
+    # silent in the week before the application: the days dropped are added to the first, so
+    # the window still holds all they sent.
+    payers = [*_daily("daily-1", -28, -6), *_daily("daily-2", -27, -6)]
     assert len(payers) > 2 * MAX_DAYS_PER_COUNTERPARTY
-    detector, state = _apply([*_business(), *_suppliers(), *payers, *_sent_on(payers)])
+    detector, state = _apply([*_business(), *_suppliers(), *_spends_half(-28), *payers])
 
     [alert, *_] = detector.on_timer(TIMER, state)
 
     assert isinstance(alert, Finding)
-    growth, share = alert.reasons[:2]
-    # The 42-day window: 55 x 40 000 of 42 x 5 000 + 12 x 15 000 + 2 200 000.
-    assert "42 days" in growth.message
-    assert share.observed == round(2_200_000 / (210_000 + 180_000 + 2_200_000), 3)
-    assert "forwarded" in _codes([alert])[0]
+    share = alert.reasons[1]
+    # The 42-day window: 43 x 40 000 of 42 x 5 000 + 12 x 15 000 + 1 720 000.
+    assert share.observed == round(1_720_000 / (210_000 + 180_000 + 1_720_000), 3)
+    assert "stopped_before" in _codes([alert])[0]
 
 
 def test_a_new_client_paying_every_day_and_going_on_is_no_ramp_alert() -> None:
