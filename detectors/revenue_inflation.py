@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import binascii
 import hashlib
+import math
 import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -75,6 +76,12 @@ class RevenueInflationThresholds:
     quiet_days: int = tunable(
         7, 1, 60, "days after the application in which the new payers paid nothing"
     )
+    #: The verdict comes sooner when the new payers' silence since their last payment is
+    #: already unlikely at their own pace: when the chance that payers paying as often as they
+    #: did (repeat payments a day with inflows) all paid nothing since is 10 to the minus this.
+    min_silence_surprise: float = tunable(
+        2.0, 0.5, 10.0, "surprise (-log10 chance) of the new payers' silence at their own pace"
+    )
     #: A new payer's later inflow of at least this (major units) shows it is still paying.
     min_followup_inflow: float = tunable(
         5_000.0, 0.0, 10000000.0, "later inflow that shows a new payer is still paying"
@@ -132,8 +139,11 @@ MAX_COUNTERPARTIES = 64
 #: to matter if any, else the one that sent least, so that the many one-off payers of a busy
 #: business do not push a ramp's payers out.
 MAX_YOUNG = 16
-#: Days of inflow kept per young counterparty: the latest ones (dropping the earliest can
-#: only lower its share, and keeps what it paid after an application).
+#: Days of inflow kept per young counterparty: the first and the latest ones, the days between
+#: added to the first (dating a sum earlier can only lower a window's share, and a payer that
+#: pays on many days keeps its whole sum; the latest days say what it paid after an
+#: application). A new payee keeps its latest receipts only: they are matched by day with the
+#: inflows they may send on.
 MAX_DAYS_PER_COUNTERPARTY = 8
 #: A counterparty first seen more than ``ramp_days + quiet_days`` plus this many days before
 #: the latest large inflow can no longer be new to an application still to be judged: it is
@@ -151,6 +161,11 @@ MAX_PAYEES = 16
 QUIET = "quiet:"
 #: Key prefix of the timer at a drawdown days after an application: what was sent on since.
 DRAW = "draw:"
+#: Payment days a payer needs before the application for a pace: fewer are a first invoice
+#: and its follow-ups, a burst that says nothing of how often it pays.
+MIN_PACE_DAYS = 4
+#: Key prefix of the timer at the start of the day the new payers' silence becomes unlikely.
+PACE = "pace:"
 #: Day closes of peers' lifts kept per partition: an application reads the latest before it.
 PEER_DAYS = 4
 #: Payees first paid lately (whose receipts, by day, may be the new money sent on).
@@ -166,20 +181,26 @@ SPEND_PEER_WEEKS = 4
 #: Weeks of outflow sums kept (the baseline and the longest window, in whole weeks).
 MAX_WEEKS = 16
 
-# Memory of a borrower: "young" maps a counterparty first seen lately to [first day, first
-# event id, [[day, sum of its large inflows (0.0: only smaller ones, which show it still
-# pays)], ...]]; "old" concatenates the hashes of settled
-# counterparties, least recently seen first; "sw" is the latest day seen; "apps" holds
-# applications waiting for their timer as [epoch, event id]; "watch" holds ramps waiting for
-# their quiet week as [due epoch, application, its day, [[window, growth, baseline days,
-# turnover, short history, baseline a day, peers' lift], ...], [new payers], alerted (0/1),
-# drawdown epoch or None]; "pay" lists recent payees, least recent first; "net" holds
-# [day, sum] of inflows from payees (not turnover), oldest first. Since version 3: "ow" the
-# outflows by week [[week, sum], ...] from week "ow0"; "paid" the hashes of payees paid any
-# sum, least recently paid first; "fresh" maps a payee first paid lately to [first
-# day, [[day, sum], ...]]; "draws" the latest drawdowns' epochs; "sec" the sector.
-# Memory written by versions 1 and 2 lacks some of these: they are created on first use
-# (a watch of version 2 has five entries: neither alerted nor a drawdown).
+# Memory of a borrower: "young" maps a counterparty first seen lately to [first day, first event
+# id, [[day, sum of its large inflows (0.0: only smaller ones, which show it still pays)], ...]];
+# "old" concatenates the hashes of settled counterparties, least recently seen first; "sw" is the
+# latest day seen; "apps" holds applications waiting for their timer as [epoch, event id]; "watch"
+# holds ramps waiting for their quiet week as [due epoch, application, its day, [[window, growth,
+# baseline days, turnover, short history, baseline a day, peers' lift], ...], [new payers],
+# alerted (0/1), drawdown epoch or None, pace timer's epoch or None]; "pay" lists recent payees,
+# least recent first; "net" holds [day, sum] of inflows from payees (not turnover), oldest first.
+# Since version 3: "ow" the outflows by week [[week, sum], ...] from week "ow0"; "paid" the hashes
+# of payees paid any sum, least recently paid first; "fresh" maps a payee first paid lately to
+# [first day, [[day, sum], ...]]; "draws" the latest drawdowns' epochs; "sec" the sector. Memory
+# written by versions 1 and 2 lacks some of these: they are created on first use (a watch of
+# version 2 has five entries: neither alerted nor a drawdown; one of versions 3 and 4 seven: no
+# pace timer). Since version 5 a young counterparty's days beyond the kept number are added to
+# its first day rather than dropped.
+
+
+#: What :meth:`RevenueInflationDetector._gone` finds: the share of the window's turnover the
+#: payers gone carried, the window, and those payers (first day, counterparty, first event, sum).
+Gone = tuple[float, list[Any], list[tuple[int, str, str, float]]]
 
 
 def _empty() -> dict[str, Any]:
@@ -213,8 +234,9 @@ def _find(old: str, key: str) -> int:
     return at
 
 
-def _add_day(days: list[list[Any]], day: int, amount: float, keep: int) -> None:
-    """Add an inflow to daily sums kept in day order; beyond ``keep`` days the earliest goes."""
+def _add_day(days: list[list[Any]], day: int, amount: float, keep: int, fold: bool = False) -> None:
+    """Add an inflow to daily sums kept in day order; beyond ``keep`` days the earliest goes,
+    or with ``fold`` the second earliest is added to it (the sum is kept, dated earlier)."""
     for known in days:
         if known[0] == day:
             known[1] += amount
@@ -223,7 +245,11 @@ def _add_day(days: list[list[Any]], day: int, amount: float, keep: int) -> None:
     if len(days) > 1 and days[-2][0] > day:  # a late arrival
         days.sort(key=lambda known: known[0])
     if len(days) > keep:
-        del days[0]
+        if fold:
+            days[0][1] += days[1][1]
+            del days[1]
+        else:
+            del days[0]
 
 
 def _between(pairs: list[list[Any]], start: int, end: int) -> float:
@@ -243,19 +269,26 @@ class RevenueInflationDetector(Detector):
     it), or the money was not spent at all (a business that sells more buys more). The
     quiet week from the application then reads what a genuine growth cannot fake: its
     clients keep paying. It raises an alert sent at the application (its own alert id,
-    ``inflation:{application}:confirmed``), or alerts, late, a ramp that had no tell.
+    ``inflation:{application}:confirmed``), or alerts, late, a ramp that had no tell. That
+    verdict comes sooner, at the start of a day of the quiet week, when the silence of the new
+    payers gone since the application is already unlikely at the pace each paid before it
+    (``min_silence_surprise``; days without any inflow, a weekend or a holiday, do not count):
+    payers that paid every day or two and stopped at the application tell within days what
+    weekly ones need the week for.
 
     The ramp is measured at an event-time timer at the application, from flows of the days
     before its day; the quiet week is read at a second timer at the start of the day it ends,
     from inflows of its days only: the interleaving of the topics cannot change a verdict.
     Turnover leaves out inflows from accounts the borrower also pays (a trading partner that
     buys and sells, a returned deposit). A history shorter than the baseline is compared with
-    what there is, down to ``min_baseline_days``, and the alert says so.
+    what there is, down to ``min_baseline_days``, and the alert says so; a borrower whose
+    history leaves less than that before the recent window (one new to the platform) is also
+    judged over the later half of its history against the earlier.
     """
 
     name = "revenue_inflation"
     category = FALSIFIED_FLOW
-    version = "4"  # 4: a young borrower's unspent ramp read against its peers (unspent_young)
+    version = "5"  # 5: the quiet verdict at the payers' own pace; a short history's half window
     section = "revenue_inflation"
     thresholds_type = RevenueInflationThresholds
 
@@ -306,6 +339,9 @@ class RevenueInflationDetector(Detector):
         "unspent_young": "outflows rose by {spent:,.0f} a day against inflows' {extra:,.0f} over "
         "the {weeks} weeks before the application, against what its peers spend of theirs (its "
         "history is too short to say what it spent): {share:.0%} of the rise was not spent",
+        "silent_at_pace": "they paid on {paid} days in all before the application and nothing in "
+        "the {silent} days with inflows since each one's last payment: at the pace each paid, a "
+        "chance of {chance:.2%}",
         "peer_lift": "its peers' turnover rose {lift:.2f}× over the same days: the growth above "
         "is beyond theirs",
         "short_history": "a short history: the {days}-day window is compared with the only "
@@ -359,7 +395,9 @@ class RevenueInflationDetector(Detector):
             if day < entry[0]:  # an earlier inflow arrived late: it is the first one
                 entry[0], entry[1] = day, event.event_id
             # A smaller inflow shows the payer still pays; only large ones make up the share.
-            _add_day(entry[2], day, float(amount) if large else 0.0, MAX_DAYS_PER_COUNTERPARTY)
+            _add_day(
+                entry[2], day, float(amount) if large else 0.0, MAX_DAYS_PER_COUNTERPARTY, True
+            )
             return []
         if two_way:
             _add_day(memory.setdefault("net", []), day, float(amount), INFLOW_HISTORY_DAYS)
@@ -620,6 +658,8 @@ class RevenueInflationDetector(Detector):
             timers.append(Timer(watch[0], state.borrower_id, self.name, QUIET + watch[1]))
             if len(watch) > 6 and watch[6] is not None and not watch[5]:
                 timers.append(Timer(watch[6], state.borrower_id, self.name, DRAW + watch[1]))
+            if len(watch) > 7 and watch[7] is not None and not watch[5]:
+                timers.append(Timer(watch[7], state.borrower_id, self.name, PACE + watch[1]))
         return timers
 
     def on_timer(self, timer: Timer, state: BorrowerState) -> Output:
@@ -636,6 +676,8 @@ class RevenueInflationDetector(Detector):
             return self._quiet_week(watch, memory, state)
         if timer.key.startswith(DRAW):
             return self._at_drawdown(timer, memory, state)
+        if timer.key.startswith(PACE):
+            return self._at_pace(timer, memory, state)
         apps: list[list[Any]] = memory["apps"]
         if not any(app[1] == timer.key for app in apps):
             return []
@@ -667,13 +709,15 @@ class RevenueInflationDetector(Detector):
         if tells:
             outputs.append(self._alert(state, at, application, today, window, payers, tells))
         watches: list[list[Any]] = memory.setdefault("watch", [])
-        watch = [due, application, today, windows, payers, int(bool(tells)), None]
+        watch = [due, application, today, windows, payers, int(bool(tells)), None, None]
         watches.append(watch)
         del watches[:-MAX_PENDING]
         outputs.append(Timer(due, state.borrower_id, self.name, QUIET + application))
         second = self._second_look(watch, state)  # the drawdown came first
         if second is not None:
             outputs.append(second)
+        if not tells:
+            outputs += self._arm_pace(watch, memory, state, today)
         return outputs
 
     def _at_drawdown(self, timer: Timer, memory: dict[str, Any], state: BorrowerState) -> Output:
@@ -705,7 +749,7 @@ class RevenueInflationDetector(Detector):
         net: list[list[Any]] = memory.get("net", [])
         peers = self._peer_lift(state, memory, today)
         windows: list[list[Any]] = []
-        for length in sorted({t.recent_days, t.ramp_days}):
+        for length in self._lengths(state, today):
             start = today - length
             recent, recent_days = state.inflows.total(start, today)
             baseline, baseline_days = state.inflows.total(start - t.baseline_days, start)
@@ -726,6 +770,17 @@ class RevenueInflationDetector(Detector):
             rate = baseline / baseline_days
             windows.append([length, growth, baseline_days, recent, short, rate, peers])
         return windows
+
+    def _lengths(self, state: BorrowerState, today: int) -> list[int]:
+        """The windows' lengths: ``recent_days`` and ``ramp_days``; and when the history
+        before the recent window is shorter than ``min_baseline_days`` (a borrower new to the
+        platform), its later half, judged against the earlier."""
+        t = self.thresholds
+        lengths = {t.recent_days, t.ramp_days}
+        history = today - state.inflows.first_day if state.inflows.first_day >= 0 else 0
+        if history - t.recent_days < t.min_baseline_days and history // 2 >= t.min_baseline_days:
+            lengths.add(history // 2)
+        return sorted(lengths)
 
     def _tells(
         self,
@@ -949,11 +1004,21 @@ class RevenueInflationDetector(Detector):
         """A week after: the ramp's new payers paid nothing since the application. It confirms
         an alert sent at the application (a second one, critical), or alerts a ramp that had no
         other tell."""
-        t = self.thresholds
-        due, application, today, windows, payers = watch[:5]
+        due, application, today = watch[:3]
         alerted = len(watch) > 5 and bool(watch[5])
+        best = self._gone(watch, memory, today + self.thresholds.quiet_days)
+        if best is None:
+            return []
+        share, window, stopped = best
+        return [self._finding(state, due, application, window, share, stopped, alerted)]
+
+    def _gone(self, watch: list[Any], memory: dict[str, Any], end: int) -> Gone | None:
+        """The window in which the new payers that paid nothing from the application's day to
+        the day ``end`` carried the largest share, if enough: (share, window, [(first day,
+        counterparty, first event, sum in the window), ...] in order)."""
+        t = self.thresholds
+        _, _, today, windows, payers = watch[:5]
         young: dict[str, list[Any]] = memory["young"]
-        end = today + t.quiet_days
         gone = []  # first day, counterparty, first event, its days: payers that stopped
         for cp in payers:
             entry = young.get(cp)
@@ -963,7 +1028,7 @@ class RevenueInflationDetector(Detector):
             if any(today <= day < end for day, _ in entry[2]):
                 continue
             gone.append((entry[0], cp, entry[1], entry[2]))
-        best: tuple[float, list[Any], list[tuple[int, str, str, float]]] | None = None
+        best: Gone | None = None
         for window in windows:
             length, recent = window[0], window[3]
             start = today - length
@@ -977,11 +1042,97 @@ class RevenueInflationDetector(Detector):
                 continue
             if best is None or share > best[0]:
                 best = (share, window, stopped)
+        if best is not None:
+            best[2].sort()
+        return best
+
+    def _arm_pace(
+        self, watch: list[Any], memory: dict[str, Any], state: BorrowerState, after: int
+    ) -> Output:
+        """Arm the pace timer at the first day from ``after`` on which the silence of the new
+        payers gone by then would be unlikely at their pace, were it to go on (days not yet
+        seen taken as days with inflows), before the quiet week ends; none if no such day."""
+        today = watch[2]
+        watch[7] = None
+        best = self._gone(watch, memory, after)
         if best is None:
             return []
-        share, window, stopped = best
-        stopped.sort()
-        return [self._finding(state, due, application, window, share, stopped, alerted)]
+        young: dict[str, list[Any]] = memory["young"]
+        days = [young[s[1]][2] for s in best[2]]
+        for end in range(after + 1, today + self.thresholds.quiet_days):
+            if (
+                self._surprise(state, days, today, end, after)[0]
+                >= self.thresholds.min_silence_surprise
+            ):
+                watch[7] = float(end * SECONDS_PER_DAY)
+                return [Timer(watch[7], state.borrower_id, self.name, PACE + watch[1])]
+        return []
+
+    def _surprise(
+        self, state: BorrowerState, payers: list[list[list[Any]]], today: int, end: int, seen: int
+    ) -> tuple[float, int, int]:
+        """How unlikely it is that payers paying at their pace before ``today`` all paid nothing
+        from their last payment to the day ``end`` (-log10 of the chance); their days paid and
+        their days of silence. A payer's pace is its repeat payments over the days with inflows
+        to the borrower since its first (weekends, holidays and a quiet account slow it); one
+        that paid on fewer than ``MIN_PACE_DAYS`` days has none. Days from ``seen`` on count
+        as days with inflows."""
+
+        def open_days(lo: int, hi: int) -> int:
+            return sum(1 for d in range(lo, hi) if d >= seen or state.inflows.total(d, d + 1)[0])
+
+        surprise, paid_days, silent_days = 0.0, 0, 0
+        for days in payers:
+            paid = [day for day, _ in days if day < today]
+            paid_days += len(paid)
+            if len(paid) < MIN_PACE_DAYS:
+                continue
+            pace = (len(paid) - 1) / (open_days(paid[0] + 1, today) + 1)
+            silent = open_days(paid[-1] + 1, end)
+            silent_days += silent
+            surprise -= silent * math.log10(1.0 - pace)
+        return surprise, paid_days, silent_days
+
+    def _at_pace(self, timer: Timer, memory: dict[str, Any], state: BorrowerState) -> Output:
+        """At the start of a day within the quiet week: alert a ramp with no tell when its new
+        payers gone since the application are already unlikely to be silent at their pace;
+        else look again when they would be."""
+        application = timer.key[len(PACE) :]
+        watch = next((w for w in memory.get("watch", ()) if w[1] == application), None)
+        if watch is None or len(watch) < 8 or watch[5] or watch[7] != timer.due:
+            return []
+        today, end = watch[2], day_of(timer.due)
+        best = self._gone(watch, memory, end)
+        if best is not None:
+            share, window, stopped = best
+            young: dict[str, list[Any]] = memory["young"]
+            days = [young[s[1]][2] for s in stopped]
+            surprise, paid, silent = self._surprise(state, days, today, end, end)
+            if surprise >= self.thresholds.min_silence_surprise:
+                watch[5], watch[7] = 1, None
+                pace = self.reason(
+                    "silent_at_pace",
+                    observed=round(surprise, 3),
+                    threshold=self.thresholds.min_silence_surprise,
+                    paid=paid,
+                    silent=silent,
+                    chance=10.0**-surprise,
+                )
+                days_from = end - today
+                return [
+                    self._finding(
+                        state,
+                        timer.due,
+                        application,
+                        window,
+                        share,
+                        stopped,
+                        False,
+                        days_from,
+                        pace,
+                    )
+                ]
+        return self._arm_pace(watch, memory, state, end)
 
     def _finding(
         self,
@@ -992,8 +1143,11 @@ class RevenueInflationDetector(Detector):
         share: float,
         stopped: list[tuple[int, str, str, float]],
         alerted: bool,
+        days: int | None = None,
+        pace: Reason | None = None,
     ) -> Finding:
-        """The quiet week's verdict: the confirmation of an alert, or an alert of its own."""
+        """The quiet week's verdict (or, ``days`` after the application, the pace's): the
+        confirmation of an alert, or an alert of its own."""
         t = self.thresholds
         length, growth, baseline_days, _, short = window[:5]
         reasons = [
@@ -1004,10 +1158,12 @@ class RevenueInflationDetector(Detector):
                 threshold=t.min_new_share,
                 share=share,
                 ramp_days=t.ramp_days,
-                quiet_days=t.quiet_days,
+                quiet_days=t.quiet_days if days is None else days,
             ),
             self._parties_reason(stopped, ", then stopped"),
         ]
+        if pace is not None:
+            reasons.append(pace)
         if short:
             reasons.append(self._short_reason(length, baseline_days))
         score = self._score(growth, share, len(stopped))

@@ -95,20 +95,38 @@ def _apply(
     return detector, state
 
 
+def _fire(
+    detector: RevenueInflationDetector,
+    state: BorrowerState,
+    timers: list[Timer],
+    events: list[Transaction] = (),  # type: ignore[assignment]
+) -> list[Finding]:
+    """Fire ``timers`` and the timers they arm in due order, each once the ``events`` before
+    it are fed (as a live worker does); then the rest of the events."""
+    findings: list[Finding] = []
+    pending = sorted(timers, key=lambda t: (t.due, t.key))
+    rest = list(events)
+    while pending:
+        timer = pending.pop(0)
+        _feed(detector, state, [e for e in rest if e.ts.timestamp() < timer.due])
+        rest = [e for e in rest if e.ts.timestamp() >= timer.due]
+        for out in detector.on_timer(timer, state):
+            if isinstance(out, Timer):
+                assert out.key in (f"quiet:{timer.key}", f"pace:{timer.key.split(':')[-1]}")
+                pending = sorted([*pending, out], key=lambda t: (t.due, t.key))
+            else:
+                findings.append(out)
+    _feed(detector, state, rest)
+    assert all(isinstance(f, Finding) for f in findings)
+    return findings
+
+
 def _judge(
     events: list[Transaction], thresholds: RevenueInflationThresholds | None = None
 ) -> list[Finding]:
-    """Both timers: the ramp at the application, then the quiet week."""
+    """Every timer in turn: the ramp at the application, the pace's, then the quiet week."""
     detector, state = _apply(events, thresholds)
-    findings: list[Finding] = []
-    for out in detector.on_timer(TIMER, state):
-        if isinstance(out, Timer):
-            assert out.key == "quiet:app-1"
-            findings += detector.on_timer(out, state)  # type: ignore[arg-type]
-        else:
-            findings.append(out)
-    assert all(isinstance(f, Finding) for f in findings)
-    return findings
+    return _fire(detector, state, [TIMER])
 
 
 def _in_time_order(events: list[Transaction]) -> list[Finding]:
@@ -118,12 +136,7 @@ def _in_time_order(events: list[Transaction]) -> list[Finding]:
     ordered = _by_time(events)
     _feed(detector, state, [e for e in ordered if e.ts < APPLICATION.ts])
     assert detector.on_login(APPLICATION, state, ()) == [TIMER]
-    _feed(detector, state, [e for e in ordered if APPLICATION.ts <= e.ts < QUIET_END])
-    outputs = detector.on_timer(TIMER, state)
-    assert outputs in ([], [QUIET_TIMER])
-    findings = detector.on_timer(QUIET_TIMER, state) if outputs else []
-    _feed(detector, state, [e for e in ordered if e.ts >= QUIET_END])
-    return findings  # type: ignore[return-value]
+    return _fire(detector, state, [TIMER], [e for e in ordered if e.ts >= APPLICATION.ts])
 
 
 def _codes(findings: list[Finding]) -> list[list[str]]:
@@ -362,7 +375,7 @@ def _own_account_transfers() -> list[Transaction]:
         [*_business(), *_genuine_growth()],
         _seasonal_recovery(),
         [*_business(), *_clients_from_before_the_window()],
-        [*_business(first_day=-32), *_shells()],
+        [*_business(first_day=-12), *_shells(days=(-6, -4, -2))],
         [*_business(), *_own_account_transfers()],
     ],
     ids=[
@@ -385,8 +398,9 @@ def test_the_genuine_growth_is_a_ramp_until_its_clients_pay_again() -> None:
     # The trap above is quiet for the right reason: at the application it looks like a ramp.
     detector, state = _apply([*_business(last_day=0), *_genuine_growth(last_day=0)])
 
-    assert detector.on_timer(TIMER, state) == [QUIET_TIMER]
-    assert len(detector.on_timer(QUIET_TIMER, state)) == 1
+    outputs = detector.on_timer(TIMER, state)
+    assert QUIET_TIMER in outputs and not any(isinstance(o, Finding) for o in outputs)
+    assert len(_fire(detector, state, outputs)) == 1  # type: ignore[arg-type]
 
 
 CODES = ["inflow_growth", "new_counterparty_share", "new_counterparties"]
@@ -423,7 +437,7 @@ CODES = ["inflow_growth", "new_counterparty_share", "new_counterparties"]
         ([*_business(), *_shells()], RevenueInflationThresholds(min_growth=4.0), []),
         ([*_business(), *_shells()], RevenueInflationThresholds(min_new_share=0.7), []),
         ([*_business(), *_shells()], RevenueInflationThresholds(large_inflow=50_000), []),
-        ([*_business(-40), *_shells()], RevenueInflationThresholds(min_baseline_days=13), []),
+        ([*_business(-40), *_shells()], RevenueInflationThresholds(min_baseline_days=21), []),
         (
             [*_business(), *_shells(), *_trading_partner(outflow="4000")],
             RevenueInflationThresholds(),
@@ -973,7 +987,8 @@ def test_a_snapshot_of_the_previous_form_has_no_peers_spending_and_no_young_tell
     detector.restore(0, orjson.dumps([[day, {"": [1.0, 8], "retail": [1.0, 8]}]]))
     assert detector.on_login(APPLICATION, state, ()) == [TIMER]
 
-    assert detector.on_timer(TIMER, state) == [QUIET_TIMER]  # a ramp, watched, no tell
+    outputs = detector.on_timer(TIMER, state)  # a ramp, watched, no tell
+    assert QUIET_TIMER in outputs and not any(isinstance(o, Finding) for o in outputs)
 
 
 def _late_heavy_ramp() -> list[Transaction]:
@@ -1013,5 +1028,8 @@ def test_the_money_gone_on_is_read_over_the_settled_inflows_only_when_they_weigh
     ]
     findings = _judge([*_business(), *_suppliers(), *events, *heavier])
 
-    assert [f.episode for f in findings] == ["inflation:app-1"]
-    assert findings[0].ts == QUIET_END
+    # The payers' silence alerts it after the application, at their pace, and the quiet week
+    # confirms it.
+    assert [f.episode for f in findings] == ["inflation:app-1", "inflation:app-1:confirmed"]
+    assert APPLICATION.ts < findings[0].ts < QUIET_END
+    assert "forwarded" not in _codes(findings)[0] and "silent_at_pace" in _codes(findings)[0]
