@@ -12,8 +12,10 @@ over the whole history (a ring or a round trip spans borrowers of both shares, a
 would change what the detectors see), and only the labels and alerts of the fit share choose
 the values. The held-out share says what the fitted values do on cases the search never saw.
 
-A move is kept only when it is strictly better on the fit share, so a tunable the labels say
-nothing about stays at its default.
+A move is kept only when it is better on the fit share by more than noise (a case found or an
+installment warned more, or false alert-days cut beyond their count's own noise:
+:meth:`Figures.beyond_noise`), so a tunable the labels say nothing about, or say only one
+alert-day about, stays at its default.
 """
 
 from __future__ import annotations
@@ -329,7 +331,9 @@ class _Search:
             return
         # max keeps the first of equals: the grid lists the smaller moves first.
         values, alerts, figures = max(scored, key=lambda item: self.score_of(item[2]))
-        if self.score_of(figures) > self.score_of(self.best):
+        if self.score_of(figures) > self.score_of(self.best) and figures["fit"].beyond_noise(
+            self.best["fit"]
+        ):
             self.moves.append({"key": key, "from": self.values[key], "to": values[key]})
             self.values, self.best = values, figures
             self.alerts[section] = alerts

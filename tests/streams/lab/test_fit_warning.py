@@ -91,3 +91,39 @@ def test_a_candidate_that_keeps_warning_on_both_shares_is_taken() -> None:
     search.take(tasks, [[_marker("z-better")]])
     assert search.values["delinquency.max_inflow_ratio"] == 0.5
     assert search.best == better
+
+
+def _fraud(detected: int, true_days: int, alert_days: int) -> Figures:
+    return Figures(
+        cases=15,
+        detected=detected,
+        alert_days=alert_days,
+        true_alert_days=true_days,
+        benign_borrowers=250,
+    )
+
+
+def test_a_move_for_one_false_alert_day_is_noise_and_not_taken() -> None:
+    """Fit on seed 7: recent_days 28 → 56 for precision 0.970 → 1.000 (one alert-day) lost a
+    case on seed 8."""
+    before = _fraud(detected=14, true_days=32, alert_days=33)
+    assert _fraud(14, 32, 32).rank(0.9) > before.rank(0.9), "the ranking alone would take it"
+    assert not _fraud(14, 32, 32).beyond_noise(before)
+
+
+def test_a_case_found_or_false_days_cut_beyond_their_noise_is_taken() -> None:
+    before = _fraud(detected=14, true_days=32, alert_days=41)  # 9 false alert-days
+    assert _fraud(15, 33, 42).beyond_noise(before), "one case more is what a fit is for"
+    assert not _fraud(14, 32, 39).beyond_noise(before), "2 fewer of 9: within sqrt(9) = 3"
+    assert _fraud(14, 32, 38).beyond_noise(before)
+    assert _delinquency(4, 20, 25).beyond_noise(_delinquency(3, 20, 25)), "warned one more"
+
+
+def test_the_search_keeps_the_defaults_on_a_gain_within_noise() -> None:
+    start = {"fit": _delinquency(3, 20, 25), "held_out": _delinquency(3, 8, 10)}
+    slight = {"fit": _delinquency(3, 20, 24), "held_out": _delinquency(3, 8, 10)}
+    search = _search({"start": start, "z-slight": slight})
+    tasks: list[Task] = [("delinquency", {"delinquency.max_inflow_ratio": 0.5})]
+    search.take(tasks, [[_marker("z-slight")]])
+    assert search.values["delinquency.max_inflow_ratio"] == 0.65
+    assert search.moves == []
