@@ -64,11 +64,16 @@ def _marker(alert_id: str) -> Alert:
     return cast(Alert, _Marker(alert_id))
 
 
-def _search(planned: dict[str, dict[str, Figures]]) -> _Search:
+def _tried(start: dict[str, Figures], candidate: dict[str, Figures]) -> _Search:
+    """A search from ``start`` after trying one candidate (max_inflow_ratio 0.65 → 0.5)
+    whose figures are ``candidate``."""
+    planned = {"start": start, "z-candidate": candidate}
     scoring = _Planned(labels=[], shares={}, period_days=90, planned=planned)
     search = _Search(DELINQUENCY_RISK, 0.6, ["delinquency.max_inflow_ratio"], {}, scoring)
     search.values = {"delinquency.max_inflow_ratio": 0.65}
     search.begin({"delinquency": []})
+    tasks: list[Task] = [("delinquency", {"delinquency.max_inflow_ratio": 0.5})]
+    search.take(tasks, [[_marker("z-candidate")]])
     return search
 
 
@@ -76,9 +81,7 @@ def test_a_candidate_that_loses_warning_on_the_held_out_share_is_not_taken() -> 
     start = {"fit": _delinquency(3, 20, 25), "held_out": _delinquency(3, 8, 10)}
     # Better on the fit share (one more warned), one fewer warned on the held-out share.
     overfit = {"fit": _delinquency(4, 21, 25), "held_out": _delinquency(2, 8, 9)}
-    search = _search({"start": start, "z-overfit": overfit})
-    tasks: list[Task] = [("delinquency", {"delinquency.max_inflow_ratio": 0.5})]
-    search.take(tasks, [[_marker("z-overfit")]])
+    search = _tried(start, overfit)
     assert search.values["delinquency.max_inflow_ratio"] == 0.65
     assert search.moves == [] and search.best is search.start
 
@@ -86,9 +89,7 @@ def test_a_candidate_that_loses_warning_on_the_held_out_share_is_not_taken() -> 
 def test_a_candidate_that_keeps_warning_on_both_shares_is_taken() -> None:
     start = {"fit": _delinquency(3, 20, 25), "held_out": _delinquency(3, 8, 10)}
     better = {"fit": _delinquency(4, 21, 25), "held_out": _delinquency(3, 8, 10)}
-    search = _search({"start": start, "z-better": better})
-    tasks: list[Task] = [("delinquency", {"delinquency.max_inflow_ratio": 0.5})]
-    search.take(tasks, [[_marker("z-better")]])
+    search = _tried(start, better)
     assert search.values["delinquency.max_inflow_ratio"] == 0.5
     assert search.best == better
 
@@ -122,8 +123,6 @@ def test_a_case_found_or_false_days_cut_beyond_their_noise_is_taken() -> None:
 def test_the_search_keeps_the_defaults_on_a_gain_within_noise() -> None:
     start = {"fit": _delinquency(3, 20, 25), "held_out": _delinquency(3, 8, 10)}
     slight = {"fit": _delinquency(3, 20, 24), "held_out": _delinquency(3, 8, 10)}
-    search = _search({"start": start, "z-slight": slight})
-    tasks: list[Task] = [("delinquency", {"delinquency.max_inflow_ratio": 0.5})]
-    search.take(tasks, [[_marker("z-slight")]])
+    search = _tried(start, slight)
     assert search.values["delinquency.max_inflow_ratio"] == 0.65
     assert search.moves == []
