@@ -93,13 +93,13 @@ class StreamAligner:
                 waited_for = [
                     at
                     for other in self.topics
-                    if other != topic and not streams.get(other)
-                    for at in [delivered_at(TP(other, partition))]
-                    if at is not None
+                    if other != topic
+                    and not streams.get(other)
+                    and (at := delivered_at(TP(other, partition))) is not None
                 ]
-                if waited_for and self._count <= self.max_held:
-                    if now - max(head.since, *waited_for) < self.max_hold:
-                        break
+                still_coming = waited_for and now - max(head.since, *waited_for) < self.max_hold
+                if still_coming and self._count <= self.max_held:
+                    break
                 streams[topic].popleft()
                 self._count -= 1
                 released.append((head.item, head.message))
