@@ -262,7 +262,7 @@ class MachineFlowDetector(Detector):
 
     name = "machine_flow"
     category = FALSIFIED_FLOW
-    version = "4"
+    version = "5"
     section = "machine_flow"
     thresholds_type = MachineFlowThresholds
 
@@ -444,7 +444,11 @@ class MachineFlowDetector(Detector):
                 # pay on the clock would pass for a tick's payer.
                 live = _tick(memory, now, g, payer)
         latest = (now - times[-1]) // CLOCK_BUCKET if times else -1
-        if hit >= 0 and hit != latest:
+        # Only a gap of one period reinforces it: a gap of two or three is as much evidence of
+        # a period two or three times as long, and counting it for the shorter one would let
+        # a fraction of a script's period (found by chance in a busy shop) feed on the
+        # script's own ticks and hold the true period off for good.
+        if hit >= 0 and periods == 1 and hit != latest:
             if hit in keys:
                 values[keys.index(hit)] += g
             memory["tc"] = _merged(keys, values, top)

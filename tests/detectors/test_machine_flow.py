@@ -609,6 +609,32 @@ def test_a_script_mostly_under_the_minimum_keeps_its_clock_across_skipped_ticks(
     assert len(_run(flow, absolute)) <= 1  # skipped ones are off the clock, a week at most
 
 
+def test_a_fraction_of_the_period_found_first_gives_way_to_the_scripts_own() -> None:
+    # A shop's first inflows come 26.5 minutes apart by chance (ten in a row), so half the
+    # script's 53-minute period is the clock the detector learns first. Every tick of the
+    # script is then two of those periods: counted for the half period, it kept the half as
+    # the clock while the script's own gaps grew the true one no faster, and whom each tick
+    # came from was never read (a simulated shop's script went unseen for two weeks).
+    rng = random.Random(7)
+    half = [(-6 * HOUR + i * 26.5 * 60, round(rng.uniform(300, 900), 2), _customer(rng))
+            for i in range(10)]  # fmt: skip
+    detector = MachineFlowDetector(MachineFlowThresholds())
+    state = BorrowerState(borrower_id="b-1")
+    _feed(detector, state, _events(half))
+    assert state.slots["machine_flow"]["tb"] * 30 < 30 * 60  # the half period, to begin with
+
+    script = _events(sorted(_script_rotating(days=14)))
+    first = next(i for i, event in enumerate(script) if _feed(detector, state, [event]))
+
+    # As soon as enough inflows are seen (min_samples 40, the ten above among them): the
+    # 53-minute clock took over at the script's first ticks (it took 73 inflows before).
+    assert first <= 40
+    findings = _feed(detector, state, script[first + 1 :])
+    assert findings
+    assert {tuple(c) for c in _codes(findings)} == {("regular_intervals", "rotating_payers")}
+    assert re.search(r"on the 5[23]\.\d min clock", findings[0].reasons[1].message)
+
+
 def test_a_script_with_one_account_does_not_rotate() -> None:
     one_account = [(t, a, "related-co") for t, a, _ in _script_rotating()]
 
