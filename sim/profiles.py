@@ -229,6 +229,44 @@ PROFILES: Mapping[str, Profile] = MappingProxyType(
                 shared_device_share=0.06,
                 login_hours=NIGHT_OWLS,
             ),
+            Profile(
+                name="mixed",
+                description="the others' stresses at once, in other measures: no sector field, "
+                "restaurants down 60 % for 20 days and retail 50 % for 12 later, sizes spread "
+                "wide; a fifth late, 5 % of debits bounced and paid again up to 3 days later, "
+                "dips; night owls; replays from home addresses after a few failures, phished "
+                "logins, takeovers within the hour",
+                sector_mix=(
+                    ("ecommerce", 0.25),
+                    ("restaurant", 0.3),
+                    ("retail", 0.25),
+                    ("manufacturing", 0.1),
+                    ("logistics", 0.1),
+                ),
+                size_median=0.9,
+                size_sigma=0.5,
+                report_sector=False,
+                shocks=(
+                    SectorShock("restaurant", first_day=30, days=20, inflow=0.4, outflow=0.55),
+                    SectorShock("retail", first_day=55, days=12, inflow=0.5, outflow=0.6),
+                ),
+                late_payer_share=0.2,
+                late_days=(1, 2, 3),
+                reversal_rate=0.05,
+                reversal_repay_hours=(1, 72),
+                dip_share=0.06,
+                dip_floor=(0.3, 0.55),
+                case_rates=(("account_takeover_phished", 1.0),),
+                replay_network="broadband",
+                replay_failures=(2, 6),
+                replay_hours=(3, 22),
+                takeover_minutes=(20, 60),
+                new_phone_share=0.08,
+                new_phone_drawdown=0.25,
+                trip_share=0.08,
+                shared_device_share=0.05,
+                login_hours=NIGHT_OWLS,
+            ),
         )
     }
 )
