@@ -35,6 +35,7 @@ from benchmarks.common import (
     read_result,
     suffixed_topics,
 )
+from benchmarks.forwarder import measure_forwarding, start_forwarder
 from benchmarks.report import Results, render
 from benchmarks.startup import Startup, measure_startup
 from benchmarks.worker import (
@@ -395,7 +396,38 @@ class Bench:
         finally:
             self.children.stop(worker.process, timeout=60.0)
             self.forget_redis(app_id)
-        self.results.latency = asdict(measured)
+        self.results.latency = {**asdict(measured), "load": os.getloadavg()[0]}
+        self.results.forwarder = await self.forwarding(dataset, rate)
+
+    async def forwarding(self, dataset: Dataset, rate: float) -> dict[str, Any]:
+        """The bare forwarder over the latency run's records at its rate, on topics of its own:
+        the part of the worker's latency that any consumer→producer hop on this broker takes."""
+        topics = await self.topics("forward")
+        output = f"bench.forwarded.{self.run_id}"
+        await create_topics(self.bootstrap, [output], self.partitions)
+        _say(f"latency floor: a bare aiokafka forwarder at {rate:,.0f} events/s")
+        process, log = start_forwarder(
+            self.children,
+            "forwarder",
+            bootstrap=self.bootstrap,
+            topics=topics,
+            partitions=self.partitions,
+            output=output,
+            fetch_wait_ms=self.args.fetch_wait_ms,
+        )
+        try:
+            measured = await measure_forwarding(
+                process,
+                log,
+                encode_dataset(dataset, topics),
+                bootstrap=self.bootstrap,
+                output=output,
+                partitions=self.partitions,
+                rate=rate,
+            )
+        finally:
+            self.children.stop(process)
+        return measured.figures()
 
     def redis_keys(self, prefix: str) -> list[bytes]:
         client = redis.Redis.from_url(self.redis_url)

@@ -17,6 +17,10 @@ class Targets:
     worker_events_per_second: float = 8_000.0
     two_workers_speedup: float = 1.8
     p99_ms: float = 250.0
+    #: Issue 15: the worker's p99 at most this many times the bare forwarder's at the same rate,
+    worker_vs_forwarder_p99: float = 2.0
+    #: and at most ``p99_ms`` wherever the forwarder's own p99 is at most this.
+    forwarder_p99_ms: float = 125.0
     state_bytes: float = 2_048.0
     replay_events_per_second: float = 50_000.0
     first_batch_seconds: float = 10.0
@@ -35,6 +39,8 @@ class Results:
     #: name -> {"events", "seconds", "peak_rss", ...} of (a), (a'), (b), (c), (b2)
     runs: dict[str, dict[str, Any]] = field(default_factory=dict)
     latency: dict[str, Any] | None = None
+    #: The bare forwarder at the latency run's rate: {"n", "p50", "p99", "max", ...}
+    forwarder: dict[str, Any] | None = None
     #: (s): {"fresh", "replacement"} seconds from a worker's start to its first batch
     startup: dict[str, float] | None = None
     memory: dict[str, Any] | None = None
@@ -112,6 +118,8 @@ def render(results: Results, targets: Targets | None = None) -> str:
         lines += _startup(results.startup, t)
     if results.latency is not None:
         lines += _latency(results.latency, results.rate("b"), t)
+        if results.forwarder is not None:
+            lines += _forwarder(results.forwarder, results.latency, t)
     if results.memory is not None:
         lines += _memory(results.memory, t)
     return "\n".join(lines) + "\n"
@@ -303,6 +311,43 @@ def _latency(latency: dict[str, Any], b: float | None, t: Targets) -> list[str]:
     if latency.get("unmatched"):
         lines.append(f"  {latency['unmatched']} alerts on warm-up events only, not timed")
     return lines
+
+
+def _forwarder(forwarder: dict[str, Any], latency: dict[str, Any], t: Targets) -> list[str]:
+    """The bare forwarder's latency at (b)'s paced rate, and (b)'s p99 against it: the
+    broker's share of the event→alert latency and the worker's, as separate figures."""
+    from benchmarks.worker import Latency
+
+    worker_p99 = Latency.percentile(latency["event_alerts"], 0.99)
+    ratio = _ratio(worker_p99, forwarder["p99"])
+    bound = t.worker_vs_forwarder_p99
+    loads = f"load {_fixed(latency.get('load'), '.1f')} after (b)'s run, "
+    loads += f"{_fixed(forwarder.get('load'), '.1f')} after this one"
+    lines = [
+        f"  bare aiokafka forwarder   n={forwarder['n']:<5,} p50 {_ms(forwarder['p50'])}"
+        f"   p99 {_ms(forwarder['p99'])}   max {_ms(forwarder['max'])}"
+        f"   (every record: the same records at the same rate, on topics of its own; achieved "
+        f"{_int(forwarder['achieved_rate'])}, peak RSS {_mib(forwarder['peak_rss'])})",
+        f"  (b)'s p99 / forwarder's   {_fixed(ratio)}   ≤ {bound:.0f} "
+        f"{_mark(ratio, bound, at_most=True)};   {_floor_target(worker_p99, forwarder['p99'], t)}"
+        f"   ({loads})",
+    ]
+    if forwarder.get("missing"):
+        lines.append(f"  {forwarder['missing']:,} forwarded records never arrived, not timed")
+    return lines
+
+
+def _floor_target(worker_p99: float | None, forwarder_p99: float | None, t: Targets) -> str:
+    """Issue 15's absolute bound: (b)'s p99 ≤ 250 ms, where the forwarder's is ≤ 125 ms."""
+    if worker_p99 is None or forwarder_p99 is None:
+        return f"(b) p99 ≤ {t.p99_ms:.0f} ms where the forwarder's ≤ {t.forwarder_p99_ms:.0f} ms –"
+    if forwarder_p99 * 1000 > t.forwarder_p99_ms:
+        return (
+            f"forwarder p99 > {t.forwarder_p99_ms:.0f} ms: "
+            f"the {t.p99_ms:.0f} ms bound does not apply"
+        )
+    met = _mark(worker_p99 * 1000, t.p99_ms, at_most=True)
+    return f"forwarder p99 ≤ {t.forwarder_p99_ms:.0f} ms, so (b) p99 ≤ {t.p99_ms:.0f} ms {met}"
 
 
 def _memory(memory: dict[str, Any], t: Targets) -> list[str]:

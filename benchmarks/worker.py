@@ -36,6 +36,7 @@ __all__ = [
     "Throughput",
     "WorkerProcess",
     "alert_ids",
+    "broker_env",
     "end_offsets",
     "measure_latency",
     "measure_throughput",
@@ -98,6 +99,27 @@ class WorkerProcess:
         return peak_rss(self.process.pid)
 
 
+def broker_env(
+    *, bootstrap: str, topics: TopicNames, partitions: int, fetch_wait_ms: int | None
+) -> dict[str, str]:
+    """The worker's broker, topics and consumer fetch wait as its environment variables.
+
+    The bare forwarder (:mod:`benchmarks.forwarder`) is started with the same ones, so the two
+    read their input with the same consumer settings.
+    """
+    env = {
+        "KAFKA_BOOTSTRAP": bootstrap,
+        "LW_PARTITIONS": str(partitions),
+        **{
+            f"LW_TOPIC_{name.upper()}": getattr(topics, name)
+            for name in TopicNames.__dataclass_fields__
+        },
+    }
+    if fetch_wait_ms is not None:
+        env["LW_FETCH_MAX_WAIT_MS"] = str(fetch_wait_ms)
+    return env
+
+
 def start_worker(
     children: Children,
     name: str,
@@ -118,22 +140,17 @@ def start_worker(
     """
     web_port = free_port()
     env = {
-        "KAFKA_BOOTSTRAP": bootstrap,
+        **broker_env(
+            bootstrap=bootstrap, topics=topics, partitions=partitions, fetch_wait_ms=fetch_wait_ms
+        ),
         "REDIS_URL": redis_url,
         "LW_APP_ID": app_id,
         "LW_REDIS_PREFIX": app_id,
-        "LW_PARTITIONS": str(partitions),
         "LW_WEB_PORT": str(web_port),
         "LW_SESSION_TIMEOUT_SECONDS": str(SESSION_TIMEOUT_SECONDS),
-        **{
-            f"LW_TOPIC_{name.upper()}": getattr(topics, name)
-            for name in TopicNames.__dataclass_fields__
-        },
         **(extra_env or {}),
     }
     command = ["-m", "streams.ops.cli", "worker", "--log-level", "warning"]
-    if fetch_wait_ms is not None:
-        env["LW_FETCH_MAX_WAIT_MS"] = str(fetch_wait_ms)
     if profile is not None:
         command = ["-m", "benchmarks.profiled", str(profile), *command[1:]]
     process, log = children.spawn(name, [PYTHON, *command], env)
