@@ -351,7 +351,7 @@ class MachineFlowDetector(Detector):
         log = math.log10(amount)
         before: float | None = memory.get("tl")
         typical = log if before is None else before + (log - before) / max(2, t.window)
-        memory["tl"] = typical
+        memory["tl"] = _short(typical)
         if t.min_share_of_typical <= 0.0:
             return t.min_amount  # 0: the absolute floor alone
         return min(t.min_amount, t.min_share_of_typical * math.pow(10.0, typical))
@@ -364,18 +364,19 @@ class MachineFlowDetector(Detector):
         g: float = memory["g"]
         if memory["n"] < MAX_COUNT:
             memory["n"] += 1
-        memory["w"] += g
+        memory["w"] = _short(memory["w"] + g)
         is_round = unit > 0 and amount % unit == 0.0
         if is_round:
-            memory["r"] += g
+            memory["r"] = _short(memory["r"] + g)
         else:
             log = math.log10(amount)
             digit = int(amount / 10.0 ** math.floor(log))
-            memory["d"][(1 if digit < 1 else 9 if digit > 9 else digit) - 1] += g
-            memory["b"] += g
-            memory["b2"] += g * g
-            memory["l1"] += g * log
-            memory["l2"] += g * log * log
+            counts, first = memory["d"], (1 if digit < 1 else 9 if digit > 9 else digit) - 1
+            counts[first] = _short(counts[first] + g)
+            memory["b"] = _short(memory["b"] + g)
+            memory["b2"] = _short(memory["b2"] + g * g)
+            memory["l1"] = _short(memory["l1"] + g * log)
+            memory["l2"] = _short(memory["l2"] + g * log * log)
         last = memory["t"]
         if last is None:
             memory["t"] = epoch
@@ -385,23 +386,23 @@ class MachineFlowDetector(Detector):
                 memory["t"] = epoch
             else:
                 gap = 0.0  # out of order or at the same instant
-            memory["iw"] += g
-            memory["i1"] += g * gap
-            memory["i2"] += g * gap * gap
+            memory["iw"] = _short(memory["iw"] + g)
+            memory["i1"] = _short(memory["i1"] + g * gap)
+            memory["i2"] = _short(memory["i2"] + g * gap * gap)
         on_clock = self._clock(memory, int(epoch), g, payer)
         evidence: list[str] = memory["ev"]
         evidence.append(event_id)
         if len(evidence) > EVIDENCE_KEPT:
             del evidence[0]
-        g *= self._growth
+        g = _short(g * self._growth)
         if g > RESCALE_AT:
             for key in ("w", "r", "b", "l1", "l2", "iw", "i1", "i2", "ch", "bt", "pc"):
                 memory[key] = _forget(memory[key] / g)
             memory["b2"] = _forget(memory["b2"] / (g * g))
             memory["d"] = [_forget(count / g) for count in memory["d"]]
-            memory["hv"] = [count / g for count in memory["hv"]]
+            memory["hv"] = [_short(count / g) for count in memory["hv"]]
             memory["pm"] = [_forget(count / g) for count in memory["pm"]]
-            memory["tc"] /= g
+            memory["tc"] = _short(memory["tc"] / g)
             g = 1.0
         memory["g"] = g
         return is_round, on_clock
@@ -450,11 +451,13 @@ class MachineFlowDetector(Detector):
         # script's own ticks and hold the true period off for good.
         if hit >= 0 and periods == 1 and hit != latest:
             if hit in keys:
-                values[keys.index(hit)] += g
+                at = keys.index(hit)
+                values[at] = _short(values[at] + g)
             memory["tc"] = _merged(keys, values, top)
         if CLOCK_MIN <= latest * CLOCK_BUCKET <= CLOCK_MAX:
             if latest in keys:
-                values[keys.index(latest)] += g
+                at = keys.index(latest)
+                values[at] = _short(values[at] + g)
             else:
                 if len(keys) >= CLOCK_BUCKETS:
                     weakest = values.index(min(values))
@@ -467,7 +470,7 @@ class MachineFlowDetector(Detector):
                 top = memory["tb"] = _period_bucket(keys, values)
                 memory["tc"] = _merged(keys, values, top)
         if hit >= 0:
-            memory["ch"] += g
+            memory["ch"] = _short(memory["ch"] + g)
         times.append(now)
         if len(times) > CLOCK_DEPTH:
             del times[0]
@@ -632,15 +635,15 @@ def _tick(memory: dict[str, Any], now: int, g: float, payer: str) -> bool:
     if previous is not None:
         live = now - previous <= CLOCK_MAX
         if now - previous < CLOCK_MIN:
-            memory["bt"] += g
+            memory["bt"] = _short(memory["bt"] + g)
     if len(recent) == PAYER_LAGS:
         matches: list[float] = memory["pm"]
         lag = PAYER_LAGS
         for who in recent:  # the earliest first: lag PAYER_LAGS down to 1
             if who == payer:
-                matches[lag - 1] += g
+                matches[lag - 1] = _short(matches[lag - 1] + g)
             lag -= 1
-        memory["pc"] += g
+        memory["pc"] = _short(memory["pc"] + g)
         if memory["pn"] < MAX_COUNT:
             memory["pn"] += 1
         del recent[0]
@@ -670,7 +673,7 @@ def _merged(keys: list[int], values: list[float], bucket: int) -> float:
         return 0.0
     below = values[keys.index(bucket - 1)] if bucket - 1 in keys else 0.0
     above = values[keys.index(bucket + 1)] if bucket + 1 in keys else 0.0
-    return values[keys.index(bucket)] + max(below, above)
+    return _short(values[keys.index(bucket)] + max(below, above))
 
 
 def _period_bucket(keys: list[int], values: list[float]) -> int:
@@ -690,7 +693,21 @@ def _period_bucket(keys: list[int], values: list[float]) -> int:
 
 def _forget(value: float) -> float:
     """A sum decayed below a trillionth of one inflow's weight is nothing (and is short)."""
-    return 0.0 if abs(value) < 1e-12 else value
+    return 0.0 if abs(value) < 1e-12 else _short(value)
+
+
+def _short(value: float) -> float:
+    """``value`` to 7 significant digits, kept so in the statistics themselves.
+
+    Every statistic is a ratio of decayed sums, which 7 digits hold to a millionth; 17 digits
+    cost the changelog 30 numbers of up to 22 characters, which compress poorly. Rounded at
+    each update, not on writing: a worker and a replay, which write a state at different
+    moments, then compute on the same numbers.
+
+    >>> _short(3875465066785.8374), _short(0.1 + 0.2), _short(0.0)
+    (3875465000000.0, 0.3, 0.0)
+    """
+    return float("%.7g" % value)  # noqa: UP031 - a third faster than an f-string here
 
 
 def _interval_cv(memory: dict[str, Any]) -> float | None:

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import zlib
 from datetime import date
 from decimal import Decimal
+from pathlib import Path
 
 import orjson
 import pytest
 
+import detectors.state
 from detectors.state import BorrowerState, InflowHistory, Installment
 
 
@@ -60,3 +63,28 @@ def test_inflow_sums_are_kept_to_the_cent() -> None:
     for amount in (0.1, 0.2, 2580.04):
         inflows.add(20_000, amount)
     assert inflows.total(20_000, 20_001) == (2580.34, 1)
+
+
+def test_a_closed_day_keeps_whole_units_written_as_integers() -> None:
+    inflows = InflowHistory()
+    for day, amount in ((20_000, 0.4), (20_000, 0.4), (20_000, 2580.04), (20_001, 9.5)):
+        inflows.add(day, amount)
+
+    # The payments' cents added up (2580.84) before the day closed, then the day was rounded.
+    assert inflows.total(20_000, 20_001) == (2581.0, 1)
+    assert inflows.total(20_001, 20_002) == (9.5, 1)  # the day under way keeps its cents
+    assert [v for v in inflows.compact() if v] == [2581, 9.5]
+    assert isinstance(inflows.compact()[20_000 % 96], int)
+
+
+def test_a_record_of_the_previous_format_is_still_read() -> None:
+    """LS1: compressed against the first dictionary, as written before 2026-12-07."""
+    state = _state()
+    dictionary = (Path(detectors.state.__file__).parent / "state_dictionary_1.json").read_bytes()
+    compressor = zlib.compressobj(6, zlib.DEFLATED, -15, 9, zlib.Z_DEFAULT_STRATEGY, dictionary)
+    body = compressor.compress(orjson.dumps(state.to_dict())) + compressor.flush()
+    blob = b"LS1" + (300).to_bytes(2, "big") + body
+
+    assert BorrowerState.from_bytes(blob).to_dict() == state.to_dict()
+    assert BorrowerState.partition_of(blob) == 300
+    assert state.to_bytes()[:3] == b"LS2"
