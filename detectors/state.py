@@ -83,7 +83,7 @@ class InflowHistory:
     def compact(self) -> list[float | int]:
         """The sums for JSON, whole ones as integers (``1105``, not ``1105.0``): read back as
         floats, the same values."""
-        return [int(v) if v.is_integer() else v for v in self.sums]
+        return [whole if (whole := int(v)) == v else v for v in self.sums]
 
     def total(self, start_day: int, end_day: int) -> tuple[float, int]:
         """Sum and number of days in ``[start_day, end_day)`` since the first inflow.
