@@ -16,7 +16,7 @@ INDEX_TTL_SECONDS = 7 * 24 * 3600
 
 #: A batch's writes, then its reads, in one call. Sent as a pipeline of one command per key,
 #: the same work cost the worker a third of its time in redis-py's encoding and parsing of
-#: about two thousand commands a batch (cProfile of `python -m benchmarks --parts b`); a
+#: a command per write and per read (cProfile of `python -m benchmarks --parts b`); a
 #: script takes one command and returns one nested reply. KEYS: the keys written, then the
 #: keys read. ARGV: max members, TTL, how many keys are written, then each write as (its key's
 #: position, score, member), then each read's low and high scores.
