@@ -29,7 +29,7 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from benchmarks.common import PYTHON, Children, Encoded, peak_rss, produce_encoded, tail
-from benchmarks.worker import STARTUP_SECONDS, Latency, broker_env
+from benchmarks.worker import STARTUP_SECONDS, Latency, broker_env, collect_arrivals
 from streams.settings import Settings
 from topics import ContractError, Source, TopicNames, decode
 
@@ -151,33 +151,6 @@ def summarize(latencies: Sequence[float]) -> dict[str, Any]:
     }
 
 
-async def _collect(
-    bootstrap: str, output: str, partitions: int, stop: asyncio.Event, into: list[Any]
-) -> None:
-    """Every forwarded record, as (wall time it arrived, event id bytes), until ``stop``.
-
-    Read as the worker's alerts are read (fetch wait 20 ms, 50 ms polls), so both figures
-    include the same last hop to this process.
-    """
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap,
-        group_id=None,
-        enable_auto_commit=False,
-        auto_offset_reset="earliest",
-        fetch_max_wait_ms=20,
-    )
-    consumer.assign([TopicPartition(output, p) for p in range(partitions)])
-    await consumer.start()
-    try:
-        while not stop.is_set():
-            batches = await consumer.getmany(timeout_ms=50)
-            now = time.time()
-            for messages in batches.values():
-                into += [(now, m.value) for m in messages]
-    finally:
-        await consumer.stop()
-
-
 async def _wait_arrived(
     arrivals: list[Any], count: int, process: subprocess.Popen[bytes], log: Path, stall: float
 ) -> bool:
@@ -215,7 +188,9 @@ async def measure_forwarding(
     """
     arrivals: list[tuple[float, bytes]] = []
     stop = asyncio.Event()
-    collector = asyncio.create_task(_collect(bootstrap, output, partitions, stop, arrivals))
+    collector = asyncio.create_task(
+        collect_arrivals(bootstrap, [output], partitions, stop, arrivals)
+    )
     sent_at: dict[str, float] = {}
     try:
         await produce_encoded(bootstrap, records[:warmup])

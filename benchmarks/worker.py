@@ -37,6 +37,7 @@ __all__ = [
     "WorkerProcess",
     "alert_ids",
     "broker_env",
+    "collect_arrivals",
     "end_offsets",
     "measure_latency",
     "measure_throughput",
@@ -315,10 +316,12 @@ async def _sample_lag(worker: WorkerProcess, produced: Callable[[], int], lag: l
             await asyncio.sleep(LAG_POLL_SECONDS)
 
 
-async def _collect_alerts(
-    bootstrap: str, topics: TopicNames, partitions: int, stop: asyncio.Event
-) -> list[tuple[float, dict[str, Any]]]:
-    """Every alert on the run's alert topics, with the wall time it arrived."""
+async def collect_arrivals(
+    bootstrap: str, topics: Sequence[str], partitions: int, stop: asyncio.Event, into: list[Any]
+) -> None:
+    """Every record of ``topics`` as (wall time it arrived, raw value) into ``into``, until
+    ``stop``: the receipt timed for the worker's alerts and for the bare forwarder's records
+    alike, so both figures include the same last hop to this process."""
     consumer = AIOKafkaConsumer(
         bootstrap_servers=bootstrap,
         group_id=None,
@@ -326,19 +329,25 @@ async def _collect_alerts(
         auto_offset_reset="earliest",
         fetch_max_wait_ms=20,  # a fetch waiting for data must not delay the receipt we time
     )
-    names = topics.alert_topics()
-    consumer.assign([TopicPartition(t, p) for t in names for p in range(partitions)])
-    received: list[tuple[float, dict[str, Any]]] = []
+    consumer.assign([TopicPartition(t, p) for t in topics for p in range(partitions)])
     await consumer.start()
     try:
         while not stop.is_set():
             batches = await consumer.getmany(timeout_ms=50)
             now = time.time()
             for messages in batches.values():
-                received += [(now, orjson.loads(m.value)) for m in messages]
+                into += [(now, m.value) for m in messages]
     finally:
         await consumer.stop()
-    return received
+
+
+async def _collect_alerts(
+    bootstrap: str, topics: TopicNames, partitions: int, stop: asyncio.Event
+) -> list[tuple[float, dict[str, Any]]]:
+    """Every alert on the run's alert topics, with the wall time it arrived."""
+    received: list[tuple[float, bytes]] = []
+    await collect_arrivals(bootstrap, topics.alert_topics(), partitions, stop, received)
+    return [(arrived, orjson.loads(value)) for arrived, value in received]
 
 
 async def measure_latency(
