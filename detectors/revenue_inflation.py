@@ -70,6 +70,12 @@ class RevenueInflationThresholds:
     )
     #: ... and there are at least this many of them (one new big client is a contract).
     min_new_counterparties: int = tunable(2, 1, 100, "new payers a ramp needs")
+    #: A counterparty first seen (paying, or paid) in a borrower's first days on the platform
+    #: is not new: its regular clients, landlord and staff all show up once in the first weeks.
+    #: Only one first seen at least this many days into the history counts as new.
+    new_after_days: int = tunable(
+        14, 0, 60, "days into a borrower's history before a counterparty first seen is new"
+    )
     #: Days from the application's UTC day in which those payers must have paid nothing for
     #: the confirmation that raises the alert's severity (or alerts, late, a ramp with no
     #: other tell).
@@ -172,6 +178,9 @@ PEER_DAYS = 4
 MAX_FRESH = 8
 #: Hashes of payees paid before, least recently paid first: they are not new.
 MAX_PAID = 24
+#: Whole weeks of a window the money-left-idle tell reads: two weeks of a short ramp may hold
+#: no rent and no payroll, which come monthly; a four-week window always holds three.
+MIN_SPEND_WINDOW_WEEKS = 3
 #: Whole weeks of outflows before the window that the money-left-idle tell needs from the
 #: borrower's own history; a younger borrower is read against its peers' spending.
 MIN_SPEND_BASELINE_WEEKS = 4
@@ -180,13 +189,20 @@ MIN_SPEND_BASELINE_WEEKS = 4
 SPEND_PEER_WEEKS = 4
 #: Weeks of outflow sums kept (the baseline and the longest window, in whole weeks).
 MAX_WEEKS = 16
+#: Days the new payers' own span needs to be judged as a window of its own: a ramp is built
+#: over weeks, while a few deals of a week are no trend.
+MIN_RAMP_DAYS = 7
+#: ... and payments of theirs on at least this many days: one or two days of payments are a
+#: deal or two, not a ramp.
+MIN_RAMP_PAYMENT_DAYS = 3
 
 # Memory of a borrower: "young" maps a counterparty first seen lately to [first day, first event
 # id, [[day, sum of its large inflows (0.0: only smaller ones, which show it still pays)], ...]];
 # "old" concatenates the hashes of settled counterparties, least recently seen first; "sw" is the
 # latest day seen; "apps" holds applications waiting for their timer as [epoch, event id]; "watch"
 # holds ramps waiting for their quiet week as [due epoch, application, its day, [[window, growth,
-# baseline days, turnover, short history, baseline a day, peers' lift], ...], [new payers],
+# baseline days, turnover, short history, baseline a day, peers' lift, days from its end to the
+# application's day (since version 6; before, 0)], ...], [new payers],
 # alerted (0/1), drawdown epoch or None, pace timer's epoch or None]; "pay" lists recent payees,
 # least recent first; "net" holds [day, sum] of inflows from payees (not turnover), oldest first.
 # Since version 3: "ow" the outflows by week [[week, sum], ...] from week "ow0"; "paid" the hashes
@@ -256,6 +272,17 @@ def _between(pairs: list[list[Any]], start: int, end: int) -> float:
     return float(sum(amount for day, amount in pairs if start <= day < end))
 
 
+def _weekend(day: int) -> bool:
+    """Whether a day (days since the epoch, a Thursday) is a Saturday or a Sunday."""
+    return (day + 3) % 7 >= 5
+
+
+def _window_start(window: list[Any], today: int) -> int:
+    """A window's first day: it ends ``window[7]`` days before the application's day (a
+    window of version 5 and earlier ends at it)."""
+    return today - int(window[7] if len(window) > 7 else 0) - int(window[0])
+
+
 class RevenueInflationDetector(Detector):
     """Flags a loan application preceded by turnover that grew against the borrower's own
     history, carried by payers first seen in the ramp-up, when the ramp shows a tell of
@@ -288,7 +315,7 @@ class RevenueInflationDetector(Detector):
 
     name = "revenue_inflation"
     category = FALSIFIED_FLOW
-    version = "5"  # 5: the quiet verdict at the payers' own pace; a short history's half window
+    version = "6"  # 6: the new payers' own span as a window; 5: the quiet verdict at their pace
     section = "revenue_inflation"
     thresholds_type = RevenueInflationThresholds
 
@@ -321,8 +348,8 @@ class RevenueInflationDetector(Detector):
         ]
 
     messages = {
-        "inflow_growth": "daily turnover over the {days} days before the application is "
-        "{growth:.1f} times that of the {baseline_days} days before",
+        "inflow_growth": "daily turnover over the {days} days {until} is {growth:.1f} times "
+        "that of the {baseline_days} days before",
         "new_payer_share": "{share:.0%} of it ({lift:.0%} of the rise) came from {count} "
         "counterparties first seen in the {ramp_days} days before the application",
         "new_counterparty_share": "{share:.0%} of it came from counterparties first seen in the "
@@ -694,9 +721,8 @@ class RevenueInflationDetector(Detector):
         t = self.thresholds
         today = day_of(at)
         young: dict[str, list[Any]] = memory["young"]
-        payers = sorted(
-            cp for cp, entry in young.items() if today - t.ramp_days <= entry[0] < today
-        )
+        since = max(today - t.ramp_days, self._new_from(state))
+        payers = sorted(cp for cp, entry in young.items() if since <= entry[0] < today)
         if len(payers) < t.min_new_counterparties:
             return []
         windows = self._windows(state, memory, payers, today)
@@ -743,24 +769,25 @@ class RevenueInflationDetector(Detector):
     ) -> list[list[Any]]:
         """Each window in which turnover grew beyond its peers' lift and the new payers
         carried enough of it: [days, growth after the peers' lift, baseline days, turnover,
-        short history, baseline a day, the peers' lift] (the peers' over ``recent_days``)."""
+        short history, baseline a day, the peers' lift, days from its end to the application's
+        day] (the peers' over ``recent_days``)."""
         t = self.thresholds
         young: dict[str, list[Any]] = memory["young"]
         net: list[list[Any]] = memory.get("net", [])
         peers = self._peer_lift(state, memory, today)
         windows: list[list[Any]] = []
-        for length in self._lengths(state, today):
-            start = today - length
-            recent, recent_days = state.inflows.total(start, today)
+        for start, end in self._spans(state, memory, payers, today):
+            length = end - start
+            recent, recent_days = state.inflows.total(start, end)
             baseline, baseline_days = state.inflows.total(start - t.baseline_days, start)
-            recent -= _between(net, start, today)
+            recent -= _between(net, start, end)
             baseline -= _between(net, start - t.baseline_days, start)
             if baseline_days < t.min_baseline_days or baseline <= 0.0 or recent <= 0.0:
                 continue
             growth = (recent / recent_days) / (baseline / baseline_days) / peers
             if growth < t.min_growth:
                 continue
-            sums = [_between(young[cp][2], start, today) for cp in payers]
+            sums = [_between(young[cp][2], start, end) for cp in payers]
             if sum(1 for s in sums if s > 0) < t.min_new_counterparties:
                 continue
             if sum(sums) < t.min_new_share * recent:
@@ -768,19 +795,29 @@ class RevenueInflationDetector(Detector):
             # Less history before the window than the window itself: said in the alert.
             short = baseline_days < min(length, t.baseline_days)
             rate = baseline / baseline_days
-            windows.append([length, growth, baseline_days, recent, short, rate, peers])
+            windows.append([length, growth, baseline_days, recent, short, rate, peers, today - end])
         return windows
 
-    def _lengths(self, state: BorrowerState, today: int) -> list[int]:
-        """The windows' lengths: ``recent_days`` and ``ramp_days``; and when the history
-        before the recent window is shorter than ``min_baseline_days`` (a borrower new to the
-        platform), its later half, judged against the earlier."""
+    def _spans(
+        self, state: BorrowerState, memory: dict[str, Any], payers: list[str], today: int
+    ) -> list[tuple[int, int]]:
+        """The windows' days, [start, end): the ``recent_days`` and ``ramp_days`` before the
+        application's day; the ramp's own days, from the new payers' first large inflow to
+        their last (a ramp of two weeks, or one that stopped before the application, is
+        diluted in a fixed window by the days without it); and when the history before the
+        recent window is shorter than ``min_baseline_days`` (a borrower new to the platform),
+        its later half, judged against the earlier."""
         t = self.thresholds
         lengths = {t.recent_days, t.ramp_days}
         history = today - state.inflows.first_day if state.inflows.first_day >= 0 else 0
         if history - t.recent_days < t.min_baseline_days and history // 2 >= t.min_baseline_days:
             lengths.add(history // 2)
-        return sorted(lengths)
+        spans = {(today - length, today) for length in lengths}
+        young: dict[str, list[Any]] = memory["young"]
+        paid = {day for cp in payers for day, amount in young[cp][2] if amount > 0 and day < today}
+        if len(paid) >= MIN_RAMP_PAYMENT_DAYS and max(paid) + 1 - min(paid) >= MIN_RAMP_DAYS:
+            spans.add((min(paid), max(paid) + 1))
+        return sorted(spans)
 
     def _tells(
         self,
@@ -795,11 +832,13 @@ class RevenueInflationDetector(Detector):
         sent on is counted until the day ``until`` (the application's by default)."""
         t = self.thresholds
         young: dict[str, list[Any]] = memory["young"]
-        start = today - window[0]
+        start = _window_start(window, today)
         sent = {cp: _between(young[cp][2], start, today) for cp in payers}
         sent = {cp: amount for cp, amount in sent.items() if amount > 0}
         reasons = []
-        forwarded = self._forwarded(memory, sent, start, today, until or today)
+        forwarded = self._forwarded(
+            memory, sent, start, today, until or today, self._new_from(state)
+        )
         if forwarded is not None:
             reasons.append(forwarded)
         silent = [
@@ -827,11 +866,17 @@ class RevenueInflationDetector(Detector):
         return reasons
 
     def _forwarded(
-        self, memory: dict[str, Any], sent: dict[str, float], start: int, today: int, until: int
+        self,
+        memory: dict[str, Any],
+        sent: dict[str, float],
+        start: int,
+        today: int,
+        until: int,
+        new_from: int,
     ) -> Reason | None:
         """The new money sent on: outflows soon after a new payer's inflow to the few largest
-        payees first paid in the window, against what the new payers sent; outflows of days
-        before ``until``.
+        payees first paid in the window (and from the day ``new_from``), against what the new
+        payers sent; outflows of days before ``until``.
 
         Money that came in the last ``forward_days`` before ``until`` may not have gone on
         yet (a ramp's largest sums come last): the share is also read over the inflows whose
@@ -845,10 +890,11 @@ class RevenueInflationDetector(Detector):
                 if amount > 0 and start <= day < today:
                     by_day[day] = by_day.get(day, 0.0) + amount
         total = sum(sent.values())
-        share, top = self._sent_on_share(memory, by_day, total, start, until)
+        new_from = max(start, new_from)
+        share, top = self._sent_on_share(memory, by_day, total, new_from, until)
         passed = {day: amount for day, amount in by_day.items() if day + t.forward_days < until}
         if sum(passed.values()) >= total / 3 and len(passed) < len(by_day):
-            settled = self._sent_on_share(memory, passed, sum(passed.values()), start, until)
+            settled = self._sent_on_share(memory, passed, sum(passed.values()), new_from, until)
             share, top = max((share, top), settled)
         if not top or share < t.min_forwarded_share:
             return None
@@ -897,7 +943,11 @@ class RevenueInflationDetector(Detector):
         weeks: list[list[Any]] | None = memory.get("ow")
         first, last = -(-start // 7), today // 7  # whole weeks inside the window
         base = max(first - t.baseline_days // 7, memory.get("ow0", last))
-        if weeks is None or last - first < 2 or memory.get("ow0", last) > first:
+        if (
+            weeks is None
+            or last - first < MIN_SPEND_WINDOW_WEEKS
+            or memory.get("ow0", last) > first
+        ):
             return None
         net: list[list[Any]] = memory.get("net", [])
         rates = []
@@ -951,7 +1001,7 @@ class RevenueInflationDetector(Detector):
         t = self.thresholds
         length, growth, baseline_days, recent, short, base_rate = window[:6]
         young: dict[str, list[Any]] = self._young(state)
-        start = today - length
+        start = _window_start(window, today)
         new = sorted(
             (young[cp][0], cp, young[cp][1], amount)
             for cp in payers
@@ -962,7 +1012,7 @@ class RevenueInflationDetector(Detector):
         rise = recent - base_rate * length
         lift = min(1.0, total / rise) if rise > 0 else 1.0
         reasons = [
-            self._growth_reason(growth, length, baseline_days),
+            self._growth_reason(window),
             self.reason(
                 "new_payer_share",
                 observed=round(share, 3),
@@ -995,6 +1045,11 @@ class RevenueInflationDetector(Detector):
             reasons=reasons,
             evidence=[application] + [n[2] for n in new],
         )
+
+    def _new_from(self, state: BorrowerState) -> int:
+        """The first day on which a counterparty first seen is new to the borrower."""
+        first = state.inflows.first_day
+        return first + self.thresholds.new_after_days if first >= 0 else 0
 
     def _young(self, state: BorrowerState) -> dict[str, list[Any]]:
         young: dict[str, list[Any]] = state.slots[self.name]["young"]
@@ -1030,8 +1085,8 @@ class RevenueInflationDetector(Detector):
             gone.append((entry[0], cp, entry[1], entry[2]))
         best: Gone | None = None
         for window in windows:
-            length, recent = window[0], window[3]
-            start = today - length
+            recent = window[3]
+            start = _window_start(window, today)
             stopped = [
                 (first, cp, event, amount)
                 for first, cp, event, days in gone
@@ -1074,12 +1129,17 @@ class RevenueInflationDetector(Detector):
         """How unlikely it is that payers paying at their pace before ``today`` all paid nothing
         from their last payment to the day ``end`` (-log10 of the chance); their days paid and
         their days of silence. A payer's pace is its repeat payments over the days with inflows
-        to the borrower since its first (weekends, holidays and a quiet account slow it); one
-        that paid on fewer than ``MIN_PACE_DAYS`` days has none. Days from ``seen`` on count
-        as days with inflows."""
+        to the borrower since its first (a holiday and a quiet account slow it); one that paid
+        on fewer than ``MIN_PACE_DAYS`` days has none. A payer that never paid on a weekend is
+        not expected to: a shop open on Sundays takes money then, its corporate clients do not
+        pay. Days from ``seen`` on count as days with inflows."""
 
-        def open_days(lo: int, hi: int) -> int:
-            return sum(1 for d in range(lo, hi) if d >= seen or state.inflows.total(d, d + 1)[0])
+        def open_days(lo: int, hi: int, weekends: bool) -> int:
+            return sum(
+                1
+                for d in range(lo, hi)
+                if (weekends or not _weekend(d)) and (d >= seen or state.inflows.total(d, d + 1)[0])
+            )
 
         surprise, paid_days, silent_days = 0.0, 0, 0
         for days in payers:
@@ -1087,8 +1147,9 @@ class RevenueInflationDetector(Detector):
             paid_days += len(paid)
             if len(paid) < MIN_PACE_DAYS:
                 continue
-            pace = (len(paid) - 1) / (open_days(paid[0] + 1, today) + 1)
-            silent = open_days(paid[-1] + 1, end)
+            weekends = any(_weekend(day) for day in paid)
+            pace = (len(paid) - 1) / (open_days(paid[0] + 1, today, weekends) + 1)
+            silent = open_days(paid[-1] + 1, end, weekends)
             silent_days += silent
             surprise -= silent * math.log10(1.0 - pace)
         return surprise, paid_days, silent_days
@@ -1151,7 +1212,7 @@ class RevenueInflationDetector(Detector):
         t = self.thresholds
         length, growth, baseline_days, _, short = window[:5]
         reasons = [
-            self._growth_reason(growth, length, baseline_days),
+            self._growth_reason(window),
             self.reason(
                 "new_counterparty_share",
                 observed=round(share, 3),
@@ -1178,7 +1239,9 @@ class RevenueInflationDetector(Detector):
             evidence=[application] + [s[2] for s in stopped],
         )
 
-    def _growth_reason(self, growth: float, length: int, baseline_days: int) -> Reason:
+    def _growth_reason(self, window: list[Any]) -> Reason:
+        length, growth, baseline_days = window[:3]
+        gap = window[7] if len(window) > 7 else 0
         return self.reason(
             "inflow_growth",
             observed=round(growth, 3),
@@ -1186,6 +1249,8 @@ class RevenueInflationDetector(Detector):
             days=length,
             growth=growth,
             baseline_days=baseline_days,
+            # The window's last day is ``gap + 1`` days before the application's.
+            until=f"to {gap + 1} days before the application" if gap else "before the application",
         )
 
     def _parties_reason(self, payers: list[tuple[int, str, str, float]], then: str) -> Reason:

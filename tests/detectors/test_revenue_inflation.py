@@ -153,17 +153,18 @@ def test_inflation_alerts_a_week_after_the_application_with_every_reason() -> No
     assert finding.ts == QUIET_END
     assert _codes([finding]) == [["inflow_growth", "new_counterparty_share", "new_counterparties"]]
     growth, share, parties = finding.reasons
-    # Baseline: 56 days of 5 000 and 16 client payments of 15 000 = 520 000, 9 286 a day.
-    # Recent: 28 x 5 000 + 8 x 15 000 + 12 x 45 000 = 800 000, 28 571 a day.
-    assert (growth.observed, growth.threshold) == (round(800_000 / 28 / (520_000 / 56), 3), 1.4)
-    assert "28 days before the application" in growth.message
+    # The ramp's own days, -20 to -2: 19 x 5 000 + 4 x 15 000 + 12 x 45 000 = 695 000,
+    # 36 579 a day. Baseline: 56 days of 5 000 and 16 client payments of 15 000 = 520 000,
+    # 9 286 a day.
+    assert (growth.observed, growth.threshold) == (round(695_000 / 19 / (520_000 / 56), 3), 1.4)
+    assert "19 days to 2 days before the application" in growth.message
     assert "56 days before" in growth.message
-    assert (share.observed, share.threshold) == (0.675, 0.45)
+    assert (share.observed, share.threshold) == (round(540_000 / 695_000, 3), 0.45)
     assert "sent nothing in the 7 days from it" in share.message
     assert (parties.observed, parties.threshold) == (4, 2)
     assert "shell-1, shell-2, shell-3, shell-4" in parties.message
     assert finding.evidence == ("app-1", "shell-1--20", "shell-2--19", "shell-3--18", "shell-4--17")
-    expected = 0.6 + 0.15 * 1.0 + 0.15 * (0.225 / 0.55) + 0.1 * 2 / 3
+    expected = 0.6 + 0.15 * 1.0 + 0.15 * ((540 / 695 - 0.45) / 0.55) + 0.1 * 2 / 3
     assert finding.score == pytest.approx(expected, abs=1e-3)
 
 
@@ -234,17 +235,17 @@ def test_payers_that_keep_paying_after_the_application_are_genuine(
 
 
 def test_a_short_history_is_compared_with_what_there_is_and_says_so() -> None:
-    # Twelve days of history before the 28-day window (fewer than a full 56-day baseline).
-    [finding] = _judge([*_business(first_day=-40), *_shells()])
+    # Fifteen days of history before the shells' 19 days (fewer than a full 56-day baseline).
+    [finding] = _judge([*_business(first_day=-35), *_shells()])
 
     assert _codes([finding]) == [
         ["inflow_growth", "new_counterparty_share", "new_counterparties", "short_history"]
     ]
     growth, _, _, short = finding.reasons
-    # Baseline: 12 x 5 000 + 2 x 15 000 (day -35) = 90 000, 7 500 a day.
-    assert growth.observed == round(800_000 / 28 / (90_000 / 12), 3)
-    assert (short.observed, short.threshold) == (12, 7)
-    assert "only 12 days" in short.message
+    # The shells' days: 695 000. Baseline: 15 x 5 000 + 3 x 30 000 (days -35, -28, -21).
+    assert growth.observed == round(695_000 / 19 / (165_000 / 15), 3)
+    assert (short.observed, short.threshold) == (15, 7)
+    assert "only 15 days" in short.message
 
 
 def _long_ramp() -> list[Transaction]:
@@ -266,14 +267,15 @@ def _early_ramp() -> list[Transaction]:
     return events + _shells(names=("slow-1", "slow-2"), days=(-15, -6))
 
 
-def test_a_six_week_ramp_is_judged_over_six_weeks() -> None:
+def test_a_six_week_ramp_that_stopped_early_is_judged_over_its_own_days() -> None:
     [finding] = _judge([*_business(), *_early_ramp()])
 
     growth, share, parties = finding.reasons
-    # 42 x 5 000 + 12 x 15 000 + 12 x 45 000 = 930 000 against 390 000 in the 42 days before.
-    assert growth.observed == round(930_000 / 390_000, 3)
-    assert "42 days before the application" in growth.message
-    assert share.observed == round(540_000 / 930_000, 3)
+    # The new payers' days, -41 to -5: 37 x 5 000 + 5 x 30 000 (the old clients) + 12 x 45 000
+    # = 875 000, against 43 x 5 000 + 7 x 30 000 = 425 000 in the 43 days of history before.
+    assert growth.observed == round((875_000 / 37) / (425_000 / 43), 3)
+    assert "37 days to 5 days before the application" in growth.message
+    assert share.observed == round(540_000 / 875_000, 3)
     assert parties.observed == 4
     assert _judge([*_business(), *_early_ramp()], RevenueInflationThresholds(ramp_days=28)) == []
 
@@ -288,7 +290,7 @@ def _trading_partner(outflow: str = "60000") -> list[Transaction]:
 
 
 def test_money_from_a_trading_partner_is_not_turnover() -> None:
-    # With the partner's 600 000 in the window as turnover the shells' share would be 39 %.
+    # With the partner's 300 000 in the shells' days as turnover their share would be 54 %.
     # Nothing is spent in the window (the one outflow is the partner's, before it): the ramp
     # alerts at the application, and the quiet week confirms it.
     alert, finding = _judge([*_business(), *_shells(), *_trading_partner()])
@@ -296,8 +298,8 @@ def test_money_from_a_trading_partner_is_not_turnover() -> None:
     assert finding.episode == "inflation:app-1:confirmed"
 
     growth, share, _ = finding.reasons
-    assert growth.observed == round(800_000 / 28 / (520_000 / 56), 3)
-    assert share.observed == 0.675
+    assert growth.observed == round(695_000 / 19 / (520_000 / 56), 3)
+    assert share.observed == round(540_000 / 695_000, 3)
     assert "partner-x" not in finding.reasons[2].message
 
 
@@ -435,13 +437,15 @@ CODES = ["inflow_growth", "new_counterparty_share", "new_counterparties"]
         ([*_business(), *_long_ramp()], RevenueInflationThresholds(ramp_days=28), []),
         ([*_business(), *_shells()], RevenueInflationThresholds(min_new_counterparties=5), []),
         ([*_business(), *_shells()], RevenueInflationThresholds(min_growth=4.0), []),
-        ([*_business(), *_shells()], RevenueInflationThresholds(min_new_share=0.7), []),
+        ([*_business(), *_shells()], RevenueInflationThresholds(min_new_share=0.8), []),
         ([*_business(), *_shells()], RevenueInflationThresholds(large_inflow=50_000), []),
         ([*_business(-40), *_shells()], RevenueInflationThresholds(min_baseline_days=21), []),
         (
             [*_business(), *_shells(), *_trading_partner(outflow="4000")],
-            RevenueInflationThresholds(),
-            [],  # a small payment out does not make a partner: its 600 000 is turnover
+            # A small payment out does not make a partner: its 300 000 in the shells' days is
+            # turnover, and their share falls from 78 % to 54 %.
+            RevenueInflationThresholds(min_new_share=0.6),
+            [],
         ),
         (
             [
@@ -878,10 +882,10 @@ def test_a_busy_business_paying_many_new_payees_keeps_the_one_the_money_went_to(
 
 
 def test_money_left_idle_needs_a_month_of_spending_before_the_window() -> None:
-    # Two weeks of history before the 28-day window: too few to know what is usually spent
+    # Two weeks of history before the shells' days: too few to know what is usually spent
     # (rent and payroll come monthly), and no peers known to say it instead, so the idle
     # money is no tell; the quiet week decides.
-    findings = _judge([*_business(first_day=-42), *_suppliers(first_day=-42), *_shells()])
+    findings = _judge([*_business(first_day=-35), *_suppliers(first_day=-35), *_shells()])
 
     assert [f.episode for f in findings] == ["inflation:app-1"]
     assert "unspent" not in _codes(findings)[0]
@@ -945,12 +949,13 @@ def _young_growth_that_spends() -> list[Transaction]:
 
 
 def _new_business_first_weeks() -> list[Transaction]:
-    """A business opened five weeks before it applies: its clients (all new) come one by one
-    and keep paying, its takings grow from nothing, and it spends as its peers do."""
+    """A business opened five weeks before it applies: its clients (all new, the first after
+    its first two weeks) come one by one and keep paying, its takings grow from nothing, and it
+    spends as its peers do."""
     clients = [
         _in(f"nb{i}-{day}", f"first-client-{i}", "12000", at(days=day, hours=4))
         for i in range(5)
-        for day in range(-35 + 5 * i, 9, 4)
+        for day in range(-20 + 3 * i, 9, 4)
     ]
     spend = [
         _out(f"nb-out-{e.event_id}", f"supplier-{i % 2}", float(e.amount) * 0.35, e.ts)
@@ -972,7 +977,7 @@ def test_young_benign_twins_do_not_alert_against_their_peers(events: list[Transa
 
 def test_without_peers_a_young_borrowers_idle_money_is_no_tell() -> None:
     # Too few peers to read (the borrower among two): the quiet week decides, late.
-    findings = _young_among_peers([*_young(), *_shells()], peers=2)
+    findings = _young_among_peers([*_young(-35), *_shells()], peers=2)
 
     assert [f.episode for f in findings] == ["inflation:app-1"]
     assert findings[0].ts == QUIET_END
@@ -982,7 +987,7 @@ def test_a_snapshot_of_the_previous_form_has_no_peers_spending_and_no_young_tell
     # Day closes written before the peers' spending was kept: [day, lifts] only.
     detector = RevenueInflationDetector(RevenueInflationThresholds())
     state = BorrowerState(borrower_id="b-1")
-    _feed(detector, state, _by_time(_as_borrower("b-1", [*_young(), *_shells()], "retail")))
+    _feed(detector, state, _by_time(_as_borrower("b-1", [*_young(-35), *_shells()], "retail")))
     day = day_of(APPLICATION.ts.timestamp()) - 1
     detector.restore(0, orjson.dumps([[day, {"": [1.0, 8], "retail": [1.0, 8]}]]))
     assert detector.on_login(APPLICATION, state, ()) == [TIMER]

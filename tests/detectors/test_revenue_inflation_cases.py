@@ -251,3 +251,78 @@ def test_a_new_client_paying_every_day_and_going_on_is_no_ramp_alert() -> None:
     ]
 
     assert _judge([*_business(), *_suppliers(), *payers, *spend]) == []
+
+
+# --- the ramp's own days, and what is not new or not a ramp -------------------------------
+
+
+def _weekday_clients() -> list[Transaction]:
+    """Three new corporate clients paying 20 000 on every working day of the two weeks before
+    the application (a Friday), skipping it, and from the Monday after on: they never pay at
+    weekends, while the shop takes money every day."""
+    days = [d for d in (*range(-14, 0), *range(3, 9)) if at(days=d).weekday() < 5]
+    names = ("wd-1", "wd-2", "wd-3")
+    return [_in(f"{n}-{d}", n, "20000", at(days=d, hours=4)) for n in names for d in days]
+
+
+def test_a_weekend_is_no_silence_for_payers_that_never_paid_at_one() -> None:
+    # Counted as days with inflows, the Friday and the weekend after the application would be
+    # three silent days for each at a pace of one in two: 10^-2.7, an alert before Monday.
+    events = [*_business(), *_suppliers(), *_spends_half(), *_weekday_clients()]
+
+    assert _judge(events) == []
+    assert _in_time_order_codes(events) == []
+
+
+def _two_deals() -> list[Transaction]:
+    """A small business (2 000 a day) gets two new clients' first orders on one day and a
+    second order from one of them a week later, just before it applies; then nothing from
+    them for a week."""
+    return [
+        *_business(daily=2000),
+        _in("deal-1", "deal-a", "15000", at(days=-8, hours=4)),
+        _in("deal-2", "deal-b", "15500", at(days=-8, hours=5)),
+        _in("deal-3", "deal-b", "15000", at(days=-1, hours=4)),
+    ]
+
+
+def test_two_days_of_new_orders_are_no_ramp_of_their_own() -> None:
+    # Over their own eight days the two clients would carry half the turnover, 1.8 times the
+    # usual; over four weeks they are a fifth of it, too little for a ramp.
+    assert _judge(_two_deals()) == []
+
+
+def test_payers_first_seen_in_a_borrowers_first_two_weeks_are_not_new() -> None:
+    # A history of 30 days: the shells first paid 10 days into it, when every regular client
+    # is still showing up for the first time.
+    events = [*_business(first_day=-30), *_shells_from(-20)]
+
+    assert _judge(events) == []
+    assert _codes(_judge(events, RevenueInflationThresholds(new_after_days=7))) == [
+        ["inflow_growth", "new_counterparty_share", "new_counterparties", "short_history"]
+    ]
+
+
+def _shells_from(first: int) -> list[Transaction]:
+    """Four new payers paying 45 000 on three days from ``first`` on."""
+    return [
+        _in(f"sh{i}-{day}", f"sh-{i}", "45000", at(days=day + i, hours=4))
+        for i in range(4)
+        for day in (first, first + 8, first + 15)
+    ]
+
+
+def _two_weeks_of_new_orders() -> list[Transaction]:
+    """Two new clients order 20 000 each on four days over the two weeks before the application
+    and go on ordering after it; the business spends as always (its rent and payroll, monthly,
+    may fall outside any two weeks)."""
+    days = (-16, -12, -8, -5, 1, 4, 7)
+    return [
+        _in(f"{n}-{d}", n, "20000", at(days=d, hours=4)) for n in ("two-1", "two-2") for d in days
+    ]
+
+
+def test_two_weeks_are_too_short_to_read_money_left_idle() -> None:
+    # Over their own days, -16 to -5, the two carry 57 % of a turnover 2.5 times the usual,
+    # unspent by two whole weeks of outflows; over four weeks they are too little for a ramp.
+    assert _judge([*_business(), *_suppliers(), *_two_weeks_of_new_orders()]) == []
