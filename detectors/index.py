@@ -93,11 +93,10 @@ class MemoryCrossIndex:
         results = []
         for read in reads:
             members = self._sets.get(read.key, {})
-            results.append(
-                [
-                    member
-                    for member, score in sorted(members.items(), key=lambda i: (i[1], i[0]))
-                    if read.low <= score <= read.high
-                ]
+            low, high = read.low, read.high
+            # The members in range, then sorted: a read's range holds few of a set's members.
+            inside = sorted(
+                (score, member) for member, score in members.items() if low <= score <= high
             )
+            results.append([member for _, member in inside])
         return results
