@@ -155,6 +155,18 @@ def _cell(check: Check | None) -> str:
     return f"{check.value:{spec}} {'✓' if check.met else '✗'}"
 
 
+def _on_benign(report: ProfilesReport, category: str, first: int, width: int) -> str:
+    """The false alert-days of ``category`` on borrowers without a case, per 1,000 of them:
+    no target of its own, it tells the false alarms from the alerts on a case's borrower
+    outside its window (late or early) that the false/1k row counts too."""
+    cells = []
+    for r in report.reports:
+        score = r.total.categories.get(category)
+        value = None if score is None else score.benign_per_1000
+        cells.append(f"{'–' if value is None else f'{value:.1f}':>{width}}")
+    return f"{'  of which on benign borrowers':<{first}}{'':<9}" + "".join(cells)
+
+
 def render_summary(report: ProfilesReport) -> str:
     """Every issue figure (rows) per profile (columns), each marked against its target, then
     the misses profile by profile: what the detector work has to close."""
@@ -178,6 +190,8 @@ def render_summary(report: ProfilesReport) -> str:
         )
         name = f"{SHORT.get(metric, metric)} {subject}"
         lines.append(f"{name:<{first}}{sign} {check.target:<7g}{cells}")
+        if metric == "false per 1,000 benign":
+            lines.append(_on_benign(report, subject, first, width))
     lines.append("")
     if report.passed:
         lines.append("every profile meets every target")

@@ -119,7 +119,8 @@ def _categories(table: _Table) -> list[str]:
     first, card, runs = table.first, table.report.total, table.report.runs
     lines = [
         f"{'category':<{first}}{'alert-days':>10}{'true':>6}  {'precision':>9} {'target':<11}"
-        f"{'benign':>7}{'false':>6}  {'false/1k':>8} {'target':<9}{table.per_seed}"
+        f"{'benign':>7}{'false':>6}{'on benign':>10}  {'false/1k':>8} {'target':<9}"
+        f"{table.per_seed}"
     ]
     for c in card.categories.values():
         precisions = [_get(r.score.categories, c.category, "precision") for r in runs]
@@ -128,14 +129,16 @@ def _categories(table: _Table) -> list[str]:
             f"{c.category:<{first}}{c.alert_days:>10}{c.true_alert_days:>6}  "
             f"{_number(c.precision, '.3f'):>9} "
             f"{_verdict(table.checks.get(('precision', c.category)), '.2f'):<11}"
-            f"{c.benign_borrowers:>7}{c.false_alert_days:>6}  "
+            f"{c.benign_borrowers:>7}{c.false_alert_days:>6}{c.benign_alert_days:>10}  "
             f"{_number(c.false_per_1000, '.2f'):>8} "
             f"{_verdict(table.checks.get(('false per 1,000 benign', c.category)), '.0f'):<9}{tail}"
         )
     lines.append(
         "  (alert-day: one per borrower, category and platform day; true when one of its "
-        "alerts names a case's borrower or entity within [start, end + 48 h]; false/1k: false "
-        f"alert-days per 1,000 borrowers without such a case over {card.period_days} days)"
+        "alerts names a case's borrower or entity within [start, end + 48 h]; on benign: the "
+        "false ones on borrowers without a case of the category, the rest on a case's borrower "
+        "outside its window; false/1k: false alert-days per 1,000 borrowers without such a case "
+        f"over {card.period_days} days)"
     )
     return lines
 

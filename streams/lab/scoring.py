@@ -84,10 +84,21 @@ class CategoryScore:
     true_alert_days: int = 0
     #: Borrowers without a label of this category.
     benign_borrowers: int = 0
+    #: Of the false alert-days, those on borrowers without a label of this category; the rest
+    #: fell on a labelled borrower outside its case's window (before it, or more than 48 h
+    #: after it: a late alert on a known case, or a chance one).
+    benign_alert_days: int = 0
 
     @property
     def false_alert_days(self) -> int:
         return self.alert_days - self.true_alert_days
+
+    @property
+    def benign_per_1000(self) -> float | None:
+        """False alert-days on borrowers without a case, per 1,000 of them."""
+        if not self.benign_borrowers:
+            return None
+        return 1000.0 * self.benign_alert_days / self.benign_borrowers
 
     @property
     def precision(self) -> float | None:
@@ -108,6 +119,8 @@ class CategoryScore:
             "precision": self.precision,
             "benign_borrowers": self.benign_borrowers,
             "false_per_1000_benign": self.false_per_1000,
+            "benign_alert_days": self.benign_alert_days,
+            "benign_alert_days_per_1000": self.benign_per_1000,
         }
 
 
@@ -195,6 +208,7 @@ class ScoreCard:
                 pooled.alert_days += c.alert_days
                 pooled.true_alert_days += c.true_alert_days
                 pooled.benign_borrowers += c.benign_borrowers
+                pooled.benign_alert_days += c.benign_alert_days
             for name, d in card.detectors.items():
                 det = total.detectors.setdefault(name, DetectorScore(name))
                 det.categories = sorted({*det.categories, *d.categories})
@@ -378,7 +392,8 @@ def score(
       it is true when an alert of it finds a case, or raises one that did (same detector and
       borrower, its episode the finding alert's episode and more: a confirmation such as
       ``inflation:app-1:confirmed`` after ``inflation:app-1``). False alert-days per 1,000
-      borrowers without a case of the category.
+      borrowers without a case of the category; and, of them, those on such borrowers
+      (``benign_alert_days``: the rest fell on a case's borrower outside its window).
     - Delinquency: a case's installment is warned when an alert of its category on its
       ``loan_id`` and ``installment`` comes at least 3 days before the end of its due date.
 
@@ -446,9 +461,13 @@ def _alert_days(
             detector.categories.append(alert.category)
         detector.alerts += 1
         detector.true_alerts += true
-    for (_, category, _), true in alert_days.items():
+    labelled = {(case.category, case.borrower_id) for case in cases}
+    for (borrower, category, _), true in alert_days.items():
         card.categories[category].alert_days += 1
         card.categories[category].true_alert_days += true
+        card.categories[category].benign_alert_days += (
+            not true and (category, borrower) not in labelled
+        )
     return found
 
 

@@ -12,7 +12,7 @@ import pytest
 from sim import BASELINE, PROFILES, profile_named
 from streams.lab.evaluate import WARNED_VISIBLE, Check, EvaluationReport, Targets, evaluate
 from streams.lab.evaluate_profiles import ProfilesReport, evaluate_profiles, render_summary
-from streams.lab.scoring import ScoreCard, score
+from streams.lab.scoring import CategoryScore, ScoreCard, score
 from streams.ops.cli import build_parser, main
 from tests.streams.lab.test_scoring import DR, alert, at, label
 from topics.labels import CaseLabel
@@ -109,6 +109,9 @@ def test_the_summary_marks_every_figure_below_target_per_profile() -> None:
         Check("recall", "account_takeover_phished", None, 0.95, True),  # no case: no figure
     ]
     report = ProfilesReport([_report("calm", good), _report("stormy", bad)])
+    # calm: of its 2 false alert-days, 1 on one of its 10 borrowers without a case.
+    calm = report.reports[0].total.categories
+    calm["falsified_flow"] = CategoryScore("falsified_flow", 3, 1, 10, benign_alert_days=1)
     assert [(p, c.subject) for p, c in report.misses] == [
         ("stormy", "account_takeover"),
         ("stormy", "falsified_flow"),
@@ -119,6 +122,10 @@ def test_the_summary_marks_every_figure_below_target_per_profile() -> None:
     assert row.split()[-4:] == ["1.00", "✓", "0.50", "✗"]
     false_row = next(line for line in text.splitlines() if line.startswith("false/1k"))
     assert false_row.split()[-4:] == ["2.0", "✓", "7.5", "✗"]
+    lines = text.splitlines()
+    on_benign = lines[lines.index(false_row) + 1]
+    assert on_benign.startswith("  of which on benign borrowers")
+    assert on_benign.split()[-2:] == ["100.0", "–"]
     assert "events/s" not in text
     assert "stormy: 2 below target" in text and "calm:" not in text
     assert "recall account_takeover: 0.5 (target ≥ 0.95)" in text

@@ -153,8 +153,11 @@ def _check(card: ScoreCard) -> None:
     ff, ab, dr = (card.categories[c] for c in (FF, AB, DR))
     assert (ff.alert_days, ff.true_alert_days, ff.benign_borrowers) == (6, 3, 18)
     assert ff.precision == pytest.approx(0.5)
-    # The false alert-days of a labelled borrower (b-2) count too, over the benign population.
+    # The false alert-days of a labelled borrower (b-2) count too, over the benign population;
+    # of the three, one is on a borrower without a case (b-7). The true alert-day of b-11, an
+    # entity of b-1's case without a case of its own, is not a benign one's false alert.
     assert ff.false_per_1000 == pytest.approx(3 / 18 * 1000)
+    assert (ff.benign_alert_days, ff.benign_per_1000) == (1, pytest.approx(1 / 18 * 1000))
     assert (ab.alert_days, ab.true_alert_days, ab.benign_borrowers) == (3, 2, 18)
     assert ab.false_per_1000 == pytest.approx(1 / 18 * 1000)
     assert (dr.alert_days, dr.true_alert_days, dr.benign_borrowers) == (7, 6, 17)
@@ -241,6 +244,7 @@ def test_pooled_cards_add_counts_and_pool_samples() -> None:
     ring = both.typologies["circular_transfer"]
     assert (ring.cases, ring.detected, ring.recall) == (4, 2, 0.5)
     assert both.categories[FF].false_per_1000 == pytest.approx(6 / 36 * 1000)
+    assert both.categories[FF].benign_alert_days == 2
     assert (both.delinquency.installments, both.delinquency.warned) == (6, 4)
     assert both.delinquency.median_days == pytest.approx(5.0)
     assert both.warnings["missed_installment"].warned == 4
