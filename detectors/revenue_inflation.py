@@ -277,10 +277,15 @@ def _weekend(day: int) -> bool:
     return (day + 3) % 7 >= 5
 
 
+def _window_gap(window: list[Any]) -> int:
+    """Days from a window's end to the application's day (0 for a window of version 5 and
+    earlier, which ends at it)."""
+    return int(window[7]) if len(window) > 7 else 0
+
+
 def _window_start(window: list[Any], today: int) -> int:
-    """A window's first day: it ends ``window[7]`` days before the application's day (a
-    window of version 5 and earlier ends at it)."""
-    return today - int(window[7] if len(window) > 7 else 0) - int(window[0])
+    """A window's first day, ``today`` being the application's day."""
+    return today - _window_gap(window) - int(window[0])
 
 
 class RevenueInflationDetector(Detector):
@@ -1241,7 +1246,7 @@ class RevenueInflationDetector(Detector):
 
     def _growth_reason(self, window: list[Any]) -> Reason:
         length, growth, baseline_days = window[:3]
-        gap = window[7] if len(window) > 7 else 0
+        gap = _window_gap(window)
         return self.reason(
             "inflow_growth",
             observed=round(growth, 3),
