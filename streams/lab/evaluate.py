@@ -7,7 +7,10 @@ import sys
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, TextIO
+
+import orjson
 
 from detectors.base import ABNORMAL_BEHAVIOUR, DELINQUENCY_RISK, FALSIFIED_FLOW
 from detectors.engine import Engine, MemoryStateStore
@@ -16,7 +19,7 @@ from detectors.thresholds import Thresholds
 from sim import BASELINE, Profile, SimulationConfig, simulate_stream
 from streams.lab.evaluation_table import WARNED_VISIBLE, render
 from streams.lab.replay import drive, parse_record
-from streams.lab.scoring import ScoreCard, score
+from streams.lab.scoring import ScoreCard, review, score
 from streams.lab.verdict_ablation import Ablation, AblationOptions, ablate, pooled, render_ablation
 from topics import ContractError, InputRecord, Source, TopicNames
 from topics.labels import CaseLabel
@@ -106,6 +109,9 @@ class SeedRun:
     score: ScoreCard
     #: The rules alone against the rules with the verdict models (simulated verdicts).
     ablation: Ablation | None = None
+    #: The cases missed, the installments not warned in time and the false alert-days, each
+    #: with its alerts' reasons (``streams.lab.scoring.review``): what to look into.
+    review: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def detector_events_per_second(self) -> float | None:
@@ -272,6 +278,7 @@ def run_seed(
         wall_seconds=time.perf_counter() - started,
         score=card,
         ablation=ablation,
+        review=review(stats.alerts, labels),
     )
 
 
@@ -331,6 +338,20 @@ def write_ablation(
     ablations = [run.ablation for run in runs if run.ablation is not None]
     if verdicts is not None and ablations:
         out.write("\n" + render_ablation(pooled(ablations), verdicts, title))
+
+
+def write_review(path: Path, reports: Iterable[EvaluationReport]) -> int:
+    """Every run's review (missed cases, late warnings, false alert-days) as JSON lines
+    naming their profile and seed, in the order of the reports and their seeds; how many."""
+    written = 0
+    with path.open("wb") as out:
+        for report in reports:
+            for run in report.runs:
+                for line in run.review:
+                    record = {"profile": report.profile, "seed": run.seed, **line}
+                    out.write(orjson.dumps(record, option=orjson.OPT_NON_STR_KEYS) + b"\n")
+                    written += 1
+    return written
 
 
 def say_run(out: TextIO, profile: Profile, run: SeedRun, named: bool = False) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import statistics
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, timezone, tzinfo
 from typing import Any
@@ -21,6 +21,7 @@ __all__ = [
     "ScoreCard",
     "TypologyScore",
     "WarningScore",
+    "review",
     "score",
 ]
 
@@ -431,28 +432,36 @@ def _categories(
         card.categories[name] = CategoryScore(name, benign_borrowers=benign)
 
 
-def _alert_days(
-    card: ScoreCard, seen: Sequence[_Seen], cases: Sequence[_Case], zone: tzinfo
-) -> dict[int, datetime]:
-    """Count alert-days per category and alerts per detector, true or not; return, per case
-    (its position), the first alert that finds it."""
+def _judged(
+    seen: Sequence[_Seen], cases: Sequence[_Case]
+) -> Iterator[tuple[_Seen, list[int], bool]]:
+    """Each alert, in time order, with the cases it finds (their positions) and whether it is
+    true: it finds one, or it raises an episode whose earlier alert found one."""
     by_id: defaultdict[tuple[str, str], list[int]] = defaultdict(list)
     for position, case in enumerate(cases):
         for named in case.ids:
             by_id[case.category, named].append(position)
-    alert_days: dict[tuple[str, str, date], bool] = {}
-    found: dict[int, datetime] = {}
     # Episodes of alerts that found a case: a later alert raising one (a confirmation) is
     # true too, though it finds nothing itself (it may come after the case's window).
     finding_episodes: set[tuple[str, str, str]] = set()
     for alert in seen:
         candidates = {p for named in alert.named for p in by_id.get((alert.category, named), ())}
         finds = [p for p in sorted(candidates) if cases[p].found_by(alert)]
-        for position in finds:
-            found.setdefault(position, alert.ts)  # alerts come in time order
         if finds:
             finding_episodes.add((alert.detector, alert.borrower_id, alert.episode))
-        true = bool(finds) or alert.escalates(finding_episodes)
+        yield alert, finds, bool(finds) or alert.escalates(finding_episodes)
+
+
+def _alert_days(
+    card: ScoreCard, seen: Sequence[_Seen], cases: Sequence[_Case], zone: tzinfo
+) -> dict[int, datetime]:
+    """Count alert-days per category and alerts per detector, true or not; return, per case
+    (its position), the first alert that finds it."""
+    alert_days: dict[tuple[str, str, date], bool] = {}
+    found: dict[int, datetime] = {}
+    for alert, finds, true in _judged(seen, cases):
+        for position in finds:
+            found.setdefault(position, alert.ts)  # alerts come in time order
         day = alert.ts.astimezone(zone).date()
         key = (alert.borrower_id, alert.category, day)
         alert_days[key] = alert_days.get(key, False) or true
@@ -469,6 +478,86 @@ def _alert_days(
             not true and (category, borrower) not in labelled
         )
     return found
+
+
+def review(
+    alerts: Iterable[Alert | Mapping[str, Any]],
+    labels: Iterable[CaseLabel | Mapping[str, Any]],
+    *,
+    zone: tzinfo = PLATFORM_ZONE,
+) -> list[dict[str, Any]]:
+    """What a team looks into after a run, by :func:`score`'s rule: every case no alert
+    found (``missed``), every missed installment not warned ``WARN_AHEAD`` before the end of
+    its due date (``late_warning``), and every false alert-day (``false``) with its alerts'
+    detector, time, episode and reasons, saying whether its borrower has a case of the
+    category (the alert fell outside the case's window) or none.
+
+    >>> review([], [{"case_id": "c-1", "borrower_id": "b-1", "category": "falsified_flow",
+    ...     "typology": "pass_through", "start": "2024-03-01T00:00:00+00:00",
+    ...     "end": "2024-03-02T00:00:00+00:00"}])[0]["kind"]
+    'missed'
+    """
+    raw = sorted(
+        ((_seen(alert), _messages(alert)) for alert in alerts), key=lambda pair: pair[0].ts
+    )
+    seen = [alert for alert, _ in raw]
+    parsed = list(iter_labels(labels))
+    cases = [_case(label) for label in parsed]
+    found: set[int] = set()
+    days: dict[tuple[str, str, date], list[dict[str, Any]]] = {}
+    true_days: set[tuple[str, str, date]] = set()
+    for (alert, finds, true), (_, messages) in zip(_judged(seen, cases), raw, strict=True):
+        found.update(finds)
+        key = (alert.borrower_id, alert.category, alert.ts.astimezone(zone).date())
+        if true:
+            true_days.add(key)
+        entry = {"detector": alert.detector, "ts": alert.ts.isoformat(), "episode": alert.episode}
+        days.setdefault(key, []).append({**entry, "reasons": messages})
+    lines: list[dict[str, Any]] = []
+    for position, label in enumerate(parsed):
+        if position not in found:
+            lines.append({"kind": "missed", **label.to_dict()})
+    first = _first_warnings(seen)
+    for label, case in zip(parsed, cases, strict=True):
+        if case.category != DELINQUENCY_RISK or case.loan_id is None or case.due_date is None:
+            continue
+        end_of_due = datetime.combine(case.due_date + timedelta(days=1), time(), tzinfo=zone)
+        alerted = first.get((case.borrower_id, case.loan_id, case.installment or 0))
+        if alerted is None or alerted > end_of_due - WARN_AHEAD:
+            first_alert = None if alerted is None else alerted.isoformat()
+            lines.append({"kind": "late_warning", **label.to_dict(), "first_alert": first_alert})
+    labelled = {(case.category, case.borrower_id) for case in cases}
+    for (borrower, category, day), entries in days.items():
+        if (borrower, category, day) in true_days:
+            continue
+        lines.append(
+            {
+                "kind": "false",
+                "borrower_id": borrower,
+                "category": category,
+                "day": day.isoformat(),
+                "borrower_has_case": (category, borrower) in labelled,
+                "alerts": entries,
+            }
+        )
+    return lines
+
+
+def _messages(alert: Alert | Mapping[str, Any]) -> list[str]:
+    if isinstance(alert, Mapping):
+        return [str(r.get("message")) for r in alert.get("reasons") or ()]
+    return [r.message for r in alert.reasons]
+
+
+def _first_warnings(seen: Sequence[_Seen]) -> dict[tuple[str, str, int], datetime]:
+    """The first delinquency alert on each installment (``seen`` in time order)."""
+    first: dict[tuple[str, str, int], datetime] = {}
+    for alert in seen:
+        if alert.category == DELINQUENCY_RISK and alert.loan_id is not None:
+            if alert.installment is not None:
+                key = (alert.borrower_id, alert.loan_id, alert.installment)
+                first.setdefault(key, alert.ts)
+    return first
 
 
 def _typologies(card: ScoreCard, cases: Sequence[_Case], found: Mapping[int, datetime]) -> None:
@@ -488,12 +577,7 @@ def _warnings(
     seen: Sequence[_Seen], cases: Sequence[_Case], zone: tzinfo
 ) -> tuple[WarningScore, dict[str, WarningScore]]:
     """Warned installments, in all and per typology."""
-    first: dict[tuple[str, str, int], datetime] = {}
-    for alert in seen:  # in time order: the first one stays
-        if alert.category == DELINQUENCY_RISK and alert.loan_id is not None:
-            if alert.installment is not None:
-                key = (alert.borrower_id, alert.loan_id, alert.installment)
-                first.setdefault(key, alert.ts)
+    first = _first_warnings(seen)
     result, by_typology = WarningScore(), dict[str, WarningScore]()
     for case in cases:
         if case.category != DELINQUENCY_RISK or case.loan_id is None or case.due_date is None:

@@ -72,7 +72,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from streams.lab.evaluate import evaluate
+    from streams.lab.evaluate import evaluate, write_review
     from streams.lab.evaluate_profiles import evaluate_profiles
     from streams.lab.verdict_ablation import AblationOptions
 
@@ -101,6 +101,10 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         )
     if args.json:
         Path(args.json).write_bytes(orjson.dumps(report.to_dict(), option=orjson.OPT_INDENT_2))
+    if args.cases:
+        reports = report.reports if args.profiles is not None else [report]
+        written = write_review(Path(args.cases), reports)
+        print(f"{written} cases to look into written to {args.cases}")
     return 0
 
 
@@ -321,6 +325,11 @@ def add_lab_commands(commands: Commands) -> None:
     evaluation.add_argument("--borrowers", type=int, default=2000)
     evaluation.add_argument("--days", type=int, default=90)
     evaluation.add_argument("--json", help="also write the figures to this JSON file")
+    evaluation.add_argument(
+        "--cases",
+        help="also write what to look into, one JSON line each: every case missed, every "
+        "installment not warned in time, every false alert-day with its alerts' reasons",
+    )
     evaluation.add_argument(
         "--profiles",
         type=profiles_arg,

@@ -177,3 +177,15 @@ def test_one_job_runs_inline_and_scores_as_evaluate_does() -> None:
     assert [c.to_dict() for c in report.checks if c.metric != "events/s"] == [
         c.to_dict() for c in alone.checks if c.metric != "events/s"
     ]
+
+
+def test_the_cli_writes_every_runs_review_naming_its_profile_and_seed(tmp_path: Path) -> None:
+    """``--cases``: what to look into, as each run's review has it, one JSON line each."""
+    path = tmp_path / "cases.jsonl"
+    argv = ["evaluate", "--profiles", "baseline", "--seeds", "2", "--borrowers", "40"]
+    assert main([*argv, "--days", "20", "--jobs", "1", "--cases", str(path)]) == 0
+
+    lines = [json.loads(line) for line in path.read_bytes().splitlines()]
+    (run,) = evaluate(seeds=[2], borrowers=40, days=20, out=io.StringIO()).runs
+    assert lines and [{"profile": "baseline", "seed": 2, **line} for line in run.review] == lines
+    assert {line["kind"] for line in lines} <= {"missed", "late_warning", "false"}

@@ -9,7 +9,7 @@ import orjson
 import pytest
 
 from detectors.base import CATEGORIES
-from streams.lab.scoring import ScoreCard, score
+from streams.lab.scoring import ScoreCard, review, score
 from topics.codec import encode_alert
 from topics.labels import CaseLabel
 from topics.records import Alert
@@ -280,3 +280,55 @@ def test_a_confirmation_before_anything_found_the_case_is_false() -> None:
     card = score([late], [case], borrowers=10, period_days=60)
 
     assert card.categories[FF].true_alert_days == 0
+
+
+def test_review_lists_what_the_card_counts_case_by_case() -> None:
+    """The cases missed, the installment warned too late and each false alert-day, as the
+    card counts them: a team reads these to see why a figure is what it is."""
+    lines = review(ALERTS, LABELS)
+
+    kinds = sorted((line["kind"], line["borrower_id"]) for line in lines)
+    assert kinds == [
+        ("false", "b-10"),
+        ("false", "b-12"),
+        ("false", "b-2"),
+        ("false", "b-2"),
+        ("false", "b-7"),
+        ("late_warning", "b-6"),
+        ("missed", "b-2"),
+        ("missed", "b-4"),
+    ]
+    late = next(line for line in lines if line["kind"] == "late_warning")
+    assert (late["case_id"], late["due_date"]) == ("missed_installment-b-6", "2026-02-10")
+    assert late["first_alert"] == at(2, 8, 12).isoformat()
+    falses = {(line["borrower_id"], line["day"]): line for line in lines if line["kind"] == "false"}
+    assert set(falses) == {
+        ("b-2", "2026-01-08"),
+        ("b-2", "2026-01-12"),
+        ("b-7", "2026-01-15"),
+        ("b-12", "2026-01-21"),
+        ("b-10", "2026-02-03"),
+    }
+    assert falses["b-2", "2026-01-12"]["borrower_has_case"] is True  # outside its window
+    assert falses["b-7", "2026-01-15"]["borrower_has_case"] is False
+    [device] = falses["b-12", "2026-01-21"]["alerts"]
+    assert (device["detector"], device["episode"]) == ("device_ring", "device:dev-y")
+    card = score(ALERTS, LABELS, borrowers=20, period_days=60)
+    for category in (FF, AB, DR):
+        counted = card.categories[category]
+        listed = [line for line in falses.values() if line["category"] == category]
+        assert len(listed) == counted.alert_days - counted.true_alert_days
+    assert json.loads(orjson.dumps(lines)) == lines
+
+
+def test_review_lists_no_confirmation_of_a_found_case_as_false() -> None:
+    case = label("b-1", FF, "revenue_inflation", at(2, 1), at(3, 5))
+    alerts = [
+        alert("b-1", FF, "revenue_inflation", at(3, 4), episode="inflation:app-1"),
+        alert("b-1", FF, "revenue_inflation", at(3, 11), episode="inflation:app-1:confirmed"),
+        alert("b-1", FF, "revenue_inflation", at(3, 13), episode="inflation:app-10"),
+    ]
+
+    [line] = review(alerts, [case])
+
+    assert (line["kind"], line["day"], line["borrower_has_case"]) == ("false", "2026-03-13", True)
