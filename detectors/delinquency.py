@@ -39,9 +39,9 @@ class DelinquencyThresholds:
     """Tunables of :class:`~detectors.delinquency.DelinquencyDetector`.
 
     Signals combine as a noisy-or and an alert needs a score of ``min_alert_score``. The
-    strong signals reach it alone (an earlier installment missed, part-paid past due, a
-    reversal not paid again once past due, a long silence, a payout change right before the
-    due date, a deep and sustained decline beyond the peers' move); the others need company.
+    strong signals reach it alone (an earlier installment missed, part-paid past due, a long
+    silence, a payout change right before the due date, a deep and sustained decline beyond
+    the peers' move); the others need company.
     Precision against warning is set mostly by ``max_inflow_ratio`` and
     ``min_silence_surprise``: a lower ratio or a higher surprise alerts less and earlier.
     """
@@ -179,6 +179,10 @@ class DelinquencyThresholds:
     #: paid again, it counts with ``reversal_weight`` before the due date (less at the early
     #: checks) and with ``past_due_reversal_weight`` after it. A period that would end after
     #: the due date runs to the end of the grace period: paying again in grace is no default.
+    #: So, by default, does one that ended just before the due date: a debit bounced two or
+    #: three days before it and not yet made good when the due date ends weighs nothing more
+    #: until the grace ends (``past_due_reversal_weight`` 0), as one bounced a day later does.
+    #: A platform whose labelled history says such borrowers default fits the weight up.
     reversal_cure_days: float = tunable(
         2.0, 0.0, 14.0, "days a reversed payment has to be paid again before it counts"
     )
@@ -186,7 +190,7 @@ class DelinquencyThresholds:
         0.45, 0.0, 1.0, "weight of a reversal not paid again, before the due date"
     )
     past_due_reversal_weight: float = tunable(
-        0.6, 0.0, 1.0, "weight of a reversal not paid again, after the due date"
+        0.0, 0.0, 1.0, "weight of a reversal not paid again, after the due date (grace left)"
     )
     #: Inflow decline, silence and a payout change count in full this many days or fewer
     #: before the due date, and with this weight at earlier checks (time to recover).
@@ -303,23 +307,26 @@ class DelinquencyDetector(Detector):
     - a payout-account change in the few days before a check, the installment unpaid;
     - earlier installments missed (not paid by the end of their grace);
     - a reversed payment (a bounced debit): nothing while the borrower may still pay it
-      again (``reversal_cure_days``), a signal once that has passed, alone enough past due;
+      again (``reversal_cure_days``), a signal once that has passed before the due date;
+      after the due date the grace period is the borrower's to make it good, and the
+      deadline decides (``past_due_reversal_weight``, 0 unless a platform fits it up);
     - past due: part-paid is a strong sign, unpaid is weak, and weighs nothing for a
       borrower who paid its earlier installments late within grace.
 
     Rules combine the signals as a noisy-or. The strong ones alert alone (an earlier miss, a
-    part-paid installment or a reversal not paid again past due, a long silence of a
-    habitually active borrower, a payout change or a deep sustained decline in the last days
-    before the due date); the others need company. Decline, silence, a payout change and a
-    reversal weigh less at the early checks, when there is still time to recover. One alert
-    per installment and severity: a new one only when the severity rises. (Version 4's River
-    classifier was removed in version 5: by ablation over two profiles and two seeds, one
-    classifier per worker changed no alert; see docs/evaluation.md.)
+    part-paid installment, a long silence of a habitually active borrower, a payout change or
+    a deep sustained decline in the last days before the due date); the others need company.
+    Decline, silence, a payout change and a reversal weigh less at the early checks, when
+    there is still time to recover. One alert per installment and severity: a new one only
+    when the severity rises. (Version 4's River classifier was removed in version 5: by
+    ablation over two profiles and two seeds, one classifier per worker changed no alert; see
+    docs/evaluation.md. Version 7 leaves a reversal not made good by the due date to the
+    grace period.)
     """
 
     name = "delinquency"
     category = DELINQUENCY_RISK
-    version = "6"
+    version = "7"
     writes = ("installments",)
     section = "delinquency"
     thresholds_type = DelinquencyThresholds
@@ -758,7 +765,9 @@ class DelinquencyDetector(Detector):
 
         A bounced debit is common and mostly made good within days: paid again, it is
         nothing. Not paid again within ``reversal_cure_days``, the money is missing: before
-        the due date that is a strong sign (weaker at the early checks), after it alone enough.
+        the due date that is a strong sign (weaker at the early checks). After it, paying
+        again within grace is still no default: it weighs ``past_due_reversal_weight`` (by
+        default nothing until the deadline, which counts it among the miss's reasons).
         """
         t = self.thresholds
         owed, since = _unrecovered(installment, at)

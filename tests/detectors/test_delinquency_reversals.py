@@ -93,6 +93,43 @@ def test_a_reversal_on_the_due_date_paid_again_inside_grace_days_later_is_nothin
     assert found == []
 
 
+def test_a_reversal_days_before_the_due_date_made_good_inside_grace_is_nothing() -> None:
+    """The benign twin of a bounce close to the due date: paid three days early, bounced two
+    and a half days before the end of the due date, paid again a day after it, inside the
+    grace. Its cure period ended half a day before the due date did, yet the borrower still
+    had the grace to make it good, as one whose debit bounced a day later has: no alert at
+    past due (version 6 alerted there, the reversal alone weighing 0.6)."""
+    detector, state = schedule()
+    steady(state)
+    events = [_paid("p-1", -3), _reversal("r-1", -1.5), _paid("p-2", 2)]
+
+    found = run(detector, state, events, until=DEADLINE + timedelta(days=1))
+
+    assert found == []
+    assert {"cure0", "past_due"} <= set(state.installments[KEY].stages_done)
+
+
+def test_a_reversal_days_before_the_due_date_never_made_good_is_judged_at_the_deadline() -> None:
+    """The case: the same bounce, never paid again. The deadline decides, with the reversal
+    among the miss's reasons; a platform whose history says such a bounce defaults sets
+    ``past_due_reversal_weight`` and is told at the end of the due date instead."""
+    detector, state = schedule()
+    steady(state)
+    events = [_paid("p-1", -3), _reversal("r-1", -1.5)]
+
+    [missed] = run(detector, state, events)
+
+    assert missed.ts == DEADLINE
+    assert codes([missed])[0][:2] == ["installment_missed", "payment_reversed"]
+
+    fitted = DelinquencyDetector(DelinquencyThresholds(past_due_reversal_weight=0.6))
+    fitted, state = schedule(detector=fitted)
+    steady(state)
+    past_due, _ = run(fitted, state, events)
+    assert past_due.ts == MIDNIGHT + timedelta(days=1)
+    assert codes([past_due]) == [["payment_reversed", "past_due"]]
+
+
 def test_a_reversal_not_paid_again_near_the_due_date_is_strong_but_needs_company() -> None:
     """Not paid again by the check three days before the due date: strong, not alone; with a
     weak decline beside it, it alerts at the end of its cure period, four days before."""
