@@ -25,7 +25,7 @@ from detectors.thresholds import (
     format_value,
 )
 from streams.lab.replay import Decoded, drive, run_engine
-from streams.lab.scoring import ScoreCard, score
+from streams.lab.scoring import ScoreCard, review, score
 from topics.labels import CaseLabel
 from topics.records import Alert
 
@@ -253,6 +253,14 @@ def backtest(
         labelled=labels is not None,
         detectors=[d.name for d in build_detectors(base)],
     )
+
+
+def review_runs(report: BacktestReport, labels: Labels) -> list[dict[str, Any]]:
+    """Both runs' reviews (:func:`~streams.lab.scoring.review`: cases missed, installments
+    warned too late, false alert-days), each line naming its run, ``current`` first: what the
+    candidate would gain or lose, case by case."""
+    runs = (("current", report.base), ("candidate", report.candidate))
+    return [{"run": name, **line} for name, one in runs for line in review(one.alerts, labels)]
 
 
 # --- one threshold swept ----------------------------------------------------------------------

@@ -165,7 +165,7 @@ def _backtest_plan(
 def cmd_backtest(args: argparse.Namespace) -> int:
     if args.sweep:  # before anything is read: the plot comes last
         require("matplotlib", "the plot of --sweep")
-    from streams.lab.backtest import backtest, render_backtest
+    from streams.lab.backtest import backtest, render_backtest, review_runs
     from topics.labels import LabelsError, read_labels
 
     try:
@@ -175,10 +175,18 @@ def cmd_backtest(args: argparse.Namespace) -> int:
     except (InvalidThreshold, LabelsError) as exc:
         print(f"lendwatch backtest: {exc}", file=sys.stderr)
         return 2
+    if args.cases and (labels is None or candidate is None):
+        print("lendwatch backtest: --cases needs --labels and a candidate", file=sys.stderr)
+        return 2
     history = decode_input(args)
     if candidate is not None:
         report = backtest(history, base, candidate, labels)
         print(render_backtest(report))
+        if args.cases and labels is not None:
+            lines = review_runs(report, labels)
+            with Path(args.cases).open("wb") as out:
+                out.writelines(orjson.dumps(line) + b"\n" for line in lines)
+            print(f"{len(lines)} cases to look into written to {args.cases}", file=sys.stderr)
         print(
             f"engine runs: current {report.base.seconds:.1f} s, "
             f"candidate {report.candidate.seconds:.1f} s",
@@ -378,6 +386,12 @@ def _add_backtest(commands: Commands) -> None:
     )
     backtest.add_argument("--input", required=True, help="events JSONL file, as replay reads")
     backtest.add_argument("--labels", help="labels JSONL file: adds precision and recall")
+    backtest.add_argument(
+        "--cases",
+        help="with --labels and a candidate: what to look into under each, one JSON line "
+        "each naming its run (current, candidate): every case missed, every installment not "
+        "warned in time, every false alert-day with its alerts' reasons",
+    )
     backtest.add_argument(
         "--set",
         action="append",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import orjson
 import pytest
 
 from benchmarks.detectors_only import EVERY_DETECTOR_IN_SHADOW
@@ -234,3 +235,39 @@ def test_a_sweep_in_processes_gives_what_whole_runs_give(history: Decoded) -> No
     for point, value in zip(points, values, strict=True):
         whole = run(history, Thresholds().with_changes({key: value}, version="w"))
         assert (point.alerts, point.by_category) == (len(whole.alerts), dict(whole.by_category()))
+
+
+def test_cli_writes_both_runs_cases_to_look_into(files, tmp_path, capsys) -> None:
+    """``--cases``: each run's review, naming its run; a stricter collections bar can only
+    add late warnings and take false alert-days away, and the other categories' lines stay."""
+    events, labels = files
+    cases = tmp_path / "cases.jsonl"
+    argv = ["backtest", "--base", "defaults", "--input", str(events), "--labels", str(labels)]
+    assert main([*argv, "--set", STRICTER, "--cases", str(cases)]) == 0
+
+    lines = [orjson.loads(line) for line in cases.read_bytes().splitlines()]
+    current = [{k: v for k, v in x.items() if k != "run"} for x in lines if x["run"] == "current"]
+    stricter = [{k: v for k, v in x.items() if k != "run"} for x in lines if x["run"] != "current"]
+    assert {x["run"] for x in lines} == {"current", "candidate"}
+
+    def of(run: list[dict], kind: str, category: str) -> list[str]:
+        """The cases (or the false alert-days) of ``kind`` in ``category``."""
+        return sorted(
+            x.get("case_id") or f"{x['borrower_id']} {x['day']}"
+            for x in run
+            if x["kind"] == kind and x["category"] == category
+        )
+
+    assert set(of(current, "late_warning", DELINQUENCY_RISK)) <= set(
+        of(stricter, "late_warning", DELINQUENCY_RISK)
+    )
+    assert len(of(stricter, "false", DELINQUENCY_RISK)) < len(
+        of(current, "false", DELINQUENCY_RISK)
+    )
+    for category in ("falsified_flow", "abnormal_behaviour"):
+        for kind in ("missed", "false"):
+            assert of(current, kind, category) == of(stricter, kind, category)
+    assert "cases to look into written" in capsys.readouterr().err
+
+    assert main([*argv[:-2], "--set", STRICTER, "--cases", str(cases)]) == 2  # no labels
+    assert "--cases needs --labels and a candidate" in capsys.readouterr().err
