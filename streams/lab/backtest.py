@@ -25,7 +25,8 @@ from detectors.thresholds import (
     format_value,
 )
 from streams.lab.replay import Decoded, drive, run_engine
-from streams.lab.scoring import ScoreCard, review, score
+from streams.lab.review import review
+from streams.lab.scoring import ScoreCard, score
 from topics.labels import CaseLabel
 from topics.records import Alert
 
@@ -256,7 +257,7 @@ def backtest(
 
 
 def review_runs(report: BacktestReport, labels: Labels) -> list[dict[str, Any]]:
-    """Both runs' reviews (:func:`~streams.lab.scoring.review`: cases missed, installments
+    """Both runs' reviews (:func:`~streams.lab.review.review`: cases missed, installments
     warned too late, false alert-days), each line naming its run, ``current`` first: what the
     candidate would gain or lose, case by case."""
     runs = (("current", report.base), ("candidate", report.candidate))

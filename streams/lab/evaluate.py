@@ -7,10 +7,7 @@ import sys
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, TextIO
-
-import orjson
 
 from detectors.base import ABNORMAL_BEHAVIOUR, DELINQUENCY_RISK, FALSIFIED_FLOW
 from detectors.engine import Engine, MemoryStateStore
@@ -19,7 +16,8 @@ from detectors.thresholds import Thresholds
 from sim import BASELINE, Profile, SimulationConfig, simulate_stream
 from streams.lab.evaluation_table import WARNED_VISIBLE, render
 from streams.lab.replay import drive, parse_record
-from streams.lab.scoring import ScoreCard, review, score
+from streams.lab.review import review
+from streams.lab.scoring import ScoreCard, score
 from streams.lab.verdict_ablation import Ablation, AblationOptions, ablate, pooled, render_ablation
 from topics import ContractError, InputRecord, Source, TopicNames
 from topics.labels import CaseLabel
@@ -110,7 +108,7 @@ class SeedRun:
     #: The rules alone against the rules with the verdict models (simulated verdicts).
     ablation: Ablation | None = None
     #: The cases missed, the installments not warned in time and the false alert-days, each
-    #: with its alerts' reasons (``streams.lab.scoring.review``): what to look into.
+    #: with its alerts' reasons (``streams.lab.review.review``): what to look into.
     review: list[dict[str, Any]] = field(default_factory=list)
 
     @property
@@ -340,18 +338,13 @@ def write_ablation(
         out.write("\n" + render_ablation(pooled(ablations), verdicts, title))
 
 
-def write_review(path: Path, reports: Iterable[EvaluationReport]) -> int:
-    """Every run's review (missed cases, late warnings, false alert-days) as JSON lines
-    naming their profile and seed, in the order of the reports and their seeds; how many."""
-    written = 0
-    with path.open("wb") as out:
-        for report in reports:
-            for run in report.runs:
-                for line in run.review:
-                    record = {"profile": report.profile, "seed": run.seed, **line}
-                    out.write(orjson.dumps(record, option=orjson.OPT_NON_STR_KEYS) + b"\n")
-                    written += 1
-    return written
+def review_lines(reports: Iterable[EvaluationReport]) -> Iterator[dict[str, Any]]:
+    """Every run's review (missed cases, late warnings, false alert-days), each line naming
+    its profile and seed, in the order of the reports and their seeds."""
+    for report in reports:
+        for run in report.runs:
+            for line in run.review:
+                yield {"profile": report.profile, "seed": run.seed, **line}
 
 
 def say_run(out: TextIO, profile: Profile, run: SeedRun, named: bool = False) -> None:

@@ -21,7 +21,6 @@ __all__ = [
     "ScoreCard",
     "TypologyScore",
     "WarningScore",
-    "review",
     "score",
 ]
 
@@ -470,7 +469,7 @@ def _alert_days(
             detector.categories.append(alert.category)
         detector.alerts += 1
         detector.true_alerts += true
-    labelled = {(case.category, case.borrower_id) for case in cases}
+    labelled = _labelled(cases)
     for (borrower, category, _), true in alert_days.items():
         card.categories[category].alert_days += 1
         card.categories[category].true_alert_days += true
@@ -480,84 +479,33 @@ def _alert_days(
     return found
 
 
-def review(
-    alerts: Iterable[Alert | Mapping[str, Any]],
-    labels: Iterable[CaseLabel | Mapping[str, Any]],
-    *,
-    zone: tzinfo = PLATFORM_ZONE,
-) -> list[dict[str, Any]]:
-    """What a team looks into after a run, by :func:`score`'s rule: every case no alert
-    found (``missed``), every missed installment not warned ``WARN_AHEAD`` before the end of
-    its due date (``late_warning``), and every false alert-day (``false``) with its alerts'
-    detector, time, episode and reasons, saying whether its borrower has a case of the
-    category (the alert fell outside the case's window) or none.
-
-    >>> review([], [{"case_id": "c-1", "borrower_id": "b-1", "category": "falsified_flow",
-    ...     "typology": "pass_through", "start": "2024-03-01T00:00:00+00:00",
-    ...     "end": "2024-03-02T00:00:00+00:00"}])[0]["kind"]
-    'missed'
-    """
-    raw = sorted(
-        ((_seen(alert), _messages(alert)) for alert in alerts), key=lambda pair: pair[0].ts
-    )
-    seen = [alert for alert, _ in raw]
-    parsed = list(iter_labels(labels))
-    cases = [_case(label) for label in parsed]
-    found: set[int] = set()
-    days: dict[tuple[str, str, date], list[dict[str, Any]]] = {}
-    true_days: set[tuple[str, str, date]] = set()
-    for (alert, finds, true), (_, messages) in zip(_judged(seen, cases), raw, strict=True):
-        found.update(finds)
-        key = (alert.borrower_id, alert.category, alert.ts.astimezone(zone).date())
-        if true:
-            true_days.add(key)
-        entry = {"detector": alert.detector, "ts": alert.ts.isoformat(), "episode": alert.episode}
-        days.setdefault(key, []).append({**entry, "reasons": messages})
-    lines: list[dict[str, Any]] = []
-    for position, label in enumerate(parsed):
-        if position not in found:
-            lines.append({"kind": "missed", **label.to_dict()})
-    first = _first_warnings(seen)
-    for label, case in zip(parsed, cases, strict=True):
-        if case.category != DELINQUENCY_RISK or case.loan_id is None or case.due_date is None:
-            continue
-        end_of_due = datetime.combine(case.due_date + timedelta(days=1), time(), tzinfo=zone)
-        alerted = first.get((case.borrower_id, case.loan_id, case.installment or 0))
-        if alerted is None or alerted > end_of_due - WARN_AHEAD:
-            first_alert = None if alerted is None else alerted.isoformat()
-            lines.append({"kind": "late_warning", **label.to_dict(), "first_alert": first_alert})
-    labelled = {(case.category, case.borrower_id) for case in cases}
-    for (borrower, category, day), entries in days.items():
-        if (borrower, category, day) in true_days:
-            continue
-        lines.append(
-            {
-                "kind": "false",
-                "borrower_id": borrower,
-                "category": category,
-                "day": day.isoformat(),
-                "borrower_has_case": (category, borrower) in labelled,
-                "alerts": entries,
-            }
-        )
-    return lines
+def _labelled(cases: Sequence[_Case]) -> set[tuple[str, str]]:
+    """(category, borrower) of every case: whose false alert-days fall outside a window."""
+    return {(case.category, case.borrower_id) for case in cases}
 
 
-def _messages(alert: Alert | Mapping[str, Any]) -> list[str]:
-    if isinstance(alert, Mapping):
-        return [str(r.get("message")) for r in alert.get("reasons") or ()]
-    return [r.message for r in alert.reasons]
-
-
-def _first_warnings(seen: Sequence[_Seen]) -> dict[tuple[str, str, int], datetime]:
-    """The first delinquency alert on each installment (``seen`` in time order)."""
+def _installments(
+    seen: Sequence[_Seen], cases: Sequence[_Case], zone: tzinfo
+) -> Iterator[tuple[int, datetime, datetime | None]]:
+    """Each delinquency case with an installment (its position), the end of its due date,
+    and the first alert on that installment (None: none); ``seen`` in time order."""
     first: dict[tuple[str, str, int], datetime] = {}
     for alert in seen:
         if alert.category == DELINQUENCY_RISK and alert.loan_id is not None:
             if alert.installment is not None:
                 key = (alert.borrower_id, alert.loan_id, alert.installment)
                 first.setdefault(key, alert.ts)
-    return first
+    for position, case in enumerate(cases):
+        if case.category != DELINQUENCY_RISK or case.loan_id is None or case.due_date is None:
+            continue
+        assert case.installment is not None
+        end_of_due = datetime.combine(case.due_date + timedelta(days=1), time(), tzinfo=zone)
+        yield position, end_of_due, first.get((case.borrower_id, case.loan_id, case.installment))
+
+
+def _in_time(alerted: datetime, end_of_due: datetime) -> bool:
+    """Whether an installment's first alert warned ``WARN_AHEAD`` before its due date ended."""
+    return alerted <= end_of_due - WARN_AHEAD
 
 
 def _typologies(card: ScoreCard, cases: Sequence[_Case], found: Mapping[int, datetime]) -> None:
@@ -577,18 +525,12 @@ def _warnings(
     seen: Sequence[_Seen], cases: Sequence[_Case], zone: tzinfo
 ) -> tuple[WarningScore, dict[str, WarningScore]]:
     """Warned installments, in all and per typology."""
-    first = _first_warnings(seen)
     result, by_typology = WarningScore(), dict[str, WarningScore]()
-    for case in cases:
-        if case.category != DELINQUENCY_RISK or case.loan_id is None or case.due_date is None:
-            continue
-        assert case.installment is not None
-        mine = by_typology.setdefault(case.typology, WarningScore())
-        end_of_due = datetime.combine(case.due_date + timedelta(days=1), time(), tzinfo=zone)
-        alerted = first.get((case.borrower_id, case.loan_id, case.installment))
+    for position, end_of_due, alerted in _installments(seen, cases, zone):
+        mine = by_typology.setdefault(cases[position].typology, WarningScore())
         for into in (result, mine):
             into.installments += 1
-            if alerted is not None and alerted <= end_of_due - WARN_AHEAD:
+            if alerted is not None and _in_time(alerted, end_of_due):
                 into.warned += 1
                 into.days_of_warning.append((end_of_due - alerted).total_seconds() / 86_400)
     return result, by_typology

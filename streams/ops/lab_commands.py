@@ -72,8 +72,9 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from streams.lab.evaluate import evaluate, write_review
+    from streams.lab.evaluate import evaluate, review_lines
     from streams.lab.evaluate_profiles import evaluate_profiles
+    from streams.lab.review import write_review
     from streams.lab.verdict_ablation import AblationOptions
 
     seeds = [int(seed) for seed in args.seeds.split(",") if seed.strip()]
@@ -103,7 +104,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         Path(args.json).write_bytes(orjson.dumps(report.to_dict(), option=orjson.OPT_INDENT_2))
     if args.cases:
         reports = report.reports if args.profiles is not None else [report]
-        written = write_review(Path(args.cases), reports)
+        written = write_review(Path(args.cases), review_lines(reports))
         print(f"{written} cases to look into written to {args.cases}")
     return 0
 
@@ -166,6 +167,7 @@ def cmd_backtest(args: argparse.Namespace) -> int:
     if args.sweep:  # before anything is read: the plot comes last
         require("matplotlib", "the plot of --sweep")
     from streams.lab.backtest import backtest, render_backtest, review_runs
+    from streams.lab.review import write_review
     from topics.labels import LabelsError, read_labels
 
     try:
@@ -183,10 +185,8 @@ def cmd_backtest(args: argparse.Namespace) -> int:
         report = backtest(history, base, candidate, labels)
         print(render_backtest(report))
         if args.cases and labels is not None:
-            lines = review_runs(report, labels)
-            with Path(args.cases).open("wb") as out:
-                out.writelines(orjson.dumps(line) + b"\n" for line in lines)
-            print(f"{len(lines)} cases to look into written to {args.cases}", file=sys.stderr)
+            written = write_review(Path(args.cases), review_runs(report, labels))
+            print(f"{written} cases to look into written to {args.cases}", file=sys.stderr)
         print(
             f"engine runs: current {report.base.seconds:.1f} s, "
             f"candidate {report.candidate.seconds:.1f} s",

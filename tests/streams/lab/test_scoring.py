@@ -9,7 +9,8 @@ import orjson
 import pytest
 
 from detectors.base import CATEGORIES
-from streams.lab.scoring import ScoreCard, review, score
+from streams.lab.review import review
+from streams.lab.scoring import ScoreCard, score
 from topics.codec import encode_alert
 from topics.labels import CaseLabel
 from topics.records import Alert
@@ -251,20 +252,21 @@ def test_pooled_cards_add_counts_and_pool_samples() -> None:
     assert both.detectors["delinquency"].alerts == 14
 
 
-def test_a_confirmation_of_a_found_case_is_true_after_the_case_window() -> None:
-    # The case ends on 5 March; its alert on the 4th finds it; the confirmation a week later,
-    # the same episode and more, is true though it finds nothing. Another borrower's alert of
-    # that episode, another detector's, or a mere shared prefix of a word are not.
-    case = label("b-1", FF, "revenue_inflation", at(2, 1), at(3, 5))
-    alerts = [
-        alert("b-1", FF, "revenue_inflation", at(3, 4), episode="inflation:app-1"),
-        alert("b-1", FF, "revenue_inflation", at(3, 11), episode="inflation:app-1:confirmed"),
-        alert("b-1", FF, "circular_flow", at(3, 12), episode="inflation:app-1:confirmed"),
-        alert("b-1", FF, "revenue_inflation", at(3, 13), episode="inflation:app-10"),
-        alert("b-2", FF, "revenue_inflation", at(3, 14), episode="inflation:app-1:confirmed"),
-    ]
+#: The case ends on 5 March; its alert on the 4th finds it; the confirmation a week later, the
+#: same episode and more, is true though it finds nothing. Another borrower's alert of that
+#: episode, another detector's, or a mere shared prefix of a word are not.
+CONFIRMED_CASE = label("b-1", FF, "revenue_inflation", at(2, 1), at(3, 5))
+CONFIRMATIONS = [
+    alert("b-1", FF, "revenue_inflation", at(3, 4), episode="inflation:app-1"),
+    alert("b-1", FF, "revenue_inflation", at(3, 11), episode="inflation:app-1:confirmed"),
+    alert("b-1", FF, "circular_flow", at(3, 12), episode="inflation:app-1:confirmed"),
+    alert("b-1", FF, "revenue_inflation", at(3, 13), episode="inflation:app-10"),
+    alert("b-2", FF, "revenue_inflation", at(3, 14), episode="inflation:app-1:confirmed"),
+]
 
-    card = score(alerts, [case], borrowers=10, period_days=60)
+
+def test_a_confirmation_of_a_found_case_is_true_after_the_case_window() -> None:
+    card = score(CONFIRMATIONS, [CONFIRMED_CASE], borrowers=10, period_days=60)
 
     assert card.typologies["revenue_inflation"].detected == 1
     falsified = card.categories[FF]
@@ -322,13 +324,11 @@ def test_review_lists_what_the_card_counts_case_by_case() -> None:
 
 
 def test_review_lists_no_confirmation_of_a_found_case_as_false() -> None:
-    case = label("b-1", FF, "revenue_inflation", at(2, 1), at(3, 5))
-    alerts = [
-        alert("b-1", FF, "revenue_inflation", at(3, 4), episode="inflation:app-1"),
-        alert("b-1", FF, "revenue_inflation", at(3, 11), episode="inflation:app-1:confirmed"),
-        alert("b-1", FF, "revenue_inflation", at(3, 13), episode="inflation:app-10"),
+    lines = review(CONFIRMATIONS, [CONFIRMED_CASE])
+
+    falses = [(line["kind"], line["day"], line["borrower_has_case"]) for line in lines]
+    assert falses == [
+        ("false", "2026-03-12", True),
+        ("false", "2026-03-13", True),
+        ("false", "2026-03-14", False),
     ]
-
-    [line] = review(alerts, [case])
-
-    assert (line["kind"], line["day"], line["borrower_has_case"]) == ("false", "2026-03-13", True)
