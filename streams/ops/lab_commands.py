@@ -78,6 +78,11 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from streams.lab.verdict_ablation import AblationOptions
 
     seeds = [int(seed) for seed in args.seeds.split(",") if seed.strip()]
+    try:
+        thresholds = _evaluated_thresholds(args)
+    except InvalidThreshold as exc:
+        print(f"lendwatch evaluate: {exc}", file=sys.stderr)
+        return 2
     verdicts = None
     if args.verdict_share > 0:
         verdicts = AblationOptions(share=args.verdict_share, delay_days=args.verdict_delay)
@@ -88,6 +93,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             borrowers=args.borrowers,
             days=args.days,
             partitions=settings_from(args).partitions,
+            thresholds=thresholds,
             verdicts=verdicts,
         )
     else:
@@ -98,6 +104,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             days=args.days,
             partitions=settings_from(args).partitions,
             jobs=args.jobs,
+            thresholds=thresholds,
             verdicts=verdicts,
         )
     if args.json:
@@ -107,6 +114,14 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         written = write_review(Path(args.cases), review_lines(reports))
         print(f"{written} cases to look into written to {args.cases}")
     return 0
+
+
+def _evaluated_thresholds(args: argparse.Namespace) -> Thresholds:
+    """The defaults, or a fitted file's values, with any ``--set`` on top: a candidate judged
+    on every profile before a platform runs it on its own history."""
+    base = _fitted_thresholds(args.fitted) if args.fitted else Thresholds()
+    changes = parse_assignments(args.set)
+    return base.with_changes(changes, version="candidate") if changes else base
 
 
 def _base_thresholds(args: argparse.Namespace) -> Thresholds:
@@ -356,6 +371,16 @@ def add_lab_commands(commands: Commands) -> None:
     )
     evaluation.add_argument(
         "--verdict-delay", type=float, default=2.0, help="days from an alert to its verdict"
+    )
+    evaluation.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="evaluate with this threshold changed (repeatable), e.g. pass_through.window_hours=6",
+    )
+    evaluation.add_argument(
+        "--fitted", help="evaluate the thresholds of a `lendwatch fit` file (--set on top)"
     )
     evaluation.set_defaults(func=cmd_evaluate)
 

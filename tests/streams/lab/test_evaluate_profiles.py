@@ -189,3 +189,24 @@ def test_the_cli_writes_every_runs_review_naming_its_profile_and_seed(tmp_path: 
     (run,) = evaluate(seeds=[2], borrowers=40, days=20, out=io.StringIO()).runs
     assert lines and [{"profile": "baseline", "seed": 2, **line} for line in run.review] == lines
     assert {line["kind"] for line in lines} <= {"missed", "late_warning", "false"}
+
+
+def test_the_cli_evaluates_thresholds_set_on_the_command_line(tmp_path: Path) -> None:
+    """``--set``: a candidate judged on simulated traffic before a platform runs it; rings
+    whose hops are all below the smallest counted no longer alert, and a bad value is refused."""
+    argv = ["evaluate", "--seeds", "2", "--borrowers", "40", "--days", "20", "--verdict-share", "0"]
+    figures = {}
+    never = ["--set", "circular_flow.small_amount=1e7"]
+    for name, changes in (
+        ("defaults", []),
+        ("candidate", ["--set", "circular_flow.min_amount=1e7"]),
+    ):
+        path = tmp_path / f"{name}.json"
+        assert main([*argv, *changes, *(never if changes else []), "--json", str(path)]) == 0
+        figures[name] = json.loads(path.read_bytes())
+
+    rings = [figures[name]["total"]["typologies"]["circular_transfer"] for name in figures]
+    assert [ring["cases"] for ring in rings] == [3, 3]
+    assert [ring["detected"] for ring in rings] == [3, 0]
+    assert [figures[name]["thresholds_version"] for name in figures] == ["v0", "candidate"]
+    assert main([*argv, "--set", "circular_flow.min_amount=lots"]) == 2
