@@ -108,6 +108,20 @@ class Profile:
     #: Minutes from an attacker's success to the payout change (at most), and to the drawdown.
     takeover_minutes: tuple[int, int] = (55, 115)
 
+    # --- how flows are falsified ----------------------------------------------------------------
+    #: How far the far side of a pass-through, and each hop of a ring, strays from the money
+    #: before it, against the baseline's (a fee of up to 3 % or 2 %; or -5 %..+2 % and ±3 %):
+    #: a tolerance that matches the simulator's own breaks on a skim of 8 % or hops of ±10 %.
+    hop_spread: float = 1.0
+    #: The slowest hand-on of a pass-through case and the longest gap between a ring's hops,
+    #: against the baseline's (2.5 h and 6 h): conduits that wait for the day's batch.
+    hand_on_scale: float = 1.0
+    #: Days of a revenue-inflation ramp before the application (low, high): a rule that knows
+    #: only the simulator's 3-6 weeks breaks on a fortnight's burst or two months' creep ...
+    ramp_days: tuple[int, int] = (21, 42)
+    #: ... and the extra inflow of its last 30 days, in months of normal inflow (low, high).
+    ramp_boost: tuple[float, float] = (1.0, 2.0)
+
     # --- benign twins of the attacks ---------------------------------------------------------
     #: Share of the population that moves to a new phone during the period.
     new_phone_share: float = 0.05
@@ -141,6 +155,14 @@ class Profile:
             raise ValueError(f"profile {self.name}: replays need 2+ failures and hours in 0..23")
         if not 0 < self.reversal_repay_hours[0] <= self.reversal_repay_hours[1]:
             raise ValueError(f"profile {self.name}: reversal_repay_hours needs 0 < low <= high")
+        if not (0 < self.hop_spread <= 5 and 0 < self.hand_on_scale <= 4):
+            raise ValueError(f"profile {self.name}: hop_spread in (0, 5], hand_on_scale in (0, 4]")
+        low, high = self.ramp_days
+        if not 7 <= low <= 21 or high < low or not 0 < self.ramp_boost[0] <= self.ramp_boost[1]:
+            raise ValueError(
+                f"profile {self.name}: ramp_days needs 7 <= low <= 21 and low <= high, "
+                "ramp_boost 0 < low <= high"
+            )
         for share in (self.late_payer_share, self.reversal_rate, self.dip_share):
             if not 0.0 <= share <= 1.0:
                 raise ValueError(f"profile {self.name}: a share must lie in [0, 1], got {share}")
@@ -266,6 +288,34 @@ PROFILES: Mapping[str, Profile] = MappingProxyType(
                 trip_share=0.08,
                 shared_device_share=0.05,
                 login_hours=NIGHT_OWLS,
+            ),
+            Profile(
+                name="loose-flows",
+                description="falsified flows off the simulator's script: conduits that hand "
+                "money on up to 5 h later and skim up to 7.5 %, ring hops that stray by up "
+                "to 7.5 %, inflation ramps of 2-8 weeks adding 0.6-1.4 months of takings; "
+                "trading firms' lumpy flows, bigger firms, no sector field, a manufacturing "
+                "slump; phished logins",
+                sector_mix=(
+                    ("ecommerce", 0.15),
+                    ("restaurant", 0.15),
+                    ("retail", 0.15),
+                    ("manufacturing", 0.3),
+                    ("logistics", 0.25),
+                ),
+                size_median=1.2,
+                size_sigma=0.4,
+                report_sector=False,
+                shocks=(
+                    SectorShock("manufacturing", first_day=50, days=10, inflow=0.6, outflow=0.7),
+                ),
+                late_payer_share=0.15,
+                reversal_rate=0.03,
+                case_rates=(("account_takeover_phished", 1.0),),
+                hop_spread=2.5,
+                hand_on_scale=2.0,
+                ramp_days=(14, 56),
+                ramp_boost=(0.6, 1.4),
             ),
         )
     }

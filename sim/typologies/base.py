@@ -42,6 +42,19 @@ def one_per(borrowers: int, at_least: int = 1) -> Callable[[int], int]:
     return lambda n: max(at_least, n // borrowers)
 
 
+def spread(bounds: tuple[float, float], factor: float, around: float) -> tuple[float, float]:
+    """Bounds widened ``factor`` times away from ``around`` (1: a ratio, hops that vary; 0: a
+    share, a fee); unchanged at 1, so that a profile's default draws what it always drew.
+
+    >>> spread((0.95, 1.02), 2.0, around=1.0), spread((0.0, 0.03), 2.0, around=0.0)
+    ((0.9, 1.04), (0.0, 0.06))
+    """
+    if factor == 1.0:
+        return bounds
+    low, high = (round(around + (b - around) * factor, 6) for b in bounds)
+    return low, high
+
+
 @dataclass(frozen=True)
 class Typology:
     """One kind of injected case, and the rules of its count.

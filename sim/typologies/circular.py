@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from sim.population import B2B_MEMOS, Borrower
-from sim.typologies.base import Typology, one_per, take
+from sim.typologies.base import Typology, one_per, spread, take
 from sim.world import DAY, HOUR, MINUTE, World, money
 from topics.names import FALSIFIED_FLOW
 
@@ -16,7 +16,8 @@ HOP_CENTS = (5_000_000, 50_000_000)
 HOP_FEE = (0.001, 0.02)
 #: ... or varies either way (hop amounts of a ring that do not simply shrink).
 HOP_VARY = (0.97, 1.03)
-#: Between two hops of a cycle.
+#: Between two hops of a cycle (the profile's ``hand_on_scale`` stretches the upper bound; its
+#: ``hop_spread`` widens the fees and the variation).
 HOP_GAP = (20 * MINUTE, 6 * HOUR)
 #: Share of rings moving small sums, cents, on more days within a few weeks.
 SMALL_SHARE = 0.3
@@ -42,6 +43,10 @@ def plant(world: World, number: int, members: list[Borrower]) -> None:
     small = rng.random() < SMALL_SHARE
     outside = rng.random() < OUTSIDE_SHARE
     accounts = [m.account for m in members]
+    profile = world.config.profile
+    fee = spread(HOP_FEE, profile.hop_spread, around=0.0)
+    vary = spread(HOP_VARY, profile.hop_spread, around=1.0)
+    gap = (HOP_GAP[0], max(HOP_GAP[0], round(HOP_GAP[1] * profile.hand_on_scale)))
     if outside:
         accounts[-1] = f"corp-{rng.randrange(10**6):06d}"
     cycles: list[list[dict[str, str]]] = []
@@ -56,8 +61,8 @@ def plant(world: World, number: int, members: list[Borrower]) -> None:
         for i, payer in enumerate(accounts):
             payee = accounts[(i + 1) % len(accounts)]
             if i:
-                t += rng.randint(*HOP_GAP)
-                change = rng.uniform(*HOP_VARY) if varying else 1 - rng.uniform(*HOP_FEE)
+                t += rng.randint(*gap)
+                change = rng.uniform(*vary) if varying else 1 - rng.uniform(*fee)
                 cents = round(cents * change)
             _hop(world, t, members, payer, payee, cents)
             hops.append({"ts": world.iso(t), "from": payer, "to": payee, "amount": money(cents)})

@@ -7,7 +7,7 @@ import random
 from typing import cast
 
 from sim.population import B2B_MEMOS, Borrower
-from sim.typologies.base import Typology, one_per
+from sim.typologies.base import Typology, one_per, spread
 from sim.world import DAY, HOUR, MINUTE, World, money, round_to
 from topics.names import FALSIFIED_FLOW
 
@@ -27,12 +27,14 @@ SMALL_PER_DAY = (2, 8)
 #: ... in businesses whose usual daily inflow is at most this, yuan.
 SMALL_BUSINESS = 15_000
 #: How the far side compares with the near side: a fee taken (fee-shrinking), or amounts that
-#: vary either way (a ring whose hops do not simply shrink).
+#: vary either way (a ring whose hops do not simply shrink); the profile's ``hop_spread``
+#: widens both.
 FEE = (0.0, 0.03)
 VARY = (0.95, 1.02)
 #: Legs the money leaves (or comes back) in.
 LEGS = (1, 3)
-#: Slowest hand-on of a case: some conduits forward within minutes, others within hours.
+#: Slowest hand-on of a case: some conduits forward within minutes, others within hours (the
+#: profile's ``hand_on_scale`` stretches the upper bound).
 SLOWEST = (10 * MINUTE, 150 * MINUTE)
 #: Accounts of the network off the platform: a few mules used again and again.
 NETWORK = (3, 8)
@@ -50,7 +52,10 @@ def plant(world: World, number: int, borrowers: list[Borrower]) -> None:
     varying = rng.random() < 0.5
     # Small sums serve small businesses: a few hundred yuan at a time inflate nothing else.
     small = rng.random() < SMALL_SHARE and b.monthly_inflow / 30 <= SMALL_BUSINESS * 100
-    slowest = rng.randint(*SLOWEST)
+    profile = world.config.profile
+    slowest = rng.randint(SLOWEST[0], max(SLOWEST[0], round(SLOWEST[1] * profile.hand_on_scale)))
+    vary = spread(VARY, profile.hop_spread, around=1.0)
+    fee = spread(FEE, profile.hop_spread, around=0.0)
     network = [_outsider(rng) for _ in range(rng.randint(*NETWORK))]
     span = rng.randint(SPAN_DAYS[0], min(SPAN_DAYS[1], world.days - 2))
     first_day = rng.randint(1, world.days - span - 1)
@@ -59,7 +64,7 @@ def plant(world: World, number: int, borrowers: list[Borrower]) -> None:
     for d in days:
         for _ in range(_count(rng, b, small)):
             cents = _size(rng, b, small)
-            ratio = rng.uniform(*VARY) if varying else 1.0 - rng.uniform(*FEE)
+            ratio = rng.uniform(*vary) if varying else 1.0 - rng.uniform(*fee)
             forward = style == "forward" or (style == "mixed" and rng.random() < 0.5)
             t = d * DAY + rng.randint(8 * HOUR, 17 * HOUR)
             moves.append(_move(world, b, t, cents, ratio, forward, network, slowest))

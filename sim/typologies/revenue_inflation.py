@@ -14,13 +14,11 @@ from sim.typologies.common import session
 from sim.world import DAY, HOUR, MINUTE, World, money, monthly_dues, round_to, shift_months
 from topics.names import FALSIFIED_FLOW
 
-#: Days of the ramp: 3–6 weeks.
-RAMP_DAYS = (21, 42)
+#: Days of the ramp (3–6 weeks) and its extra inflow are the profile's ``ramp_days`` and
+#: ``ramp_boost``.
 #: Chance the ramp stops 1–2 weeks before the application rather than at it.
 EARLY_END_SHARE = 0.3
 EARLY_END_DAYS = (7, 14)
-#: Extra inflow of the ramp's last 30 days, in months of normal inflow.
-BOOST = (1.0, 2.0)
 #: Bounds of one forged transfer, cents: large enough to matter, below a review's notice.
 TRANSFER_CENTS = (10_000_00, 150_000_00)
 #: Few large payers, or many smaller ones: the chance of many, and the payer counts.
@@ -50,8 +48,9 @@ def plant(world: World, number: int, borrowers: list[Borrower]) -> None:
     gap = min(gap, world.days - 42)  # a short run leaves no room for an early end
     apply_day = rng.randint(35 + gap, world.days - 7)
     ramp_end = apply_day - gap
-    ramp = rng.randint(RAMP_DAYS[0], min(RAMP_DAYS[1], ramp_end - 14))
-    boost = rng.uniform(*BOOST)
+    shortest, longest = world.config.profile.ramp_days
+    ramp = rng.randint(shortest, min(longest, ramp_end - 14))
+    boost = rng.uniform(*world.config.profile.ramp_boost)
     many = rng.random() < MANY_PAYERS_SHARE
     payers = rng.randint(*(MANY_PAYERS if many else FEW_PAYERS))
     amounts = _amounts(rng, b.monthly_inflow * boost, ramp, payers)

@@ -23,8 +23,10 @@ TWIN = replace(BASELINE, name="twin", description="the baseline's knobs under an
 
 
 @cache
-def run(profile: Profile, borrowers: int = BASE.borrowers, cases: str = "") -> Simulation:
-    counts = {name: 3 for name in cases.split(",") if name}
+def run(
+    profile: Profile, borrowers: int = BASE.borrowers, cases: str = "", count: int = 3
+) -> Simulation:
+    counts = {name: count for name in cases.split(",") if name}
     config = replace(BASE, borrowers=borrowers, profile=profile, cases=counts or None)
     return simulate(config)
 
@@ -85,6 +87,10 @@ def test_profiles_are_named_and_unknown_names_are_refused() -> None:
         {"takeover_minutes": (30, 20)},
         {"replay_failures": (1, 3)},
         {"reversal_repay_hours": (0, 10)},
+        {"hop_spread": 0.0},
+        {"hand_on_scale": 9.0},
+        {"ramp_days": (28, 42)},
+        {"ramp_boost": (1.0, 0.5)},
     ],
 )
 def test_impossible_knobs_are_refused(knobs: dict[str, object]) -> None:
@@ -220,6 +226,62 @@ def test_dips_that_recover_follow_dip_share_and_dip_floor() -> None:
     many = dips(world_of(replace(BASELINE, name="dips", dip_share=0.1, dip_floor=(0.2, 0.3))))
     assert len(dips(world_of(BASELINE))) == 8 and len(many) == 40
     assert all(0.2 <= floor <= 0.3 for floor in many)
+
+
+def _pass_throughs(sim: Simulation) -> list[tuple[float, int]]:
+    """Every pass-through's far side against its near side, and its case's slowest hand-on."""
+    return [
+        (float(move["amounts"][1]) / float(move["amounts"][0]), label.detail["slowest_minutes"])
+        for label in labels_of(sim, "pass_through")
+        for move in label.detail["moves"]
+    ]
+
+
+def _ring_hops(sim: Simulation) -> list[tuple[float, float]]:
+    """Every ring hop against the one before, and the hours between them."""
+    hops = [
+        cycle for label in labels_of(sim, "circular_transfer") for cycle in label.detail["cycles"]
+    ]
+    return [
+        (
+            float(b["amount"]) / float(a["amount"]),
+            (instant(b["ts"]) - instant(a["ts"])).total_seconds() / 3600,
+        )
+        for cycle in hops
+        for a, b in zip(cycle, cycle[1:], strict=False)
+    ]
+
+
+def test_hop_spread_and_hand_on_scale_loosen_pass_throughs_and_rings() -> None:
+    cases = "pass_through,circular_transfer"
+    loose = replace(BASELINE, name="loose", hop_spread=2.5, hand_on_scale=2.0)
+    usual, wide = (_pass_throughs(run(p, 300, cases, count=8)) for p in (BASELINE, loose))
+    assert all(0.95 <= ratio <= 1.02 and minutes <= 150 for ratio, minutes in usual)
+    assert all(0.875 <= ratio <= 1.05 and minutes <= 300 for ratio, minutes in wide)
+    assert any(ratio < 0.95 for ratio, _ in wide) and any(ratio > 1.02 for ratio, _ in wide)
+    assert any(minutes > 150 for _, minutes in wide)
+
+    usual_hops, wide_hops = (
+        _ring_hops(run(BASELINE, 300, cases)),
+        _ring_hops(run(loose, 300, cases)),
+    )
+    assert all(0.97 <= r <= 1.03 and hours <= 6 for r, hours in usual_hops)
+    assert all(0.92 <= r <= 1.08 and hours <= 12 for r, hours in wide_hops)
+    assert any(not 0.97 <= r <= 1.03 for r, _ in wide_hops)
+    assert any(hours > 6 for _, hours in wide_hops)
+
+
+def test_ramp_days_and_boost_shape_revenue_inflation() -> None:
+    short = replace(BASELINE, name="short", ramp_days=(10, 14), ramp_boost=(0.5, 0.6))
+    for profile, (low, high) in ((BASELINE, (21, 42)), (short, (10, 14))):
+        ramps = labels_of(run(profile, 300, "revenue_inflation"), "revenue_inflation")
+        assert ramps and all(low <= label.detail["ramp_days"] <= high for label in ramps)
+    weak = labels_of(run(short, 300, "revenue_inflation"), "revenue_inflation")
+    usual = labels_of(run(BASELINE, 300, "revenue_inflation"), "revenue_inflation")
+    boost = lambda ramps: [  # noqa: E731
+        float(r.detail["added_inflow"]) / float(r.detail["monthly_inflow"]) for r in ramps
+    ]
+    assert max(boost(weak)) < min(boost(usual))
 
 
 def test_benign_twin_shares() -> None:
