@@ -341,6 +341,22 @@ def add_lab_commands(commands: Commands) -> None:
     add_no_mask(replay)
     replay.set_defaults(func=cmd_replay)
 
+    _add_evaluate(commands)
+
+    _add_backtest(commands)
+    _add_fit(commands)
+
+    simulate = commands.add_parser("simulate", help="generate a platform's traffic")
+    add_simulation(simulate)
+    simulate.add_argument("--output", help="events JSONL file")
+    simulate.add_argument("--labels", help="labels JSONL file (injected cases)")
+    simulate.add_argument("--to-kafka", action="store_true", help="produce to the input topics")
+    simulate.add_argument("--rate", type=float, default=0.0, help="events/s (0: unlimited)")
+    add_services(simulate)
+    simulate.set_defaults(func=cmd_simulate)
+
+
+def _add_evaluate(commands: Commands) -> None:
     evaluation = commands.add_parser(
         "evaluate", help="detectors against simulated, labelled traffic: recall, precision, speed"
     )
@@ -383,18 +399,6 @@ def add_lab_commands(commands: Commands) -> None:
         "--fitted", help="evaluate the thresholds of a `lendwatch fit` file (--set on top)"
     )
     evaluation.set_defaults(func=cmd_evaluate)
-
-    _add_backtest(commands)
-    _add_fit(commands)
-
-    simulate = commands.add_parser("simulate", help="generate a platform's traffic")
-    add_simulation(simulate)
-    simulate.add_argument("--output", help="events JSONL file")
-    simulate.add_argument("--labels", help="labels JSONL file (injected cases)")
-    simulate.add_argument("--to-kafka", action="store_true", help="produce to the input topics")
-    simulate.add_argument("--rate", type=float, default=0.0, help="events/s (0: unlimited)")
-    add_services(simulate)
-    simulate.set_defaults(func=cmd_simulate)
 
 
 def _add_progress(parser: argparse.ArgumentParser) -> None:
