@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import statistics
 import zlib
 from dataclasses import dataclass
@@ -96,6 +97,15 @@ MAX_OPEN = 3
 #: partner) moves money to and fro, it does not pass it on.
 MAX_PARTIES = 4
 MAX_TWO_WAY = 4
+#: Payees are remembered by generations of this many days, each a Bloom filter of
+#: ``PAYEE_BITS`` bits (``PAYEE_HASHES`` a payee). One paid in the generation two before the
+#: current one (14 to 42 days ago) is settled: a supplier, the rent, the payroll. Money that
+#: meets on its way out to settled payees only is a business paying its bills as takings come
+#: in; a conduit's money leaves for accounts it has not paid for weeks, if ever. A filter
+#: more than half full (a business paying 60 accounts a fortnight) tells nothing: ignored.
+PAYEE_GENERATION_DAYS = 14
+PAYEE_BITS = 128
+PAYEE_HASHES = 3
 
 # An open pass-through (of "s"): [side (+1 in first, -1 out first), first epoch, near sum,
 # far sum, legs, first event id, [24 bits of crc32 of the near side's counterparties], far
@@ -103,6 +113,8 @@ MAX_TWO_WAY = 4
 # Comparable and completed pass-throughs ("n"): [day, comparable, completed, the epoch of the
 # last leg counted comparable], decayed by day.
 # The day of the last alert ("a"), and its week ("w").
+# Payees by generation ("g"): [generation number, its filter, the one before's and the one
+# two before's, one after the other in URL-safe base64].
 # The pass-throughs of a day ("h"): [epoch of the last one's last leg, amount in, mean seconds
 # from first to last leg, side of the first, its first event id, the last one's last event
 # id, how many, [counterparties that paid in], [counterparties paid]] (a slot of version 2
@@ -128,7 +140,9 @@ class PassThroughDetector(Detector):
     they are turnover without business. Money back from the same counterparty (a refund, a
     deposit, a sweep to the owner's savings) is not a pass-through; transfers between the
     borrower's own accounts are not turnover; a trading day splits into many legs whose sums
-    do not meet.
+    do not meet; takings that meet bills paid to settled payees (paid 14 to 42 days before:
+    suppliers, rent, payroll) are a business paying its way, while a conduit's money leaves
+    for accounts new to it.
 
     >>> from decimal import Decimal
     >>> detector = PassThroughDetector(PassThroughThresholds())
@@ -148,7 +162,7 @@ class PassThroughDetector(Detector):
 
     name = "pass_through"
     category = FALSIFIED_FLOW
-    version = "3"
+    version = "4"
     section = "pass_through"
     thresholds_type = PassThroughThresholds
 
@@ -197,6 +211,8 @@ class PassThroughDetector(Detector):
         sweep = self._two_way(memory, _party(counterparty), side, amount) and amount % 100 == 0
         leg = (event.ts.timestamp(), side, amount, counterparty, event.event_id, sweep)
         done = self._step(memory, leg)
+        if side < 0 and amount >= self.thresholds.min_amount:
+            _note_payee(memory, _party(counterparty), day_of(leg[0]))
         if done is None:
             return []
         return self._judge(memory, done, state)
@@ -243,6 +259,8 @@ class PassThroughDetector(Detector):
             outcome = self._join(candidate, leg, party, memory)
             if outcome is None:
                 continue
+            if outcome == "done" and self._to_settled_payees(memory, candidate, epoch):
+                outcome = "drop"
             if outcome == "drop" or candidate[4] > t.max_legs:
                 candidates.remove(candidate)
             elif outcome == "done":
@@ -257,6 +275,12 @@ class PassThroughDetector(Detector):
             candidates.append([side, int(epoch), amount, 0.0, 1, event_id, [party], 0, []])
         memory["s"] = candidates[-MAX_OPEN:]
         return None
+
+    @staticmethod
+    def _to_settled_payees(memory: dict[str, Any], candidate: list[Any], epoch: float) -> bool:
+        """Whether the money left (or went out first) for settled payees only."""
+        payees = candidate[6] if candidate[0] < 0 else (candidate[8] if len(candidate) > 8 else [])
+        return bool(payees) and all(_settled(memory, p, day_of(epoch)) is True for p in payees)
 
     def _join(
         self, candidate: list[Any], leg: tuple[Any, ...], party: int, memory: dict[str, Any]
@@ -408,6 +432,57 @@ def _parties(hit: list[Any], index: int, more: list[int]) -> list[int]:
     """A day's counterparties of one side with ``more`` (a slot of version 2 has none)."""
     kept: list[int] = hit[index] if len(hit) > index else []
     return [*kept, *(p for p in more if p not in kept)][:MAX_DAY_PARTIES]
+
+
+def _payee_bits(party: int) -> int:
+    """A payee's bits in a generation's filter."""
+    return sum(1 << ((party * 0x9E3779B1 >> (9 * i)) % PAYEE_BITS) for i in range(PAYEE_HASHES))
+
+
+def _filters(memory: dict[str, Any]) -> tuple[int, list[int]]:
+    """The generation number of the newest filter, and the filters, newest first."""
+    generation, text = memory.get("g") or (0, "")
+    raw = base64.urlsafe_b64decode(text) if text else bytes(3 * PAYEE_BITS // 8)
+    width = PAYEE_BITS // 8
+    filters = [int.from_bytes(raw[i : i + width], "big") for i in range(0, 3 * width, width)]
+    return generation, filters
+
+
+def _note_payee(memory: dict[str, Any], party: int, day: int) -> None:
+    """Remember a payee in the current generation, moving the older ones on."""
+    generation = day // PAYEE_GENERATION_DAYS
+    kept, filters = _filters(memory)
+    if "g" in memory and generation < kept:
+        return  # a late event of an older generation: its payees are remembered there or not
+    if generation > kept:
+        filters = ([0] * min(generation - kept, 3) + filters)[:3]
+    filters[0] |= _payee_bits(party)
+    raw = b"".join(f.to_bytes(PAYEE_BITS // 8, "big") for f in filters)
+    memory["g"] = [generation, base64.urlsafe_b64encode(raw).decode()]
+
+
+def _settled(memory: dict[str, Any], party: int, day: int) -> bool | None:
+    """Whether the payee was paid in the generation two before ``day``'s: None when that
+    generation's payees are unknown (no payment then, or too many to tell apart).
+
+    >>> memory = {}
+    >>> _note_payee(memory, 12345, 0)
+    >>> [_settled(memory, 12345, day) for day in (0, 14, 28, 42, 56)]
+    [None, None, True, None, None]
+    >>> _settled(memory, 54321, 28)
+    False
+    """
+    if "g" not in memory:
+        return None
+    kept, filters = _filters(memory)
+    behind = day // PAYEE_GENERATION_DAYS - kept
+    if not 0 <= behind <= 2:
+        return None
+    older = filters[2 - behind]
+    if not older or older.bit_count() > PAYEE_BITS // 2:
+        return None
+    bits = _payee_bits(party)
+    return older & bits == bits
 
 
 def _network(hits: list[list[Any]]) -> int:

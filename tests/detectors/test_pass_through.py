@@ -295,6 +295,27 @@ def test_transfers_between_the_borrowers_own_accounts_are_not_turnover() -> None
     assert _feed(events) == []
 
 
+def test_takings_that_meet_the_bills_of_settled_suppliers_are_a_business() -> None:
+    """A client pays, and within the hour the borrower pays nearly as much to a supplier it
+    has paid every week for a month: on three days, the takings meet the bills by chance or
+    by habit, not money passed on. The same sums leaving for accounts never paid alert."""
+    suppliers = [f"supplier-{i}" for i in range(3)]
+    bills = [
+        _tx(f"bill-{day}-{i}", supplier, 4_000 + 500 * i, at(days=day, hours=5), "out")
+        for day in range(0, 35, 7)
+        for i, supplier in enumerate(suppliers)
+    ]
+    days = (36, 38, 41)
+    settled = [
+        e for day, s in zip(days, suppliers, strict=True) for e in _through(day, 20_000, "c", [s])
+    ]
+    fresh = [e for day in days for e in _through(day, 20_000, "c", [f"new-{day}"])]
+
+    assert _feed(bills + settled) == []
+    assert len(_feed(bills + fresh)) == 1
+    assert len(_feed(settled)) == 1  # the suppliers paid for the first time: not settled yet
+
+
 @pytest.mark.parametrize("seed", range(12))
 def test_a_wholesaler_pays_its_suppliers_the_day_it_is_paid(seed: int) -> None:
     """High velocity, many counterparties, invoices that do not match the receipts."""
