@@ -316,6 +316,31 @@ def test_takings_that_meet_the_bills_of_settled_suppliers_are_a_business() -> No
     assert len(_feed(settled)) == 1  # the suppliers paid for the first time: not settled yet
 
 
+def test_payees_too_many_to_tell_apart_settle_nothing() -> None:
+    """A borrower paying a hundred accounts a fortnight fills its payee filter past half: a
+    supplier read as settled there could be any new account, so the sums are judged as
+    before the payees were remembered."""
+    suppliers = [f"supplier-{i}" for i in range(3)]
+    bills = [
+        _tx(f"bill-{day}-{i}", supplier, 4_000 + 500 * i, at(days=day, hours=5), "out")
+        for day in range(0, 35, 7)
+        for i, supplier in enumerate(suppliers)
+    ]
+    many = [
+        _tx(f"pay-{day}-{i}", f"payee-{day}-{i}", 300, at(days=day, hours=6), "out")
+        for day in range(0, 28, 2)
+        for i in range(14)
+    ]
+    settled = [
+        e
+        for day, s in zip((36, 38, 41), suppliers, strict=True)
+        for e in _through(day, 20_000, "c", [s])
+    ]
+
+    assert _feed(bills + settled) == []
+    assert len(_feed(bills + many + settled)) == 1
+
+
 @pytest.mark.parametrize("seed", range(12))
 def test_a_wholesaler_pays_its_suppliers_the_day_it_is_paid(seed: int) -> None:
     """High velocity, many counterparties, invoices that do not match the receipts."""
