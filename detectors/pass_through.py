@@ -212,10 +212,20 @@ class PassThroughDetector(Detector):
         leg = (event.ts.timestamp(), side, amount, counterparty, event.event_id, sweep)
         done = self._step(memory, leg)
         if side < 0 and amount >= self.thresholds.min_amount:
-            _note_payee(memory, _party(counterparty), day_of(leg[0]))
+            if _note_payee(memory, _party(counterparty), day_of(leg[0])):
+                self._forget(memory, leg[0])
         if done is None:
             return []
         return self._judge(memory, done, state)
+
+    def _forget(self, memory: dict[str, Any], epoch: float) -> None:
+        """At a new fortnight, the days of pass-throughs past the lookback and the open ones
+        past the window, which serve nothing (they are otherwise dropped only when a new
+        pass-through is judged, or a new leg comes)."""
+        t = self.thresholds
+        today = day_of(epoch)
+        memory["h"] = [h for h in memory["h"] if day_of(h[0]) > today - t.lookback_days]
+        memory["s"] = [c for c in memory["s"] if epoch - c[1] <= t.window_hours * 3600.0]
 
     def _two_way(self, memory: dict[str, Any], party: int, side: int, amount: float) -> bool:
         """Whether the counterparty is one the borrower both pays and is paid by."""
@@ -238,8 +248,8 @@ class PassThroughDetector(Detector):
         """Count a comparable or a completed pass-through; the share completed, decayed by day."""
         last, opened_before, completed_before, leg = memory["n"]
         decay = 0.5 ** (max(0, day - last) / (self.thresholds.lookback_days / 2))
-        comparable = round(opened_before * decay + opened, 3)
-        done = round(completed_before * decay + completed, 3)
+        comparable = round(opened_before * decay + opened, 2)
+        done = round(completed_before * decay + completed, 2)
         memory["n"] = [day, comparable, done, leg]
         return min(1.0, done / comparable) if comparable else 0.0
 
@@ -448,17 +458,20 @@ def _filters(memory: dict[str, Any]) -> tuple[int, list[int]]:
     return generation, filters
 
 
-def _note_payee(memory: dict[str, Any], party: int, day: int) -> None:
-    """Remember a payee in the current generation, moving the older ones on."""
+def _note_payee(memory: dict[str, Any], party: int, day: int) -> bool:
+    """Remember a payee in the current generation, moving the older ones on; whether a new
+    generation began."""
     generation = day // PAYEE_GENERATION_DAYS
     kept, filters = _filters(memory)
     if "g" in memory and generation < kept:
-        return  # a late event of an older generation: its payees are remembered there or not
-    if generation > kept:
+        return False  # a late event of an older generation: its payees are there or not
+    moved = generation > kept
+    if moved:
         filters = ([0] * min(generation - kept, 3) + filters)[:3]
     filters[0] |= _payee_bits(party)
     raw = b"".join(f.to_bytes(PAYEE_BITS // 8, "big") for f in filters)
     memory["g"] = [generation, base64.urlsafe_b64encode(raw).decode()]
+    return moved
 
 
 def _settled(memory: dict[str, Any], party: int, day: int) -> bool | None:
@@ -467,6 +480,7 @@ def _settled(memory: dict[str, Any], party: int, day: int) -> bool | None:
 
     >>> memory = {}
     >>> _note_payee(memory, 12345, 0)
+    False
     >>> [_settled(memory, 12345, day) for day in (0, 14, 28, 42, 56)]
     [None, None, True, None, None]
     >>> _settled(memory, 54321, 28)

@@ -399,6 +399,19 @@ def test_a_few_chance_matches_in_a_busy_account_weigh_too_little() -> None:
 # --- memory -------------------------------------------------------------------------------------
 
 
+def test_days_of_pass_throughs_past_the_lookback_are_forgotten_at_a_new_fortnight() -> None:
+    """A conduit's days are kept for its lookback, not for ever: a borrower at rest after it
+    carries its payees, not its old pass-throughs."""
+    state = BorrowerState(borrower_id="b-1")
+    conduit = [e for day in (0, 2, 5) for e in _forward(day, 30_000)]
+    rent = [_tx(f"rent-{day}", "landlord", 900, at(days=day, hours=3), "out") for day in (20, 34)]
+
+    assert len(_feed(conduit, state)) == 1 and state.slots["pass_through"]["h"]
+    _feed(rent, state)
+
+    assert state.slots["pass_through"]["h"] == []
+
+
 def test_the_slot_stays_small_whatever_the_traffic() -> None:
     rng = random.Random(2)
     state = BorrowerState(borrower_id="b-1")
