@@ -121,6 +121,9 @@ class Profile:
     ramp_days: tuple[int, int] = (21, 42)
     #: ... and the extra inflow of its last 30 days, in months of normal inflow (low, high).
     ramp_boost: tuple[float, float] = (1.0, 2.0)
+    #: Seconds a machine-made payment strays from its script's period, at most (low, high;
+    #: drawn per case): to the second, or a minute or two of a queue's delay.
+    script_jitter: tuple[int, int] = (1, 8)
 
     # --- benign twins of the attacks ---------------------------------------------------------
     #: Share of the population that moves to a new phone during the period.
@@ -163,6 +166,8 @@ class Profile:
                 f"profile {self.name}: ramp_days needs 7 <= low <= 21 and low <= high, "
                 "ramp_boost 0 < low <= high"
             )
+        if not 0 <= self.script_jitter[0] <= self.script_jitter[1] <= 600:
+            raise ValueError(f"profile {self.name}: script_jitter needs 0 <= low <= high <= 600")
         for share in (self.late_payer_share, self.reversal_rate, self.dip_share):
             if not 0.0 <= share <= 1.0:
                 raise ValueError(f"profile {self.name}: a share must lie in [0, 1], got {share}")

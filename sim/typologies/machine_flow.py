@@ -7,9 +7,9 @@ from sim.typologies.base import Typology, one_per
 from sim.world import DAY, HOUR, MINUTE, World, round_to
 from topics.names import FALSIFIED_FLOW
 
-#: Between two payments of the script, and its jitter in seconds either way.
+#: Between two payments of the script (its jitter in seconds either way is the profile's
+#: ``script_jitter``).
 INTERVAL = (37 * MINUTE, 90 * MINUTE)
-JITTER = (1, 8)
 #: Days the script runs.
 LENGTH_DAYS = (14, 28)
 #: Chance the script keeps office hours (else it runs day and night), and pays round sums.
@@ -28,7 +28,7 @@ def plant(world: World, number: int, borrowers: list[Borrower]) -> None:
     length = rng.randint(LENGTH_DAYS[0], min(LENGTH_DAYS[1], world.days - 7))
     first = rng.randint(7, world.days - length)
     interval = rng.randint(*INTERVAL)
-    jitter = rng.randint(*JITTER)
+    jitter = rng.randint(*world.config.profile.script_jitter)
     office = rng.random() < OFFICE_SHARE
     hours = (rng.randint(7, 9) * HOUR, rng.randint(20, 23) * HOUR) if office else (0, DAY)
     rounded = rng.random() < ROUND_SHARE

@@ -91,6 +91,7 @@ def test_profiles_are_named_and_unknown_names_are_refused() -> None:
         {"hand_on_scale": 9.0},
         {"ramp_days": (28, 42)},
         {"ramp_boost": (1.0, 0.5)},
+        {"script_jitter": (30, 10)},
     ],
 )
 def test_impossible_knobs_are_refused(knobs: dict[str, object]) -> None:
@@ -282,6 +283,13 @@ def test_ramp_days_and_boost_shape_revenue_inflation() -> None:
         float(r.detail["added_inflow"]) / float(r.detail["monthly_inflow"]) for r in ramps
     ]
     assert max(boost(weak)) < min(boost(usual))
+
+
+def test_script_jitter_moves_machine_made_payments_off_their_period() -> None:
+    late = replace(BASELINE, name="late", script_jitter=(60, 90))
+    for profile, (low, high) in ((BASELINE, (1, 8)), (late, (60, 90))):
+        scripts = labels_of(run(profile, 300, "machine_generated"), "machine_generated")
+        assert scripts and all(low <= s.detail["jitter_seconds"] <= high for s in scripts)
 
 
 def test_benign_twin_shares() -> None:
