@@ -317,8 +317,8 @@ def test_takings_that_meet_the_bills_of_settled_suppliers_are_a_business() -> No
 
 
 def test_payees_too_many_to_tell_apart_settle_nothing() -> None:
-    """A borrower paying a hundred accounts a fortnight fills its payee filter past half: a
-    supplier read as settled there could be any new account, so the sums are judged as
+    """A borrower paying a hundred accounts a fortnight fills its payee filter past a third:
+    a supplier read as settled there could be any new account, so the sums are judged as
     before the payees were remembered."""
     suppliers = [f"supplier-{i}" for i in range(3)]
     bills = [
