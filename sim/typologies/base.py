@@ -55,6 +55,17 @@ def spread(bounds: tuple[float, float], factor: float, around: float) -> tuple[f
     return low, high
 
 
+def stretched(bounds: tuple[int, int], factor: float) -> tuple[int, int]:
+    """Bounds whose upper one is ``factor`` times as far (never under the lower one); unchanged
+    at 1, so that a profile's default draws what it always drew.
+
+    >>> stretched((600, 9000), 2.0), stretched((600, 9000), 0.01)
+    ((600, 18000), (600, 600))
+    """
+    low, high = bounds
+    return low, max(low, round(high * factor))
+
+
 @dataclass(frozen=True)
 class Typology:
     """One kind of injected case, and the rules of its count.

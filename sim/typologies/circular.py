@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from sim.population import B2B_MEMOS, Borrower
-from sim.typologies.base import Typology, one_per, spread, take
+from sim.typologies.base import Typology, one_per, spread, stretched, take
 from sim.world import DAY, HOUR, MINUTE, World, money
 from topics.names import FALSIFIED_FLOW
 
@@ -46,7 +46,7 @@ def plant(world: World, number: int, members: list[Borrower]) -> None:
     profile = world.config.profile
     fee = spread(HOP_FEE, profile.hop_spread, around=0.0)
     vary = spread(HOP_VARY, profile.hop_spread, around=1.0)
-    gap = (HOP_GAP[0], max(HOP_GAP[0], round(HOP_GAP[1] * profile.hand_on_scale)))
+    gap = stretched(HOP_GAP, profile.hand_on_scale)
     if outside:
         accounts[-1] = f"corp-{rng.randrange(10**6):06d}"
     cycles: list[list[dict[str, str]]] = []

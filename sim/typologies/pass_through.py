@@ -7,7 +7,7 @@ import random
 from typing import cast
 
 from sim.population import B2B_MEMOS, Borrower
-from sim.typologies.base import Typology, one_per, spread
+from sim.typologies.base import Typology, one_per, spread, stretched
 from sim.world import DAY, HOUR, MINUTE, World, money, round_to
 from topics.names import FALSIFIED_FLOW
 
@@ -53,7 +53,7 @@ def plant(world: World, number: int, borrowers: list[Borrower]) -> None:
     # Small sums serve small businesses: a few hundred yuan at a time inflate nothing else.
     small = rng.random() < SMALL_SHARE and b.monthly_inflow / 30 <= SMALL_BUSINESS * 100
     profile = world.config.profile
-    slowest = rng.randint(SLOWEST[0], max(SLOWEST[0], round(SLOWEST[1] * profile.hand_on_scale)))
+    slowest = rng.randint(*stretched(SLOWEST, profile.hand_on_scale))
     vary = spread(VARY, profile.hop_spread, around=1.0)
     fee = spread(FEE, profile.hop_spread, around=0.0)
     network = [_outsider(rng) for _ in range(rng.randint(*NETWORK))]
