@@ -105,6 +105,7 @@ MAX_TWO_WAY = 4
 #: more than a third full (a business paying about 18 accounts a fortnight) would read over
 #: 3.5 % of new accounts as settled, a mule among them now and then: it is ignored.
 PAYEE_GENERATION_DAYS = 14
+PAYEE_GENERATIONS = 3
 PAYEE_BITS = 128
 PAYEE_HASHES = 3
 
@@ -453,9 +454,9 @@ def _payee_bits(party: int) -> int:
 def _filters(memory: dict[str, Any]) -> tuple[int, list[int]]:
     """The generation number of the newest filter, and the filters, newest first."""
     generation, text = memory.get("g") or (0, "")
-    raw = base64.urlsafe_b64decode(text) if text else bytes(3 * PAYEE_BITS // 8)
     width = PAYEE_BITS // 8
-    filters = [int.from_bytes(raw[i : i + width], "big") for i in range(0, 3 * width, width)]
+    raw = base64.urlsafe_b64decode(text) if text else bytes(PAYEE_GENERATIONS * width)
+    filters = [int.from_bytes(raw[i : i + width], "big") for i in range(0, len(raw), width)]
     return generation, filters
 
 
@@ -467,9 +468,12 @@ def _note_payee(memory: dict[str, Any], party: int, day: int) -> bool:
     if "g" in memory and generation < kept:
         return False  # a late event of an older generation: its payees are there or not
     moved = generation > kept
+    bits = _payee_bits(party)
+    if not moved and "g" in memory and filters[0] & bits == bits:
+        return False  # paid before in this generation: the filter holds it already
     if moved:
-        filters = ([0] * min(generation - kept, 3) + filters)[:3]
-    filters[0] |= _payee_bits(party)
+        filters = ([0] * min(generation - kept, PAYEE_GENERATIONS) + filters)[:PAYEE_GENERATIONS]
+    filters[0] |= bits
     raw = b"".join(f.to_bytes(PAYEE_BITS // 8, "big") for f in filters)
     memory["g"] = [generation, base64.urlsafe_b64encode(raw).decode()]
     return moved
@@ -491,9 +495,9 @@ def _settled(memory: dict[str, Any], party: int, day: int) -> bool | None:
         return None
     kept, filters = _filters(memory)
     behind = day // PAYEE_GENERATION_DAYS - kept
-    if not 0 <= behind <= 2:
+    if not 0 <= behind <= PAYEE_GENERATIONS - 1:
         return None
-    older = filters[2 - behind]
+    older = filters[PAYEE_GENERATIONS - 1 - behind]
     if not older or older.bit_count() > PAYEE_BITS // 3:
         return None
     bits = _payee_bits(party)
