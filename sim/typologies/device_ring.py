@@ -40,6 +40,7 @@ def plant(world: World, number: int, members: list[Borrower]) -> None:
     span = rng.randint(SPAN_DAYS[0], min(SPAN_DAYS[1], world.days - 7))
     first = rng.randint(7, world.days - span)
     member_ids = [m.id for m in members]
+    sessions: list[tuple[Borrower, int, int, dict[str, str | list[str]]]] = []
     for b in members:
         t = (first + rng.randrange(span)) * DAY + office_second(rng)
         where = geo(rng, city)
@@ -58,7 +59,12 @@ def plant(world: World, number: int, members: list[Borrower]) -> None:
             "city": city.name,
             "application_amount": money(asked),
         }
-        world.label(t, b, DEVICE_RING, end, detail)
+        sessions.append((b, t, end, detail))
+    # One agent's applications are one case: each member's runs from its own session to the
+    # ring's last, as the ring can be told only once a third member has used the device.
+    ring_end = max(end for _, _, end, _ in sessions)
+    for b, t, _, detail in sessions:
+        world.label(t, b, DEVICE_RING, ring_end, detail)
 
 
 # --- the benign look-alikes -------------------------------------------------------------------

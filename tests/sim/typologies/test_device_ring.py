@@ -29,6 +29,9 @@ def test_device_ring_applies_for_several_borrowers_from_one_device(
             assert actions[:2] == ["login", "loan_application"]
         assert len({v["geo"]["city"] for v in uses}) == 1
         assert max(map(instant, uses)) - min(map(instant, uses)) <= timedelta(days=10)
+        # One case: every member's runs to the ring's last use of the device.
+        assert {label.end for label in labels} == {max(map(instant, uses))}
+        assert all(label.start <= label.end for label in labels)
 
 
 def test_two_person_devices_are_benign_and_never_three(sim: Simulation) -> None:
