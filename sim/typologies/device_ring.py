@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from sim.benign.sessions import plan_application
 from sim.draws import office_second
 from sim.population import Borrower, broadband_ip, geo, new_device, same_city
@@ -40,7 +42,7 @@ def plant(world: World, number: int, members: list[Borrower]) -> None:
     span = rng.randint(SPAN_DAYS[0], min(SPAN_DAYS[1], world.days - 7))
     first = rng.randint(7, world.days - span)
     member_ids = [m.id for m in members]
-    sessions: list[tuple[Borrower, int, int, dict[str, str | list[str]]]] = []
+    sessions: list[tuple[Borrower, int, int, dict[str, Any]]] = []
     for b in members:
         t = (first + rng.randrange(span)) * DAY + office_second(rng)
         where = geo(rng, city)
@@ -51,7 +53,7 @@ def plant(world: World, number: int, members: list[Borrower]) -> None:
         if rng.random() < 0.5:
             end += rng.randint(MINUTE, 10 * MINUTE)
             world.login(end, b, "logout", device, ip, where)
-        detail = {
+        detail: dict[str, Any] = {
             "device_id": device.id,
             "ring": f"device-ring-{number:02d}",
             "members": member_ids,
