@@ -144,7 +144,8 @@ class PassThroughDetector(Detector):
     borrower's own accounts are not turnover; a trading day splits into many legs whose sums
     do not meet; takings that meet bills paid to settled payees (paid 14 to 42 days before:
     suppliers, rent, payroll) are a business paying its way, while a conduit's money leaves
-    for accounts new to it.
+    for accounts new to it. A history too young to tell settled payees from new asks for a
+    day more than ``min_days`` (or accounts on both sides).
 
     >>> from decimal import Decimal
     >>> detector = PassThroughDetector(PassThroughThresholds())
@@ -154,7 +155,7 @@ class PassThroughDetector(Detector):
     ...     return Transaction(event_id=i, borrower_id="b", account_id="a", counterparty_id=cp,
     ...                        direction=direction, amount=Decimal(amount), ts=ts)
     >>> found = []
-    >>> for day in (0, 2, 4):
+    >>> for day in (0, 1, 2, 4):  # a young history: one day more than min_days
     ...     state.inflows.add(19783 + day, 30000.0)
     ...     found += detector.on_transaction(tx(f"i{day}", "p", "in", 30000, day, 1), state, ())
     ...     found += detector.on_transaction(tx(f"o{day}", "q", "out", 29700, day, 1.2), state, ())
@@ -164,18 +165,19 @@ class PassThroughDetector(Detector):
 
     name = "pass_through"
     category = FALSIFIED_FLOW
-    version = "4"
+    version = "5"
     section = "pass_through"
     thresholds_type = PassThroughThresholds
 
     @classmethod
     def contract_events(cls) -> list[Input]:
-        """Money in from one account and out to another within the hour, on three days."""
+        """Money in from one account and out to another within the hour, on four days (a
+        young history asks a day more than ``min_days``)."""
         return inputs(
             Source.TRANSACTIONS,
             [
                 leg
-                for day in (1, 3, 5)
+                for day in (1, 3, 4, 5)
                 for leg in (
                     transaction(
                         f"p-in-{day}", "p-1", "pa-1", "px", "20000", at(days=day, hours=1), "in"
@@ -361,10 +363,14 @@ class PassThroughDetector(Detector):
         share = min(1.0, moved / inflow) if inflow > 0 else 1.0
         minutes = statistics.median(h[2] for h in fresh) / 60.0
         network = _network(fresh)
-        needed = t.min_share
-        if t.min_network > 0 and network >= t.min_network:
-            needed = min(t.min_share, t.min_share_network)
+        ring = t.min_network > 0 and network >= t.min_network
+        needed = min(t.min_share, t.min_share_network) if ring else t.min_share
         if share < needed or rate < t.min_hit_rate or minutes > t.max_median_minutes:
+            return []
+        if days == t.min_days and not ring and _generation_two_back(memory, newest) is None:
+            # A young history: no payee old enough to tell settled from new, so the fewest
+            # days are as likely a business's first takings meeting its first bills by
+            # chance as a conduit; one day more tells (or accounts on both sides).
             return []
         week = iso_week(newest)
         if memory["w"] == week:
@@ -491,17 +497,23 @@ def _settled(memory: dict[str, Any], party: int, day: int) -> bool | None:
     >>> _settled(memory, 54321, 28)
     False
     """
+    older = _generation_two_back(memory, day)
+    if older is None or older.bit_count() > PAYEE_BITS // 3:
+        return None
+    bits = _payee_bits(party)
+    return older & bits == bits
+
+
+def _generation_two_back(memory: dict[str, Any], day: int) -> int | None:
+    """The filter of the payees of the generation two before ``day``'s: None when the
+    borrower paid no one then (a young history, or one that moved no money)."""
     if "g" not in memory:
         return None
     kept, filters = _filters(memory)
     behind = day // PAYEE_GENERATION_DAYS - kept
     if not 0 <= behind <= PAYEE_GENERATIONS - 1:
         return None
-    older = filters[PAYEE_GENERATIONS - 1 - behind]
-    if not older or older.bit_count() > PAYEE_BITS // 3:
-        return None
-    bits = _payee_bits(party)
-    return older & bits == bits
+    return filters[PAYEE_GENERATIONS - 1 - behind] or None
 
 
 def _network(hits: list[list[Any]]) -> int:
