@@ -366,11 +366,11 @@ class RevenueInflationDetector(Detector):
         "{payees} payee(s) first paid in the window: {counterparties:, }",
         "stopped_before": "{share:.0%} of the window's turnover came from {count} of them that "
         "paid nothing in the {days} days before the application",
-        "unspent": "outflows rose by {spent:,.0f} a day against inflows' {extra:,.0f} over the "
+        "unspent": "outflows {moved} by {spent:,.0f} a day against inflows' {extra:,.0f} over the "
         "{weeks} weeks before the application: {share:.0%} of the rise was not spent",
-        "unspent_young": "outflows rose by {spent:,.0f} a day against inflows' {extra:,.0f} over "
-        "the {weeks} weeks before the application, against what its peers spend of theirs (its "
-        "history is too short to say what it spent): {share:.0%} of the rise was not spent",
+        "unspent_young": "outflows {moved} by {spent:,.0f} a day against inflows' {extra:,.0f} "
+        "over the {weeks} weeks before the application, against what its peers spend of theirs "
+        "(its history is too short to say what it spent): {share:.0%} of the rise was not spent",
         "silent_at_pace": "they paid on {paid} days in all before the application and nothing in "
         "the {silent} days with inflows since each one's last payment: at the pace each paid, a "
         "chance of {chance:.2%}",
@@ -986,7 +986,8 @@ class RevenueInflationDetector(Detector):
             "unspent_young" if young else "unspent",
             observed=round(share, 3),
             threshold=t.min_unspent_share,
-            spent=spent,
+            moved="rose" if spent >= 0.0 else "fell",
+            spent=abs(spent),
             extra=extra,
             weeks=last - first,
             share=share,

@@ -697,6 +697,15 @@ def test_money_left_idle_alerts_at_the_application() -> None:
     assert unspent.threshold == 0.95 and float(str(unspent.observed)) >= 0.95
 
 
+def test_outflows_that_fell_while_the_ramp_came_in_are_worded_as_a_fall() -> None:
+    # The business spends a third less from four weeks before ("rose by -710" read as a rise).
+    spending = [*_suppliers(last_day=-28), *_suppliers(first_day=-28, daily=2000)]
+    [alert, _] = _apply_and_judge([*_business(), *spending, *_shells()])
+
+    unspent = next(r for r in alert.reasons if r.code == "unspent")
+    assert unspent.message.startswith("outflows fell by ") and "by -" not in unspent.message
+
+
 def _apply_and_judge(events: list[Transaction]) -> list[Finding]:
     findings = _judge(events)
     assert [f.episode for f in findings] == ["inflation:app-1", "inflation:app-1:confirmed"]
