@@ -320,7 +320,7 @@ class RevenueInflationDetector(Detector):
 
     name = "revenue_inflation"
     category = FALSIFIED_FLOW
-    version = "6"  # 6: the new payers' own span as a window; 5: the quiet verdict at their pace
+    version = "7"  # 7: spending read over the history's days; 6: the new payers' own span
     section = "revenue_inflation"
     thresholds_type = RevenueInflationThresholds
 
@@ -960,7 +960,9 @@ class RevenueInflationDetector(Detector):
             inflow, days = state.inflows.total(lo * 7, hi * 7)
             inflow -= _between(net, lo * 7, hi * 7)
             outflow = _between(weeks, lo, hi)
-            rates.append((inflow / max(1, days), outflow / max(1, (hi - lo) * 7)))
+            # Both a day of the history in those weeks: a history that began in their middle
+            # spent over its own days, not over the whole weeks.
+            rates.append((inflow / max(1, days), outflow / max(1, days)))
         (in_before, out_before), (in_now, out_now) = rates
         # A month of baseline at least: rent and payroll come monthly, and a baseline of a
         # week or two that holds them (or misses them) says nothing of what is usually spent.

@@ -706,6 +706,17 @@ def test_outflows_that_fell_while_the_ramp_came_in_are_worded_as_a_fall() -> Non
     assert unspent.message.startswith("outflows fell by ") and "by -" not in unspent.message
 
 
+def test_a_history_that_began_mid_week_is_read_over_its_own_days() -> None:
+    """The business began six days into an epoch week and spends 3,000 on every day since:
+    its spending neither rose nor fell. Read over the baseline's whole weeks, the days
+    before it began would dilute what it spent then, and the ramp's money look spent."""
+    history = [*_business(first_day=-58), *_suppliers(first_day=-58)]
+    [alert, _] = _apply_and_judge([*history, *_shells()])
+
+    unspent = next(r for r in alert.reasons if r.code == "unspent")
+    assert " by 0 a day" in unspent.message
+
+
 def _apply_and_judge(events: list[Transaction]) -> list[Finding]:
     findings = _judge(events)
     assert [f.episode for f in findings] == ["inflation:app-1", "inflation:app-1:confirmed"]
