@@ -294,7 +294,8 @@ class PassThroughDetector(Detector):
     def _to_settled_payees(memory: dict[str, Any], candidate: list[Any], epoch: float) -> bool:
         """Whether the money left (or went out first) for settled payees only."""
         payees = candidate[6] if candidate[0] < 0 else (candidate[8] if len(candidate) > 8 else [])
-        return bool(payees) and all(_settled(memory, p, day_of(epoch)) is True for p in payees)
+        settled = _settled_payees(memory, day_of(epoch)) if payees else None
+        return settled is not None and all(_holds(settled, p) for p in payees)
 
     def _join(
         self, candidate: list[Any], leg: tuple[Any, ...], party: int, memory: dict[str, Any]
@@ -474,12 +475,11 @@ def _note_payee(memory: dict[str, Any], party: int, day: int) -> bool:
     if "g" in memory and generation < kept:
         return False  # a late event of an older generation: its payees are there or not
     moved = generation > kept
-    bits = _payee_bits(party)
-    if not moved and "g" in memory and filters[0] & bits == bits:
+    if not moved and "g" in memory and _holds(filters[0], party):
         return False  # paid before in this generation: the filter holds it already
     if moved:
         filters = ([0] * min(generation - kept, PAYEE_GENERATIONS) + filters)[:PAYEE_GENERATIONS]
-    filters[0] |= bits
+    filters[0] |= _payee_bits(party)
     raw = b"".join(f.to_bytes(PAYEE_BITS // 8, "big") for f in filters)
     memory["g"] = [generation, base64.urlsafe_b64encode(raw).decode()]
     return moved
@@ -497,11 +497,20 @@ def _settled(memory: dict[str, Any], party: int, day: int) -> bool | None:
     >>> _settled(memory, 54321, 28)
     False
     """
+    settled = _settled_payees(memory, day)
+    return None if settled is None else _holds(settled, party)
+
+
+def _settled_payees(memory: dict[str, Any], day: int) -> int | None:
+    """The filter of the generation two before ``day``'s, when it tells payees apart."""
     older = _generation_two_back(memory, day)
-    if older is None or older.bit_count() > PAYEE_BITS // 3:
-        return None
+    return None if older is None or older.bit_count() > PAYEE_BITS // 3 else older
+
+
+def _holds(payees: int, party: int) -> bool:
+    """Whether a generation's filter holds the payee."""
     bits = _payee_bits(party)
-    return older & bits == bits
+    return payees & bits == bits
 
 
 def _generation_two_back(memory: dict[str, Any], day: int) -> int | None:
