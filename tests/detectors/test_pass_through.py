@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from collections.abc import Iterable
 from datetime import datetime
 
 import orjson
@@ -23,11 +24,14 @@ def _tx(event_id: str, cp: str, amount: float, ts: datetime, direction: str) -> 
     return transaction(event_id, "b-1", ACCOUNT, cp, round(amount, 2), ts, direction)
 
 
+def _rent(days: Iterable[int]) -> list[Transaction]:
+    """900 to the landlord at 03:00 on each of ``days``."""
+    return [_tx(f"rent-{day}", "landlord", 900, at(days=day, hours=3), "out") for day in days]
+
+
 #: Six weeks of rent before day 0: a borrower with a history, whose payees can be told
 #: settled or new (a borrower new to the platform has none: ``_feed(..., history=False)``).
-RENT = [
-    _tx(f"rent-{day}", "landlord", 900, at(days=day, hours=3), "out") for day in range(-42, 0, 7)
-]
+RENT = _rent(range(-42, 0, 7))
 
 
 def _feed(
@@ -307,30 +311,41 @@ def test_transfers_between_the_borrowers_own_accounts_are_not_turnover() -> None
     assert _feed(events) == []
 
 
-def test_takings_that_meet_the_bills_of_settled_suppliers_are_a_business() -> None:
-    """A client pays, and within the hour the borrower pays nearly as much to a supplier it
-    has paid every week for a month: on three days, the takings meet the bills by chance or
-    by habit, not money passed on. The same sums leaving for accounts never paid alert."""
-    suppliers = [f"supplier-{i}" for i in range(3)]
+#: Three suppliers, and the days on which takings meet a bill to one of them.
+SUPPLIERS = [f"supplier-{i}" for i in range(3)]
+TAKING_DAYS = (36, 38, 41)
+
+
+def _bills_and_takings_to(
+    suppliers: list[str],
+) -> tuple[list[Transaction], list[Transaction]]:
+    """Five weeks of weekly bills to ``suppliers``, then takings of 20,000 that leave within
+    the hour for one of them on each of ``TAKING_DAYS``."""
     bills = [
         _tx(f"bill-{day}-{i}", supplier, 4_000 + 500 * i, at(days=day, hours=5), "out")
         for day in range(0, 35, 7)
         for i, supplier in enumerate(suppliers)
     ]
-    days = (36, 38, 41)
-    settled = [
-        e for day, s in zip(days, suppliers, strict=True) for e in _through(day, 20_000, "c", [s])
+    takings = [
+        e
+        for day, supplier in zip(TAKING_DAYS, suppliers, strict=True)
+        for e in _through(day, 20_000, "c", [supplier])
     ]
-    fresh = [e for day in days for e in _through(day, 20_000, "c", [f"new-{day}"])]
+    return bills, takings
+
+
+def test_takings_that_meet_the_bills_of_settled_suppliers_are_a_business() -> None:
+    """A client pays, and within the hour the borrower pays nearly as much to a supplier it
+    has paid every week for a month: on three days, the takings meet the bills by chance or
+    by habit, not money passed on. The same sums leaving for accounts never paid alert."""
+    bills, settled = _bills_and_takings_to(SUPPLIERS)
+    fresh = [e for day in TAKING_DAYS for e in _through(day, 20_000, "c", [f"new-{day}"])]
 
     assert _feed(bills + settled) == []
     assert len(_feed(bills + fresh)) == 1
     # The suppliers paid for the first time, by a borrower that paid its rent all along: not
     # settled yet.
-    rent = [
-        _tx(f"rent-{day}", "landlord", 900, at(days=day, hours=3), "out") for day in range(0, 35, 7)
-    ]
-    assert len(_feed(rent + settled)) == 1
+    assert len(_feed(_rent(range(0, 35, 7)) + settled)) == 1
 
 
 def test_a_young_history_asks_a_fourth_day_of_sums_that_met() -> None:
@@ -366,21 +381,11 @@ def test_payees_too_many_to_tell_apart_settle_nothing() -> None:
     """A borrower paying a hundred accounts a fortnight fills its payee filter past a third:
     a supplier read as settled there could be any new account, so the sums are judged as
     before the payees were remembered."""
-    suppliers = [f"supplier-{i}" for i in range(3)]
-    bills = [
-        _tx(f"bill-{day}-{i}", supplier, 4_000 + 500 * i, at(days=day, hours=5), "out")
-        for day in range(0, 35, 7)
-        for i, supplier in enumerate(suppliers)
-    ]
+    bills, settled = _bills_and_takings_to(SUPPLIERS)
     many = [
         _tx(f"pay-{day}-{i}", f"payee-{day}-{i}", 300, at(days=day, hours=6), "out")
         for day in range(0, 28, 2)
         for i in range(14)
-    ]
-    settled = [
-        e
-        for day, s in zip((36, 38, 41), suppliers, strict=True)
-        for e in _through(day, 20_000, "c", [s])
     ]
 
     assert _feed(bills + settled) == []
@@ -450,10 +455,9 @@ def test_days_of_pass_throughs_past_the_lookback_are_forgotten_at_a_new_fortnigh
     carries its payees, not its old pass-throughs."""
     state = BorrowerState(borrower_id="b-1")
     conduit = [e for day in (0, 2, 5) for e in _forward(day, 30_000)]
-    rent = [_tx(f"rent-{day}", "landlord", 900, at(days=day, hours=3), "out") for day in (20, 34)]
 
     assert len(_feed(conduit, state)) == 1 and state.slots["pass_through"]["h"]
-    _feed(rent, state)
+    _feed(_rent((20, 34)), state)
 
     assert state.slots["pass_through"]["h"] == []
 
