@@ -110,6 +110,14 @@ class DelinquencyThresholds:
     uncovered_coverage: float = tunable(
         1.5, 0.01, 100.0, "months of inflow covering the installment at most this often: uncovered"
     )
+    #: In a borrower's first weeks (a baseline too short for the rank tests) a sustained
+    #: decline counts when a month at the recent rate covers the installment at most this
+    #: often. Higher than ``uncovered_coverage``: a decline its sector shares has a cause that
+    #: passes (a lockdown ends), a young borrower's own has none known, and an installment of
+    #: half a month's takings is more than a small business's margin pays.
+    young_uncovered_coverage: float = tunable(
+        2.0, 0.01, 100.0, "in a borrower's first weeks, coverage at most this: a decline counts"
+    )
     #: A decline whose inflows still cover the installment many times weighs less: in full up
     #: to ``max_coverage``, down to ``ample_coverage_weight`` from ``ample_coverage`` on.
     ample_coverage: float = tunable(
@@ -246,6 +254,10 @@ class DelinquencyThresholds:
             "delinquency.uncovered_coverage must not exceed delinquency.max_coverage, nor that "
             "delinquency.ample_coverage",
             lambda t: t.uncovered_coverage <= t.max_coverage <= t.ample_coverage,
+        ),
+        (
+            "delinquency.young_uncovered_coverage must not exceed delinquency.max_coverage",
+            lambda t: t.young_uncovered_coverage <= t.max_coverage,
         ),
     )
 

@@ -175,8 +175,9 @@ class InflowJudge:
         against, or to measure the days' spread by. They are waived for a decline that is
         under way (the recent week down, not only its trend), sustained (the week before was
         down too) and leaves the installment uncovered (a month at the recent rate pays it at
-        most ``uncovered_coverage`` times, ``coverage``): the money for the installment is
-        visibly missing, which a quiet week of a business whose takings cover it does not show.
+        most ``young_uncovered_coverage`` times, ``coverage``): the money for the installment
+        is visibly missing, which a quiet week of a business whose takings cover it does not
+        show.
         """
         t = self.thresholds
         if decline.projected > t.max_inflow_ratio or decline.recovered:
@@ -193,7 +194,7 @@ class InflowJudge:
             and decline.sustained
             and decline.ratio <= t.max_inflow_ratio
             and coverage is not None
-            and coverage <= t.uncovered_coverage
+            and coverage <= t.young_uncovered_coverage
         )
 
     def strength(self, decline: Decline) -> float:

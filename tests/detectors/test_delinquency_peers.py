@@ -143,6 +143,18 @@ def test_a_shared_slump_counts_when_the_installment_is_no_longer_covered() -> No
     assert "but a month at the recent rate covers the installment only" in decline.message
 
 
+def test_a_shared_slump_leaving_the_installment_covered_under_twice_is_not_alerted() -> None:
+    """Fallen with its sector, a month at the recent rate paying the installment 1.7 times:
+    the slump has a cause that passes, so the stricter ``uncovered_coverage`` (1.5) holds,
+    not the bar of a young borrower's own decline (``young_uncovered_coverage``, 2)."""
+    detector, subject = schedule("70000")
+    peers = _partition(detector, subject, _down(0.4), [("restaurant", _down(0.4))] * 11)
+
+    assert run(detector, subject, until=CHECK3_TIME, peers=peers) == []
+    inflow = detector._inflow(subject, day_of(CHECK3.due), 70_000.0)
+    assert inflow.coverage is not None and 1.5 < inflow.coverage < 2.0
+
+
 def test_without_sectors_the_partition_damps_a_shared_slump() -> None:
     """No sector given: a third of the partition fell 60 % the same days. The partition's
     median hardly moved, but that many falling at once is a shared slump, not each one's."""

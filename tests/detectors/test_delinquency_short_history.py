@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from detectors.delinquency import DelinquencyDetector
+from detectors.delinquency import DelinquencyDetector, DelinquencyThresholds
 from detectors.state import BorrowerState, day_of
 from tests.detectors.delinquency_cases import (
     CHECK3,
@@ -44,9 +44,12 @@ def _slide(floor: float, days: int = 21) -> list[float]:
 
 
 def _short(
-    amount: str, takings: list[float], after: float = 0.0
+    amount: str,
+    takings: list[float],
+    after: float = 0.0,
+    detector: DelinquencyDetector | None = None,
 ) -> tuple[DelinquencyDetector, BorrowerState]:
-    detector, state = schedule(amount)
+    detector, state = schedule(amount, detector)
     flows(state, takings, after=after)
     return detector, state
 
@@ -64,6 +67,22 @@ def test_a_slide_in_the_first_weeks_that_leaves_the_installment_uncovered_is_war
     # What version 4 required and a week of lumpy baseline cannot give:
     assert own.rank_z is not None and own.rank_z > -1.5
     assert inflow.coverage is not None and inflow.coverage <= 1.5
+
+
+def test_a_slide_in_the_first_weeks_leaving_half_a_month_of_takings_is_warned() -> None:
+    """A month at the recent rate pays the installment under twice: more than a small
+    business's margin. Before version 8 it took 1.5 (``uncovered_coverage``, the bar of a
+    decline its sector shares), and the slide went unwarned until the deadline."""
+    detector, state = _short("75000", _slide(0.15))
+
+    [finding, *_] = run(detector, state, until=MIDNIGHT)
+
+    assert finding.ts <= MIDNIGHT - timedelta(days=3)
+    inflow = detector._inflow(state, day_of(CHECK3.due), 75_000.0, 3.0)
+    assert inflow.coverage is not None and 1.5 < inflow.coverage <= 2.0
+    version_7 = DelinquencyDetector(DelinquencyThresholds(young_uncovered_coverage=1.5))
+    version_7, state = _short("75000", _slide(0.15), detector=version_7)
+    assert run(version_7, state, until=MIDNIGHT - timedelta(days=2)) == []
 
 
 def test_the_same_slide_still_covering_the_installment_is_not_alerted() -> None:
