@@ -309,11 +309,12 @@ class DelinquencyDetector(Detector):
       days (one quiet week of a lumpy B2B business is not a decline), the baseline first moved
       as the borrower's peers moved (its sector in the partition, else the whole partition;
       see :meth:`on_day_close`): a restaurant that fell with every restaurant is not singled
-      out, unless the installment is no longer covered. A dip whose latest days are back near
-      the baseline is over; a decline of the last week alone weighs less than a sustained
-      one, and one whose inflows still cover the installment many times weighs less. In a
-      borrower's first weeks (a baseline under two weeks) the rank test is waived for a
-      sustained decline that leaves the installment uncovered;
+      out, unless the installment is no longer covered; peers falling as far at once do not
+      damp the decline of an owner gone unusually quiet beside it. A dip whose latest days are
+      back near the baseline is over; a decline of the last week alone weighs less than a
+      sustained one, and one whose inflows still cover the installment many times weighs
+      less. In a borrower's first weeks (a baseline under two weeks) the rank test is waived
+      for a sustained decline that leaves the installment uncovered;
     - coverage: a month of inflow at the recent rate against the installment;
     - silence: days without a login, priced by the borrower's own login rate
       (``-ln P``: eleven silent days are routine for a weekly user, not for a daily one);
@@ -335,7 +336,9 @@ class DelinquencyDetector(Detector):
     when the severity rises. (Version 4's River classifier was removed in version 5: by
     ablation over two profiles and two seeds, one classifier per worker changed no alert; see
     docs/evaluation.md. Version 7 leaves a reversal not made good by the due date to the
-    grace period; version 8 counts as a shared slump only peers down over both weeks.)
+    grace period; version 8 counts as a shared slump only peers down over both weeks, lets
+    none damp the decline of an owner gone quiet, and asks a young borrower's decline for a
+    cover under ``young_uncovered_coverage``.)
     """
 
     name = "delinquency"
@@ -577,7 +580,12 @@ class DelinquencyDetector(Detector):
         reversal = self._reversal_signal(at, installment, past_due, urgency)
         if reversal is not None:
             signals.append(reversal)
-        inflow = self._inflow_signals(seen.inflow, urgency)
+        # A slump the peers share explains the takings' fall, not an owner gone quiet beside it.
+        silent = (
+            seen.silence.days >= t.min_silence_days
+            and seen.silence.surprise >= t.unusual_silence_surprise > 0
+        )
+        inflow = self._inflow_signals(seen.inflow, urgency, undamped=silent)
         declined = any(reason.code == "inflow_decline" for _, reason in inflow)
         signals += self._conduct_signals(seen, urgency, declined)
         signals += inflow
@@ -674,10 +682,13 @@ class DelinquencyDetector(Detector):
             chance=math.exp(-silence.surprise),
         )
 
-    def _inflow_signals(self, inflow: Inflow, urgency: float) -> list[tuple[float, Reason]]:
-        """A decline beyond the peers' move, a low coverage: with their strengths."""
+    def _inflow_signals(
+        self, inflow: Inflow, urgency: float, undamped: bool = False
+    ) -> list[tuple[float, Reason]]:
+        """A decline beyond the peers' move, a low coverage: with their strengths;
+        ``undamped``: peers falling as far at once do not damp the decline."""
         t = self.thresholds
-        signals = [self._decline_signal(inflow, urgency)]
+        signals = [self._decline_signal(inflow, urgency, undamped)]
         if inflow.coverage is not None and inflow.coverage <= t.max_coverage:
             signals.append(
                 (
@@ -692,12 +703,16 @@ class DelinquencyDetector(Detector):
             )
         return [signal for signal in signals if signal is not None]
 
-    def _decline_signal(self, inflow: Inflow, urgency: float) -> tuple[float, Reason] | None:
+    def _decline_signal(
+        self, inflow: Inflow, urgency: float, undamped: bool = False
+    ) -> tuple[float, Reason] | None:
         """The borrower's decline, judged against its peers' move when they are known.
 
         Peers that fell together (the median of the sector, or an unusual share of them at
         once) make a borrower who fell with them one of many, not a failing borrower; unless
-        its own inflow no longer covers the installment, when its own decline counts.
+        its own inflow no longer covers the installment, when its own decline counts. An
+        unusual share of peers falling as far at once does not damp it when ``undamped`` (the
+        owner has gone unusually quiet beside the fall: the slump does not explain that).
         """
         t = self.thresholds
         own, relative, peer = inflow.own, inflow.relative, inflow.peer
@@ -720,7 +735,8 @@ class DelinquencyDetector(Detector):
             else:
                 # The borrower itself is among the decliners when its decline is sustained.
                 others = max(0, peer.decliners - (1 if judged.sustained else 0))
-                strength *= self._judge.shared_weight(peer, others)
+                if not undamped:
+                    strength *= self._judge.shared_weight(peer, others)
                 reason = self.reason(
                     "inflow_decline/peers",
                     observed=round(judged.projected, 3),

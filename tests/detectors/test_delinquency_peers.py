@@ -19,6 +19,7 @@ from tests.detectors.delinquency_cases import (
     MIDNIGHT,
     codes,
     flows,
+    logins,
     run,
     schedule,
 )
@@ -182,6 +183,27 @@ def test_peers_down_for_a_week_do_not_explain_a_decline_three_weeks_old() -> Non
     assert "0 other peer(s) falling as far" in finding.reasons[0].message
     inflow = detector._inflow(subject, day_of(CHECK3.due), 30_000.0)
     assert inflow.peer is not None and (inflow.peer.peers, inflow.peer.decliners) == (30, 1)
+
+
+def test_an_owner_gone_quiet_in_a_shared_slump_is_warned() -> None:
+    """A third of the partition fell 60 % the same days, the subject with them, but it also
+    stopped logging in (every third day before, none for eleven days by the check): the slump
+    explains its takings, not the owner's silence. Its twin: the same slump with the owner
+    logging in as before is damped (below), and so is the slump alone."""
+    detector, subject = schedule(INSTALLMENT)
+    others = [(None, _down(0.4))] * 9 + [(None, _flat)] * 20
+    peers = _partition(detector, subject, _down(0.4), others, subject_sector=None)
+    logins(detector, subject, range(15, 60, 3))
+
+    [finding] = run(detector, subject, until=CHECK3_TIME, peers=peers)
+
+    assert codes([finding])[0][:2] == ["inflow_decline", "login_silence"]
+    assert "9 other peer(s) falling as far for two weeks" in finding.reasons[0].message
+
+    attentive, state = schedule(INSTALLMENT)
+    peers = _partition(attentive, state, _down(0.4), others, subject_sector=None)
+    logins(attentive, state, range(3, 60, 3))
+    assert run(attentive, state, until=CHECK3_TIME, peers=peers) == []
 
 
 def test_without_sectors_a_lone_decline_in_the_partition_is_warned() -> None:
