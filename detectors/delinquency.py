@@ -132,10 +132,8 @@ class DelinquencyThresholds:
     min_sector_peers: int = tunable(
         8, 2, 100000, "borrowers of a sector (else of the partition) to judge a decline against"
     )
-    #: Peers that fell as far at once, over both weeks as a sustained decline does, beyond this
-    #: share (and at least ``min_shared_decliners`` of them) are a shared slump the median
-    #: missed: the decline weighs that share of them. Peers down one week only are not
-    #: counted: lumpy businesses have quiet weeks at different times, a slump holds for weeks.
+    #: Peers that fell as far at once beyond this share (and at least ``min_shared_decliners``
+    #: of them) are a shared slump the median missed: the decline weighs that share of them.
     typical_decline_share: float = tunable(
         0.05, 0.0, 1.0, "share of the peers declining at once in ordinary times"
     )
@@ -336,9 +334,8 @@ class DelinquencyDetector(Detector):
     when the severity rises. (Version 4's River classifier was removed in version 5: by
     ablation over two profiles and two seeds, one classifier per worker changed no alert; see
     docs/evaluation.md. Version 7 leaves a reversal not made good by the due date to the
-    grace period; version 8 counts as a shared slump only peers down over both weeks, lets
-    none damp the decline of an owner gone quiet, and asks a young borrower's decline for a
-    cover under ``young_uncovered_coverage``.)
+    grace period; version 8 lets no shared slump damp the decline of an owner gone quiet, and
+    asks a young borrower's decline for a cover under ``young_uncovered_coverage``.)
     """
 
     name = "delinquency"
@@ -389,8 +386,8 @@ class DelinquencyDetector(Detector):
         "inflow_decline/peers": "daily inflow over the last {days} days is {own:.0%} of the "
         "borrower's own baseline ({recent:,.0f} against {baseline:,.0f}) while its {peers} "
         "peers of the {scope} moved to {move:.0%}: {ratio:.0%} of their move, {projected:.0%} "
-        "by the due date at its trend, {others} other peer(s) falling as far for two weeks; its "
-        "last two weeks rank below the baseline days moved so (z = {z:.1f})",
+        "by the due date at its trend, {others} other peer(s) falling as far; its last two "
+        "weeks rank below the baseline days moved so (z = {z:.1f})",
         "inflow_decline/shared": "daily inflow over the last {days} days is {ratio:.0%} of the "
         "borrower's own baseline ({recent:,.0f} against {baseline:,.0f}), {projected:.0%} by "
         "the due date at its trend, and its {peers} peers of the {scope} moved to {move:.0%}; "
@@ -497,8 +494,8 @@ class DelinquencyDetector(Detector):
         """Record how the partition's borrowers moved over the windows of a check the next
         day: per sector and for the whole partition, the median ratio of each borrower's
         recent and older week to its own baseline, and how many fell to ``max_inflow_ratio``
-        of that median over both weeks. A check then judges a borrower against its peers over
-        the same days (see :meth:`_inflow`, :class:`~detectors.delinquency_inflow.InflowJudge`)."""
+        of that median. A check then judges a borrower against its peers over the same days
+        (see :meth:`_inflow`, :class:`~detectors.delinquency_inflow.InflowJudge`)."""
         name = self.name
         self._judge.close_day(
             partition,
@@ -733,8 +730,7 @@ class DelinquencyDetector(Detector):
                     z=judged.rank_z,
                 )
             else:
-                # The borrower itself is among the decliners when its decline is sustained.
-                others = max(0, peer.decliners - (1 if judged.sustained else 0))
+                others = max(0, peer.decliners - 1)  # the borrower itself fell as far
                 if not undamped:
                     strength *= self._judge.shared_weight(peer, others)
                 reason = self.reason(

@@ -79,9 +79,8 @@ class InflowJudge:
     ) -> None:
         """Record how the partition's borrowers (inflows and sector) moved over the windows
         of a check the day after ``day``: per sector and for the whole partition, the median
-        ratio of each one's recent and older week to its own baseline, and how many are in a
-        sustained decline (the recent week at ``max_inflow_ratio`` of that median, the older
-        at ``sustained_ratio`` of the baseline)."""
+        ratio of each one's recent and older week to its own baseline, and how many fell to
+        ``max_inflow_ratio`` of that median."""
         ratios: list[tuple[str | None, float, float]] = []
         for inflows, sector in borrowers:
             seen = self.windows(inflows, day + 1)
@@ -89,8 +88,7 @@ class InflowJudge:
                 continue
             older = seen.recent if seen.older is None else seen.older
             ratios.append((sector, seen.recent / seen.baseline, older / seen.baseline))
-        t = self.thresholds
-        self.peers.close(partition, day, ratios, t.max_inflow_ratio, t.sustained_ratio)
+        self.peers.close(partition, day, ratios, self.thresholds.max_inflow_ratio)
 
     def windows(self, inflows: InflowHistory, today: int) -> Windows | None:
         t = self.thresholds

@@ -105,11 +105,9 @@ class PeerMove:
     """How a borrower's peers moved over the windows of one check.
 
     ``week`` and ``older`` are the median ratios of the peers' recent and older windows to
-    their own baselines; ``decliners`` counts the peers in a sustained decline: the recent
-    window at ``max_inflow_ratio`` of the median move or below, and the older one at
-    ``sustained_ratio`` of its own baseline or below (the borrower itself among them when it
-    was).
-    ``scope`` is ``"sector"`` or ``"partition"``.
+    their own baselines; ``decliners`` counts the peers whose recent window fell to
+    ``max_inflow_ratio`` of the median move or below (the borrower itself among them when it
+    did). ``scope`` is ``"sector"`` or ``"partition"``.
     """
 
     scope: str
@@ -152,16 +150,9 @@ class PeerMoves:
         day: int,
         ratios: Iterable[tuple[str | None, float, float]],
         max_ratio: float,
-        sustained_ratio: float,
     ) -> None:
         """Record the day's peer moves from each borrower's (sector, recent ratio, older
-        ratio); every borrower counts in the partition's group as well as its sector's.
-
-        Decliners are counted over both weeks, as a borrower's own decline is judged
-        sustained: a slump the peers share (a lockdown, a season) holds them down for weeks
-        together, while the quiet weeks of lumpy businesses fall on different weeks, so on
-        any day a sixth of a lumpy group is one week down and few are two.
-        """
+        ratio); every borrower counts in the partition's group as well as its sector's."""
         groups: dict[str, list[tuple[float, float]]] = {ALL_PEERS: []}
         for sector, week, older in ratios:
             groups[ALL_PEERS].append((week, older))
@@ -174,7 +165,7 @@ class PeerMoves:
             week = statistics.median(w for w, _ in members)
             older = statistics.median(o for _, o in members)
             bar = max_ratio * min(1.0, week)
-            decliners = sum(1 for w, o in members if w <= bar and o <= sustained_ratio)
+            decliners = sum(1 for w, _ in members if w <= bar)
             kept = memory.setdefault(group, [])
             kept[:] = [entry for entry in kept if entry[0] < day][-(PEER_DAYS - 1) :]
             kept.append([day, len(members), week, older, decliners])
