@@ -485,24 +485,19 @@ def _note_payee(memory: dict[str, Any], party: int, day: int) -> bool:
     return moved
 
 
-def _settled(memory: dict[str, Any], party: int, day: int) -> bool | None:
-    """Whether the payee was paid in the generation two before ``day``'s: None when that
+def _settled_payees(memory: dict[str, Any], day: int) -> int | None:
+    """The filter of the payees paid in the generation two before ``day``'s: None when that
     generation's payees are unknown (no payment then, or too many to tell apart).
 
     >>> memory = {}
     >>> _note_payee(memory, 12345, 0)
     False
-    >>> [_settled(memory, 12345, day) for day in (0, 14, 28, 42, 56)]
-    [None, None, True, None, None]
-    >>> _settled(memory, 54321, 28)
-    False
+    >>> [_settled_payees(memory, day) is not None for day in (0, 14, 28, 42, 56)]
+    [False, False, True, False, False]
+    >>> settled = _settled_payees(memory, 28)
+    >>> _holds(settled, 12345), _holds(settled, 54321)
+    (True, False)
     """
-    settled = _settled_payees(memory, day)
-    return None if settled is None else _holds(settled, party)
-
-
-def _settled_payees(memory: dict[str, Any], day: int) -> int | None:
-    """The filter of the generation two before ``day``'s, when it tells payees apart."""
     older = _generation_two_back(memory, day)
     return None if older is None or older.bit_count() > PAYEE_BITS // 3 else older
 
