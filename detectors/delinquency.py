@@ -578,10 +578,7 @@ class DelinquencyDetector(Detector):
         if reversal is not None:
             signals.append(reversal)
         # A slump the peers share explains the takings' fall, not an owner gone quiet beside it.
-        silent = (
-            seen.silence.days >= t.min_silence_days
-            and seen.silence.surprise >= t.unusual_silence_surprise > 0
-        )
+        silent = self._unusual_silence(seen.silence)
         inflow = self._inflow_signals(seen.inflow, urgency, undamped=silent)
         declined = any(reason.code == "inflow_decline" for _, reason in inflow)
         signals += self._conduct_signals(seen, urgency, declined)
@@ -649,6 +646,17 @@ class DelinquencyDetector(Detector):
             )
         return signals
 
+    def _unusual_silence(self, silence: _Silence) -> bool:
+        """A silence of ``min_silence_days`` or more, from ``unusual_silence_surprise`` at the
+        borrower's own login rate (``min_silence_surprise``, which alerts alone, is never
+        under it)."""
+        t = self.thresholds
+        return (
+            silence.days >= t.min_silence_days
+            and silence.surprise > 0
+            and silence.surprise >= t.unusual_silence_surprise
+        )
+
     def _silence_signal(
         self, silence: _Silence, urgency: float, declined: bool
     ) -> tuple[float, Reason] | None:
@@ -659,13 +667,13 @@ class DelinquencyDetector(Detector):
         takings fall. Beside a bounced debit or a payout change alone it adds nothing: a debit
         bounced while the owner is away is made good on return as often as not."""
         t = self.thresholds
-        if silence.days < t.min_silence_days or silence.surprise <= 0:
+        if not self._unusual_silence(silence):
             return None
         if silence.surprise >= t.min_silence_surprise:
             span = max(1.0, t.full_silence_surprise - t.min_silence_surprise)
             strength = 0.5 + 0.1 * min(1.0, (silence.surprise - t.min_silence_surprise) / span)
             code, threshold = "login_silence", t.min_silence_surprise
-        elif declined and silence.surprise >= t.unusual_silence_surprise:
+        elif declined:
             strength = t.unusual_silence_weight
             code, threshold = "login_silence/unusual", t.unusual_silence_surprise
         else:
@@ -680,7 +688,7 @@ class DelinquencyDetector(Detector):
         )
 
     def _inflow_signals(
-        self, inflow: Inflow, urgency: float, undamped: bool = False
+        self, inflow: Inflow, urgency: float, undamped: bool
     ) -> list[tuple[float, Reason]]:
         """A decline beyond the peers' move, a low coverage: with their strengths;
         ``undamped``: peers falling as far at once do not damp the decline."""
@@ -701,7 +709,7 @@ class DelinquencyDetector(Detector):
         return [signal for signal in signals if signal is not None]
 
     def _decline_signal(
-        self, inflow: Inflow, urgency: float, undamped: bool = False
+        self, inflow: Inflow, urgency: float, undamped: bool
     ) -> tuple[float, Reason] | None:
         """The borrower's decline, judged against its peers' move when they are known.
 
