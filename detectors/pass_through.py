@@ -75,6 +75,35 @@ class PassThroughThresholds:
     min_hit_rate: float = tunable(
         0.2, 0, 1, "share of the comparable in-and-out movements that met, over the lookback"
     )
+    #: Where the same accounts take both sides (``min_network``), the sums are matched more
+    #: loosely as well: a ring run by hand lets its hop amounts vary and its money wait, and
+    #: its accounts on both sides tell it from the chance matches of a busy account, which
+    #: loose sums alone would not (hours, the share short, the share over, median minutes).
+    ring_window_hours: float = tunable(
+        5.0, 0.25, 72, "hours within which money must leave again, in a ring"
+    )
+    ring_max_shortfall: float = tunable(
+        0.12, 0, 0.5, "share by which the money leaving may fall short of the money in, in a ring"
+    )
+    ring_max_excess: float = tunable(
+        0.05, 0, 0.5, "share by which the money leaving may exceed the money in, in a ring"
+    )
+    ring_max_median_minutes: float = tunable(
+        180.0, 1, 4320, "median minutes from a ring's pass-through's first leg to its last, at most"
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class _Matching:
+    """How loosely one matcher meets the two sides, and whether it needs a ring to alert."""
+
+    window_hours: float
+    max_shortfall: float
+    max_excess: float
+    max_median_minutes: float
+    #: The slot's key of this matcher's open and found pass-throughs (None: the slot itself).
+    key: str | None
+    ring_only: bool
 
 
 #: Days of pass-throughs kept per borrower (the oldest go first), a day's merged into one.
@@ -114,6 +143,8 @@ PAYEE_HASHES = 3
 # legs not to or from a sweep account, [the same of the far side's counterparties]].
 # Comparable and completed pass-throughs ("n"): [day, comparable, completed, the epoch of the
 # last leg counted comparable], decayed by day.
+# The ring's matcher keeps its own open pass-throughs, comparable and days ("x": {"s", "n",
+# "h"}).
 # The day of the last alert ("a"), and its week ("w").
 # Payees by generation ("g"): [generation number, its filter, the one before's and the one
 # two before's, one after the other in URL-safe base64].
@@ -147,6 +178,11 @@ class PassThroughDetector(Detector):
     for accounts new to it. A history too young to tell settled payees from new asks for a
     day more than ``min_days`` (or accounts on both sides).
 
+    A second matcher meets the sums more loosely, and is heard only where the same accounts
+    took both sides: a ring run by hand lets its hop amounts vary and its money wait, each hop
+    passing one payment on, while loose sums alone would match a busy account's takings and
+    bills by chance.
+
     >>> from decimal import Decimal
     >>> detector = PassThroughDetector(PassThroughThresholds())
     >>> state = BorrowerState(borrower_id="b")
@@ -165,7 +201,7 @@ class PassThroughDetector(Detector):
 
     name = "pass_through"
     category = FALSIFIED_FLOW
-    version = "5"
+    version = "6"
     section = "pass_through"
     thresholds_type = PassThroughThresholds
 
@@ -190,7 +226,7 @@ class PassThroughDetector(Detector):
         )
 
     messages = {
-        "pass_through_days": "money {first} and {then} within {hours:g} h, nearly the same sum, "
+        "pass_through_days": "money {first} and {then} within {hours:g} h, {sums}, "
         "{count} times on {days} days within {lookback} days (median {minutes:.0f} min)",
         "pass_through_share": "{moved:,.2f} passed through: {share:.0%} of the inflow of those "
         "days",
@@ -201,7 +237,20 @@ class PassThroughDetector(Detector):
     episodes = {"week": "pass:{week}"}
 
     def __init__(self, thresholds: PassThroughThresholds) -> None:
-        self.thresholds = thresholds
+        self.thresholds = t = thresholds
+        tight = _Matching(
+            t.window_hours, t.max_shortfall, t.max_excess, t.max_median_minutes, None, False
+        )
+        ring = _Matching(
+            t.ring_window_hours,
+            t.ring_max_shortfall,
+            t.ring_max_excess,
+            t.ring_max_median_minutes,
+            "x",
+            True,
+        )
+        # Sums met loosely alert only through accounts on both sides: none needed, none run.
+        self.matchings = (tight, ring) if t.min_network > 0 else (tight,)
 
     def on_transaction(self, event: Transaction, state: BorrowerState, found: Found) -> Output:
         counterparty = event.counterparty_id
@@ -214,13 +263,17 @@ class PassThroughDetector(Detector):
         # owner's savings and back, not money passed on.
         sweep = self._two_way(memory, _party(counterparty), side, amount) and amount % 100 == 0
         leg = (event.ts.timestamp(), side, amount, counterparty, event.event_id, sweep)
-        done = self._step(memory, leg)
+        completed = [
+            (matching, done)
+            for matching in self.matchings
+            if (done := self._step(memory, _part(memory, matching), leg, matching)) is not None
+        ]
         if side < 0 and amount >= self.thresholds.min_amount:
             if _note_payee(memory, _party(counterparty), day_of(leg[0])):
                 self._forget(memory, leg[0])
-        if done is None:
-            return []
-        return self._judge(memory, done, state)
+        # Each matcher keeps its days; one alert a week, whichever alerts first.
+        judged = [self._judge(memory, _part(memory, m), done, state, m) for m, done in completed]
+        return next((findings for findings in judged if findings), [])
 
     def _forget(self, memory: dict[str, Any], epoch: float) -> None:
         """At a new fortnight, the days of pass-throughs past the lookback and the open ones
@@ -228,8 +281,11 @@ class PassThroughDetector(Detector):
         pass-through is judged, or a new leg comes)."""
         t = self.thresholds
         today = day_of(epoch)
-        memory["h"] = [h for h in memory["h"] if day_of(h[0]) > today - t.lookback_days]
-        memory["s"] = [c for c in memory["s"] if epoch - c[1] <= t.window_hours * 3600.0]
+        for matching in self.matchings:
+            part = _part(memory, matching)
+            part["h"] = [h for h in part["h"] if day_of(h[0]) > today - t.lookback_days]
+            window = matching.window_hours * 3600.0
+            part["s"] = [c for c in part["s"] if epoch - c[1] <= window]
 
     def _two_way(self, memory: dict[str, Any], party: int, side: int, amount: float) -> bool:
         """Whether the counterparty is one the borrower both pays and is paid by."""
@@ -248,16 +304,22 @@ class PassThroughDetector(Detector):
             del same[:-MAX_PARTIES]
         return False
 
-    def _count(self, memory: dict[str, Any], day: int, opened: int, completed: int) -> float:
+    def _count(self, part: dict[str, Any], day: int, opened: int, completed: int) -> float:
         """Count a comparable or a completed pass-through; the share completed, decayed by day."""
-        last, opened_before, completed_before, leg = memory["n"]
+        last, opened_before, completed_before, leg = part["n"]
         decay = 0.5 ** (max(0, day - last) / (self.thresholds.lookback_days / 2))
         comparable = round(opened_before * decay + opened, 2)
         done = round(completed_before * decay + completed, 2)
-        memory["n"] = [day, comparable, done, leg]
+        part["n"] = [day, comparable, done, leg]
         return min(1.0, done / comparable) if comparable else 0.0
 
-    def _step(self, memory: dict[str, Any], leg: tuple[Any, ...]) -> list[Any] | None:
+    def _step(
+        self,
+        memory: dict[str, Any],
+        part: dict[str, Any],
+        leg: tuple[Any, ...],
+        matching: _Matching,
+    ) -> list[Any] | None:
         """Move the open pass-throughs on by one leg; the pass-through it completes, if any.
 
         Every leg large enough opens one (it may be where money starts to pass through) and
@@ -267,10 +329,10 @@ class PassThroughDetector(Detector):
         t = self.thresholds
         epoch, side, amount, counterparty, event_id, _ = leg
         party = _party(counterparty)
-        window = t.window_hours * 3600.0
-        candidates: list[list[Any]] = [c for c in memory["s"] if epoch - c[1] <= window]
+        window = matching.window_hours * 3600.0
+        candidates: list[list[Any]] = [c for c in part["s"] if epoch - c[1] <= window]
         for candidate in list(candidates):
-            outcome = self._join(candidate, leg, party, memory)
+            outcome = self._join(candidate, leg, party, part, matching)
             if outcome is None:
                 continue
             if outcome == "done" and self._to_settled_payees(memory, candidate, epoch):
@@ -278,7 +340,7 @@ class PassThroughDetector(Detector):
             if outcome == "drop" or candidate[4] > t.max_legs:
                 candidates.remove(candidate)
             elif outcome == "done":
-                memory["s"] = []
+                part["s"] = []
                 amount_in = candidate[2] if candidate[0] > 0 else candidate[3]
                 gap = int(epoch) - candidate[1]
                 near, far = candidate[6], candidate[8] if len(candidate) > 8 else []
@@ -287,7 +349,7 @@ class PassThroughDetector(Detector):
                 return [*done, paid_in, paid_out]
         if amount >= t.min_amount:
             candidates.append([side, int(epoch), amount, 0.0, 1, event_id, [party], 0, []])
-        memory["s"] = candidates[-MAX_OPEN:]
+        part["s"] = candidates[-MAX_OPEN:]
         return None
 
     @staticmethod
@@ -298,15 +360,20 @@ class PassThroughDetector(Detector):
         return settled is not None and all(_holds(settled, p) for p in payees)
 
     def _join(
-        self, candidate: list[Any], leg: tuple[Any, ...], party: int, memory: dict[str, Any]
+        self,
+        candidate: list[Any],
+        leg: tuple[Any, ...],
+        party: int,
+        part: dict[str, Any],
+        matching: _Matching,
     ) -> str | None:
         """Add a leg to an open pass-through: None when it takes no part, else "added",
         "drop" (it cannot be one any more) or "done" (the two sides met)."""
         t = self.thresholds
         epoch, side, amount, _, _, sweep = leg
         if side == candidate[0]:
-            if amount < max(t.min_amount, MIN_LEG_SHARE * candidate[2]):
-                return None
+            if matching.ring_only or amount < max(t.min_amount, MIN_LEG_SHARE * candidate[2]):
+                return None  # a ring's hop passes one payment on: later ones open their own
             candidate[2] = round(candidate[2] + amount, 2)
             candidate[4] += 1
             if party not in candidate[6] and len(candidate[6]) < MAX_NEAR_PARTIES:
@@ -323,21 +390,28 @@ class PassThroughDetector(Detector):
         if len(candidate) > 8 and party not in candidate[8]:
             candidate[8] = [*candidate[8], party][:MAX_NEAR_PARTIES]
         ratio = candidate[3] / candidate[2]
-        if before < COMPARABLE <= ratio and memory["n"][3] != int(epoch):
+        if before < COMPARABLE <= ratio and part["n"][3] != int(epoch):
             # The two sides came within reach of each other: a pass-through could be judged
             # (once for a leg, however many open pass-throughs it reaches).
-            self._count(memory, day_of(epoch), 1, 0)
-            memory["n"][3] = int(epoch)
-        if ratio > 1.0 + t.max_excess:
+            self._count(part, day_of(epoch), 1, 0)
+            part["n"][3] = int(epoch)
+        if ratio > 1.0 + matching.max_excess:
             return "drop"
-        if ratio < 1.0 - t.max_shortfall:
+        if ratio < 1.0 - matching.max_shortfall:
             return "added"
         return "done" if candidate[7] else "drop"
 
-    def _judge(self, memory: dict[str, Any], done: list[Any], state: BorrowerState) -> Output:
+    def _judge(
+        self,
+        memory: dict[str, Any],
+        part: dict[str, Any],
+        done: list[Any],
+        state: BorrowerState,
+        matching: _Matching,
+    ) -> Output:
         """Keep the pass-through; alert once a week when they repeat and weigh in the inflow."""
         t = self.thresholds
-        hits: list[list[Any]] = memory["h"]
+        hits: list[list[Any]] = part["h"]
         newest = day_of(done[0])
         if hits and day_of(hits[-1][0]) == newest:
             # The day's pass-throughs as one: their sum, a middling hand-on, how many.
@@ -349,7 +423,7 @@ class PassThroughDetector(Detector):
             hits[-1] = [*merged, paid_in, paid_out]
         else:
             hits.append([*done[:6], 1, done[6], done[7]])
-        rate = self._count(memory, newest, 0, 1)
+        rate = self._count(part, newest, 0, 1)
         hits[:] = [h for h in hits if day_of(h[0]) > newest - t.lookback_days][-MAX_HITS:]
         # After an alert, what it told is told: a new one stands on days, a share of the
         # inflow and a hit rate of its own (a conduit that goes on has them; the chance
@@ -363,10 +437,15 @@ class PassThroughDetector(Detector):
         moved = sum(h[1] for h in fresh)
         share = min(1.0, moved / inflow) if inflow > 0 else 1.0
         minutes = statistics.median(h[2] for h in fresh) / 60.0
-        network = _network(fresh)
+        accounts = _network(fresh)
+        network = len(accounts)
         ring = t.min_network > 0 and network >= t.min_network
+        if matching.ring_only and not (ring and accounts & {*done[6], *done[7]}):
+            # Loose sums stand on the ring: the pass-through that alerts went through one of
+            # its accounts (a chance match after a ring stopped would otherwise borrow it).
+            return []
         needed = min(t.min_share, t.min_share_network) if ring else t.min_share
-        if share < needed or rate < t.min_hit_rate or minutes > t.max_median_minutes:
+        if share < needed or rate < t.min_hit_rate or minutes > matching.max_median_minutes:
             return []
         if days == t.min_days and not ring and _generation_two_back(memory, newest) is None:
             # A young history: no payee old enough to tell settled from new, so the fewest
@@ -378,13 +457,14 @@ class PassThroughDetector(Detector):
             return []
         memory["w"], memory["a"] = week, newest
         # The hit rate starts afresh too (the last leg's mark is kept: it was counted).
-        memory["n"] = [newest, 0.0, 0.0, memory["n"][3]]
-        return [self._finding(state, fresh, days, (share, needed), moved, rate, network)]
+        part["n"] = [newest, 0.0, 0.0, part["n"][3]]
+        figures = (days, (share, needed), moved, rate, network)
+        return [self._finding(state, fresh, figures, matching)]
 
-    def _network_reason(self, network: int, needed: float) -> list[Reason]:
-        """Why a share under ``min_share`` was enough, if it was."""
+    def _network_reason(self, network: int, needed: float, matching: _Matching) -> list[Reason]:
+        """Why a share under ``min_share``, or sums met loosely, were enough, if they were."""
         t = self.thresholds
-        if needed >= t.min_share:
+        if needed >= t.min_share and not matching.ring_only:
             return []
         return [
             self.reason(
@@ -396,18 +476,15 @@ class PassThroughDetector(Detector):
         self,
         state: BorrowerState,
         hits: list[list[Any]],
-        days: int,
-        shares: tuple[float, float],
-        moved: float,
-        rate: float,
-        network: int,
+        figures: tuple[int, tuple[float, float], float, float, int],
+        matching: _Matching,
     ) -> Finding:
         t = self.thresholds
-        share, needed = shares
+        days, (share, needed), moved, rate, network = figures
         minutes = statistics.median(h[2] for h in hits) / 60.0
         forward = sum(1 for h in hits if h[3] > 0) * 2 >= len(hits)
         # More days, a larger share and a faster hand-on are each harder to explain by business.
-        speed = 1.0 - min(1.0, minutes / (t.window_hours * 60.0))
+        speed = 1.0 - min(1.0, minutes / (matching.window_hours * 60.0))
         score = 0.55 + 0.05 * min(3, days - t.min_days) + 0.15 * speed + 0.15 * share
         last = hits[-1]
         return self.finding(
@@ -422,7 +499,8 @@ class PassThroughDetector(Detector):
                     threshold=t.min_days,
                     first="came in" if forward else "went out",
                     then="left again" if forward else "came back from another account",
-                    hours=t.window_hours,
+                    hours=matching.window_hours,
+                    sums=_sums(matching),
                     count=sum(h[6] for h in hits),
                     days=days,
                     lookback=t.lookback_days,
@@ -435,7 +513,7 @@ class PassThroughDetector(Detector):
                     moved=moved,
                     share=share,
                 ),
-                *self._network_reason(network, needed),
+                *self._network_reason(network, needed, matching),
                 self.reason(
                     "pass_through_rate",
                     observed=round(rate, 4),
@@ -445,6 +523,31 @@ class PassThroughDetector(Detector):
             ],
             evidence=[event_id for h in hits for event_id in dict.fromkeys((h[4], h[5]))],
         )
+
+
+def _part(memory: dict[str, Any], matching: _Matching) -> dict[str, Any]:
+    """The open pass-throughs, comparable and days of one matcher (of a slot of version 5,
+    the ring's start empty)."""
+    if matching.key is None:
+        return memory
+    part: dict[str, Any] = memory.setdefault(
+        matching.key, {"s": [], "h": [], "n": [0, 0.0, 0.0, 0]}
+    )
+    return part
+
+
+def _sums(matching: _Matching) -> str:
+    """How near the two sides came, in words.
+
+    >>> _sums(_Matching(5, 0.12, 0.05, 180, "x", True))
+    'the second sum 12% under to 5% over the first'
+    """
+    if not matching.ring_only:
+        return "nearly the same sum"
+    return (
+        f"the second sum {matching.max_shortfall:.0%} under to {matching.max_excess:.0%} over "
+        "the first"
+    )
 
 
 def _parties(hit: list[Any], index: int, more: list[int]) -> list[int]:
@@ -520,12 +623,12 @@ def _generation_two_back(memory: dict[str, Any], day: int) -> int | None:
     return filters[PAYEE_GENERATIONS - 1 - behind] or None
 
 
-def _network(hits: list[list[Any]]) -> int:
+def _network(hits: list[list[Any]]) -> set[int]:
     """Accounts that both paid money in and took money out in these pass-throughs.
 
     >>> _network([[0, 0, 0, 1, "a", "b", 1, [1], [2]], [0, 0, 0, -1, "c", "d", 1, [2], [3]]])
-    1
+    {2}
     """
     paid_in = {p for h in hits if len(h) > 8 for p in h[7]}
     paid_out = {p for h in hits if len(h) > 8 for p in h[8]}
-    return len(paid_in & paid_out)
+    return paid_in & paid_out
