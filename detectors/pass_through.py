@@ -7,7 +7,6 @@ import statistics
 import zlib
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from itertools import combinations
 from typing import TYPE_CHECKING, Any
 
 from detectors.base import FALSIFIED_FLOW, Detector, Finding, Output
@@ -122,9 +121,6 @@ MAX_DAY_PARTIES = 6
 COMPARABLE = 0.5
 #: Pass-throughs open at once: money in a busy account meets other money on its way.
 MAX_OPEN = 3
-#: Far legs of a ring's hop remembered, and how many of them may make its far side.
-MAX_RING_LEGS = 4
-MAX_SPLIT = 3
 #: Recent payees and payers remembered, and accounts seen both paid and paying, per borrower:
 #: an account the borrower pays and is paid back by (its own savings elsewhere, a trading
 #: partner) moves money to and fro, it does not pass it on.
@@ -145,8 +141,6 @@ PAYEE_HASHES = 3
 # An open pass-through (of "s"): [side (+1 in first, -1 out first), first epoch, near sum,
 # far sum, legs, first event id, [24 bits of crc32 of the near side's counterparties], far
 # legs not to or from a sweep account, [the same of the far side's counterparties]].
-# A ring's hop also keeps its far legs not yet matched: [[amount, counterparty, 1 for a
-# sweep], ...].
 # Comparable and completed pass-throughs ("n"): [day, comparable, completed, the epoch of the
 # last leg counted comparable], decayed by day.
 # The ring's matcher keeps its own open pass-throughs, comparable and days ("x": {"s", "n",
@@ -346,7 +340,7 @@ class PassThroughDetector(Detector):
             if outcome == "drop" or candidate[4] > t.max_legs:
                 candidates.remove(candidate)
             elif outcome == "done":
-                part["s"] = _others(candidates, candidate) if matching.ring_only else []
+                part["s"] = []
                 amount_in = candidate[2] if candidate[0] > 0 else candidate[3]
                 gap = int(epoch) - candidate[1]
                 near, far = candidate[6], candidate[8] if len(candidate) > 8 else []
@@ -389,8 +383,6 @@ class PassThroughDetector(Detector):
             return None
         if party in candidate[6]:
             return "drop"  # money back to or from the same account: a refund, a deposit
-        if matching.ring_only:
-            return self._join_ring(candidate, leg, party, part, matching)
         before = candidate[3] / candidate[2]
         candidate[3] = round(candidate[3] + amount, 2)
         candidate[4] += 1
@@ -408,41 +400,6 @@ class PassThroughDetector(Detector):
         if ratio < 1.0 - matching.max_shortfall:
             return "added"
         return "done" if candidate[7] else "drop"
-
-    def _join_ring(
-        self,
-        candidate: list[Any],
-        leg: tuple[Any, ...],
-        party: int,
-        part: dict[str, Any],
-        matching: _Matching,
-    ) -> str:
-        """Add a far leg to a ring's hop: "done" when it and up to ``MAX_SPLIT - 1`` of the
-        hop's earlier far legs meet the near side, else "added". A ring's hops overlap and a
-        business's payments come and go between them, so a far leg that does not fit is passed
-        over, not summed (the ring's accounts on both sides, not its sums, rule out chance).
-        """
-        epoch, _, amount, _, _, sweep = leg
-        before = candidate[3] / candidate[2]
-        candidate[3] = round(candidate[3] + amount, 2)
-        if before < COMPARABLE <= candidate[3] / candidate[2] and part["n"][3] != int(epoch):
-            self._count(part, day_of(epoch), 1, 0)
-            part["n"][3] = int(epoch)
-        earlier: list[list[Any]] = candidate[9] if len(candidate) > 9 else []
-        low = candidate[2] * (1.0 - matching.max_shortfall)
-        high = candidate[2] * (1.0 + matching.max_excess)
-        new = [amount, party, int(sweep)]
-        for size in range(MAX_SPLIT):
-            for others in combinations(earlier, size):
-                legs = [*others, new]
-                total = sum(x[0] for x in legs)
-                if low <= total <= high and not all(x[2] for x in legs):
-                    candidate[3], candidate[4] = round(total, 2), 1 + len(legs)
-                    candidate[8] = list(dict.fromkeys(x[1] for x in legs))[:MAX_NEAR_PARTIES]
-                    candidate[9:] = [legs]
-                    return "done"
-        candidate[9:] = [[*earlier, new][-MAX_RING_LEGS:]]
-        return "added"
 
     def _judge(
         self,
@@ -566,22 +523,6 @@ class PassThroughDetector(Detector):
             ],
             evidence=[event_id for h in hits for event_id in dict.fromkeys((h[4], h[5]))],
         )
-
-
-def _others(candidates: list[list[Any]], done: list[Any]) -> list[list[Any]]:
-    """A ring's other open hops, once one met: they go on, without the far legs it took.
-
-    >>> hop = [1, 0, 9.0, 5.0, 2, "a", [1], 1, [2], [[5.0, 2, 0]]]
-    >>> waiting = [1, 0, 5.0, 9.0, 1, "b", [3], 0, [], [[5.0, 2, 0], [4.0, 4, 0]]]
-    >>> _others([hop, waiting], hop)
-    [[1, 0, 5.0, 9.0, 1, 'b', [3], 0, [], [[4.0, 4, 0]]]]
-    """
-    used = done[9] if len(done) > 9 else []
-    return [
-        [*c[:9], [x for x in c[9] if x not in used]] if len(c) > 9 else c
-        for c in candidates
-        if c is not done
-    ]
 
 
 def _part(memory: dict[str, Any], matching: _Matching) -> dict[str, Any]:

@@ -236,25 +236,6 @@ def test_a_ring_whose_hops_vary_and_wait_alerts_by_its_accounts_on_both_sides() 
     assert _feed(shop + ring, thresholds=PassThroughThresholds(min_network=0)) == []
 
 
-def test_a_rings_hops_that_overlap_each_meet_their_own_money_back() -> None:
-    """Two round trips a day, the second sent before the first comes back: the first's money
-    back arrives after the second's, and summed with it would overshoot."""
-    events = []
-    for day, (a, b, c, d) in zip((0, 2, 5), ("abcd", "bcda", "cdab"), strict=True):
-        events += [
-            _tx(f"big-{day}", f"m-{a}", 6_000, at(days=day, hours=2), "out"),
-            _tx(f"small-{day}", f"m-{c}", 1_700, at(days=day, hours=2.5), "out"),
-            _tx(f"small-back-{day}", f"m-{d}", 1_560, at(days=day, hours=3.5), "in"),
-            _tx(f"big-back-{day}", f"m-{b}", 5_580, at(days=day, hours=4), "in"),
-        ]
-
-    [finding] = _feed(events)
-
-    # Both hops of days 0 and 2, and the first of day 5, which alerts: summed, or the second
-    # hop's meeting closing the first, only the small ones would meet (3 times).
-    assert "5 times on 3 days" in finding.reasons[0].message
-
-
 def test_a_loose_match_through_other_accounts_after_a_ring_stopped_alerts_nothing() -> None:
     """The ring alerts, passes money on two days more and stops; a sale and a purchase that
     meet loosely two days later make a third day beside the ring's accounts, but through
