@@ -143,13 +143,21 @@ def test_small_sums_repeated_often_alert_in_a_small_account() -> None:
 
 
 def _through(
-    day: float, amount: float, payer: str, payees: list[str], *, kept: float = 0.02
+    day: float,
+    amount: float,
+    payer: str,
+    payees: list[str],
+    *,
+    kept: float = 0.02,
+    first: int = 12,
+    apart: int = 20,
 ) -> list[Transaction]:
-    """``amount`` in from ``payer`` at 11:00, out to ``payees`` within the hour."""
+    """``amount`` in from ``payer`` at 11:00, out to ``payees`` from ``first`` minutes later,
+    ``apart`` minutes from one to the next (within the hour by default)."""
     tag = f"{day:g}"
     events = [_tx(f"in-{tag}", payer, amount, at(days=day, hours=2), "in")]
     for leg, payee in enumerate(payees):
-        ts = at(days=day, hours=2, minutes=12 + 20 * leg)
+        ts = at(days=day, hours=2, minutes=first + apart * leg)
         events.append(_tx(f"out-{tag}-{leg}", payee, amount * (1 - kept) / len(payees), ts, "out"))
     return events
 
@@ -202,14 +210,10 @@ def test_a_wholesaler_who_resells_within_the_hour_on_a_thin_margin_is_a_business
 def _slow_through(
     day: float, amount: float, payer: str, payees: list[str], ratio: float
 ) -> list[Transaction]:
-    """``amount`` in from ``payer`` at 10:00, ``ratio`` of it out to ``payees``, the last
-    part two and a half hours later: a ring run by hand."""
-    tag = f"{day:g}"
-    events = [_tx(f"in-{tag}", payer, amount, at(days=day, hours=2), "in")]
-    for leg, payee in enumerate(payees):
-        ts = at(days=day, hours=2, minutes=150 - 60 * (len(payees) - 1 - leg))
-        events.append(_tx(f"out-{tag}-{leg}", payee, amount * ratio / len(payees), ts, "out"))
-    return events
+    """``amount`` in from ``payer`` at 11:00, ``ratio`` of it out to ``payees`` an hour
+    apart, the last part two and a half hours later: a ring run by hand."""
+    first = 150 - 60 * (len(payees) - 1)
+    return _through(day, amount, payer, payees, kept=1 - ratio, first=first, apart=60)
 
 
 #: Hop amounts of a ring run by hand: 9 % short, 4 % over, 11 % short ...
