@@ -263,16 +263,17 @@ class PassThroughDetector(Detector):
         # owner's savings and back, not money passed on.
         sweep = self._two_way(memory, _party(counterparty), side, amount) and amount % 100 == 0
         leg = (event.ts.timestamp(), side, amount, counterparty, event.event_id, sweep)
+        parts = [(matching, _part(memory, matching)) for matching in self.matchings]
         completed = [
-            (matching, done)
-            for matching in self.matchings
-            if (done := self._step(memory, _part(memory, matching), leg, matching)) is not None
+            (matching, part, done)
+            for matching, part in parts
+            if (done := self._step(memory, part, leg, matching)) is not None
         ]
         if side < 0 and amount >= self.thresholds.min_amount:
             if _note_payee(memory, _party(counterparty), day_of(leg[0])):
                 self._forget(memory, leg[0])
         # Each matcher keeps its days; one alert a week, whichever alerts first.
-        judged = [self._judge(memory, _part(memory, m), done, state, m) for m, done in completed]
+        judged = [self._judge(memory, part, done, state, m) for m, part, done in completed]
         return next((findings for findings in judged if findings), [])
 
     def _forget(self, memory: dict[str, Any], epoch: float) -> None:
@@ -530,9 +531,9 @@ def _part(memory: dict[str, Any], matching: _Matching) -> dict[str, Any]:
     the ring's start empty)."""
     if matching.key is None:
         return memory
-    part: dict[str, Any] = memory.setdefault(
-        matching.key, {"s": [], "h": [], "n": [0, 0.0, 0.0, 0]}
-    )
+    part: dict[str, Any] | None = memory.get(matching.key)
+    if part is None:
+        part = memory[matching.key] = {"s": [], "h": [], "n": [0, 0.0, 0.0, 0]}
     return part
 
 
