@@ -77,14 +77,24 @@ def test_a_closed_day_keeps_whole_units_written_as_integers() -> None:
     assert isinstance(inflows.compact()[20_000 % 96], int)
 
 
-def test_a_record_of_the_previous_format_is_still_read() -> None:
-    """LS1: compressed against the first dictionary, as written before 2026-12-07."""
+@pytest.mark.parametrize(("tag", "level"), [(b"LS1", 6), (b"LS2", 9)])
+def test_a_record_of_an_earlier_format_is_still_read(tag: bytes, level: int) -> None:
+    """LS1 and LS2: deflated against a JSON dictionary, as written before the zstd records."""
     state = _state()
-    dictionary = (Path(detectors.state.__file__).parent / "state_dictionary_1.json").read_bytes()
-    compressor = zlib.compressobj(6, zlib.DEFLATED, -15, 9, zlib.Z_DEFAULT_STRATEGY, dictionary)
+    name = f"state_dictionary_{tag[-1:].decode()}.json"
+    dictionary = (Path(detectors.state.__file__).parent / name).read_bytes()
+    compressor = zlib.compressobj(level, zlib.DEFLATED, -15, 9, zlib.Z_DEFAULT_STRATEGY, dictionary)
     body = compressor.compress(orjson.dumps(state.to_dict())) + compressor.flush()
-    blob = b"LS1" + (300).to_bytes(2, "big") + body
+    blob = tag + (300).to_bytes(2, "big") + body
 
     assert BorrowerState.from_bytes(blob).to_dict() == state.to_dict()
     assert BorrowerState.partition_of(blob) == 300
-    assert state.to_bytes()[:3] == b"LS2"
+    assert state.to_bytes()[:3] == b"LS3"
+
+
+def test_a_record_read_against_the_wrong_dictionary_fails_loudly() -> None:
+    """A record's tag names its dictionary: one tagged wrongly is refused, never misread."""
+    blob = _state().to_bytes()
+
+    with pytest.raises((zlib.error, orjson.JSONDecodeError)):
+        BorrowerState.from_bytes(b"LS2" + blob[3:])
