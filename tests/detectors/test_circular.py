@@ -113,8 +113,8 @@ def test_each_ring_borrower_gets_an_explained_alert() -> None:
         assert finding.episode == EPISODE
         assert finding.ts == datetime.fromtimestamp(CA.ts, UTC)
         assert finding.evidence == ("tx-A-1", "tx-B-1", "tx-C-1")
-        # 0.7 + 0.25 * (1 - 0.015 / 0.1) + 0.05 because it took at most a day
-        assert finding.score == pytest.approx(0.9625)
+        # 0.7 + 0.25 * (1 - 0.015 / 0.2) + 0.05 because it took at most a day
+        assert finding.score == pytest.approx(0.98125)
         transfer, shrink = finding.reasons
         assert (transfer.code, transfer.observed, transfer.threshold) == (
             "circular_transfer",
@@ -122,7 +122,7 @@ def test_each_ring_borrower_gets_an_explained_alert() -> None:
             48.0,
         )
         assert transfer.message == "100,000.00 went a→b→c→a in 5.0 h"
-        assert (shrink.code, shrink.observed, shrink.threshold) == ("amount_shrink", 0.015, 0.0975)
+        assert (shrink.code, shrink.observed, shrink.threshold) == ("amount_shrink", 0.015, 0.19)
 
 
 def test_slower_looser_ring_scores_lower() -> None:
@@ -133,26 +133,26 @@ def test_slower_looser_ring_scores_lower() -> None:
 
     findings = detector.close(ab, Neighbourhood(out_of_dst=(bc,), into_src=(ca,)))
 
-    # shrink 0.09 → tightness 0.1; 30 h → no same-day bonus
-    assert [f.score for f in findings] == [pytest.approx(0.725)] * 3
+    # shrink 0.09 → tightness 0.55; 30 h → no same-day bonus
+    assert [f.score for f in findings] == [pytest.approx(0.8375)] * 3
     assert findings[0].reasons[0].observed == 30.0
 
 
 NOT_CYCLES = {
     "amounts-grow-beyond-the-rise": (
         _edge("a", "b", 0, 100_000.0, "e1", "A"),
-        _edge("b", "c", 1, 106_000.0, "e2", "B"),
-        _edge("c", "a", 2, 112_000.0, "e3", "C"),
+        _edge("b", "c", 1, 111_000.0, "e2", "B"),
+        _edge("c", "a", 2, 123_000.0, "e3", "C"),
     ),
     "one-hop-grows-beyond-the-rise": (
         _edge("a", "b", 0, 100_000.0, "e1", "A"),
         _edge("b", "c", 1, 99_000.0, "e2", "B"),
-        _edge("c", "a", 2, 104_500.0, "e3", "C"),
+        _edge("c", "a", 2, 109_500.0, "e3", "C"),
     ),
     "shrinks-beyond-fee-ratio": (
         _edge("a", "b", 0, 100_000.0, "e1", "A"),
-        _edge("b", "c", 1, 94_000.0, "e2", "B"),
-        _edge("c", "a", 2, 93_500.0, "e3", "C"),
+        _edge("b", "c", 1, 89_000.0, "e2", "B"),
+        _edge("c", "a", 2, 88_500.0, "e3", "C"),
     ),
     "hops-out-of-time-order": (
         _edge("a", "b", 0, 100_000.0, "e1", "A"),
@@ -181,7 +181,7 @@ def test_not_a_cycle_in_find_cycles(edges: tuple[Edge, Edge, Edge]) -> None:
         (ca, Neighbourhood(out_of_dst=(ab,), into_src=(bc,))),
     ):
         assert (
-            find_cycles(new, around, window_seconds=WINDOW, max_fee_ratio=0.05, min_amount=5000.0)
+            find_cycles(new, around, window_seconds=WINDOW, max_fee_ratio=0.1, min_amount=5000.0)
             == []
         )
 
@@ -200,7 +200,7 @@ def test_window_and_fee_ratio_are_data() -> None:
     assert [f.borrower_id for f in wide.close(ca, Neighbourhood((ab,), (bc,)))] == ["A", "B", "C"]
 
     ab, bc, ca = NOT_CYCLES["shrinks-beyond-fee-ratio"]
-    loose = CircularFlowDetector(CircularFlowThresholds(max_fee_ratio=0.07))
+    loose = CircularFlowDetector(CircularFlowThresholds(max_fee_ratio=0.12))
     assert [f.borrower_id for f in loose.close(ca, Neighbourhood((ab,), (bc,)))] == ["A", "B", "C"]
 
     ab, bc, ca = NOT_CYCLES["first-hop-below-min-amount"]
@@ -249,7 +249,7 @@ def test_edge_for_orients_by_direction() -> None:
         transaction("own", "A", "a", "a-savings", "100000", at()),
         transaction("own-in", "A", "a", "a-savings", "100000", at(), direction="in"),
         transaction("self", "A", "a", "a", "100000", at()),
-        transaction("small", "A", "a", "b", "360.99", at()),
+        transaction("small", "A", "a", "b", "320.99", at()),
     ],
     ids=["own-account-out", "own-account-in", "same-account", "below-smallest-hop"],
 )
@@ -370,6 +370,39 @@ async def test_a_ring_whose_hop_amounts_vary_either_way_is_a_cycle() -> None:
     per_edge = await _feed(ring, detector)
 
     assert set(per_edge[-1]) == set(RING_IDS.values())
+
+
+def _straying_cycle(day: int, onward: float, back: float) -> tuple[Edge, Edge, Edge]:
+    """A small cycle whose second hop is ``onward`` times the first, its third ``back``
+    times the second."""
+    return (
+        _edge("a", "b", 24 * day, 3_600.0, f"ab-{day}", "A"),
+        _edge("b", "c", 24 * day + 5, 3_600.0 * onward, f"bc-{day}", "B"),
+        _edge("c", "a", 24 * day + 11, 3_600.0 * onward * back, f"ca-{day}", "C"),
+    )
+
+
+async def test_a_small_ring_whose_hops_stray_by_several_percent_alerts() -> None:
+    """A ring run by hand: one hop 7 % short, the next 2 % over, then 7 % over and 6 % short,
+    on three days. With 5 % each way (the earlier defaults) no cycle closed."""
+    strays = ((0.931, 1.018), (1.07, 0.94), (0.95, 1.07))
+    days = zip((0, 2, 5), strays, strict=True)
+    edges = [edge for day, (on, back) in days for edge in _straying_cycle(day, on, back)]
+
+    alerted = set().union(*await _alerted_days(edges))
+    before = CircularFlowThresholds(max_fee_ratio=0.05, max_hop_rise=0.05)
+    strict = [set(ids) for ids in await _feed(edges, CircularFlowDetector(before))]
+
+    assert alerted == _small_ids(5)
+    assert set().union(*strict) == set()
+
+
+async def test_payments_round_three_businesses_a_fifth_apart_are_not_a_ring() -> None:
+    """Three firms paying each other's invoices the same days on three days, the sums a fifth
+    apart (goods bought and sold on, at a margin): not the same money going round."""
+    edges = [e for day in (0, 2, 5) for e in _straying_cycle(day, 1.2, 0.8)]
+
+    assert set().union(*await _alerted_days(edges)) == set()
 
 
 def _small_cycle(day: int, amount: float = 1_000.0) -> tuple[Edge, Edge, Edge]:
