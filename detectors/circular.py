@@ -24,6 +24,11 @@ if TYPE_CHECKING:
 __all__ = ["CircularFlowDetector", "CircularFlowThresholds"]
 
 
+#: The change on the way round (first hop to last) at which a cycle's tightness, a part of its
+#: score, reaches nothing: two hops of 5 % each.
+LOOSE_CYCLE_SHRINK = 0.1
+
+
 @dataclass(frozen=True, slots=True)
 class CircularFlowThresholds:
     #: A cycle's hops must all fall within this many hours.
@@ -262,8 +267,10 @@ class CircularFlowDetector(Detector):
     def _finding(self, borrower_id: str, cycle: Cycle) -> Finding:
         t = self.thresholds
         hours = cycle.span_seconds / 3600.0
-        # Two hops may each change by up to max_fee_ratio; the less, the more deliberate.
-        tightness = 1.0 - min(1.0, abs(cycle.shrink) / (2 * max(t.max_fee_ratio, 1e-9)))
+        # The less the money changed on the way round, the more deliberate: the score's scale
+        # is fixed, so that accepting looser hops (max_fee_ratio) adds cycles without raising
+        # the score of those already found.
+        tightness = 1.0 - min(1.0, abs(cycle.shrink) / LOOSE_CYCLE_SHRINK)
         score = min(1.0, 0.7 + 0.25 * tightness + (0.05 if hours <= 24 else 0.0))
         first = cycle.hops[0]
         return self.finding(

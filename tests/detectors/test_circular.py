@@ -113,8 +113,8 @@ def test_each_ring_borrower_gets_an_explained_alert() -> None:
         assert finding.episode == EPISODE
         assert finding.ts == datetime.fromtimestamp(CA.ts, UTC)
         assert finding.evidence == ("tx-A-1", "tx-B-1", "tx-C-1")
-        # 0.7 + 0.25 * (1 - 0.015 / 0.2) + 0.05 because it took at most a day
-        assert finding.score == pytest.approx(0.98125)
+        # 0.7 + 0.25 * (1 - 0.015 / 0.1) + 0.05 because it took at most a day
+        assert finding.score == pytest.approx(0.9625)
         transfer, shrink = finding.reasons
         assert (transfer.code, transfer.observed, transfer.threshold) == (
             "circular_transfer",
@@ -133,8 +133,8 @@ def test_slower_looser_ring_scores_lower() -> None:
 
     findings = detector.close(ab, Neighbourhood(out_of_dst=(bc,), into_src=(ca,)))
 
-    # shrink 0.09 → tightness 0.55; 30 h → no same-day bonus
-    assert [f.score for f in findings] == [pytest.approx(0.8375)] * 3
+    # shrink 0.09 → tightness 0.1; 30 h → no same-day bonus
+    assert [f.score for f in findings] == [pytest.approx(0.725)] * 3
     assert findings[0].reasons[0].observed == 30.0
 
 
