@@ -58,7 +58,7 @@ EVERY_DETECTOR_IN_SHADOW = {
 }
 
 
-async def _drive(
+async def drive_detectors(
     records: Iterable[Any], partitions: int, shadow: bool = False
 ) -> tuple[Engine, MemoryStateStore, dict[str, Any]]:
     """Replay's loop over ``records``, parsed lazily (parsing is timed apart, as source time)."""
@@ -98,7 +98,7 @@ def replay(path: Path, partitions: int, shadow: bool = False) -> dict[str, Any]:
             for line in handle:
                 yield orjson.loads(line)
 
-    _, _, figures = asyncio.run(_drive(lines(), partitions, shadow))
+    _, _, figures = asyncio.run(drive_detectors(lines(), partitions, shadow))
     return {**figures, "peak_rss": peak_rss()}
 
 
@@ -114,7 +114,7 @@ def memory(borrowers: int, days: int, seed: int, partitions: int) -> dict[str, A
     Tracing the whole run instead would slow it several times over.
     """
     _, records = simulate_stream(SimulationConfig(borrowers=borrowers, days=days, seed=seed))
-    _, store, figures = asyncio.run(_drive(records, partitions))
+    _, store, figures = asyncio.run(drive_detectors(records, partitions))
     del figures["alert_ids"]
     states = list(store.states.values())
     json_sizes = [len(orjson.dumps(state.to_dict())) for state in states]

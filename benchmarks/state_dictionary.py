@@ -22,7 +22,7 @@ from pathlib import Path
 import orjson
 import zstandard
 
-from benchmarks.detectors_only import _drive
+from benchmarks.detectors_only import drive_detectors
 from detectors.state import STATE_COMPRESSION
 from sim import SimulationConfig, simulate_stream
 
@@ -34,7 +34,7 @@ DICTIONARY_BYTES = 32_768
 def states_json(seed: int, borrowers: int = 200, days: int = 90) -> list[bytes]:
     """The JSON of every borrower's state after simulating ``days`` of ``seed``."""
     _, records = simulate_stream(SimulationConfig(borrowers=borrowers, days=days, seed=seed))
-    _, store, _ = asyncio.run(_drive(records, 8))
+    _, store, _ = asyncio.run(drive_detectors(records, 8))
     return [orjson.dumps(state.to_dict()) for state in store.states.values()]
 
 
