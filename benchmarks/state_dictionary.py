@@ -23,7 +23,7 @@ import orjson
 import zstandard
 
 from benchmarks.detectors_only import drive_detectors
-from detectors.state import STATE_COMPRESSION
+from detectors.state import STATE_COMPRESSION, state_compressor
 from sim import SimulationConfig, simulate_stream
 
 #: Bytes of the dictionary: 16 KiB made records 1.4 % larger than 32 KiB, 64 KiB 0.7 %
@@ -44,9 +44,7 @@ def main() -> None:
     args = parser.parse_args()
     dictionary = zstandard.train_dictionary(DICTIONARY_BYTES, states_json(3))
     args.output.write_bytes(dictionary.as_bytes())
-    compressor = zstandard.ZstdCompressor(
-        level=STATE_COMPRESSION, dict_data=dictionary, write_checksum=False, write_dict_id=False
-    )
+    compressor = state_compressor(dictionary)
     held_out = states_json(8)
     size = statistics.mean(len(compressor.compress(state)) for state in held_out)
     json_size = statistics.mean(map(len, held_out))
