@@ -84,6 +84,12 @@ class MachineFlowThresholds:
     min_clock_share: float = tunable(
         0.3, 0.0, 1.0, "share of inflows one fixed period after another that is regular"
     )
+    #: ... or at least this share come within CLOCK_TIGHT (15 s) of the period to the second
+    #: (or two or three times it) after an earlier one: a script among many customers, who
+    #: land on the wider slack by chance.
+    min_tight_clock_share: float = tunable(
+        0.2, 0.0, 1.0, "share of inflows a period to the second after another that is regular"
+    )
     #: Benford signal: first-digit mean absolute deviation at least this (and the noise bound).
     min_benford_mad: float = tunable(
         0.1, 0.0, 1.0, "first-digit deviation from Benford's law that signals"
@@ -136,6 +142,21 @@ CLOCK_MIN = 300
 CLOCK_MAX = 93_600
 CLOCK_BUCKET = 30
 CLOCK_BUCKETS = 6
+#: A gap is on the period when within this many seconds of it (a bucket and a half): the
+#: histogram places the period to a bucket only.
+CLOCK_SLACK = 1.5 * CLOCK_BUCKET
+#: The period to the second: gaps of one period move it by 1/PERIOD_MEMORY of their distance,
+#: and a gap within CLOCK_TIGHT seconds of it (or of two or three times it) keeps time. A
+#: script fires within seconds of its schedule; among a busy shop's customers, who pay on the
+#: slack's 90 seconds by chance several times an hour, only the tight window tells it.
+PERIOD_MEMORY = 8
+CLOCK_TIGHT = 15
+#: What chance gives on the tight window is counted beside it, at this many seconds from the
+#: period (beyond a script's jitter, within the customers' own rhythm).
+CLOCK_BESIDE = 45
+#: The clock to the second must hold this many times what lands beside it: a second look at
+#: the same inflows, after the slack failed, asks for more than the first.
+TIGHT_OVER_CHANCE = 5.0
 #: The clock share must also be this many times what chance gives at the borrower's inflow
 #: rate (three buckets' worth of arrivals).
 CLOCK_OVER_CHANCE = 4.0
@@ -171,6 +192,9 @@ def _empty() -> dict[str, Any]:
         "tb": -1,  # the bucket of the period (see _period_bucket), -1 while none
         "tc": 0.0,  # ... and its merged count
         "ch": 0.0,  # decayed weight of the inflows on the clock
+        "pt": None,  # the period to the tenth of a second (see PERIOD_MEMORY), None while none
+        "tt": 0.0,  # decayed weight of the inflows on it within CLOCK_TIGHT (since version 6)
+        "tx": 0.0,  # ... and beside it (see _against_period; since version 6)
         "lc": None,  # time of the latest inflow on the clock, whole seconds
         "pp": [],  # payers of the latest PAYER_LAGS inflows on the clock, latest last
         "pc": 0.0,  # decayed weight of the inflows on the clock that found "pp" full ...
@@ -229,6 +253,16 @@ class MachineFlowDetector(Detector):
     batches are regular but neither round nor (their amounts being close together) testable
     against Benford; rent, payroll and invoices are round but irregular, few, or outflows.
 
+    In a busy shop the slack of a bucket and a half (90 seconds) fails: customers land on any
+    period's slack several times an hour, as often as a script that is a quarter of the
+    inflows ticks. The period is then also placed to the second (a mean of the gaps on it
+    that the ticks pull to their own), and the clock holds when ``min_tight_clock_share`` of
+    the inflows come within CLOCK_TIGHT (15 s) of it, TIGHT_OVER_CHANCE times what lands in
+    windows as wide just beside it: chance measured on the borrower's own rushes and quiet
+    hours, not guessed from its average rate, and asked for more than on the slack, being a
+    second look at the same inflows. Its ticks are then only the inflows that keep
+    time, so that the customers on the slack do not pass for payers taking turns.
+
     Whom the clock's ticks come from is the fourth signal, and it only ever counts with the
     clock. Independent customers do not keep a common clock; a settlement schedule does, but
     in a fixed order: one payer every period, or several each at its own hour (an acquirer at
@@ -262,7 +296,7 @@ class MachineFlowDetector(Detector):
 
     name = "machine_flow"
     category = FALSIFIED_FLOW
-    version = "5"
+    version = "6"
     section = "machine_flow"
     thresholds_type = MachineFlowThresholds
 
@@ -389,7 +423,7 @@ class MachineFlowDetector(Detector):
             memory["iw"] = _short(memory["iw"] + g)
             memory["i1"] = _short(memory["i1"] + g * gap)
             memory["i2"] = _short(memory["i2"] + g * gap * gap)
-        on_clock = self._clock(memory, int(epoch), g, payer)
+        on_clock = self._clock(memory, int(epoch), g, payer, self.thresholds)
         evidence: list[str] = memory["ev"]
         evidence.append(event_id)
         if len(evidence) > EVIDENCE_KEPT:
@@ -403,12 +437,16 @@ class MachineFlowDetector(Detector):
             memory["hv"] = [_short(count / g) for count in memory["hv"]]
             memory["pm"] = [_forget(count / g) for count in memory["pm"]]
             memory["tc"] = _short(memory["tc"] / g)
+            memory["tt"] = _forget(memory.get("tt", 0.0) / g)
+            memory["tx"] = _forget(memory.get("tx", 0.0) / g)
             g = 1.0
         memory["g"] = g
         return is_round, on_clock
 
     @staticmethod
-    def _clock(memory: dict[str, Any], now: int, g: float, payer: str) -> bool:
+    def _clock(
+        memory: dict[str, Any], now: int, g: float, payer: str, t: MachineFlowThresholds
+    ) -> bool:
         """Count the inflow as on the clock if a gap to a recent one is the usual period; and
         whether the clock is live: the previous inflow on it came at most CLOCK_MAX before.
 
@@ -427,7 +465,7 @@ class MachineFlowDetector(Detector):
         values: list[float] = memory["hv"]
         times: list[int] = memory["ct"]
         top: int = memory["tb"]
-        hit, periods = -1, 0
+        hit, periods, gap = -1, 0, 0
         live = False
         low, high = (top - 1) * CLOCK_BUCKET, (top + 2) * CLOCK_BUCKET
         # Look for a gap on the period (or a few) only if the recent gaps straddle it: in a
@@ -436,13 +474,28 @@ class MachineFlowDetector(Detector):
         span = CLOCK_MULTIPLES * high
         if top >= 0 and times and now - max(times) < span and now - min(times) >= low:
             for before in reversed(times):  # the nearest first: the fewest periods
-                hit, periods = _on_period(now - before, top)
+                gap = now - before
+                hit, periods = _on_period(gap, top)
                 if hit >= 0:
                     break
+            # Judged against the period as it was: placed with this gap first, the period
+            # would move towards it, and chance gaps would keep time more often than beside it.
+            keeps, beside = _against_period(memory, now, times, top)
             if hit >= 0 and periods == 1:
+                _place_period(memory, gap, top)
+            if keeps:
+                memory["tt"] = _short(memory.get("tt", 0.0) + g)
+            if beside:
+                memory["tx"] = _short(memory.get("tx", 0.0) + g)
+            if hit >= 0 and periods == 1 and (keeps or not _only_to_the_second(memory, t)):
                 # Whom the ticks come from, and whether they come together, is read on the
                 # gaps of one period only: across a skipped tick, a customer who happens to
-                # pay on the clock would pass for a tick's payer.
+                # pay on the clock would pass for a tick's payer. While the clock holds only
+                # to the second (see _regular), only inflows that keep time are its ticks:
+                # the customers who land on the slack by chance would pass for payers taking
+                # turns, or settling together. Otherwise every inflow on the slack is: a
+                # settlement schedule a few seconds loose keeps its order only if none of its
+                # ticks is dropped.
                 live = _tick(memory, now, g, payer)
         latest = (now - times[-1]) // CLOCK_BUCKET if times else -1
         # Only a gap of one period reinforces it: a gap of two or three is as much evidence of
@@ -469,6 +522,9 @@ class MachineFlowDetector(Detector):
             elif _merged(keys, values, latest) > memory["tc"]:
                 top = memory["tb"] = _period_bucket(keys, values)
                 memory["tc"] = _merged(keys, values, top)
+                precise = memory.get("pt")
+                if precise is None or abs(precise - (top + 0.5) * CLOCK_BUCKET) > CLOCK_SLACK:
+                    memory["pt"] = None  # a new period: its own gaps will place it
         if hit >= 0:
             memory["ch"] = _short(memory["ch"] + g)
         times.append(now)
@@ -489,25 +545,31 @@ class MachineFlowDetector(Detector):
                 strength=1.0 - cv / t.max_interval_cv if t.max_interval_cv > 0 else 1.0,
                 slots={"gap": _duration(memory["i1"] / memory["iw"]), "cv": cv},
             )
-        share = memory["ch"] / memory["w"]
-        if share < t.min_clock_share or memory["i1"] <= 0.0 or memory["tb"] < 0:
+        if memory["i1"] <= 0.0 or memory["tb"] < 0:
             return None
         ticked = memory["lc"]
         if ticked is None or memory["t"] - ticked > CLOCK_MAX:
             return None  # the clock has stopped: its share is what decay has not yet erased
-        chance = CLOCK_MULTIPLES * 3.0 * CLOCK_BUCKET * memory["iw"] / memory["i1"]
-        if share < CLOCK_OVER_CHANCE * chance:
-            return None  # so many inflows that some always fall on any period
         period = (memory["tb"] + 0.5) * CLOCK_BUCKET
+        share, chance = memory["ch"] / memory["w"], _chance(memory, CLOCK_SLACK)
+        slack, least = CLOCK_SLACK, t.min_clock_share
+        if not _on_slack(memory, least):
+            # Among so many inflows that some always fall on the slack, a script still keeps
+            # its period to the second.
+            held = _to_the_second(memory, t.min_tight_clock_share)
+            if held is None:
+                return None
+            (share, chance), slack, least = held, CLOCK_TIGHT, t.min_tight_clock_share
+            period = memory.get("pt") or period
         return _Signal(
             "regular_intervals/clock",
             observed=round(share, 3),
-            threshold=t.min_clock_share,
-            strength=(share - t.min_clock_share) / max(1e-9, 1.0 - t.min_clock_share),
+            threshold=least,
+            strength=(share - least) / max(1e-9, 1.0 - least),
             slots={
                 "share": share,
                 "period": _duration(period),
-                "slack": 1.5 * CLOCK_BUCKET,
+                "slack": slack,
                 "chance": chance,
             },
         )
@@ -662,9 +724,96 @@ def _on_period(gap: int, top: int) -> tuple[int, int]:
     """
     period = (top + 0.5) * CLOCK_BUCKET
     for times in range(1, CLOCK_MULTIPLES + 1):
-        if abs(gap - times * period) < 1.5 * CLOCK_BUCKET:
+        if abs(gap - times * period) < CLOCK_SLACK:
             return int(gap / times) // CLOCK_BUCKET, times
     return -1, 0
+
+
+def _chance(memory: dict[str, Any], slack: float) -> float:
+    """The share of inflows chance puts on the clock: one has an earlier one in some window of
+    ``slack`` either side of the period (or two or three times it), at the borrower's rate."""
+    rate: float = memory["iw"] / memory["i1"]
+    return CLOCK_MULTIPLES * 2.0 * slack * rate
+
+
+def _on_slack(memory: dict[str, Any], least: float) -> bool:
+    """Whether at least ``least`` of the inflows fall on the period's slack, and
+    CLOCK_OVER_CHANCE times as many as chance puts there (so many inflows that some always fall
+    on any period do not make a clock)."""
+    if memory["i1"] <= 0.0 or memory["w"] <= 0.0:
+        return False
+    share: float = memory["ch"] / memory["w"]
+    return share >= least and share >= CLOCK_OVER_CHANCE * _chance(memory, CLOCK_SLACK)
+
+
+def _to_the_second(memory: dict[str, Any], least: float) -> tuple[float, float] | None:
+    """The share of inflows that keep time and what chance gives there, if at least ``least``
+    keep time and TIGHT_OVER_CHANCE times chance: at the borrower's average rate, or what
+    lands beside the period if more (customers come in rushes, and a short period catches a
+    rush's at once)."""
+    if memory["i1"] <= 0.0 or memory["w"] <= 0.0:
+        return None
+    share: float = memory.get("tt", 0.0) / memory["w"]
+    chance = max(_chance(memory, CLOCK_TIGHT), memory.get("tx", 0.0) / memory["w"])
+    if share < least or share < TIGHT_OVER_CHANCE * chance:
+        return None
+    return share, chance
+
+
+def _only_to_the_second(memory: dict[str, Any], t: MachineFlowThresholds) -> bool:
+    """Whether the clock holds to the second but not on its slack (see _regular)."""
+    return not _on_slack(memory, t.min_clock_share) and (
+        _to_the_second(memory, t.min_tight_clock_share) is not None
+    )
+
+
+def _place_period(memory: dict[str, Any], gap: int, top: int) -> None:
+    """Place the period to the tenth of a second with a gap of one period on its slack: a
+    mean that follows the gaps near it, so that a script's ticks pull it to their period and
+    chance gaps, as many either side, do not move it.
+
+    A script every 3,640 s, its period first placed at the middle of the 3,600-3,630 s bucket:
+
+    >>> memory = {"pt": None}
+    >>> for _ in range(8):
+    ...     _place_period(memory, 3_640, 120)
+    >>> memory["pt"]
+    3631.3
+    """
+    precise: float | None = memory.get("pt")
+    if precise is None:
+        precise = (top + 0.5) * CLOCK_BUCKET
+    if abs(gap - precise) < CLOCK_SLACK:
+        precise += (gap - precise) / PERIOD_MEMORY
+    memory["pt"] = round(precise, 1)
+
+
+def _against_period(
+    memory: dict[str, Any], now: int, times: list[int], top: int
+) -> tuple[bool, bool]:
+    """Whether an inflow keeps time: a recent one came CLOCK_TIGHT seconds or less from one,
+    two or three periods (to the second) before it; and whether one came beside that time,
+    CLOCK_BESIDE seconds further from it, in windows as wide. A script's ticks keep time; a
+    customer lands beside it as often as on it, and so counts what chance gives at this
+    borrower's hours, rushes and quiet spells.
+
+    >>> memory = {"pt": 3_631.3}
+    >>> _against_period(memory, 10_000, [10_000 - 3_640, 10_000 - 7_260], 120)
+    (True, False)
+    >>> _against_period(memory, 10_000, [10_000 - 3_690], 120)
+    (False, True)
+    """
+    precise: float = memory.get("pt") or (top + 0.5) * CLOCK_BUCKET
+    keeps = beside = False
+    for before in times:
+        gap = now - before
+        for periods in range(1, CLOCK_MULTIPLES + 1):
+            off = abs(gap - periods * precise)
+            if off <= CLOCK_TIGHT:
+                keeps = True
+            elif CLOCK_BESIDE < off <= CLOCK_BESIDE + CLOCK_TIGHT:
+                beside = True
+    return keeps, beside
 
 
 def _merged(keys: list[int], values: list[float], bucket: int) -> float:

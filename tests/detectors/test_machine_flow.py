@@ -439,6 +439,123 @@ def test_small_shops_at_their_own_scale_do_not_alert(flow: Flow) -> None:
     assert _run(flow) == []
 
 
+def _busy_shop(seed: int, days: int = 35) -> Flow:
+    """A busy restaurant: a customer every half hour or so from 08:00 to 22:00 (about 700 at
+    the median), one in four a regular."""
+    rng, names = random.Random(seed), random.Random(-seed)
+    regulars = [_customer(names) for _ in range(40)]
+    flow = []
+    for t in _poisson(rng, days * 60, 35 * 60.0):
+        if 8 * HOUR <= (t + 9 * HOUR) % 86_400.0 < 22 * HOUR:  # T0 is 09:00
+            payer = names.choice(regulars) if names.random() < 0.25 else _customer(names)
+            flow.append((t, round(max(20.0, rng.lognormvariate(6.5, 0.9)), 2), payer))
+    return flow
+
+
+def _script_in_a_busy_shop(seed: int) -> Flow:
+    """From day 7 to day 28, every 67 minutes, give or take 6 s, from 09:00 to 20:00, 300 to
+    2,700 with cents from one of three accounts in turn at random: about one inflow in four
+    of the busy shop's, whose customers land on any period's 90-second slack several times
+    an hour."""
+    rng = random.Random(seed)
+    accounts = [_customer(rng) for _ in range(3)]
+    script = []
+    t = 7 * 86_400.0 + rng.uniform(0, 67 * 60)
+    while t < 28 * 86_400.0:
+        if 9 * HOUR <= (t + 9 * HOUR) % 86_400.0 < 20 * HOUR:
+            script.append((t, round(1_500 * rng.uniform(0.2, 1.8), 2), rng.choice(accounts)))
+        t += 67 * 60 + rng.randint(-6, 6)
+    return sorted([*script, *_busy_shop(seed + 1)])
+
+
+def _busy_shop_and_its_settlements(seed: int) -> Flow:
+    """The busy restaurant, its acquirer settling at 07:00 and its delivery platform every
+    hour from 10:00 to 21:00, each to within 10 s and from one account."""
+    rng = random.Random(seed)
+    settlements = []
+    for day in range(35):
+        start = 86_400.0 * day
+        settlements.append(
+            (start + 22 * HOUR + rng.uniform(0, 10), round(rng.uniform(4_000, 9_000), 2), "acq")
+        )
+        for hour in range(1, 13):
+            at_hour = start + hour * HOUR + rng.uniform(0, 10)
+            settlements.append((at_hour, round(rng.uniform(100, 900), 2), "platform"))
+    return sorted([*settlements, *_busy_shop(seed + 1)])
+
+
+def test_a_script_among_a_busy_shops_customers_is_found_by_keeping_time() -> None:
+    # On the 90-second slack chance puts 15-25 % of the busy shop's inflows on any period,
+    # as many as the script's own ticks; within 15 s of the period to the second, a quarter
+    # of that. Found in eight of ten such shops, each in at least two of its three weeks.
+    slack_only = MachineFlowThresholds(min_tight_clock_share=1.0)
+    found, found_on_the_slack = 0, 0
+    for seed in range(90, 100):
+        flow = _script_in_a_busy_shop(seed)
+        findings = _run(flow)
+        assert all(at(days=7) <= f.ts < at(days=29) for f in findings)
+        assert {tuple(c) for c in _codes(findings)} <= {("regular_intervals", "rotating_payers")}
+        assert all("give or take 15 s" in f.reasons[0].message for f in findings)
+        found += len(findings) >= 2
+        found_on_the_slack += len(_run(flow, slack_only)) >= 2
+
+    assert found >= 8
+    assert found_on_the_slack <= 2
+
+
+@pytest.mark.parametrize("seed", range(90, 100))
+def test_a_busy_shop_and_its_settlements_to_the_second_do_not_alert(seed: int) -> None:
+    # The platform's hourly clock holds to the second, but its ticks come from one payer:
+    # customers on the slack, who would take turns with it, are not read as its ticks.
+    assert _run(_busy_shop(seed)) == []
+    assert _run(_busy_shop_and_its_settlements(seed)) == []
+
+
+def test_chance_keeps_time_as_often_as_it_lands_beside_the_period(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # With no clock, the inflows that keep time are chance, as many as those beside the
+    # period: measured against the period before it moves towards them.
+    counts = {"keeps": 0, "beside": 0}
+    judged = machine_flow._against_period
+
+    def counting(*args: object) -> tuple[bool, bool]:
+        keeps, beside = judged(*args)  # type: ignore[arg-type]
+        counts["keeps"] += keeps
+        counts["beside"] += beside
+        return keeps, beside
+
+    monkeypatch.setattr(machine_flow, "_against_period", counting)
+    for seed in range(90, 110):
+        assert _run(_busy_shop(seed)) == []
+
+    assert counts["beside"] > 500
+    assert abs(counts["keeps"] - counts["beside"]) < 0.1 * counts["beside"]
+
+
+def test_an_inflow_is_judged_against_the_period_before_it_moves_it() -> None:
+    memory = machine_flow._empty()
+    memory.update(tb=120, pt=3_615.0, ct=[0], hk=[120], hv=[5.0], tc=5.0, ch=1.0, w=1.0)
+    memory.update(iw=1.0, i1=3_600.0)
+
+    MachineFlowDetector._clock(memory, 3_632, 1.0, "p", MachineFlowThresholds())  # 17 s late
+
+    assert memory["pt"] == 3_617.1  # moved an eighth of the way towards it ...
+    assert memory["tt"] == 0.0  # ... but it did not keep time (14.9 s from the moved period)
+
+
+def test_a_slot_of_version_5_learns_the_period_to_the_second_from_then_on() -> None:
+    detector = MachineFlowDetector(MachineFlowThresholds())
+    state = BorrowerState(borrower_id="b-1")
+    events = _events(_script_in_a_busy_shop(92))
+    _feed(detector, state, events[:300])
+    for key in ("pt", "tt"):  # what version 5 did not write
+        del state.slots["machine_flow"][key]
+
+    assert len(_feed(detector, state, events[300:])) >= 2
+    assert state.slots["machine_flow"]["tt"] > 0.0
+
+
 def _settlement_skipping_sundays_and_retail() -> Flow:
     """The acquirer settles at 02:00 but not on Sundays; customers pay in between."""
     daily = [tick for i, tick in enumerate(_settlement(count=90)) if i % 7 != 6]
@@ -605,8 +722,11 @@ def test_a_script_mostly_under_the_minimum_keeps_its_clock_across_skipped_ticks(
     assert "after an earlier one" in findings[0].reasons[0].message  # the clock, not the cv
     absolute = MachineFlowThresholds(min_share_of_typical=0.0)  # the floor is min_amount alone
     assert len(_run(flow, absolute)) >= 3
-    monkeypatch.setattr(machine_flow, "CLOCK_MULTIPLES", 1)  # one period only: ticks apart by
-    assert len(_run(flow, absolute)) <= 1  # skipped ones are off the clock, a week at most
+    # One period only, on the slack alone (the tight clock, which needs a smaller share, would
+    # hold on the ticks one period apart): skipped ones are off the clock, a week at most.
+    monkeypatch.setattr(machine_flow, "CLOCK_MULTIPLES", 1)
+    slack_only = MachineFlowThresholds(min_share_of_typical=0.0, min_tight_clock_share=1.0)
+    assert len(_run(flow, slack_only)) <= 1
 
 
 def test_a_fraction_of_the_period_found_first_gives_way_to_the_scripts_own() -> None:
@@ -692,7 +812,12 @@ def test_settlement_clocks_do_not_rotate(flow: Flow, relaxed: MachineFlowThresho
         (MachineFlowThresholds(min_samples=100), 99),
         (MachineFlowThresholds(min_signals=3), None),
         (MachineFlowThresholds(round_unit=1_000_000), None),
-        (MachineFlowThresholds(max_interval_cv=0.0001, min_clock_share=1.0), None),
+        (
+            MachineFlowThresholds(
+                max_interval_cv=0.0001, min_clock_share=1.0, min_tight_clock_share=1.0
+            ),
+            None,
+        ),
         (MachineFlowThresholds(min_amount=100_000, min_share_of_typical=0.0), None),
         (MachineFlowThresholds(min_amount=100_000, min_share_of_typical=0.5), 39),
         (MachineFlowThresholds(max_payer_repeat_share=1.0, max_batched_share=1.0), 39),
