@@ -487,15 +487,15 @@ class MachineFlowDetector(Detector):
                 memory["tt"] = _short(memory.get("tt", 0.0) + g)
             if beside:
                 memory["tx"] = _short(memory.get("tx", 0.0) + g)
-            if hit >= 0 and periods == 1 and (keeps or not _only_to_the_second(memory, t)):
+            if hit >= 0 and periods == 1 and (keeps or not _crowded(memory, t)):
                 # Whom the ticks come from, and whether they come together, is read on the
                 # gaps of one period only: across a skipped tick, a customer who happens to
-                # pay on the clock would pass for a tick's payer. While the clock holds only
-                # to the second (see _regular), only inflows that keep time are its ticks:
-                # the customers who land on the slack by chance would pass for payers taking
-                # turns, or settling together. Otherwise every inflow on the slack is: a
-                # settlement schedule a few seconds loose keeps its order only if none of its
-                # ticks is dropped.
+                # pay on the clock would pass for a tick's payer. Where the slack is crowded
+                # (see _crowded), only inflows that keep time are its ticks: the customers
+                # who land on the slack by chance would pass for payers taking turns, or
+                # settling together. Elsewhere every inflow on the slack is: a settlement
+                # schedule a few seconds loose keeps its order only if none of its ticks is
+                # left out.
                 live = _tick(memory, now, g, payer)
         latest = (now - times[-1]) // CLOCK_BUCKET if times else -1
         # Only a gap of one period reinforces it: a gap of two or three is as much evidence of
@@ -760,11 +760,18 @@ def _to_the_second(memory: dict[str, Any], least: float) -> tuple[float, float] 
     return share, chance
 
 
-def _only_to_the_second(memory: dict[str, Any], t: MachineFlowThresholds) -> bool:
-    """Whether the clock holds to the second but not on its slack (see _regular)."""
-    return not _on_slack(memory, t.min_clock_share) and (
-        _to_the_second(memory, t.min_tight_clock_share) is not None
-    )
+def _crowded(memory: dict[str, Any], t: MachineFlowThresholds) -> bool:
+    """Whether chance alone puts so many inflows on the slack that a clock there needs more
+    than ``min_clock_share`` (CLOCK_OVER_CHANCE times chance): a busy shop's, whose customers
+    on the slack would pass for its ticks.
+
+    It turns on the borrower's rate, which moves slowly, and not on whether a clock holds,
+    which flips: a settlement schedule a few seconds loose whose ticks were left out while one
+    clock held, and counted while the other did, would lose its fixed order.
+    """
+    if memory["i1"] <= 0.0:
+        return False
+    return CLOCK_OVER_CHANCE * _chance(memory, CLOCK_SLACK) > t.min_clock_share
 
 
 def _place_period(memory: dict[str, Any], gap: int, top: int) -> None:
