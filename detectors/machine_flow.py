@@ -260,8 +260,9 @@ class MachineFlowDetector(Detector):
     the inflows come within CLOCK_TIGHT (15 s) of it, TIGHT_OVER_CHANCE times what lands in
     windows as wide just beside it: chance measured on the borrower's own rushes and quiet
     hours, not guessed from its average rate, and asked for more than on the slack, being a
-    second look at the same inflows. Its ticks are then only the inflows that keep
-    time, so that the customers on the slack do not pass for payers taking turns.
+    second look at the same inflows. In such a busy shop the clock's ticks are only the
+    inflows that keep time, so that the customers on the slack do not pass for payers taking
+    turns.
 
     Whom the clock's ticks come from is the fourth signal, and it only ever counts with the
     clock. Independent customers do not keep a common clock; a settlement schedule does, but
