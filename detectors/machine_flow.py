@@ -524,7 +524,7 @@ class MachineFlowDetector(Detector):
                 top = memory["tb"] = _period_bucket(keys, values)
                 memory["tc"] = _merged(keys, values, top)
                 precise = memory.get("pt")
-                if precise is None or abs(precise - (top + 0.5) * CLOCK_BUCKET) > CLOCK_SLACK:
+                if precise is not None and abs(precise - (top + 0.5) * CLOCK_BUCKET) > CLOCK_SLACK:
                     memory["pt"] = None  # a new period: its own gaps will place it
         if hit >= 0:
             memory["ch"] = _short(memory["ch"] + g)
@@ -554,9 +554,9 @@ class MachineFlowDetector(Detector):
         period = (memory["tb"] + 0.5) * CLOCK_BUCKET
         share, chance = memory["ch"] / memory["w"], _chance(memory, CLOCK_SLACK)
         slack, least = CLOCK_SLACK, t.min_clock_share
-        if not _on_slack(memory, least):
-            # Among so many inflows that some always fall on the slack, a script still keeps
-            # its period to the second.
+        if share < least or share < CLOCK_OVER_CHANCE * chance:
+            # Too few on the slack, or so many inflows that some always fall on any period: a
+            # script among them still keeps its period to the second.
             held = _to_the_second(memory, t.min_tight_clock_share)
             if held is None:
                 return None
@@ -737,23 +737,11 @@ def _chance(memory: dict[str, Any], slack: float) -> float:
     return CLOCK_MULTIPLES * 2.0 * slack * rate
 
 
-def _on_slack(memory: dict[str, Any], least: float) -> bool:
-    """Whether at least ``least`` of the inflows fall on the period's slack, and
-    CLOCK_OVER_CHANCE times as many as chance puts there (so many inflows that some always fall
-    on any period do not make a clock)."""
-    if memory["i1"] <= 0.0 or memory["w"] <= 0.0:
-        return False
-    share: float = memory["ch"] / memory["w"]
-    return share >= least and share >= CLOCK_OVER_CHANCE * _chance(memory, CLOCK_SLACK)
-
-
 def _to_the_second(memory: dict[str, Any], least: float) -> tuple[float, float] | None:
     """The share of inflows that keep time and what chance gives there, if at least ``least``
     keep time and TIGHT_OVER_CHANCE times chance: at the borrower's average rate, or what
     lands beside the period if more (customers come in rushes, and a short period catches a
-    rush's at once)."""
-    if memory["i1"] <= 0.0 or memory["w"] <= 0.0:
-        return None
+    rush's at once). Asked by :meth:`MachineFlowDetector._regular` once there are intervals."""
     share: float = memory.get("tt", 0.0) / memory["w"]
     chance = max(_chance(memory, CLOCK_TIGHT), memory.get("tx", 0.0) / memory["w"])
     if share < least or share < TIGHT_OVER_CHANCE * chance:
@@ -815,12 +803,17 @@ def _against_period(
     keeps = beside = False
     for before in times:
         gap = now - before
-        for periods in range(1, CLOCK_MULTIPLES + 1):
-            off = abs(gap - periods * precise)
-            if off <= CLOCK_TIGHT:
-                keeps = True
-            elif CLOCK_BESIDE < off <= CLOCK_BESIDE + CLOCK_TIGHT:
-                beside = True
+        # Only the nearest multiple can be within CLOCK_BESIDE + CLOCK_TIGHT: the period is
+        # placed by gaps on the slack of a bucket of CLOCK_MIN or more, so it is over 250 s
+        # and the other multiples are half of it away or more.
+        periods = round(gap / precise)
+        if not 1 <= periods <= CLOCK_MULTIPLES:
+            continue
+        off = abs(gap - periods * precise)
+        if off <= CLOCK_TIGHT:
+            keeps = True
+        elif CLOCK_BESIDE < off <= CLOCK_BESIDE + CLOCK_TIGHT:
+            beside = True
     return keeps, beside
 
 
