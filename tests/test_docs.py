@@ -122,6 +122,21 @@ def test_the_detectors_page_names_every_detector_and_reason() -> None:
             assert f"| `{code}` |" in page
 
 
+def test_the_contracts_reason_codes_are_every_detectors() -> None:
+    """The alert topics' reason codes are part of the contract (docs/contract.md): a code a
+    detector emits without its line there is a change subscribers were not told of."""
+    contract = (ROOT / "docs" / "contract.md").read_text(encoding="utf-8")
+    section = contract.split("### Reason codes", 1)[1].split("\n### ", 1)[0]
+    table = "\n".join(line for line in section.splitlines() if line.startswith("|"))
+    rows = {
+        name: set(re.findall(r"`([^`]+)`", codes))
+        for name, codes in re.findall(r"^\|[^|]*\| `(\w+)` \| (.*) \|$", table, re.MULTILINE)
+    }
+    for row in REGISTRY:
+        emitted = {code.split("/")[0] for code in row.detector.messages}
+        assert rows.get(row.detector.name) == emitted, row.detector.name
+
+
 # A path to a file of this repository written in backticks: `streams/worker/app.py`.
 _CODE_PATH = re.compile(r"`((?:[\w.-]+/)+[\w.-]+\.(?:py|md|json|toml|yml|sh|html))`")
 
