@@ -39,9 +39,9 @@ class DelinquencyThresholds:
     """Tunables of :class:`~detectors.delinquency.DelinquencyDetector`.
 
     Signals combine as a noisy-or and an alert needs a score of ``min_alert_score``. The
-    strong signals reach it alone (an earlier installment missed, part-paid
-    past due, a long silence, a payout change right before the due date, a deep and sustained
-    decline beyond the peers' move); the others need company.
+    strong signals reach it alone (an earlier installment missed, part-paid past due, a long
+    silence, a payout change right before the due date, a deep and sustained decline beyond
+    the peers' move); the others need company.
     Precision against warning is set mostly by ``max_inflow_ratio`` and
     ``min_silence_surprise``: a lower ratio or a higher surprise alerts less and earlier.
     """
