@@ -193,8 +193,8 @@ def _empty() -> dict[str, Any]:
         "tc": 0.0,  # ... and its merged count
         "ch": 0.0,  # decayed weight of the inflows on the clock
         "pt": None,  # the period to the tenth of a second (see PERIOD_MEMORY), None while none
-        "tt": 0.0,  # decayed weight of the inflows on it within CLOCK_TIGHT (since version 6)
-        "tx": 0.0,  # ... and beside it (see _against_period; since version 6)
+        "tt": 0.0,  # decayed weight of the inflows on it within CLOCK_TIGHT (version 6 on)
+        "tx": 0.0,  # ... and beside it (see _against_period; version 6 on)
         "lc": None,  # time of the latest inflow on the clock, whole seconds
         "pp": [],  # payers of the latest PAYER_LAGS inflows on the clock, latest last
         "pc": 0.0,  # decayed weight of the inflows on the clock that found "pp" full ...
@@ -216,6 +216,14 @@ def _upgrade(memory: dict[str, Any]) -> None:
     memory["pn"] = 0
     memory["pm"] = [0.0] * PAYER_LAGS
     memory["bt"] = 0.0
+
+
+def _upgrade_to_6(memory: dict[str, Any]) -> None:
+    """Fill in what a slot written before version 6 lacks: the period to the second, and the
+    inflows that keep it, are learnt from now on."""
+    memory["pt"] = None
+    memory["tt"] = 0.0
+    memory["tx"] = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -396,6 +404,8 @@ class MachineFlowDetector(Detector):
     ) -> tuple[bool, bool]:
         """Add the inflow to the statistics; whether it is round, and whether on a live clock."""
         unit = self.thresholds.round_unit
+        if "tt" not in memory:
+            _upgrade_to_6(memory)
         g: float = memory["g"]
         if memory["n"] < MAX_COUNT:
             memory["n"] += 1
@@ -431,15 +441,13 @@ class MachineFlowDetector(Detector):
             del evidence[0]
         g = _short(g * self._growth)
         if g > RESCALE_AT:
-            for key in ("w", "r", "b", "l1", "l2", "iw", "i1", "i2", "ch", "bt", "pc"):
+            for key in ("w", "r", "b", "l1", "l2", "iw", "i1", "i2", "ch", "bt", "pc", "tt", "tx"):
                 memory[key] = _forget(memory[key] / g)
             memory["b2"] = _forget(memory["b2"] / (g * g))
             memory["d"] = [_forget(count / g) for count in memory["d"]]
             memory["hv"] = [_short(count / g) for count in memory["hv"]]
             memory["pm"] = [_forget(count / g) for count in memory["pm"]]
             memory["tc"] = _short(memory["tc"] / g)
-            memory["tt"] = _forget(memory.get("tt", 0.0) / g)
-            memory["tx"] = _forget(memory.get("tx", 0.0) / g)
             g = 1.0
         memory["g"] = g
         return is_round, on_clock
@@ -485,9 +493,9 @@ class MachineFlowDetector(Detector):
             if hit >= 0 and periods == 1:
                 _place_period(memory, gap, top)
             if keeps:
-                memory["tt"] = _short(memory.get("tt", 0.0) + g)
+                memory["tt"] = _short(memory["tt"] + g)
             if beside:
-                memory["tx"] = _short(memory.get("tx", 0.0) + g)
+                memory["tx"] = _short(memory["tx"] + g)
             if hit >= 0 and periods == 1 and (keeps or not _crowded(memory, t)):
                 # Whom the ticks come from, and whether they come together, is read on the
                 # gaps of one period only: across a skipped tick, a customer who happens to
@@ -523,7 +531,7 @@ class MachineFlowDetector(Detector):
             elif _merged(keys, values, latest) > memory["tc"]:
                 top = memory["tb"] = _period_bucket(keys, values)
                 memory["tc"] = _merged(keys, values, top)
-                precise = memory.get("pt")
+                precise = memory["pt"]
                 if precise is not None and abs(precise - (top + 0.5) * CLOCK_BUCKET) > CLOCK_SLACK:
                     memory["pt"] = None  # a new period: its own gaps will place it
         if hit >= 0:
@@ -561,7 +569,7 @@ class MachineFlowDetector(Detector):
             if held is None:
                 return None
             (share, chance), slack, least = held, CLOCK_TIGHT, t.min_tight_clock_share
-            period = memory.get("pt") or period
+            period = memory["pt"] or period
         return _Signal(
             "regular_intervals/clock",
             observed=round(share, 3),
@@ -742,8 +750,8 @@ def _to_the_second(memory: dict[str, Any], least: float) -> tuple[float, float] 
     keep time and TIGHT_OVER_CHANCE times chance: at the borrower's average rate, or what
     lands beside the period if more (customers come in rushes, and a short period catches a
     rush's at once). Asked by :meth:`MachineFlowDetector._regular` once there are intervals."""
-    share: float = memory.get("tt", 0.0) / memory["w"]
-    chance = max(_chance(memory, CLOCK_TIGHT), memory.get("tx", 0.0) / memory["w"])
+    share: float = memory["tt"] / memory["w"]
+    chance = max(_chance(memory, CLOCK_TIGHT), memory["tx"] / memory["w"])
     if share < least or share < TIGHT_OVER_CHANCE * chance:
         return None
     return share, chance
@@ -776,7 +784,7 @@ def _place_period(memory: dict[str, Any], gap: int, top: int) -> None:
     >>> memory["pt"]
     3631.3
     """
-    precise: float | None = memory.get("pt")
+    precise: float | None = memory["pt"]
     if precise is None:
         precise = (top + 0.5) * CLOCK_BUCKET
     if abs(gap - precise) < CLOCK_SLACK:
@@ -799,7 +807,7 @@ def _against_period(
     >>> _against_period(memory, 10_000, [10_000 - 3_690], 120)
     (False, True)
     """
-    precise: float = memory.get("pt") or (top + 0.5) * CLOCK_BUCKET
+    precise: float = memory["pt"] or (top + 0.5) * CLOCK_BUCKET
     keeps = beside = False
     for before in times:
         gap = now - before
