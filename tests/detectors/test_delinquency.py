@@ -278,26 +278,6 @@ def test_a_first_late_payment_with_a_decline_alerts() -> None:
 # History and escalation -----------------------------------------------------------------------
 
 
-def test_an_earlier_missed_installment_warns_at_the_first_check() -> None:
-    detector, state = schedule()
-    steady(state)
-    detector.on_timer(DEADLINE_TIMER, state)  # installment 1 missed
-    second_due = DUE + timedelta(days=30)
-    detector.on_repayment(
-        scheduled("s-2", datetime(2024, 3, 1, tzinfo=UTC), second_due, "3000", installment=2),
-        state,
-        (),
-    )
-    check = timer("check10", MIDNIGHT + timedelta(days=20), key="loan-1#2")
-    for day in range(day_of(MIDNIGHT.timestamp()) + 10, day_of(check.due)):
-        state.inflows.add(day, 10_000.0)
-
-    [finding] = detector.on_timer(check, state)
-
-    assert codes([finding]) == [["earlier_installments_unpaid"]]
-    assert finding.episode == "loan-1#2:medium"  # type: ignore[union-attr]
-
-
 #: Each installment of the tests of an earlier miss: three days of the borrowers' normal takings.
 DUE_EACH = "30000"
 
@@ -330,7 +310,7 @@ def _inflows_until(state: BorrowerState, check: Timer, last_fortnight: float) ->
         state.inflows.add(day, 10_000.0 if day < check_day - 14 else last_fortnight)
 
 
-def test_a_miss_still_owed_alerts_alone() -> None:
+def test_an_earlier_missed_installment_still_owed_warns_at_the_first_check() -> None:
     detector, state = schedule(DUE_EACH)
     check = _a_second_installment(detector, state, first="owed")
     _inflows_until(state, check, 10_000.0)
@@ -338,6 +318,7 @@ def test_a_miss_still_owed_alerts_alone() -> None:
     [finding] = detector.on_timer(check, state)
 
     assert codes([finding]) == [["earlier_installments_unpaid"]]
+    assert finding.episode == "loan-1#2:medium"  # type: ignore[union-attr]
 
 
 def test_a_miss_made_good_later_still_warns_at_the_next_installment() -> None:
